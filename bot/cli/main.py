@@ -1,0 +1,36 @@
+"""Root of the ``autocircle`` command: registers each sub-app from its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from bot.cli import config_cmd, db_cmd
+
+app = typer.Typer(
+    name="autocircle",
+    help="AutoCircle: car-owner communities on Telegram.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db_cmd.app, name="db")
+
+
+def _register_optional() -> None:
+    """Sub-apps that live in their own modules; each module owns its command group."""
+    from bot.cli import import_cmd, partners_cmd, report_cmd
+
+    app.add_typer(import_cmd.app, name="import")
+    app.add_typer(partners_cmd.app, name="partners")
+    app.add_typer(report_cmd.app, name="report")
+
+
+_register_optional()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app()

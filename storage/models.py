@@ -1,0 +1,172 @@
+"""SQLModel tables: the owner database and everything that hangs off it.
+
+Conventions: every timestamp is aware UTC (``storage.clock.utcnow``); Telegram ids are
+64-bit; free-form attributes from imports live in JSON columns so that nothing a dealer
+system exported is dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.clock import utcnow
+
+
+class ProductLine(str, enum.Enum):
+    passenger = "passenger"
+    commercial = "commercial"
+
+
+class FunnelStage(str, enum.Enum):
+    """Step 1 of the method: a static record starts to move."""
+
+    imported = "imported"
+    invited = "invited"
+    online = "online"
+    verified = "verified"
+
+
+FUNNEL_ORDER = [FunnelStage.imported, FunnelStage.invited, FunnelStage.online, FunnelStage.verified]
+
+
+class PartnerRole(str, enum.Enum):
+    sales = "sales"
+    service = "service"
+
+
+class Dealer(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
+    name: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Partner(SQLModel, table=True):
+    """A dealer's sales or service advisor who runs circles and owns a set of owners."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    dealer_id: int = Field(foreign_key="dealer.id", index=True)
+    advisor_code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
+    role: str = PartnerRole.sales.value
+    telegram_user_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
+    )
+    registration_code_hash: str | None = None
+    registration_expires_at: datetime | None = None
+    registered_at: datetime | None = None
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Circle(SQLModel, table=True):
+    """One Telegram group run by one partner for one product line."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    chat_id: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
+    title: str = ""
+    product_line: str = ProductLine.passenger.value
+    invite_link: str | None = None
+    welcome_text: str | None = None
+    join_requests: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Owner(SQLModel, table=True):
+    """A person who bought a car; imported, later linked to a Telegram user."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str | None = Field(
+        default=None, sa_column=Column(String(64), unique=True, nullable=True)
+    )
+    name: str = ""
+    phone: str | None = Field(default=None, index=True)
+    product_line: str = ProductLine.passenger.value
+    dealer_code: str | None = None
+    advisor_code: str | None = Field(default=None, index=True)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id", index=True)
+    stage: str = Field(default=FunnelStage.imported.value, index=True)
+    telegram_user_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
+    )
+    locale: str | None = None
+    familiarity: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    row_hash: str | None = None
+    invited_at: datetime | None = None
+    online_at: datetime | None = None
+    verified_at: datetime | None = None
+    last_active_at: datetime | None = None
+    unreachable: bool = False
+    opted_out: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Vehicle(SQLModel, table=True):
+    """A car; an owner may have several, a VIN belongs to one."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    vin: str = Field(sa_column=Column(String(17), unique=True, nullable=False))
+    plate: str | None = None
+    model: str | None = None
+    purchase_date: date | None = None
+    last_service_date: date | None = None
+    last_service_km: int | None = None
+    mileage_km: int | None = None
+
+
+class Event(SQLModel, table=True):
+    """Append-only activity log: imports, changes, messages, commands, joins, leaves."""
+
+    __table_args__ = (Index("ix_event_owner_at", "owner_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int | None = Field(default=None, foreign_key="owner.id")
+    kind: str = Field(index=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class InviteToken(SQLModel, table=True):
+    """A personal deep-link token: ``t.me/<bot>?start=<token>`` for one owner."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+
+
+class Prospect(SQLModel, table=True):
+    """A person not in the owner database who registered through the bot (RARRA's A)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_user_id: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
+    name: str
+    phone: str
+    model_of_interest: str = ""
+    dealer_code: str | None = None
+    partner_id: int | None = Field(default=None, foreign_key="partner.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FsmRecord(SQLModel, table=True):
+    """aiogram FSM state kept in the database so conversations survive restarts."""
+
+    __tablename__ = "fsm_state"
+    __table_args__ = (UniqueConstraint("key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    state: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
