@@ -32,6 +32,13 @@ class SegmentSettings(BaseModel):
     mature_after_service_visits: int = 2
 
 
+class CircleSettings(BaseModel):
+    """Group moderation: what an owner circle allows from members not yet verified."""
+
+    remove_unverified_links: bool = True
+    join_requests: bool = False
+
+
 class ImportSettings(BaseModel):
     """Owner import: batch size trades memory for speed."""
 
@@ -62,6 +69,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
+    circles: CircleSettings = Field(default_factory=CircleSettings)
 
 
 def masked(settings: Settings) -> dict[str, Any]:

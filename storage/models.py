@@ -170,3 +170,47 @@ class FsmRecord(SQLModel, table=True):
     state: str | None = None
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MessageClass(str, enum.Enum):
+    """Why a message exists decides how it may be delayed or suppressed."""
+
+    reply = "reply"
+    transactional = "transactional"
+    marketing = "marketing"
+
+
+class OutboxStatus(str, enum.Enum):
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One push waiting for, or done with, the sender. Nothing is sent that is not here first."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "priority", "not_before"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    owner_id: int | None = Field(default=None, foreign_key="owner.id", index=True)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    message_class: str = MessageClass.transactional.value
+    priority: int = 50
+    text: str
+    parse_mode: str | None = "HTML"
+    buttons: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    not_before: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    attempts: int = 0
+    status: str = OutboxStatus.pending.value
+    reason: str | None = None
+    telegram_message_id: int | None = None
+    lease_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)

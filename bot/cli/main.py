@@ -21,7 +21,9 @@ app.add_typer(db_cmd.app, name="db")
 
 def _register_optional() -> None:
     """Sub-apps that live in their own modules; each module owns its command group."""
-    from bot.cli import import_cmd, partners_cmd, report_cmd
+    from bot.cli import import_cmd, partners_cmd, report_cmd, run_cmd
+
+    run_cmd.register(app)
 
     app.add_typer(import_cmd.app, name="import")
     app.add_typer(partners_cmd.app, name="partners")

@@ -1,0 +1,51 @@
+"""Command menus per role, installed with setMyCommands scopes."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from bot.config import Settings
+
+OWNER_COMMANDS = {
+    "zh": [("start", "开始 / 验证车主身份"), ("help", "帮助")],
+    "en": [("start", "Start / verify as an owner"), ("help", "Help")],
+}
+PARTNER_COMMANDS = {
+    "zh": [
+        ("invites", "未上线车主及专属邀请链接"),
+        ("owners", "我的车主"),
+        ("owner", "车主详情"),
+        ("welcome", "设置车主圈欢迎语"),
+        ("help", "帮助"),
+    ],
+    "en": [
+        ("invites", "Owners not yet online, with invite links"),
+        ("owners", "My owners"),
+        ("owner", "Owner profile"),
+        ("welcome", "Set the circle welcome text"),
+        ("help", "Help"),
+    ],
+}
+OPERATOR_EXTRA = {"zh": [("handover", "顾问交接")], "en": [("handover", "Hand over a partner")]}
+
+
+def _commands(pairs: list[tuple[str, str]]) -> list[BotCommand]:
+    return [BotCommand(command=c, description=d) for c, d in pairs]
+
+
+async def install_default_commands(bot: Bot, settings: Settings) -> None:
+    """Owner menu for everyone; operators get theirs per chat (partners on registration)."""
+    for lang in ("zh", "en"):
+        code = None if lang == settings.locale else lang
+        await bot.set_my_commands(
+            _commands(OWNER_COMMANDS[lang]), scope=BotCommandScopeDefault(), language_code=code
+        )
+    for operator_id in settings.operator_ids:
+        pairs = PARTNER_COMMANDS[settings.locale] + OPERATOR_EXTRA[settings.locale]
+        await bot.set_my_commands(_commands(pairs), scope=BotCommandScopeChat(chat_id=operator_id))
+
+
+async def install_partner_commands(bot: Bot, chat_id: int, locale: str) -> None:
+    pairs = PARTNER_COMMANDS.get(locale, PARTNER_COMMANDS["zh"])
+    await bot.set_my_commands(_commands(pairs), scope=BotCommandScopeChat(chat_id=chat_id))

@@ -1,0 +1,109 @@
+"""Keyboards and the CallbackData classes they emit (short prefixes, typed fields)."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from flows.onboarding import DealerChoice, Familiarity
+
+
+class FamiliarityCb(CallbackData, prefix="fam"):
+    value: Familiarity
+
+
+class LocaleCb(CallbackData, prefix="loc"):
+    value: str
+
+
+class ProspectCb(CallbackData, prefix="prs"):
+    pass
+
+
+class DealerCb(CallbackData, prefix="dlr"):
+    code: str
+
+
+class ProductLineCb(CallbackData, prefix="pl"):
+    value: str
+
+
+LABELS = {
+    "zh": {"novice": "新手", "skilled": "熟手", "veteran": "老手", "share": "📱 分享我的手机号",
+           "prospect": "我还不是车主", "passenger": "乘用车", "commercial": "商用车", "join": "加入车主圈",
+           "verify": "验证车主身份"},
+    "en": {"novice": "Novice", "skilled": "Skilled", "veteran": "Veteran", "share": "📱 Share my phone number",
+           "prospect": "I'm not an owner yet", "passenger": "Passenger", "commercial": "Commercial",
+           "join": "Join the owner circle", "verify": "Verify as an owner"},
+}
+
+
+def _label(locale: str | None, key: str) -> str:
+    return LABELS.get(locale or "zh", LABELS["zh"])[key]
+
+
+def share_contact(locale: str | None) -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=_label(locale, "share"), request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def remove() -> ReplyKeyboardRemove:
+    return ReplyKeyboardRemove()
+
+
+def not_an_owner(locale: str | None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_label(locale, "prospect"), callback_data=ProspectCb())
+    return builder.as_markup()
+
+
+def familiarity(locale: str | None, suggested: Familiarity) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for value in Familiarity:
+        mark = " ✓" if value is suggested else ""
+        builder.button(text=_label(locale, value.value) + mark, callback_data=FamiliarityCb(value=value))
+    return builder.as_markup()
+
+
+def languages() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="中文", callback_data=LocaleCb(value="zh"))
+    builder.button(text="English", callback_data=LocaleCb(value="en"))
+    return builder.as_markup()
+
+
+def dealer_choice(choices: list[DealerChoice]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for choice in choices:
+        builder.button(text=choice.name, callback_data=DealerCb(code=choice.code))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def product_lines(locale: str | None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for value in ("passenger", "commercial"):
+        builder.button(text=_label(locale, value), callback_data=ProductLineCb(value=value))
+    return builder.as_markup()
+
+
+def url_button(text: str, url: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=text, url=url)]])
+
+
+def join_circle(locale: str | None, url: str) -> InlineKeyboardMarkup:
+    return url_button(_label(locale, "join"), url)
+
+
+def verify_link(locale: str | None, url: str) -> InlineKeyboardMarkup:
+    return url_button(_label(locale, "verify"), url)

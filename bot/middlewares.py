@@ -1,0 +1,57 @@
+"""Outer middlewares: one database session per update, then the caller's identity."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, User
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from flows.roles import resolve_identity
+
+
+class DbSessionMiddleware(BaseMiddleware):
+    """Opens one session per update; commits after the handler, rolls back on error.
+
+    Services flush but never commit, so an update is one unit of work.
+    """
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        with self._factory() as session:
+            data["session"] = session
+            try:
+                result = await handler(event, data)
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
+            return result
+
+
+class IdentityMiddleware(BaseMiddleware):
+    """Puts ``identity`` (role, partner/owner ids) into the handler data for role filters."""
+
+    def __init__(self, operator_ids: Collection[int]) -> None:
+        self._operator_ids = frozenset(operator_ids)
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        session: Session = data["session"]
+        data["identity"] = resolve_identity(session, user.id if user else None, self._operator_ids)
+        return await handler(event, data)

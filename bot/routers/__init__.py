@@ -1,0 +1,22 @@
+"""The router tree, registered once in a fixed order: errors, operator, partner, owner,
+group, fallback last. Role filters sit at router level inside each module."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from bot.config import Settings
+
+
+def build_routers(settings: Settings) -> list[Router]:
+    from bot.routers import errors, fallback, group, operator, owner, partner, public
+
+    return [
+        errors.build_router(),
+        public.build_router(),
+        operator.build_router(),
+        partner.build_router(),
+        owner.build_router(),
+        group.build_router(settings),
+        fallback.build_router(),
+    ]

@@ -1,0 +1,60 @@
+"""Last line of defence: known project errors get their template, anything else an apology.
+
+Users never see exception text; the log gets update id, event type, user id and traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import ErrorEvent
+
+from flows.templating import Renderer
+
+log = logging.getLogger(__name__)
+def build_router() -> Router:
+    router = Router(name="errors")
+    router.errors.register(on_unexpected_error)
+    return router
+
+
+async def on_unexpected_error(event: ErrorEvent, renderer: Renderer) -> bool:
+    update = event.update
+    user = _user_of(event)
+    log.error(
+        "unhandled error in update %s (%s) from user %s",
+        update.update_id,
+        update.event_type,
+        user.id if user else None,
+        exc_info=event.exception,
+    )
+    chat_id = _chat_of(event)
+    if chat_id is not None and not isinstance(event.exception, TelegramAPIError):
+        locale = user.language_code if user else None
+        try:
+            await event.update.bot.send_message(chat_id, renderer.render("common/error", _loc(locale)))
+        except TelegramAPIError:
+            log.warning("could not send the apology for update %s", update.update_id)
+    return True
+
+
+def _loc(language_code: str | None) -> str | None:
+    if language_code and language_code.startswith("en"):
+        return "en"
+    return None
+
+
+def _user_of(event: ErrorEvent):  # noqa: ANN202 - aiogram User or None
+    inner = event.update.event
+    return getattr(inner, "from_user", None)
+
+
+def _chat_of(event: ErrorEvent) -> int | None:
+    inner = event.update.event
+    chat = getattr(inner, "chat", None)
+    if chat is None:
+        message = getattr(inner, "message", None)
+        chat = getattr(message, "chat", None)
+    return chat.id if chat is not None else None

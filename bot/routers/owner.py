@@ -1,0 +1,251 @@
+"""Owners and people not yet known, in private chat: /start, verification, onboarding,
+and prospect registration. State lives in the FSM storage, so a restart mid-way resumes."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from sqlmodel import Session
+
+from bot import keyboards
+from bot.config import Settings
+from bot.filters import HasRole
+from flows import onboarding
+from flows.phones import to_e164
+from flows.roles import Identity, Role
+from flows.templating import Renderer
+from storage.clock import utcnow
+
+
+class Onboarding(StatesGroup):
+    verify = State()
+    familiarity = State()
+    language = State()
+
+
+class ProspectForm(StatesGroup):
+    name = State()
+    phone = State()
+    model = State()
+    dealer = State()
+
+
+def build_router() -> Router:
+    router = Router(name="owner")
+    router.message.filter(F.chat.type == ChatType.PRIVATE, HasRole(Role.owner, Role.unknown))
+    router.callback_query.filter(HasRole(Role.owner, Role.unknown))
+    router.message.register(on_cancel, Command("cancel"))
+    router.message.register(on_start, CommandStart())
+    router.message.register(on_help, Command("help"))
+    router.message.register(on_contact, Onboarding.verify, F.contact)
+    router.message.register(on_vin_text, Onboarding.verify, F.text & ~F.text.startswith("/"))
+    router.callback_query.register(on_familiarity, keyboards.FamiliarityCb.filter())
+    router.callback_query.register(on_locale, keyboards.LocaleCb.filter())
+    router.callback_query.register(on_prospect_start, keyboards.ProspectCb.filter())
+    router.message.register(on_prospect_name, ProspectForm.name, F.text & ~F.text.startswith("/"))
+    router.message.register(on_prospect_phone, ProspectForm.phone, F.contact | (F.text & ~F.text.startswith("/")))
+    router.message.register(on_prospect_model, ProspectForm.model, F.text & ~F.text.startswith("/"))
+    router.callback_query.register(on_prospect_dealer, ProspectForm.dealer, keyboards.DealerCb.filter())
+    router.message.register(on_unexpected_in_form, StateFilter(Onboarding, ProspectForm))
+    return router
+
+
+def _loc(identity: Identity, message_or_cb: Message | CallbackQuery) -> str | None:
+    if identity.locale:
+        return identity.locale
+    code = message_or_cb.from_user.language_code if message_or_cb.from_user else None
+    return "en" if code and code.startswith("en") else None
+
+
+async def on_start(
+    message: Message, command: CommandObject, state: FSMContext, session: Session,
+    renderer: Renderer, identity: Identity,
+) -> None:
+    loc = _loc(identity, message)
+    result = onboarding.start(session, message.from_user.id, (command.args or "").strip() or None, utcnow())
+    if result.kind is onboarding.StartKind.already_verified:
+        await state.clear()
+        await _send_circle_link(message, session, renderer, result.owner_id, loc, "onboarding/welcome_back")
+        return
+    await state.set_state(Onboarding.verify)
+    await state.set_data({"owner_id": result.owner_id, "partner_id": result.partner_id, "failures": 0})
+    template = {
+        onboarding.StartKind.token_ok: "onboarding/start_invited",
+        onboarding.StartKind.token_unknown: "onboarding/start_bad_token",
+        onboarding.StartKind.token_taken: "onboarding/start_bad_token",
+    }.get(result.kind, "onboarding/start")
+    await message.answer(renderer.render(template, loc, name=result.owner_name), reply_markup=keyboards.share_contact(loc))
+    await message.answer(renderer.render("onboarding/not_owner_hint", loc, no_signature=True), reply_markup=keyboards.not_an_owner(loc))
+
+
+async def on_help(message: Message, renderer: Renderer, identity: Identity) -> None:
+    await message.answer(renderer.render("onboarding/help", _loc(identity, message)))
+
+
+async def on_cancel(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    await state.clear()
+    await message.answer(renderer.render("common/cancelled", _loc(identity, message)), reply_markup=keyboards.remove())
+
+
+async def on_contact(
+    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
+    settings: Settings,
+) -> None:
+    loc = _loc(identity, message)
+    contact = message.contact
+    if contact.user_id != message.from_user.id:
+        await message.answer(renderer.render("onboarding/not_own_contact", loc), reply_markup=keyboards.share_contact(loc))
+        return
+    data = await state.get_data()
+    result = onboarding.verify_by_phone(
+        session, message.from_user.id, contact.phone_number,
+        hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
+    )
+    await _after_match(message, state, session, renderer, loc, result, data, settings)
+
+
+async def on_vin_text(
+    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
+    settings: Settings,
+) -> None:
+    data = await state.get_data()
+    result = onboarding.verify_by_vin_suffix(
+        session, message.from_user.id, message.text[:64],
+        hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
+    )
+    await _after_match(message, state, session, renderer, _loc(identity, message), result, data, settings)
+
+
+async def _after_match(
+    message: Message, state: FSMContext, session: Session, renderer: Renderer,
+    loc: str | None, result: onboarding.MatchResult, data: dict, settings: Settings,
+) -> None:
+    if result.ok:
+        await state.set_state(Onboarding.familiarity)
+        await state.set_data({"owner_id": result.owner_id})
+        await message.answer(renderer.render("onboarding/verified", loc, name=result.owner_name), reply_markup=keyboards.remove())
+        suggestion = _suggestion(session, result.owner_id, settings)
+        await message.answer(renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value), reply_markup=keyboards.familiarity(loc, suggestion))
+        return
+    if result.failure is onboarding.MatchFailure.bad_format:
+        await message.answer(renderer.render("onboarding/bad_format", loc))
+        return
+    failures = int(data.get("failures", 0)) + 1
+    await state.update_data(failures=failures)
+    user = message.from_user
+    onboarding.record_failure(
+        session, renderer, user_id=user.id, user_label=user.full_name + (f" @{user.username}" if user.username else ""),
+        failures=failures, hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
+    )
+    if failures >= onboarding.MAX_FAILURES:
+        await message.answer(renderer.render("onboarding/advisor_will_help", loc), reply_markup=keyboards.not_an_owner(loc))
+        return
+    await message.answer(renderer.render(f"onboarding/no_match_{result.failure.value}", loc, left=onboarding.MAX_FAILURES - failures))
+
+
+def _suggestion(session: Session, owner_id: int | None, settings: Settings) -> onboarding.Familiarity:
+    purchase = onboarding.earliest_purchase(session, owner_id) if owner_id else None
+    seg = settings.segments
+    return onboarding.suggest_familiarity(purchase, utcnow().date(), seg.novice_max_months, seg.skilled_max_months)
+
+
+async def on_familiarity(
+    callback: CallbackQuery, callback_data: keyboards.FamiliarityCb, state: FSMContext,
+    session: Session, renderer: Renderer, identity: Identity,
+) -> None:
+    owner_id = identity.owner_id or (await state.get_data()).get("owner_id")
+    loc = _loc(identity, callback)
+    if owner_id is None:
+        await callback.answer(renderer.render("common/stale_button", loc, no_signature=True))
+        return
+    onboarding.set_familiarity(session, owner_id, callback_data.value, utcnow())
+    await callback.answer()
+    await state.set_state(Onboarding.language)
+    await callback.message.answer(renderer.render("onboarding/ask_language", loc), reply_markup=keyboards.languages())
+
+
+async def on_locale(
+    callback: CallbackQuery, callback_data: keyboards.LocaleCb, state: FSMContext,
+    session: Session, renderer: Renderer, identity: Identity,
+) -> None:
+    owner_id = identity.owner_id or (await state.get_data()).get("owner_id")
+    locale = callback_data.value if callback_data.value in ("zh", "en") else "zh"
+    if owner_id is None:
+        await callback.answer(renderer.render("common/stale_button", locale, no_signature=True))
+        return
+    onboarding.set_locale(session, owner_id, locale, utcnow())
+    await callback.answer()
+    await state.clear()
+    await _send_circle_link(callback.message, session, renderer, owner_id, locale, "onboarding/done")
+
+
+async def _send_circle_link(
+    message: Message, session: Session, renderer: Renderer, owner_id: int | None, loc: str | None, template: str
+) -> None:
+    link = onboarding.circle_link_for(session, owner_id) if owner_id else None
+    markup = keyboards.join_circle(loc, link) if link else None
+    await message.answer(renderer.render(template, loc, has_circle=link is not None), reply_markup=markup)
+
+
+async def on_prospect_start(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    loc = _loc(identity, callback)
+    if identity.role is Role.owner:
+        await callback.answer(renderer.render("common/stale_button", loc, no_signature=True))
+        return
+    await state.set_state(ProspectForm.name)
+    await callback.answer()
+    await callback.message.answer(renderer.render("prospect/ask_name", loc))
+
+
+async def on_prospect_name(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    loc = _loc(identity, message)
+    name = message.text.strip()[:64]
+    await state.update_data(name=name)
+    await state.set_state(ProspectForm.phone)
+    await message.answer(renderer.render("prospect/ask_phone", loc), reply_markup=keyboards.share_contact(loc))
+
+
+async def on_prospect_phone(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    loc = _loc(identity, message)
+    raw = message.contact.phone_number if message.contact else message.text
+    phone = to_e164(raw)
+    if phone is None:
+        await message.answer(renderer.render("prospect/bad_phone", loc))
+        return
+    await state.update_data(phone=phone)
+    await state.set_state(ProspectForm.model)
+    await message.answer(renderer.render("prospect/ask_model", loc), reply_markup=keyboards.remove())
+
+
+async def on_prospect_model(
+    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity
+) -> None:
+    loc = _loc(identity, message)
+    await state.update_data(model=message.text.strip()[:64])
+    await state.set_state(ProspectForm.dealer)
+    await message.answer(renderer.render("prospect/ask_dealer", loc), reply_markup=keyboards.dealer_choice(onboarding.dealers(session)))
+
+
+async def on_prospect_dealer(
+    callback: CallbackQuery, callback_data: keyboards.DealerCb, state: FSMContext,
+    session: Session, renderer: Renderer, identity: Identity,
+) -> None:
+    loc = _loc(identity, callback)
+    data = await state.get_data()
+    result = onboarding.register_prospect(
+        session, renderer, user_id=callback.from_user.id, name=data.get("name", ""),
+        phone=data.get("phone", ""), model=data.get("model", ""), dealer_code=callback_data.code, now=utcnow(),
+    )
+    await state.clear()
+    await callback.answer()
+    await callback.message.answer(renderer.render("prospect/done", loc, partner_name=result.partner_name))
+
+
+async def on_unexpected_in_form(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    current = await state.get_state()
+    template = "onboarding/verify_hint" if current and current.startswith("Onboarding") else "prospect/form_hint"
+    await message.answer(renderer.render(template, _loc(identity, message)))

@@ -1,0 +1,60 @@
+"""Commands anyone may send in private: ``/partner CODE`` turns an advisor into a partner."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from sqlmodel import Session
+
+from bot.commands import install_partner_commands
+from flows import partners
+from flows.errors import (
+    ExpiredRegistrationCodeError,
+    RegistrationError,
+    TelegramAccountInUseError,
+    UsedRegistrationCodeError,
+)
+from flows.roles import Identity
+from flows.templating import Renderer
+from storage.clock import utcnow
+
+log = logging.getLogger(__name__)
+
+REGISTRATION_ERRORS = {
+    ExpiredRegistrationCodeError: "partner/code_expired",
+    UsedRegistrationCodeError: "partner/code_used",
+    TelegramAccountInUseError: "partner/account_in_use",
+}
+
+
+def build_router() -> Router:
+    router = Router(name="public")
+    router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.message.register(on_partner, Command("partner"))
+    return router
+
+
+async def on_partner(
+    message: Message, command: CommandObject, session: Session, renderer: Renderer,
+    identity: Identity, bot: Bot,
+) -> None:
+    code = (command.args or "").strip()
+    if not code:
+        await message.answer(renderer.render("partner/usage_partner", identity.locale, no_signature=True))
+        return
+    try:
+        partner = partners.redeem_registration_code(session, code, message.from_user.id, utcnow())
+    except RegistrationError as exc:
+        template = REGISTRATION_ERRORS.get(type(exc), "partner/code_unknown")
+        await message.answer(renderer.render(template, identity.locale))
+        return
+    await message.answer(renderer.render("partner/registered", identity.locale, name=partner.name))
+    try:
+        await install_partner_commands(bot, message.chat.id, identity.locale or "zh")
+    except TelegramAPIError:
+        log.warning("could not install the partner command menu for chat %s", message.chat.id)

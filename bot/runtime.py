@@ -1,0 +1,139 @@
+"""Build and run the bot: aiogram Bot + Dispatcher wired to the app, polling or webhook.
+
+``build_runtime`` is shared by ``autocircle run``, the demo and the end-to-end tests, so all
+three exercise the same wiring against any Bot API server (Telegram or the local sandbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiohttp import ClientError
+
+from bot.app import App
+from bot.commands import install_default_commands
+from bot.config import TELEGRAM_API_BASE, Settings
+from bot.fsm_storage import make_fsm_storage
+from bot.middlewares import DbSessionMiddleware, IdentityMiddleware
+from bot.routers import build_routers
+from bot.sender import OutboxSender
+from flows.templating import Renderer
+from storage.db import session_factory
+
+log = logging.getLogger(__name__)
+
+SANDBOX_TOKEN = "123456:AutoCircleSandboxToken"
+EXTRA_UPDATES = ("chat_member", "chat_join_request", "my_chat_member", "callback_query")
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot produce a working bot (e.g. no token for real Telegram)."""
+
+
+def bot_token(settings: Settings) -> str:
+    if settings.bot_token is not None:
+        return settings.bot_token.get_secret_value()
+    if settings.api_base.rstrip("/") != TELEGRAM_API_BASE:
+        return SANDBOX_TOKEN
+    raise ConfigError("AUTOCIRCLE_BOT_TOKEN is not set (get one from @BotFather)")
+
+
+def create_bot(settings: Settings) -> Bot:
+    """A Bot with HTML parse mode that talks to ``settings.api_base``."""
+    session = None
+    if settings.api_base.rstrip("/") != TELEGRAM_API_BASE:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base.rstrip("/")))
+    return Bot(
+        token=bot_token(settings),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_dispatcher(app: App) -> Dispatcher:
+    settings = app.settings
+    dp = Dispatcher(
+        storage=make_fsm_storage(
+            app.engine, settings.redis_url.get_secret_value() if settings.redis_url else None
+        ),
+        app=app,
+        settings=settings,
+        renderer=Renderer(default_locale=settings.locale),
+    )
+    dp.update.outer_middleware(DbSessionMiddleware(session_factory(app.engine)))
+    dp.update.outer_middleware(IdentityMiddleware(settings.operator_ids))
+    dp.include_routers(*build_routers(settings))
+    return dp
+
+
+def allowed_updates(dp: Dispatcher) -> list[str]:
+    """Update types the routers use, plus the membership updates Telegram omits by default."""
+    return sorted(set(dp.resolve_used_update_types()) | set(EXTRA_UPDATES) | {"message"})
+
+
+@dataclass
+class BotRuntime:
+    """A running bot: polling task plus the outbox sender, stopped together."""
+
+    app: App
+    bot: Bot
+    dp: Dispatcher
+    sender: OutboxSender
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def startup(self) -> None:
+        """Optional start-up calls: a failure is a warning, never a crash."""
+        me = await self.bot.get_me()
+        self.dp["bot_username"] = me.username or ""
+        self.sender.bot_username = me.username or ""
+        with suppress(TelegramAPIError, ClientError, asyncio.TimeoutError):
+            await install_default_commands(self.bot, self.app.settings)
+            return
+        log.warning("setMyCommands/setMyDescription failed at start-up; continuing without menus")
+
+    async def start_polling(self, *, polling_timeout: int = 10) -> None:
+        await self.startup()
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        self.tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
+        self.tasks.append(
+            asyncio.create_task(
+                self.dp.start_polling(
+                    self.bot,
+                    polling_timeout=polling_timeout,
+                    allowed_updates=allowed_updates(self.dp),
+                    handle_signals=False,
+                    close_bot_session=False,
+                ),
+                name="polling",
+            )
+        )
+
+    async def stop(self) -> None:
+        self.sender.stop()
+        with suppress(RuntimeError):
+            await self.dp.stop_polling()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+        await self.dp.storage.close()
+        await self.bot.session.close()
+
+
+def build_runtime(app: App) -> BotRuntime:
+    bot = create_bot(app.settings)
+    dp = create_dispatcher(app)
+    sender = OutboxSender(bot, app.engine)
+    dp["sender"] = sender
+    return BotRuntime(app=app, bot=bot, dp=dp, sender=sender)

@@ -1,0 +1,60 @@
+"""Who is talking to the bot: operator, partner, owner or unknown, resolved per update."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from storage.models import Owner, Partner
+
+
+class Role(str, enum.Enum):
+    operator = "operator"
+    partner = "partner"
+    owner = "owner"
+    unknown = "unknown"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The resolved caller. ``partner_id``/``owner_id`` are set when the user is linked."""
+
+    user_id: int | None
+    role: Role
+    partner_id: int | None = None
+    owner_id: int | None = None
+    locale: str | None = None
+
+    @property
+    def is_partner(self) -> bool:
+        return self.partner_id is not None
+
+
+def resolve_identity(
+    session: Session, user_id: int | None, operator_ids: Collection[int]
+) -> Identity:
+    """Operator by config, then partner, then owner by linked Telegram id; else unknown."""
+    if user_id is None:
+        return Identity(user_id=None, role=Role.unknown)
+    partner_id = session.execute(
+        select(Partner.id).where(Partner.telegram_user_id == user_id, Partner.active.is_(True))
+    ).scalar()
+    owner_row = session.execute(
+        select(Owner.id, Owner.locale).where(Owner.telegram_user_id == user_id)
+    ).first()
+    owner_id, locale = (owner_row[0], owner_row[1]) if owner_row else (None, None)
+    if user_id in operator_ids:
+        role = Role.operator
+    elif partner_id is not None:
+        role = Role.partner
+    elif owner_id is not None:
+        role = Role.owner
+    else:
+        role = Role.unknown
+    return Identity(
+        user_id=user_id, role=role, partner_id=partner_id, owner_id=owner_id, locale=locale
+    )

@@ -1,0 +1,66 @@
+"""Every user-visible text is a Jinja2 template that extends one brand layout per locale.
+
+Autoescape is on for all templates (they produce Telegram HTML), so values from users show
+literally: ``<b>x</b>`` stays text and ``{{ 7*7 }}`` is never evaluated (Jinja2 does not
+re-parse values). Missing variables fail loudly (StrictUndefined).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+LOCALES = ("zh", "en")
+DEFAULT_LOCALE = "zh"
+
+
+class Renderer:
+    """Renders ``<area>/<name>`` ids in a locale, falling back to the default locale."""
+
+    def __init__(self, root: Path = TEMPLATES_DIR, default_locale: str = DEFAULT_LOCALE) -> None:
+        self.default_locale = default_locale if default_locale in LOCALES else DEFAULT_LOCALE
+        self._env = Environment(
+            loader=FileSystemLoader(str(root)),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+
+    def render(self, template_id: str, locale: str | None = None, /, **context: Any) -> str:
+        """Render a template id such as ``onboarding/welcome`` for the locale."""
+        loc = locale if locale in LOCALES else self.default_locale
+        try:
+            template = self._env.get_template(f"{loc}/{template_id}.j2")
+        except TemplateNotFound:
+            template = self._env.get_template(f"{self.default_locale}/{template_id}.j2")
+        return template.render(locale=loc, **context).strip()
+
+    def render_map(self, template_id: str, locale: str | None, context: Mapping[str, Any]) -> str:
+        return self.render(template_id, locale, **dict(context))
+
+    def template_ids(self) -> list[str]:
+        """All message ids (layouts and partials excluded) found for the default locale."""
+        ids = []
+        for path in sorted((self._root() / self.default_locale).rglob("*.j2")):
+            rel = path.relative_to(self._root() / self.default_locale).with_suffix("")
+            if rel.name.startswith("_") or rel.as_posix() == "layout":
+                continue
+            ids.append(rel.as_posix())
+        return ids
+
+    def _root(self) -> Path:
+        loader = self._env.loader
+        assert isinstance(loader, FileSystemLoader)
+        return Path(loader.searchpath[0])
+
+
+@lru_cache(maxsize=4)
+def default_renderer(default_locale: str = DEFAULT_LOCALE) -> Renderer:
+    return Renderer(default_locale=default_locale)

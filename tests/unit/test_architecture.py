@@ -1,0 +1,34 @@
+"""The layer rule of DESIGN.md: bot → flows → storage; flows and storage never import aiogram."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [("flows", {"aiogram", "bot", "typer"}), ("storage", {"aiogram", "bot", "flows", "typer"})],
+)
+def test_layer_does_not_import_upwards(package: str, forbidden: set[str]) -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & forbidden)
+        for path in (ROOT / package).rglob("*.py")
+        if _imports(path) & forbidden
+    }
+    assert offenders == {}
