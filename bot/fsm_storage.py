@@ -1,5 +1,9 @@
 """aiogram FSM storage backed by the database (default) so state survives restarts and is
-shared by several bot processes. With a Redis URL configured, aiogram's RedisStorage is used."""
+shared by several bot processes. With a Redis URL configured, aiogram's RedisStorage is used.
+
+Inside an update, state is written through the update's own session (see
+``bot.middlewares.CURRENT_SESSION``): it commits or rolls back with the handler's work.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiogram.fsm.state import State
-from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, StateType, StorageKey
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from bot.middlewares import CURRENT_SESSION
 from storage import fsm
 
 
@@ -20,25 +27,44 @@ def storage_key_string(key: StorageKey) -> str:
 
 
 class SqlStorage(BaseStorage):
-    """FSM state and data in the ``fsm_state`` table; DB calls run off the event loop."""
+    """FSM state and data in the ``fsm_state`` table."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    async def _write(self, key: StorageKey, **values: Any) -> None:
+        session = CURRENT_SESSION.get()
+        if session is not None:
+            fsm.save(session, storage_key_string(key), **values)
+            return
+        await asyncio.to_thread(self._write_alone, storage_key_string(key), values)
+
+    def _write_alone(self, key: str, values: dict[str, Any]) -> None:
+        with Session(self._engine) as session:
+            fsm.save(session, key, **values)
+            session.commit()
+
+    async def _read(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
+        session = CURRENT_SESSION.get()
+        if session is not None:
+            return fsm.load(session, storage_key_string(key))
+        return await asyncio.to_thread(self._read_alone, storage_key_string(key))
+
+    def _read_alone(self, key: str) -> tuple[str | None, dict[str, Any]]:
+        with Session(self._engine) as session:
+            return fsm.load(session, key)
+
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
-        value = state.state if isinstance(state, State) else state
-        await asyncio.to_thread(fsm.save_state, self._engine, storage_key_string(key), value)
+        await self._write(key, state=state.state if isinstance(state, State) else state)
 
     async def get_state(self, key: StorageKey) -> str | None:
-        state, _ = await asyncio.to_thread(fsm.load, self._engine, storage_key_string(key))
-        return state
+        return (await self._read(key))[0]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        await asyncio.to_thread(fsm.save_data, self._engine, storage_key_string(key), dict(data))
+        await self._write(key, data=dict(data))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        _, data = await asyncio.to_thread(fsm.load, self._engine, storage_key_string(key))
-        return data
+        return (await self._read(key))[1]
 
     async def close(self) -> None:
         return None
@@ -50,3 +76,16 @@ def make_fsm_storage(engine: Engine, redis_url: str | None) -> BaseStorage:
 
         return RedisStorage.from_url(redis_url)
     return SqlStorage(engine)
+
+
+def make_event_isolation(redis_url: str | None) -> BaseEventIsolation:
+    """One update at a time per chat and user, so the next message sees the last one's state.
+
+    The lock spans the handler and the session commit. In one process asyncio locks do;
+    several processes (webhooks behind a balancer) share Redis locks.
+    """
+    if redis_url:
+        from aiogram.fsm.storage.redis import RedisEventIsolation
+
+        return RedisEventIsolation.from_url(redis_url)
+    return SimpleEventIsolation()

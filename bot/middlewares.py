@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -12,15 +14,22 @@ from sqlmodel import Session
 
 from flows.roles import resolve_identity
 
+CURRENT_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
+    "autocircle_session", default=None
+)
+
 
 class DbSessionMiddleware(BaseMiddleware):
     """Opens one session per update; commits after the handler, rolls back on error.
 
-    Services flush but never commit, so an update is one unit of work.
+    Services flush but never commit, so an update is one unit of work. On SQLite (one
+    writer at a time, and a blocked write would stall the event loop while another handler
+    holds the lock across an await) updates run their database work one at a time.
     """
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(self, factory: sessionmaker[Session], *, serialize: bool = False) -> None:
         self._factory = factory
+        self._lock = asyncio.Lock() if serialize else None
 
     async def __call__(
         self,
@@ -28,13 +37,27 @@ class DbSessionMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
+        if self._lock is None:
+            return await self._run(handler, event, data)
+        async with self._lock:
+            return await self._run(handler, event, data)
+
+    async def _run(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
         with self._factory() as session:
             data["session"] = session
+            token = CURRENT_SESSION.set(session)
             try:
                 result = await handler(event, data)
             except BaseException:
                 session.rollback()
                 raise
+            finally:
+                CURRENT_SESSION.reset(token)
             session.commit()
             return result
 

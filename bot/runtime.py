@@ -22,8 +22,9 @@ from aiohttp import ClientError
 from bot.app import App
 from bot.commands import install_default_commands
 from bot.config import TELEGRAM_API_BASE, Settings
-from bot.fsm_storage import make_fsm_storage
+from bot.fsm_storage import make_event_isolation, make_fsm_storage
 from bot.middlewares import DbSessionMiddleware, IdentityMiddleware
+from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
 from bot.sender import OutboxSender
 from flows.templating import Renderer
@@ -52,24 +53,30 @@ def create_bot(settings: Settings) -> Bot:
     session = None
     if settings.api_base.rstrip("/") != TELEGRAM_API_BASE:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base.rstrip("/")))
-    return Bot(
+    bot = Bot(
         token=bot_token(settings),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    bot.session.middleware(RetryAfterMiddleware())
+    return bot
 
 
 def create_dispatcher(app: App) -> Dispatcher:
     settings = app.settings
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     dp = Dispatcher(
-        storage=make_fsm_storage(
-            app.engine, settings.redis_url.get_secret_value() if settings.redis_url else None
-        ),
+        storage=make_fsm_storage(app.engine, redis_url),
+        events_isolation=make_event_isolation(redis_url),
         app=app,
         settings=settings,
         renderer=Renderer(default_locale=settings.locale),
     )
-    dp.update.outer_middleware(DbSessionMiddleware(session_factory(app.engine)))
+    dp.update.outer_middleware(
+        DbSessionMiddleware(
+            session_factory(app.engine), serialize=app.engine.dialect.name == "sqlite"
+        )
+    )
     dp.update.outer_middleware(IdentityMiddleware(settings.operator_ids))
     dp.include_routers(*build_routers(settings))
     return dp

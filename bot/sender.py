@@ -24,6 +24,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy.engine import Engine
 
+from bot.retry import NO_RETRY
 from storage import outbox
 from storage.clock import utcnow
 
@@ -90,6 +91,7 @@ class OutboxSender:
         return bool(rows)
 
     async def _send_one(self, row: outbox.ClaimedMessage) -> None:
+        NO_RETRY.set(True)  # this task reschedules rate-limited rows itself
         now = utcnow()
         if row.expires_at is not None and row.expires_at <= now:
             await asyncio.to_thread(outbox.mark_skipped, self.engine, row.id, "expired", now)

@@ -1,0 +1,41 @@
+"""Interactive replies wait out a 429 instead of failing: the session middleware retries a
+call after Telegram's ``retry_after`` (a few times, bounded). The outbox sender opts out,
+because it reschedules rate-limited rows itself and must not hold a send in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response
+
+log = logging.getLogger(__name__)
+NO_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("autocircle_no_retry", default=False)
+
+
+class RetryAfterMiddleware(BaseRequestMiddleware):
+    def __init__(self, attempts: int = 3, max_wait_s: float = 30.0) -> None:
+        self.attempts = attempts
+        self.max_wait_s = max_wait_s
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Bot,
+        method: TelegramMethod[Any],
+    ) -> Response[Any]:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if NO_RETRY.get() or attempt == self.attempts or exc.retry_after > self.max_wait_s:
+                    raise
+                log.info("429 on %s: waiting %ss (attempt %s)", type(method).__name__, exc.retry_after, attempt)
+                await asyncio.sleep(exc.retry_after)
+        raise AssertionError("unreachable")

@@ -1,0 +1,130 @@
+"""Owner onboarding end to end: the real bot over HTTP against the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from storage.models import Owner
+
+pytestmark = pytest.mark.e2e
+
+PARTNER_TG = 5001
+OWNER_TG = 6001
+VIN = "LSVAB2BJ7MN123456"
+
+
+def _buttons(message: dict) -> list[dict]:
+    return [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+
+
+async def test_invited_owner_verifies_by_vin_and_gets_circle_link(harness) -> None:
+    sb = harness.sandbox
+    code = await harness.add_partner("A101", name="Wang Advisor")
+    owner_id = await harness.add_owner("C0001", name="Li Lei", phone="+8613812345678", vin=VIN, advisor_code="A101")
+    await harness.register_partner(PARTNER_TG, code)
+    chat_id, circle_link = await harness.make_circle(PARTNER_TG)
+    assert circle_link
+
+    await sb.send_text(PARTNER_TG, PARTNER_TG, "/invites")
+    listing = await sb.wait_for_bot_message(PARTNER_TG, contains="Li Lei")
+    token_link = next(w for w in listing["text"].split() if w.startswith("https://t.me/autocircle_bot?start="))
+    token = token_link.split("=", 1)[1]
+    await sb.wait_for_bot_message(PARTNER_TG, predicate=lambda m: "document" in m)
+
+    await sb.add_user(OWNER_TG, first_name="Lei")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {token}")
+    await sb.wait_for_bot_message(OWNER_TG, contains="Hello Li Lei")
+    await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
+    await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
+    ask = await sb.wait_for_bot_message(OWNER_TG, contains="How well")
+    fam = next(b for b in _buttons(ask) if b["text"].startswith("Skilled"))
+    await sb.press_button(OWNER_TG, OWNER_TG, ask["message_id"], fam["callback_data"])
+    lang = await sb.wait_for_bot_message(OWNER_TG, contains="language")
+    await sb.press_button(OWNER_TG, OWNER_TG, lang["message_id"], _buttons(lang)[1]["callback_data"])
+    done = await sb.wait_for_bot_message(OWNER_TG, contains="All set")
+    assert _buttons(done)[0]["url"] == circle_link
+
+    await sb.join_via_link(OWNER_TG, circle_link)
+    await sb.wait_for_bot_message(chat_id, contains="Welcome to the circle, Li Lei")
+
+    def owner_settled() -> Owner | None:
+        with harness.session() as session:
+            owner = session.get(Owner, owner_id)
+            return owner if owner.locale else None
+
+    owner = await harness.eventually(owner_settled)
+    if True:
+        assert owner.stage == "verified"
+        assert owner.telegram_user_id == OWNER_TG
+        assert owner.familiarity == "skilled"
+        assert owner.locale == "en"
+
+
+async def test_contact_of_someone_else_is_refused_and_own_contact_verifies(harness) -> None:
+    sb = harness.sandbox
+    await harness.add_partner("A101")
+    await harness.add_owner("C0002", name="Han Mei", phone="+8613900001111", vin=VIN, advisor_code="A101")
+    await sb.add_user(OWNER_TG, first_name="Mei")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.wait_for_bot_message(OWNER_TG, contains="verify")
+    await sb.share_contact(OWNER_TG, "+8613900001111", contact_user_id=OWNER_TG + 1)
+    await sb.wait_for_bot_message(OWNER_TG, contains="your own")
+    await sb.share_contact(OWNER_TG, "8613900001111", contact_user_id=OWNER_TG)
+    await sb.wait_for_bot_message(OWNER_TG, contains="Verified. Welcome, Han Mei")
+
+
+async def test_three_vin_mismatches_tell_the_partner(harness) -> None:
+    sb = harness.sandbox
+    code = await harness.add_partner("A101")
+    await harness.register_partner(PARTNER_TG, code)
+    await harness.add_owner("C0003", name="Zhao", vin=VIN, advisor_code="A101")
+    await sb.send_text(PARTNER_TG, PARTNER_TG, "/invites")
+    listing = await sb.wait_for_bot_message(PARTNER_TG, contains="Zhao")
+    token = listing["text"].split("start=", 1)[1].split()[0]
+    await sb.add_user(OWNER_TG, first_name="Zhao", username="zhao_l")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {token}")
+    for _ in range(3):
+        await sb.send_text(OWNER_TG, OWNER_TG, "ZZZ999")
+    await sb.wait_for_bot_message(OWNER_TG, contains="advisor will contact you")
+    alert = await sb.wait_for_bot_message(PARTNER_TG, contains="failed owner verification")
+    assert "@zhao_l" in alert["text"]
+
+
+async def test_restart_mid_onboarding_resumes(harness) -> None:
+    sb = harness.sandbox
+    await harness.add_owner("C0004", name="Qian", vin=VIN)
+    await sb.add_user(OWNER_TG, first_name="Qian")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.wait_for_bot_message(OWNER_TG, contains="verify")
+    await harness.restart()
+    await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
+    await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
+
+
+async def test_html_and_template_syntax_in_names_show_literally(harness) -> None:
+    sb = harness.sandbox
+    await harness.add_owner("C0005", name="<b>x</b> {{ 7*7 }}", vin=VIN)
+    await sb.add_user(OWNER_TG, first_name="X")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
+    verified = await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
+    assert "<b>x</b> {{ 7*7 }}" in verified["text"]
+
+
+async def test_owner_cannot_run_partner_commands(harness) -> None:
+    sb = harness.sandbox
+    await sb.add_user(OWNER_TG, first_name="Nosy")
+    for command in ("/invites", "/owners", "/owner C0001", "/handover A101 A102"):
+        await sb.send_text(OWNER_TG, OWNER_TG, command)
+        await sb.wait_for_bot_message(OWNER_TG, contains="partners only")
+
+
+async def test_message_over_4096_characters_gets_a_short_answer(harness) -> None:
+    sb = harness.sandbox
+    await sb.add_user(OWNER_TG, first_name="Long")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.wait_for_bot_message(OWNER_TG, contains="verify")
+    await sb.send_text(OWNER_TG, OWNER_TG, "A" * 5000)
+    reply = await sb.wait_for_bot_message(OWNER_TG, contains="last 6 characters")
+    assert len(reply["text"]) < 4096
