@@ -32,7 +32,7 @@ from storage.db import session_factory
 
 log = logging.getLogger(__name__)
 
-SANDBOX_TOKEN = "123456:AutoCircleSandboxToken"
+SANDBOX_TOKEN = "7000000001:AutoCircleSandboxToken"  # the sandbox's default bot id
 EXTRA_UPDATES = ("chat_member", "chat_join_request", "my_chat_member", "callback_query")
 
 

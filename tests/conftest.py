@@ -267,7 +267,7 @@ class BotHarness:
 async def sandbox():  # noqa: ANN201
     from bot.sandbox import Sandbox, SandboxConfig
 
-    async with Sandbox(SandboxConfig(bot_id=123456)) as sb:
+    async with Sandbox(SandboxConfig()) as sb:
         yield sb
 
 

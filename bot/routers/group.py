@@ -65,7 +65,7 @@ async def on_circle(
     if line is None:
         await message.reply(renderer.render("circle/usage_circle", identity.locale, no_signature=True))
         return
-    me = await bot.get_chat_member(message.chat.id, bot.id)
+    me = await bot.get_chat_member(message.chat.id, (await bot.me()).id)
     if me.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR):
         await message.reply(renderer.render("circle/need_admin", identity.locale))
         return
