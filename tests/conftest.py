@@ -61,7 +61,7 @@ def pg_database_url() -> Iterator[str | None]:
 def _truncate_all(engine: Engine) -> None:
     from sqlmodel import SQLModel
 
-    import storage.models  # noqa: F401
+    import storage.schema  # noqa: F401
 
     names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:

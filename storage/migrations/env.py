@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import storage.schema  # noqa: F401 - registers every table on SQLModel.metadata
 from storage.db import make_engine
 
 config = context.config
