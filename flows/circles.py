@@ -152,7 +152,7 @@ def record_message(
 ) -> Member:
     who = member(session, user_id)
     if who.owner_id is not None:
-        record(session, who.owner_id, EventKind.circle_message, now, circle_id=circle.circle_id, kind=kind)
+        record(session, who.owner_id, EventKind.circle_message, now, circle_id=circle.circle_id, content=kind)
     return who
 
 
