@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     )
     bot_token: SecretStr | None = None
     api_base: str = TELEGRAM_API_BASE
+    bot_username: str = Field(
+        default="autocircle_bot",
+        description="The bot's @username, for deep links made outside the bot (CLI exports)",
+    )
     timezone: str = "Asia/Shanghai"
     locale: str = "zh"
     redis_url: SecretStr | None = None

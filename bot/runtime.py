@@ -124,10 +124,14 @@ class BotRuntime:
             )
         )
 
-    async def stop(self) -> None:
-        self.sender.stop()
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking updates, let in-flight handlers finish (bounded), then the sender."""
         with suppress(RuntimeError):
             await self.dp.stop_polling()
+        in_flight = list(getattr(self.dp, "_handle_update_tasks", ()))
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=grace_s)
+        self.sender.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

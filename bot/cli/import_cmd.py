@@ -1,7 +1,135 @@
-"""`autocircle import ...` commands."""
+"""`autocircle import ...` commands: the owner database (CSV/XLSX) and channel partners.
+
+The work happens in ``storage.importing``; this module turns settings into plain options,
+shows a progress bar on a terminal and prints the summary. Exit code 0 whenever the run
+completed (bad rows are in the rejects file); 1 with a one-line reason when the file itself
+cannot be imported.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from bot.cli.common import console, err_console, fail, open_app
+from storage.importing import ImportFileError, ImportProgress, ImportSummary, import_owners
 
 app = typer.Typer(help="Import owner and partner data.", no_args_is_help=True)
+
+
+@app.command("owners")
+def owners(
+    file: Path = typer.Argument(
+        ..., help="Owner export: CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or XLSX."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Where rejected rows go [default: <FILE stem>.rejects.csv beside FILE]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Import owners and their vehicles; safe to re-run (unchanged rows are skipped)."""
+    with open_app() as application:
+        settings = application.settings
+        bar = _ProgressBar() if err_console.is_terminal else None
+        try:
+            summary = import_owners(
+                application.engine,
+                file,
+                rejects_path=rejects,
+                batch_size=settings.imports.batch_size,
+                timezone=settings.timezone,
+                progress=bar,
+            )
+        except ImportFileError as exc:
+            raise fail(str(exc)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        _print_summary(summary)
+
+
+@app.command("partners")
+def partners(
+    file: Path = typer.Argument(..., help="Partners CSV: advisors with their dealer."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Import channel partners (dealer advisors) and their dealers."""
+    from bot.cli.partners_cmd import import_partners_command
+
+    import_partners_command(file, as_json)
+
+
+class _ProgressBar:
+    """A Rich progress bar on stderr, by bytes for CSV and by sheet rows for XLSX."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __call__(self, update: ImportProgress) -> None:
+        if self._progress is None:
+            amount = DownloadColumn() if update.unit == "bytes" else MofNCompleteColumn()
+            self._progress = Progress(
+                TextColumn("importing"),
+                BarColumn(),
+                TaskProgressColumn(),
+                amount,
+                TextColumn("{task.fields[rows]:,} rows"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("import", total=update.total, rows=0)
+        assert self._task is not None
+        self._progress.update(self._task, completed=update.done, total=update.total, rows=update.rows)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    def line(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    kind = summary.format + (f", {summary.encoding}" if summary.encoding else "")
+    line(
+        f"{escape(summary.path)} ({kind}): {summary.read:,} rows read in {summary.seconds:.1f} s, "
+        f"{summary.rows_per_s:,.0f} rows/s"
+    )
+    line(f"  imported    {summary.imported:>9,}  ({summary.owners_created:,} new owners)")
+    line(f"  updated     {summary.updated:>9,}")
+    line(f"  unchanged   {summary.unchanged:>9,}")
+    rejected = f"  rejected    {summary.rejected:>9,}"
+    if summary.rejects_path:
+        rejected += f"  see {escape(summary.rejects_path)}"
+    line(rejected)
+    unassigned = f"  unassigned  {summary.unassigned:>9,}"
+    if summary.unknown_advisor_codes:
+        shown = summary.unknown_advisor_codes[:20]
+        codes = ", ".join(f"{escape(code)} ({rows:,})" for code, rows in shown)
+        if len(summary.unknown_advisor_codes) > len(shown):
+            codes += f" and {len(summary.unknown_advisor_codes) - len(shown):,} more"
+        unassigned += f"  unknown advisor codes: {codes}"
+    line(unassigned)
+    if summary.dealers_created:
+        line(f"  new dealers: {escape(', '.join(summary.dealers_created))}")
+    if summary.extra_columns:
+        line(f"  kept as owner attributes: {escape(', '.join(summary.extra_columns))}")

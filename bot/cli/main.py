@@ -21,13 +21,17 @@ app.add_typer(db_cmd.app, name="db")
 
 def _register_optional() -> None:
     """Sub-apps that live in their own modules; each module owns its command group."""
-    from bot.cli import import_cmd, partners_cmd, report_cmd, run_cmd
+    from bot.cli import import_cmd, invites_cmd, partners_cmd, report_cmd, run_cmd
+    from bot.cli import export_cmd, segments_cmd
 
     run_cmd.register(app)
 
     app.add_typer(import_cmd.app, name="import")
     app.add_typer(partners_cmd.app, name="partners")
     app.add_typer(report_cmd.app, name="report")
+    app.add_typer(invites_cmd.app, name="invites")
+    app.add_typer(segments_cmd.app, name="segments")
+    app.add_typer(export_cmd.app, name="export")
 
 
 _register_optional()
@@ -36,3 +40,7 @@ _register_optional()
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app()
+
+
+if __name__ == "__main__":
+    main()

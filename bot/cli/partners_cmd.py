@@ -177,3 +177,26 @@ def _zone(name: str) -> ZoneInfo:
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
     return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+
+
+@app.command("handover")
+def handover_(
+    from_code: str = typer.Argument(..., help="Advisor code of the leaving partner."),
+    to_code: str = typer.Argument(..., help="Advisor code of the partner taking over."),
+) -> None:
+    """Move a leaving partner's owners and circles to another partner and tell the owners."""
+    from flows.handover import handover
+    from flows.templating import Renderer
+
+    with open_app() as ac:
+        try:
+            with session_scope(ac.engine) as session:
+                result = handover(session, Renderer(default_locale=ac.settings.locale), from_code, to_code, utcnow())
+        except AutoCircleError as exc:
+            raise fail(str(exc)) from None
+    console.print(
+        f"{result.from_code} → {result.to_code}: {result.owners_moved} owners, "
+        f"{result.circles_moved} circles moved; {result.owners_told} owners will be told "
+        "(queued in the outbox, sent by the running bot)",
+        highlight=False,
+    )
