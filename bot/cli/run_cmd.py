@@ -87,6 +87,8 @@ def sandbox(
 
 
 def register(app: typer.Typer) -> None:
+    from bot.cli.demo_cmd import demo
+
     app.command("run")(run)
     app.command("sandbox")(sandbox)
-    _ = load_settings
+    app.command("demo")(demo)

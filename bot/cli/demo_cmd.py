@@ -1,0 +1,42 @@
+"""``autocircle demo``: the whole product on the local sandbox, with a report at the end."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+
+from bot.cli.common import console
+
+
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the demo database and files."),
+    owners_per_partner: int = typer.Option(6, help="Simulated owners per partner."),
+    seed: int = typer.Option(7, help="Random seed: the same seed gives the same story."),
+) -> None:
+    """Start the sandbox and the bot, import the sample, and let partners and owners use it."""
+    from bot.cli.report_cmd import _table
+    from bot.demo import DemoOptions, run_demo
+
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    result = run_demo(
+        DemoOptions(
+            owners_per_partner=owners_per_partner, seed=seed, out_dir=out,
+            say=lambda text: console.print(f"[bold cyan]▶[/] {text}", highlight=False),
+        )
+    )
+    console.print(
+        f"\n{len(result.partners_import.codes)} partners registered, {result.circles} circles bound, "
+        f"{result.verified} owners verified and onboarded, {result.failed} failed verification "
+        "(their partners were told)."
+    )
+    for title, lines in result.transcript:
+        body = escape("\n".join(lines)) or "(empty)"
+        console.print(Panel(body, title=escape(title), expand=False), highlight=False)
+    if result.funnel is not None:
+        console.print(_table(result.funnel))
+    console.print(f"demo database: {out / 'autocircle-demo.db'}  (inspect with AUTOCIRCLE_DATABASE_URL)")
