@@ -34,8 +34,17 @@ def _commands(pairs: list[tuple[str, str]]) -> list[BotCommand]:
     return [BotCommand(command=c, description=d) for c, d in pairs]
 
 
+DESCRIPTION = {
+    "zh": "AutoCircle 车主圈：验证车主身份，加入您的专属车主圈，领取新人礼。",
+    "en": "AutoCircle: verify as a car owner, join your owner circle, get your newcomer gift.",
+}
+
+
 async def install_default_commands(bot: Bot, settings: Settings) -> None:
-    """Owner menu for everyone; operators get theirs per chat (partners on registration)."""
+    """Owner menu and description for everyone; operators get their menu per chat
+    (partners get theirs when they register)."""
+    for lang, text in DESCRIPTION.items():
+        await bot.set_my_description(text, language_code=None if lang == settings.locale else lang)
     for lang in ("zh", "en"):
         code = None if lang == settings.locale else lang
         await bot.set_my_commands(

@@ -33,6 +33,7 @@ from storage.models import (
 )
 
 MAX_FAILURES = 3
+PUBLIC_START_PARAMS = frozenset({"circle", "verify"})  # shared links, not personal tokens
 VIN_SUFFIX = re.compile(r"^[A-HJ-NPR-Z0-9]{6}$")
 
 
@@ -81,7 +82,7 @@ def start(session: Session, user_id: int, token: str | None, now: datetime) -> S
     linked = session.execute(select(Owner).where(Owner.telegram_user_id == user_id)).scalars().first()
     if linked is not None and linked.stage == FunnelStage.verified.value:
         return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name)
-    if not token:
+    if not token or token in PUBLIC_START_PARAMS:
         return StartResult(StartKind.plain)
     invite = session.execute(select(InviteToken).where(InviteToken.token == token)).scalars().first()
     if invite is None:
