@@ -9,8 +9,8 @@ from aiogram.types import Message
 from sqlmodel import Session
 
 from bot.filters import HasRole
-from bot.texts import send_long
-from flows import handover, owners_view
+from bot.routers import partner
+from flows import handover
 from flows.errors import AutoCircleError
 from flows.roles import Identity, Role
 from flows.templating import Renderer
@@ -23,8 +23,8 @@ def build_router() -> Router:
     router.message.register(on_help, CommandStart())
     router.message.register(on_help, Command("help"))
     router.message.register(on_handover, Command("handover"))
-    router.message.register(on_owners, Command("owners"))
-    router.message.register(on_owner, Command("owner"))
+    router.message.register(partner.on_owners, Command("owners"))
+    router.message.register(partner.on_owner, Command("owner"))
     return router
 
 
@@ -45,24 +45,3 @@ async def on_handover(
         await message.answer(renderer.render("operator/handover_failed", identity.locale, reason=str(exc)))
         return
     await message.answer(renderer.render("operator/handover_done", identity.locale, r=result))
-
-
-async def on_owners(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
-) -> None:
-    page, total = owners_view.list_owners(session, None, (command.args or "")[:64])
-    await send_long(message, renderer.render("partner/owners", identity.locale, owners=page, total=total, query=(command.args or "")[:64]))
-
-
-async def on_owner(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
-) -> None:
-    ref = (command.args or "").strip()
-    if not ref or " " in ref:
-        await message.answer(renderer.render("partner/usage_owner", identity.locale, no_signature=True))
-        return
-    profile = owners_view.owner_profile(session, None, ref[:64])
-    if profile is None:
-        await message.answer(renderer.render("partner/owner_not_found", identity.locale, ref=ref[:64]))
-        return
-    await send_long(message, renderer.render("partner/owner_profile", identity.locale, p=profile))

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from bot.filters import IsPartner
 from bot.texts import send_long
 from flows import circles, invites, owners_view
-from flows.roles import Identity
+from flows.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -43,10 +43,15 @@ async def on_invites(
         await message.answer_document(document, caption=renderer.render("partner/invites_file", identity.locale, no_signature=True))
 
 
+def visible_scope(identity: Identity) -> int | None:
+    """Operators see every owner (``None``); a partner only their own."""
+    return None if identity.role is Role.operator else identity.partner_id
+
+
 async def on_owners(
     message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
 ) -> None:
-    page, total = owners_view.list_owners(session, identity.partner_id, (command.args or "")[:64])
+    page, total = owners_view.list_owners(session, visible_scope(identity), (command.args or "")[:64])
     text = renderer.render("partner/owners", identity.locale, owners=page, total=total, query=(command.args or "")[:64])
     await send_long(message, text)
 
@@ -58,7 +63,7 @@ async def on_owner(
     if not ref or " " in ref:
         await message.answer(renderer.render("partner/usage_owner", identity.locale, no_signature=True))
         return
-    profile = owners_view.owner_profile(session, identity.partner_id, ref[:64])
+    profile = owners_view.owner_profile(session, visible_scope(identity), ref[:64])
     if profile is None:
         await message.answer(renderer.render("partner/owner_not_found", identity.locale, ref=ref[:64]))
         return
