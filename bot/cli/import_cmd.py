@@ -114,7 +114,8 @@ def _print_summary(summary: ImportSummary) -> None:
         f"{escape(summary.path)} ({kind}): {summary.read:,} rows read in {summary.seconds:.1f} s, "
         f"{summary.rows_per_s:,.0f} rows/s"
     )
-    line(f"  imported    {summary.imported:>9,}  ({summary.owners_created:,} new owners)")
+    new_owners = f"{summary.owners_created:,} new owner{'' if summary.owners_created == 1 else 's'}"
+    line(f"  imported    {summary.imported:>9,}  ({new_owners})")
     line(f"  updated     {summary.updated:>9,}")
     line(f"  unchanged   {summary.unchanged:>9,}")
     rejected = f"  rejected    {summary.rejected:>9,}"
