@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import re
-
-import phonenumbers
-
-_DIGITS = re.compile(r"\D+")
-_MAINLAND_MOBILE = re.compile(r"^(?:0{0,2}86)?(1[3-9]\d{9})$")
+from storage.importing.fields import FieldError, parse_phone
 
 
 def to_e164(raw: str | None) -> str | None:
-    """Normalise what Telegram or a person gives us (``8613812345678``, ``+86 138…``)."""
-    if not raw:
+    """Normalise what Telegram or a person gives us as the importer does (``+86…``).
+
+    Telegram sends a shared contact's number without the plus (``8613812345678``,
+    ``447911123456``), so a failed read is retried as an international number.
+    """
+    if not raw or not raw.strip():
         return None
-    digits = _DIGITS.sub("", raw)
-    mainland = _MAINLAND_MOBILE.match(digits)
-    if mainland:
-        return "+86" + mainland.group(1)
-    try:
-        parsed = phonenumbers.parse("+" + digits)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    for candidate in (raw, "+" + raw.strip().lstrip("+")):
+        try:
+            return parse_phone(candidate)
+        except FieldError:
+            continue
+    return None
 
 
 def mask(phone: str | None) -> str:
