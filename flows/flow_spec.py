@@ -1,0 +1,320 @@
+"""The flow language: what a flow file may say, validated with pydantic.
+
+A flow is a scripted sequence an owner enters by a trigger: send, wait, branch, grant a gift,
+notify the partner, set an attribute or tag, exit. Operations people write these files, so
+the schema is strict (unknown keys are errors) and every error names the field.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MATURITIES = ("beginner", "growing", "mature")
+ACTIVITIES = ("active", "declining", "churned", "dormant")
+CELLS = tuple(f"{m}/{a}" for m in MATURITIES for a in ACTIVITIES)
+KEY = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
+
+
+def parse_duration(value: str | int) -> timedelta:
+    """``30m``, ``12h``, ``3d``, ``2w`` (or plain seconds)."""
+    if isinstance(value, int):
+        return timedelta(seconds=value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like 30m, 12h, 3d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TriggerKind(str, enum.Enum):
+    event = "event"
+    cell_entered = "cell_entered"
+    schedule = "schedule"
+    date = "date"
+    deep_link = "deep_link"
+
+
+class DateTrigger(Strict):
+    """A date attribute with an offset: ``gift.expires_at`` minus three days."""
+
+    attribute: str
+    offset: str = "0d"
+    gift_type: str | None = None
+
+    @field_validator("offset")
+    @classmethod
+    def _offset(cls, value: str) -> str:
+        text = value.strip()
+        sign = -1 if text.startswith("-") else 1
+        parse_duration(text.lstrip("+-"))
+        return ("-" if sign < 0 else "") + text.lstrip("+-")
+
+    @field_validator("attribute")
+    @classmethod
+    def _attribute(cls, value: str) -> str:
+        if value not in DATE_ATTRIBUTES:
+            raise ValueError(f"unknown date attribute {value!r}; known: {', '.join(sorted(DATE_ATTRIBUTES))}")
+        return value
+
+
+DATE_ATTRIBUTES = frozenset(
+    {"gift.expires_at", "owner.verified_at", "vehicle.purchase_date", "service.due_date"}
+)
+
+
+class Trigger(Strict):
+    """Exactly one way in: an event, a cell entered, a schedule, a date, or a deep link."""
+
+    event: str | None = None
+    cell_entered: list[str] | None = None
+    schedule: str | None = Field(default=None, description="cron: minute hour day month weekday")
+    date: DateTrigger | None = None
+    deep_link: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Trigger:
+        given = [k for k in TriggerKind if getattr(self, k.value) is not None]
+        if len(given) != 1:
+            raise ValueError("a trigger needs exactly one of: event, cell_entered, schedule, date, deep_link")
+        return self
+
+    @property
+    def kind(self) -> TriggerKind:
+        return next(k for k in TriggerKind if getattr(self, k.value) is not None)
+
+    @field_validator("cell_entered")
+    @classmethod
+    def _cells(cls, value: list[str] | None) -> list[str] | None:
+        for cell in value or []:
+            _check_cell(cell)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError("schedule is a cron line with five fields: minute hour day month weekday")
+        return value
+
+
+def _check_cell(cell: str) -> str:
+    maturity, _, activity = cell.partition("/")
+    if maturity not in (*MATURITIES, "*") or activity not in (*ACTIVITIES, "*"):
+        raise ValueError(f"{cell!r} is not a cell like beginner/declining (or mature/*)")
+    return cell
+
+
+class EntryRules(Strict):
+    """Who may enter again: never twice live; ``once`` ever; a cooldown; at most N times."""
+
+    once: bool = False
+    cooldown: str | None = None
+    max_entries: int | None = Field(default=None, ge=1)
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class Audience(Strict):
+    product_lines: list[Literal["passenger", "commercial"]] = Field(
+        default_factory=lambda: ["passenger", "commercial"]
+    )
+    cells: list[str] | None = None
+    verified_only: bool = True
+
+    @field_validator("cells")
+    @classmethod
+    def _cells(cls, value: list[str] | None) -> list[str] | None:
+        for cell in value or []:
+            _check_cell(cell)
+        return value
+
+
+class Button(Strict):
+    text: str
+    url: str | None = None
+    action: str | None = Field(default=None, description="an answer recorded as an event")
+
+    @model_validator(mode="after")
+    def _one(self) -> Button:
+        if (self.url is None) == (self.action is None):
+            raise ValueError("a button has either url or action")
+        return self
+
+
+class SendStep(Strict):
+    template: str
+    message_class: Literal["transactional", "marketing"] = Field(default="marketing", alias="class")
+    buttons: list[list[Button]] = Field(default_factory=list)
+    expires_after: str | None = None
+
+
+class WaitStep(Strict):
+    """Wait a duration, or until an event (with a timeout) and go to ``yes``/``no``."""
+
+    duration: str | None = None
+    until: str | None = None
+    timeout: str | None = None
+    yes: str | None = None
+    no: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> WaitStep:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("wait needs either duration or until")
+        if self.until is not None and self.timeout is None:
+            raise ValueError("wait until an event needs a timeout")
+        for value in (self.duration, self.timeout):
+            if value is not None:
+                parse_duration(value)
+        return self
+
+
+class Condition(Strict):
+    """A test on the owner: ``field`` compared with ``equals``/``in``/``is_set``."""
+
+    field: str
+    equals: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    is_set: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Condition:
+        given = [x for x in (self.equals, self.in_, self.is_set) if x is not None]
+        if len(given) != 1:
+            raise ValueError("a condition has exactly one of: equals, in, is_set")
+        if not (self.field in CONDITION_FIELDS or self.field.startswith(("attribute.", "tag."))):
+            raise ValueError(
+                f"unknown field {self.field!r}; use one of {', '.join(sorted(CONDITION_FIELDS))}, "
+                "attribute.NAME or tag.NAME"
+            )
+        return self
+
+
+CONDITION_FIELDS = frozenset(
+    {"owner.familiarity", "owner.product_line", "owner.locale", "cell", "maturity", "activity",
+     "owner.stage"}
+)
+
+
+class BranchStep(Strict):
+    if_: Condition = Field(alias="if")
+    then: str
+    else_: str = Field(alias="else")
+
+
+class GrantGiftStep(Strict):
+    gift_type: str = Field(alias="type")
+
+
+class NotifyPartnerStep(Strict):
+    template: str
+
+
+class SetStep(Strict):
+    attribute: str | None = None
+    tag: str | None = None
+    value: Any = True
+
+    @model_validator(mode="after")
+    def _one(self) -> SetStep:
+        if (self.attribute is None) == (self.tag is None):
+            raise ValueError("set needs either attribute or tag")
+        return self
+
+
+class ExitStep(Strict):
+    reason: str = "done"
+
+
+STEP_KINDS = ("send", "wait", "branch", "grant_gift", "notify_partner", "set", "exit")
+
+
+class Step(Strict):
+    """One step: an ``id`` and exactly one action. Without a jump, the next step follows."""
+
+    id: str
+    send: SendStep | None = None
+    wait: WaitStep | None = None
+    branch: BranchStep | None = None
+    grant_gift: GrantGiftStep | None = None
+    notify_partner: NotifyPartnerStep | None = None
+    set: SetStep | None = None
+    exit: ExitStep | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        given = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a step needs exactly one of: {', '.join(STEP_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+
+    @property
+    def action(self) -> Any:
+        return getattr(self, self.kind)
+
+
+class Goal(Strict):
+    """An event that ends the run as reached (a redeemed gift ends its reminders)."""
+
+    event: str
+    gift_type: str | None = None
+
+
+class FlowSpec(Strict):
+    key: str
+    title: str = ""
+    trigger: Trigger
+    entry: EntryRules = Field(default_factory=EntryRules)
+    audience: Audience = Field(default_factory=Audience)
+    goals: list[Goal] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not KEY.match(value):
+            raise ValueError("key is lower-case letters, digits and _ (2–49 characters)")
+        return value
+
+    @model_validator(mode="after")
+    def _jumps(self) -> FlowSpec:
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids):
+            duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"step ids repeat: {', '.join(duplicates)}")
+        known = set(ids)
+        for step in self.steps:
+            for target in _targets(step):
+                if target not in known:
+                    raise ValueError(f"step {step.id!r} jumps to unknown step {target!r}")
+        return self
+
+    def index(self, step_id: str) -> int:
+        return next(i for i, s in enumerate(self.steps) if s.id == step_id)
+
+
+def _targets(step: Step) -> list[str]:
+    if step.wait is not None:
+        return [t for t in (step.wait.yes, step.wait.no) if t]
+    if step.branch is not None:
+        return [step.branch.then, step.branch.else_]
+    return []
