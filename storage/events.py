@@ -2,7 +2,11 @@
 
 Event kinds are named here once. ``MEANINGFUL`` is the single definition of "meaningful
 event" used by the segment engine (activity, maturity); recording one keeps the owner's
-``last_active_at`` current so segment recomputes need no scan of the log.
+counters current — ``last_active_at`` (latest), ``first_action_at`` (earliest),
+``action_count``, ``referral_count``, ``service_visits`` — so segment recomputes need no scan of
+the log. Events may arrive out of order (e.g. service history imported later): the counters
+are order-independent (min, max, counts), so they always equal what
+``storage.segments.rebuild_counters`` computes from the log.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, literal, or_, update
 from sqlmodel import Session
 
 from storage.clock import utcnow
@@ -66,16 +70,29 @@ def record(
     at: datetime | None = None,
     **data: Any,
 ) -> Event:
-    """Append one event (flushed, not committed); meaningful ones touch ``last_active_at``."""
+    """Append one event (flushed, not committed); meaningful ones update the owner's counters."""
     when = at or utcnow()
     event = Event(owner_id=owner_id, kind=kind.value, at=when, data=data)
     session.add(event)
     if owner_id is not None and kind in MEANINGFUL:
         session.execute(
-            update(Owner)
-            .where(Owner.id == owner_id)
-            .where((Owner.last_active_at.is_(None)) | (Owner.last_active_at < when))
-            .values(last_active_at=when)
+            update(Owner).where(Owner.id == owner_id).values(**_counter_updates(kind, when))
         )
     session.flush()
     return event
+
+
+def _counter_updates(kind: EventKind, when: datetime) -> dict[str, Any]:
+    """One UPDATE's SET clause: latest and earliest action, and the counts the rules need."""
+    stamp = literal(when, Owner.__table__.c.last_active_at.type)
+    last, first = Owner.last_active_at, Owner.first_action_at
+    values: dict[str, Any] = {
+        "last_active_at": case((or_(last.is_(None), last < stamp), stamp), else_=last),
+        "first_action_at": case((or_(first.is_(None), first > stamp), stamp), else_=first),
+        "action_count": Owner.action_count + 1,
+    }
+    if kind is EventKind.referral_converted:
+        values["referral_count"] = Owner.referral_count + 1
+    if kind is EventKind.service_visit:
+        values["service_visits"] = Owner.service_visits + 1
+    return values

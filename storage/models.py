@@ -107,6 +107,19 @@ class Owner(SQLModel, table=True):
     opted_out: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # --- segment engine (flows.segments) ------------------------------------------------------
+    # Counters kept current by storage.events.record() as meaningful events arrive, so that a
+    # recompute reads one row per owner instead of the event log (last_active_at is the max).
+    first_action_at: datetime | None = None
+    action_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    referral_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    service_visits: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The cell as of the last recompute; a new (imported, never online) owner is beginner/dormant.
+    maturity: str = Field(default="beginner", sa_column_kwargs={"server_default": "beginner"})
+    activity: str = Field(default="dormant", sa_column_kwargs={"server_default": "dormant"})
+    segment_at: datetime | None = None  # when the owner entered the current cell
+    # Familiarity in effect: the owner's own answer (``familiarity``) or else from the car's age.
+    segment_familiarity: str | None = None
 
 
 class Vehicle(SQLModel, table=True):
@@ -214,3 +227,36 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SegmentTransition(SQLModel, table=True):
+    """One change of an owner's matrix cell, written by the segment recompute."""
+
+    __tablename__ = "segment_transition"
+    __table_args__ = (Index("ix_segment_transition_owner_at", "owner_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id")
+    from_maturity: str
+    from_activity: str
+    to_maturity: str
+    to_activity: str
+    at: datetime = Field(index=True)
+
+
+class SegmentRun(SQLModel, table=True):
+    """One segment recompute: when, how many owners, how many changed cell, how long."""
+
+    __tablename__ = "segment_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    owners: int = 0
+    changed: int = 0
+    familiarity_changed: int = 0
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+
+# The segment recompute reads each owner's earliest purchase date; this index covers it.
+Index("ix_vehicle_owner_purchase", Vehicle.owner_id, Vehicle.purchase_date)

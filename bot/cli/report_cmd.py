@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -167,7 +168,7 @@ def matrix(
     elif fmt is MatrixFormat.csv:
         _emit(out, matrix_csv(report))
     elif out is not None:
-        _emit(out, matrix_csv(report))
+        _emit(out, _plain(_matrix_table(report, settings.timezone)))
     else:
         console.print(_matrix_table(report, settings.timezone))
 
@@ -236,6 +237,13 @@ def _emit(out: Path | None, text: str) -> None:
     console.print(f"wrote {out}", highlight=False)
 
 
+def _plain(table: Table) -> str:
+    """A rich table as plain text for a file."""
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, color_system=None).print(table)
+    return buffer.getvalue()
+
+
 def _matrix_table(report: MatrixReport, timezone: str) -> Table:
     line = report.product_line or "all lines"
     who = "all owners" if report.scope.kind == "all" else f"{report.scope.kind} {report.scope.code}"
@@ -286,3 +294,67 @@ def _movement_table(report: MovementReport, zone: ZoneInfo) -> Table:
     for g in report.goals:
         table.add_row(labels[g.key], f"{g.reached}/{g.base}", _pct(g.rate), style="bold")
     return table
+
+
+# --- delivery (outbox) ------------------------------------------------------------------------
+
+
+class DeliveryFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command("delivery")
+def delivery(
+    days: int = typer.Option(7, "--days", min=1, help="Local days up to today."),
+    fmt: DeliveryFormat = typer.Option(DeliveryFormat.table, "--format", help="table or json."),
+) -> None:
+    """Pushes per day queued and class: sent, pending, skipped/failed by reason, latency."""
+    from rich import box
+
+    from flows.delivery_report import delivery_report
+
+    with open_app() as ac:
+        with session_scope(ac.engine) as session:
+            report = delivery_report(session, now=utcnow(), days=days, timezone=ac.settings.timezone)
+    if fmt is DeliveryFormat.json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    table = Table(
+        title=f"Pushes queued {report.since} – {report.until} ({report.timezone})", box=box.SIMPLE_HEAD,
+        caption="wait = sent_at − created_at; lag = sent_at − not_before (p50/p95)",
+        padding=(0, 0), show_edge=False,
+    )
+    for name in ("day", "class", "queued", "sent", "pending", "skipped", "failed", "wait", "lag"):
+        table.add_column(
+            name, justify="left" if name in ("day", "class") else "right",
+            min_width=13 if name == "class" else None, no_wrap=True,
+        )
+    reasons = Table(title="Skipped and failed by reason", box=box.SIMPLE_HEAD)
+    for name in ("day", "class", "outcome", "reason", "count"):
+        reasons.add_column(name, justify="right" if name == "count" else "left")
+    for row in report.rows:
+        data = row.as_dict()
+        table.add_row(
+            f"{row.day:%m-%d}", row.message_class, str(row.queued), str(row.sent), str(row.pending),
+            str(sum(row.skipped.values())), str(sum(row.failed.values())),
+            f"{_dur(data['wait_p50_s'])}/{_dur(data['wait_p95_s'])}",
+            f"{_dur(data['lag_p50_s'])}/{_dur(data['lag_p95_s'])}",
+        )
+        for outcome, counts in (("skipped", data["skipped"]), ("failed", data["failed"])):
+            for reason, count in counts.items():
+                reasons.add_row(f"{row.day:%m-%d}", row.message_class, outcome, escape(reason), str(count))
+    console.print(table)
+    if reasons.row_count:
+        console.print(reasons)
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    value, unit = seconds, "s"
+    for name, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            value, unit = seconds / size, name
+            break
+    return f"{value:.0f}{unit}" if value >= 10 else f"{value:.1f}{unit}"

@@ -1,0 +1,404 @@
+"""The segment recompute in SQL: a few set-based statements over the owner table.
+
+``flows.segment_rules`` turns the thresholds of DESIGN.md into plain values relative to one
+``now`` (cut-off instants, cut-off dates, counts: ``SegmentParams``); this module compares the
+counters that ``storage.events.record()`` keeps on each owner row against them. A recompute
+never reads the event log:
+
+1. one ``INSERT … SELECT`` fills a temporary table with the owners whose cell or familiarity
+   differs from what is stored (the rules are ``CASE`` expressions, evaluated once per owner);
+2. one ``INSERT … SELECT`` writes a transition for each owner whose cell changed;
+3. one ``UPDATE … FROM`` stores the new values.
+
+``rebuild_counters`` is the other direction: it recomputes the counters from the event log
+(one ``GROUP BY``); it is the definition the live counters must always agree with, and what a
+bulk load or a repair runs.
+
+Local calendar days: on PostgreSQL ``timezone(zone, ts)::date``; SQLite has no time-zone
+database, so the caller passes the zone's UTC offsets as segments (``utc_offsets``: start of
+each offset period in UTC, newest first) and the local date is ``date(ts, '+N seconds')``.
+Timestamps are cut to whole seconds first because SQLite rounds fractions to milliseconds,
+which could push 23:59:59.9996 into the next day.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from storage.events import MEANINGFUL, EventKind
+from storage.models import Event, FunnelStage, Owner, SegmentRun, SegmentTransition, Vehicle
+
+
+class Maturity(str, enum.Enum):
+    """With the platform (columns of the matrix)."""
+
+    beginner = "beginner"
+    growing = "growing"
+    mature = "mature"
+
+
+class Activity(str, enum.Enum):
+    """Days since the last meaningful event (rows of the matrix)."""
+
+    active = "active"
+    declining = "declining"
+    churned = "churned"
+    dormant = "dormant"
+
+
+class Familiarity(str, enum.Enum):
+    """With the car: from its age unless the owner said otherwise in onboarding."""
+
+    novice = "novice"
+    skilled = "skilled"
+    veteran = "veteran"
+
+
+MATURITY_ORDER = tuple(Maturity)
+ACTIVITY_ORDER = tuple(Activity)
+ONLINE_STAGES = (FunnelStage.online.value, FunnelStage.verified.value)
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """The rules as plain values for one recompute at ``now`` (built by flows.segment_rules).
+
+    An instant ``x`` is within N calendar days of ``now`` exactly when ``x >= <N>_since``; an
+    owner has been online N days or more exactly when ``online_since < growing_online_before``.
+    """
+
+    now: datetime
+    active_since: datetime
+    declining_since: datetime
+    churned_since: datetime
+    growing_online_before: datetime
+    growing_after_actions: int
+    mature_after_actions: int
+    mature_after_span_days: int
+    mature_after_referrals: int
+    mature_after_service_visits: int
+    novice_after: date  # purchase date after this: novice
+    veteran_until: date  # purchase date on or before this: veteran
+    timezone: str
+    utc_offsets: tuple[tuple[datetime | None, int], ...]  # (from UTC, offset s), newest first
+
+
+@dataclass(frozen=True)
+class RecomputeStats:
+    owners: int
+    changed: int
+    familiarity_changed: int
+
+
+# --- expressions ----------------------------------------------------------------------------
+
+_O = Owner.__table__.c
+_DT = _O.last_active_at.type
+
+
+def _at(value: datetime) -> ColumnElement[Any]:
+    """An instant bound with the column type, so SQLite gets the stored text format."""
+    return literal(value, _DT)
+
+
+def is_online() -> ColumnElement[bool]:
+    """Ever online: the funnel's online or verified stage, or either timestamp."""
+    return or_(
+        _O.online_at.is_not(None), _O.verified_at.is_not(None), _O.stage.in_(ONLINE_STAGES)
+    )
+
+
+def online_since() -> ColumnElement[Any]:
+    return func.coalesce(_O.online_at, _O.verified_at)
+
+
+def activity_expr(p: SegmentParams) -> ColumnElement[str]:
+    """Calendar days since the later of the last meaningful event and coming online."""
+    since = online_since()
+
+    def within(cutoff: datetime) -> ColumnElement[bool]:
+        bound = _at(cutoff)
+        return or_(_O.last_active_at >= bound, since >= bound)
+
+    return case(
+        (not_(is_online()), Activity.dormant.value),
+        (within(p.active_since), Activity.active.value),
+        (within(p.declining_since), Activity.declining.value),
+        (within(p.churned_since), Activity.churned.value),
+        else_=Activity.dormant.value,
+    )
+
+
+def maturity_expr(p: SegmentParams, dialect: str) -> ColumnElement[str]:
+    span = _local_day(_O.last_active_at, p, dialect) >= (
+        _local_day(_O.first_action_at, p, dialect) + p.mature_after_span_days
+    )
+    return case(
+        (
+            or_(
+                _O.referral_count >= p.mature_after_referrals,
+                _O.service_visits >= p.mature_after_service_visits,
+                and_(_O.action_count >= p.mature_after_actions, span),
+            ),
+            Maturity.mature.value,
+        ),
+        (
+            or_(
+                _O.action_count >= p.growing_after_actions,
+                online_since() < _at(p.growing_online_before),
+            ),
+            Maturity.growing.value,
+        ),
+        else_=Maturity.beginner.value,
+    )
+
+
+def familiarity_expr(p: SegmentParams, from_car: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The owner's own answer wins; else from the car's age (``car_familiarity``)."""
+    return case(
+        (and_(_O.familiarity.is_not(None), _O.familiarity != ""), _O.familiarity),
+        else_=from_car,
+    )
+
+
+def car_familiarity(p: SegmentParams, purchase: ColumnElement[Any]) -> ColumnElement[Any]:
+    """From the earliest purchase date; NULL (unknown) without one."""
+    return case(
+        (purchase > literal(p.novice_after, Date), Familiarity.novice.value),
+        (purchase > literal(p.veteran_until, Date), Familiarity.skilled.value),
+        (purchase.is_not(None), Familiarity.veteran.value),
+        else_=literal(None, String),
+    )
+
+
+def _local_day(column: Any, p: SegmentParams, dialect: str) -> ColumnElement[Any]:
+    """The calendar day of an instant in the configured zone, as something days add to."""
+    if dialect == "postgresql":
+        return cast(func.timezone(p.timezone, column), Date)
+    whole_seconds = func.substr(column, 1, 19)
+
+    def shifted(offset: int) -> ColumnElement[Any]:
+        return func.julianday(func.date(whole_seconds, f"{offset:+d} seconds"))
+
+    periods = list(p.utc_offsets)
+    *newer, (_, oldest) = periods
+    if not newer:
+        return shifted(oldest)
+    whens = [(column >= _at(start), shifted(offset)) for start, offset in newer if start]
+    return case(*whens, else_=shifted(oldest))
+
+
+# --- statements -----------------------------------------------------------------------------
+
+
+def _changes_table() -> Table:
+    return Table(
+        "segment_changes",
+        MetaData(),
+        Column("owner_id", Integer, primary_key=True),
+        Column("from_maturity", String),
+        Column("from_activity", String),
+        Column("to_maturity", String),
+        Column("to_activity", String),
+        Column("to_familiarity", String),
+        Column("cell_changed", Integer),
+        prefixes=["TEMPORARY"],
+    )
+
+
+#: pg_advisory_xact_lock key: one recompute at a time per database.
+_PG_LOCK_KEY = 0x5E6_A7C1
+
+
+def start_run(conn: Connection, now: datetime) -> int:
+    """Begin a recompute: serialise against other recomputes and take the write lock first.
+
+    On SQLite the run row is the transaction's first statement, so the write lock is held
+    from the start: live writes (``record()``) wait for the recompute instead of making it
+    fail when it upgrades a stale read snapshot ("database is locked"). On PostgreSQL an
+    advisory lock makes a second recompute wait, so no transition is written twice.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    runs = SegmentRun.__table__
+    result = conn.execute(
+        insert(runs).values(at=_at(now), owners=0, changed=0, familiarity_changed=0, rebuilt=False, seconds=0.0)
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def finish_run(conn: Connection, run_id: int, stats: RecomputeStats, *, rebuilt: bool, seconds: float) -> None:
+    conn.execute(
+        update(SegmentRun.__table__)
+        .where(SegmentRun.__table__.c.id == run_id)
+        .values(
+            owners=stats.owners,
+            changed=stats.changed,
+            familiarity_changed=stats.familiarity_changed,
+            rebuilt=rebuilt,
+            seconds=round(seconds, 3),
+        )
+    )
+
+
+def recompute(conn: Connection, p: SegmentParams) -> RecomputeStats:
+    """Set every owner's cell and familiarity at ``p.now``; a transition per changed cell.
+
+    Runs in the caller's transaction, after ``start_run``. Owners whose values are already
+    right are not written.
+    """
+    dialect = conn.dialect.name
+    owners: Any = Owner.__table__
+    if dialect == "sqlite":
+        # One seek per owner in ix_vehicle_owner_purchase (SQLite has no hash join); the
+        # earliest date is classified inside the subquery so that it runs once per owner.
+        from_car: Any = (
+            select(car_familiarity(p, Vehicle.purchase_date))
+            .where(Vehicle.owner_id == _O.id, Vehicle.purchase_date.is_not(None))
+            .order_by(Vehicle.purchase_date)
+            .limit(1)
+            .scalar_subquery()
+        )
+    else:
+        purchases = (
+            select(Vehicle.owner_id.label("owner_id"), func.min(Vehicle.purchase_date).label("p"))
+            .where(Vehicle.purchase_date.is_not(None))
+            .group_by(Vehicle.owner_id)
+            .subquery("purchases")
+        )
+        owners = owners.outerjoin(purchases, purchases.c.owner_id == _O.id)
+        from_car = car_familiarity(p, purchases.c.p)
+    fresh = (
+        select(
+            _O.id,
+            _O.maturity,
+            _O.activity,
+            _O.segment_familiarity,
+            maturity_expr(p, dialect).label("new_maturity"),
+            activity_expr(p).label("new_activity"),
+            familiarity_expr(p, from_car).label("new_familiarity"),
+        )
+        .select_from(owners)
+        .subquery("fresh")
+    )
+    f = fresh.c
+    cell_changed = or_(f.new_maturity != f.maturity, f.new_activity != f.activity)
+    changed_rows = select(
+        f.id,
+        f.maturity,
+        f.activity,
+        f.new_maturity,
+        f.new_activity,
+        f.new_familiarity,
+        case((cell_changed, 1), else_=0),
+    ).where(or_(cell_changed, f.new_familiarity.is_distinct_from(f.segment_familiarity)))
+
+    changes = _changes_table()
+    changes.drop(conn, checkfirst=True)
+    changes.create(conn)
+    try:
+        c = changes.c
+        conn.execute(insert(changes).from_select([col.name for col in changes.columns], changed_rows))
+        transitions = select(
+            c.owner_id, c.from_maturity, c.from_activity, c.to_maturity, c.to_activity, _at(p.now)
+        ).where(c.cell_changed == 1)
+        conn.execute(
+            insert(SegmentTransition.__table__).from_select(
+                ["owner_id", "from_maturity", "from_activity", "to_maturity", "to_activity", "at"],
+                transitions,
+            )
+        )
+        conn.execute(
+            update(Owner.__table__)
+            .where(_O.id == c.owner_id)
+            .values(
+                maturity=c.to_maturity,
+                activity=c.to_activity,
+                segment_familiarity=c.to_familiarity,
+                segment_at=case((c.cell_changed == 1, _at(p.now)), else_=_O.segment_at),
+            )
+        )
+        rows, cells = conn.execute(
+            select(func.count(), func.coalesce(func.sum(c.cell_changed), 0))
+        ).one()
+        owners = conn.execute(select(func.count()).select_from(Owner.__table__)).scalar_one()
+    finally:
+        changes.drop(conn, checkfirst=True)
+    return RecomputeStats(owners=int(owners), changed=int(cells), familiarity_changed=int(rows - cells))
+
+
+def rebuild_counters(conn: Connection) -> int:
+    """Recompute every owner's counters from the event log; returns owners with actions.
+
+    The same values ``record()`` maintains one event at a time (max, min, counts of
+    ``MEANINGFUL`` events), so running it on a consistent database changes nothing.
+    """
+    e = Event.__table__.c
+    kinds = sorted(k.value for k in MEANINGFUL)
+    # Grouping by ``owner_id + 0`` (same value) keeps SQLite from walking ix_event_owner_at
+    # with one table lookup per event to read ``kind``; it scans and sorts instead (2-3× faster).
+    owner = (e.owner_id + 0).label("owner_id")
+    agg = (
+        select(
+            owner,
+            func.max(e.at).label("last_at"),
+            func.min(e.at).label("first_at"),
+            func.count().label("n"),
+            func.sum(case((e.kind == EventKind.referral_converted.value, 1), else_=0)).label("refs"),
+            func.sum(case((e.kind == EventKind.service_visit.value, 1), else_=0)).label("visits"),
+        )
+        .where(e.kind.in_(kinds))
+        .group_by(owner)
+        .subquery("agg")
+    )
+    conn.execute(
+        update(Owner.__table__)
+        .where(
+            or_(
+                _O.action_count != 0,
+                _O.last_active_at.is_not(None),
+                _O.first_action_at.is_not(None),
+                _O.referral_count != 0,
+                _O.service_visits != 0,
+            )
+        )
+        .values(
+            last_active_at=None, first_action_at=None, action_count=0, referral_count=0, service_visits=0
+        )
+    )
+    result = conn.execute(
+        update(Owner.__table__)
+        .where(_O.id == agg.c.owner_id)
+        .values(
+            last_active_at=agg.c.last_at,
+            first_action_at=agg.c.first_at,
+            action_count=agg.c.n,
+            referral_count=agg.c.refs,
+            service_visits=agg.c.visits,
+        )
+    )
+    return int(result.rowcount or 0)
