@@ -17,6 +17,8 @@ PARTNER_COMMANDS = {
         ("owners", "我的车主"),
         ("owner", "车主详情"),
         ("welcome", "设置车主圈欢迎语"),
+        ("matrix", "车主分层矩阵"),
+        ("export", "导出车主 Excel"),
         ("help", "帮助"),
     ],
     "en": [
@@ -24,10 +26,15 @@ PARTNER_COMMANDS = {
         ("owners", "My owners"),
         ("owner", "Owner profile"),
         ("welcome", "Set the circle welcome text"),
+        ("matrix", "Segment matrix"),
+        ("export", "Owners as Excel"),
         ("help", "Help"),
     ],
 }
-OPERATOR_EXTRA = {"zh": [("handover", "顾问交接")], "en": [("handover", "Hand over a partner")]}
+OPERATOR_COMMANDS = {
+    "zh": [("owners", "所有车主"), ("owner", "车主详情"), ("matrix", "分层矩阵"), ("handover", "顾问交接"), ("help", "帮助")],
+    "en": [("owners", "All owners"), ("owner", "Owner profile"), ("matrix", "Segment matrix"), ("handover", "Hand over a partner"), ("help", "Help")],
+}
 
 
 def _commands(pairs: list[tuple[str, str]]) -> list[BotCommand]:
@@ -51,7 +58,7 @@ async def install_default_commands(bot: Bot, settings: Settings) -> None:
             _commands(OWNER_COMMANDS[lang]), scope=BotCommandScopeDefault(), language_code=code
         )
     for operator_id in settings.operator_ids:
-        pairs = PARTNER_COMMANDS[settings.locale] + OPERATOR_EXTRA[settings.locale]
+        pairs = OPERATOR_COMMANDS.get(settings.locale, OPERATOR_COMMANDS["zh"])
         await bot.set_my_commands(_commands(pairs), scope=BotCommandScopeChat(chat_id=operator_id))
 
 

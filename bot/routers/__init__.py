@@ -9,12 +9,13 @@ from bot.config import Settings
 
 
 def build_routers(settings: Settings) -> list[Router]:
-    from bot.routers import errors, fallback, group, operator, owner, partner, public
+    from bot.routers import errors, fallback, group, operator, owner, partner, public, reports
 
     return [
         errors.build_router(),
         public.build_router(),
         operator.build_router(),
+        reports.build_router(),
         partner.build_router(),
         owner.build_router(),
         group.build_router(settings),
