@@ -8,8 +8,10 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.config import Settings
 
 OWNER_COMMANDS = {
-    "zh": [("start", "开始 / 验证车主身份"), ("help", "帮助")],
-    "en": [("start", "Start / verify as an owner"), ("help", "Help")],
+    "zh": [("start", "开始 / 验证车主身份"), ("mileage", "更新当前里程"), ("stop", "暂停推送"),
+           ("resume", "恢复推送"), ("help", "帮助")],
+    "en": [("start", "Start / verify as an owner"), ("mileage", "Update your mileage"),
+           ("stop", "Pause promotions"), ("resume", "Resume promotions"), ("help", "Help")],
 }
 PARTNER_COMMANDS = {
     "zh": [
@@ -17,6 +19,7 @@ PARTNER_COMMANDS = {
         ("owners", "我的车主"),
         ("owner", "车主详情"),
         ("welcome", "设置车主圈欢迎语"),
+        ("serviced", "记录完成保养"),
         ("matrix", "车主分层矩阵"),
         ("export", "导出车主 Excel"),
         ("help", "帮助"),
@@ -26,6 +29,7 @@ PARTNER_COMMANDS = {
         ("owners", "My owners"),
         ("owner", "Owner profile"),
         ("welcome", "Set the circle welcome text"),
+        ("serviced", "Record a finished service"),
         ("matrix", "Segment matrix"),
         ("export", "Owners as Excel"),
         ("help", "Help"),

@@ -7,11 +7,20 @@ hands them plain values (a URL, a thresholds dataclass).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flows.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
+
+if TYPE_CHECKING:
+    from flows.segment_rules import Thresholds
+    from bot.sender import SenderConfig
+    from flows.delivery_rules import DeliveryPolicy
 
 TELEGRAM_API_BASE = "https://api.telegram.org"
 
@@ -45,6 +54,136 @@ class ImportSettings(BaseModel):
     batch_size: int = 2000
 
 
+# --- service moments (issue 7) ----------------------------------------------------------------
+
+
+class ServiceRuleSettings(BaseModel):
+    """Every ``every_km`` or ``every_months`` after the last service, whichever comes first;
+    the first service at ``first_km`` / ``first_months`` after purchase."""
+
+    every_km: int = Field(default=10_000, gt=0)
+    every_months: int = Field(default=12, gt=0)
+    first_km: int = Field(default=5_000, gt=0)
+    first_months: int = Field(default=6, gt=0)
+
+    def rule(self) -> DueRule:
+        return DueRule(self.every_km, self.every_months, self.first_km, self.first_months)
+
+
+class ServicePlanItemSettings(BaseModel):
+    """One line of the service plan; no interval means every service."""
+
+    code: str
+    every_km: int | None = Field(default=None, gt=0)
+    every_months: int | None = Field(default=None, gt=0)
+    aliases: list[str] = Field(default_factory=list)
+
+
+class DealerSlotSettings(BaseModel):
+    """A dealer's bookable service slots (used by the reminder flow's booking buttons)."""
+
+    weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5])  # Monday = 0
+    times: list[str] = Field(default_factory=lambda: ["09:00", "10:30", "14:00", "15:30"])
+    per_slot: int = Field(default=1, gt=0)
+    days_ahead: int = Field(default=14, gt=0)
+
+
+def _default_plan() -> list[ServicePlanItemSettings]:
+    return [
+        ServicePlanItemSettings(code=i.code, every_km=i.every_km, every_months=i.every_months, aliases=list(i.aliases))
+        for i in DEFAULT_PLAN
+    ]
+
+
+class ServiceSettings(BaseModel):
+    """Maintenance: due rules (default and per model), the service plan, odometer
+    plausibility, the telematics endpoint and fault alerts, reminder windows and dealer slots.
+
+    The telematics endpoint is served only when ``telematics_secret`` is set: with
+    ``autocircle run --webhook`` on the webhook's own server, when polling on
+    ``telematics_host:telematics_port`` (port 0: not served)."""
+
+    rule: ServiceRuleSettings = Field(default_factory=ServiceRuleSettings)
+    models: dict[str, ServiceRuleSettings] = Field(default_factory=dict)
+    plan: list[ServicePlanItemSettings] = Field(default_factory=_default_plan)
+    prediction_min_days: int = Field(default=14, ge=1)
+    max_km_per_day: int = Field(default=1_500, gt=0)
+    remind_within_km: int = 1_000
+    remind_within_days: int = 14
+    telematics_secret: SecretStr | None = None
+    telematics_host: str = "127.0.0.1"
+    telematics_port: int = 8090
+    telematics_max_readings: int = Field(default=1_000, gt=0)
+    fault_alert_max_age_hours: int = Field(default=48, gt=0)
+    fault_reopen_days: int = Field(default=7, gt=0)
+    dealer_slots: dict[str, DealerSlotSettings] = Field(default_factory=dict)  # dealer code; "*" = any
+    batch_size: int = Field(default=500, gt=0)  # service and telematics file imports
+
+    def rules(self) -> ServiceRules:
+        return ServiceRules(
+            default=self.rule.rule(),
+            by_model=tuple((name, rule.rule()) for name, rule in self.models.items()),
+            plan=tuple(
+                PlanItem(i.code, i.every_km, i.every_months, tuple(i.aliases)) for i in self.plan
+            ),
+            min_span_days=self.prediction_min_days,
+        )
+
+    def limits(self, timezone: str) -> OdometerLimits:
+        return OdometerLimits(max_km_per_day=self.max_km_per_day, timezone=timezone)
+
+    def fault_policy(self) -> FaultPolicy:
+        return FaultPolicy(
+            alert_max_age=timedelta(hours=self.fault_alert_max_age_hours),
+            reopen_after=timedelta(days=self.fault_reopen_days),
+        )
+
+
+class DeliverySettings(BaseModel):
+    """Delivery knobs (``AUTOCIRCLE_DELIVERY__RATE_PER_S`` …): quiet hours, the marketing cap,
+    Telegram's limits as the sender sees them, and the crash window."""
+
+    quiet_hours: str = Field("21:00-08:00", description="local quiet hours; 'off' for none")
+    marketing_cap: int = Field(2, description="marketing pushes per owner per cap window")
+    cap_window_days: float = 7.0
+    staff_quiet_hours: bool = Field(False, description="quiet hours also for partner/operator notices")
+    rate_per_s: float = Field(25.0, description="the bot's overall send rate (Telegram allows ~30)")
+    private_per_s: float = 1.0
+    private_burst: int = 2
+    group_per_min: float = 20.0
+    group_burst: int = 3
+    concurrency: int = 16
+    window: int = 100
+    lease_s: float = 60.0
+    max_attempts: int = 6
+    backoff_base_s: float = 2.0
+    transport: str = Field("direct", description="direct (lean JSON POST) or aiogram")
+
+    def policy(self, timezone: str, staff_chat_ids: Iterable[int] = ()) -> DeliveryPolicy:
+        from flows.delivery_rules import DeliveryPolicy, QuietHours
+
+        return DeliveryPolicy(
+            timezone=timezone,
+            quiet_hours=QuietHours.parse(self.quiet_hours),
+            marketing_cap=self.marketing_cap,
+            cap_window=timedelta(days=self.cap_window_days),
+            staff_quiet_hours=self.staff_quiet_hours,
+            staff_chat_ids=frozenset(staff_chat_ids),
+        )
+
+    def sender_config(self) -> SenderConfig:
+        from bot.sender import SenderConfig
+
+        return SenderConfig(
+            rate_per_s=self.rate_per_s, private_per_s=self.private_per_s,
+            private_burst=self.private_burst, group_per_min=self.group_per_min,
+            group_burst=self.group_burst, concurrency=self.concurrency, window=self.window,
+            lease_s=self.lease_s, max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
+            transport=self.transport,
+        )
+
+
+
 class Settings(BaseSettings):
     """AutoCircle settings, read from ``AUTOCIRCLE_*`` variables and an optional ``.env``."""
 
@@ -74,6 +213,14 @@ class Settings(BaseSettings):
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     circles: CircleSettings = Field(default_factory=CircleSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+
+    def segment_thresholds(self) -> Thresholds:
+        """The segment rules' plain values (flows never see the settings object)."""
+        from flows.segment_rules import Thresholds
+
+        return Thresholds.from_values(self.segments.model_dump(), self.timezone)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
 
 def masked(settings: Settings) -> dict[str, Any]:

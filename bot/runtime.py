@@ -26,7 +26,12 @@ from bot.fsm_storage import make_event_isolation, make_fsm_storage
 from bot.middlewares import DbSessionMiddleware, IdentityMiddleware
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
+from bot.jobs import register_jobs
+from bot.scheduler import Scheduler
+from bot.config import DeliverySettings
 from bot.sender import OutboxSender
+from flows.delivery_rules import DeliveryPolicy
+from flows.outbox import POLICY_KEY, Suppressions
 from flows.templating import Renderer
 from storage.db import session_factory
 
@@ -72,10 +77,10 @@ def create_dispatcher(app: App) -> Dispatcher:
         settings=settings,
         renderer=Renderer(default_locale=settings.locale),
     )
+    factory = session_factory(app.engine)
+    factory.configure(info={POLICY_KEY: delivery_policy(settings)})
     dp.update.outer_middleware(
-        DbSessionMiddleware(
-            session_factory(app.engine), serialize=app.engine.dialect.name == "sqlite"
-        )
+        DbSessionMiddleware(factory, serialize=app.engine.dialect.name == "sqlite")
     )
     dp.update.outer_middleware(IdentityMiddleware(settings.operator_ids))
     dp.include_routers(*build_routers(settings))
@@ -95,6 +100,7 @@ class BotRuntime:
     bot: Bot
     dp: Dispatcher
     sender: OutboxSender
+    scheduler: Scheduler | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def startup(self) -> None:
@@ -107,10 +113,16 @@ class BotRuntime:
             return
         log.warning("setMyCommands/setMyDescription failed at start-up; continuing without menus")
 
+    def start_background(self) -> None:
+        """The outbox sender and the scheduler (polling and webhook modes alike)."""
+        self.tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
+        if self.scheduler is not None:
+            self.scheduler.start()
+
     async def start_polling(self, *, polling_timeout: int = 10) -> None:
         await self.startup()
         await self.bot.delete_webhook(drop_pending_updates=False)
-        self.tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
+        self.start_background()
         self.tasks.append(
             asyncio.create_task(
                 self.dp.start_polling(
@@ -131,7 +143,10 @@ class BotRuntime:
         in_flight = list(getattr(self.dp, "_handle_update_tasks", ()))
         if in_flight:
             await asyncio.wait(in_flight, timeout=grace_s)
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
         self.sender.stop()
+        await self.sender.wait_stopped(timeout=grace_s)  # held rows go back, outcomes stored
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -142,9 +157,24 @@ class BotRuntime:
         await self.bot.session.close()
 
 
+def delivery_settings(settings: Settings) -> DeliverySettings:
+    return settings.delivery
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return delivery_settings(settings).policy(settings.timezone, settings.operator_ids)
+
+
 def build_runtime(app: App) -> BotRuntime:
     bot = create_bot(app.settings)
     dp = create_dispatcher(app)
-    sender = OutboxSender(bot, app.engine)
+    delivery = delivery_settings(app.settings)
+    policy = delivery_policy(app.settings)
+    sender = OutboxSender(
+        bot, app.engine, delivery.sender_config(), policy=policy, suppressions=Suppressions()
+    )
+    scheduler = Scheduler(app.engine, policy=policy, on_planned=sender.wake)
     dp["sender"] = sender
-    return BotRuntime(app=app, bot=bot, dp=dp, sender=sender)
+    register_jobs(scheduler, app.settings)
+    dp["scheduler"] = scheduler
+    return BotRuntime(app=app, bot=bot, dp=dp, sender=sender, scheduler=scheduler)

@@ -23,3 +23,8 @@ def set_now(now: Callable[[], datetime] | None) -> None:
     """Install a clock function (returns aware UTC) or ``None`` for the system clock."""
     global _now
     _now = now
+
+
+def installed() -> Callable[[], datetime] | None:
+    """The installed clock function, or ``None`` when the system clock is in use."""
+    return _now

@@ -1,21 +1,36 @@
-"""Outbox queries for the sender: claim due rows under a lease, record each outcome.
+"""Outbox queries: claim due rows under a lease, record outcomes in batches, and the reads
+the send-time rules need (who a chat is, their recent marketing pushes, topics, suppressions).
 
-Claiming sets ``sending`` with a lease; a crash leaves rows ``sending`` whose lease expires,
-and they are claimed again. PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so several
-senders never take the same row.
+Claiming is one statement that flips due rows to ``sending`` with a lease and returns them:
+on PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED`` (several senders never take
+the same row); on SQLite the single ``UPDATE ... RETURNING`` holds the write lock. A crash
+leaves rows ``sending``; when their lease expires they are claimed again.
+
+Outcomes other than ``sent`` only apply to rows still ``sending``: a sender whose lease ran
+out must not put back a row another sender has since delivered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from storage.models import OutboxMessage, OutboxStatus, Owner
+from storage.delivery_models import DeliverySuppression, OutboxTopic, OwnerPreference
+from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner, Partner
+
+_T = OutboxMessage.__table__
+PENDING = OutboxStatus.pending.value
+SENDING = OutboxStatus.sending.value
+SENT = OutboxStatus.sent.value
+FAILED = OutboxStatus.failed.value
+SKIPPED = OutboxStatus.skipped.value
+_IN_CHUNK = 500  # ids per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -24,99 +39,295 @@ class ClaimedMessage:
     chat_id: int
     owner_id: int | None
     message_class: str
+    priority: int
     text: str
     parse_mode: str | None
     buttons: list[Any] | None
     attempts: int
+    not_before: datetime
     expires_at: datetime | None
+    created_at: datetime
 
 
-def claim_due(engine: Engine, now: datetime, limit: int, lease: timedelta) -> list[ClaimedMessage]:
-    """Take up to ``limit`` due rows by priority then age and lease them to this sender."""
+_CLAIM_COLUMNS = (
+    _T.c.id, _T.c.chat_id, _T.c.owner_id, _T.c.message_class, _T.c.priority, _T.c.text,
+    _T.c.parse_mode, _T.c.buttons, _T.c.attempts, _T.c.not_before, _T.c.expires_at,
+    _T.c.created_at,
+)
+
+
+def claim_due(
+    engine: Engine,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    *,
+    exclude_chats: Collection[int] = (),
+) -> list[ClaimedMessage]:
+    """Lease up to ``limit`` due rows (priority, then age), skipping ``exclude_chats``."""
+    if limit <= 0:
+        return []
     due = or_(
-        and_(OutboxMessage.status == OutboxStatus.pending.value, OutboxMessage.not_before <= now),
-        and_(OutboxMessage.status == OutboxStatus.sending.value, OutboxMessage.lease_until < now),
+        and_(_T.c.status == PENDING, _T.c.not_before <= now),
+        and_(_T.c.status == SENDING, _T.c.lease_until < now),
     )
-    with Session(engine) as session:
-        query = (
-            select(OutboxMessage)
-            .where(due)
-            .order_by(OutboxMessage.priority, OutboxMessage.not_before, OutboxMessage.id)
-            .limit(limit)
+    pick = select(_T.c.id).where(due)
+    if exclude_chats:
+        pick = pick.where(_T.c.chat_id.not_in(list(exclude_chats)))
+    pick = pick.order_by(_T.c.priority, _T.c.not_before, _T.c.id).limit(limit)
+    values = dict(status=SENDING, lease_until=now + lease, attempts=_T.c.attempts + 1, updated_at=now)
+    if engine.dialect.name == "postgresql":
+        picked = pick.with_for_update(skip_locked=True).cte("picked")  # a locking CTE runs once
+        stmt = update(_T).where(_T.c.id == picked.c.id)
+    else:
+        stmt = update(_T).where(_T.c.id.in_(pick.scalar_subquery()))
+    stmt = stmt.values(**values).returning(*_CLAIM_COLUMNS)
+    with engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+    claimed = [ClaimedMessage(**row._mapping) for row in rows]
+    claimed.sort(key=lambda m: (m.priority, m.not_before, m.id))
+    return claimed
+
+
+# --- outcomes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed row. ``pending`` puts it back for ``not_before``."""
+
+    id: int
+    status: str
+    at: datetime
+    reason: str | None = None
+    telegram_message_id: int | None = None
+    not_before: datetime | None = None
+    refund_attempt: bool = False  # a retry that should not count (429, deferral by rules)
+    block_chat: int | None = None  # 403: this chat is unreachable, skip its queued pushes
+
+
+def record_outcomes(engine: Engine, outcomes: Sequence[Outcome]) -> None:
+    """Store a batch of outcomes in one transaction (executemany per kind)."""
+    if not outcomes:
+        return
+    with engine.begin() as conn:
+        _record(conn, outcomes)
+
+
+def _record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
+    sent = [o for o in outcomes if o.status == SENT]
+    final = [o for o in outcomes if o.status in (FAILED, SKIPPED)]
+    retry = [o for o in outcomes if o.status == PENDING]
+    if sent:
+        conn.execute(
+            update(_T).where(_T.c.id == bindparam("b_id")).values(
+                status=SENT, telegram_message_id=bindparam("b_tg"), sent_at=bindparam("b_at"),
+                updated_at=bindparam("b_at"), lease_until=None, reason=None,
+            ),
+            [{"b_id": o.id, "b_tg": o.telegram_message_id, "b_at": o.at} for o in sent],
         )
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.execute(query).scalars())
-        claimed = []
-        for row in rows:
-            row.status = OutboxStatus.sending.value
-            row.lease_until = now + lease
-            row.attempts += 1
-            row.updated_at = now
-            claimed.append(
-                ClaimedMessage(
-                    id=row.id or 0,
-                    chat_id=row.chat_id,
-                    owner_id=row.owner_id,
-                    message_class=row.message_class,
-                    text=row.text,
-                    parse_mode=row.parse_mode,
-                    buttons=row.buttons,
-                    attempts=row.attempts,
-                    expires_at=row.expires_at,
-                )
-            )
-        session.commit()
-        return claimed
-
-
-def _set(engine: Engine, message_id: int, **values: Any) -> None:
-    with Session(engine) as session:
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
-        session.commit()
-
-
-def mark_sent(engine: Engine, message_id: int, telegram_message_id: int, now: datetime) -> None:
-    _set(
-        engine,
-        message_id,
-        status=OutboxStatus.sent.value,
-        telegram_message_id=telegram_message_id,
-        sent_at=now,
-        updated_at=now,
-        lease_until=None,
-        reason=None,
-    )
-
-
-def mark_failed(engine: Engine, message_id: int, reason: str, now: datetime) -> None:
-    _set(engine, message_id, status=OutboxStatus.failed.value, reason=reason[:500], updated_at=now, lease_until=None)
-
-
-def mark_skipped(engine: Engine, message_id: int, reason: str, now: datetime) -> None:
-    _set(engine, message_id, status=OutboxStatus.skipped.value, reason=reason, updated_at=now, lease_until=None)
-
-
-def release(engine: Engine, message_id: int, not_before: datetime, now: datetime, *, count_attempt: bool = True) -> None:
-    """Put a row back to ``pending`` for a later try (rate limit, network error)."""
-    values: dict[str, Any] = dict(
-        status=OutboxStatus.pending.value, not_before=not_before, updated_at=now, lease_until=None
-    )
-    if not count_attempt:
-        values["attempts"] = OutboxMessage.attempts - 1
-    _set(engine, message_id, **values)
+    if final:
+        conn.execute(
+            update(_T).where(_T.c.id == bindparam("b_id"), _T.c.status == SENDING).values(
+                status=bindparam("b_status"), reason=bindparam("b_reason"),
+                updated_at=bindparam("b_at"), lease_until=None,
+            ),
+            [
+                {"b_id": o.id, "b_status": o.status, "b_reason": (o.reason or "")[:500], "b_at": o.at}
+                for o in final
+            ],
+        )
+    if retry:
+        conn.execute(
+            update(_T).where(_T.c.id == bindparam("b_id"), _T.c.status == SENDING).values(
+                status=PENDING, not_before=bindparam("b_nb"), reason=bindparam("b_reason"),
+                updated_at=bindparam("b_at"), lease_until=None,
+                attempts=_T.c.attempts - bindparam("b_refund"),
+            ),
+            [
+                {
+                    "b_id": o.id, "b_nb": o.not_before or o.at, "b_reason": o.reason,
+                    "b_at": o.at, "b_refund": 1 if o.refund_attempt else 0,
+                }
+                for o in retry
+            ],
+        )
+    for chat_id in {o.block_chat for o in outcomes if o.block_chat is not None}:
+        _chat_unreachable(conn, chat_id, "blocked", max(o.at for o in outcomes))
 
 
 def mark_chat_unreachable(engine: Engine, chat_id: int, reason: str, now: datetime) -> int:
     """The user blocked the bot: owner unreachable, their queued pushes skipped."""
-    with Session(engine) as session:
-        session.execute(
-            update(Owner).where(Owner.telegram_user_id == chat_id).values(unreachable=True, updated_at=now)
+    with engine.begin() as conn:
+        return _chat_unreachable(conn, chat_id, reason, now)
+
+
+def _chat_unreachable(conn: Connection, chat_id: int, reason: str, now: datetime) -> int:
+    conn.execute(
+        update(Owner.__table__).where(Owner.__table__.c.telegram_user_id == chat_id)
+        .values(unreachable=True, updated_at=now)
+    )
+    result = conn.execute(
+        update(_T).where(_T.c.chat_id == chat_id, _T.c.status == PENDING)
+        .values(status=SKIPPED, reason=reason, updated_at=now)
+    )
+    return result.rowcount or 0
+
+
+def expire_pending(engine: Engine, now: datetime) -> int:
+    """Skip pending rows whose ``expires_at`` has passed (they could never be sent)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(_T).where(_T.c.status == PENDING, _T.c.expires_at <= now)
+            .values(status=SKIPPED, reason="expired", updated_at=now)
         )
-        result = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.status == OutboxStatus.pending.value)
-            .values(status=OutboxStatus.skipped.value, reason=reason, updated_at=now)
-        )
-        session.commit()
         return result.rowcount or 0
+
+
+def release_all_sending(engine: Engine, ids: Iterable[int], not_before: datetime, now: datetime) -> None:
+    """Give rows this sender holds back to the queue without counting the attempt."""
+    record_outcomes(
+        engine,
+        [Outcome(id=i, status=PENDING, at=now, not_before=not_before, refund_attempt=True) for i in ids],
+    )
+
+
+# --- reads for the send-time rules ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatOwner:
+    """The owner behind a private chat, with their delivery preferences."""
+
+    owner_id: int
+    chat_id: int
+    opted_out: bool
+    unreachable: bool
+    timezone: str | None
+    marketing_cap: int | None
+    quiet_hours: str | None
+
+
+def owners_by_chat(session: Session, chat_ids: Iterable[int]) -> dict[int, ChatOwner]:
+    """Owners whose Telegram user id is one of ``chat_ids`` (private chats), by chat id."""
+    wanted = sorted({c for c in chat_ids if c > 0})
+    found: dict[int, ChatOwner] = {}
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(
+                Owner.id, Owner.telegram_user_id, Owner.opted_out, Owner.unreachable,
+                OwnerPreference.timezone, OwnerPreference.marketing_cap_per_week,
+                OwnerPreference.quiet_hours,
+            )
+            .outerjoin(OwnerPreference, OwnerPreference.owner_id == Owner.id)
+            .where(Owner.telegram_user_id.in_(chunk))
+        ).all()
+        for row in rows:
+            found[row[1]] = ChatOwner(row[0], row[1], bool(row[2]), bool(row[3]), row[4], row[5], row[6])
+    return found
+
+
+def partner_chats(session: Session, chat_ids: Iterable[int]) -> set[int]:
+    """Which of ``chat_ids`` are active partners' private chats (staff, not audience)."""
+    wanted = sorted({c for c in chat_ids if c > 0})
+    found: set[int] = set()
+    for chunk in _chunks(wanted):
+        found.update(
+            session.execute(
+                select(Partner.telegram_user_id).where(
+                    Partner.telegram_user_id.in_(chunk), Partner.active.is_(True)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def marketing_times(
+    session: Session,
+    chat_ids: Iterable[int],
+    since: datetime,
+    *,
+    include_planned: bool,
+    exclude_ids: Collection[int] = (),
+) -> dict[int, list[datetime]]:
+    """Per chat: marketing pushes that count against the frequency cap after ``since``.
+
+    Sent ones count at ``sent_at``; with ``include_planned``, pending and in-flight ones count
+    at ``not_before`` (planning must leave room for what is already queued).
+    """
+    wanted = sorted(set(chat_ids))
+    times: dict[int, list[datetime]] = {}
+    statuses = [SENT, PENDING, SENDING] if include_planned else [SENT]
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(_T.c.id, _T.c.chat_id, _T.c.status, _T.c.sent_at, _T.c.not_before).where(
+                _T.c.chat_id.in_(chunk),
+                _T.c.message_class == MessageClass.marketing.value,
+                _T.c.status.in_(statuses),
+            )
+        ).all()
+        for row_id, chat_id, status, sent_at, not_before in rows:
+            if row_id in exclude_ids:
+                continue
+            at = sent_at if status == SENT else not_before
+            if at is not None and at > since:
+                times.setdefault(chat_id, []).append(at)
+    return times
+
+
+def topics_of(session: Session, outbox_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
+    """``outbox id -> (topic, subject)`` for the rows that have a topic."""
+    found: dict[int, tuple[str, str | None]] = {}
+    for chunk in _chunks(sorted(set(outbox_ids))):
+        for outbox_id, topic, subject in session.execute(
+            select(OutboxTopic.outbox_id, OutboxTopic.topic, OutboxTopic.subject).where(
+                OutboxTopic.outbox_id.in_(chunk)
+            )
+        ).all():
+            found[outbox_id] = (topic, subject)
+    return found
+
+
+def suppressions_for(session: Session, topics: Iterable[str]) -> dict[tuple[str, str], str]:
+    """``(topic, subject) -> reason`` for cancelled topics (subject ``""``: the whole topic)."""
+    wanted = sorted(set(topics))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(DeliverySuppression.topic, DeliverySuppression.subject, DeliverySuppression.reason)
+        .where(DeliverySuppression.topic.in_(wanted))
+    ).all()
+    return {(topic, subject or ""): reason for topic, subject, reason in rows}
+
+
+def add_suppression(session: Session, topic: str, subject: str, reason: str, now: datetime) -> bool:
+    """Record a cancelled topic/subject once; returns True when it is new."""
+    exists = session.execute(
+        select(DeliverySuppression.id).where(
+            DeliverySuppression.topic == topic, DeliverySuppression.subject == subject
+        )
+    ).first()
+    if exists:
+        return False
+    session.add(DeliverySuppression(topic=topic, subject=subject, reason=reason, created_at=now))
+    session.flush()
+    return True
+
+
+def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(keys))):
+        found.update(session.execute(select(_T.c.dedupe_key).where(_T.c.dedupe_key.in_(chunk))).scalars())
+    return found
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+__all__ = [
+    "ChatOwner", "ClaimedMessage", "Outcome", "add_suppression", "claim_due", "existing_keys",
+    "expire_pending", "mark_chat_unreachable", "marketing_times", "owners_by_chat", "partner_chats",
+    "record_outcomes", "release_all_sending", "suppressions_for", "topics_of",
+]

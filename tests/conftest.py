@@ -272,7 +272,21 @@ async def sandbox():  # noqa: ANN201
 
 
 @pytest.fixture
-async def harness(sandbox, sqlite_url: str):  # noqa: ANN001, ANN201
+def daytime_clock():  # noqa: ANN201
+    """App time that runs at real speed from 10:00 Asia/Shanghai today, so pushes are not
+    held by quiet hours whenever the suite happens to run (tests of quiet hours set their own)."""
+    from datetime import UTC, datetime, time
+
+    from flows.clock import AcceleratedClock, uninstall
+
+    clock = AcceleratedClock(datetime.combine(datetime.now(UTC).date(), time(2, 0), UTC), rate=1)
+    clock.install()
+    yield clock
+    uninstall()
+
+
+@pytest.fixture
+async def harness(sandbox, sqlite_url: str, daytime_clock):  # noqa: ANN001, ANN201
     bot_harness = BotHarness(sandbox, sqlite_url)
     await bot_harness.start()
     try:

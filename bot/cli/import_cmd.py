@@ -1,4 +1,5 @@
-"""`autocircle import ...` commands: the owner database (CSV/XLSX) and channel partners.
+"""`autocircle import ...` commands: the owner database (CSV/XLSX), channel partners, service
+history and telematics readings.
 
 The work happens in ``storage.importing``; this module turns settings into plain options,
 shows a progress bar on a terminal and prints the summary. Exit code 0 whenever the run
@@ -26,6 +27,7 @@ from rich.progress import (
 
 from bot.cli.common import console, err_console, fail, open_app
 from storage.importing import ImportFileError, ImportProgress, ImportSummary, import_owners
+from storage.importing.summary import RecordImportSummary
 
 app = typer.Typer(help="Import owner and partner data.", no_args_is_help=True)
 
@@ -62,6 +64,100 @@ def owners(
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         _print_summary(summary)
+
+
+@app.command("services")
+def services(
+    file: Path = typer.Argument(
+        ..., help="Service history: VIN, date, km and optional items, CSV or XLSX."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Where rejected rows go [default: <FILE stem>.rejects.csv beside FILE]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Import service visits; each updates its car and counts for segments. Safe to re-run."""
+    from flows.service import ServiceRowApplier
+    from storage.importing.services import import_services
+
+    with open_app() as application:
+        settings = application.settings
+        applier = ServiceRowApplier(settings.service.limits(settings.timezone), source=f"import:{file.name}")
+        summary = _run_records(
+            lambda bar: import_services(
+                application.engine, file, applier, rejects_path=rejects,
+                batch_size=settings.service.batch_size, timezone=settings.timezone, progress=bar,
+            )
+        )
+    _print_records(summary, as_json)
+
+
+@app.command("telematics")
+def telematics(
+    file: Path = typer.Argument(
+        ..., help="Telematics readings: VIN, odometer km, time and optional fault codes, CSV or XLSX."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Where rejected rows go [default: <FILE stem>.rejects.csv beside FILE]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Import odometer readings; new recent fault codes tell owner and partner. Safe to re-run."""
+    from flows.service import TelematicsRowApplier
+    from flows.templating import Renderer
+    from storage.clock import utcnow
+    from storage.importing.telematics import import_telematics
+
+    with open_app() as application:
+        settings = application.settings
+        applier = TelematicsRowApplier(
+            Renderer(default_locale=settings.locale), settings.service.limits(settings.timezone),
+            settings.service.fault_policy(), source=f"import:{file.name}", now=utcnow,
+        )
+        summary = _run_records(
+            lambda bar: import_telematics(
+                application.engine, file, applier, rejects_path=rejects,
+                batch_size=settings.service.batch_size, timezone=settings.timezone, progress=bar,
+            )
+        )
+    _print_records(summary, as_json)
+
+
+def _run_records(run):  # noqa: ANN001, ANN202 - run(progress) -> RecordImportSummary
+    bar = _ProgressBar() if err_console.is_terminal else None
+    try:
+        return run(bar)
+    except ImportFileError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _print_records(summary: RecordImportSummary, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+        return
+
+    def line(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    kind = summary.format + (f", {summary.encoding}" if summary.encoding else "")
+    line(
+        f"{escape(summary.path)} ({kind}): {summary.read:,} rows read in {summary.seconds:.1f} s, "
+        f"{summary.rows_per_s:,.0f} rows/s"
+    )
+    line(f"  imported    {summary.imported:>9,}")
+    line(f"  updated     {summary.updated:>9,}")
+    line(f"  unchanged   {summary.unchanged:>9,}")
+    rejected = f"  rejected    {summary.rejected:>9,}"
+    if summary.rejects_path:
+        rejected += f"  see {escape(summary.rejects_path)}"
+    line(rejected)
+    for name, count in summary.counts:
+        line(f"  {name.replace('_', ' '):<11} {count:>9,}")
+    if summary.ignored_columns:
+        line(f"  ignored columns: {escape(', '.join(summary.ignored_columns))}")
 
 
 @app.command("partners")

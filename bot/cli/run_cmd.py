@@ -47,8 +47,11 @@ async def _serve(app, webhook: str | None, listen: str, port: int) -> None:  # n
         await runner.cleanup()
     else:
         await runtime.start_polling()
+        telematics = await _start_telematics(runtime)  # issue 7: POST /telematics on its own port
         console.print(f"polling {app.settings.api_base} as @{runtime.dp['bot_username']}; Ctrl+C stops")
         await stop.wait()
+        if telematics is not None:
+            await telematics.cleanup()
     await runtime.stop()
     console.print("stopped cleanly")
 
@@ -65,13 +68,45 @@ async def _start_webhook(runtime, url: str, listen: str, port: int):  # noqa: AN
     web_app = web.Application()
     SimpleRequestHandler(runtime.dp, runtime.bot, secret_token=secret).register(web_app, path="/webhook")
     setup_application(web_app, runtime.dp, bot=runtime.bot)
-    runtime.tasks.append(asyncio.create_task(runtime.sender.run(), name="outbox-sender"))
+    _mount_telematics(web_app, runtime)  # issue 7: POST /telematics beside /webhook
+    runtime.start_background()
     runner = web.AppRunner(web_app)
     await runner.setup()
     await web.TCPSite(runner, listen, port).start()
     await runtime.bot.set_webhook(
         url.rstrip("/") + "/webhook", secret_token=secret, allowed_updates=allowed_updates(runtime.dp)
     )
+    return runner
+
+
+# --- telematics endpoint (issue 7, service moments): served only when the secret is set -------
+
+
+def _telematics_options(runtime):  # noqa: ANN001, ANN202
+    from bot.runtime import delivery_policy
+
+    return {"policy": delivery_policy(runtime.app.settings), "on_enqueued": runtime.sender.wake}
+
+
+def _mount_telematics(web_app, runtime) -> None:  # noqa: ANN001
+    if runtime.app.settings.service.telematics_secret is None:
+        return
+    from bot.telematics import add_telematics_routes
+
+    add_telematics_routes(web_app, runtime.app, **_telematics_options(runtime))
+    console.print("telematics at /telematics on the webhook server")
+
+
+async def _start_telematics(runtime):  # noqa: ANN001, ANN202 - aiohttp AppRunner or None
+    service = runtime.app.settings.service
+    if service.telematics_secret is None or not service.telematics_port:
+        return None
+    from bot.telematics import start_telematics_site
+
+    runner = await start_telematics_site(
+        runtime.app, service.telematics_host, service.telematics_port, **_telematics_options(runtime)
+    )
+    console.print(f"telematics at http://{service.telematics_host}:{service.telematics_port}/telematics")
     return runner
 
 

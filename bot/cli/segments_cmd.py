@@ -18,7 +18,7 @@ app = typer.Typer(help="Segment engine: the maturity × activity matrix.", no_ar
 
 def thresholds(settings: Settings) -> Thresholds:
     """The rules' plain values from the settings (flows never see the settings object)."""
-    return Thresholds.from_values(settings.segments.model_dump(), settings.timezone)
+    return settings.segment_thresholds()
 
 
 @app.command("recompute")

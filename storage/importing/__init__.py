@@ -1,10 +1,14 @@
-"""Importing the car maker's owner database: CSV/XLSX exports from dealer systems.
+"""Importing CSV/XLSX exports from dealer systems: the owner database, service history,
+telematics readings.
 
-``import_owners(engine, path, ...)`` is the entry point; it knows nothing of the CLI or the
-bot and returns a frozen :class:`ImportSummary`. Modules: ``readers`` (stream rows with file
-line numbers, detect format and encoding), ``headers`` (column aliases, EN/ZH), ``fields``
-(validators), ``rows`` (one row → normalised owner and vehicle or its problems), ``owners``
-(batched upsert), ``rejects`` (the rejects CSV), ``summary``.
+``import_owners(engine, path, ...)`` is the owner entry point; it knows nothing of the CLI or
+the bot and returns a frozen :class:`ImportSummary`. Modules: ``readers`` (stream rows with file
+line numbers, detect format and encoding), ``headers`` (column aliases, EN/ZH, per kind of
+file), ``fields`` (validators), ``rows`` (one row → normalised owner and vehicle or its
+problems), ``owners`` (batched upsert), ``rejects`` (the rejects CSV), ``summary``.
+
+``records`` runs the other imports on the same pieces, with the meaning of a row supplied by
+the caller: ``services.import_services`` and ``telematics.import_telematics``.
 """
 
 from storage.importing.errors import ImportFileError

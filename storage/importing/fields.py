@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import phonenumbers
 
@@ -253,6 +253,100 @@ def parse_kilometres(value: object) -> int:
     if number > MAX_KM:
         raise FieldError(f"implausibly large (over {MAX_KM:,} km)")
     return number if type(number) is int else int(round(number))
+
+
+# --- instants --------------------------------------------------------------------------------
+
+_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6})\d*)?)?")
+
+
+def parse_instant(value: object, tz: tzinfo) -> datetime:
+    """An aware UTC instant from ISO 8601 (``2026-11-20T08:15:00+08:00``, ``…Z``), a date and a
+    time as the date parser reads them (``2026/11/20 8:15``), a date alone (midnight), or an
+    XLSX date/time cell. Without an offset the time is local to ``tz``."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        s = _fold(parse_text(value)).strip()
+        moment = _iso(s) or _loose_instant(s)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    if moment.year < _MIN_YEAR:
+        raise FieldError(f"date before {_MIN_YEAR}: {value}")
+    return moment.astimezone(UTC)
+
+
+def parse_iso_instant(value: str) -> datetime:
+    """Strict ISO 8601 with a time zone (``Z`` or ``+08:00``), as an API requires; aware UTC."""
+    moment = _iso(value.strip()) if value.strip()[:4].isdigit() else None
+    if moment is None:
+        raise FieldError(f"not an ISO 8601 time: {value[:40]!r}")
+    if moment.tzinfo is None:
+        raise FieldError("needs a time zone (Z or +08:00)")
+    return moment.astimezone(UTC)
+
+
+def _iso(s: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(s)
+    except ValueError:
+        return None
+
+
+def _loose_instant(s: str) -> datetime:
+    head, _, tail = s.replace("T", " ").partition(" ")
+    day_ = _parse_day(head)
+    tail = tail.strip()
+    if not tail:
+        return datetime(day_.year, day_.month, day_.day)
+    m = _TIME.fullmatch(tail)
+    if not m:
+        raise FieldError(f"not a time: {s} (use YYYY-MM-DD HH:MM or ISO 8601)")
+    hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    micro = int((m.group(4) or "0").ljust(6, "0"))
+    try:
+        return datetime(day_.year, day_.month, day_.day, hour, minute, second, micro)
+    except ValueError:
+        raise FieldError(f"not a real time: {s}") from None
+
+
+# --- telematics fault codes and service items -------------------------------------------------
+
+_FAULT_CODE = re.compile(r"[A-Z0-9][A-Z0-9:._\-]{1,15}")
+_LIST_SEPARATORS = re.compile(r"[,;，；、|\n]+")
+MAX_LIST_ITEMS = 50
+
+
+def parse_fault_code(value: object) -> str:
+    """A diagnostic trouble code such as ``P0301`` or a maker's ``U0100:87``: letters, digits
+    and ``: . _ -``, 2 to 16 characters, upper-cased."""
+    s = _fold(parse_text(value)).strip().upper()
+    if not _FAULT_CODE.fullmatch(s):
+        raise FieldError(f"not a fault code: {s[:20]!r} (e.g. P0301)")
+    return s
+
+
+def parse_fault_codes(value: object) -> tuple[str, ...]:
+    """Codes separated by commas, semicolons, spaces or bars; repeats dropped, order kept."""
+    parts = [p for p in re.split(r"[\s,;，；、|/]+", _fold(parse_text(value))) if p]
+    if len(parts) > MAX_LIST_ITEMS:
+        raise FieldError(f"more than {MAX_LIST_ITEMS} fault codes")
+    return tuple(dict.fromkeys(parse_fault_code(p) for p in parts))
+
+
+def parse_items(value: object) -> tuple[str, ...]:
+    """Service items as written (``机油、机滤`` or ``oil; oil filter``), split on commas,
+    semicolons, ``、`` and bars, each trimmed; repeats dropped, order kept."""
+    parts = [p.strip() for p in _LIST_SEPARATORS.split(parse_text(value))]
+    items = tuple(dict.fromkeys(p for p in parts if p))
+    if len(items) > MAX_LIST_ITEMS:
+        raise FieldError(f"more than {MAX_LIST_ITEMS} items")
+    for item in items:
+        if len(item) > 64:
+            raise FieldError(f"item longer than 64 characters: {item[:20]}…")
+    return items
 
 
 # --- codes and choices ----------------------------------------------------------------------

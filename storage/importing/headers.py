@@ -1,5 +1,9 @@
 """Which column is which: English and Chinese header aliases, matched forgivingly.
 
+A :class:`HeaderSpec` is one kind of file (its fields with aliases, the required ones);
+``OWNERS`` is the owner export, and the module-level functions are its methods. The service
+and telematics imports declare their own specs from the same pieces (``VIN_FIELD``).
+
 A header is folded before lookup: Unicode NFKC (full-width ``（ｋｍ）`` → ``(km)``), BOM and
 zero-width characters dropped, lower case, spaces/underscores/hyphens/dots removed, a trailing
 ``*`` or ``:`` dropped. A trailing parenthesis is tried twice: first as a unit (``Mileage (km)``
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from storage.importing.errors import ImportFileError
 
@@ -22,6 +26,11 @@ class FieldSpec:
     label: str  # how messages name the field when the file has no such column
     aliases: tuple[str, ...]
 
+
+VIN_FIELD = FieldSpec("vin", "VIN/车架号", (
+    "vin", "vin no", "vin code", "vin number", "chassis no", "chassis number", "车架号",
+    "车辆识别代号", "车辆识别码", "vin码", "底盘号",
+))
 
 FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("owner_id", "owner id/车主编号", (
@@ -37,10 +46,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         "telephone", "cell", "cellphone", "手机号", "手机", "手机号码", "电话", "联系电话",
         "电话号码", "联系方式",
     )),
-    FieldSpec("vin", "VIN/车架号", (
-        "vin", "vin no", "vin code", "vin number", "chassis no", "chassis number", "车架号",
-        "车辆识别代号", "车辆识别码", "vin码", "底盘号",
-    )),
+    VIN_FIELD,
     FieldSpec("plate", "plate/车牌号", (
         "plate", "plate no", "plate number", "license plate", "licence plate", "registration",
         "车牌号", "车牌", "车牌号码",
@@ -97,32 +103,6 @@ def fold(header: object) -> str:
     return _NOISE.sub("", s)
 
 
-_ALIASES: dict[str, str] = {}
-for _spec in FIELDS:
-    for _alias in (_spec.key, *_spec.aliases):
-        _ALIASES.setdefault(fold(_alias), _spec.key)
-LABELS: dict[str, str] = {spec.key: spec.label for spec in FIELDS}
-
-
-def field_for(header: object) -> str | None:
-    """The field a header names, or ``None`` for a column to keep as an attribute."""
-    folded = fold(header)
-    if not folded:
-        return None
-    found = _ALIASES.get(folded)
-    if found is not None:
-        return found
-    m = _TRAILING_PAREN.search(folded)
-    if m:
-        inner = m.group(1)
-        base = folded[: m.start()]
-        unit = _UNITS.get(inner)
-        if unit and (base + unit) in _ALIASES:
-            return _ALIASES[base + unit]
-        return _ALIASES.get(base)
-    return None
-
-
 @dataclass(frozen=True)
 class ColumnMap:
     """Where each field sits in a row, and which columns are kept as attributes."""
@@ -131,54 +111,93 @@ class ColumnMap:
     fields: dict[str, int]  # field key -> column index
     extras: tuple[tuple[int, str], ...]  # (column index, attribute name)
     ignored: frozenset[int]  # a rejects file's own columns
+    labels: dict[str, str] = field(default_factory=dict)  # the spec's labels
 
     def column_name(self, field: str) -> str:
         """The header as written in the file, for messages and the rejects file."""
         index = self.fields.get(field)
-        return self.header[index] if index is not None else LABELS.get(field, field)
+        return self.header[index] if index is not None else self.labels.get(field, field)
 
 
 def clean_header(value: object) -> str:
     return str(value if value is not None else "").translate(_INVISIBLE).strip()
 
 
-def map_columns(raw_header: list[object]) -> ColumnMap:
-    """Match a header row to the fields; a file without the required columns is refused."""
-    header = tuple(clean_header(h) for h in raw_header)
-    ignored: set[int] = set()
-    if tuple(fold(h) for h in header[:3]) == REJECT_COLUMNS:
-        ignored = {0, 1, 2}
-    fields: dict[str, int] = {}
-    extras: list[tuple[int, str]] = []
-    used_names: set[str] = set()
-    for index, name in enumerate(header):
-        if index in ignored:
-            continue
-        key = field_for(name)
-        if key is None:
-            attribute = name or f"column {index + 1}"
-            while attribute in used_names:
-                attribute += "'"
-            used_names.add(attribute)
-            extras.append((index, attribute))
-        elif key in fields:
-            first = header[fields[key]]
+class HeaderSpec:
+    """The columns of one kind of file: fields with aliases, and the required ones."""
+
+    def __init__(self, fields: tuple[FieldSpec, ...], required: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.required = required
+        self.labels: dict[str, str] = {spec.key: spec.label for spec in fields}
+        self._aliases: dict[str, str] = {}
+        for spec in fields:
+            for alias in (spec.key, *spec.aliases):
+                self._aliases.setdefault(fold(alias), spec.key)
+
+    def field_for(self, header: object) -> str | None:
+        """The field a header names, or ``None`` for a column the spec does not know."""
+        folded = fold(header)
+        if not folded:
+            return None
+        aliases = self._aliases
+        found = aliases.get(folded)
+        if found is not None:
+            return found
+        m = _TRAILING_PAREN.search(folded)
+        if m:
+            inner = m.group(1)
+            base = folded[: m.start()]
+            unit = _UNITS.get(inner)
+            if unit and (base + unit) in aliases:
+                return aliases[base + unit]
+            return aliases.get(base)
+        return None
+
+    def map_columns(self, raw_header: list[object]) -> ColumnMap:
+        """Match a header row to the fields; a file without the required columns is refused."""
+        header = tuple(clean_header(h) for h in raw_header)
+        ignored: set[int] = set()
+        if tuple(fold(h) for h in header[:3]) == REJECT_COLUMNS:
+            ignored = {0, 1, 2}
+        fields: dict[str, int] = {}
+        extras: list[tuple[int, str]] = []
+        used_names: set[str] = set()
+        labels = self.labels
+        for index, name in enumerate(header):
+            if index in ignored:
+                continue
+            key = self.field_for(name)
+            if key is None:
+                attribute = name or f"column {index + 1}"
+                while attribute in used_names:
+                    attribute += "'"
+                used_names.add(attribute)
+                extras.append((index, attribute))
+            elif key in fields:
+                first = header[fields[key]]
+                raise ImportFileError(
+                    f"columns {first!r} and {name!r} both mean {labels[key]}: keep one of them"
+                )
+            else:
+                fields[key] = index
+        missing = [labels[key] for key in self.required if key not in fields]
+        if missing:
+            found = ", ".join(h for h in header if h)[:200] or "none"
             raise ImportFileError(
-                f"columns {first!r} and {name!r} both mean {LABELS[key]}: keep one of them"
+                f"missing required column{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+                f"(columns found: {found})"
             )
-        else:
-            fields[key] = index
-    missing = [LABELS[key] for key in REQUIRED if key not in fields]
-    if missing:
-        found = ", ".join(h for h in header if h)[:200] or "none"
-        raise ImportFileError(
-            f"missing required column{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
-            f"(columns found: {found})"
-        )
-    return ColumnMap(header, fields, tuple(extras), frozenset(ignored))
+        return ColumnMap(header, fields, tuple(extras), frozenset(ignored), labels)
+
+    def looks_like_header(self, row: list[object]) -> bool:
+        """True when a row names every required field (to skip title rows above the header)."""
+        keys = {self.field_for(cell) for cell in row}
+        return all(key in keys for key in self.required)
 
 
-def looks_like_header(row: list[object]) -> bool:
-    """True when a row names every required field (used to skip title rows above the header)."""
-    keys = {field_for(cell) for cell in row}
-    return all(key in keys for key in REQUIRED)
+OWNERS = HeaderSpec(FIELDS, REQUIRED)
+LABELS: dict[str, str] = OWNERS.labels
+field_for = OWNERS.field_for
+map_columns = OWNERS.map_columns
+looks_like_header = OWNERS.looks_like_header

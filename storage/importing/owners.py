@@ -10,6 +10,9 @@ import writes (name, phone, product line, dealer, advisor, assigned partner, ext
 an unchanged owner costs one indexed lookup and a string compare; vehicles are compared field
 by field with the row fetched by the same VIN lookup that checks who owns the VIN.
 
+An export never moves a car's last service back nor lowers its mileage (``_keep_newer``):
+service visits, ``/mileage`` and telematics may know newer values than the dealer system did.
+
 Within one file the first row for an owner id or a VIN wins: a later row that repeats it
 exactly is counted unchanged, a later row that disagrees (different phone for the same owner
 id, different mileage for the same VIN, the same VIN under another owner id) is rejected with
@@ -320,6 +323,8 @@ class _OwnerStore:
                     )
                 hash_only = not owner_changes
             vehicle_values = tuple(row[10:16])
+            if vehicle is not None:
+                vehicle_values = _keep_newer(vehicle.values, vehicle_values)
             vehicle_changes: dict[str, list[Any]] = {}
             if not problems and vehicle is not None and vehicle.values != vehicle_values:
                 vehicle_changes = self._layout.vehicle_changes(vehicle.values, vehicle_values)
@@ -638,6 +643,19 @@ class _Layout:
 
     def merge_vehicle(self, stored: tuple[Any, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(new if present else old for old, new, present in zip(stored, values, self.vehicle, strict=True))
+
+
+def _keep_newer(stored: tuple[Any, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The file's vehicle values, except that an export never moves the last service back nor
+    lowers (or blanks) the mileage: service visits, ``/mileage`` and telematics may have
+    recorded newer values since the dealer system exported (``VEHICLE_FIELDS`` order)."""
+    plate, model, bought, served_on, served_km, km = values
+    _, _, _, stored_on, stored_km, stored_mileage = stored
+    if stored_on is not None and (served_on is None or served_on < stored_on):
+        served_on, served_km = stored_on, stored_km
+    if stored_mileage is not None and (km is None or km < stored_mileage):
+        km = stored_mileage
+    return (plate, model, bought, served_on, served_km, km)
 
 
 def _plain(value: Any) -> Any:

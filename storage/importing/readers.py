@@ -1,4 +1,4 @@
-"""Stream the rows of a CSV or XLSX owner export, each with its line in the file.
+"""Stream the rows of a CSV or XLSX export, each with its line in the file.
 
 Nothing is loaded whole: CSV goes through ``csv.reader`` over a text stream, XLSX through
 openpyxl's read-only ``iter_rows``. The format comes from the file's content, not its name
@@ -18,7 +18,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -63,6 +63,7 @@ codecs.register_error(_ERRORS, _replace_and_count)
 
 
 Row = tuple[int, list[object], str | None]  # (file line, values, problem with the row itself)
+HeaderTest = Callable[[list[object]], bool]  # does this row look like the header?
 
 
 class RowSource(Protocol):
@@ -80,8 +81,9 @@ class RowSource(Protocol):
     def close(self) -> None: ...
 
 
-def open_source(path: Path) -> RowSource:
-    """Open ``path`` for reading rows; raise :class:`ImportFileError` when it cannot be."""
+def open_source(path: Path, is_header: HeaderTest = looks_like_header) -> RowSource:
+    """Open ``path`` for reading rows; raise :class:`ImportFileError` when it cannot be.
+    ``is_header`` recognises the header row (the owner export's by default)."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - owned by the returned source
     except FileNotFoundError:
@@ -96,17 +98,19 @@ def open_source(path: Path) -> RowSource:
         if not head.strip():
             raise ImportFileError(f"file is empty: {path}")
         if head.startswith(b"PK\x03\x04"):
-            return XlsxSource(handle, path)
+            return XlsxSource(handle, path, is_header)
         for magic, what in _MAGIC:
             if head.startswith(magic):
                 raise ImportFileError(f"{path.name} is not a CSV or XLSX file: it is {what}")
-        return CsvSource(handle, path, head)
+        return CsvSource(handle, path, head, is_header)
     except BaseException:
         handle.close()
         raise
 
 
-def _first_header(source_rows: Iterator[Row], path: Path) -> tuple[int, list[object], list[Row]]:
+def _first_header(
+    source_rows: Iterator[Row], path: Path, is_header: HeaderTest
+) -> tuple[int, list[object], list[Row]]:
     """Find the header: the first of the first few non-empty rows that names the required
     fields (else the first non-empty row, which the column check then refuses with reasons).
     Returns it and the rows read past it, to be yielded again."""
@@ -115,12 +119,12 @@ def _first_header(source_rows: Iterator[Row], path: Path) -> tuple[int, list[obj
         if _is_blank(row[1]):
             continue
         seen.append(row)
-        if looks_like_header(row[1]) or len(seen) >= HEADER_SEARCH_ROWS:
+        if is_header(row[1]) or len(seen) >= HEADER_SEARCH_ROWS:
             break
     if not seen:
         raise ImportFileError(f"file is empty: {path}")
     for index, (line, values, _) in enumerate(seen):
-        if looks_like_header(values):
+        if is_header(values):
             return line, values, seen[index + 1 :]
     line, values, _ = seen[0]
     return line, values, seen[1:]
@@ -137,7 +141,7 @@ class CsvSource:
     format = "csv"
     unit = "bytes"
 
-    def __init__(self, handle: BinaryIO, path: Path, head: bytes) -> None:
+    def __init__(self, handle: BinaryIO, path: Path, head: bytes, is_header: HeaderTest) -> None:
         self._handle = handle
         self.total = path.stat().st_size
         self.encoding, codec = _detect_encoding(handle, head, path)
@@ -147,7 +151,7 @@ class CsvSource:
         self._text = io.TextIOWrapper(handle, encoding=codec, errors=_ERRORS, newline="")
         self._reader = csv.reader(self._text, delimiter=_delimiter(sample))
         self._records = self._physical_rows()
-        self.header_line, self.header, self._pending = _first_header(self._records, path)
+        self.header_line, self.header, self._pending = _first_header(self._records, path, is_header)
 
     def _physical_rows(self) -> Iterator[Row]:
         reader = self._reader
@@ -244,7 +248,7 @@ class XlsxSource:
     unit = "rows"
     encoding = None
 
-    def __init__(self, handle: BinaryIO, path: Path) -> None:
+    def __init__(self, handle: BinaryIO, path: Path, is_header: HeaderTest) -> None:
         import zipfile
 
         from openpyxl import load_workbook
@@ -267,7 +271,7 @@ class XlsxSource:
         self._sheet = sheet
         self._row = 0
         self._records = self._physical_rows()
-        self.header_line, self.header, self._pending = _first_header(self._records, path)
+        self.header_line, self.header, self._pending = _first_header(self._records, path, is_header)
 
     def _physical_rows(self) -> Iterator[Row]:
         for number, values in enumerate(self._sheet.iter_rows(values_only=True), start=1):

@@ -67,3 +67,52 @@ class ImportSummary:
             "seconds": round(self.seconds, 3),
             "rows_per_s": round(self.rows_per_s, 1),
         }
+
+
+@dataclass(frozen=True)
+class RecordImportSummary:
+    """One run of a record import (service history, telematics readings).
+
+    ``read == imported + updated + unchanged + rejected``. ``counts`` holds what the kind of
+    record adds (e.g. ``unknown_vins``, ``new_faults``, ``alerts``); ``ignored_columns`` are
+    columns the import does not know.
+    """
+
+    kind: str
+    path: str
+    format: str
+    encoding: str | None
+    read: int
+    imported: int
+    updated: int
+    unchanged: int
+    rejected: int
+    counts: tuple[tuple[str, int], ...]
+    ignored_columns: tuple[str, ...]
+    rejects_path: str | None
+    seconds: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    def count(self, name: str) -> int:
+        return dict(self.counts).get(name, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "format": self.format,
+            "encoding": self.encoding,
+            "read": self.read,
+            "imported": self.imported,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            **dict(self.counts),
+            "ignored_columns": list(self.ignored_columns),
+            "rejects_path": self.rejects_path,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows_per_s, 1),
+        }
