@@ -8,10 +8,11 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.config import Settings
 
 OWNER_COMMANDS = {
-    "zh": [("start", "开始 / 验证车主身份"), ("mileage", "更新当前里程"), ("stop", "暂停推送"),
+    "zh": [("start", "开始 / 验证车主身份"), ("mileage", "更新当前里程"), ("gifts", "我的礼品"),
+           ("invite", "邀请好友"), ("stop", "暂停推送"),
            ("resume", "恢复推送"), ("help", "帮助")],
     "en": [("start", "Start / verify as an owner"), ("mileage", "Update your mileage"),
-           ("stop", "Pause promotions"), ("resume", "Resume promotions"), ("help", "Help")],
+           ("gifts", "My gifts"), ("invite", "Invite a friend"), ("stop", "Pause promotions"), ("resume", "Resume promotions"), ("help", "Help")],
 }
 PARTNER_COMMANDS = {
     "zh": [
@@ -20,6 +21,9 @@ PARTNER_COMMANDS = {
         ("owner", "车主详情"),
         ("welcome", "设置车主圈欢迎语"),
         ("serviced", "记录完成保养"),
+        ("redeem", "核销礼品码"),
+        ("converted", "记录意向客户成交"),
+        ("top", "推荐排行榜"),
         ("matrix", "车主分层矩阵"),
         ("export", "导出车主 Excel"),
         ("help", "帮助"),
@@ -30,6 +34,9 @@ PARTNER_COMMANDS = {
         ("owner", "Owner profile"),
         ("welcome", "Set the circle welcome text"),
         ("serviced", "Record a finished service"),
+        ("redeem", "Redeem a gift code"),
+        ("converted", "Record a prospect's test drive or purchase"),
+        ("top", "Referral leaderboard"),
         ("matrix", "Segment matrix"),
         ("export", "Owners as Excel"),
         ("help", "Help"),

@@ -27,6 +27,8 @@ from bot.middlewares import DbSessionMiddleware, IdentityMiddleware
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
 from bot.jobs import register_jobs
+from flows import gifts
+from flows.playbook import load_library
 from bot.scheduler import Scheduler
 from bot.config import DeliverySettings
 from bot.sender import OutboxSender
@@ -171,10 +173,12 @@ def build_runtime(app: App) -> BotRuntime:
     delivery = delivery_settings(app.settings)
     policy = delivery_policy(app.settings)
     sender = OutboxSender(
-        bot, app.engine, delivery.sender_config(), policy=policy, suppressions=Suppressions()
+        bot, app.engine, delivery.sender_config(), policy=policy, suppressions=gifts.register_suppressions(Suppressions())
     )
     scheduler = Scheduler(app.engine, policy=policy, on_planned=sender.wake)
     dp["sender"] = sender
-    register_jobs(scheduler, app.settings)
+    library = load_library()
+    register_jobs(scheduler, app.settings, library)
+    dp["flow_library"] = library
     dp["scheduler"] = scheduler
     return BotRuntime(app=app, bot=bot, dp=dp, sender=sender, scheduler=scheduler)

@@ -245,9 +245,11 @@ STEP_KINDS = ("send", "wait", "branch", "grant_gift", "notify_partner", "set", "
 
 
 class Step(Strict):
-    """One step: an ``id`` and exactly one action. Without a jump, the next step follows."""
+    """One step: an ``id`` and exactly one action. Without a jump, the next step follows;
+    ``next`` names another step to go to instead (to join branches again)."""
 
     id: str
+    next: str | None = None
     send: SendStep | None = None
     wait: WaitStep | None = None
     branch: BranchStep | None = None
@@ -313,8 +315,9 @@ class FlowSpec(Strict):
 
 
 def _targets(step: Step) -> list[str]:
+    targets = [step.next] if step.next else []
     if step.wait is not None:
-        return [t for t in (step.wait.yes, step.wait.no) if t]
+        targets += [t for t in (step.wait.yes, step.wait.no) if t]
     if step.branch is not None:
-        return [step.branch.then, step.branch.else_]
-    return []
+        targets += [step.branch.then, step.branch.else_]
+    return targets

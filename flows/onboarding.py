@@ -16,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from flows import referrals
 from flows.outbox import Push, enqueue
 from flows.phones import to_e164
 from flows.templating import Renderer
@@ -78,7 +79,11 @@ class MatchResult:
 
 
 def start(session: Session, user_id: int, token: str | None, now: datetime) -> StartResult:
-    """Resolve ``/start [TOKEN]``; a valid personal token marks its owner ``online``."""
+    """Resolve ``/start [TOKEN]``; a valid personal token marks its owner ``online``; a
+    referral token records the first touch and continues as a plain start."""
+    if referrals.is_referral_token(token):
+        referrals.touch(session, user_id, token, now)
+        token = None
     linked = session.execute(select(Owner).where(Owner.telegram_user_id == user_id)).scalars().first()
     if linked is not None and linked.stage == FunnelStage.verified.value:
         return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name)
@@ -191,6 +196,7 @@ def link_owner(session: Session, owner: Owner, user_id: int, now: datetime, via:
     owner.unreachable = False
     session.flush()
     record(session, owner.id, EventKind.verified, now, via=via)
+    referrals.on_verified(session, owner.id, now)
 
 
 def record_failure(
@@ -329,6 +335,7 @@ def register_prospect(
     prospect.dealer_code = dealer_code
     prospect.partner_id = partner.id if partner else None
     session.flush()
+    referrals.on_prospect(session, prospect.id, user_id)
     record(session, None, EventKind.prospect_registered, now, prospect_id=prospect.id, dealer=dealer_code)
     if partner is not None and partner.telegram_user_id is not None:
         enqueue(

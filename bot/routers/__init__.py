@@ -10,16 +10,19 @@ from bot.config import Settings
 
 def build_routers(settings: Settings) -> list[Router]:
     from bot.routers import (
-        errors, fallback, group, operator, owner, partner, preferences, public, reports, service,
+        errors, fallback, flow_buttons, gifts, group, operator, owner, partner, preferences,
+        public, reports, service,
     )
 
     return [
         errors.build_router(),
         public.build_router(),
         preferences.build_router(),
+        flow_buttons.build_router(),
         operator.build_router(),
         reports.build_router(),
         partner.build_router(),
+        gifts.build_router(),
         owner.build_router(),
         service.build_router(),
         group.build_router(settings),

@@ -16,6 +16,8 @@ from bot.config import Settings
 from bot.filters import HasRole
 from flows import onboarding
 from flows.phones import to_e164
+from flows.playbook import Library
+from flows.runner import enter_deep_link
 from flows.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -63,11 +65,14 @@ def _loc(identity: Identity, message_or_cb: Message | CallbackQuery) -> str | No
 
 async def on_start(
     message: Message, command: CommandObject, state: FSMContext, session: Session,
-    renderer: Renderer, identity: Identity,
+    renderer: Renderer, identity: Identity, flow_library: Library,
 ) -> None:
     loc = _loc(identity, message)
-    result = onboarding.start(session, message.from_user.id, (command.args or "").strip() or None, utcnow())
+    param = (command.args or "").strip()[:64] or None
+    result = onboarding.start(session, message.from_user.id, param, utcnow())
     if result.kind is onboarding.StartKind.already_verified:
+        if param and result.owner_id is not None:
+            enter_deep_link(session, flow_library.flows, result.owner_id, param, utcnow())
         await state.clear()
         await _send_circle_link(message, session, renderer, result.owner_id, loc, "onboarding/welcome_back")
         return

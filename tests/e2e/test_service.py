@@ -7,6 +7,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from storage.clock import utcnow
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -65,7 +68,7 @@ async def endpoint(harness: BotHarness) -> AsyncIterator[TestClient]:
 
 async def _owner_online(harness: BotHarness, external_id: str, tg: int, vin: str, advisor: str | None = "A101") -> int:
     """An imported owner who verified on the bot (English), with a car bought 120 days ago."""
-    bought = date.today() - timedelta(days=120)
+    bought = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=120)
     owner_id = await harness.add_owner(
         external_id, name=f"Owner {external_id}", vin=vin, advisor_code=advisor, purchase_date=bought
     )
@@ -215,7 +218,7 @@ def _signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 
 def _now_iso(minutes_ago: int = 5) -> str:
-    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
+    return (utcnow() - timedelta(minutes=minutes_ago)).isoformat()
 
 
 async def test_signed_batch_is_applied_and_a_fault_code_tells_owner_and_partner(harness, endpoint) -> None:

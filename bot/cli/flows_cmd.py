@@ -1,0 +1,106 @@
+"""``autocircle flows check|runs`` and ``autocircle playbook show``: the flow library as the
+operator sees it (files and their problems, runs and why each step did or did not happen,
+the matrix of flows per cell)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from sqlmodel import Session, select
+
+from bot.cli.common import console, fail, open_app
+from flows.flow_files import FLOWS_DIR, FlowFileError
+from flows.flow_spec import ACTIVITIES, MATURITIES
+from flows.playbook import PLAYBOOK_NAME, check_library, load_playbook
+from storage.flow_models import FlowRun, FlowRunLog
+
+app = typer.Typer(help="Flow files and flow runs.", no_args_is_help=True)
+playbook_app = typer.Typer(help="The playbook: flows per matrix cell.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(
+    path: Path = typer.Argument(FLOWS_DIR, help="A flow folder or one flow file."),
+) -> None:
+    """Validate flow files, the playbook and the templates they name; one line per problem."""
+    if path.is_file():
+        from flows.flow_files import load_flow
+
+        try:
+            load_flow(path)
+            problems = []
+        except FlowFileError as exc:
+            problems = exc.problems
+    elif path.is_dir():
+        problems = check_library(path)
+    else:
+        raise fail(f"{path} is not a file or folder")
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{path}: ok")
+
+
+@app.command("runs")
+def runs(
+    owner: int | None = typer.Option(None, "--owner", help="Only this owner's runs and log."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows per table."),
+) -> None:
+    """Flow runs and the why-log: entered, skipped by a rule, queued, deferred, suppressed."""
+    with open_app() as ac, Session(ac.engine) as session:
+        run_query = select(FlowRun).order_by(FlowRun.id.desc()).limit(limit)  # type: ignore[union-attr]
+        log_query = select(FlowRunLog).order_by(FlowRunLog.id.desc()).limit(limit)  # type: ignore[union-attr]
+        if owner is not None:
+            run_query = run_query.where(FlowRun.owner_id == owner)
+            log_query = log_query.where(FlowRunLog.owner_id == owner)
+        run_rows = list(reversed(session.exec(run_query).all()))
+        log_rows = list(reversed(session.exec(log_query).all()))
+    table = Table(title="Flow runs")
+    for column in ("run", "owner", "flow", "version", "step", "status", "next at", "end"):
+        table.add_column(column)
+    for run in run_rows:
+        table.add_row(
+            str(run.id), str(run.owner_id), run.flow_key, run.flow_version, run.step_id or "",
+            run.status, f"{run.next_at:%Y-%m-%d %H:%M}" if run.next_at else "", run.end_reason or "",
+        )
+    console.print(table)
+    why = Table(title="Why (flow log)")
+    for column in ("at", "owner", "flow", "run", "step", "outcome", "reason"):
+        why.add_column(column)
+    for row in log_rows:
+        why.add_row(
+            f"{row.at:%Y-%m-%d %H:%M}", str(row.owner_id), row.flow_key,
+            str(row.run_id or ""), row.step_id or "", row.outcome, row.reason or "",
+        )
+    console.print(why)
+
+
+@playbook_app.command("show")
+def show(
+    path: Path = typer.Option(FLOWS_DIR / PLAYBOOK_NAME, "--path", help="The playbook file."),
+) -> None:
+    """The matrix (maturity × activity) per product line with the flows in each cell."""
+    try:
+        playbook = load_playbook(path)
+    except FlowFileError as exc:
+        raise fail(str(exc)) from None
+    for line in ("passenger", "commercial"):
+        table = Table(title=f"{line}", show_lines=True)
+        table.add_column("maturity \\ activity")
+        for activity in ACTIVITIES:
+            table.add_column(activity, overflow="fold")
+        for maturity in MATURITIES:
+            cells = [", ".join(playbook.flows_for(line, f"{maturity}/{activity}")) or "—"
+                     for activity in ACTIVITIES]
+            table.add_row(maturity, *cells)
+        console.print(table)
+    if playbook.events:
+        events = Table(title="events")
+        events.add_column("event")
+        events.add_column("flows")
+        for event, keys in playbook.events.items():
+            events.add_row(event, ", ".join(keys))
+        console.print(events)
