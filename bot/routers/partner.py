@@ -16,6 +16,9 @@ from flows.templating import Renderer
 from storage.clock import utcnow
 
 
+INVITES_IN_TEXT = 30
+
+
 def build_router() -> Router:
     router = Router(name="partner")
     router.message.filter(F.chat.type == ChatType.PRIVATE, IsPartner())
@@ -36,7 +39,8 @@ async def on_invites(
     message: Message, session: Session, renderer: Renderer, identity: Identity, bot_username: str
 ) -> None:
     rows = invites.issue_invites(session, identity.partner_id, bot_username, utcnow())
-    text = renderer.render("partner/invites", identity.locale, rows=rows, count=len(rows))
+    shown = rows[:INVITES_IN_TEXT]  # the rest is in the Excel file: one message, not dozens
+    text = renderer.render("partner/invites", identity.locale, rows=shown, count=len(rows))
     await send_long(message, text)
     if rows:
         document = BufferedInputFile(invites.to_xlsx(rows), filename="invites.xlsx")
