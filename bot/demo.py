@@ -24,7 +24,12 @@ from sqlmodel import Session
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.runtime import BotRuntime, build_runtime
+from bot.demo_days import DaysPass, DaysResult, Persona
 from bot.sandbox import Sandbox, SandboxConfig
+from flows.clock import uninstall as clock_uninstall
+from flows.matrix_picture import render_matrix_png
+from flows.matrix_report import MatrixScope, matrix_report
+from flows.owner_export import owners_xlsx
 from flows import partners as partner_service
 from flows.funnel import FunnelReport, funnel_report
 from storage import migrate
@@ -49,6 +54,7 @@ CHAT_LINES = [
 class DemoOptions:
     owners_per_partner: int = 6
     failures: int = 3
+    days: int = 60
     seed: int = 7
     out_dir: Path = Path("demo-out")
     say: Callable[[str], None] = print
@@ -63,6 +69,9 @@ class DemoResult:
     circles: int = 0
     verified: int = 0
     failed: int = 0
+    days: DaysResult | None = None
+    matrix_text: str = ""
+    files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +96,7 @@ class Demo:
         self.app: App | None = None
         self.runtime: BotRuntime | None = None
         self.circle_links: dict[tuple[int, str], tuple[int, str]] = {}
+        self._sims: list[SimOwner] = []
 
     async def run(self) -> DemoResult:
         out = self.options.out_dir
@@ -105,8 +115,16 @@ class Demo:
             await self.runtime.start_polling(polling_timeout=1)
             result = await self._simulate(partners_import, owners_import)
             await self._drain_outbox()
+            if self.options.days > 0:
+                self.options.say(f"{self.options.days} 天过去了… / {self.options.days} simulated days pass")
+                days = DaysPass(
+                    self.sandbox, self.app.engine, self.app.settings, self.runtime.dp["flow_library"],
+                    self._personas(), self.rng, self.options.say,
+                )
+                result.days = await days.run(self.options.days)
             with Session(self.app.engine) as session:
                 result.funnel = funnel_report(session)
+            result.matrix_text, result.files = await asyncio.to_thread(self._write_reports, out)
             return result
         finally:
             if self.runtime is not None:
@@ -114,6 +132,7 @@ class Demo:
             if self.app is not None:
                 self.app.close()
             await self.sandbox.stop()
+            clock_uninstall()
 
     # --- data ---------------------------------------------------------------------------
     def _import_samples(self, out: Path) -> tuple[partner_service.PartnerImportResult, ImportSummary]:
@@ -163,6 +182,7 @@ class Demo:
             sims.extend(self._pick_owners(listing["text"], user_id))
         failing = set(self.rng.sample(range(len(sims)), min(self.options.failures, len(sims))))
         self.options.say(f"{len(sims)} 位车主开始验证 / {len(sims)} owners start, verify, join and chat")
+        self._sims = sims
         outcomes = await asyncio.gather(
             *(self._owner_journey(sim, fail=i in failing, delay=i * 0.05) for i, sim in enumerate(sims))
         )
@@ -254,6 +274,41 @@ class Demo:
     async def _drain_outbox(self) -> None:
         await self.sandbox.wait_updates_consumed(timeout=20)
         await asyncio.sleep(1.0)
+
+    def _personas(self) -> list[Persona]:
+        """Who the simulated owners are: most stay engaged, some fade, a few go quiet."""
+        personas = []
+        for sim in self._sims:
+            link_chat = next(
+                (chat for (user, _line), (chat, _) in self.circle_links.items() if user == sim.partner_user
+                 and self.sandbox.member_status(chat, sim.telegram_id) == "member"),
+                None,
+            )
+            roll = self.rng.random()
+            kind = "engaged" if roll < 0.55 else "fading" if roll < 0.85 else "silent"
+            personas.append(Persona(sim.telegram_id, sim.owner_id, sim.partner_user, link_chat, kind,
+                                    fades_on=self.rng.randint(3, 12)))
+        return [p for p in personas if self._verified(p.owner_id)]
+
+    def _verified(self, owner_id: int) -> bool:
+        assert self.app is not None
+        with Session(self.app.engine) as session:
+            owner = session.get(Owner, owner_id)
+            return owner is not None and owner.telegram_user_id is not None
+
+    def _write_reports(self, out: Path) -> tuple[str, list[str]]:
+        """The matrix as a picture and the owners as Excel, as partners and operators get them."""
+        assert self.app is not None
+        settings = self.app.settings
+        with Session(self.app.engine) as session:
+            report = matrix_report(session, MatrixScope())
+            png = render_matrix_png(report, locale=settings.locale, timezone=settings.timezone)
+            xlsx, _rows = owners_xlsx(session, partner_id=None, masked=False, locale=settings.locale,
+                                      timezone=settings.timezone)
+        (out / "matrix.png").write_bytes(png)
+        (out / "owners.xlsx").write_bytes(xlsx)
+        text = ", ".join(f"{cell} {n}" for cell, n in report.as_dict().items() if n)
+        return text, [str(out / "matrix.png"), str(out / "owners.xlsx")]
 
     # --- report -------------------------------------------------------------------------
     def _transcript(self, sims: list[SimOwner], partner_users: dict[str, int]) -> list[tuple[str, list[str]]]:

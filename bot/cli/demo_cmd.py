@@ -16,6 +16,7 @@ def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the demo database and files."),
     owners_per_partner: int = typer.Option(6, help="Simulated owners per partner."),
     seed: int = typer.Option(7, help="Random seed: the same seed gives the same story."),
+    days: int = typer.Option(60, help="Simulated days after onboarding (0: onboarding only)."),
 ) -> None:
     """Start the sandbox and the bot, import the sample, and let partners and owners use it."""
     from bot.cli.report_cmd import _table
@@ -25,7 +26,7 @@ def demo(
     logging.getLogger("aiogram").setLevel(logging.WARNING)
     result = run_demo(
         DemoOptions(
-            owners_per_partner=owners_per_partner, seed=seed, out_dir=out,
+            owners_per_partner=owners_per_partner, seed=seed, out_dir=out, days=days,
             say=lambda text: console.print(f"[bold cyan]▶[/] {text}", highlight=False),
         )
     )
@@ -37,6 +38,22 @@ def demo(
     for title, lines in result.transcript:
         body = escape("\n".join(lines)) or "(empty)"
         console.print(Panel(body, title=escape(title), expand=False), highlight=False)
+    if result.days is not None:
+        d = result.days
+        referral_text = ", ".join(f"{k} {v}" for k, v in sorted(d.referrals.items())) or "none"
+        reasons = ", ".join(f"{k} {v}" for k, v in d.winback_answers.most_common()) or "none"
+        leaders = ", ".join(f"{name} {n}" for name, n in d.leaderboard) or "none yet"
+        console.print(Panel(
+            f"flow messages sent: {d.flow_messages}\n"
+            f"gifts granted: {d.gifts_granted}, redeemed: {d.gifts_redeemed}\n"
+            f"referrals: {referral_text}\nreferral leaderboard: {leaders}\n"
+            f"churn reasons (win-back survey): {reasons}\nwon back: {d.won_back}",
+            title=f"{d.days} days of operations", expand=False,
+        ), highlight=False)
+    if result.matrix_text:
+        console.print(f"segment matrix: {result.matrix_text}", highlight=False)
     if result.funnel is not None:
         console.print(_table(result.funnel))
+    for path in result.files:
+        console.print(f"wrote {path}")
     console.print(f"demo database: {out / 'autocircle-demo.db'}  (inspect with AUTOCIRCLE_DATABASE_URL)")

@@ -1,0 +1,247 @@
+"""The demo's second act: days pass in seconds and the operations system does its work.
+
+The app clock is frozen and moved to 10:00 and 15:00 (Asia/Shanghai) of each simulated day.
+Each day: some owners chat in their circles, some fade away; partners redeem the gift codes
+owners show at the dealer; engaged owners invite friends with their referral links; the
+segment engine recomputes, the flow runner advances the playbook's flows (newcomer, gift
+reminders, growth tasks, referral invitations, win-back surveys), referrals are approved
+after their hold, and the sender delivers everything through the outbox. Owners who get a
+win-back survey answer it, and some come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot.sandbox import Sandbox
+from flows import referrals
+from flows.clock import FrozenClock
+from flows.playbook import Library
+from flows.runner import run_due_flows
+from flows.segments import recompute_all
+from flows.templating import Renderer
+from storage.clock import utcnow
+from storage.flow_models import FlowRun
+from storage.gift_models import GiftGrant, Referral
+from storage.models import FunnelStage, OutboxMessage, Owner, Vehicle
+
+CHATTER = ["今天洗车了，干净！", "有人知道附近哪里充电快吗？", "周末自驾去了趟海边🌊", "新买的脚垫很合适",
+           "导航升级了吗？", "保养提醒收到了，谢谢", "早上好各位车友", "这周油耗比上周低"]
+
+
+@dataclass
+class Persona:
+    telegram_id: int
+    owner_id: int
+    partner_user: int
+    chat_id: int | None
+    kind: str  # engaged | fading | silent
+    fades_on: int = 0
+
+
+@dataclass
+class DaysResult:
+    days: int
+    daily: list[str] = field(default_factory=list)
+    flow_messages: int = 0
+    gifts_granted: int = 0
+    gifts_redeemed: int = 0
+    referrals: Counter = field(default_factory=Counter)
+    winback_answers: Counter = field(default_factory=Counter)
+    won_back: int = 0
+    leaderboard: list[tuple[str, int]] = field(default_factory=list)
+
+
+class DaysPass:
+    """Runs ``days`` simulated days against a running demo (sandbox, bot, database)."""
+
+    def __init__(self, sandbox: Sandbox, engine: Any, settings: Any, library: Library,
+                 personas: list[Persona], rng: random.Random, say: Any) -> None:
+        self.sb = sandbox
+        self.engine = engine
+        self.settings = settings
+        self.library = library
+        self.personas = personas
+        self.rng = rng
+        self.say = say
+        self.renderer = Renderer(default_locale=settings.locale)
+        self.zone = ZoneInfo(settings.timezone)
+        self.friends = 0
+        self._answered: set[tuple[int, int]] = set()
+
+    async def run(self, days: int) -> DaysResult:
+        result = DaysResult(days=days)
+        start_day = utcnow().astimezone(self.zone).date() + timedelta(days=1)
+        clock = FrozenClock(self._at(start_day, 10))
+        clock.install()
+        for day in range(days):
+            today = start_day + timedelta(days=day)
+            for hour in (10, 15):
+                clock.set(self._at(today, hour))
+                if hour == 10:
+                    await self._owners_act(day)
+                    await self._partners_redeem()
+                    if day in (2, 9, 16):
+                        await self._friends_join()
+                    await asyncio.to_thread(recompute_all, self.engine, self.settings.segment_thresholds(), clock.now())
+                await asyncio.to_thread(self._plan, clock.now())
+                await self._drain(clock.now())
+                await self._answer_surveys(result)
+            if day % 10 == 9 or day == days - 1:
+                result.daily.append(self._summary(day + 1))
+                self.say(result.daily[-1])
+        self._totals(result)
+        return result
+
+    def _at(self, day: Any, hour: int) -> datetime:
+        return datetime.combine(day, time(hour, 0), self.zone).astimezone(UTC)
+
+    def _plan(self, now: datetime) -> None:
+        run_due_flows(self.engine, self.renderer, self.library.flows, self.library.playbook, now)
+        with Session(self.engine) as session:
+            referrals.approve_due(session, now, hold=timedelta(days=14), renderer=self.renderer)
+            session.commit()
+
+    async def _drain(self, now: datetime, timeout: float = 30.0) -> None:
+        """Wait until the sender has sent everything due at ``now``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            with Session(self.engine) as session:
+                due = session.execute(
+                    select(func.count(OutboxMessage.id)).where(
+                        OutboxMessage.status.in_(("pending", "sending")), OutboxMessage.not_before <= now
+                    )
+                ).scalar_one()
+            if not due:
+                return
+            await asyncio.sleep(0.2)
+
+    async def _owners_act(self, day: int) -> None:
+        for p in self.personas:
+            if p.chat_id is None or self.sb.member_status(p.chat_id, p.telegram_id) != "member":
+                continue
+            active = (p.kind == "engaged" and self.rng.random() < 0.5) or (
+                p.kind == "fading" and day < p.fades_on and self.rng.random() < 0.4
+            ) or (p.kind == "back" and self.rng.random() < 0.3)
+            if active:
+                await self.sb.send_text(p.telegram_id, p.chat_id, self.rng.choice(CHATTER))
+        await asyncio.sleep(0.3)
+
+    async def _partners_redeem(self) -> None:
+        by_partner: dict[int, list[str]] = {}
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(GiftGrant.code, Owner.telegram_user_id, Owner.partner_id)
+                .join(Owner, Owner.id == GiftGrant.owner_id)
+                .where(GiftGrant.redeemed_at.is_(None), GiftGrant.expires_at > utcnow())
+            ).all()
+        partner_users = {p.owner_id: p.partner_user for p in self.personas}
+        owners_by_tg = {p.telegram_id: p for p in self.personas}
+        for code, tg, _partner_id in rows:
+            persona = owners_by_tg.get(tg)
+            if persona is None or self.rng.random() > 0.25:
+                continue
+            by_partner.setdefault(partner_users[persona.owner_id], []).append(code)
+        for partner_user, codes in by_partner.items():
+            for code in codes:
+                await self.sb.send_text(partner_user, partner_user, f"/redeem {code}")
+                await self.sb.wait_for_bot_message(partner_user, timeout=20)
+
+    async def _friends_join(self) -> None:
+        """Engaged owners share their referral link; a friend who is an imported owner not yet
+        online opens it and verifies with the VIN."""
+        for p in [p for p in self.personas if p.kind == "engaged"][:4]:
+            await self.sb.send_text(p.telegram_id, p.telegram_id, "/invite")
+            message = await self.sb.wait_for_bot_message(p.telegram_id, contains="start=r_", timeout=20)
+            link = next(w for w in message["text"].split() if "start=r_" in w)
+            friend = self._offline_owner(p.partner_user)
+            if friend is None:
+                return
+            owner_id, vin = friend
+            self.friends += 1
+            friend_tg = 700_000 + self.friends
+            await self.sb.add_user(friend_tg, first_name=f"朋友{self.friends}", language_code="zh")
+            await self.sb.send_text(friend_tg, friend_tg, f"/start {link.split('start=', 1)[1]}")
+            await self.sb.wait_for_bot_message(friend_tg, contains="验证", timeout=20)
+            await self.sb.send_text(friend_tg, friend_tg, vin[-6:])
+            await self.sb.wait_for_bot_message(friend_tg, contains="验证成功", timeout=20)
+
+    def _offline_owner(self, partner_user: int) -> tuple[int, str] | None:
+        partner_owner = next(p for p in self.personas if p.partner_user == partner_user)
+        with Session(self.engine) as session:
+            partner_id = session.get(Owner, partner_owner.owner_id).partner_id
+            row = session.execute(
+                select(Owner.id, Vehicle.vin)
+                .join(Vehicle, Vehicle.owner_id == Owner.id)
+                .where(Owner.partner_id == partner_id, Owner.telegram_user_id.is_(None),
+                       Owner.stage != FunnelStage.verified.value)
+                .order_by(Owner.id.desc())
+            ).first()
+        return (row[0], row[1]) if row else None
+
+    async def _answer_surveys(self, result: DaysResult) -> None:
+        for p in self.personas:
+            for message in self.sb.bot_messages(p.telegram_id):
+                buttons = [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+                survey = [b for b in buttons if "winback." in (b.get("callback_data") or "")]
+                if not survey:
+                    continue
+                message_id = message["message_id"]
+                if (p.telegram_id, message_id) in self._answered:
+                    continue
+                self._answered.add((p.telegram_id, message_id))
+                choice = self.rng.choice(survey)
+                await self.sb.press_button(p.telegram_id, p.telegram_id, message_id, choice["callback_data"])
+                result.winback_answers[choice["callback_data"].rsplit(":", 1)[-1]] += 1
+                if self.rng.random() < 0.5:
+                    p.kind = "back"
+
+    def _summary(self, day: int) -> str:
+        with Session(self.engine) as session:
+            cells = Counter(
+                f"{m}/{a}" for m, a in session.execute(
+                    select(Owner.maturity, Owner.activity).where(Owner.online_at.is_not(None))
+                ).all()
+            )
+            sent = session.execute(
+                select(func.count(OutboxMessage.id)).where(OutboxMessage.status == "sent")
+            ).scalar_one()
+        top = ", ".join(f"{cell} {n}" for cell, n in cells.most_common(4))
+        return f"第 {day} 天 / day {day}: {sent} pushes sent so far; cells: {top}"
+
+    def _totals(self, result: DaysResult) -> None:
+        with Session(self.engine) as session:
+            result.flow_messages = session.execute(
+                select(func.count(OutboxMessage.id)).where(
+                    OutboxMessage.dedupe_key.like("flow:%"), OutboxMessage.status == "sent"
+                )
+            ).scalar_one()
+            result.gifts_granted = session.execute(select(func.count(GiftGrant.id))).scalar_one()
+            result.gifts_redeemed = session.execute(
+                select(func.count(GiftGrant.id)).where(GiftGrant.redeemed_at.is_not(None))
+            ).scalar_one()
+            result.referrals = Counter(
+                dict(session.execute(select(Referral.status, func.count(Referral.id)).group_by(Referral.status)).all())
+            )
+            result.won_back = session.execute(
+                select(func.count(FlowRun.id)).where(FlowRun.flow_key == "winback", FlowRun.status == "goal_reached")
+            ).scalar_one()
+            referrer_counts = session.execute(
+                select(Owner.name, func.count(Referral.id))
+                .join(Referral, Referral.referrer_owner_id == Owner.id)
+                .where(Referral.status == "approved")
+                .group_by(Owner.name)
+                .order_by(func.count(Referral.id).desc())
+                .limit(5)
+            ).all()
+            result.leaderboard = [(name, n) for name, n in referrer_counts]
