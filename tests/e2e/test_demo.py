@@ -1,0 +1,26 @@
+"""The README's first command must keep working: a short demo run end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.demo import Demo, DemoOptions
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_short_demo_runs_and_writes_its_reports(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = await Demo(
+        DemoOptions(owners_per_partner=2, failures=1, days=3, out_dir=tmp_path, say=lines.append)
+    ).run()
+    assert result.owners_import.rejected == 8
+    assert result.circles >= 6
+    assert result.verified == 11 and result.failed == 1
+    assert result.funnel is not None and result.funnel.total.verified >= 11
+    assert result.days is not None and result.days.gifts_granted > 0
+    assert (tmp_path / "matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "owners.xlsx").stat().st_size > 0
+    assert any("day 3" in line for line in lines)
