@@ -58,6 +58,7 @@ class DaysResult:
     referrals: Counter = field(default_factory=Counter)
     winback_answers: Counter = field(default_factory=Counter)
     won_back: int = 0
+    service: list[str] = field(default_factory=list)
     leaderboard: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -92,6 +93,8 @@ class DaysPass:
                     await self._partners_redeem()
                     if day in (2, 9, 16):
                         await self._friends_join()
+                    if day == 4:
+                        await self._service_moment(clock.now(), result)
                     await asyncio.to_thread(recompute_all, self.engine, self.settings.segment_thresholds(), clock.now())
                 await asyncio.to_thread(self._plan, clock.now())
                 await self._drain(clock.now())
@@ -175,6 +178,62 @@ class DaysPass:
             await self.sb.wait_for_bot_message(friend_tg, contains="验证", timeout=20)
             await self.sb.send_text(friend_tg, friend_tg, vin[-6:])
             await self.sb.wait_for_bot_message(friend_tg, contains="验证成功", timeout=20)
+
+    async def _service_moment(self, now: datetime, result: DaysResult) -> None:
+        """A car nears its service mileage: reminder with the checklist and slots, the owner
+        books, the partner confirms, and the partner's follow-up list shows the rest."""
+        from bot.routers.bookings import slot_policies
+        from flows import bookings
+
+        persona = next((p for p in self.personas if p.kind == "engaged"), None)
+        if persona is None:
+            return
+        service = self.settings.service
+        with Session(self.engine) as session:
+            vehicle_id = session.execute(
+                select(Vehicle.id).where(Vehicle.owner_id == persona.owner_id)
+            ).scalars().first()
+            if vehicle_id is None:
+                return
+            bookings.demo_service_moment(
+                session, vehicle_id, now, rules=service.rules(), within_km=service.remind_within_km,
+                within_days=service.remind_within_days, timezone=self.settings.timezone,
+                slots=slot_policies(self.settings),
+            )
+            session.commit()
+        await asyncio.to_thread(self._plan, now)
+        reminder = await self.sb.wait_for_bot_message(
+            persona.telegram_id, timeout=30,
+            predicate=lambda m: any(
+                (b.get("callback_data") or "").startswith("bk:")
+                for row in m.get("reply_markup", {}).get("inline_keyboard", []) for b in row
+            ),
+        )
+        slot = next(b for row in reminder["reply_markup"]["inline_keyboard"] for b in row
+                    if (b.get("callback_data") or "").startswith("bk:"))
+        result.service.append(f"owner: {reminder['text'].splitlines()[0]}")
+        await self.sb.press_button(persona.telegram_id, persona.telegram_id, reminder["message_id"], slot["callback_data"])
+        request = await self.sb.wait_for_bot_message(
+            persona.partner_user, timeout=30,
+            predicate=lambda m: any(
+                (b.get("callback_data") or "").startswith("bkp:")
+                for row in m.get("reply_markup", {}).get("inline_keyboard", []) for b in row
+            ),
+        )
+        result.service.append(f"partner: {request['text'].splitlines()[0]}")
+        confirm = request["reply_markup"]["inline_keyboard"][0][0]
+        await self.sb.press_button(persona.partner_user, persona.partner_user, request["message_id"], confirm["callback_data"])
+        confirmed = await self.sb.wait_for_bot_message(
+            persona.telegram_id, timeout=30,
+            predicate=lambda m: "预约已确认" in (m.get("text") or "") or "confirmed" in (m.get("text") or ""),
+        )
+        result.service.append(f"owner: {confirmed['text'].splitlines()[0]}")
+        await self.sb.send_text(persona.partner_user, persona.partner_user, "/followups")
+        followups = await self.sb.wait_for_bot_message(
+            persona.partner_user, timeout=30,
+            predicate=lambda m: any(word in (m.get("text") or "") for word in ("跟进", "联系", "follow")),
+        )
+        result.service.append(f"partner /followups: {followups['text'].splitlines()[0]}")
 
     def _offline_owner(self, partner_user: int) -> tuple[int, str] | None:
         partner_owner = next(p for p in self.personas if p.partner_user == partner_user)

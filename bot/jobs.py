@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from bot.config import Settings
 from bot.scheduler import Scheduler
-from flows import referrals
+from bot.routers.bookings import slot_policies
+from flows import bookings, campaigns, referrals
 from flows.playbook import Library
 from flows.runner import flows_job
 from flows.segments import recompute_job
@@ -15,10 +16,23 @@ from flows.templating import Renderer
 
 def register_jobs(scheduler: Scheduler, settings: Settings, library: Library) -> None:
     """Segment recompute hourly; the flow runner every minute (it also sends the gift expiry
-    reminders, which are flow files); referral approvals after the hold."""
+    and maintenance reminders, which are flow files); referral approvals after the hold; the
+    maintenance scan and booking sweep hourly."""
     renderer = Renderer(default_locale=settings.locale)
     scheduler.every("segments.recompute", recompute_job(settings.segment_thresholds()), hours=1)
     scheduler.every("flows.run", flows_job(renderer, library.flows, library.playbook), minutes=1)
     scheduler.every(
         "referrals.approve", referrals.approve_job(renderer, hold=timedelta(days=14)), hours=1
+    )
+    scheduler.every("campaigns.send_due", campaigns.send_due_job(renderer), minutes=1)
+    scheduler.register_task(campaigns.SEND_TASK, campaigns.send_task)
+    service = settings.service
+    scheduler.every(
+        "bookings.scan",
+        bookings.bookings_job(
+            rules=service.rules(), within_km=service.remind_within_km,
+            within_days=service.remind_within_days, timezone=settings.timezone,
+            slots=slot_policies(settings),
+        ),
+        hours=1,
     )

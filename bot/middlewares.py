@@ -7,7 +7,10 @@ import contextvars
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response
 from aiogram.types import TelegramObject, User
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -78,3 +81,22 @@ class IdentityMiddleware(BaseMiddleware):
         session: Session = data["session"]
         data["identity"] = resolve_identity(session, user.id if user else None, self._operator_ids)
         return await handler(event, data)
+
+
+class CommitBeforeSend(BaseRequestMiddleware):
+    """Commit the update's work before the bot says anything about it.
+
+    A person may act on a reply at once (tap its button, answer its question); committing
+    first means the next update, in this process or another, sees what the reply announced.
+    """
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Bot,
+        method: TelegramMethod[Any],
+    ) -> Response[Any]:
+        session = CURRENT_SESSION.get()
+        if session is not None and session.in_transaction():
+            session.commit()
+        return await make_request(bot, method)

@@ -184,6 +184,8 @@ class StepRunner:
              for b in row]
             for row in send.buttons
         ]
+        # issue 7 part B: rows the trigger computed (booking slots), after the file's own
+        buttons += (run.context.get("facts") or {}).get("buttons") or []
         expires = self.now + parse_duration(send.expires_after) if send.expires_after else None
         self._push(run, owner, spec.key, step.id, Push(
             dedupe_key=_dedupe_key(spec.key, run, step.id), chat_id=owner.telegram_user_id,
@@ -313,6 +315,7 @@ class StepRunner:
                 partner_name=partner.name if partner else "",
                 gift=run.context.get("gift"), answer=self._last_answer(run),
                 flow=run.flow_key,
+                facts=run.context.get("facts") or {},  # issue 7 part B: the trigger's facts
             )
         except TemplateError as exc:
             log.error("flow %s run %s: template %s failed: %s", run.flow_key, run.id, template, exc)

@@ -169,6 +169,11 @@ def record_button(
         return False
     record(session, run.owner_id, EventKind.button, now, action=action, run_id=run.id,
            flow=run.flow_key)
+    # win-back (issue 6, item 6): act on a survey answer as it is recorded ("too many
+    # messages" lowers the owner's marketing cap at once); a no-op for other actions
+    from flows.winback import on_answer
+
+    on_answer(session, run.owner_id, action, now)
     return True
 
 
@@ -220,7 +225,11 @@ class _Pass(StepRunner):
             if trigger.kind is TriggerKind.event and trigger.event in names:
                 owner = owner or self.session.get(Owner, event.owner_id)
                 if owner is not None:
-                    run = self.try_enter(flow, owner, f"event:{event.id}", {})
+                    # issue 7 part B: an event's ``facts`` (e.g. maintenance_due's checklist and
+                    # booking buttons, flows.bookings.scan_due) become the run's context
+                    facts = (event.data or {}).get("facts")
+                    context = {"facts": facts} if isinstance(facts, dict) else {}
+                    run = self.try_enter(flow, owner, f"event:{event.id}", context)
                     if run is not None:
                         live.append(run)
 

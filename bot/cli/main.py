@@ -21,7 +21,9 @@ app.add_typer(db_cmd.app, name="db")
 
 def _register_optional() -> None:
     """Sub-apps that live in their own modules; each module owns its command group."""
-    from bot.cli import flows_cmd, import_cmd, invites_cmd, partners_cmd, report_cmd, run_cmd
+    from bot.cli import (
+        flows_cmd, import_cmd, invites_cmd, partners_cmd, report_cmd, run_cmd, winback_cmd,
+    )
     from bot.cli import export_cmd, segments_cmd
 
     run_cmd.register(app)
@@ -29,6 +31,7 @@ def _register_optional() -> None:
     app.add_typer(import_cmd.app, name="import")
     app.add_typer(partners_cmd.app, name="partners")
     app.add_typer(report_cmd.app, name="report")
+    report_cmd.app.command("churn-reasons")(winback_cmd.churn_reasons)
     app.add_typer(invites_cmd.app, name="invites")
     app.add_typer(flows_cmd.app, name="flows")
     app.add_typer(flows_cmd.playbook_app, name="playbook")

@@ -10,8 +10,8 @@ from bot.config import Settings
 
 def build_routers(settings: Settings) -> list[Router]:
     from bot.routers import (
-        errors, fallback, flow_buttons, gifts, group, operator, owner, partner, preferences,
-        public, reports, service,
+        bookings, campaigns, errors, fallback, flow_buttons, gifts, group, operator, owner,
+        partner, preferences, public, reports, service,
     )
 
     return [
@@ -21,7 +21,9 @@ def build_routers(settings: Settings) -> list[Router]:
         flow_buttons.build_router(),
         operator.build_router(),
         reports.build_router(),
+        campaigns.build_router(),
         partner.build_router(),
+        bookings.build_router(),
         gifts.build_router(),
         owner.build_router(),
         service.build_router(),

@@ -1,0 +1,291 @@
+"""Partner campaigns in private chat (``/campaign`` builds one, ``/campaigns`` follows and
+cancels them) and the partner's churn reasons (``/reasons``).
+
+The conversation is one StatesGroup: cells (a matrix keyboard, rows activity × columns
+maturity) → template or own text → preview with the audience → now or a time → confirm. The
+state holds ids and plain values only; every decision is in ``flows.campaigns``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlmodel import Session
+
+from bot.config import Settings
+from bot.filters import IsPartner
+from flows import campaigns, winback
+from flows.errors import AutoCircleError
+from flows.roles import Identity
+from flows.templating import Renderer
+from storage.clock import utcnow
+
+
+class CampaignForm(StatesGroup):
+    cells = State()
+    template = State()
+    text = State()
+    when = State()
+    confirm = State()
+
+
+class Step(str, enum.Enum):
+    next = "next"
+    own = "own"
+    now = "now"
+    confirm = "confirm"
+    drop = "drop"
+
+
+class CellCb(CallbackData, prefix="cmc"):
+    maturity: int
+    activity: int
+
+
+class StepCb(CallbackData, prefix="cms"):
+    step: Step
+
+
+class TemplateCb(CallbackData, prefix="cmt"):
+    index: int
+
+
+class LabelCb(CallbackData, prefix="cm0"):
+    """A header of the matrix keyboard: pressing it does nothing."""
+
+
+class CancelCb(CallbackData, prefix="cmx"):
+    campaign_id: int
+
+
+LABELS = {
+    "zh": {"beginner": "初级", "growing": "成长", "mature": "成熟", "active": "活跃",
+           "declining": "衰退", "churned": "流失", "dormant": "沉睡", "next": "下一步 ➡",
+           "own": "✍ 自己写", "now": "立即发送", "confirm": "✅ 确认", "drop": "放弃",
+           "cancel": "取消 #{id}", "campaigns/service_check": "冬季免费检测",
+           "campaigns/weekend_drive": "周末自驾", "campaigns/member_day": "会员日"},
+    "en": {"beginner": "Beginner", "growing": "Growing", "mature": "Mature", "active": "Active",
+           "declining": "Declining", "churned": "Churned", "dormant": "Dormant", "next": "Next ➡",
+           "own": "✍ Write my own", "now": "Send now", "confirm": "✅ Confirm", "drop": "Drop",
+           "cancel": "Cancel #{id}", "campaigns/service_check": "Winter check",
+           "campaigns/weekend_drive": "Weekend drive", "campaigns/member_day": "Member day"},
+}
+
+
+def _label(locale: str | None, key: str) -> str:
+    return LABELS.get(locale or "zh", LABELS["zh"])[key]
+
+
+def matrix_keyboard(locale: str | None, picked: list[str]) -> InlineKeyboardMarkup:
+    """Header row of maturities, then one row per activity; picked cells carry ✓."""
+    builder = InlineKeyboardBuilder()
+    rows = [len(campaigns.MATURITIES) + 1]
+    builder.button(text=" ", callback_data=LabelCb())
+    for m in campaigns.MATURITIES:
+        builder.button(text=_label(locale, m), callback_data=LabelCb())
+    for a_index, activity in enumerate(campaigns.ACTIVITIES):
+        builder.button(text=_label(locale, activity), callback_data=LabelCb())
+        for m_index, maturity in enumerate(campaigns.MATURITIES):
+            mark = "✓" if f"{maturity}/{activity}" in picked else "·"
+            builder.button(text=mark, callback_data=CellCb(maturity=m_index, activity=a_index))
+        rows.append(len(campaigns.MATURITIES) + 1)
+    builder.button(text=_label(locale, "next"), callback_data=StepCb(step=Step.next))
+    builder.button(text=_label(locale, "drop"), callback_data=StepCb(step=Step.drop))
+    builder.adjust(*rows, 2)
+    return builder.as_markup()
+
+
+def steps_keyboard(locale: str | None, *steps: Step) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for step in steps:
+        builder.button(text=_label(locale, step.value), callback_data=StepCb(step=step))
+    return builder.as_markup()
+
+
+def templates_keyboard(locale: str | None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for index, template in enumerate(campaigns.READY_TEMPLATES):
+        builder.button(text=_label(locale, template), callback_data=TemplateCb(index=index))
+    builder.button(text=_label(locale, "own"), callback_data=StepCb(step=Step.own))
+    builder.button(text=_label(locale, "drop"), callback_data=StepCb(step=Step.drop))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def cancel_keyboard(locale: str | None, items: list[campaigns.CampaignStats]) -> InlineKeyboardMarkup | None:
+    builder = InlineKeyboardBuilder()
+    for item in items:
+        if item.cancellable:
+            builder.button(text=_label(locale, "cancel").format(id=item.id), callback_data=CancelCb(campaign_id=item.id))
+    builder.adjust(1)
+    return builder.as_markup() if any(i.cancellable for i in items) else None
+
+
+def build_router() -> Router:
+    router = Router(name="campaigns")
+    router.message.filter(F.chat.type == ChatType.PRIVATE, IsPartner())
+    router.callback_query.filter(IsPartner())
+    router.message.register(on_campaign, Command("campaign"))
+    router.message.register(on_campaigns, Command("campaigns"))
+    router.message.register(on_reasons, Command("reasons"))
+    router.callback_query.register(on_label, LabelCb.filter())
+    router.callback_query.register(on_drop, StepCb.filter(F.step == Step.drop))
+    router.callback_query.register(on_cell, CellCb.filter(), CampaignForm.cells)
+    router.callback_query.register(on_cells_done, StepCb.filter(F.step == Step.next), CampaignForm.cells)
+    router.callback_query.register(on_template, TemplateCb.filter(), CampaignForm.template)
+    router.callback_query.register(on_own_text, StepCb.filter(F.step == Step.own), CampaignForm.template)
+    router.message.register(on_abort, Command("cancel"), StateFilter(CampaignForm))
+    router.message.register(on_text, CampaignForm.text, F.text & ~F.text.startswith("/"))
+    router.callback_query.register(on_now, StepCb.filter(F.step == Step.now), CampaignForm.when)
+    router.message.register(on_time, CampaignForm.when, F.text & ~F.text.startswith("/"))
+    router.callback_query.register(on_confirm, StepCb.filter(F.step == Step.confirm), CampaignForm.confirm)
+    router.callback_query.register(on_cancel, CancelCb.filter(), StateFilter("*"))
+    return router
+
+
+async def on_campaign(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    await state.set_state(CampaignForm.cells)
+    await state.set_data({"cells": []})
+    text = renderer.render("campaigns/pick_cells", identity.locale, picked=[], no_signature=True)
+    await message.answer(text, reply_markup=matrix_keyboard(identity.locale, []))
+
+
+async def on_label(callback: CallbackQuery) -> None:
+    await callback.answer()
+
+
+async def on_cell(callback: CallbackQuery, callback_data: CellCb, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    cell = f"{campaigns.MATURITIES[callback_data.maturity]}/{campaigns.ACTIVITIES[callback_data.activity]}"
+    picked = list((await state.get_data()).get("cells", []))
+    picked = [c for c in picked if c != cell] if cell in picked else [*picked, cell]
+    await state.update_data(cells=picked)
+    text = renderer.render("campaigns/pick_cells", identity.locale, picked=picked, no_signature=True)
+    await callback.message.edit_text(text, reply_markup=matrix_keyboard(identity.locale, picked))
+    await callback.answer()
+
+
+async def on_cells_done(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    if not (await state.get_data()).get("cells"):
+        await callback.answer(renderer.render("campaigns/pick_cells", identity.locale, picked=[], no_signature=True))
+        return
+    await state.set_state(CampaignForm.template)
+    await callback.message.edit_text(renderer.render("campaigns/pick_template", identity.locale, no_signature=True),
+                                     reply_markup=templates_keyboard(identity.locale))
+    await callback.answer()
+
+
+async def on_template(callback: CallbackQuery, callback_data: TemplateCb, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    template = campaigns.READY_TEMPLATES[callback_data.index % len(campaigns.READY_TEMPLATES)]
+    await _draft(callback.message, state, session, renderer, identity, template=template)
+    await callback.answer()
+
+
+async def on_own_text(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    await state.set_state(CampaignForm.text)
+    await callback.message.answer(renderer.render("campaigns/ask_text", identity.locale, no_signature=True))
+    await callback.answer()
+
+
+async def on_text(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    await _draft(message, state, session, renderer, identity, text=message.text or "")
+
+
+async def _draft(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, **what: str) -> None:
+    """Create the draft and show its preview (shared by the template and own-text paths)."""
+    cells = (await state.get_data()).get("cells", [])
+    try:
+        draft = campaigns.create(session, identity.partner_id or 0, cells, utcnow(), **what)
+    except AutoCircleError as error:
+        await message.answer(renderer.render("campaigns/problem", identity.locale, reason=str(error), no_signature=True))
+        return
+    view = campaigns.preview(session, renderer, identity.partner_id or 0, draft.id or 0, identity.locale)
+    await state.set_state(CampaignForm.when)
+    await state.update_data(campaign_id=draft.id)
+    await message.answer(view.sample)  # exactly what the owners will see
+    await message.answer(renderer.render("campaigns/preview", identity.locale, p=view, no_signature=True),
+                         reply_markup=steps_keyboard(identity.locale, Step.now, Step.drop))
+
+
+async def on_now(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    await state.set_state(CampaignForm.confirm)
+    await state.update_data(send_at=None)
+    await callback.message.answer(renderer.render("campaigns/confirm", identity.locale, at=None, no_signature=True),
+                                  reply_markup=steps_keyboard(identity.locale, Step.confirm, Step.drop))
+    await callback.answer()
+
+
+async def on_time(message: Message, state: FSMContext, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+    try:
+        at = campaigns.parse_send_time(message.text or "", utcnow(), settings.timezone)
+    except AutoCircleError as error:
+        await message.answer(renderer.render("campaigns/problem", identity.locale, reason=str(error), no_signature=True))
+        return
+    await state.set_state(CampaignForm.confirm)
+    await state.update_data(send_at=at.isoformat())
+    local = campaigns.local_time(at, settings.timezone)
+    await message.answer(renderer.render("campaigns/confirm", identity.locale, at=local, no_signature=True),
+                         reply_markup=steps_keyboard(identity.locale, Step.confirm, Step.drop))
+
+
+async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+    data = await state.get_data()
+    await state.clear()
+    try:
+        outcome = campaigns.confirm(session, renderer, identity.partner_id or 0, int(data["campaign_id"]), data.get("send_at"), utcnow())
+    except AutoCircleError as error:
+        await callback.message.answer(renderer.render("campaigns/problem", identity.locale, reason=str(error), no_signature=True))
+    else:
+        if isinstance(outcome, campaigns.SendResult):
+            text = renderer.render("campaigns/queued", identity.locale, r=outcome)
+        else:
+            text = renderer.render("campaigns/scheduled", identity.locale, campaign_id=outcome.id,
+                                   at=campaigns.local_time(outcome.send_at, settings.timezone))
+        await callback.message.answer(text)
+    await callback.answer()
+
+
+async def on_drop(callback: CallbackQuery, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    await _abort(callback.message, state, session, renderer, identity)
+    await callback.answer()
+
+
+async def on_abort(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    await _abort(message, state, session, renderer, identity)
+
+
+async def _abort(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    """Drop the conversation (the Drop button or /cancel in any step) and its draft, if any."""
+    campaign_id = (await state.get_data()).get("campaign_id")
+    await state.clear()
+    if campaign_id:
+        campaigns.cancel(session, identity.partner_id, int(campaign_id), utcnow())
+    await message.answer(renderer.render("campaigns/aborted", identity.locale, no_signature=True))
+
+
+async def on_campaigns(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
+    items = campaigns.list_stats(session, identity.partner_id or 0)
+    await message.answer(renderer.render("campaigns/list", identity.locale, items=items),
+                         reply_markup=cancel_keyboard(identity.locale, items))
+
+
+async def on_cancel(callback: CallbackQuery, callback_data: CancelCb, session: Session, renderer: Renderer, identity: Identity) -> None:
+    try:
+        campaigns.cancel(session, identity.partner_id, callback_data.campaign_id, utcnow())
+    except AutoCircleError as error:
+        await callback.answer(str(error))
+        return
+    await callback.message.answer(renderer.render("campaigns/cancelled", identity.locale, campaign_id=callback_data.campaign_id))
+    await callback.answer()
+
+
+async def on_reasons(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
+    report = winback.churn_reasons(session, identity.partner_id)
+    await message.answer(renderer.render("winback/reasons", identity.locale, report=report, since=None))
