@@ -7,7 +7,7 @@ from datetime import timedelta
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.routers.bookings import slot_policies
-from flows import bookings, campaigns, referrals
+from flows import bookings, campaigns, circle_posts, referrals
 from flows.playbook import Library
 from flows.runner import flows_job
 from flows.segments import recompute_job
@@ -25,6 +25,9 @@ def register_jobs(scheduler: Scheduler, settings: Settings, library: Library) ->
         "referrals.approve", referrals.approve_job(renderer, hold=timedelta(days=14)), hours=1
     )
     scheduler.every("campaigns.send_due", campaigns.send_due_job(renderer), minutes=1)
+    scheduler.every(
+        "posts.plan", circle_posts.posts_job(renderer, settings.timezone, settings.locale), minutes=1
+    )
     scheduler.register_task(campaigns.SEND_TASK, campaigns.send_task)
     service = settings.service
     scheduler.every(

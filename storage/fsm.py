@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from storage.clock import utcnow
@@ -29,22 +28,29 @@ _UNSET: Any = object()
 
 
 def save(session: Session, key: str, *, state: Any = _UNSET, data: Any = _UNSET) -> None:
-    """Insert or update one key (flushed, not committed); an empty key is removed."""
-    for _attempt in range(3):
-        try:
-            with session.begin_nested():
-                row = session.execute(select(FsmRecord).where(FsmRecord.key == key)).scalars().first()
-                new_state = (row.state if row else None) if state is _UNSET else state
-                new_data = (dict(row.data or {}) if row else {}) if data is _UNSET else dict(data)
-                if new_state is None and not new_data:
-                    if row is not None:
-                        session.execute(delete(FsmRecord).where(FsmRecord.key == key))
-                elif row is None:
-                    session.add(FsmRecord(key=key, state=new_state, data=new_data, updated_at=utcnow()))
-                else:
-                    row.state, row.data, row.updated_at = new_state, new_data, utcnow()
-                session.flush()
-            return
-        except IntegrityError:
-            continue  # another process created the key first: retry as an update
-    raise RuntimeError(f"could not store FSM state for {key}")
+    """Insert or update one key (flushed, not committed); an empty key is removed.
+
+    One upsert statement, no savepoint: on SQLite a savepoint that reads before it writes
+    holds a snapshot that a concurrent commit makes stale, and the write then fails at once
+    with "database is locked" instead of waiting its turn.
+    """
+    current_state, current_data = load(session, key)
+    new_state = current_state if state is _UNSET else state
+    new_data = current_data if data is _UNSET else dict(data)
+    if new_state is None and not new_data:
+        session.execute(delete(FsmRecord).where(FsmRecord.key == key))
+        return
+    table = FsmRecord.__table__
+    values = {"key": key, "state": new_state, "data": new_data, "updated_at": utcnow()}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={"state": statement.excluded.state, "data": statement.excluded.data,
+              "updated_at": statement.excluded.updated_at},
+    )
+    session.execute(statement)

@@ -22,7 +22,8 @@ app.add_typer(db_cmd.app, name="db")
 def _register_optional() -> None:
     """Sub-apps that live in their own modules; each module owns its command group."""
     from bot.cli import (
-        flows_cmd, import_cmd, invites_cmd, partners_cmd, report_cmd, run_cmd, winback_cmd,
+        flows_cmd, import_cmd, invites_cmd, partners_cmd, report_cmd, run_cmd, templates_cmd,
+        winback_cmd,
     )
     from bot.cli import export_cmd, segments_cmd
 
@@ -35,6 +36,7 @@ def _register_optional() -> None:
     app.add_typer(invites_cmd.app, name="invites")
     app.add_typer(flows_cmd.app, name="flows")
     app.add_typer(flows_cmd.playbook_app, name="playbook")
+    app.add_typer(templates_cmd.app, name="templates")
     app.add_typer(segments_cmd.app, name="segments")
     app.add_typer(export_cmd.app, name="export")
 

@@ -11,7 +11,7 @@ from bot.config import Settings
 def build_routers(settings: Settings) -> list[Router]:
     from bot.routers import (
         bookings, campaigns, errors, fallback, flow_buttons, gifts, group, operator, owner,
-        partner, preferences, public, reports, service,
+        partner, posts, preferences, public, reports, service,
     )
 
     return [
@@ -25,6 +25,7 @@ def build_routers(settings: Settings) -> list[Router]:
         partner.build_router(),
         bookings.build_router(),
         gifts.build_router(),
+        posts.build_router(),
         owner.build_router(),
         service.build_router(),
         group.build_router(settings),

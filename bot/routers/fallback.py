@@ -15,7 +15,7 @@ from flows.templating import Renderer
 
 PARTNER_ONLY = frozenset(
     {"invites", "owners", "owner", "circle", "welcome", "handover", "redeem", "matrix", "export",
-     "campaign", "campaigns", "followups", "converted", "serviced", "reasons", "top"}
+     "campaign", "campaigns", "followups", "converted", "serviced", "reasons", "top", "post", "posts"}
 )
 
 
