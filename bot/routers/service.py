@@ -7,6 +7,8 @@ sub-router: ``/mileage`` for verified owners, ``/serviced`` for registered partn
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,7 +20,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
-from flows import service
+from flows import bookings, service
 from flows.errors import InvalidInputError
 from flows.roles import Identity, Role
 from flows.templating import Renderer
@@ -71,11 +73,18 @@ async def on_serviced(
         return
     owner_ref, km, car = parsed
     try:
-        visit = service.partner_serviced(
-            session, identity.partner_id, owner_ref, utcnow(), rules=settings.service.rules(),  # type: ignore[arg-type]
-            limits=settings.service.limits(settings.timezone), km=km, vehicle_ref=car,
-        )
-    except service.OwnerNotFoundError:
+        booking = BOOKING_REF.match(owner_ref)
+        if booking is not None:  # /serviced B12: finish that booking
+            visit = bookings.finish_booking(
+                session, identity.partner_id, int(booking.group(1)), utcnow(),  # type: ignore[arg-type]
+                rules=settings.service.rules(), limits=settings.service.limits(settings.timezone), km=km,
+            )
+        else:
+            visit = service.partner_serviced(
+                session, identity.partner_id, owner_ref, utcnow(), rules=settings.service.rules(),  # type: ignore[arg-type]
+                limits=settings.service.limits(settings.timezone), km=km, vehicle_ref=car,
+            )
+    except (service.OwnerNotFoundError, bookings.BookingError, bookings.BookingNotFoundError):
         await message.answer(renderer.render("partner/owner_not_found", loc, ref=owner_ref))
         return
     except service.KmRequiredError:
@@ -86,6 +95,9 @@ async def on_serviced(
         await message.answer(_refusal(renderer, loc, exc, settings, "serviced", example, car, partner=True))
         return
     await message.answer(renderer.render("service/serviced_saved", loc, visit=visit))
+
+
+BOOKING_REF = re.compile(r"^[Bb]#?(\d+)$")
 
 
 def _serviced_args(args: str | None) -> tuple[str, int | None, str | None] | None:

@@ -136,6 +136,14 @@ async def test_a_car_nearing_its_service_gets_the_reminder_books_and_the_partner
 
     assert await harness.eventually(lambda: status() == "confirmed")
 
+    booking_id = await asyncio.to_thread(
+        lambda: harness.session().execute(select(Booking.id).where(Booking.owner_id == owner_id)).scalar()
+    )
+    await sb.send_text(PARTNER_TG, PARTNER_TG, f"/serviced B{booking_id} 5,020")
+    await harness.eventually(lambda: status() == "done")
+    await sb.send_text(PARTNER_TG, PARTNER_TG, "/serviced B999")
+    await sb.wait_for_bot_message(PARTNER_TG, contains="B999")
+
 
 async def test_followups_list_reasons_and_contacted_records_an_event(harness) -> None:
     sb = harness.sandbox
