@@ -59,6 +59,7 @@ class DaysResult:
     winback_answers: Counter = field(default_factory=Counter)
     won_back: int = 0
     service: list[str] = field(default_factory=list)
+    campaigns: list[str] = field(default_factory=list)
     leaderboard: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -95,6 +96,8 @@ class DaysPass:
                         await self._friends_join()
                     if day == 4:
                         await self._service_moment(clock.now(), result)
+                    if day == 6:
+                        await asyncio.to_thread(self._campaigns, clock.now())
                     await asyncio.to_thread(recompute_all, self.engine, self.settings.segment_thresholds(), clock.now())
                 await asyncio.to_thread(self._plan, clock.now())
                 await self._drain(clock.now())
@@ -235,6 +238,20 @@ class DaysPass:
         )
         result.service.append(f"partner /followups: {followups['text'].splitlines()[0]}")
 
+    def _campaigns(self, now: datetime) -> None:
+        """Each partner sends a service-check campaign to their growing and mature owners; a
+        sticky 10% holdout gets nothing, so the report can show the uplift."""
+        from flows import campaigns
+
+        cells = [f"{m}/{a}" for m in ("growing", "mature") for a in ("active", "declining", "churned")]
+        with Session(self.engine) as session:
+            partner_ids = sorted({session.get(Owner, p.owner_id).partner_id for p in self.personas} - {None})
+            for partner_id in partner_ids:
+                campaign = campaigns.create(session, partner_id, cells, now, template=campaigns.READY_TEMPLATES[0])
+                campaigns.confirm(session, self.renderer, partner_id, campaign.id, None, now)
+            session.commit()
+        self._campaign_partners = partner_ids
+
     def _offline_owner(self, partner_user: int) -> tuple[int, str] | None:
         partner_owner = next(p for p in self.personas if p.partner_user == partner_user)
         with Session(self.engine) as session:
@@ -304,3 +321,12 @@ class DaysPass:
                 .limit(5)
             ).all()
             result.leaderboard = [(name, n) for name, n in referrer_counts]
+            from flows import campaigns
+
+            for partner_id in getattr(self, "_campaign_partners", []):
+                for st in campaigns.list_stats(session, partner_id):
+                    uplift = "–" if st.uplift is None else f"{st.uplift:+.1f} pp"
+                    result.campaigns.append(
+                        f"#{st.id} {st.template.split('/')[-1]}: {st.treated} treated, {st.holdout} holdout, "
+                        f"{st.sent} sent, {st.converted}/{st.holdout_converted} converted, uplift {uplift}"
+                    )

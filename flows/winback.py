@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from storage.delivery_models import OwnerPreference
-from storage.events import EventKind
+from storage.events import EventKind, record
 from storage.flow_models import FlowRun, FlowRunStatus
 from storage.models import Dealer, Event, Owner, Partner
 
@@ -70,6 +70,7 @@ class ChurnReasons:
     since: datetime | None
     until: datetime | None
     partners: list[PartnerReasons] = field(default_factory=list)
+    other_texts: list[str] = field(default_factory=list)  # "other", in the owners' words
 
     @property
     def totals(self) -> dict[str, int]:
@@ -96,6 +97,7 @@ class ChurnReasons:
             "until": self.until.isoformat() if self.until else None,
             "totals": self.totals, "answered": self.answered, "runs": self.runs,
             "won_back": self.won_back,
+            "other_texts": self.other_texts,
             "partners": [
                 {"partner_id": p.partner_id, "partner": p.partner_name, "dealer": p.dealer_code,
                  "reasons": p.reasons, "answered": p.answered, "runs": p.runs,
@@ -103,6 +105,29 @@ class ChurnReasons:
                 for p in self.partners
             ],
         }
+
+
+OTHER_TEXT_LIMIT = 500
+
+
+def record_other_text(session: Session, owner_id: int, text: str, now: datetime) -> None:
+    """The free text an owner gives after answering "other" (kept as written, trimmed)."""
+    record(session, owner_id, EventKind.survey_text, now, flow=FLOW_KEY, text=text.strip()[:OTHER_TEXT_LIMIT])
+
+
+def _other_texts(session: Session, partner_id: int | None, since: datetime | None,
+                 until: datetime | None, limit: int = 10) -> list[str]:
+    query = select(Event.data).join(Owner, Owner.id == Event.owner_id).where(  # type: ignore[arg-type]
+        Event.kind == EventKind.survey_text.value
+    )
+    if partner_id is not None:
+        query = query.where(Owner.partner_id == partner_id)
+    if since is not None:
+        query = query.where(Event.at >= since)
+    if until is not None:
+        query = query.where(Event.at < until)
+    rows = session.exec(query.order_by(Event.at.desc()).limit(limit)).all()
+    return [str((data or {}).get("text", "")) for data in rows if (data or {}).get("text")]
 
 
 def churn_reasons(
@@ -154,7 +179,7 @@ def churn_reasons(
             reasons={reason: counts.get(reason, 0) for reason in REASONS},
             answered=len({owner for owner, _ in pairs}), runs=started[pid], won_back=won[pid],
         ))
-    return ChurnReasons(since, until, rows)
+    return ChurnReasons(since, until, rows, _other_texts(session, partner_id, since, until))
 
 
 def _partner_names(session: Session, ids: set[int]) -> dict[int, tuple[str, str]]:

@@ -38,6 +38,7 @@ class EventKind(str, enum.Enum):
     message_removed = "message_removed"
     command = "command"
     button = "button"
+    survey_text = "survey_text"
     bot_blocked = "bot_blocked"
     bot_unblocked = "bot_unblocked"
     handover = "handover"

@@ -50,6 +50,8 @@ def demo(
             f"churn reasons (win-back survey): {reasons}\nwon back: {d.won_back}",
             title=f"{d.days} days of operations", expand=False,
         ), highlight=False)
+        if d.campaigns:
+            console.print(Panel(escape("\n".join(d.campaigns)), title="campaigns (day 7)", expand=False), highlight=False)
         if d.service:
             console.print(Panel(escape("\n".join(d.service)), title="a service moment (day 5)", expand=False), highlight=False)
     if result.matrix_text:

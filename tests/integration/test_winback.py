@@ -146,3 +146,20 @@ def test_cli_churn_reasons_table_and_json(engine, world, cli_env) -> None:  # no
     assert table.exit_code == 0 and "Churn reasons" in table.output
     unknown = runner.invoke(app, ["churn-reasons", "--partner", "NOPE"])
     assert unknown.exit_code != 0 and "NOPE" in unknown.output
+
+
+def test_other_in_the_owners_words_is_kept_per_partner(engine, world) -> None:  # noqa: ANN001
+    at = clock.utcnow()
+    with Session(engine) as s:
+        winback.record_other_text(s, world["o0"], "  The dealer is <far> & slow  ", at)
+        winback.record_other_text(s, world["o2"], "x" * 900, at)
+        s.commit()
+    with Session(engine) as s:
+        alice = winback.churn_reasons(s, partner_id=world["p1"])
+        everyone = winback.churn_reasons(s)
+    assert alice.other_texts == ["The dealer is <far> & slow"]
+    assert len(everyone.other_texts) == 2
+    assert max(len(t) for t in everyone.other_texts) == winback.OTHER_TEXT_LIMIT
+    assert alice.as_dict()["other_texts"] == ["The dealer is <far> & slow"]
+    text = Renderer().render("winback/reasons", "en", report=alice, since=None)
+    assert "“The dealer is &lt;far&gt; &amp; slow”" in text
