@@ -49,6 +49,7 @@ from flows.service_plan import OdometerLimits
 from flows.templating import Renderer
 from storage.booking_models import OPEN_STATUSES, Booking, BookingStatus, MaintenanceReminder
 from storage.events import EventKind, record
+from storage.flow_models import FlowRun, FlowRunStatus
 from storage.models import Dealer, Event, Owner, Partner, Vehicle
 from storage.service_models import ServiceRecord, VehicleFault
 
@@ -238,6 +239,9 @@ def due_soon(
     return out
 
 
+REMINDER_FLOW = "maintenance_due"
+
+
 def scan_due(
     session: Session, now: datetime, *, rules: ServiceRules, within_km: int, within_days: int,
     timezone: str, slots: Slots,
@@ -245,8 +249,15 @@ def scan_due(
     """Record a ``maintenance_due`` event for each car newly due (once per due occurrence);
     returns how many. Safe to run twice or concurrently (unique reminder per occurrence)."""
     emitted = 0
+    # One reminder run per owner at a time (the runner allows one live run of a flow per
+    # owner): a second car waits for a later scan instead of being refused and lost.
+    busy = set(session.execute(select(FlowRun.owner_id).where(
+        FlowRun.flow_key == REMINDER_FLOW, FlowRun.status == FlowRunStatus.live
+    )).scalars())
     for car in due_soon(session, now, rules=rules, within_km=within_km, within_days=within_days,
                         timezone=timezone):
+        if car.owner_id in busy:
+            continue
         key = due_key(car.due)
         if session.execute(select(MaintenanceReminder.id).where(
             MaintenanceReminder.vehicle_id == car.vehicle_id, MaintenanceReminder.due_key == key
@@ -266,6 +277,7 @@ def scan_due(
                 session.flush()
         except IntegrityError:  # another scan recorded it meanwhile
             continue
+        busy.add(car.owner_id)
         emitted += 1
     return emitted
 

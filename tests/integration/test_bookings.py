@@ -197,3 +197,28 @@ def test_finish_booking_records_the_visit_and_closes_it(engine, now) -> None:  #
         assert visit.km == 4_700
         assert session.get(Booking, view.id).status == BookingStatus.done.value
         assert session.get(Owner, ids["C0001"]).service_visits == 1
+
+
+def test_a_second_car_is_reminded_after_the_first_cars_run_ends(engine, now) -> None:  # noqa: ANN001
+    from storage.flow_models import FlowRun
+
+    ids = _seed(engine)
+    with Session(engine) as session:  # the first owner has a second car, due as well
+        session.add(Vehicle(owner_id=ids["C0001"], vin="LSVAB2BJ7MN120042", model="Model 3",
+                            purchase_date=date(2025, 11, 10), mileage_km=4_700))
+        session.commit()
+    library = load_library()
+
+    def run() -> None:
+        run_due_flows(engine, Renderer(default_locale="en"), library.flows, library.playbook, now[0])
+
+    assert _scan(engine, now[0]) == 2  # one car per owner
+    run()
+    now[0] += timedelta(hours=1)
+    assert _scan(engine, now[0]) == 0  # the owner's reminder run is still live
+    with Session(engine) as session:
+        for flow_run in session.execute(select(FlowRun).where(FlowRun.flow_key == "maintenance_due")).scalars():
+            flow_run.status = "done"
+        session.commit()
+    now[0] += timedelta(hours=1)
+    assert _scan(engine, now[0]) == 1  # the second car's turn
