@@ -60,6 +60,15 @@ OPERATOR_COMMANDS = {
 }
 
 
+GROUP_ONLY = frozenset({"circle"})  # sent in the partner's group, so not in a private menu
+
+
+def staff_only() -> frozenset[str]:
+    """Commands an owner may not run: the partner and operator menus, minus what owners share."""
+    names = {c for table in (PARTNER_COMMANDS, OPERATOR_COMMANDS) for c, _ in table["en"]}
+    return frozenset(names | GROUP_ONLY) - {c for c, _ in OWNER_COMMANDS["en"]}
+
+
 def _commands(pairs: list[tuple[str, str]]) -> list[BotCommand]:
     return [BotCommand(command=c, description=d) for c, d in pairs]
 

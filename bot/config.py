@@ -172,15 +172,13 @@ class DeliverySettings(BaseModel):
         )
 
     def sender_config(self) -> SenderConfig:
+        """The sender's knobs: every field both classes share, by name."""
+        from dataclasses import fields
+
         from bot.sender import SenderConfig
 
-        return SenderConfig(
-            rate_per_s=self.rate_per_s, private_per_s=self.private_per_s,
-            private_burst=self.private_burst, group_per_min=self.group_per_min,
-            group_burst=self.group_burst, concurrency=self.concurrency, window=self.window,
-            lease_s=self.lease_s, max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
-            transport=self.transport,
-        )
+        shared = {f.name for f in fields(SenderConfig)} & set(type(self).model_fields)
+        return SenderConfig(**{name: getattr(self, name) for name in shared})
 
 
 

@@ -9,11 +9,12 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from flows.errors import InvalidInputError, PartnerNotFoundError
+from flows.errors import InvalidInputError
 from flows.outbox import Push, enqueue
+from flows.partners import find_partner
 from flows.templating import Renderer
 from storage.events import EventKind, record
-from storage.models import Circle, Owner, Partner
+from storage.models import Circle, Owner
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,10 @@ class HandoverResult:
     owners_told: int
 
 
-def _partner(session: Session, code: str) -> Partner:
-    partner = session.execute(
-        select(Partner).where(Partner.advisor_code == code.strip())
-    ).scalars().first()
-    if partner is None:
-        raise PartnerNotFoundError(f"no partner with advisor code {code.strip()!r}")
-    return partner
-
-
 def handover(
     session: Session, renderer: Renderer, from_code: str, to_code: str, now: datetime
 ) -> HandoverResult:
-    source, target = _partner(session, from_code), _partner(session, to_code)
+    source, target = find_partner(session, from_code), find_partner(session, to_code)
     if source.id == target.id:
         raise InvalidInputError("FROM and TO are the same partner")
     owners = list(session.execute(select(Owner).where(Owner.partner_id == source.id)).scalars())

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from storage.events import EventKind, record
-from storage.models import FunnelStage, InviteToken, Owner, Partner
+from storage.models import FunnelStage, InviteToken, Owner
 
 TOKEN_BYTES = 18  # 24 URL-safe characters, 144 bits
 
@@ -81,14 +81,6 @@ def issue_invites(
         )
     session.flush()
     return rows
-
-
-def partner_id_by_code(session: Session, advisor_code: str) -> int | None:
-    return session.execute(
-        select(Partner.id).where(Partner.advisor_code == advisor_code.strip().upper())
-    ).scalar() or session.execute(
-        select(Partner.id).where(Partner.advisor_code == advisor_code.strip())
-    ).scalar()
 
 
 COLUMNS = ("owner_id", "name", "phone", "token", "link")

@@ -50,10 +50,10 @@ def demo(
             f"churn reasons (win-back survey): {reasons}\nwon back: {d.won_back}",
             title=f"{d.days} days of operations", expand=False,
         ), highlight=False)
-        if d.campaigns:
-            console.print(Panel(escape("\n".join(d.campaigns)), title="campaigns (day 7)", expand=False), highlight=False)
         if d.service:
             console.print(Panel(escape("\n".join(d.service)), title="a service moment (day 5)", expand=False), highlight=False)
+        if d.campaigns:
+            console.print(Panel(escape("\n".join(d.campaigns)), title="campaigns (day 7)", expand=False), highlight=False)
     if result.matrix_text:
         console.print(f"segment matrix: {result.matrix_text}", highlight=False)
     if result.funnel is not None:

@@ -10,6 +10,8 @@ import typer
 
 from bot.cli.common import console, fail, open_app
 from flows import invites
+from flows.errors import PartnerNotFoundError
+from flows.partners import find_partner
 from storage.clock import utcnow
 from storage.db import session_scope
 
@@ -33,9 +35,10 @@ def export(
         raise fail("--format xlsx needs --out FILE.xlsx")
     with open_app() as ac:
         with session_scope(ac.engine) as session:
-            partner_id = invites.partner_id_by_code(session, partner)
-            if partner_id is None:
-                raise fail(f"no partner with advisor code {partner!r}")
+            try:
+                partner_id = find_partner(session, partner).id
+            except PartnerNotFoundError as exc:
+                raise fail(str(exc)) from None
             rows = invites.issue_invites(session, partner_id, bot_username or ac.settings.bot_username, utcnow())
     if fmt is Format.xlsx:
         assert out is not None

@@ -10,13 +10,11 @@ from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.types import CallbackQuery, Message
 
+from bot.commands import staff_only
 from flows.roles import Identity
 from flows.templating import Renderer
 
-PARTNER_ONLY = frozenset(
-    {"invites", "owners", "owner", "circle", "welcome", "handover", "redeem", "matrix", "export",
-     "campaign", "campaigns", "followups", "converted", "serviced", "reasons", "top", "post", "posts"}
-)
+PARTNER_ONLY = staff_only()
 
 
 def build_router() -> Router:
