@@ -12,12 +12,13 @@ from pathlib import Path
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
 
 if TYPE_CHECKING:
+    from flows.referrals import ReferralPolicy
     from flows.segment_rules import Thresholds
     from bot.sender import SenderConfig
     from flows.delivery_rules import DeliveryPolicy
@@ -46,6 +47,37 @@ class CircleSettings(BaseModel):
 
     remove_unverified_links: bool = True
     join_requests: bool = False
+
+
+class ReferralSettings(BaseModel):
+    """The referral programme (老带新): how long a qualified referral is held before both
+    sides are rewarded, how many a referrer may bring per calendar month, and the approved
+    counts that earn a tier notice."""
+
+    hold_days: int = Field(default=14, ge=0)
+    monthly_cap: int = Field(default=5, ge=1)
+    tiers: list[int] = Field(default_factory=lambda: [1, 3, 5])
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if any(t < 1 for t in value) or value != sorted(set(value)):
+            raise ValueError("tiers are distinct positive counts in ascending order, e.g. [1, 3, 5]")
+        return value
+
+    def policy(self, timezone: str) -> ReferralPolicy:
+        from flows.referrals import ReferralPolicy
+
+        return ReferralPolicy(
+            hold=timedelta(days=self.hold_days), monthly_cap=self.monthly_cap,
+            tiers=tuple(self.tiers), timezone=timezone,
+        )
+
+
+class CampaignSettings(BaseModel):
+    """Partner campaigns: the control share held out of each campaign (sticky per owner)."""
+
+    holdout_percent: int = Field(default=10, ge=0, lt=100)
 
 
 class ImportSettings(BaseModel):
@@ -212,13 +244,19 @@ class Settings(BaseSettings):
     imports: ImportSettings = Field(default_factory=ImportSettings)
     circles: CircleSettings = Field(default_factory=CircleSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    referrals: ReferralSettings = Field(default_factory=ReferralSettings)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     def segment_thresholds(self) -> Thresholds:
         """The segment rules' plain values (flows never see the settings object)."""
         from flows.segment_rules import Thresholds
 
         return Thresholds.from_values(self.segments.model_dump(), self.timezone)
-    service: ServiceSettings = Field(default_factory=ServiceSettings)
+
+    def referral_policy(self) -> ReferralPolicy:
+        """The referral programme's plain values, months counted in ``timezone``."""
+        return self.referrals.policy(self.timezone)
 
 
 def masked(settings: Settings) -> dict[str, Any]:

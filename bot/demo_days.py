@@ -76,6 +76,7 @@ class DaysPass:
         self.rng = rng
         self.say = say
         self.renderer = Renderer(default_locale=settings.locale)
+        self.referral_policy = settings.referral_policy()
         self.zone = ZoneInfo(settings.timezone)
         self.friends = 0
         self._answered: set[tuple[int, int]] = set()
@@ -112,9 +113,12 @@ class DaysPass:
         return datetime.combine(day, time(hour, 0), self.zone).astimezone(UTC)
 
     def _plan(self, now: datetime) -> None:
-        run_due_flows(self.engine, self.renderer, self.library.flows, self.library.playbook, now)
+        run_due_flows(
+            self.engine, self.renderer, self.library.flows, self.library.playbook, now,
+            timezone=self.settings.timezone,
+        )
         with Session(self.engine) as session:
-            referrals.approve_due(session, now, hold=timedelta(days=14), renderer=self.renderer)
+            referrals.approve_due(session, now, policy=self.referral_policy, renderer=self.renderer)
             session.commit()
 
     async def _drain(self, now: datetime, timeout: float = 30.0) -> None:

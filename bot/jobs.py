@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.routers.bookings import slot_policies
@@ -20,10 +18,8 @@ def register_jobs(scheduler: Scheduler, settings: Settings, library: Library) ->
     maintenance scan and booking sweep hourly."""
     renderer = Renderer(default_locale=settings.locale)
     scheduler.every("segments.recompute", recompute_job(settings.segment_thresholds()), hours=1)
-    scheduler.every("flows.run", flows_job(renderer, library.flows, library.playbook), minutes=1)
-    scheduler.every(
-        "referrals.approve", referrals.approve_job(renderer, hold=timedelta(days=14)), hours=1
-    )
+    scheduler.every("flows.run", flows_job(renderer, library.flows, library.playbook, settings.timezone), minutes=1)
+    scheduler.every("referrals.approve", referrals.approve_job(renderer, settings.referral_policy()), hours=1)
     scheduler.every("campaigns.send_due", campaigns.send_due_job(renderer), minutes=1)
     scheduler.every(
         "posts.plan", circle_posts.posts_job(renderer, settings.timezone, settings.locale), minutes=1

@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
@@ -109,27 +109,55 @@ def get(session: Session, partner_id: int | None, campaign_id: int) -> Campaign:
     return campaign
 
 
-def audience(session: Session, campaign: Campaign) -> list[Owner]:
-    """The partner's own owners in the campaign's cells who can be reached now: verified,
-    linked to Telegram, not unreachable, not opted out of marketing."""
-    query = select(Owner).where(
-        Owner.partner_id == campaign.partner_id,
+def _reachable(partner_id: int, product_line: str | None) -> list[Any]:
+    """Conditions for the partner's own owners who can be reached now: verified, linked to
+    Telegram, not unreachable, not opted out of marketing (and of the line, if one is picked)."""
+    conditions = [
+        Owner.partner_id == partner_id,
         Owner.stage == FunnelStage.verified.value,
         Owner.telegram_user_id.is_not(None),  # type: ignore[union-attr]
         Owner.unreachable == False,  # noqa: E712
         Owner.opted_out == False,  # noqa: E712
-    )
-    if campaign.product_line:
-        query = query.where(Owner.product_line == campaign.product_line)
+    ]
+    if product_line:
+        conditions.append(Owner.product_line == product_line)
+    return conditions
+
+
+def audience(session: Session, campaign: Campaign) -> list[Owner]:
+    """The reachable owners of the partner (see ``_reachable``) in the campaign's cells."""
+    query = select(Owner).where(*_reachable(campaign.partner_id, campaign.product_line))
     cells = set(campaign.cells)
     return [o for o in session.exec(query.order_by(Owner.id)).all()
             if f"{o.maturity}/{o.activity}" in cells]
+
+
+def product_lines(session: Session, partner_id: int) -> list[str]:
+    """The product lines among the partner's owners: a choice to offer only when there are
+    two or more (each line has its own matrix, DESIGN.md)."""
+    rows = session.exec(
+        select(Owner.product_line).where(
+            Owner.partner_id == partner_id, Owner.product_line.is_not(None)  # type: ignore[union-attr]
+        ).distinct()
+    ).all()
+    return sorted(str(line) for line in rows if line)
+
+
+def cell_counts(session: Session, partner_id: int, product_line: str | None = None) -> dict[str, int]:
+    """Reachable owners per ``maturity/activity`` cell, drawn on the matrix keyboard."""
+    rows = session.exec(
+        select(Owner.maturity, Owner.activity, func.count())
+        .where(*_reachable(partner_id, product_line))
+        .group_by(Owner.maturity, Owner.activity)
+    ).all()
+    return {f"{m}/{a}": int(n) for m, a, n in rows if f"{m}/{a}" in CELLS}
 
 
 @dataclass(frozen=True)
 class Preview:
     campaign_id: int
     cells: list[str]
+    product_line: str | None  # None: every line
     audience: int  # reachable owners in the cells
     holdout: int  # of them held out as control
     recipients: int  # audience minus holdout
@@ -142,8 +170,8 @@ def preview(session: Session, renderer: Renderer, partner_id: int, campaign_id: 
     owners = audience(session, campaign)
     held = sum(is_holdout(o.id or 0, campaign.partner_id, campaign.holdout_percent) for o in owners)
     sample = render(renderer, campaign, locale, owner_name=owners[0].name if owners else "")
-    return Preview(campaign.id or 0, list(campaign.cells), len(owners), held,
-                   len(owners) - held, sample)
+    return Preview(campaign.id or 0, list(campaign.cells), campaign.product_line, len(owners),
+                   held, len(owners) - held, sample)
 
 
 def render(renderer: Renderer, campaign: Campaign, locale: str | None, owner_name: str = "") -> str:

@@ -77,7 +77,7 @@ class Trigger(Strict):
 
     event: str | None = None
     cell_entered: list[str] | None = None
-    schedule: str | None = Field(default=None, description="cron: minute hour day month weekday")
+    schedule: str | None = Field(default=None, description="cron: minute hour day month weekday, read in Settings.timezone")
     date: DateTrigger | None = None
     deep_link: str | None = None
 

@@ -108,6 +108,7 @@ class StepRunner:
     batch: int
     result: RunnerResult = field(default_factory=RunnerResult)
     ended: set[int] = field(default_factory=set)
+    timezone: str = "UTC"  # schedules' cron lines read in this zone (Settings.timezone)
 
     # phase 5: advancing -------------------------------------------------------------------
     def advance_due(self) -> bool:

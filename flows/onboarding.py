@@ -121,13 +121,14 @@ def verify_by_phone(
     hint_owner_id: int | None,
     hint_partner_id: int | None,
     now: datetime,
+    referral_policy: referrals.ReferralPolicy = referrals.DEFAULT_POLICY,
 ) -> MatchResult:
     """Match the user's own shared contact against imported phone numbers."""
     e164 = to_e164(phone)
     if e164 is None:
         return MatchResult(failure=MatchFailure.bad_format)
     candidates = list(session.execute(select(Owner).where(Owner.phone == e164)).scalars())
-    return _link_best(session, user_id, candidates, hint_owner_id, hint_partner_id, now, "phone")
+    return _link_best(session, user_id, candidates, hint_owner_id, hint_partner_id, now, "phone", referral_policy)
 
 
 def verify_by_vin_suffix(
@@ -138,6 +139,7 @@ def verify_by_vin_suffix(
     hint_owner_id: int | None,
     hint_partner_id: int | None,
     now: datetime,
+    referral_policy: referrals.ReferralPolicy = referrals.DEFAULT_POLICY,
 ) -> MatchResult:
     """Match the last six characters of a VIN (the inviting partner's owners first)."""
     suffix = re.sub(r"[\s\-]", "", text).upper()
@@ -155,7 +157,7 @@ def verify_by_vin_suffix(
         candidates = list(session.execute(scoped.where(Vehicle.vin.like(pattern))).scalars().unique())
     if not candidates:
         candidates = list(session.execute(query.where(Vehicle.vin.like(pattern))).scalars().unique())
-    return _link_best(session, user_id, candidates, hint_owner_id, hint_partner_id, now, "vin")
+    return _link_best(session, user_id, candidates, hint_owner_id, hint_partner_id, now, "vin", referral_policy)
 
 
 def _link_best(
@@ -166,6 +168,7 @@ def _link_best(
     hint_partner_id: int | None,
     now: datetime,
     via: str,
+    referral_policy: referrals.ReferralPolicy,
 ) -> MatchResult:
     if not candidates:
         return MatchResult(failure=MatchFailure.not_found)
@@ -179,15 +182,19 @@ def _link_best(
     ):
         if len(narrow) == 1:
             owner = narrow[0]
-            link_owner(session, owner, user_id, now, via)
+            link_owner(session, owner, user_id, now, via, referral_policy)
             return MatchResult(owner_id=owner.id, owner_name=owner.name)
         if len(narrow) > 1:
             return MatchResult(failure=MatchFailure.ambiguous)
     return MatchResult(failure=MatchFailure.not_found)
 
 
-def link_owner(session: Session, owner: Owner, user_id: int, now: datetime, via: str) -> None:
-    """Link the Telegram user and mark the owner ``verified`` (and ``online`` if not yet)."""
+def link_owner(
+    session: Session, owner: Owner, user_id: int, now: datetime, via: str,
+    referral_policy: referrals.ReferralPolicy = referrals.DEFAULT_POLICY,
+) -> None:
+    """Link the Telegram user and mark the owner ``verified`` (and ``online`` if not yet);
+    a referral this user was touched by qualifies under ``referral_policy``."""
     owner.telegram_user_id = user_id
     mark_online(session, owner, now)
     if owner.verified_at is None:
@@ -196,7 +203,7 @@ def link_owner(session: Session, owner: Owner, user_id: int, now: datetime, via:
     owner.unreachable = False
     session.flush()
     record(session, owner.id, EventKind.verified, now, via=via)
-    referrals.on_verified(session, owner.id, now)
+    referrals.on_verified(session, owner.id, now, policy=referral_policy)
 
 
 def record_failure(

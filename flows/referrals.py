@@ -16,8 +16,9 @@ import enum
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -33,9 +34,6 @@ from storage.gift_models import Referral, ReferralCode, ReferralStatus
 from storage.models import Circle, Event, FunnelStage, MessageClass, Owner, Partner, Prospect
 
 PREFIX = "r_"
-DEFAULT_HOLD = timedelta(days=14)
-DEFAULT_MONTHLY_CAP = 5
-DEFAULT_TIERS = (1, 3, 5)
 CODE_ALPHABET = gifts.CODE_ALPHABET.lower()
 CODE_LENGTH = 10
 
@@ -99,6 +97,29 @@ class Leader:
     owner_id: int
     name: str
     approved: int
+
+
+@dataclass(frozen=True)
+class ReferralPolicy:
+    """The programme's knobs (``Settings.referrals``), handed in as plain values.
+
+    ``monthly_cap`` counts qualified referrals per referrer in a calendar month of
+    ``timezone`` (the month a partner reads on the calendar); ``tiers`` are the approved
+    counts that earn the referrer a tier notice."""
+
+    hold: timedelta = timedelta(days=14)
+    monthly_cap: int = 5
+    tiers: tuple[int, ...] = (1, 3, 5)
+    timezone: str = "Asia/Shanghai"
+
+    def month_start(self, now: datetime) -> datetime:
+        """The first instant (UTC) of ``now``'s calendar month in the policy's zone."""
+        zone = ZoneInfo(self.timezone)
+        local = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(zone)
+        return datetime.combine(local.date().replace(day=1), time(0), zone).astimezone(UTC)
+
+
+DEFAULT_POLICY = ReferralPolicy()
 
 
 # --- the link ---------------------------------------------------------------------------------
@@ -181,7 +202,7 @@ def _known_user(session: Session, user_id: int) -> bool:
 
 
 def on_verified(
-    session: Session, owner_id: int, now: datetime, *, monthly_cap: int = DEFAULT_MONTHLY_CAP
+    session: Session, owner_id: int, now: datetime, *, policy: ReferralPolicy = DEFAULT_POLICY
 ) -> Outcome | None:
     """After an owner verifies: qualify the referral their Telegram user was touched by."""
     owner = session.get(Owner, owner_id)
@@ -195,7 +216,7 @@ def on_verified(
         return _void(session, ref, Void.self_referral, now)
     if owner.online_at is not None and owner.online_at < ref.first_touch_at:
         return _void(session, ref, Void.existing_owner, now)
-    return _qualify(session, ref, now, monthly_cap)
+    return _qualify(session, ref, now, policy)
 
 
 def on_prospect(session: Session, prospect_id: int, user_id: int) -> None:
@@ -218,7 +239,7 @@ def _open_referral(session: Session, user_id: int) -> Referral | None:
 
 def converted(
     session: Session, partner_id: int, prospect_id: int, now: datetime,
-    *, monthly_cap: int = DEFAULT_MONTHLY_CAP,
+    *, policy: ReferralPolicy = DEFAULT_POLICY,
 ) -> Converted:
     """``/converted ID``: the partner records a test drive or purchase of their prospect."""
     prospect = session.get(Prospect, prospect_id)
@@ -231,12 +252,12 @@ def converted(
         if prospect.created_at < ref.first_touch_at:
             outcome = _void(session, ref, Void.existing_prospect, now)
         else:
-            outcome = _qualify(session, ref, now, monthly_cap)
+            outcome = _qualify(session, ref, now, policy)
     return Converted(prospect.id or 0, prospect.name, outcome)
 
 
-def _qualify(session: Session, ref: Referral, now: datetime, monthly_cap: int) -> Outcome:
-    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def _qualify(session: Session, ref: Referral, now: datetime, policy: ReferralPolicy) -> Outcome:
+    month = policy.month_start(now)
     this_month = session.execute(
         select(func.count()).select_from(Referral).where(
             Referral.referrer_owner_id == ref.referrer_owner_id,
@@ -245,7 +266,7 @@ def _qualify(session: Session, ref: Referral, now: datetime, monthly_cap: int) -
             Referral.qualified_at >= month,
         )
     ).scalar() or 0
-    if this_month >= monthly_cap:
+    if this_month >= policy.monthly_cap:
         return _void(session, ref, Void.monthly_cap, now)
     ref.qualified_at = now
     session.flush()
@@ -271,8 +292,7 @@ def approve_due(
     session: Session,
     now: datetime,
     *,
-    hold: timedelta = DEFAULT_HOLD,
-    tiers: Sequence[int] = DEFAULT_TIERS,
+    policy: ReferralPolicy = DEFAULT_POLICY,
     renderer: Renderer | None = None,
     catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES,
 ) -> list[Outcome]:
@@ -283,30 +303,30 @@ def approve_due(
         select(Referral).where(
             Referral.status == ReferralStatus.pending.value,
             Referral.qualified_at.is_not(None),
-            Referral.qualified_at <= now - hold,
+            Referral.qualified_at <= now - policy.hold,
         ).order_by(Referral.qualified_at, Referral.id)
     ).scalars())
     results = []
     for ref in due:
-        churn = _churn_within_hold(session, ref, hold)
+        churn = _churn_within_hold(session, ref, policy.hold)
         if churn is not None:
             results.append(_void(session, ref, churn, now))
             continue
-        results.append(_approve(session, ref, now, tiers, renderer, catalogue))
+        results.append(_approve(session, ref, now, policy.tiers, renderer, catalogue))
     return results
 
 
 def approve_job(
-    renderer: Renderer, hold: timedelta = DEFAULT_HOLD, tiers: Sequence[int] = DEFAULT_TIERS
+    renderer: Renderer, policy: ReferralPolicy = DEFAULT_POLICY
 ) -> Callable[[Any], list[Outcome]]:
-    """A scheduler job: ``scheduler.every("referrals.approve", approve_job(r, hold), hours=1)``.
+    """A scheduler job: ``scheduler.every("referrals.approve", approve_job(r, policy), hours=1)``.
 
     The job gets a context with ``engine``, ``now`` and ``policy``; it commits."""
 
     def job(ctx: Any) -> list[Outcome]:
         with Session(ctx.engine) as session:
             session.info[POLICY_KEY] = ctx.policy
-            settled = approve_due(session, ctx.now, hold=hold, tiers=tiers, renderer=renderer)
+            settled = approve_due(session, ctx.now, policy=policy, renderer=renderer)
             session.commit()
             return settled
 

@@ -9,7 +9,8 @@ last pass and does the due work, in bounded batches, each committed on its own:
    playbook maps cells to flows per product line;
 3. date triggers (``gift.expires_at`` through ``flows.gifts.expiring`` when that module exists,
    ``owner.verified_at``);
-4. schedules (cron in UTC, one cursor per flow);
+4. schedules (cron read in the deployment's time zone, ``Settings.timezone``: "0 9 * * 6"
+   is Saturday 09:00 where the partners are; one cursor per flow);
 5. due runs (``status = live and next_at <= now``) advance step by step until a wait or the end
    (``flows.flow_steps.StepRunner``).
 
@@ -27,6 +28,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, update
@@ -89,6 +91,7 @@ def run_due_flows(
     policy: DeliveryPolicy | None = None,
     batch: int = BATCH,
     max_batches: int = MAX_BATCHES,
+    timezone: str = "UTC",
 ) -> RunnerResult:
     """One pass of the runner (see the module docstring); safe to run twice or concurrently."""
     total = RunnerResult()
@@ -99,7 +102,7 @@ def run_due_flows(
     for phase in phases:
         for _ in range(max_batches):
             with Session(engine, expire_on_commit=False) as session:
-                work = _Pass(session, renderer, flows, playbook, now, policy, batch)
+                work = _Pass(session, renderer, flows, playbook, now, policy, batch, timezone=timezone)
                 full = phase(work)
                 session.commit()
             total.add(work.result)
@@ -111,12 +114,14 @@ def run_due_flows(
 
 
 def flows_job(
-    renderer: Renderer, flows: Flows, playbook: Playbook | None
+    renderer: Renderer, flows: Flows, playbook: Playbook | None, timezone: str = "UTC"
 ) -> Callable[[Any], RunnerResult]:
     """A scheduler job (``ctx`` has ``engine``, ``now``, ``policy``): one pass per call."""
 
     def job(ctx: Any) -> RunnerResult:
-        return run_due_flows(ctx.engine, renderer, flows, playbook, ctx.now, policy=ctx.policy)
+        return run_due_flows(
+            ctx.engine, renderer, flows, playbook, ctx.now, policy=ctx.policy, timezone=timezone
+        )
 
     job.__name__ = "run_due_flows_job"
     return job
@@ -320,11 +325,12 @@ class _Pass(StepRunner):
             if cursor.at is None:
                 cursor.at = self.now  # a new schedule starts now; no backfill
                 continue
-            slot = CronTrigger.from_crontab(expr, timezone=UTC).get_next_fire_time(
+            slot = CronTrigger.from_crontab(expr, timezone=ZoneInfo(self.timezone)).get_next_fire_time(
                 None, cursor.at + timedelta(seconds=1)
             )
             if slot is None or slot > self.now:
                 continue
+            slot = slot.astimezone(UTC)  # keys and the cursor stay in UTC
             audience = flow.spec.audience
             query = select(Owner).where(
                 Owner.id > cursor.position,

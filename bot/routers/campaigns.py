@@ -2,8 +2,10 @@
 cancels them) and the partner's churn reasons (``/reasons``).
 
 The conversation is one StatesGroup: cells (a matrix keyboard, rows activity × columns
-maturity) → template or own text → preview with the audience → now or a time → confirm. The
-state holds ids and plain values only; every decision is in ``flows.campaigns``.
+maturity, each cell showing how many of the partner's reachable owners are in it; a row of
+product lines above it when the partner's owners span more than one) → template or own text →
+preview with the audience → now or a time → confirm. The state holds ids and plain values
+only; every decision is in ``flows.campaigns``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ class StepCb(CallbackData, prefix="cms"):
     step: Step
 
 
+class LineCb(CallbackData, prefix="cml"):
+    """A product line above the matrix; ``index`` -1 is every line."""
+
+    index: int
+
+
 class TemplateCb(CallbackData, prefix="cmt"):
     index: int
 
@@ -69,32 +77,51 @@ class CancelCb(CallbackData, prefix="cmx"):
 LABELS = {
     "zh": {"beginner": "初级", "growing": "成长", "mature": "成熟", "active": "活跃",
            "declining": "衰退", "churned": "流失", "dormant": "沉睡", "next": "下一步 ➡",
+           "all_lines": "全部车型", "passenger": "乘用车", "commercial": "商用车",
            "own": "✍ 自己写", "now": "立即发送", "confirm": "✅ 确认", "drop": "放弃",
            "cancel": "取消 #{id}", "campaigns/service_check": "冬季免费检测",
            "campaigns/weekend_drive": "周末自驾", "campaigns/member_day": "会员日"},
     "en": {"beginner": "Beginner", "growing": "Growing", "mature": "Mature", "active": "Active",
            "declining": "Declining", "churned": "Churned", "dormant": "Dormant", "next": "Next ➡",
+           "all_lines": "All lines", "passenger": "Passenger", "commercial": "Commercial",
            "own": "✍ Write my own", "now": "Send now", "confirm": "✅ Confirm", "drop": "Drop",
            "cancel": "Cancel #{id}", "campaigns/service_check": "Winter check",
            "campaigns/weekend_drive": "Weekend drive", "campaigns/member_day": "Member day"},
 }
 
 
+def _loc(identity: Identity, renderer: Renderer) -> str:
+    """The partner's language, else the deployment's: labels and texts must agree."""
+    return identity.locale or renderer.default_locale
+
+
 def _label(locale: str | None, key: str) -> str:
-    return LABELS.get(locale or "zh", LABELS["zh"])[key]
+    return LABELS.get(locale or "zh", LABELS["zh"]).get(key, key)
 
 
-def matrix_keyboard(locale: str | None, picked: list[str]) -> InlineKeyboardMarkup:
-    """Header row of maturities, then one row per activity; picked cells carry ✓."""
+def matrix_keyboard(
+    locale: str | None, picked: list[str], counts: dict[str, int] | None = None,
+    lines: list[str] | None = None, line: str | None = None,
+) -> InlineKeyboardMarkup:
+    """Product lines (when there are two or more), a header row of maturities, then one row
+    per activity; each cell shows its reachable owners, picked cells carry ✓."""
     builder = InlineKeyboardBuilder()
-    rows = [len(campaigns.MATURITIES) + 1]
+    rows: list[int] = []
+    if lines and len(lines) > 1:
+        for index, key in [(-1, None), *enumerate(lines)]:
+            text = _label(locale, key or "all_lines")
+            builder.button(text=f"✓ {text}" if key == line else text, callback_data=LineCb(index=index))
+        rows.append(len(lines) + 1)
+    rows.append(len(campaigns.MATURITIES) + 1)
     builder.button(text=" ", callback_data=LabelCb())
     for m in campaigns.MATURITIES:
         builder.button(text=_label(locale, m), callback_data=LabelCb())
     for a_index, activity in enumerate(campaigns.ACTIVITIES):
         builder.button(text=_label(locale, activity), callback_data=LabelCb())
         for m_index, maturity in enumerate(campaigns.MATURITIES):
-            mark = "✓" if f"{maturity}/{activity}" in picked else "·"
+            cell = f"{maturity}/{activity}"
+            count = (counts or {}).get(cell, 0)
+            mark = f"✓ {count}" if cell in picked else (str(count) if count else "·")
             builder.button(text=mark, callback_data=CellCb(maturity=m_index, activity=a_index))
         rows.append(len(campaigns.MATURITIES) + 1)
     builder.button(text=_label(locale, "next"), callback_data=StepCb(step=Step.next))
@@ -139,6 +166,7 @@ def build_router() -> Router:
     router.callback_query.register(on_label, LabelCb.filter())
     router.callback_query.register(on_drop, StepCb.filter(F.step == Step.drop))
     router.callback_query.register(on_cell, CellCb.filter(), CampaignForm.cells)
+    router.callback_query.register(on_line, LineCb.filter(), CampaignForm.cells)
     router.callback_query.register(on_cells_done, StepCb.filter(F.step == Step.next), CampaignForm.cells)
     router.callback_query.register(on_template, TemplateCb.filter(), CampaignForm.template)
     router.callback_query.register(on_own_text, StepCb.filter(F.step == Step.own), CampaignForm.template)
@@ -151,74 +179,105 @@ def build_router() -> Router:
     return router
 
 
-async def on_campaign(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+async def on_campaign(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    lines = campaigns.product_lines(session, identity.partner_id or 0)
     await state.set_state(CampaignForm.cells)
-    await state.set_data({"cells": []})
-    text = renderer.render("campaigns/pick_cells", identity.locale, picked=[], no_signature=True)
-    await message.answer(text, reply_markup=matrix_keyboard(identity.locale, []))
+    await state.set_data({"cells": [], "lines": lines, "line": None})
+    text, keyboard = _matrix_view(session, renderer, identity, [], lines, None)
+    await message.answer(text, reply_markup=keyboard)
+
+
+def _matrix_view(
+    session: Session, renderer: Renderer, identity: Identity, picked: list[str],
+    lines: list[str], line: str | None,
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The cells step as the partner sees it: what is picked, and the matrix with counts."""
+    counts = campaigns.cell_counts(session, identity.partner_id or 0, line)
+    text = renderer.render("campaigns/pick_cells", _loc(identity, renderer), picked=picked,
+                           line=_label(_loc(identity, renderer), line) if line else None, no_signature=True)
+    return text, matrix_keyboard(_loc(identity, renderer), picked, counts, lines, line)
 
 
 async def on_label(callback: CallbackQuery) -> None:
     await callback.answer()
 
 
-async def on_cell(callback: CallbackQuery, callback_data: CellCb, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
-    cell = f"{campaigns.MATURITIES[callback_data.maturity]}/{campaigns.ACTIVITIES[callback_data.activity]}"
-    picked = list((await state.get_data()).get("cells", []))
+async def on_cell(callback: CallbackQuery, callback_data: CellCb, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    cell = f"{campaigns.MATURITIES[callback_data.maturity % 3]}/{campaigns.ACTIVITIES[callback_data.activity % 4]}"
+    data = await state.get_data()
+    picked = list(data.get("cells", []))
     picked = [c for c in picked if c != cell] if cell in picked else [*picked, cell]
     await state.update_data(cells=picked)
-    text = renderer.render("campaigns/pick_cells", identity.locale, picked=picked, no_signature=True)
-    await callback.message.edit_text(text, reply_markup=matrix_keyboard(identity.locale, picked))
+    text, keyboard = _matrix_view(session, renderer, identity, picked, data.get("lines", []), data.get("line"))
+    await callback.message.edit_text(text, reply_markup=keyboard)
+    await callback.answer()
+
+
+async def on_line(callback: CallbackQuery, callback_data: LineCb, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+    data = await state.get_data()
+    lines = list(data.get("lines", []))
+    line = lines[callback_data.index] if 0 <= callback_data.index < len(lines) else None
+    if line == data.get("line"):
+        await callback.answer()
+        return
+    await state.update_data(line=line)
+    text, keyboard = _matrix_view(session, renderer, identity, list(data.get("cells", [])), lines, line)
+    await callback.message.edit_text(text, reply_markup=keyboard)
     await callback.answer()
 
 
 async def on_cells_done(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     if not (await state.get_data()).get("cells"):
-        await callback.answer(renderer.render("campaigns/pick_cells", identity.locale, picked=[], no_signature=True))
+        await callback.answer(renderer.render("campaigns/pick_cells", _loc(identity, renderer), picked=[], no_signature=True))
         return
     await state.set_state(CampaignForm.template)
-    await callback.message.edit_text(renderer.render("campaigns/pick_template", identity.locale, no_signature=True),
-                                     reply_markup=templates_keyboard(identity.locale))
+    await callback.message.edit_text(renderer.render("campaigns/pick_template", _loc(identity, renderer), no_signature=True),
+                                     reply_markup=templates_keyboard(_loc(identity, renderer)))
     await callback.answer()
 
 
-async def on_template(callback: CallbackQuery, callback_data: TemplateCb, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
+async def on_template(callback: CallbackQuery, callback_data: TemplateCb, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
     template = campaigns.READY_TEMPLATES[callback_data.index % len(campaigns.READY_TEMPLATES)]
-    await _draft(callback.message, state, session, renderer, identity, template=template)
+    await _draft(callback.message, state, session, renderer, identity, settings, template=template)
     await callback.answer()
 
 
 async def on_own_text(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     await state.set_state(CampaignForm.text)
-    await callback.message.answer(renderer.render("campaigns/ask_text", identity.locale, no_signature=True))
+    await callback.message.answer(renderer.render("campaigns/ask_text", _loc(identity, renderer), no_signature=True))
     await callback.answer()
 
 
-async def on_text(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:
-    await _draft(message, state, session, renderer, identity, text=message.text or "")
+async def on_text(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+    await _draft(message, state, session, renderer, identity, settings, text=message.text or "")
 
 
-async def _draft(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, **what: str) -> None:
+async def _draft(message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
+                 settings: Settings, **what: str) -> None:
     """Create the draft and show its preview (shared by the template and own-text paths)."""
-    cells = (await state.get_data()).get("cells", [])
+    data = await state.get_data()
     try:
-        draft = campaigns.create(session, identity.partner_id or 0, cells, utcnow(), **what)
+        draft = campaigns.create(
+            session, identity.partner_id or 0, data.get("cells", []), utcnow(),
+            product_line=data.get("line"), holdout_percent=settings.campaigns.holdout_percent, **what,
+        )
     except AutoCircleError as error:
-        await message.answer(renderer.render("campaigns/problem", identity.locale, reason=str(error), no_signature=True))
+        await message.answer(renderer.render("campaigns/problem", _loc(identity, renderer), reason=str(error), no_signature=True))
         return
-    view = campaigns.preview(session, renderer, identity.partner_id or 0, draft.id or 0, identity.locale)
+    view = campaigns.preview(session, renderer, identity.partner_id or 0, draft.id or 0, _loc(identity, renderer))
     await state.set_state(CampaignForm.when)
     await state.update_data(campaign_id=draft.id)
     await message.answer(view.sample)  # exactly what the owners will see
-    await message.answer(renderer.render("campaigns/preview", identity.locale, p=view, no_signature=True),
-                         reply_markup=steps_keyboard(identity.locale, Step.now, Step.drop))
+    line = _label(_loc(identity, renderer), view.product_line) if view.product_line else None
+    await message.answer(renderer.render("campaigns/preview", _loc(identity, renderer), p=view, line=line, no_signature=True),
+                         reply_markup=steps_keyboard(_loc(identity, renderer), Step.now, Step.drop))
 
 
 async def on_now(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     await state.set_state(CampaignForm.confirm)
     await state.update_data(send_at=None)
-    await callback.message.answer(renderer.render("campaigns/confirm", identity.locale, at=None, no_signature=True),
-                                  reply_markup=steps_keyboard(identity.locale, Step.confirm, Step.drop))
+    await callback.message.answer(renderer.render("campaigns/confirm", _loc(identity, renderer), at=None, no_signature=True),
+                                  reply_markup=steps_keyboard(_loc(identity, renderer), Step.confirm, Step.drop))
     await callback.answer()
 
 
@@ -226,13 +285,13 @@ async def on_time(message: Message, state: FSMContext, renderer: Renderer, ident
     try:
         at = campaigns.parse_send_time(message.text or "", utcnow(), settings.timezone)
     except AutoCircleError as error:
-        await message.answer(renderer.render("campaigns/problem", identity.locale, reason=str(error), no_signature=True))
+        await message.answer(renderer.render("campaigns/problem", _loc(identity, renderer), reason=str(error), no_signature=True))
         return
     await state.set_state(CampaignForm.confirm)
     await state.update_data(send_at=at.isoformat())
     local = campaigns.local_time(at, settings.timezone)
-    await message.answer(renderer.render("campaigns/confirm", identity.locale, at=local, no_signature=True),
-                         reply_markup=steps_keyboard(identity.locale, Step.confirm, Step.drop))
+    await message.answer(renderer.render("campaigns/confirm", _loc(identity, renderer), at=local, no_signature=True),
+                         reply_markup=steps_keyboard(_loc(identity, renderer), Step.confirm, Step.drop))
 
 
 async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
@@ -241,12 +300,12 @@ async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Sessio
     try:
         outcome = campaigns.confirm(session, renderer, identity.partner_id or 0, int(data["campaign_id"]), data.get("send_at"), utcnow())
     except AutoCircleError as error:
-        await callback.message.answer(renderer.render("campaigns/problem", identity.locale, reason=str(error), no_signature=True))
+        await callback.message.answer(renderer.render("campaigns/problem", _loc(identity, renderer), reason=str(error), no_signature=True))
     else:
         if isinstance(outcome, campaigns.SendResult):
-            text = renderer.render("campaigns/queued", identity.locale, r=outcome)
+            text = renderer.render("campaigns/queued", _loc(identity, renderer), r=outcome)
         else:
-            text = renderer.render("campaigns/scheduled", identity.locale, campaign_id=outcome.id,
+            text = renderer.render("campaigns/scheduled", _loc(identity, renderer), campaign_id=outcome.id,
                                    at=campaigns.local_time(outcome.send_at, settings.timezone))
         await callback.message.answer(text)
     await callback.answer()
@@ -267,13 +326,13 @@ async def _abort(message: Message, state: FSMContext, session: Session, renderer
     await state.clear()
     if campaign_id:
         campaigns.cancel(session, identity.partner_id, int(campaign_id), utcnow())
-    await message.answer(renderer.render("campaigns/aborted", identity.locale, no_signature=True))
+    await message.answer(renderer.render("campaigns/aborted", _loc(identity, renderer), no_signature=True))
 
 
 async def on_campaigns(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
     items = campaigns.list_stats(session, identity.partner_id or 0)
-    await message.answer(renderer.render("campaigns/list", identity.locale, items=items),
-                         reply_markup=cancel_keyboard(identity.locale, items))
+    await message.answer(renderer.render("campaigns/list", _loc(identity, renderer), items=items),
+                         reply_markup=cancel_keyboard(_loc(identity, renderer), items))
 
 
 async def on_cancel(callback: CallbackQuery, callback_data: CancelCb, session: Session, renderer: Renderer, identity: Identity) -> None:
@@ -282,10 +341,10 @@ async def on_cancel(callback: CallbackQuery, callback_data: CancelCb, session: S
     except AutoCircleError as error:
         await callback.answer(str(error))
         return
-    await callback.message.answer(renderer.render("campaigns/cancelled", identity.locale, campaign_id=callback_data.campaign_id))
+    await callback.message.answer(renderer.render("campaigns/cancelled", _loc(identity, renderer), campaign_id=callback_data.campaign_id))
     await callback.answer()
 
 
 async def on_reasons(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
     report = winback.churn_reasons(session, identity.partner_id)
-    await message.answer(renderer.render("winback/reasons", identity.locale, report=report, since=None))
+    await message.answer(renderer.render("winback/reasons", _loc(identity, renderer), report=report, since=None))

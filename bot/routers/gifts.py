@@ -11,6 +11,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlmodel import Session
 
+from bot.config import Settings
 from bot.filters import HasRole, IsPartner
 from flows import gifts, referrals
 from flows.roles import Identity, Role
@@ -75,14 +76,17 @@ async def on_redeem(
 
 
 async def on_converted(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity,
+    settings: Settings,
 ) -> None:
     ref = (command.args or "").strip()[:16]
     if not ref.isdigit():
         await message.answer(renderer.render("referrals/usage_converted", identity.locale, no_signature=True))
         return
     try:
-        result = referrals.converted(session, identity.partner_id, int(ref), utcnow())
+        result = referrals.converted(
+            session, identity.partner_id, int(ref), utcnow(), policy=settings.referral_policy()
+        )
     except referrals.NotYourProspectError:
         await message.answer(renderer.render("referrals/not_your_prospect", identity.locale, ref=ref))
         return

@@ -109,6 +109,7 @@ async def on_contact(
     result = onboarding.verify_by_phone(
         session, message.from_user.id, contact.phone_number,
         hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
+        referral_policy=settings.referral_policy(),
     )
     await _after_match(message, state, session, renderer, loc, result, data, settings)
 
@@ -121,6 +122,7 @@ async def on_vin_text(
     result = onboarding.verify_by_vin_suffix(
         session, message.from_user.id, message.text[:64],
         hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
+        referral_policy=settings.referral_policy(),
     )
     await _after_match(message, state, session, renderer, _loc(identity, message), result, data, settings)
 

@@ -9,7 +9,6 @@ import asyncio
 import pytest
 from sqlalchemy import select, update
 
-from conftest import BotHarness
 from storage.campaign_models import Campaign, CampaignMember
 from storage.models import Owner
 
@@ -20,31 +19,13 @@ A_OWNERS, B_OWNER = (6101, 6102, 6103, 6104), 6201
 
 
 @pytest.fixture
-async def campaign_harness(sandbox, sqlite_url, daytime_clock, monkeypatch):  # noqa: ANN001, ANN201
-    """The real bot, with the campaigns router placed before the partner router (as the lead
-    wires it) if the wiring does not have it yet."""
-    import bot.runtime
-    from bot.routers import build_routers
-    from bot.routers import campaigns as campaigns_router
-
-    def routers(settings):  # noqa: ANN001, ANN202
-        built = build_routers(settings)
-        if any(r.name == "campaigns" for r in built):
-            return built
-        at = next(i for i, r in enumerate(built) if r.name == "partner")
-        return [*built[:at], campaigns_router.build_router(), *built[at:]]
-
-    monkeypatch.setattr(bot.runtime, "build_routers", routers)
-    harness = BotHarness(sandbox, sqlite_url)
-    await harness.start()
-    try:
-        yield harness
-    finally:
-        await harness.stop()
+def campaign_harness(harness):  # noqa: ANN001, ANN201
+    """The real bot with its real wiring (the campaigns router before the partner router)."""
+    return harness
 
 
-async def _owner(harness, ext: str, tg: int, advisor: str) -> int:  # noqa: ANN001
-    owner_id = await harness.add_owner(ext, name=f"Owner {tg}", advisor_code=advisor)
+async def _owner(harness, ext: str, tg: int, advisor: str, line: str = "passenger") -> int:  # noqa: ANN001
+    owner_id = await harness.add_owner(ext, name=f"Owner {tg}", advisor_code=advisor, product_line=line)
 
     def link() -> None:
         with harness.session() as session:
@@ -207,3 +188,44 @@ async def test_cancel_in_any_step_and_reasons_per_partner(campaign_harness) -> N
     await sb.send_text(B_TG, B_TG, "/reasons")
     theirs = await sb.wait_for_bot_message(B_TG, contains="Why owners left")
     assert "Price: 0" in theirs["text"] and "Answered: 0" in theirs["text"]
+
+
+async def test_product_line_row_narrows_the_matrix_and_the_audience(campaign_harness) -> None:  # noqa: ANN001
+    """A partner with passenger and commercial owners picks a line above the matrix: the cell
+    counts and the campaign's audience follow it."""
+    from bot.routers.campaigns import CellCb, LineCb, Step, StepCb, TemplateCb
+
+    harness, sb = campaign_harness, campaign_harness.sandbox
+    await harness.register_partner(A_TG, await harness.add_partner("A301", name="Alice"))
+    for tg, line in zip(A_OWNERS, ("passenger", "passenger", "passenger", "commercial"), strict=True):
+        await _owner(harness, f"CA{tg}", tg, "A301", line)
+
+    def cells(message: dict) -> dict[str, str]:
+        rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+        return {b["callback_data"]: b["text"] for row in rows for b in row}
+
+    await sb.send_text(A_TG, A_TG, "/campaign")
+    matrix = await sb.wait_for_bot_message(A_TG, contains="New campaign")
+    growing_active = CellCb(maturity=1, activity=0).pack()
+    commercial = LineCb(index=0).pack()  # lines are sorted: commercial, passenger
+    shown = cells(matrix)
+    assert shown[growing_active] == "4" and shown[LineCb(index=-1).pack()] == "✓ All lines"
+    assert shown[commercial] == "Commercial" and shown[LineCb(index=1).pack()] == "Passenger"
+
+    await sb.press_button(A_TG, A_TG, matrix["message_id"], commercial)
+    await harness.eventually(lambda: "Product line: Commercial" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or ""))
+    shown = cells(sb.history.get(A_TG, matrix["message_id"]).view())
+    assert shown[growing_active] == "1" and shown[commercial] == "✓ Commercial"
+
+    await sb.press_button(A_TG, A_TG, matrix["message_id"], growing_active)
+    await harness.eventually(lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or ""))
+    assert cells(sb.history.get(A_TG, matrix["message_id"]).view())[growing_active] == "✓ 1"
+    nxt = StepCb(step=Step.next).pack()
+    await sb.press_button(A_TG, A_TG, matrix["message_id"], nxt)
+    template = TemplateCb(index=0).pack()
+    await _edited(harness, A_TG, matrix["message_id"], template)
+    await sb.press_button(A_TG, A_TG, matrix["message_id"], template)
+    preview = await sb.wait_for_bot_message(A_TG, contains="preview")
+    assert "(Commercial)" in preview["text"] and "Audience: 1 owners" in preview["text"]
+    with harness.session() as session:
+        assert session.execute(select(Campaign.product_line)).scalar_one() == "commercial"

@@ -534,6 +534,25 @@ def test_schedule_enters_the_audience_once_per_slot(engine, renderer, tmp_path, 
     assert len(_outbox(engine)) == 2
 
 
+def test_schedule_reads_cron_in_the_configured_time_zone(engine, renderer, tmp_path, now) -> None:
+    """"0 9 * * *" in Asia/Shanghai is 01:00 UTC: not at 09:00 UTC, but the next morning there."""
+    flows = _flows(tmp_path, weekly=WEEKLY)
+    _owner(engine, 5001)
+
+    def shanghai_pass() -> None:
+        run_due_flows(engine, renderer, flows, None, now.now, timezone="Asia/Shanghai")
+
+    shanghai_pass()  # 04:00 UTC = 12:00 in Shanghai: the schedule starts now
+    now.advance(hours=5, minutes=1)  # 09:01 UTC = 17:01 in Shanghai
+    shanghai_pass()
+    assert _outbox(engine) == []
+    now.advance(hours=16)  # 01:01 UTC the next day = 09:01 in Shanghai
+    shanghai_pass()
+    assert [m.chat_id for m in _outbox(engine)] == [5001]
+    [run] = _runs(engine)
+    assert run.entry_key.endswith(f"{now.now:%Y%m%d}T0100")  # the slot, in UTC
+
+
 def test_wait_ignores_an_answer_given_before_the_wait(engine, renderer, tmp_path, now) -> None:
     flows = _flows(tmp_path, survey=WAIT_UNTIL)
     owner = _owner(engine)

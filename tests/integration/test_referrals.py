@@ -19,7 +19,7 @@ from storage.gift_models import GiftGrant, Referral
 from storage.models import Dealer, Event, FunnelStage, OutboxMessage, Owner, Partner, Prospect
 
 T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
-HOLD = referrals.DEFAULT_HOLD
+HOLD = referrals.DEFAULT_POLICY.hold
 
 
 class Clock:
@@ -79,7 +79,7 @@ def _touch(engine, user_id: int, code: str) -> Touch:  # noqa: ANN001
         return result
 
 
-def _verify(engine, owner_id: int, user_id: int, monthly_cap: int = referrals.DEFAULT_MONTHLY_CAP):  # noqa: ANN001, ANN202
+def _verify(engine, owner_id: int, user_id: int, monthly_cap: int = referrals.DEFAULT_POLICY.monthly_cap):  # noqa: ANN001, ANN202
     """What onboarding does on a match (without its own referral hook, so the cap can be
     chosen here), followed by the referral hook."""
     with Session(engine) as session:
@@ -89,14 +89,16 @@ def _verify(engine, owner_id: int, user_id: int, monthly_cap: int = referrals.DE
         onboarding.mark_online(session, owner, now)
         owner.stage, owner.verified_at = "verified", now
         session.flush()
-        outcome = referrals.on_verified(session, owner_id, now, monthly_cap=monthly_cap)
+        outcome = referrals.on_verified(
+            session, owner_id, now, policy=referrals.ReferralPolicy(monthly_cap=monthly_cap)
+        )
         session.commit()
         return outcome
 
 
 def _approve(engine, renderer: Renderer | None = None) -> list[referrals.Outcome]:  # noqa: ANN001
     with Session(engine) as session:
-        result = referrals.approve_due(session, clock.utcnow(), hold=HOLD, renderer=renderer)
+        result = referrals.approve_due(session, clock.utcnow(), renderer=renderer)
         session.commit()
         return result
 
@@ -236,6 +238,23 @@ def test_monthly_cap_per_referrer(engine, partners, now) -> None:  # noqa: ANN00
     assert _verify(engine, referee, 8109, monthly_cap=2).status == "pending"
 
 
+def test_monthly_cap_counts_calendar_months_in_the_configured_zone(engine, partners, now) -> None:  # noqa: ANN001
+    """17:00 UTC on 31 March is 01:00 on 1 April in Shanghai: a new month for the cap there."""
+    a = _owner(engine, "A", partners[0], tg=7001, verified=True)
+    code = _code(engine, a)
+    now.at = datetime(2026, 3, 31, 15, 0, tzinfo=UTC)  # 23:00 on 31 March in Shanghai
+    first = _owner(engine, "R1", partners[0])
+    _touch(engine, 8201, code)
+    assert _verify(engine, first, 8201, monthly_cap=1).status == "pending"
+    now.at = datetime(2026, 3, 31, 17, 0, tzinfo=UTC)  # 01:00 on 1 April in Shanghai
+    second = _owner(engine, "R2", partners[0])
+    _touch(engine, 8202, code)
+    assert _verify(engine, second, 8202, monthly_cap=1).status == "pending"
+    policy = referrals.ReferralPolicy(monthly_cap=1, timezone="UTC")  # still March in UTC
+    assert policy.month_start(now.at) == datetime(2026, 3, 1, tzinfo=UTC)
+    assert referrals.DEFAULT_POLICY.month_start(now.at) == datetime(2026, 3, 31, 16, 0, tzinfo=UTC)
+
+
 def test_tiers_notify_at_one_and_three(engine, partners, now) -> None:  # noqa: ANN001
     renderer = Renderer()
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
@@ -316,7 +335,7 @@ def test_approve_job_settles_due_referrals(engine, partners, now) -> None:  # no
     d = _owner(engine, "D", partners[0])
     _touch(engine, 8004, _code(engine, a))
     _verify(engine, d, 8004)
-    job = referrals.approve_job(Renderer(), hold=timedelta(days=7))
+    job = referrals.approve_job(Renderer(), referrals.ReferralPolicy(hold=timedelta(days=7)))
     assert job(JobContext(engine=engine, now=now.at + timedelta(days=6), policy=DeliveryPolicy())) == []
     [outcome] = job(JobContext(engine=engine, now=now.at + timedelta(days=7), policy=DeliveryPolicy()))
     assert outcome.status == "approved"
