@@ -308,13 +308,18 @@ class StepRunner:
     def _render(self, run: FlowRun, template: str, locale: str | None, owner: Owner) -> str | None:
         assert self.renderer is not None
         partner = self.session.get(Partner, owner.partner_id) if owner.partner_id else None
+        locale = self.renderer.locale_for(locale)
+        gift = run.context.get("gift")
+        value_of = getattr(gifts_module(), "value_of", None)
+        if gift and gift.get("type") and value_of is not None:
+            gift = {**gift, "value": value_of(gift["type"], locale)}  # in the message's language
         try:
             return self.renderer.render(
                 template, locale,
                 owner_name=owner.name or "", owner_phone=owner.phone or "",
                 owner_id=owner.id, cell=f"{owner.maturity}/{owner.activity}",
                 partner_name=partner.name if partner else "",
-                gift=run.context.get("gift"), answer=self._last_answer(run),
+                gift=gift, answer=self._last_answer(run),
                 flow=run.flow_key,
                 facts=run.context.get("facts") or {},  # issue 7 part B: the trigger's facts
             )

@@ -93,12 +93,19 @@ def is_well_formed(code: str) -> bool:
 
 
 def _to_grant(row: GiftGrant, locale: str | None, catalogue: Mapping[str, GiftType], created: bool = False) -> Grant:
-    kind = catalogue.get(row.gift_type)
     return Grant(
         id=row.id or 0, owner_id=row.owner_id, gift_type=row.gift_type, code=row.code,
         granted_at=row.granted_at, expires_at=row.expires_at, redeemed_at=row.redeemed_at,
-        value=kind.value(locale) if kind else row.gift_type, created=created,
+        value=value_of(row.gift_type, locale, catalogue), created=created,
     )
+
+
+def value_of(
+    gift_type: str, locale: str | None, catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES
+) -> str:
+    """A gift type's value in words, in the locale the message around it is written in."""
+    kind = catalogue.get(gift_type)
+    return kind.value(locale) if kind else gift_type
 
 
 def _find(session: Session, owner_id: int, gift_type: str) -> GiftGrant | None:
@@ -144,15 +151,18 @@ def grant(
             continue  # a code collision: draw again
         result = _to_grant(row, owner.locale, catalogue, created=True)
         if renderer is not None:
-            _announce(session, renderer, owner, result)
+            _announce(session, renderer, owner, result, catalogue)
         return result
     raise RuntimeError("could not draw a free gift code")
 
 
-def _announce(session: Session, renderer: Renderer, owner: Owner, g: Grant) -> None:
+def _announce(
+    session: Session, renderer: Renderer, owner: Owner, g: Grant, catalogue: Mapping[str, GiftType]
+) -> None:
     if owner.telegram_user_id is None:
         return
-    text = renderer.render("gifts/granted", owner.locale, value=g.value, code=g.code, expires_at=g.expires_at)
+    loc = renderer.locale_for(owner.locale)
+    text = renderer.render("gifts/granted", loc, value=value_of(g.gift_type, loc, catalogue), code=g.code, expires_at=g.expires_at)
     enqueue(session, Push(
         dedupe_key=f"gift-granted:{g.id}", chat_id=owner.telegram_user_id, owner_id=owner.id,
         text=text, message_class=MessageClass.transactional, expires_at=g.expires_at,
@@ -165,9 +175,11 @@ def redeem(
     code: str,
     now: datetime,
     *,
+    locale: str | None = None,
     catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES,
 ) -> Grant:
-    """Mark the gift with this code redeemed by the partner (their own owners only)."""
+    """Mark the gift with this code redeemed by the partner (their own owners only); the
+    returned value is worded in ``locale`` (the partner's)."""
     wanted = normalize_code(code)
     row = None
     if is_well_formed(wanted):
@@ -191,14 +203,17 @@ def redeem(
     session.refresh(row)
     record(session, row.owner_id, EventKind.gift_redeemed, now, gift_type=row.gift_type, grant_id=row.id, partner_id=partner_id)
     cancel_topic(session, REMINDER_TOPIC, f"gift:{row.id}", REDEEMED, now)
-    return _to_grant(row, owner.locale, catalogue)
+    return _to_grant(row, locale, catalogue)
 
 
 def gifts_of(
-    session: Session, owner_id: int, *, catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES
+    session: Session, owner_id: int, *, locale: str | None = None,
+    catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES,
 ) -> list[Grant]:
-    owner = session.get(Owner, owner_id)
-    locale = owner.locale if owner else None
+    """The owner's gifts, values worded in ``locale`` (default: the owner's own)."""
+    if locale is None:
+        owner = session.get(Owner, owner_id)
+        locale = owner.locale if owner else None
     rows = session.execute(
         select(GiftGrant).where(GiftGrant.owner_id == owner_id).order_by(GiftGrant.granted_at, GiftGrant.id)
     ).scalars()
@@ -250,7 +265,8 @@ def plan_reminders(
         if chat is None:
             continue
         days = max(1, round(offset / timedelta(days=1)))
-        text = renderer.render("gifts/reminder", locale, value=g.value, code=g.code, expires_at=g.expires_at, days=days)
+        loc = renderer.locale_for(locale)
+        text = renderer.render("gifts/reminder", loc, value=value_of(g.gift_type, loc, catalogue), code=g.code, expires_at=g.expires_at, days=days)
         created += enqueue(session, Push(
             dedupe_key=f"gift-reminder:{g.id}:{int(offset.total_seconds())}", chat_id=chat,
             owner_id=g.owner_id, text=text, message_class=MessageClass.transactional,

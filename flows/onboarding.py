@@ -58,6 +58,7 @@ class StartResult:
     owner_id: int | None = None
     partner_id: int | None = None
     owner_name: str = ""
+    referral: referrals.Touch = referrals.Touch.not_referral  # what a referral link did
 
 
 class MatchFailure(str, enum.Enum):
@@ -81,12 +82,13 @@ class MatchResult:
 def start(session: Session, user_id: int, token: str | None, now: datetime) -> StartResult:
     """Resolve ``/start [TOKEN]``; a valid personal token marks its owner ``online``; a
     referral token records the first touch and continues as a plain start."""
+    touched = referrals.Touch.not_referral
     if referrals.is_referral_token(token):
-        referrals.touch(session, user_id, token, now)
+        touched = referrals.touch(session, user_id, token, now)
         token = None
     linked = session.execute(select(Owner).where(Owner.telegram_user_id == user_id)).scalars().first()
     if linked is not None and linked.stage == FunnelStage.verified.value:
-        return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name)
+        return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name, touched)
     if not token or token in PUBLIC_START_PARAMS:
         return StartResult(StartKind.plain)
     invite = session.execute(select(InviteToken).where(InviteToken.token == token)).scalars().first()

@@ -33,9 +33,14 @@ class Renderer:
             keep_trailing_newline=False,
         )
 
+    def locale_for(self, locale: str | None) -> str:
+        """The locale ``render`` uses for a person's ``locale`` (theirs, else the default):
+        words put into a message from elsewhere (a gift's value) must follow it."""
+        return locale if locale in LOCALES else self.default_locale
+
     def render(self, template_id: str, locale: str | None = None, /, **context: Any) -> str:
         """Render a template id such as ``onboarding/welcome`` for the locale."""
-        loc = locale if locale in LOCALES else self.default_locale
+        loc = self.locale_for(locale)
         try:
             template = self._env.get_template(f"{loc}/{template_id}.j2")
         except TemplateNotFound:

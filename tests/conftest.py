@@ -286,10 +286,122 @@ def daytime_clock():  # noqa: ANN201
 
 
 @pytest.fixture
-async def harness(sandbox, sqlite_url: str, daytime_clock):  # noqa: ANN001, ANN201
-    bot_harness = BotHarness(sandbox, sqlite_url)
+def harness_settings(request: pytest.FixtureRequest) -> dict:
+    """Settings the ``harness`` bot starts with beyond its defaults; a test picks others with
+    ``@pytest.mark.parametrize("harness_settings", [{"referrals": {"monthly_cap": 1}}],
+    indirect=True)``."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+async def harness(sandbox, sqlite_url: str, daytime_clock, harness_settings: dict):  # noqa: ANN001, ANN201
+    bot_harness = BotHarness(sandbox, sqlite_url, **harness_settings)
     await bot_harness.start()
     try:
         yield bot_harness
     finally:
         await bot_harness.stop()
+
+
+# --- end-to-end flows: app time frozen and moved by the test --------------------------------
+
+import asyncio  # noqa: E402
+from datetime import UTC, datetime, time, timedelta  # noqa: E402
+
+from sqlmodel import select  # noqa: E402
+
+from flows.clock import FrozenClock  # noqa: E402
+from flows.playbook import Library, load_library  # noqa: E402
+from flows.runner import run_due_flows  # noqa: E402
+from flows.segments import recompute_all  # noqa: E402
+from flows.templating import Renderer  # noqa: E402
+from storage.events import EventKind, record  # noqa: E402
+from storage.models import OutboxMessage  # noqa: E402
+
+
+@pytest.fixture
+def frozen(daytime_clock) -> Iterator[FrozenClock]:  # noqa: ANN001
+    """App time frozen at 10:00 Asia/Shanghai today; the test moves it."""
+    clock = FrozenClock(datetime.combine(datetime.now(UTC).date(), time(2, 0), UTC))
+    clock.install()
+    yield clock
+    daytime_clock.install()
+
+
+@pytest.fixture
+def library() -> Library:
+    return load_library()
+
+
+class Flows:
+    """The test's handle on the operations brain: one runner pass or recompute at app time."""
+
+    def __init__(self, harness, clock: FrozenClock, library: Library) -> None:  # noqa: ANN001
+        self.harness, self.clock, self.library = harness, clock, library
+        self.renderer = Renderer(default_locale="en")
+
+    async def run(self):  # noqa: ANN201
+        """One runner pass, off the event loop (the bot shares it); wakes the sender."""
+        result = await asyncio.to_thread(
+            run_due_flows, self.harness.app.engine, self.renderer, self.library.flows,
+            self.library.playbook, self.clock.now(), timezone=self.harness.app.settings.timezone,
+        )
+        self.harness.runtime.sender.wake()
+        await self.settle()
+        return result
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the sender has delivered everything due now. Time jumps in this test
+        are instant while the sender paces each private chat in real time; without this, a
+        week's pushes would reach the sender (and the frequency cap) weeks late."""
+        now = self.clock.now()
+
+        def drained() -> bool:
+            return not self.query(select(OutboxMessage.id).where(
+                OutboxMessage.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
+                OutboxMessage.not_before <= now))
+
+        await self.harness.eventually(drained, timeout=timeout)
+
+    async def recompute(self):  # noqa: ANN201
+        thresholds = self.harness.app.settings.segment_thresholds()
+        return await asyncio.to_thread(recompute_all, self.harness.app.engine, thresholds, self.clock.now())
+
+    async def advance(self, **kw: float) -> None:
+        """Move app time and do what the scheduler would: recompute, then one runner pass."""
+        self.clock.advance(timedelta(**kw))
+        await self.recompute()
+        await self.run()
+
+    async def approve_referrals(self) -> list:
+        """The bot's hourly referral job, run now at app time with the bot's own settings."""
+        from bot.runtime import delivery_policy
+        from bot.scheduler import JobContext
+        from flows import referrals
+
+        settings = self.harness.app.settings
+        job = referrals.approve_job(self.renderer, settings.referral_policy())
+        context = JobContext(engine=self.harness.app.engine, now=self.clock.now(), policy=delivery_policy(settings))
+        settled = await asyncio.to_thread(job, context)
+        self.harness.runtime.sender.wake()
+        await self.settle()
+        return settled
+
+    def query(self, statement):  # noqa: ANN001, ANN201
+        with self.harness.session() as session:
+            return list(session.exec(statement).all())
+
+    async def event(self, owner_id: int, kind: EventKind, **data) -> None:  # noqa: ANN003
+        def write() -> None:
+            with self.harness.session() as session:
+                record(session, owner_id, kind, self.clock.now(), **data)
+                session.commit()
+
+        await asyncio.to_thread(write)
+
+
+@pytest.fixture
+def flows(harness, frozen, library) -> Flows:  # noqa: ANN001
+    return Flows(harness, frozen, library)
+
+

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import ErrorEvent
 
 from flows.templating import Renderer
@@ -23,6 +23,11 @@ def build_router() -> Router:
 async def on_unexpected_error(event: ErrorEvent, renderer: Renderer) -> bool:
     update = event.update
     user = _user_of(event)
+    if isinstance(event.exception, TelegramForbiddenError):
+        # The person blocked the bot (or removed it) while we were answering: not a fault.
+        # The my_chat_member update that follows marks them unreachable.
+        log.info("update %s: reply not delivered, %s", update.update_id, event.exception.message)
+        return True
     log.error(
         "unhandled error in update %s (%s) from user %s",
         update.update_id,

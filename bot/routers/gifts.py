@@ -44,7 +44,8 @@ def build_router() -> Router:
 
 
 async def on_gifts(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
-    grants = gifts.gifts_of(session, identity.owner_id) if identity.owner_id else []
+    locale = renderer.locale_for(identity.locale)
+    grants = gifts.gifts_of(session, identity.owner_id, locale=locale) if identity.owner_id else []
     await message.answer(renderer.render("gifts/list", identity.locale, grants=grants, now=utcnow()))
 
 
@@ -67,7 +68,7 @@ async def on_redeem(
         await message.answer(renderer.render("gifts/usage_redeem", identity.locale, no_signature=True))
         return
     try:
-        grant = gifts.redeem(session, identity.partner_id, code, utcnow())
+        grant = gifts.redeem(session, identity.partner_id, code, utcnow(), locale=renderer.locale_for(identity.locale))
     except gifts.GiftError as error:
         await message.answer(renderer.render(CODE_ANSWERS[type(error)], identity.locale, code=code))
         return

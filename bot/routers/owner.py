@@ -18,6 +18,7 @@ from flows import onboarding
 from flows.phones import to_e164
 from flows.playbook import Library
 from flows.runner import enter_deep_link
+from flows.referrals import Touch
 from flows.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -74,6 +75,8 @@ async def on_start(
         if param and result.owner_id is not None:
             enter_deep_link(session, flow_library.flows, result.owner_id, param, utcnow())
         await state.clear()
+        if result.referral is Touch.self_referral:
+            await message.answer(renderer.render("referrals/own_link", loc))
         await _send_circle_link(message, session, renderer, result.owner_id, loc, "onboarding/welcome_back")
         return
     await state.set_state(Onboarding.verify)

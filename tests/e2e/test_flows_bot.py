@@ -2,27 +2,22 @@
 ``flows/library``, and app time moved by a frozen clock (the harness's sender reads the
 installed clock, so quiet hours and caps see the same time as the runner).
 
-The runner and the segment recompute are driven by the test (``run_due_flows``,
-``recompute_all``) so each step happens at a known app time; the bot's own scheduler may run
-a pass too, which the runner tolerates (entering and sends are unique by key).
+The runner and the segment recompute are driven by the test (the ``flows`` fixture in
+``tests/conftest.py``) so each step happens at a known app time; the bot's own scheduler may
+run a pass too, which the runner tolerates (entering and sends are unique by key).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlmodel import select
 
+from conftest import Flows
 from flows import campaigns, winback
-from flows.clock import FrozenClock
-from flows.playbook import Library, load_library
-from flows.runner import run_due_flows
-from flows.segments import recompute_all
-from flows.templating import Renderer
-from storage.events import EventKind, record
+from storage.events import EventKind
 from storage.flow_models import FlowRun, FlowRunLog
 from storage.gift_models import GiftGrant
 from storage.models import Event, OutboxMessage, Owner
@@ -33,78 +28,6 @@ PARTNER_TG = 5101
 OWNER_TG, OTHER_TG = 6101, 6102
 VIN, VIN_OTHER = "LSVAB2BJ7MN223344", "LSVAB2BJ7MN556677"
 WAIT = 8.0  # seconds for a push to travel runner -> outbox -> sender -> sandbox
-
-
-@pytest.fixture
-def frozen(daytime_clock) -> Iterator[FrozenClock]:  # noqa: ANN001
-    """App time frozen at 10:00 Asia/Shanghai today; the test moves it."""
-    clock = FrozenClock(datetime.combine(datetime.now(UTC).date(), time(2, 0), UTC))
-    clock.install()
-    yield clock
-    daytime_clock.install()
-
-
-@pytest.fixture
-def library() -> Library:
-    return load_library()
-
-
-class Flows:
-    """The test's handle on the operations brain: one runner pass or recompute at app time."""
-
-    def __init__(self, harness, clock: FrozenClock, library: Library) -> None:  # noqa: ANN001
-        self.harness, self.clock, self.library = harness, clock, library
-        self.renderer = Renderer(default_locale="en")
-
-    async def run(self):  # noqa: ANN201
-        """One runner pass, off the event loop (the bot shares it); wakes the sender."""
-        result = await asyncio.to_thread(
-            run_due_flows, self.harness.app.engine, self.renderer, self.library.flows,
-            self.library.playbook, self.clock.now(),
-        )
-        self.harness.runtime.sender.wake()
-        await self.settle()
-        return result
-
-    async def settle(self, timeout: float = 10.0) -> None:
-        """Wait until the sender has delivered everything due now. Time jumps in this test
-        are instant while the sender paces each private chat in real time; without this, a
-        week's pushes would reach the sender (and the frequency cap) weeks late."""
-        now = self.clock.now()
-
-        def drained() -> bool:
-            return not self.query(select(OutboxMessage.id).where(
-                OutboxMessage.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
-                OutboxMessage.not_before <= now))
-
-        await self.harness.eventually(drained, timeout=timeout)
-
-    async def recompute(self):  # noqa: ANN201
-        thresholds = self.harness.app.settings.segment_thresholds()
-        return await asyncio.to_thread(recompute_all, self.harness.app.engine, thresholds, self.clock.now())
-
-    async def advance(self, **kw: float) -> None:
-        """Move app time and do what the scheduler would: recompute, then one runner pass."""
-        self.clock.advance(timedelta(**kw))
-        await self.recompute()
-        await self.run()
-
-    def query(self, statement):  # noqa: ANN001, ANN201
-        with self.harness.session() as session:
-            return list(session.exec(statement).all())
-
-    async def event(self, owner_id: int, kind: EventKind, **data) -> None:  # noqa: ANN003
-        def write() -> None:
-            with self.harness.session() as session:
-                record(session, owner_id, kind, self.clock.now(), **data)
-                session.commit()
-
-        await asyncio.to_thread(write)
-
-
-@pytest.fixture
-def flows(harness, frozen, library) -> Flows:  # noqa: ANN001
-    return Flows(harness, frozen, library)
 
 
 async def _setup_owner(harness, flows: Flows, user_id: int = OWNER_TG, vin: str = VIN, ext: str = "F0001") -> int:  # noqa: ANN001
