@@ -1,0 +1,40 @@
+"""Settings that flows receive as plain values: referral and campaign knobs from the
+environment, validated, and turned into the policies the flows use."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from bot.config import Settings
+from flows.referrals import ReferralPolicy
+
+
+def test_referral_policy_defaults_follow_the_issue() -> None:
+    policy = Settings(database_url="sqlite://").referral_policy()
+    assert policy == ReferralPolicy(hold=timedelta(days=14), monthly_cap=5, tiers=(1, 3, 5), timezone="Asia/Shanghai")
+
+
+def test_referral_and_campaign_knobs_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOCIRCLE_REFERRALS__HOLD_DAYS", "7")
+    monkeypatch.setenv("AUTOCIRCLE_REFERRALS__MONTHLY_CAP", "2")
+    monkeypatch.setenv("AUTOCIRCLE_REFERRALS__TIERS", "[1, 2, 10]")
+    monkeypatch.setenv("AUTOCIRCLE_CAMPAIGNS__HOLDOUT_PERCENT", "20")
+    monkeypatch.setenv("AUTOCIRCLE_TIMEZONE", "Europe/Berlin")
+    settings = Settings(database_url="sqlite://")
+    assert settings.referral_policy() == ReferralPolicy(timedelta(days=7), 2, (1, 2, 10), "Europe/Berlin")
+    assert settings.campaigns.holdout_percent == 20
+
+
+@pytest.mark.parametrize("tiers", [[3, 1], [0, 2], [1, 1]])
+def test_tiers_must_be_distinct_positive_and_ascending(tiers: list[int]) -> None:
+    with pytest.raises(ValidationError, match="ascending"):
+        Settings(database_url="sqlite://", referrals={"tiers": tiers})
+
+
+@pytest.mark.parametrize("field", [{"referrals": {"monthly_cap": 0}}, {"campaigns": {"holdout_percent": 100}}])
+def test_out_of_range_knobs_are_refused(field: dict) -> None:
+    with pytest.raises(ValidationError):
+        Settings(database_url="sqlite://", **field)
