@@ -354,7 +354,8 @@ def register_prospect(
                 chat_id=partner.telegram_user_id,
                 partner_id=partner.id,
                 text=renderer.render(
-                    "partner/new_prospect", None, name=name, phone=phone, model=model, user_id=user_id
+                    "partner/new_prospect", None, prospect_id=prospect.id, name=name,
+                    phone=phone, model=model, user_id=user_id,
                 ),
             ),
         )

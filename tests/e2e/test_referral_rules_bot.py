@@ -193,3 +193,51 @@ async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_
     await sb.send_text(PARTNER_TG, PARTNER_TG, "/top")
     board = await sb.wait_for_bot_message(PARTNER_TG, contains="Referral leaderboard")
     assert "1. Referrer 1 — 1" in board["text"]
+
+
+async def _register_prospect(harness, user_id: int, start: str) -> str:  # noqa: ANN001
+    """A person without a car opens the bot and registers as a prospect; returns the text of
+    the partner's notice."""
+    sb = harness.sandbox
+    await sb.add_user(user_id, first_name="Prospect")
+    await sb.send_text(user_id, user_id, start)
+    hint = await sb.wait_for_bot_message(user_id, contains="Not an owner yet")
+    await sb.press_button(user_id, user_id, hint["message_id"], hint["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await sb.wait_for_bot_message(user_id, contains="your name")
+    await sb.send_text(user_id, user_id, f"Zhang {user_id}")
+    await sb.wait_for_bot_message(user_id, contains="phone")
+    await sb.send_text(user_id, user_id, f"1381234{user_id:04d}")
+    await sb.wait_for_bot_message(user_id, contains="Which model")
+    await sb.send_text(user_id, user_id, "Han EV")
+    dealers = await sb.wait_for_bot_message(user_id, contains="dealer")
+    await sb.press_button(user_id, user_id, dealers["message_id"], dealers["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    notice = await sb.wait_for_bot_message(PARTNER_TG, contains=f"Zhang {user_id}")
+    return notice["text"]
+
+
+async def test_a_referred_prospect_counts_when_the_partner_records_the_purchase(harness) -> None:  # noqa: ANN001
+    """The prospect path: a referred prospect qualifies on ``/converted``; a prospect who
+    registered before opening the link was not brought by the referrer."""
+    sb = harness.sandbox
+    referrer_id, token = await _referrer(harness)
+
+    notice = await _register_prospect(harness, FRIEND_TGS[0], f"/start {token}")
+    prospect_id = int(notice.split("#", 1)[1].split(":", 1)[0])
+    assert f"/converted {prospect_id}" in notice
+    [ref] = _referrals(harness)
+    assert ref.qualified_at is None  # a prospect is not a referral yet
+    await sb.send_text(PARTNER_TG, PARTNER_TG, f"/converted {prospect_id}")
+    await sb.wait_for_bot_message(PARTNER_TG, contains="approved after the hold period")
+
+    # Someone already known as a prospect opens the link afterwards: not referable.
+    earlier = await _register_prospect(harness, FRIEND_TGS[1], "/start")
+    earlier_id = int(earlier.split("#", 1)[1].split(":", 1)[0])
+    await sb.send_text(FRIEND_TGS[1], FRIEND_TGS[1], f"/start {token}")
+    await sb.wait_for_bot_message(FRIEND_TGS[1], contains="Not an owner yet")
+    await sb.send_text(PARTNER_TG, PARTNER_TG, f"/converted {earlier_id}")
+    reply = await sb.wait_for_bot_message(PARTNER_TG, contains=f"prospect {earlier_id}")
+    assert "referral" not in reply["text"]
+
+    refs = _referrals(harness)
+    assert [(r.referrer_owner_id, r.status, r.referee_prospect_id) for r in refs] == [(referrer_id, "pending", prospect_id)]
+    assert refs[0].qualified_at is not None
