@@ -29,6 +29,7 @@ from bot.sandbox import Sandbox, SandboxConfig
 from flows.clock import uninstall as clock_uninstall
 from flows.matrix_picture import render_matrix_png
 from flows.matrix_report import MatrixScope, matrix_report
+from flows.operations_workbook import operations_xlsx
 from flows.owner_export import owners_xlsx
 from flows import partners as partner_service
 from flows.funnel import FunnelReport, funnel_report
@@ -297,7 +298,8 @@ class Demo:
             return owner is not None and owner.telegram_user_id is not None
 
     def _write_reports(self, out: Path) -> tuple[str, list[str]]:
-        """The matrix as a picture and the owners as Excel, as partners and operators get them."""
+        """The matrix as a picture, the owners as Excel, as partners and operators get them,
+        and the operations workbook (funnel, matrix, campaigns, referrals, churn reasons)."""
         assert self.app is not None
         settings = self.app.settings
         with Session(self.app.engine) as session:
@@ -305,10 +307,12 @@ class Demo:
             png = render_matrix_png(report, locale=settings.locale, timezone=settings.timezone)
             xlsx, _rows = owners_xlsx(session, partner_id=None, masked=False, locale=settings.locale,
                                       timezone=settings.timezone)
-        (out / "matrix.png").write_bytes(png)
-        (out / "owners.xlsx").write_bytes(xlsx)
+            operations = operations_xlsx(session)
+        written = {"matrix.png": png, "owners.xlsx": xlsx, "operations.xlsx": operations}
+        for name, data in written.items():
+            (out / name).write_bytes(data)
         text = ", ".join(f"{cell} {n}" for cell, n in report.as_dict().items() if n)
-        return text, [str(out / "matrix.png"), str(out / "owners.xlsx")]
+        return text, [str(out / name) for name in written]
 
     # --- report -------------------------------------------------------------------------
     def _transcript(self, sims: list[SimOwner], partner_users: dict[str, int]) -> list[tuple[str, list[str]]]:

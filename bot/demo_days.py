@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.sandbox import Sandbox
-from flows import referrals
+from flows import referrals, winback
 from flows.clock import FrozenClock
 from flows.playbook import Library
 from flows.runner import run_due_flows
@@ -282,7 +282,6 @@ class DaysPass:
                 self._answered.add((p.telegram_id, message_id))
                 choice = self.rng.choice(survey)
                 await self.sb.press_button(p.telegram_id, p.telegram_id, message_id, choice["callback_data"])
-                result.winback_answers[choice["callback_data"].rsplit(":", 1)[-1]] += 1
                 if self.rng.random() < 0.5:
                     p.kind = "back"
 
@@ -313,6 +312,8 @@ class DaysPass:
             result.referrals = Counter(
                 dict(session.execute(select(Referral.status, func.count(Referral.id)).group_by(Referral.status)).all())
             )
+            stored = winback.churn_reasons(session).totals  # what the bot recorded, not what was tapped
+            result.winback_answers = Counter({reason: n for reason, n in stored.items() if n})
             result.won_back = session.execute(
                 select(func.count(FlowRun.id)).where(FlowRun.flow_key == "winback", FlowRun.status == "goal_reached")
             ).scalar_one()

@@ -33,6 +33,7 @@ def _register_optional() -> None:
     app.add_typer(partners_cmd.app, name="partners")
     app.add_typer(report_cmd.app, name="report")
     report_cmd.app.command("churn-reasons")(winback_cmd.churn_reasons)
+    report_cmd.app.command("operations")(winback_cmd.operations)
     app.add_typer(invites_cmd.app, name="invites")
     app.add_typer(flows_cmd.app, name="flows")
     app.add_typer(flows_cmd.playbook_app, name="playbook")

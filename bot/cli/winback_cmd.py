@@ -1,11 +1,13 @@
 """``autocircle report churn-reasons``: why owners left (the win-back survey) and how many
-came back, per partner; computed in ``flows.winback``."""
+came back, per partner; computed in ``flows.winback``. ``autocircle report operations``: the
+operations workbook (``flows.operations_workbook``) with the churn reasons among its sheets."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 from enum import Enum
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -13,6 +15,7 @@ from rich.table import Table
 from bot.cli.common import console, fail, open_app
 from flows import winback
 from flows.errors import AutoCircleError
+from flows.operations_workbook import operations_xlsx
 from flows.partners import find_partner
 from storage.clock import utcnow
 from storage.db import session_scope
@@ -58,3 +61,17 @@ def _table(report: winback.ChurnReasons) -> Table:
     table.add_row("total", "", *(str(report.totals[r]) for r in winback.REASONS),
                   str(report.answered), str(report.runs), str(report.won_back), style="bold")
     return table
+
+
+def operations(
+    out: Path = typer.Option(Path("operations.xlsx"), "--out", help="Where to write the workbook."),
+) -> None:
+    """Funnel, matrix per product line, campaigns with uplift, referral leaderboard and churn
+    reasons in one Excel workbook for head office."""
+    with open_app() as ac, session_scope(ac.engine) as session:
+        data = operations_xlsx(session)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"wrote {out}")

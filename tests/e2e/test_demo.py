@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from bot.demo import Demo, DemoOptions
 
@@ -23,4 +24,9 @@ async def test_short_demo_runs_and_writes_its_reports(tmp_path: Path) -> None:
     assert result.days is not None and result.days.gifts_granted > 0
     assert (tmp_path / "matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "owners.xlsx").stat().st_size > 0
+    book = load_workbook(tmp_path / "operations.xlsx", read_only=True)
+    assert book.sheetnames == ["funnel", "matrix", "campaigns", "referrals", "churn reasons"]
+    funnel = list(book["funnel"].iter_rows(values_only=True))
+    assert funnel[0][:4] == ("advisor_code", "name", "dealer_code", "imported")
+    assert funnel[-1][3] == result.funnel.total.imported  # the same numbers as the printed funnel
     assert any("day 3" in line for line in lines)
