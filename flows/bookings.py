@@ -31,7 +31,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -310,6 +310,18 @@ def _view(session: Session, booking: Booking, timezone: str, *, moved: bool = Fa
     )
 
 
+def hold_dealer_slots(session: Session, dealer_code: str) -> None:
+    """Take the dealer's slot book until this transaction ends: a slot's seats are counted,
+    then claimed, so two owners tapping the last seat at the same moment must take turns.
+    PostgreSQL: a transaction-scoped advisory lock per dealer (no row needs to exist).
+    SQLite: a write that changes nothing takes the database's one write lock now, before the
+    count, instead of at the insert after it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"booking-slots:{dealer_code}"})
+    else:
+        session.execute(text("UPDATE booking SET id = id WHERE 1 = 0"))
+
+
 def book_slot(
     session: Session, renderer: Renderer, owner_id: int, vehicle_id: int, at: datetime, now: datetime,
     *, slots: Slots, timezone: str,
@@ -327,6 +339,7 @@ def book_slot(
         return _view(session, existing, timezone, created=False)
     dealer = _dealer_code(session, owner)
     policy = policy_for(slots, dealer)
+    hold_dealer_slots(session, dealer)
     free = free_slots(session, dealer, policy, now, timezone, limit=1, after=at - timedelta(seconds=1))
     if not free:  # the tapped slot, else the next free one (taken meanwhile, or too close now)
         raise BookingError("no free slot left in the booking window")
@@ -380,6 +393,7 @@ def partner_answer(
     if answer is PartnerAnswer.confirm:
         _confirm(session, renderer, booking, owner, now, timezone)
         return _view(session, booking, timezone)
+    hold_dealer_slots(session, booking.dealer_code)
     later = free_slots(session, booking.dealer_code, policy_for(slots, booking.dealer_code), now, timezone,
                        limit=1, after=booking.slot_start, exclude_booking=booking.id)
     if not later:

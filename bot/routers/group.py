@@ -117,7 +117,7 @@ async def on_join(
         return
     url = f"https://t.me/{bot_username}?start=circle"
     text = renderer.render("circle/verify_first", None, name=user.full_name)
-    await bot.send_message(event.chat.id, text, reply_markup=keyboards.verify_link(None, url))
+    await bot.send_message(event.chat.id, text, reply_markup=keyboards.verify_link(renderer.default_locale, url))
 
 
 async def on_join_request(
@@ -135,7 +135,7 @@ async def on_join_request(
     try:
         await bot.send_message(
             request.user_chat_id, renderer.render("circle/verify_first_private", None, title=info.title),
-            reply_markup=keyboards.verify_link(None, url),
+            reply_markup=keyboards.verify_link(renderer.default_locale, url),
         )
     except TelegramAPIError:
         log.info("could not message join requester %s", request.from_user.id)

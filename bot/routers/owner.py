@@ -57,18 +57,20 @@ def build_router() -> Router:
     return router
 
 
-def _loc(identity: Identity, message_or_cb: Message | CallbackQuery) -> str | None:
+def _loc(identity: Identity, message_or_cb: Message | CallbackQuery, renderer: Renderer) -> str:
+    """The person's language: their choice, else their Telegram app's English, else the
+    deployment's default; always concrete, so button labels match the text above them."""
     if identity.locale:
         return identity.locale
     code = message_or_cb.from_user.language_code if message_or_cb.from_user else None
-    return "en" if code and code.startswith("en") else None
+    return renderer.locale_for("en" if code and code.startswith("en") else None)
 
 
 async def on_start(
     message: Message, command: CommandObject, state: FSMContext, session: Session,
     renderer: Renderer, identity: Identity, flow_library: Library,
 ) -> None:
-    loc = _loc(identity, message)
+    loc = _loc(identity, message, renderer)
     param = (command.args or "").strip()[:64] or None
     result = onboarding.start(session, message.from_user.id, param, utcnow())
     if result.kind is onboarding.StartKind.already_verified:
@@ -91,19 +93,19 @@ async def on_start(
 
 
 async def on_help(message: Message, renderer: Renderer, identity: Identity) -> None:
-    await message.answer(renderer.render("onboarding/help", _loc(identity, message)))
+    await message.answer(renderer.render("onboarding/help", _loc(identity, message, renderer)))
 
 
 async def on_cancel(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     await state.clear()
-    await message.answer(renderer.render("common/cancelled", _loc(identity, message)), reply_markup=keyboards.remove())
+    await message.answer(renderer.render("common/cancelled", _loc(identity, message, renderer)), reply_markup=keyboards.remove())
 
 
 async def on_contact(
     message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
     settings: Settings,
 ) -> None:
-    loc = _loc(identity, message)
+    loc = _loc(identity, message, renderer)
     contact = message.contact
     if contact.user_id != message.from_user.id:
         await message.answer(renderer.render("onboarding/not_own_contact", loc), reply_markup=keyboards.share_contact(loc))
@@ -127,7 +129,7 @@ async def on_vin_text(
         hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
         referral_policy=settings.referral_policy(),
     )
-    await _after_match(message, state, session, renderer, _loc(identity, message), result, data, settings)
+    await _after_match(message, state, session, renderer, _loc(identity, message, renderer), result, data, settings)
 
 
 async def _after_match(
@@ -168,7 +170,7 @@ async def on_familiarity(
     session: Session, renderer: Renderer, identity: Identity,
 ) -> None:
     owner_id = identity.owner_id or (await state.get_data()).get("owner_id")
-    loc = _loc(identity, callback)
+    loc = _loc(identity, callback, renderer)
     if owner_id is None:
         await callback.answer(renderer.render("common/stale_button", loc, no_signature=True))
         return
@@ -202,7 +204,7 @@ async def _send_circle_link(
 
 
 async def on_prospect_start(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
-    loc = _loc(identity, callback)
+    loc = _loc(identity, callback, renderer)
     if identity.role is Role.owner:
         await callback.answer(renderer.render("common/stale_button", loc, no_signature=True))
         return
@@ -212,7 +214,7 @@ async def on_prospect_start(callback: CallbackQuery, state: FSMContext, renderer
 
 
 async def on_prospect_name(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
-    loc = _loc(identity, message)
+    loc = _loc(identity, message, renderer)
     name = message.text.strip()[:64]
     await state.update_data(name=name)
     await state.set_state(ProspectForm.phone)
@@ -220,7 +222,7 @@ async def on_prospect_name(message: Message, state: FSMContext, renderer: Render
 
 
 async def on_prospect_phone(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
-    loc = _loc(identity, message)
+    loc = _loc(identity, message, renderer)
     raw = message.contact.phone_number if message.contact else message.text
     phone = to_e164(raw)
     if phone is None:
@@ -234,7 +236,7 @@ async def on_prospect_phone(message: Message, state: FSMContext, renderer: Rende
 async def on_prospect_model(
     message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity
 ) -> None:
-    loc = _loc(identity, message)
+    loc = _loc(identity, message, renderer)
     await state.update_data(model=message.text.strip()[:64])
     await state.set_state(ProspectForm.dealer)
     await message.answer(renderer.render("prospect/ask_dealer", loc), reply_markup=keyboards.dealer_choice(onboarding.dealers(session)))
@@ -244,7 +246,7 @@ async def on_prospect_dealer(
     callback: CallbackQuery, callback_data: keyboards.DealerCb, state: FSMContext,
     session: Session, renderer: Renderer, identity: Identity,
 ) -> None:
-    loc = _loc(identity, callback)
+    loc = _loc(identity, callback, renderer)
     data = await state.get_data()
     result = onboarding.register_prospect(
         session, renderer, user_id=callback.from_user.id, name=data.get("name", ""),
@@ -258,4 +260,4 @@ async def on_prospect_dealer(
 async def on_unexpected_in_form(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     current = await state.get_state()
     template = "onboarding/verify_hint" if current and current.startswith("Onboarding") else "prospect/form_hint"
-    await message.answer(renderer.render(template, _loc(identity, message)))
+    await message.answer(renderer.render(template, _loc(identity, message, renderer)))

@@ -128,3 +128,17 @@ async def test_message_over_4096_characters_gets_a_short_answer(harness) -> None
     await sb.send_text(OWNER_TG, OWNER_TG, "A" * 5000)
     reply = await sb.wait_for_bot_message(OWNER_TG, contains="last 6 characters")
     assert len(reply["text"]) < 4096
+
+
+@pytest.mark.parametrize("language_code", [None, "de"])
+async def test_buttons_speak_the_language_of_the_text_for_people_without_a_known_language(harness, language_code) -> None:  # noqa: ANN001
+    """This deployment's default is English; a person whose Telegram app says nothing useful
+    gets English text and English buttons, not one language above the other."""
+    sb = harness.sandbox
+    await sb.add_user(OWNER_TG, first_name="Anna", language_code=language_code)
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    ask = await sb.wait_for_bot_message(OWNER_TG, contains="verify")
+    keyboard = [b["text"] for row in ask["reply_markup"]["keyboard"] for b in row]
+    assert keyboard == ["📱 Share my phone number"]
+    hint = await sb.wait_for_bot_message(OWNER_TG, contains="Not an owner yet")
+    assert [b["text"] for b in _buttons(hint)] == ["I'm not an owner yet"]

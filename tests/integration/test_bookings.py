@@ -222,3 +222,34 @@ def test_a_second_car_is_reminded_after_the_first_cars_run_ends(engine, now) -> 
         session.commit()
     now[0] += timedelta(hours=1)
     assert _scan(engine, now[0]) == 1  # the second car's turn
+
+
+def test_two_owners_tapping_the_last_seat_at_once_do_not_both_get_it(engine, now) -> None:  # noqa: ANN001
+    """Each books in its own transaction; the second waits for the first (PostgreSQL runs
+    bot updates concurrently) and is moved to the next free slot instead of overbooking."""
+    import threading
+
+    ids = _seed(engine)
+    _scan(engine, T0)
+    renderer = Renderer(default_locale="en")
+    with Session(engine) as probe:
+        first = bookings.free_slots(probe, "D001", SLOTS["*"], T0, TZ)[0]
+    views: dict[str, bookings.BookingView] = {}
+    a_booked = threading.Event()
+
+    def second() -> None:
+        a_booked.wait(5)
+        with Session(engine) as session:
+            views["b"] = bookings.book_slot(session, renderer, ids["C0002"], ids["C0002_car"], first, T0, slots=SLOTS, timezone=TZ)
+            session.commit()
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    with Session(engine) as session:
+        views["a"] = bookings.book_slot(session, renderer, ids["C0001"], ids["C0001_car"], first, T0, slots=SLOTS, timezone=TZ)
+        a_booked.set()
+        worker.join(0.5)  # on PostgreSQL the second booking is waiting for this transaction now
+        session.commit()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert views["a"].slot != views["b"].slot and views["b"].moved
