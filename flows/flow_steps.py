@@ -386,7 +386,12 @@ def _topic(run: FlowRun, spec: FlowSpec) -> dict[str, str]:
 
 
 def _dedupe_key(flow_key: str, run: FlowRun, step_id: str) -> str:
-    return f"flow:{flow_key}:{run.id}:{step_id}"
+    return step_dedupe_key(flow_key, run.id, step_id)
+
+
+def step_dedupe_key(flow_key: str, run_id: int | None, step_id: str) -> str:
+    """The outbox key of a run's step: one message per run and step, however often a pass runs."""
+    return f"flow:{flow_key}:{run_id}:{step_id}"
 
 
 def _gift_context(grant: Any) -> dict[str, Any]:

@@ -76,15 +76,24 @@ def list_owners(
     return [_line(o, masked) for o in owners[:limit]], len(owners)
 
 
+def owner_by_ref(session: Session, ref: str, partner_id: int | None = None) -> Owner | None:
+    """An owner as people name them: the car maker's owner id (``external_id``), else our
+    numeric id; ``None`` when there is none, or it is not this partner's (``partner_id``)."""
+    ref = ref.strip()[:64]
+    owner = session.execute(select(Owner).where(Owner.external_id == ref)).scalars().first()
+    if owner is None and ref.isdigit():
+        owner = session.get(Owner, int(ref))
+    if owner is None or (partner_id is not None and owner.partner_id != partner_id):
+        return None
+    return owner
+
+
 def owner_profile(
     session: Session, partner_id: int | None, ref: str, timeline_size: int = 15
 ) -> OwnerProfile | None:
     """One owner by external id (or numeric id), if visible to this partner."""
-    query = select(Owner).where(Owner.external_id == ref)
-    owner = session.execute(query).scalars().first()
-    if owner is None and ref.isdigit():
-        owner = session.get(Owner, int(ref))
-    if owner is None or (partner_id is not None and owner.partner_id != partner_id):
+    owner = owner_by_ref(session, ref, partner_id)
+    if owner is None:
         return None
     vehicles = session.execute(
         select(Vehicle.vin, Vehicle.plate, Vehicle.model).where(Vehicle.owner_id == owner.id)

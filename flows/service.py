@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from flows.errors import InvalidInputError, NotFoundError
 from flows.outbox import Push, enqueue
+from flows.owners_view import owner_by_ref
 from flows.service_plan import (  # DueStatus, due_status, the limits: also importable from here
     CarFacts,
     DueStatus,
@@ -452,12 +453,9 @@ def partner_serviced(
 
 
 def _partner_owner(session: Session, partner_id: int, ref: str) -> Owner:
-    ref = ref.strip()[:64]
-    owner = session.execute(select(Owner).where(Owner.external_id == ref)).scalars().first()
-    if owner is None and ref.isdigit():
-        owner = session.get(Owner, int(ref))
-    if owner is None or owner.partner_id != partner_id:
-        raise OwnerNotFoundError(f"no owner {ref!r} among yours")
+    owner = owner_by_ref(session, ref, partner_id)
+    if owner is None:
+        raise OwnerNotFoundError(f"no owner {ref.strip()[:64]!r} among yours")
     return owner
 
 

@@ -4,7 +4,9 @@ the matrix of flows per cell)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -13,6 +15,8 @@ from sqlmodel import Session, select
 from bot.cli.common import console, fail, open_app
 from flows.flow_files import FLOWS_DIR, FlowFileError
 from flows.flow_spec import ACTIVITIES, MATURITIES
+from flows.flow_why import delivery_notes
+from flows.owners_view import owner_by_ref
 from flows.playbook import PLAYBOOK_NAME, check_library, load_playbook
 from storage.flow_models import FlowRun, FlowRunLog
 
@@ -46,18 +50,24 @@ def check(
 
 @app.command("runs")
 def runs(
-    owner: int | None = typer.Option(None, "--owner", help="Only this owner's runs and log."),
+    owner: str | None = typer.Option(None, "--owner", help="Only this owner's runs and log (owner id from the import, or our id)."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows per table."),
 ) -> None:
-    """Flow runs and the why-log: entered, skipped by a rule, queued, deferred, suppressed."""
+    """Flow runs and the why-log: entered, skipped by a rule, queued, and what became of each
+    queued message (sent, waiting for quiet hours to end, skipped by the cap or an opt-out)."""
     with open_app() as ac, Session(ac.engine) as session:
         run_query = select(FlowRun).order_by(FlowRun.id.desc()).limit(limit)  # type: ignore[union-attr]
         log_query = select(FlowRunLog).order_by(FlowRunLog.id.desc()).limit(limit)  # type: ignore[union-attr]
         if owner is not None:
-            run_query = run_query.where(FlowRun.owner_id == owner)
-            log_query = log_query.where(FlowRunLog.owner_id == owner)
+            found = owner_by_ref(session, owner)
+            if found is None:
+                raise fail(f"no owner {owner!r}")
+            run_query = run_query.where(FlowRun.owner_id == found.id)
+            log_query = log_query.where(FlowRunLog.owner_id == found.id)
         run_rows = list(reversed(session.exec(run_query).all()))
         log_rows = list(reversed(session.exec(log_query).all()))
+        settings = ac.settings
+        delivery = delivery_notes(session, log_rows, settings.timezone)
     table = Table(title="Flow runs")
     for column in ("run", "owner", "flow", "version", "step", "status", "next at", "end"):
         table.add_column(column)
@@ -67,15 +77,21 @@ def runs(
             run.status, f"{run.next_at:%Y-%m-%d %H:%M}" if run.next_at else "", run.end_reason or "",
         )
     console.print(table)
-    why = Table(title="Why (flow log)")
-    for column in ("at", "owner", "flow", "run", "step", "outcome", "reason"):
+    zone = ZoneInfo(settings.timezone)
+    why = Table(title=f"Why (flow log; times in {settings.timezone})")
+    for column in ("at", "owner", "flow", "run", "step", "outcome", "reason", "delivery"):
         why.add_column(column)
     for row in log_rows:
         why.add_row(
-            f"{row.at:%Y-%m-%d %H:%M}", str(row.owner_id), row.flow_key,
+            f"{_aware(row.at).astimezone(zone):%Y-%m-%d %H:%M}", str(row.owner_id), row.flow_key,
             str(row.run_id or ""), row.step_id or "", row.outcome, row.reason or "",
+            delivery.get(row.id or 0, ""),
         )
     console.print(why)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @playbook_app.command("show")

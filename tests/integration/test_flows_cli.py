@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from sqlmodel import Session
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli.flows_cmd import app as flows_app
@@ -17,7 +17,7 @@ from flows.templating import Renderer
 from storage import clock
 from storage.db import make_engine
 from storage.events import EventKind, record
-from storage.models import Owner
+from storage.models import OutboxMessage, Owner
 
 cli = typer.Typer()
 cli.add_typer(flows_app, name="flows")
@@ -97,7 +97,7 @@ def test_runs_shows_runs_and_why(cli_env: str) -> None:
     clock.set_now(lambda: now)
     try:
         with Session(engine) as s:
-            owner = Owner(name="Li", telegram_user_id=5001, stage="verified", locale="en")
+            owner = Owner(name="Li", telegram_user_id=5001, stage="verified", locale="en", external_id="C0042")
             guest = Owner(name="Guest", telegram_user_id=5002, stage="online")
             s.add_all([owner, guest])
             s.flush()
@@ -109,11 +109,21 @@ def test_runs_shows_runs_and_why(cli_env: str) -> None:
 
         library = load_library()
         run_due_flows(engine, Renderer(), library.flows, library.playbook, now)
+        with Session(engine) as s:  # what the sender later made of the two queued messages
+            welcome, gift_note = s.exec(select(OutboxMessage).where(OutboxMessage.owner_id == owner_id)
+                                        .order_by(OutboxMessage.id)).all()[:2]
+            welcome.status, welcome.sent_at = "sent", now
+            gift_note.status, gift_note.reason = "skipped", "opted_out"
+            s.commit()
     finally:
         clock.set_now(None)
         engine.dispose()
-    result = runner.invoke(cli, ["flows", "runs", "--owner", str(owner_id)], env={"COLUMNS": "250"})
+    result = runner.invoke(cli, ["flows", "runs", "--owner", "C0042"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "newcomer" in result.output and "entered" in result.output and "queued" in result.output
+    assert "sent 03-10 12:00" in result.output and "skipped: opted_out" in result.output
+    assert "2026-03-10 12:00" in result.output  # the log's times are local (Asia/Shanghai)
+    missing = runner.invoke(cli, ["flows", "runs", "--owner", "C9999"])
+    assert missing.exit_code == 1 and "no owner 'C9999'" in missing.output
     result = runner.invoke(cli, ["flows", "runs", "--owner", str(guest_id)], env={"COLUMNS": "250"})
     assert "skipped" in result.output and "not verified" in result.output
