@@ -8,12 +8,10 @@ never commit (the caller owns the unit of work), and return frozen dataclasses.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import secrets
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +30,8 @@ from flows.errors import (
     UnknownRegistrationCodeError,
     UsedRegistrationCodeError,
 )
+from storage.importing.errors import ImportFileError
+from storage.importing.readers import open_source
 from storage.models import Dealer, Owner, Partner, PartnerRole
 
 # --- registration codes -------------------------------------------------------------------
@@ -358,6 +358,7 @@ class PartnerRow:
     dealer_name: str
     advisor_code: str
     role: str
+    problem: str | None = None  # the row could not be read as text (bad bytes)
 
 
 _HEADERS = {
@@ -376,50 +377,38 @@ _REQUIRED = ("name", "dealer_code", "advisor_code", "role")
 
 
 def read_partner_file(path: Path) -> list[PartnerRow]:
-    """Rows of a CSV (UTF-8, UTF-8 with BOM, or GBK) or XLSX partner file; blank rows skipped."""
-    suffix = path.suffix.lower()
+    """Rows of a partner file, read like the owner export (``storage.importing.readers``):
+    CSV in UTF-8, UTF-8 with BOM, UTF-16 or GBK/GB18030, comma, tab or semicolon separated, or
+    XLSX, told apart by content rather than name; title rows above the header and blank rows
+    are skipped. A row with bytes that are not text carries that as its problem."""
     try:
-        if suffix in (".xlsx", ".xlsm"):
-            lines = _xlsx_lines(path)
-        elif suffix in (".csv", ".txt"):
-            lines = _csv_lines(path.read_bytes())
-        else:
-            raise InvalidFileError(f"{path.name}: unsupported file type (use .csv or .xlsx)")
-        return list(_rows(lines, path.name))
-    except OSError as exc:
-        raise InvalidFileError(f"{path}: {exc.strerror or exc}") from None
-
-
-def _csv_lines(data: bytes) -> Iterator[tuple[int, list[Any]]]:
-    # gb18030 is a superset of GBK/GB2312: what Excel on a Chinese Windows saves as "CSV".
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes nearly any byte string
-        raise InvalidFileError("file is neither UTF-8 nor GBK text")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    start = 1
-    for cells in reader:
-        yield start, cells
-        start = reader.line_num + 1
-
-
-def _xlsx_lines(path: Path) -> Iterator[tuple[int, list[Any]]]:
-    from openpyxl import load_workbook
-
+        source = open_source(path, is_header=_is_header)
+    except ImportFileError as exc:
+        raise InvalidFileError(str(exc)) from None
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for a bad file
-        raise InvalidFileError(f"{path.name}: not a readable XLSX file ({exc})") from None
-    try:
-        sheet = book.worksheets[0]
-        for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, list(cells)
+        columns = _columns(source.header, path.name)
+        return [
+            PartnerRow(
+                line=line,
+                name=_pick(cells, columns, "name"),
+                dealer_code=_pick(cells, columns, "dealer_code"),
+                dealer_name=_pick(cells, columns, "dealer_name"),
+                advisor_code=_pick(cells, columns, "advisor_code"),
+                role=_pick(cells, columns, "role"),
+                problem=problem,
+            )
+            for line, values, problem in source.rows()
+            for cells in ([_cell(v) for v in values],)
+        ]
+    except ImportFileError as exc:  # a malformed CSV line further down
+        raise InvalidFileError(f"{path.name}: {exc}") from None
     finally:
-        book.close()
+        source.close()
+
+
+def _is_header(values: list[object]) -> bool:
+    named = {_HEADERS.get(_header_key(v)) for v in values}
+    return all(field in named for field in _REQUIRED)
 
 
 def _cell(value: Any) -> str:
@@ -433,27 +422,6 @@ def _cell(value: Any) -> str:
 def _header_key(value: Any) -> str:
     text = _cell(value).lower().replace("_", " ").replace("-", " ")
     return " ".join(text.split())
-
-
-def _rows(lines: Iterable[tuple[int, list[Any]]], filename: str) -> Iterator[PartnerRow]:
-    columns: dict[str, int] | None = None
-    for line, cells in lines:
-        values = [_cell(c) for c in cells]
-        if not any(values):
-            continue
-        if columns is None:
-            columns = _columns(cells, filename)
-            continue
-        yield PartnerRow(
-            line=line,
-            name=_pick(values, columns, "name"),
-            dealer_code=_pick(values, columns, "dealer_code"),
-            dealer_name=_pick(values, columns, "dealer_name"),
-            advisor_code=_pick(values, columns, "advisor_code"),
-            role=_pick(values, columns, "role"),
-        )
-    if columns is None:
-        raise InvalidFileError(f"{filename}: the file is empty")
 
 
 def _pick(values: list[str], columns: dict[str, int], field: str) -> str:
@@ -495,6 +463,9 @@ def import_partners(
     rejected: list[RejectedRow] = []
     codes: list[IssuedCode] = []
     for row in rows:
+        if row.problem:
+            rejected.append(RejectedRow(row.line, row.problem))
+            continue
         try:
             name = _clean_name(row.name)
             advisor_code = _clean_code(row.advisor_code, "advisor code")

@@ -301,10 +301,34 @@ def test_file_without_required_columns_is_refused(tmp_path: Path) -> None:
     path.write_text("姓名,经销商代码\n王磊,D001\n", encoding="utf-8")
     with pytest.raises(InvalidFileError, match="advisor code, role"):
         read_partner_file(path)
-    with pytest.raises(InvalidFileError, match="unsupported"):
-        read_partner_file(tmp_path / "partners.pdf")
-    with pytest.raises(InvalidFileError):
+    pdf = tmp_path / "partners.csv"
+    pdf.write_bytes(b"%PDF-1.7\n...")
+    with pytest.raises(InvalidFileError, match="not a CSV or XLSX file: it is a PDF document"):
+        read_partner_file(pdf)
+    with pytest.raises(InvalidFileError, match="file not found"):
         read_partner_file(tmp_path / "missing.csv")
+
+
+def test_partner_files_as_people_save_them(engine: Engine, tmp_path: Path) -> None:
+    """A title line above the header, semicolons, an XLSX saved with a .csv name, and a row
+    with a byte that is not text: the readable rows import, the bad one is reported."""
+    path = tmp_path / "partners.csv"
+    path.write_bytes(
+        "2026年顾问名单;;;\n姓名;经销商代码;顾问编号;岗位\n王磊;D001;A101;销售\n".encode("gbk")
+        + b"\xff\xfe\xfd;D001;A102;sales\n"
+        + "陈静;D001;A103;服务\n".encode("gbk")
+    )
+    rows = read_partner_file(path)
+    assert [(r.line, r.advisor_code, r.problem is None) for r in rows] == [(3, "A101", True), (4, "A102", False), (5, "A103", True)]
+    with session_scope(engine) as session:
+        result = import_partners(session, rows, NOW)
+    assert result.created == 2 and [r.line for r in result.rejected] == [4]
+    book = Workbook()
+    book.active.append(["name", "dealer code", "advisor code", "role"])
+    book.active.append(["Li", "D002", "B201", "sales"])
+    renamed = tmp_path / "export.csv"
+    book.save(renamed)
+    assert [r.advisor_code for r in read_partner_file(renamed)] == ["B201"]
 
 
 # --- CLI ------------------------------------------------------------------------------------
