@@ -31,16 +31,20 @@ from storage.importing.summary import RecordImportSummary
 
 app = typer.Typer(help="Import owner and partner data.", no_args_is_help=True)
 
+# Options every file import shares (one declaration, so their words never drift apart).
+REJECTS = typer.Option(
+    None, "--rejects", help="Where rejected rows go (default: FILE-stem.rejects.csv beside FILE)."
+)
+AS_JSON = typer.Option(False, "--json", help="Print the summary as one JSON object.")
+
 
 @app.command("owners")
 def owners(
     file: Path = typer.Argument(
         ..., help="Owner export: CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or XLSX."
     ),
-    rejects: Path | None = typer.Option(
-        None, "--rejects", help="Where rejected rows go [default: <FILE stem>.rejects.csv beside FILE]."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    rejects: Path | None = REJECTS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Import owners and their vehicles; safe to re-run (unchanged rows are skipped)."""
     with open_app() as application:
@@ -71,10 +75,8 @@ def services(
     file: Path = typer.Argument(
         ..., help="Service history: VIN, date, km and optional items, CSV or XLSX."
     ),
-    rejects: Path | None = typer.Option(
-        None, "--rejects", help="Where rejected rows go [default: <FILE stem>.rejects.csv beside FILE]."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    rejects: Path | None = REJECTS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Import service visits; each updates its car and counts for segments. Safe to re-run."""
     from flows.service import ServiceRowApplier
@@ -97,10 +99,8 @@ def telematics(
     file: Path = typer.Argument(
         ..., help="Telematics readings: VIN, odometer km, time and optional fault codes, CSV or XLSX."
     ),
-    rejects: Path | None = typer.Option(
-        None, "--rejects", help="Where rejected rows go [default: <FILE stem>.rejects.csv beside FILE]."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    rejects: Path | None = REJECTS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Import odometer readings; new recent fault codes tell owner and partner. Safe to re-run."""
     from flows.service import TelematicsRowApplier
@@ -163,7 +163,7 @@ def _print_records(summary: RecordImportSummary, as_json: bool) -> None:
 @app.command("partners")
 def partners(
     file: Path = typer.Argument(..., help="Partners CSV: advisors with their dealer."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Import channel partners (dealer advisors) and their dealers."""
     from bot.cli.partners_cmd import import_partners_command
