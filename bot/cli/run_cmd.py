@@ -10,7 +10,7 @@ from contextlib import suppress
 
 import typer
 
-from bot.cli.common import console, fail, load_settings, open_app
+from bot.cli.common import console, fail, open_app
 
 log = logging.getLogger(__name__)
 
