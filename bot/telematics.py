@@ -60,7 +60,7 @@ from sqlmodel import Session
 from bot.app import App
 from flows.delivery_rules import DeliveryPolicy
 from flows.outbox import POLICY_KEY
-from flows.service import Reading, ReadingStatus, TelematicsResult, apply_readings
+from flows.telematics import Reading, ReadingStatus, TelematicsResult, apply_readings
 from flows.templating import Renderer
 from storage.clock import utcnow
 from storage.importing.fields import MAX_KM, MAX_LIST_ITEMS, FieldError, parse_fault_code, parse_iso_instant, parse_vin

@@ -103,7 +103,7 @@ def telematics(
     as_json: bool = AS_JSON,
 ) -> None:
     """Import odometer readings; new recent fault codes tell owner and partner. Safe to re-run."""
-    from flows.service import TelematicsRowApplier
+    from flows.telematics import TelematicsRowApplier
     from flows.templating import Renderer
     from storage.clock import utcnow
     from storage.importing.telematics import import_telematics

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from flows.service import ServiceRowApplier, TelematicsRowApplier
+from flows.service import ServiceRowApplier
+from flows.telematics import TelematicsRowApplier
 from flows.service_plan import FaultPolicy, OdometerLimits
 from flows.templating import Renderer
 from storage import clock
