@@ -25,13 +25,13 @@ Functions flush, never commit.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -46,6 +46,16 @@ from flows.service import (
     vehicle_label,
 )
 from flows.service_plan import OdometerLimits
+from flows.slots import (
+    SlotPolicy,
+    Slots,
+    book_button,
+    free_slots,
+    hold_dealer_slots,
+    policy_for,
+    slot_label,
+    slot_minute,
+)
 from flows.templating import Renderer
 from storage.booking_models import OPEN_STATUSES, Booking, BookingStatus, MaintenanceReminder
 from storage.events import EventKind, record
@@ -53,12 +63,9 @@ from storage.flow_models import FlowRun, FlowRunStatus
 from storage.models import Dealer, Event, Owner, Partner, Vehicle
 from storage.service_models import ServiceRecord, VehicleFault
 
-BOOK_PREFIX = "bk"  # bot.routers.bookings.BookSlot: bk:<vehicle_id>:<slot minute>
 ANSWER_PREFIX = "bkp"  # bot.routers.bookings.BookingAnswer: bkp:<booking_id>:<answer>
 ACCEPT_PREFIX = "bka"  # bot.routers.bookings.AcceptProposal: bka:<booking_id>
 TOPIC = "booking"  # outbox topic of a booking's reminder (subject booking:<id>)
-MIN_LEAD = timedelta(hours=2)  # a slot must start at least this long after the tap
-SLOT_BUTTONS = 3
 NO_SHOW_GRACE = timedelta(hours=12)  # after the slot, before the sweep calls it a no-show
 
 
@@ -81,85 +88,6 @@ class BookingError(InvalidInputError):
 
 class BookingNotFoundError(NotFoundError):
     """No such booking for this person."""
-
-
-# --- slots ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SlotPolicy:
-    """A dealer's bookable slots (from ``ServiceSettings.dealer_slots``)."""
-
-    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # Monday = 0
-    times: tuple[str, ...] = ("09:00", "10:30", "14:00", "15:30")
-    per_slot: int = 1
-    days_ahead: int = 14
-
-    @classmethod
-    def of(cls, value: Any) -> SlotPolicy:
-        """From any object with the four fields (the bot's ``DealerSlotSettings``)."""
-        return cls(tuple(value.weekdays), tuple(value.times), int(value.per_slot), int(value.days_ahead))
-
-
-Slots = Mapping[str, SlotPolicy]
-
-
-def policy_for(slots: Slots, dealer_code: str) -> SlotPolicy:
-    return slots.get(dealer_code) or slots.get("*") or SlotPolicy()
-
-
-def _candidates(policy: SlotPolicy, now: datetime, tz: ZoneInfo, after: datetime | None) -> list[datetime]:
-    earliest = max(now + MIN_LEAD, after + timedelta(seconds=1) if after else now)
-    today = now.astimezone(tz).date()
-    out = []
-    for offset in range(policy.days_ahead + 1):
-        day = today + timedelta(days=offset)
-        if day.weekday() not in policy.weekdays:
-            continue
-        for text in sorted(policy.times):
-            hour, _, minute = text.partition(":")
-            start = datetime.combine(day, time(int(hour), int(minute or 0)), tzinfo=tz).astimezone(UTC)
-            if start >= earliest:
-                out.append(start)
-    return out
-
-
-def _minute(at: datetime) -> int:
-    return int(at.timestamp() // 60)
-
-
-def from_minute(minute: int) -> datetime:
-    return datetime.fromtimestamp(minute * 60, UTC)
-
-
-def free_slots(
-    session: Session, dealer_code: str, policy: SlotPolicy, now: datetime, timezone: str,
-    *, limit: int = SLOT_BUTTONS, after: datetime | None = None, exclude_booking: int | None = None,
-) -> list[datetime]:
-    """The dealer's next free slots (fewer than ``per_slot`` open bookings), earliest first."""
-    candidates = _candidates(policy, now, ZoneInfo(timezone), after)
-    if not candidates:
-        return []
-    query = (
-        select(Booking.slot_start, func.count())
-        .where(Booking.dealer_code == dealer_code, Booking.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
-               Booking.slot_start >= candidates[0], Booking.slot_start <= candidates[-1])
-        .group_by(Booking.slot_start)
-    )
-    if exclude_booking is not None:
-        query = query.where(Booking.id != exclude_booking)
-    taken = {_minute(at): n for at, n in session.execute(query).all()}
-    free = [c for c in candidates if taken.get(_minute(c), 0) < policy.per_slot]
-    return free[:limit]
-
-
-def slot_label(at: datetime, timezone: str) -> str:
-    """How a button names a slot: ``12-01 Tue 09:00`` in the dealer's time."""
-    return f"{at.astimezone(ZoneInfo(timezone)):%m-%d %a %H:%M}"
-
-
-def book_button(vehicle_id: int, at: datetime, timezone: str) -> dict[str, str]:
-    return {"text": slot_label(at, timezone), "callback_data": f"{BOOK_PREFIX}:{vehicle_id}:{_minute(at)}"}
 
 
 def _dealer_code(session: Session, owner: Owner) -> str:
@@ -310,18 +238,6 @@ def _view(session: Session, booking: Booking, timezone: str, *, moved: bool = Fa
     )
 
 
-def hold_dealer_slots(session: Session, dealer_code: str) -> None:
-    """Take the dealer's slot book until this transaction ends: a slot's seats are counted,
-    then claimed, so two owners tapping the last seat at the same moment must take turns.
-    PostgreSQL: a transaction-scoped advisory lock per dealer (no row needs to exist).
-    SQLite: a write that changes nothing takes the database's one write lock now, before the
-    count, instead of at the insert after it."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"booking-slots:{dealer_code}"})
-    else:
-        session.execute(text("UPDATE booking SET id = id WHERE 1 = 0"))
-
-
 def book_slot(
     session: Session, renderer: Renderer, owner_id: int, vehicle_id: int, at: datetime, now: datetime,
     *, slots: Slots, timezone: str,
@@ -403,7 +319,7 @@ def partner_answer(
     view = _view(session, booking, timezone)
     if owner.telegram_user_id is not None:
         enqueue(session, Push(
-            dedupe_key=f"booking:{booking.id}:proposed:{_minute(later[0])}", chat_id=owner.telegram_user_id,
+            dedupe_key=f"booking:{booking.id}:proposed:{slot_minute(later[0])}", chat_id=owner.telegram_user_id,
             owner_id=owner.id, partner_id=partner_id,
             text=renderer.render("bookings/owner_proposed", owner.locale, booking=view),
             buttons=[[{"text": renderer.render("bookings/button_accept", owner.locale, no_signature=True),
@@ -429,7 +345,7 @@ def accept_proposal(
     partner = session.get(Partner, booking.partner_id) if booking.partner_id else None
     if partner is not None and partner.telegram_user_id is not None:
         enqueue(session, Push(
-            dedupe_key=f"booking:{booking.id}:accepted:{_minute(booking.slot_start)}",
+            dedupe_key=f"booking:{booking.id}:accepted:{slot_minute(booking.slot_start)}",
             chat_id=partner.telegram_user_id, partner_id=partner.id, owner_id=owner_id,
             text=renderer.render("bookings/partner_accepted", None, booking=view),
         ))
@@ -442,7 +358,7 @@ def _confirm(session: Session, renderer: Renderer, booking: Booking, owner: Owne
     if owner.telegram_user_id is None:
         return
     view = _view(session, booking, timezone)
-    minute = _minute(booking.slot_start)
+    minute = slot_minute(booking.slot_start)
     enqueue(session, Push(
         dedupe_key=f"booking:{booking.id}:confirmed:{minute}", chat_id=owner.telegram_user_id,
         owner_id=owner.id, partner_id=booking.partner_id,

@@ -23,15 +23,16 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import IsPartner
-from flows import bookings
-from flows.bookings import FollowUpReason, PartnerAnswer, SlotPolicy
+from flows import bookings, slots
+from flows.bookings import FollowUpReason, PartnerAnswer
+from flows.slots import SlotPolicy
 from flows.errors import InvalidInputError, NotFoundError
 from flows.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
 
 
-class BookSlot(CallbackData, prefix=bookings.BOOK_PREFIX):
+class BookSlot(CallbackData, prefix=slots.BOOK_PREFIX):
     vehicle_id: int
     at: int  # the slot's start in minutes since the epoch (UTC)
 
@@ -80,7 +81,7 @@ async def on_book_slot(
     try:
         view = bookings.book_slot(
             session, renderer, identity.owner_id, callback_data.vehicle_id,
-            bookings.from_minute(callback_data.at), utcnow(), slots=slot_policies(settings),
+            slots.from_minute(callback_data.at), utcnow(), slots=slot_policies(settings),
             timezone=settings.timezone,
         )
     except (InvalidInputError, NotFoundError) as exc:

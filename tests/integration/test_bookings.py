@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from flows import bookings
-from flows.bookings import FollowUpReason, PartnerAnswer, SlotPolicy
+from flows.bookings import FollowUpReason, PartnerAnswer
+from flows.slots import SlotPolicy
 from flows.playbook import load_library
 from flows.runner import run_due_flows
 from bot.config import ServiceSettings
