@@ -10,12 +10,10 @@ planned (queued, deferred by quiet hours or the cap, suppressed) is written to t
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -23,7 +21,9 @@ from jinja2 import TemplateError
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from flows import gifts
 from flows.delivery_rules import DeliveryPolicy
+from flows.errors import AutoCircleError
 from flows.flow_files import LoadedFlow, _Loader  # the same YAML 1.2 reading as the files
 from flows.flow_rules import TAGS_KEY, OwnerView, condition_holds, event_names
 from flows.flow_spec import FlowSpec, Step, parse_duration
@@ -80,16 +80,6 @@ def spec_from_source(source: str) -> FlowSpec:
             _SPECS.clear()
         _SPECS[source] = spec
     return spec
-
-
-def gifts_module() -> ModuleType | None:
-    """``flows.gifts`` if it is installed (it is written in parallel); else gifts are off."""
-    try:
-        return importlib.import_module("flows.gifts")
-    except ModuleNotFoundError as exc:
-        if exc.name != "flows.gifts":
-            raise
-        return None
 
 
 _STOP = object()  # a step handler's "the run waits or ended"
@@ -264,14 +254,8 @@ class StepRunner:
 
     def _step_grant_gift(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
         gift_type = step.grant_gift.gift_type if step.grant_gift else ""
-        grant = getattr(gifts_module(), "grant", None)
-        if grant is None:
-            self._log(run, owner.id, spec.key, "skipped", "gifts are not available", step.id)
-            return None
-        from flows.errors import AutoCircleError
-
         try:
-            granted = grant(self.session, owner.id, gift_type, self.now)
+            granted = gifts.grant(self.session, owner.id, gift_type, self.now)
         except AutoCircleError as exc:
             self._log(run, owner.id, spec.key, "skipped", f"gift {gift_type}: {exc}", step.id)
             return None
@@ -310,9 +294,8 @@ class StepRunner:
         partner = self.session.get(Partner, owner.partner_id) if owner.partner_id else None
         locale = self.renderer.locale_for(locale)
         gift = run.context.get("gift")
-        value_of = getattr(gifts_module(), "value_of", None)
-        if gift and gift.get("type") and value_of is not None:
-            gift = {**gift, "value": value_of(gift["type"], locale)}  # in the message's language
+        if gift and gift.get("type"):
+            gift = {**gift, "value": gifts.value_of(gift["type"], locale)}  # in the message's language
         try:
             return self.renderer.render(
                 template, locale,

@@ -7,7 +7,7 @@ last pass and does the due work, in bounded batches, each committed on its own:
    (they read the answer from the event log), event triggers enter owners;
 2. new segment transitions (cursor ``transitions``): ``cell_entered`` triggers, as the
    playbook maps cells to flows per product line;
-3. date triggers (``gift.expires_at`` through ``flows.gifts.expiring`` when that module exists,
+3. date triggers (``gift.expires_at`` through ``flows.gifts.expiring``,
    ``owner.verified_at``);
 4. schedules (cron read in the deployment's time zone, ``Settings.timezone``: "0 9 * * 6"
    is Saturday 09:00 where the partners are; one cursor per flow);
@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from flows import gifts
 from flows.delivery_rules import DeliveryPolicy
 from flows.flow_files import LoadedFlow
 from flows.flow_rules import (
@@ -55,7 +56,6 @@ from flows.flow_steps import (
     StepRunner,
     _gift_context,
     callback_data,
-    gifts_module,
     owner_view,
     spec_from_source,
 )
@@ -282,14 +282,10 @@ class _Pass(StepRunner):
         return full
 
     def _enter_gifts(self, flow: LoadedFlow, offset: timedelta, gift_type: str | None) -> bool:
-        gifts = gifts_module()
-        expiring = getattr(gifts, "expiring", None)
-        if expiring is None:
-            return False
         if offset > timedelta(0):
             return False  # "after the gift expired" has no source: expiring() looks ahead
         entered = 0
-        for owner_id, grant in expiring(self.session, -offset, self.now):
+        for owner_id, grant in gifts.expiring(self.session, -offset, self.now):
             kind = getattr(grant, "gift_type", None)
             if gift_type and kind not in (None, gift_type):
                 continue
