@@ -124,6 +124,37 @@ def test_renewed_activity_ends_the_run_and_counts_as_won_back(engine, world) -> 
     assert by_partner[world["p1"]].won_back == 1 and by_partner[world["p2"]].won_back == 0
 
 
+def test_an_owner_who_answers_and_returns_weeks_later_counts_as_won_back(engine, world) -> None:  # noqa: ANN001
+    """Answering the survey does not end the watch: a return within 30 days is a win."""
+    library = load_library()
+    renderer = Renderer(default_locale="en")
+    with Session(engine) as s:
+        for key in ("o0", "o2"):
+            s.add(SegmentTransition(owner_id=world[key], from_maturity="mature", from_activity="active",
+                                    to_maturity="mature", to_activity="churned", at=T0))
+        s.commit()
+    run_due_flows(engine, renderer, library.flows, library.playbook, T0)
+    with Session(engine) as s:
+        for key in ("o0", "o2"):
+            survey = s.exec(select(OutboxMessage).where(OutboxMessage.owner_id == world[key])).first()
+            run_id, action = parse_callback(survey.buttons[0][0]["callback_data"])
+            tg = s.get(Owner, world[key]).telegram_user_id
+            assert record_button(s, run_id, action, tg, T0 + timedelta(minutes=5))
+        s.commit()
+    run_due_flows(engine, renderer, library.flows, library.playbook, T0 + timedelta(hours=1))
+    with Session(engine) as s:  # o0 comes back three weeks later; o2 does not
+        record(s, world["o0"], EventKind.circle_message, T0 + timedelta(days=21))
+        s.commit()
+    run_due_flows(engine, renderer, library.flows, library.playbook, T0 + timedelta(days=21, hours=1))
+    run_due_flows(engine, renderer, library.flows, library.playbook, T0 + timedelta(days=31, hours=2))
+    with Session(engine) as s:
+        runs = {r.owner_id: r for r in s.exec(select(FlowRun).where(FlowRun.flow_key == "winback"))}
+        report = winback.churn_reasons(s)
+    assert runs[world["o0"]].status == "goal_reached"
+    assert runs[world["o2"]].status == "exited" and runs[world["o2"]].end_reason == "not back within 30 days"
+    assert report.won_back == 1 and report.totals["price"] == 2
+
+
 def test_cli_churn_reasons_table_and_json(engine, world, cli_env) -> None:  # noqa: ANN001
     import json
 
