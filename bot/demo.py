@@ -223,7 +223,8 @@ class Demo:
         await asyncio.sleep(delay)
         await sb.add_user(sim.telegram_id, first_name=sim.name[1:] or sim.name, language_code="zh")
         await sb.send_text(sim.telegram_id, sim.telegram_id, f"/start {sim.token}")
-        await sb.wait_for_bot_message(sim.telegram_id, contains="验证", timeout=20)
+        # The greeting is two messages; answer after the second, as a person reading them would.
+        await sb.wait_for_bot_message(sim.telegram_id, contains="还没有购车", timeout=20)
         if fail:
             for wrong in ("ZZZ999", "000000", "A1B2C3"):
                 await sb.send_text(sim.telegram_id, sim.telegram_id, wrong)
