@@ -49,21 +49,12 @@ def owners(
     """Import owners and their vehicles; safe to re-run (unchanged rows are skipped)."""
     with open_app() as application:
         settings = application.settings
-        bar = _ProgressBar() if err_console.is_terminal else None
-        try:
-            summary = import_owners(
-                application.engine,
-                file,
-                rejects_path=rejects,
-                batch_size=settings.imports.batch_size,
-                timezone=settings.timezone,
-                progress=bar,
+        summary = _run_with_progress(
+            lambda bar: import_owners(
+                application.engine, file, rejects_path=rejects,
+                batch_size=settings.imports.batch_size, timezone=settings.timezone, progress=bar,
             )
-        except ImportFileError as exc:
-            raise fail(str(exc)) from None
-        finally:
-            if bar is not None:
-                bar.close()
+        )
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
@@ -82,16 +73,10 @@ def services(
     from flows.service import ServiceRowApplier
     from storage.importing.services import import_services
 
-    with open_app() as application:
-        settings = application.settings
-        applier = ServiceRowApplier(settings.service.limits(settings.timezone), source=f"import:{file.name}")
-        summary = _run_records(
-            lambda bar: import_services(
-                application.engine, file, applier, rejects_path=rejects,
-                batch_size=settings.service.batch_size, timezone=settings.timezone, progress=bar,
-            )
-        )
-    _print_records(summary, as_json)
+    _import_records(
+        file, rejects, as_json, import_services,
+        lambda settings: ServiceRowApplier(settings.service.limits(settings.timezone), source=f"import:{file.name}"),
+    )
 
 
 @app.command("telematics")
@@ -108,14 +93,24 @@ def telematics(
     from storage.clock import utcnow
     from storage.importing.telematics import import_telematics
 
-    with open_app() as application:
-        settings = application.settings
-        applier = TelematicsRowApplier(
+    _import_records(
+        file, rejects, as_json, import_telematics,
+        lambda settings: TelematicsRowApplier(
             Renderer(default_locale=settings.locale), settings.service.limits(settings.timezone),
             settings.service.fault_policy(), source=f"import:{file.name}", now=utcnow,
-        )
-        summary = _run_records(
-            lambda bar: import_telematics(
+        ),
+    )
+
+
+def _import_records(file: Path, rejects: Path | None, as_json: bool, importer, make_applier) -> None:  # noqa: ANN001
+    """The shared run of a record import (service visits, telematics): settings, the row
+    applier, a progress bar on a terminal, the one-line refusal of an unreadable file, the
+    summary."""
+    with open_app() as application:
+        settings = application.settings
+        applier = make_applier(settings)
+        summary = _run_with_progress(
+            lambda bar: importer(
                 application.engine, file, applier, rejects_path=rejects,
                 batch_size=settings.service.batch_size, timezone=settings.timezone, progress=bar,
             )
@@ -123,7 +118,8 @@ def telematics(
     _print_records(summary, as_json)
 
 
-def _run_records(run):  # noqa: ANN001, ANN202 - run(progress) -> RecordImportSummary
+def _run_with_progress(run):  # noqa: ANN001, ANN202 - run(progress) -> the import's summary
+    """A progress bar on a terminal around ``run``; an unreadable file ends with one line."""
     bar = _ProgressBar() if err_console.is_terminal else None
     try:
         return run(bar)
