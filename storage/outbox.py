@@ -156,12 +156,6 @@ def _record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
         _chat_unreachable(conn, chat_id, "blocked", max(o.at for o in outcomes))
 
 
-def mark_chat_unreachable(engine: Engine, chat_id: int, reason: str, now: datetime) -> int:
-    """The user blocked the bot: owner unreachable, their queued pushes skipped."""
-    with engine.begin() as conn:
-        return _chat_unreachable(conn, chat_id, reason, now)
-
-
 def _chat_unreachable(conn: Connection, chat_id: int, reason: str, now: datetime) -> int:
     conn.execute(
         update(Owner.__table__).where(Owner.__table__.c.telegram_user_id == chat_id)
@@ -182,14 +176,6 @@ def expire_pending(engine: Engine, now: datetime) -> int:
             .values(status=SKIPPED, reason="expired", updated_at=now)
         )
         return result.rowcount or 0
-
-
-def release_all_sending(engine: Engine, ids: Iterable[int], not_before: datetime, now: datetime) -> None:
-    """Give rows this sender holds back to the queue without counting the attempt."""
-    record_outcomes(
-        engine,
-        [Outcome(id=i, status=PENDING, at=now, not_before=not_before, refund_attempt=True) for i in ids],
-    )
 
 
 # --- reads for the send-time rules ---------------------------------------------------------
@@ -328,6 +314,6 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 __all__ = [
     "ChatOwner", "ClaimedMessage", "Outcome", "add_suppression", "claim_due", "existing_keys",
-    "expire_pending", "mark_chat_unreachable", "marketing_times", "owners_by_chat", "partner_chats",
-    "record_outcomes", "release_all_sending", "suppressions_for", "topics_of",
+    "expire_pending", "marketing_times", "owners_by_chat", "partner_chats",
+    "record_outcomes", "suppressions_for", "topics_of",
 ]

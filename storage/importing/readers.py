@@ -118,14 +118,13 @@ def _first_header(
     for row in source_rows:
         if _is_blank(row[1]):
             continue
+        if is_header(row[1]):
+            return row[0], row[1], []
         seen.append(row)
-        if is_header(row[1]) or len(seen) >= HEADER_SEARCH_ROWS:
+        if len(seen) >= HEADER_SEARCH_ROWS:
             break
     if not seen:
         raise ImportFileError(f"file is empty: {path}")
-    for index, (line, values, _) in enumerate(seen):
-        if is_header(values):
-            return line, values, seen[index + 1 :]
     line, values, _ = seen[0]
     return line, values, seen[1:]
 
@@ -137,7 +136,22 @@ def _is_blank(values: list[object]) -> bool:
     return True
 
 
-class CsvSource:
+class _AfterHeader:
+    """The data rows of a source: those read past while finding the header, then the rest;
+    blank rows skipped."""
+
+    _pending: list[Row]
+    _records: Iterator[Row]
+
+    def rows(self) -> Iterator[Row]:
+        yield from self._pending
+        self._pending = []
+        for row in self._records:
+            if not _is_blank(row[1]):
+                yield row
+
+
+class CsvSource(_AfterHeader):
     format = "csv"
     unit = "bytes"
 
@@ -167,13 +181,6 @@ class CsvSource:
                 yield start, values, problem  # type: ignore[misc]
         except csv.Error as exc:
             raise ImportFileError(f"line {last_line + 1}: malformed CSV ({exc})") from None
-
-    def rows(self) -> Iterator[Row]:
-        yield from self._pending
-        self._pending = []
-        for row in self._records:
-            if not _is_blank(row[1]):
-                yield row
 
     def done(self) -> int:
         return self._handle.tell()
@@ -243,7 +250,7 @@ def _delimiter(sample: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-class XlsxSource:
+class XlsxSource(_AfterHeader):
     format = "xlsx"
     unit = "rows"
     encoding = None
@@ -277,13 +284,6 @@ class XlsxSource:
         for number, values in enumerate(self._sheet.iter_rows(values_only=True), start=1):
             self._row = number
             yield number, list(values), None
-
-    def rows(self) -> Iterator[Row]:
-        yield from self._pending
-        self._pending = []
-        for row in self._records:
-            if not _is_blank(row[1]):
-                yield row
 
     def done(self) -> int:
         return self._row

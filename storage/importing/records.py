@@ -26,6 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from storage.db import session_scope
 from storage.importing import fields
 from storage.importing.fields import FieldError
 from storage.importing.headers import ColumnMap, HeaderSpec
@@ -192,13 +193,8 @@ def _apply_batch(
     counts: Counter[str],
 ) -> list[tuple[int, list[object], list[Problem]]]:
     """One transaction; returns the rows ``apply`` rejected, with column names as written."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            outcomes = list(apply(session, rows))
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(engine) as session:
+        outcomes = list(apply(session, rows))
     if len(outcomes) != len(rows):
         raise RuntimeError(f"apply returned {len(outcomes)} outcomes for {len(rows)} rows")
     rejected = []

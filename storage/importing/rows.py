@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from storage.importing import fields
 from storage.importing.fields import FieldError
-from storage.importing.headers import ColumnMap
+from storage.importing.headers import REQUIRED, ColumnMap
 
 Problem = tuple[str, str]
 
@@ -62,7 +62,6 @@ _PARSERS: dict[str, Callable[[object], object] | None] = {
     "mileage_km": fields.parse_kilometres,
 }
 _BLANKS = fields.BLANKS
-_REQUIRED_VALUES = ("vin", "name", "product_line")
 _POSITION = {key: position for position, key in enumerate(_FIELD_ORDER) if key is not None}
 _ATTRIBUTES = _FIELD_ORDER.index(None)
 _DATES = (_POSITION["purchase_date"], _POSITION["last_service_date"])
@@ -84,7 +83,7 @@ class RowParser:
             if key is not None and key in columns.fields
         )
         self._required = tuple(
-            (_POSITION[key], columns.column_name(key)) for key in _REQUIRED_VALUES
+            (_POSITION[key], columns.column_name(key)) for key in REQUIRED
         )
         self._extras = columns.extras
         self._column = {key: columns.column_name(key) for key in _PARSERS}
