@@ -202,7 +202,10 @@ class BotHarness:
         advisor_code: str | None = None,
         product_line: str = "passenger",
         purchase_date=None,  # noqa: ANN001
+        telegram_user_id: int | None = None,
+        locale: str | None = None,
     ) -> int:
+        """An imported owner; with ``telegram_user_id`` one who has already verified on the bot."""
         from datetime import date
 
         from sqlalchemy import select
@@ -218,7 +221,10 @@ class BotHarness:
             owner = Owner(
                 external_id=external_id, name=name, phone=phone, product_line=product_line,
                 advisor_code=advisor_code, partner_id=partner_id, dealer_code="D001",
+                telegram_user_id=telegram_user_id, locale=locale,
             )
+            if telegram_user_id is not None:
+                owner.stage = "verified"
             session.add(owner)
             session.flush()
             if vin:
@@ -226,6 +232,15 @@ class BotHarness:
                                     purchase_date=purchase_date or date(2024, 1, 15)))
             session.commit()
             return owner.id
+
+    async def verify(self, user_id: int, vin: str, start: str = "/start") -> None:
+        """A person opens the bot (``start`` may carry a link's parameter) and verifies as an
+        owner with the last six characters of the VIN."""
+        await self.sandbox.add_user(user_id, first_name=f"U{user_id}")
+        await self.sandbox.send_text(user_id, user_id, start)
+        await self.sandbox.wait_for_bot_message(user_id, contains="verify")
+        await self.sandbox.send_text(user_id, user_id, vin[-6:])
+        await self.sandbox.wait_for_bot_message(user_id, contains="Verified")
 
     async def register_partner(self, user_id: int, code: str, first_name: str = "Advisor") -> None:
         await self.sandbox.add_user(user_id, first_name=first_name)

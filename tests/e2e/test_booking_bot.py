@@ -28,20 +28,7 @@ VIN = "LSVAB2BJ7MN123456"
 
 @pytest.fixture
 async def harness(sandbox, sqlite_url: str, daytime_clock, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:  # noqa: ANN001
-    """The bot with the bookings router (added after the partner router until
-    ``build_routers`` lists it); no quiet hours."""
-    from bot import runtime
-    from bot.routers import bookings as bookings_router
-
-    original = runtime.build_routers
-
-    def with_bookings(settings):  # noqa: ANN001, ANN202
-        routers = original(settings)
-        if not any(r.name == "bookings" for r in routers):
-            routers.insert([r.name for r in routers].index("partner") + 1, bookings_router.build_router())
-        return routers
-
-    monkeypatch.setattr(runtime, "build_routers", with_bookings)
+    """The bot with no quiet hours."""
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__QUIET_HOURS", "off")
     bot_harness = BotHarness(sandbox, sqlite_url)
     await bot_harness.start()
@@ -54,15 +41,8 @@ async def harness(sandbox, sqlite_url: str, daytime_clock, monkeypatch: pytest.M
 async def _owner_online(harness: BotHarness) -> int:
     bought = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=120)
     owner_id = await harness.add_owner("C0001", name="Owner C0001", vin=VIN, advisor_code="A101",
-                                       purchase_date=bought, phone="13800000000")
-
-    def link() -> None:
-        with harness.session() as session:
-            owner = session.get(Owner, owner_id)
-            owner.telegram_user_id, owner.stage, owner.locale = OWNER_TG, "verified", "en"
-            session.commit()
-
-    await asyncio.to_thread(link)
+                                       purchase_date=bought, phone="13800000000",
+                                       telegram_user_id=OWNER_TG, locale="en")
     await harness.sandbox.add_user(OWNER_TG, first_name="C0001")
     await harness.sandbox.send_text(OWNER_TG, OWNER_TG, "/help")
     await harness.sandbox.wait_for_bot_message(OWNER_TG)

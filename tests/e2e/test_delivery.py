@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.config import Settings
-from bot.routers import preferences
 from bot.runtime import create_bot
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.scheduler import JobContext, Scheduler
@@ -49,24 +48,11 @@ def transport() -> str:
 
 @pytest.fixture
 async def bot(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock, transport: str) -> AsyncIterator:  # noqa: ANN001
-    """The harness bot with fast retries and the preferences router (until the lead
-    registers it in bot.routers)."""
+    """The harness bot with fast retries."""
     from conftest import BotHarness
-
-    import bot.runtime as runtime
 
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__BACKOFF_BASE_S", "0.05")
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__TRANSPORT", transport)
-    original = runtime.build_routers
-
-    def with_preferences(settings: Settings) -> list:
-        routers = original(settings)
-        if not any(r.name == "preferences" for r in routers):
-            at = next(i for i, r in enumerate(routers) if r.name == "owner")
-            routers.insert(at, preferences.build_router())
-        return routers
-
-    monkeypatch.setattr(runtime, "build_routers", with_preferences)
     harness = BotHarness(sandbox, sqlite_url)
     await harness.start()
     try:
@@ -77,15 +63,7 @@ async def bot(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, clock: 
 
 async def _owner(h, tg: int, name: str = "Owner") -> int:  # noqa: ANN001
     """A verified owner linked to Telegram user ``tg`` who has started the bot."""
-    owner_id = await h.add_owner(f"C{tg}", name=name)
-
-    def link() -> None:
-        with h.session() as session:
-            owner = session.get(Owner, owner_id)
-            owner.telegram_user_id, owner.locale, owner.stage = tg, "en", "verified"
-            session.commit()
-
-    await asyncio.to_thread(link)
+    owner_id = await h.add_owner(f"C{tg}", name=name, telegram_user_id=tg, locale="en")
     user = await h.sandbox.add_user(tg, first_name=name)
     h.sandbox.world.ensure_private_chat(h.sandbox.world.user(user["id"]))
     return owner_id

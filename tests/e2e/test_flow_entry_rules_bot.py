@@ -10,7 +10,6 @@ them back into the flow's cells.
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 from sqlmodel import select
@@ -32,11 +31,7 @@ async def _owner_in_circle(harness) -> tuple[int, int]:  # noqa: ANN001
     await harness.register_partner(PARTNER_TG, await harness.add_partner("A601", name="Wang Fang"))
     circle_id, link = await harness.make_circle(PARTNER_TG)
     owner_id = await harness.add_owner("E0001", name="Li Lei", vin=VIN, advisor_code="A601")
-    await sb.add_user(OWNER_TG, first_name="Li")
-    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
-    await sb.wait_for_bot_message(OWNER_TG, contains="verify")
-    await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
-    await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
+    await harness.verify(OWNER_TG, VIN)
     await sb.join_via_link(OWNER_TG, link)
     return owner_id, circle_id
 

@@ -36,12 +36,7 @@ async def _setup_owner(harness, flows: Flows, user_id: int = OWNER_TG, vin: str 
         code = await harness.add_partner("A201", name="Wang Fang")
         await harness.register_partner(PARTNER_TG, code)
     owner_id = await harness.add_owner(ext, name=f"Owner {ext}", vin=vin, advisor_code="A201")
-    sb = harness.sandbox
-    await sb.add_user(user_id, first_name=f"U{user_id}")
-    await sb.send_text(user_id, user_id, "/start")
-    await sb.wait_for_bot_message(user_id, contains="verify")
-    await sb.send_text(user_id, user_id, vin[-6:])
-    await sb.wait_for_bot_message(user_id, contains="Verified")
+    await harness.verify(user_id, vin)
     return owner_id
 
 

@@ -26,15 +26,6 @@ async def gift_harness(harness):  # noqa: ANN001, ANN201
     return harness
 
 
-async def _verify(harness, user_id: int, vin: str, start: str = "/start") -> None:  # noqa: ANN001
-    sb = harness.sandbox
-    await sb.add_user(user_id, first_name=f"U{user_id}")
-    await sb.send_text(user_id, user_id, start)
-    await sb.wait_for_bot_message(user_id, contains="verify")
-    await sb.send_text(user_id, user_id, vin[-6:])
-    await sb.wait_for_bot_message(user_id, contains="Verified")
-
-
 def _grant(harness, owner_id: int, kind: str, days_ago: int = 0) -> str:  # noqa: ANN001
     with harness.session() as session:
         g = gifts.grant(session, owner_id, kind, utcnow() - timedelta(days=days_ago))
@@ -54,7 +45,7 @@ async def test_gifts_listed_and_redeemed_with_four_distinct_refusals(gift_harnes
     expired = await asyncio.to_thread(_grant, harness, mine, "first_order", 100)
     foreign = await asyncio.to_thread(_grant, harness, theirs, "newcomer")
 
-    await _verify(harness, OWNER_TG, VIN)
+    await harness.verify(OWNER_TG, VIN)
     await sb.send_text(OWNER_TG, OWNER_TG, "/gifts")
     listing = await sb.wait_for_bot_message(OWNER_TG, contains="Your gifts")
     assert valid in listing["text"] and expired in listing["text"] and "expired" in listing["text"]
@@ -88,13 +79,13 @@ async def test_invite_link_brings_a_new_owner_as_a_pending_referral(gift_harness
     await sb.send_text(OTHER_OWNER_TG, OTHER_OWNER_TG, "/invite")
     await sb.wait_for_bot_message(OTHER_OWNER_TG, contains="verified as an owner")
 
-    await _verify(harness, OWNER_TG, VIN)
+    await harness.verify(OWNER_TG, VIN)
     await sb.send_text(OWNER_TG, OWNER_TG, "/invite")
     reply = await sb.wait_for_bot_message(OWNER_TG, contains="personal link")
     link = next(w for w in reply["text"].split() if "?start=r_" in w)
     token = link.split("start=", 1)[1]
 
-    await _verify(harness, NEW_TG, VIN_NEW, start=f"/start {token}")
+    await harness.verify(NEW_TG, VIN_NEW, start=f"/start {token}")
 
     def pending() -> Referral | None:
         with harness.session() as session:

@@ -34,18 +34,9 @@ async def _verified_in_circle(harness) -> tuple[int, int]:  # noqa: ANN001
     await harness.register_partner(PARTNER_TG, await harness.add_partner("A701", name="Wang Fang"))
     circle_id, link = await harness.make_circle(PARTNER_TG)
     owner_id = await harness.add_owner("G0001", name="Li Lei", vin=VIN, advisor_code="A701")
-    await _verify(harness, OWNER_TG, VIN)
+    await harness.verify(OWNER_TG, VIN)
     await sb.join_via_link(OWNER_TG, link)
     return owner_id, circle_id
-
-
-async def _verify(harness, user_id: int, vin: str, start: str = "/start") -> None:  # noqa: ANN001
-    sb = harness.sandbox
-    await sb.add_user(user_id, first_name=f"U{user_id}")
-    await sb.send_text(user_id, user_id, start)
-    await sb.wait_for_bot_message(user_id, contains="verify")
-    await sb.send_text(user_id, user_id, vin[-6:])
-    await sb.wait_for_bot_message(user_id, contains="Verified")
 
 
 def _cell(flows: Flows, owner_id: int) -> str:
@@ -121,7 +112,7 @@ async def test_mature_owner_is_invited_to_refer_and_thanked_when_the_referral_is
     reply = await sb.wait_for_bot_message(OWNER_TG, contains="personal link")
     token = next(w for w in reply["text"].split() if "?start=r_" in w).split("start=", 1)[1]
     await harness.add_owner("G0002", name="Zhou", vin=FRIEND_VIN, advisor_code="A701")
-    await _verify(harness, FRIEND_TG, FRIEND_VIN, start=f"/start {token}")
+    await harness.verify(FRIEND_TG, FRIEND_VIN, start=f"/start {token}")
 
     # After the hold, the approval job rewards both; the waiting campaign run thanks the
     # owner and tells the partner.

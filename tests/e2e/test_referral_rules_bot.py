@@ -32,16 +32,6 @@ def _vin(n: int) -> str:
     return f"LSVAB2BJ7MN{n:06d}"
 
 
-async def _verify(harness, user_id: int, vin: str, start: str = "/start") -> None:  # noqa: ANN001
-    """A person opens the bot (with a link's parameter) and verifies by the VIN's last six."""
-    sb = harness.sandbox
-    await sb.add_user(user_id, first_name=f"U{user_id}")
-    await sb.send_text(user_id, user_id, start)
-    await sb.wait_for_bot_message(user_id, contains="verify")
-    await sb.send_text(user_id, user_id, vin[-6:])
-    await sb.wait_for_bot_message(user_id, contains="Verified")
-
-
 async def _invite(harness, user_id: int) -> tuple[str, str]:  # noqa: ANN001
     """``/invite``: the owner's personal link's start parameter, and the reply's text."""
     sb = harness.sandbox
@@ -67,7 +57,7 @@ async def _referrer(harness, n: int = 1, user_id: int = REFERRER_TG) -> tuple[in
     if registered is None:
         await harness.register_partner(PARTNER_TG, await harness.add_partner("A501", name="Wang Fang"))
     owner_id = await harness.add_owner(f"R{n:04d}", name=f"Referrer {n}", vin=_vin(n), advisor_code="A501")
-    await _verify(harness, user_id, _vin(n))
+    await harness.verify(user_id, _vin(n))
     token, _ = await _invite(harness, user_id)
     return owner_id, token
 
@@ -93,7 +83,7 @@ async def test_self_referral_and_known_owners_are_not_referred(harness) -> None:
 
     # An owner who verified before opening the link is an existing owner.
     await _friend(harness, 2)
-    await _verify(harness, KNOWN_TG, _vin(2))
+    await harness.verify(KNOWN_TG, _vin(2))
     await sb.send_text(KNOWN_TG, KNOWN_TG, f"/start {token}")
     await sb.wait_for_bot_message(KNOWN_TG, contains="Welcome back")
 
@@ -107,7 +97,7 @@ async def test_self_referral_and_known_owners_are_not_referred(harness) -> None:
     await sb.add_user(invited_tg, first_name="Invited")
     await sb.send_text(invited_tg, invited_tg, f"/start {personal}")
     await sb.wait_for_bot_message(invited_tg, contains="verify")
-    await _verify(harness, invited_tg, _vin(3), start=f"/start {token}")
+    await harness.verify(invited_tg, _vin(3), start=f"/start {token}")
 
     assert all(r.status == "void" for r in _referrals(harness))
     assert {r.reason for r in _referrals(harness)} <= {"existing_owner"}
@@ -123,7 +113,7 @@ async def test_first_touch_wins_and_a_second_link_changes_nothing(harness) -> No
     await sb.add_user(FRIEND_TGS[0], first_name="Friend")
     await sb.send_text(FRIEND_TGS[0], FRIEND_TGS[0], f"/start {first_token}")
     await sb.wait_for_bot_message(FRIEND_TGS[0], contains="verify")
-    await _verify(harness, FRIEND_TGS[0], _vin(11), start=f"/start {second_token}")
+    await harness.verify(FRIEND_TGS[0], _vin(11), start=f"/start {second_token}")
 
     [ref] = _referrals(harness)
     assert (ref.referrer_owner_id, ref.referee_owner_id, ref.status) == (first_id, friend, "pending")
@@ -138,7 +128,7 @@ async def test_monthly_cap_from_the_settings_voids_the_referral_over_it(harness)
     _, token = await _referrer(harness)
     for n, user_id in zip((11, 12), FRIEND_TGS, strict=False):
         await _friend(harness, n)
-        await _verify(harness, user_id, _vin(n), start=f"/start {token}")
+        await harness.verify(user_id, _vin(n), start=f"/start {token}")
     assert [(r.status, r.reason) for r in _referrals(harness)] == [("pending", None), ("void", "monthly_cap")]
     _, text = await _invite(harness, REFERRER_TG)
     assert "Pending: 1 · Approved: 0" in text
@@ -152,7 +142,7 @@ async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_
     ids = {}
     for n, user_id in zip((11, 12, 13), FRIEND_TGS, strict=True):
         ids[user_id] = await _friend(harness, n)
-        await _verify(harness, user_id, _vin(n), start=f"/start {token}")
+        await harness.verify(user_id, _vin(n), start=f"/start {token}")
     for user_id in (stays, leaves):
         await sb.join_via_link(user_id, circle_link)
     flows.clock.advance(timedelta(days=3))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from storage.clock import utcnow
@@ -29,22 +29,8 @@ VIN, OTHER_VIN = "LSVAB2BJ7MN123456", "LFV2A21K8E3123456"
 
 @pytest.fixture
 async def harness(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:  # noqa: ANN001
-    """The bot with the service router (added here until ``build_routers`` lists it) and a
-    telematics secret; no quiet hours, so pushes go out whatever the time of day."""
-    from bot import runtime
-    from bot.routers import service
-
-    original = runtime.build_routers
-
-    def with_service(settings):  # noqa: ANN001, ANN202
-        routers = original(settings)
-        if not any(r.name == "service" for r in routers):
-            names = [r.name for r in routers]
-            at = names.index("group") if "group" in names else names.index("fallback")
-            routers.insert(at, service.build_router())
-        return routers
-
-    monkeypatch.setattr(runtime, "build_routers", with_service)
+    """The bot with a telematics secret and no quiet hours, so pushes go out whatever the
+    time of day."""
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__QUIET_HOURS", "off")
     bot_harness = BotHarness(sandbox, sqlite_url, service={"telematics_secret": SECRET})
     await bot_harness.start()
@@ -70,16 +56,9 @@ async def _owner_online(harness: BotHarness, external_id: str, tg: int, vin: str
     """An imported owner who verified on the bot (English), with a car bought 120 days ago."""
     bought = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=120)
     owner_id = await harness.add_owner(
-        external_id, name=f"Owner {external_id}", vin=vin, advisor_code=advisor, purchase_date=bought
+        external_id, name=f"Owner {external_id}", vin=vin, advisor_code=advisor, purchase_date=bought,
+        telegram_user_id=tg, locale="en",
     )
-
-    def link() -> None:
-        with harness.session() as session:
-            owner = session.get(Owner, owner_id)
-            owner.telegram_user_id, owner.stage, owner.locale = tg, "verified", "en"
-            session.commit()
-
-    await asyncio.to_thread(link)
     await harness.sandbox.add_user(tg, first_name=external_id)
     await harness.sandbox.send_text(tg, tg, "/help")  # the owner has talked to the bot before
     await harness.sandbox.wait_for_bot_message(tg)
