@@ -23,10 +23,12 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.sandbox import Sandbox
+from bot.runtime import delivery_policy
+from bot.scheduler import JobContext
 from flows import referrals, winback
 from flows.clock import FrozenClock
 from flows.playbook import Library
-from flows.runner import run_due_flows
+from flows.runner import flows_job
 from flows.segments import recompute_all
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -76,7 +78,9 @@ class DaysPass:
         self.rng = rng
         self.say = say
         self.renderer = Renderer(default_locale=settings.locale)
-        self.referral_policy = settings.referral_policy()
+        self.delivery_policy = delivery_policy(settings)
+        self.flows_job = flows_job(self.renderer, library.flows, library.playbook, settings.timezone)
+        self.approve_job = referrals.approve_job(self.renderer, settings.referral_policy())
         self.zone = ZoneInfo(settings.timezone)
         self.friends = 0
         self._answered: set[tuple[int, int]] = set()
@@ -113,13 +117,10 @@ class DaysPass:
         return datetime.combine(day, time(hour, 0), self.zone).astimezone(UTC)
 
     def _plan(self, now: datetime) -> None:
-        run_due_flows(
-            self.engine, self.renderer, self.library.flows, self.library.playbook, now,
-            timezone=self.settings.timezone,
-        )
-        with Session(self.engine) as session:
-            referrals.approve_due(session, now, policy=self.referral_policy, renderer=self.renderer)
-            session.commit()
+        """What the bot's scheduler does each hour, by the same jobs, at the demo's time."""
+        context = JobContext(engine=self.engine, now=now, policy=self.delivery_policy)
+        self.flows_job(context)
+        self.approve_job(context)
 
     async def _drain(self, now: datetime, timeout: float = 30.0) -> None:
         """Wait until the sender has sent everything due at ``now``."""

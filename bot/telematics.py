@@ -55,7 +55,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlmodel import Session
 
 from bot.app import App
 from flows.delivery_rules import DeliveryPolicy
@@ -63,6 +62,7 @@ from flows.outbox import POLICY_KEY
 from flows.telematics import Reading, ReadingStatus, TelematicsResult, apply_readings
 from flows.templating import Renderer
 from storage.clock import utcnow
+from storage.db import session_scope
 from storage.importing.fields import MAX_KM, MAX_LIST_ITEMS, FieldError, parse_fault_code, parse_iso_instant, parse_vin
 
 log = logging.getLogger(__name__)
@@ -206,19 +206,11 @@ class TelematicsEndpoint:
 
     def _apply(self, readings: list[Reading]) -> TelematicsResult:
         service = self.app.settings.service
-        with Session(self.app.engine, expire_on_commit=False) as session:
-            if self.policy is not None:
-                session.info[POLICY_KEY] = self.policy
-            try:
-                result = apply_readings(
-                    session, self.renderer, readings, utcnow(),
-                    limits=service.limits(self.app.settings.timezone), faults=service.fault_policy(),
-                )
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-        return result
+        with session_scope(self.app.engine, info={POLICY_KEY: self.policy}) as session:
+            return apply_readings(
+                session, self.renderer, readings, utcnow(),
+                limits=service.limits(self.app.settings.timezone), faults=service.fault_policy(),
+            )
 
 
 def _endpoint(

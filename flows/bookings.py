@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from flows.errors import InvalidInputError, NotFoundError
-from flows.outbox import Push, cancel_topic, enqueue
+from flows.outbox import Push, cancel_topic, enqueue, job_scope
 from flows.service import (
     DueStatus,
     ServiceRules,
@@ -435,11 +435,10 @@ def bookings_job(
     """A scheduler job (``ctx`` has ``engine``, ``now``): the reminder scan, then the sweep."""
 
     def job(ctx: Any) -> dict[str, int]:
-        with Session(ctx.engine, expire_on_commit=False) as session:
+        with job_scope(ctx) as session:
             emitted = scan_due(session, ctx.now, rules=rules, within_km=within_km, within_days=within_days,
                                timezone=timezone, slots=slots)
             swept = sweep_bookings(session, ctx.now, timezone)
-            session.commit()
         return {"reminders": emitted, **swept}
 
     job.__name__ = "bookings_job"

@@ -23,7 +23,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
-from flows.outbox import Push, cancel_topic, enqueue_many
+from flows.outbox import Push, cancel_topic, enqueue_many, job_scope
 from flows.templating import Renderer
 from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
 from storage.events import EventKind
@@ -301,10 +301,8 @@ def send_task(ctx: Any, campaign_id: int) -> SendResult:
     """The scheduler task ``SEND_TASK`` (``ctx`` has ``engine`` and ``now``): one campaign."""
     from flows.templating import default_renderer
 
-    with Session(ctx.engine, expire_on_commit=False) as session:
-        result = send(session, default_renderer(), campaign_id, ctx.now)
-        session.commit()
-    return result
+    with job_scope(ctx) as session:
+        return send(session, default_renderer(), campaign_id, ctx.now)
 
 
 def cancel(session: Session, partner_id: int | None, campaign_id: int, now: datetime) -> Campaign:
@@ -442,10 +440,8 @@ def send_due_job(renderer: Renderer) -> Any:
     Idempotent, so it may run beside one-off ``SEND_TASK`` jobs or on a second scheduler."""
 
     def job(ctx: Any) -> list[SendResult]:
-        with Session(ctx.engine, expire_on_commit=False) as session:
-            results = send_due(session, renderer, ctx.now)
-            session.commit()
-        return results
+        with job_scope(ctx) as session:
+            return send_due(session, renderer, ctx.now)
 
     job.__name__ = "send_due_campaigns_job"
     return job

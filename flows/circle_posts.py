@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
-from flows.outbox import Push, enqueue
+from flows.outbox import Push, enqueue, job_scope
 from flows.templating import Renderer
 from storage.models import Circle
 from storage.post_models import CirclePost, PostKind
@@ -220,10 +220,8 @@ def posts_job(renderer: Renderer, timezone: str, locale: str | None = None) -> C
     """A scheduler job (``ctx`` has ``engine`` and ``now``): one planning pass per call."""
 
     def job(ctx: Any) -> int:
-        with Session(ctx.engine) as session:
-            queued = plan_due_posts(session, renderer, ctx.now, timezone, locale)
-            session.commit()
-        return queued
+        with job_scope(ctx) as session:
+            return plan_due_posts(session, renderer, ctx.now, timezone, locale)
 
     job.__name__ = "plan_due_posts_job"
     return job

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from flows.errors import AutoCircleError
 from flows.gift_types import DEFAULT_GIFT_TYPES, GiftType
-from flows.outbox import POLICY_KEY, Candidate, Push, Suppressions, cancel_topic, enqueue
+from flows.outbox import Candidate, Push, Suppressions, cancel_topic, enqueue, job_scope
 from flows.templating import Renderer
 from storage.events import EventKind, record
 from storage.gift_models import GiftGrant
@@ -318,10 +318,7 @@ def reminder_job(
     it is the transaction boundary, so it commits."""
 
     def job(ctx: Any) -> int:
-        with Session(ctx.engine) as session:
-            session.info[POLICY_KEY] = ctx.policy
-            created = plan_reminders(session, renderer, ctx.now, offsets)
-            session.commit()
-            return created
+        with job_scope(ctx) as session:
+            return plan_reminders(session, renderer, ctx.now, offsets)
 
     return job

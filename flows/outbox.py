@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from flows.delivery_rules import (
 )
 from storage import outbox as store
 from storage.clock import utcnow
+from storage.db import session_scope
 from storage.delivery_models import OutboxTopic, OwnerPreference
 from storage.events import EventKind, record
 from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner
@@ -68,6 +70,12 @@ class Push:
     parse_mode: str | None = "HTML"
     topic: str | None = None
     subject: str | None = None
+
+
+def job_scope(ctx: Any) -> AbstractContextManager[Session]:
+    """The unit of work of a scheduled job (``ctx`` has ``engine`` and ``policy``): pushes
+    queued in it are planned under the deployment's delivery rules, not the defaults."""
+    return session_scope(ctx.engine, info={POLICY_KEY: ctx.policy})
 
 
 def policy_of(session: Session, policy: DeliveryPolicy | None = None) -> DeliveryPolicy:

@@ -27,7 +27,7 @@ from sqlmodel import Session
 from flows import gifts
 from flows.errors import AutoCircleError, NotFoundError
 from flows.gift_types import DEFAULT_GIFT_TYPES, GiftKind, GiftType
-from flows.outbox import POLICY_KEY, Push, enqueue
+from flows.outbox import Push, enqueue, job_scope
 from flows.templating import Renderer
 from storage.events import EventKind, record
 from storage.gift_models import Referral, ReferralCode, ReferralStatus
@@ -324,11 +324,8 @@ def approve_job(
     The job gets a context with ``engine``, ``now`` and ``policy``; it commits."""
 
     def job(ctx: Any) -> list[Outcome]:
-        with Session(ctx.engine) as session:
-            session.info[POLICY_KEY] = ctx.policy
-            settled = approve_due(session, ctx.now, policy=policy, renderer=renderer)
-            session.commit()
-            return settled
+        with job_scope(ctx) as session:
+            return approve_due(session, ctx.now, policy=policy, renderer=renderer)
 
     return job
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -48,9 +49,10 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A unit of work: commit on success, roll back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+def session_scope(engine: Engine, info: dict[str, Any] | None = None) -> Iterator[Session]:
+    """A unit of work: commit on success, roll back on error. ``info`` is handed to the
+    session (e.g. the delivery policy pushes are planned under)."""
+    with Session(engine, expire_on_commit=False, info=info) as session:
         try:
             yield session
             session.commit()

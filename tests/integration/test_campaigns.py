@@ -200,7 +200,8 @@ def test_send_time_parsing() -> None:
 
 
 def test_the_scheduler_job_and_task_send_once(engine, world) -> None:  # noqa: ANN001
-    from types import SimpleNamespace
+    from bot.scheduler import JobContext
+    from flows.delivery_rules import DeliveryPolicy
 
     with Session(engine) as session:
         due = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")
@@ -209,7 +210,7 @@ def test_the_scheduler_job_and_task_send_once(engine, world) -> None:  # noqa: A
         campaigns.schedule(session, world["p1"], task.id, NOW + timedelta(minutes=30), NOW)
         session.commit()
         due_id, task_id = due.id, task.id
-    ctx = SimpleNamespace(engine=engine, now=NOW + timedelta(hours=1))
+    ctx = JobContext(engine=engine, now=NOW + timedelta(hours=1), policy=DeliveryPolicy())
     by_task = campaigns.send_task(ctx, campaign_id=task_id)
     job = campaigns.send_due_job(Renderer())
     first, second = job(ctx), job(ctx)

@@ -141,9 +141,11 @@ def test_one_off_retires_and_a_late_occurrence_is_skipped(engine, world) -> None
 
 
 def test_posts_job_runs_one_pass(engine, world) -> None:  # noqa: ANN001
-    class Ctx:
-        def __init__(self, now: datetime) -> None:
-            self.engine, self.now = engine, now
+    from bot.scheduler import JobContext
+    from flows.delivery_rules import DeliveryPolicy
+
+    def Ctx(now: datetime) -> JobContext:  # noqa: N802 - reads like the context it builds
+        return JobContext(engine=engine, now=now, policy=DeliveryPolicy())
 
     with Session(engine) as s:
         posts.create_post(s, posts.Author(operator_id=1), world["c2"], posts.parse_post("10:05 hi"), T0, TZ)
