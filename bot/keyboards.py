@@ -31,16 +31,12 @@ class DealerCb(CallbackData, prefix="dlr"):
     code: str
 
 
-class ProductLineCb(CallbackData, prefix="pl"):
-    value: str
-
-
 LABELS = {
     "zh": {"novice": "新手", "skilled": "熟手", "veteran": "老手", "share": "📱 分享我的手机号",
-           "prospect": "我还不是车主", "passenger": "乘用车", "commercial": "商用车", "join": "加入车主圈",
+           "prospect": "我还不是车主", "join": "加入车主圈",
            "verify": "验证车主身份"},
     "en": {"novice": "Novice", "skilled": "Skilled", "veteran": "Veteran", "share": "📱 Share my phone number",
-           "prospect": "I'm not an owner yet", "passenger": "Passenger", "commercial": "Commercial",
+           "prospect": "I'm not an owner yet",
            "join": "Join the owner circle", "verify": "Verify as an owner"},
 }
 
@@ -87,13 +83,6 @@ def dealer_choice(choices: list[DealerChoice]) -> InlineKeyboardMarkup:
     for choice in choices:
         builder.button(text=choice.name, callback_data=DealerCb(code=choice.code))
     builder.adjust(1)
-    return builder.as_markup()
-
-
-def product_lines(locale: str | None) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for value in ("passenger", "commercial"):
-        builder.button(text=_label(locale, value), callback_data=ProductLineCb(value=value))
     return builder.as_markup()
 
 

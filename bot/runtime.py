@@ -110,7 +110,6 @@ class BotRuntime:
         """Optional start-up calls: a failure is a warning, never a crash."""
         me = await self.bot.get_me()
         self.dp["bot_username"] = me.username or ""
-        self.sender.bot_username = me.username or ""
         with suppress(TelegramAPIError, ClientError, asyncio.TimeoutError):
             await install_default_commands(self.bot, self.app.settings)
             return
@@ -177,9 +176,7 @@ def build_runtime(app: App) -> BotRuntime:
         bot, app.engine, delivery.sender_config(), policy=policy, suppressions=gifts.register_suppressions(Suppressions())
     )
     scheduler = Scheduler(app.engine, policy=policy, on_planned=sender.wake)
-    dp["sender"] = sender
     library = load_library()
     register_jobs(scheduler, app.settings, library)
     dp["flow_library"] = library
-    dp["scheduler"] = scheduler
     return BotRuntime(app=app, bot=bot, dp=dp, sender=sender, scheduler=scheduler)

@@ -148,7 +148,6 @@ class OutboxSender:
         self.policy = policy or DeliveryPolicy()
         self.suppressions = suppressions or Suppressions()
         self.clock = clock
-        self.bot_username = ""
         self.stats: dict[str, int] = {"sent": 0, "failed": 0, "skipped": 0, "retried": 0, "http_429": 0}
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()

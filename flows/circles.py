@@ -90,11 +90,6 @@ def circle_by_chat(session: Session, chat_id: int) -> CircleInfo | None:
     return _info(circle) if circle else None
 
 
-def partner_circles(session: Session, partner_id: int) -> list[CircleInfo]:
-    rows = session.execute(select(Circle).where(Circle.partner_id == partner_id).order_by(Circle.id))
-    return [_info(c) for c in rows.scalars()]
-
-
 def set_welcome(session: Session, partner_id: int, chat_id: int | None, text: str) -> CircleInfo | None:
     """Replace the welcome text of one of the partner's circles (the only one if no chat)."""
     if chat_id is not None:

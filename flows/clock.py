@@ -60,15 +60,6 @@ class Clock:
         storage_clock.set_now(self.now)
 
 
-class SystemClock(Clock):
-    """Real time."""
-
-    rate = 1.0
-
-    def now(self) -> datetime:
-        return _system_now()
-
-
 class FrozenClock(Clock):
     """Time stands still until a test moves it (``set``/``advance``); thread-safe."""
 

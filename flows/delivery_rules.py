@@ -139,12 +139,6 @@ def quiet_hours_end(at: datetime, quiet: QuietHours, tz: ZoneInfo) -> datetime |
     return end.astimezone(UTC)
 
 
-def after_quiet_hours(at: datetime, quiet: QuietHours, tz: ZoneInfo) -> datetime:
-    """``at`` itself, or the end of the quiet window it falls in."""
-    end = quiet_hours_end(at, quiet, tz)
-    return at if end is None else end
-
-
 def effective_cap(policy_cap: int, owner_cap: int | None) -> int:
     """An owner's own setting may lower the cap, never raise it."""
     if owner_cap is None:

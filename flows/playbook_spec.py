@@ -23,10 +23,3 @@ class Playbook(Strict):
 
     def flows_for(self, product_line: str, cell: str) -> list[str]:
         return list(getattr(self, product_line, {}).get(cell, []))
-
-    def all_flow_keys(self) -> set[str]:
-        keys: set[str] = set()
-        for table in (self.passenger, self.commercial, self.events):
-            for flows in table.values():
-                keys.update(flows)
-        return keys

@@ -29,10 +29,6 @@ class Identity:
     owner_id: int | None = None
     locale: str | None = None
 
-    @property
-    def is_partner(self) -> bool:
-        return self.partner_id is not None
-
 
 def resolve_identity(
     session: Session, user_id: int | None, operator_ids: Collection[int]

@@ -7,7 +7,6 @@ re-parse values). Missing variables fail loudly (StrictUndefined).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,9 +45,6 @@ class Renderer:
         except TemplateNotFound:
             template = self._env.get_template(f"{self.default_locale}/{template_id}.j2")
         return template.render(locale=loc, **context).strip()
-
-    def render_map(self, template_id: str, locale: str | None, context: Mapping[str, Any]) -> str:
-        return self.render(template_id, locale, **dict(context))
 
     def template_ids(self) -> list[str]:
         """All message ids (layouts and partials excluded) found for the default locale."""
