@@ -23,15 +23,14 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
+from flows.flow_spec import ACTIVITIES, MATURITIES
 from flows.outbox import Push, cancel_topic, enqueue_many, job_scope
 from flows.templating import Renderer
 from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
 from storage.events import EventKind
 from storage.models import Event, FunnelStage, MessageClass, OutboxMessage, Owner
 
-MATURITIES = ("beginner", "growing", "mature")
-ACTIVITIES = ("active", "declining", "churned", "dormant")
-CELLS = tuple(f"{m}/{a}" for a in ACTIVITIES for m in MATURITIES)
+CELLS = tuple(f"{m}/{a}" for a in ACTIVITIES for m in MATURITIES)  # activity-major: the keyboard's rows
 CUSTOM_TEMPLATE = "campaigns/custom"
 READY_TEMPLATES = ("campaigns/service_check", "campaigns/weekend_drive", "campaigns/member_day")
 DEFAULT_GOALS = (EventKind.booking.value, EventKind.gift_redeemed.value)

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flows.flow_spec import Audience, Condition, EntryRules, Goal, parse_duration
+from storage.flow_models import FlowRunStatus
 
-LIVE = "live"
 TAGS_KEY = "tags"
 
 
@@ -39,7 +39,7 @@ class OwnerView:
 
 def entry_refusal(rules: EntryRules, past: Sequence[PastRun], now: datetime) -> str | None:
     """Why the owner may not enter now (``None``: may enter). A live run always blocks."""
-    if any(run.status == LIVE for run in past):
+    if any(run.status == FlowRunStatus.live for run in past):
         return "live run"
     if rules.once and past:
         return "once"

@@ -14,10 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-MATURITIES = ("beginner", "growing", "mature")
-ACTIVITIES = ("active", "declining", "churned", "dormant")
+MATURITIES = tuple(m.value for m in MATURITY_ORDER)  # the segment engine's own order
+ACTIVITIES = tuple(a.value for a in ACTIVITY_ORDER)
 CELLS = tuple(f"{m}/{a}" for m in MATURITIES for a in ACTIVITIES)
 KEY = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
 

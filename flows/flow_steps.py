@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 50  # per run and pass: a branch loop without a wait cannot spin forever
 CALLBACK_PREFIX = "fl"  # matches an aiogram CallbackData(prefix="fl") with run_id, action
 PUSH_TOPIC = "flow_run"
-GIFT_REMINDER_TOPIC = "gift_reminder"  # flows.gifts.REMINDER_TOPIC (optional module)
 
 Flows = Mapping[str, LoadedFlow]
 
@@ -364,7 +363,7 @@ def _topic(run: FlowRun, spec: FlowSpec) -> dict[str, str]:
     ``gift:<id>``); any other send is dropped when its run reaches a goal."""
     gift_id = (run.context.get("gift") or {}).get("id")
     if spec.trigger.date is not None and spec.trigger.date.attribute == "gift.expires_at" and gift_id:
-        return {"topic": GIFT_REMINDER_TOPIC, "subject": f"gift:{gift_id}"}
+        return {"topic": gifts.REMINDER_TOPIC, "subject": f"gift:{gift_id}"}
     return {"topic": PUSH_TOPIC, "subject": f"run:{run.id}"}
 
 

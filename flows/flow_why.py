@@ -9,7 +9,7 @@ sender, and lives on the outbox row. Joined here by the step's dedupe key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -40,9 +40,7 @@ def delivery_notes(session: Session, rows: Sequence[FlowRunLog], timezone: str) 
 
 def _note(message: OutboxMessage, zone: ZoneInfo) -> str:
     def local(at: datetime | None) -> str:
-        if at is None:
-            return ""
-        return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone).strftime("%m-%d %H:%M")
+        return at.astimezone(zone).strftime("%m-%d %H:%M") if at else ""
 
     reason = f" ({message.reason})" if message.reason else ""
     if message.status == OutboxStatus.sent.value:

@@ -19,8 +19,10 @@ from sqlmodel import Session
 from flows import referrals
 from flows.outbox import Push, enqueue
 from flows.phones import to_e164
+from flows.segment_rules import completed_months, familiarity_for_months
 from flows.templating import Renderer
 from storage.events import EventKind, record
+from storage.segments import Familiarity  # onboarding's answer is the segment's familiarity
 from storage.models import (
     Circle,
     Dealer,
@@ -36,12 +38,6 @@ from storage.models import (
 MAX_FAILURES = 3
 PUBLIC_START_PARAMS = frozenset({"circle", "verify"})  # shared links, not personal tokens
 VIN_SUFFIX = re.compile(r"^[A-HJ-NPR-Z0-9]{6}$")
-
-
-class Familiarity(str, enum.Enum):
-    novice = "novice"
-    skilled = "skilled"
-    veteran = "veteran"
 
 
 class StartKind(str, enum.Enum):
@@ -253,14 +249,7 @@ def suggest_familiarity(
     """Cold-start maturity with the car, from its age (the owner may correct it)."""
     if purchase is None:
         return Familiarity.novice
-    months = (today.year - purchase.year) * 12 + (today.month - purchase.month)
-    if today.day < purchase.day:
-        months -= 1
-    if months < novice_max_months:
-        return Familiarity.novice
-    if months <= skilled_max_months:
-        return Familiarity.skilled
-    return Familiarity.veteran
+    return familiarity_for_months(completed_months(purchase, today), novice_max_months, skilled_max_months)
 
 
 def earliest_purchase(session: Session, owner_id: int) -> date | None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
+from flows.owner_export import mask_vin
 from flows.phones import mask
 from storage.models import Event, FunnelStage, Owner, Vehicle
 
@@ -109,10 +110,6 @@ def owner_profile(
         line=_line(owner, masked),
         familiarity=owner.familiarity,
         last_active_at=owner.last_active_at,
-        vehicles=[(_mask_vin(v) if masked else v, p or "", m or "") for v, p, m in vehicles],
+        vehicles=[(mask_vin(v) if masked else v, p or "", m or "") for v, p, m in vehicles],
         timeline=[TimelineItem(at, kind) for at, kind in events],
     )
-
-
-def _mask_vin(vin: str) -> str:
-    return vin[:3] + "*" * 8 + vin[-6:] if len(vin) == 17 else vin

@@ -16,7 +16,7 @@ import enum
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from flows import gifts
 from flows.errors import AutoCircleError, NotFoundError
 from flows.gift_types import DEFAULT_GIFT_TYPES, GiftKind, GiftType
 from flows.outbox import Push, enqueue, job_scope
+from flows.segment_rules import local_date, start_of_local_day
 from flows.templating import Renderer
 from storage.events import EventKind, record
 from storage.gift_models import Referral, ReferralCode, ReferralStatus
@@ -115,8 +116,7 @@ class ReferralPolicy:
     def month_start(self, now: datetime) -> datetime:
         """The first instant (UTC) of ``now``'s calendar month in the policy's zone."""
         zone = ZoneInfo(self.timezone)
-        local = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(zone)
-        return datetime.combine(local.date().replace(day=1), time(0), zone).astimezone(UTC)
+        return start_of_local_day(local_date(now, zone).replace(day=1), zone)
 
 
 DEFAULT_POLICY = ReferralPolicy()

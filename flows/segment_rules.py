@@ -219,11 +219,16 @@ def familiarity(f: OwnerFacts, now: datetime, th: Thresholds) -> str | None:
     if f.first_purchase is None:
         return None
     months = completed_months(f.first_purchase, local_date(now, th.zone))
-    if months < th.novice_max_months:
-        return Familiarity.novice.value
-    if months <= th.skilled_max_months:
-        return Familiarity.skilled.value
-    return Familiarity.veteran.value
+    return familiarity_for_months(months, th.novice_max_months, th.skilled_max_months).value
+
+
+def familiarity_for_months(months: int, novice_max_months: int, skilled_max_months: int) -> Familiarity:
+    """The car's age in completed months → novice, skilled or veteran (also onboarding's guess)."""
+    if months < novice_max_months:
+        return Familiarity.novice
+    if months <= skilled_max_months:
+        return Familiarity.skilled
+    return Familiarity.veteran
 
 
 def segment(f: OwnerFacts, now: datetime, th: Thresholds) -> Segment:

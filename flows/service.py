@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from flows.errors import InvalidInputError, NotFoundError
 from flows.owners_view import owner_by_ref
+from flows.segment_rules import local_date
 from flows.service_plan import (  # DueStatus, due_status, the limits: also importable from here
     CarFacts,
     DueStatus,
@@ -99,7 +100,8 @@ class OdometerRejectedError(InvalidInputError):
 
 
 def local_today(now: datetime, timezone: str) -> date:
-    return now.astimezone(ZoneInfo(timezone)).date()
+    """The dealer's calendar day at ``now`` (``segment_rules.local_date`` with a zone name)."""
+    return local_date(now, ZoneInfo(timezone))
 
 
 def parse_km(text: str) -> int:

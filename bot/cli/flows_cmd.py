@@ -4,7 +4,6 @@ the matrix of flows per cell)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -83,15 +82,11 @@ def runs(
         why.add_column(column)
     for row in log_rows:
         why.add_row(
-            f"{_aware(row.at).astimezone(zone):%Y-%m-%d %H:%M}", str(row.owner_id), row.flow_key,
+            f"{row.at.astimezone(zone):%Y-%m-%d %H:%M}", str(row.owner_id), row.flow_key,
             str(row.run_id or ""), row.step_id or "", row.outcome, row.reason or "",
             delivery.get(row.id or 0, ""),
         )
     console.print(why)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @playbook_app.command("show")
