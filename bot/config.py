@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from flows.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
 
 if TYPE_CHECKING:
+    from flows.slots import SlotPolicy
     from flows.referrals import ReferralPolicy
     from flows.segment_rules import Thresholds
     from bot.sender import SenderConfig
@@ -169,6 +170,12 @@ class ServiceSettings(BaseModel):
             alert_max_age=timedelta(hours=self.fault_alert_max_age_hours),
             reopen_after=timedelta(days=self.fault_reopen_days),
         )
+
+    def slot_policies(self) -> dict[str, SlotPolicy]:
+        """``dealer_slots`` as plain values for ``flows.bookings`` (handlers, the job, the demo)."""
+        from flows.slots import SlotPolicy
+
+        return {code: SlotPolicy.of(value) for code, value in self.dealer_slots.items()}
 
 
 class DeliverySettings(BaseModel):

@@ -190,7 +190,6 @@ class DaysPass:
     async def _service_moment(self, now: datetime, result: DaysResult) -> None:
         """A car nears its service mileage: reminder with the checklist and slots, the owner
         books, the partner confirms, and the partner's follow-up list shows the rest."""
-        from bot.routers.bookings import slot_policies
         from flows import bookings
 
         persona = next((p for p in self.personas if p.kind == "engaged"), None)
@@ -206,7 +205,7 @@ class DaysPass:
             bookings.demo_service_moment(
                 session, vehicle_id, now, rules=service.rules(), within_km=service.remind_within_km,
                 within_days=service.remind_within_days, timezone=self.settings.timezone,
-                slots=slot_policies(self.settings),
+                slots=self.settings.service.slot_policies(),
             )
             session.commit()
         await asyncio.to_thread(self._plan, now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.scheduler import Scheduler
-from bot.routers.bookings import slot_policies
 from flows import bookings, campaigns, circle_posts, referrals
 from flows.playbook import Library
 from flows.runner import flows_job
@@ -31,7 +30,7 @@ def register_jobs(scheduler: Scheduler, settings: Settings, library: Library) ->
         bookings.bookings_job(
             rules=service.rules(), within_km=service.remind_within_km,
             within_days=service.remind_within_days, timezone=settings.timezone,
-            slots=slot_policies(settings),
+            slots=service.slot_policies(),
         ),
         hours=1,
     )

@@ -27,6 +27,7 @@ from sqlmodel import Session
 from flows import gifts
 from flows.errors import AutoCircleError, NotFoundError
 from flows.gift_types import DEFAULT_GIFT_TYPES, GiftKind, GiftType
+from flows.invites import deep_link
 from flows.outbox import Push, enqueue, job_scope
 from flows.segment_rules import local_date, start_of_local_day
 from flows.templating import Renderer
@@ -154,7 +155,7 @@ def invite(session: Session, owner_id: int, bot_username: str, now: datetime) ->
         select(Referral.status, func.count()).where(Referral.referrer_owner_id == owner_id).group_by(Referral.status)
     ).all())
     return Invite(
-        link=f"https://t.me/{bot_username}?start={PREFIX}{code}", code=code,
+        link=deep_link(bot_username, PREFIX + code), code=code,
         pending=counts.get(ReferralStatus.pending.value, 0), approved=counts.get(ReferralStatus.approved.value, 0),
     )
 

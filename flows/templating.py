@@ -18,6 +18,12 @@ LOCALES = ("zh", "en")
 DEFAULT_LOCALE = "zh"
 
 
+def locale_from_telegram(language_code: str | None) -> str | None:
+    """A person's Telegram app language as one of ours: English apps get English; anything
+    else is left to the deployment's default (``None``)."""
+    return "en" if language_code and language_code.startswith("en") else None
+
+
 class Renderer:
     """Renders ``<area>/<name>`` ids in a locale, falling back to the default locale."""
 

@@ -12,7 +12,6 @@ it only takes its own callbacks and ``/followups``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 from aiogram import F, Router
 from aiogram.enums import ChatType
@@ -25,7 +24,6 @@ from bot.config import Settings
 from bot.filters import IsPartner
 from flows import bookings, slots
 from flows.bookings import FollowUpReason, PartnerAnswer
-from flows.slots import SlotPolicy
 from flows.errors import InvalidInputError, NotFoundError
 from flows.roles import Identity
 from flows.templating import Renderer
@@ -49,11 +47,6 @@ class AcceptProposal(CallbackData, prefix=bookings.ACCEPT_PREFIX):
 class Contacted(CallbackData, prefix="fu"):
     owner_id: int
     reason: FollowUpReason
-
-
-def slot_policies(settings: Settings) -> Mapping[str, SlotPolicy]:
-    """``service.dealer_slots`` as plain values for ``flows.bookings`` (also for the job)."""
-    return {code: SlotPolicy.of(value) for code, value in settings.service.dealer_slots.items()}
 
 
 def build_router() -> Router:
@@ -81,7 +74,7 @@ async def on_book_slot(
     try:
         view = bookings.book_slot(
             session, renderer, identity.owner_id, callback_data.vehicle_id,
-            slots.from_minute(callback_data.at), utcnow(), slots=slot_policies(settings),
+            slots.from_minute(callback_data.at), utcnow(), slots=settings.service.slot_policies(),
             timezone=settings.timezone,
         )
     except (InvalidInputError, NotFoundError) as exc:
@@ -115,7 +108,7 @@ async def on_booking_answer(
     try:
         view = bookings.partner_answer(
             session, renderer, identity.partner_id, callback_data.booking_id, callback_data.answer,  # type: ignore[arg-type]
-            utcnow(), slots=slot_policies(settings), timezone=settings.timezone,
+            utcnow(), slots=settings.service.slot_policies(), timezone=settings.timezone,
         )
     except (InvalidInputError, NotFoundError) as exc:
         await callback.answer(renderer.render("bookings/unavailable", loc, reason=str(exc), no_signature=True))

@@ -90,11 +90,6 @@ LABELS = {
 }
 
 
-def _loc(identity: Identity, renderer: Renderer) -> str:
-    """The partner's language, else the deployment's: labels and texts must agree."""
-    return identity.locale or renderer.default_locale
-
-
 def _label(locale: str | None, key: str) -> str:
     return LABELS.get(locale or "zh", LABELS["zh"]).get(key, key)
 
@@ -193,9 +188,9 @@ def _matrix_view(
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The cells step as the partner sees it: what is picked, and the matrix with counts."""
     counts = campaigns.cell_counts(session, identity.partner_id or 0, line)
-    text = renderer.render("campaigns/pick_cells", _loc(identity, renderer), picked=picked,
-                           line=_label(_loc(identity, renderer), line) if line else None, no_signature=True)
-    return text, matrix_keyboard(_loc(identity, renderer), picked, counts, lines, line)
+    text = renderer.render("campaigns/pick_cells", renderer.locale_for(identity.locale), picked=picked,
+                           line=_label(renderer.locale_for(identity.locale), line) if line else None, no_signature=True)
+    return text, matrix_keyboard(renderer.locale_for(identity.locale), picked, counts, lines, line)
 
 
 async def on_label(callback: CallbackQuery) -> None:
@@ -228,11 +223,11 @@ async def on_line(callback: CallbackQuery, callback_data: LineCb, state: FSMCont
 
 async def on_cells_done(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     if not (await state.get_data()).get("cells"):
-        await callback.answer(renderer.render("campaigns/pick_cells", _loc(identity, renderer), picked=[], no_signature=True))
+        await callback.answer(renderer.render("campaigns/pick_cells", renderer.locale_for(identity.locale), picked=[], no_signature=True))
         return
     await state.set_state(CampaignForm.template)
-    await callback.message.edit_text(renderer.render("campaigns/pick_template", _loc(identity, renderer), no_signature=True),
-                                     reply_markup=templates_keyboard(_loc(identity, renderer)))
+    await callback.message.edit_text(renderer.render("campaigns/pick_template", renderer.locale_for(identity.locale), no_signature=True),
+                                     reply_markup=templates_keyboard(renderer.locale_for(identity.locale)))
     await callback.answer()
 
 
@@ -244,7 +239,7 @@ async def on_template(callback: CallbackQuery, callback_data: TemplateCb, state:
 
 async def on_own_text(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     await state.set_state(CampaignForm.text)
-    await callback.message.answer(renderer.render("campaigns/ask_text", _loc(identity, renderer), no_signature=True))
+    await callback.message.answer(renderer.render("campaigns/ask_text", renderer.locale_for(identity.locale), no_signature=True))
     await callback.answer()
 
 
@@ -262,22 +257,22 @@ async def _draft(message: Message, state: FSMContext, session: Session, renderer
             product_line=data.get("line"), holdout_percent=settings.campaigns.holdout_percent, **what,
         )
     except AutoCircleError as error:
-        await message.answer(renderer.render("campaigns/problem", _loc(identity, renderer), reason=str(error), no_signature=True))
+        await message.answer(renderer.render("campaigns/problem", renderer.locale_for(identity.locale), reason=str(error), no_signature=True))
         return
-    view = campaigns.preview(session, renderer, identity.partner_id or 0, draft.id or 0, _loc(identity, renderer))
+    view = campaigns.preview(session, renderer, identity.partner_id or 0, draft.id or 0, renderer.locale_for(identity.locale))
     await state.set_state(CampaignForm.when)
     await state.update_data(campaign_id=draft.id)
     await message.answer(view.sample)  # exactly what the owners will see
-    line = _label(_loc(identity, renderer), view.product_line) if view.product_line else None
-    await message.answer(renderer.render("campaigns/preview", _loc(identity, renderer), p=view, line=line, no_signature=True),
-                         reply_markup=steps_keyboard(_loc(identity, renderer), Step.now, Step.drop))
+    line = _label(renderer.locale_for(identity.locale), view.product_line) if view.product_line else None
+    await message.answer(renderer.render("campaigns/preview", renderer.locale_for(identity.locale), p=view, line=line, no_signature=True),
+                         reply_markup=steps_keyboard(renderer.locale_for(identity.locale), Step.now, Step.drop))
 
 
 async def on_now(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     await state.set_state(CampaignForm.confirm)
     await state.update_data(send_at=None)
-    await callback.message.answer(renderer.render("campaigns/confirm", _loc(identity, renderer), at=None, no_signature=True),
-                                  reply_markup=steps_keyboard(_loc(identity, renderer), Step.confirm, Step.drop))
+    await callback.message.answer(renderer.render("campaigns/confirm", renderer.locale_for(identity.locale), at=None, no_signature=True),
+                                  reply_markup=steps_keyboard(renderer.locale_for(identity.locale), Step.confirm, Step.drop))
     await callback.answer()
 
 
@@ -285,13 +280,13 @@ async def on_time(message: Message, state: FSMContext, renderer: Renderer, ident
     try:
         at = campaigns.parse_send_time(message.text or "", utcnow(), settings.timezone)
     except AutoCircleError as error:
-        await message.answer(renderer.render("campaigns/problem", _loc(identity, renderer), reason=str(error), no_signature=True))
+        await message.answer(renderer.render("campaigns/problem", renderer.locale_for(identity.locale), reason=str(error), no_signature=True))
         return
     await state.set_state(CampaignForm.confirm)
     await state.update_data(send_at=at.isoformat())
     local = campaigns.local_time(at, settings.timezone)
-    await message.answer(renderer.render("campaigns/confirm", _loc(identity, renderer), at=local, no_signature=True),
-                         reply_markup=steps_keyboard(_loc(identity, renderer), Step.confirm, Step.drop))
+    await message.answer(renderer.render("campaigns/confirm", renderer.locale_for(identity.locale), at=local, no_signature=True),
+                         reply_markup=steps_keyboard(renderer.locale_for(identity.locale), Step.confirm, Step.drop))
 
 
 async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
@@ -300,12 +295,12 @@ async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Sessio
     try:
         outcome = campaigns.confirm(session, renderer, identity.partner_id or 0, int(data["campaign_id"]), data.get("send_at"), utcnow())
     except AutoCircleError as error:
-        await callback.message.answer(renderer.render("campaigns/problem", _loc(identity, renderer), reason=str(error), no_signature=True))
+        await callback.message.answer(renderer.render("campaigns/problem", renderer.locale_for(identity.locale), reason=str(error), no_signature=True))
     else:
         if isinstance(outcome, campaigns.SendResult):
-            text = renderer.render("campaigns/queued", _loc(identity, renderer), r=outcome)
+            text = renderer.render("campaigns/queued", renderer.locale_for(identity.locale), r=outcome)
         else:
-            text = renderer.render("campaigns/scheduled", _loc(identity, renderer), campaign_id=outcome.id,
+            text = renderer.render("campaigns/scheduled", renderer.locale_for(identity.locale), campaign_id=outcome.id,
                                    at=campaigns.local_time(outcome.send_at, settings.timezone))
         await callback.message.answer(text)
     await callback.answer()
@@ -326,13 +321,13 @@ async def _abort(message: Message, state: FSMContext, session: Session, renderer
     await state.clear()
     if campaign_id:
         campaigns.cancel(session, identity.partner_id, int(campaign_id), utcnow())
-    await message.answer(renderer.render("campaigns/aborted", _loc(identity, renderer), no_signature=True))
+    await message.answer(renderer.render("campaigns/aborted", renderer.locale_for(identity.locale), no_signature=True))
 
 
 async def on_campaigns(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
     items = campaigns.list_stats(session, identity.partner_id or 0)
-    await message.answer(renderer.render("campaigns/list", _loc(identity, renderer), items=items),
-                         reply_markup=cancel_keyboard(_loc(identity, renderer), items))
+    await message.answer(renderer.render("campaigns/list", renderer.locale_for(identity.locale), items=items),
+                         reply_markup=cancel_keyboard(renderer.locale_for(identity.locale), items))
 
 
 async def on_cancel(callback: CallbackQuery, callback_data: CancelCb, session: Session, renderer: Renderer, identity: Identity) -> None:
@@ -341,10 +336,10 @@ async def on_cancel(callback: CallbackQuery, callback_data: CancelCb, session: S
     except AutoCircleError as error:
         await callback.answer(str(error))
         return
-    await callback.message.answer(renderer.render("campaigns/cancelled", _loc(identity, renderer), campaign_id=callback_data.campaign_id))
+    await callback.message.answer(renderer.render("campaigns/cancelled", renderer.locale_for(identity.locale), campaign_id=callback_data.campaign_id))
     await callback.answer()
 
 
 async def on_reasons(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
     report = winback.churn_reasons(session, identity.partner_id)
-    await message.answer(renderer.render("winback/reasons", _loc(identity, renderer), report=report, since=None))
+    await message.answer(renderer.render("winback/reasons", renderer.locale_for(identity.locale), report=report, since=None))

@@ -11,7 +11,7 @@ from aiogram import Router
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import ErrorEvent
 
-from flows.templating import Renderer
+from flows.templating import Renderer, locale_from_telegram
 
 log = logging.getLogger(__name__)
 def build_router() -> Router:
@@ -39,16 +39,10 @@ async def on_unexpected_error(event: ErrorEvent, renderer: Renderer) -> bool:
     if chat_id is not None and not isinstance(event.exception, TelegramAPIError):
         locale = user.language_code if user else None
         try:
-            await event.update.bot.send_message(chat_id, renderer.render("common/error", _loc(locale)))
+            await event.update.bot.send_message(chat_id, renderer.render("common/error", locale_from_telegram(locale)))
         except TelegramAPIError:
             log.warning("could not send the apology for update %s", update.update_id)
     return True
-
-
-def _loc(language_code: str | None) -> str | None:
-    if language_code and language_code.startswith("en"):
-        return "en"
-    return None
 
 
 def _user_of(event: ErrorEvent):  # noqa: ANN202 - aiogram User or None

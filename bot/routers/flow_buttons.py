@@ -13,12 +13,12 @@ from sqlmodel import Session
 
 from flows import winback
 from flows.roles import Identity
-from flows.runner import record_button
+from flows.runner import CALLBACK_PREFIX, record_button
 from flows.templating import Renderer
 from storage.clock import utcnow
 
 
-class FlowAnswer(CallbackData, prefix="fl"):
+class FlowAnswer(CallbackData, prefix=CALLBACK_PREFIX):
     """Emitted by the flow runner as ``fl:<run_id>:<action>``."""
 
     run_id: int

@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.filters import IsPartner
 from flows import circles
 from flows.errors import AutoCircleError
+from flows.invites import deep_link
 from flows.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -115,7 +116,7 @@ async def on_join(
         text = renderer.render("circle/welcome_owner", who.locale, name=who.name, custom=info.welcome_text or "")
         await bot.send_message(event.chat.id, text)
         return
-    url = f"https://t.me/{bot_username}?start=circle"
+    url = deep_link(bot_username, "circle")
     text = renderer.render("circle/verify_first", None, name=user.full_name)
     await bot.send_message(event.chat.id, text, reply_markup=keyboards.verify_link(renderer.default_locale, url))
 
@@ -131,7 +132,7 @@ async def on_join_request(
         await request.approve()
         return
     await request.decline()
-    url = f"https://t.me/{bot_username}?start=circle"
+    url = deep_link(bot_username, "circle")
     try:
         await bot.send_message(
             request.user_chat_id, renderer.render("circle/verify_first_private", None, title=info.title),

@@ -20,7 +20,7 @@ from flows.playbook import Library
 from flows.runner import enter_deep_link
 from flows.referrals import Touch
 from flows.roles import Identity, Role
-from flows.templating import Renderer
+from flows.templating import Renderer, locale_from_telegram
 from storage.clock import utcnow
 
 
@@ -63,7 +63,7 @@ def _loc(identity: Identity, message_or_cb: Message | CallbackQuery, renderer: R
     if identity.locale:
         return identity.locale
     code = message_or_cb.from_user.language_code if message_or_cb.from_user else None
-    return renderer.locale_for("en" if code and code.startswith("en") else None)
+    return renderer.locale_for(locale_from_telegram(code))
 
 
 async def on_start(

@@ -119,7 +119,7 @@ async def on_circle_picked(
 async def on_posts(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
     items = posts.list_posts(session, author_of(identity), settings.timezone)
     await message.answer(renderer.render("posts/list", identity.locale, posts=items),
-                         reply_markup=list_keyboard(items, identity.locale) if items else None)
+                         reply_markup=list_keyboard(items, renderer.locale_for(identity.locale)) if items else None)
 
 
 async def on_cancel(

@@ -71,7 +71,7 @@ async def on_operator_matrix(
 async def _send_matrix(
     message: Message, report: MatrixReport, renderer: Renderer, identity: Identity, settings: Settings
 ) -> None:
-    locale = identity.locale or settings.locale
+    locale = renderer.locale_for(identity.locale)
     png = await asyncio.to_thread(render_matrix_png, report, locale=locale, timezone=settings.timezone)
     caption = renderer.render("reports/matrix", locale, r=report)
     await message.answer_photo(BufferedInputFile(png, filename="matrix.png"), caption=caption)
@@ -82,7 +82,7 @@ async def on_export(
 ) -> None:
     data, rows = owners_xlsx(
         session, partner_id=identity.partner_id, masked=True,
-        locale=identity.locale or settings.locale, timezone=settings.timezone,
+        locale=renderer.locale_for(identity.locale), timezone=settings.timezone,
     )
     if not rows:
         await message.answer(renderer.render("reports/export_empty", identity.locale))

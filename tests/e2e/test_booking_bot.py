@@ -58,7 +58,6 @@ def _mileage(harness: BotHarness) -> int | None:
 
 def _scan_and_run(harness: BotHarness) -> int:
     """One reminder scan and one flow runner pass, as the scheduler's jobs would do."""
-    from bot.routers.bookings import slot_policies
     from flows import bookings
     from flows.playbook import load_library
     from flows.runner import run_due_flows
@@ -69,7 +68,7 @@ def _scan_and_run(harness: BotHarness) -> int:
         emitted = bookings.scan_due(
             session, utcnow(), rules=settings.service.rules(), within_km=settings.service.remind_within_km,
             within_days=settings.service.remind_within_days, timezone=settings.timezone,
-            slots=slot_policies(settings),
+            slots=settings.service.slot_policies(),
         )
         session.commit()
     library = load_library()

@@ -30,10 +30,11 @@ def frozen(daytime_clock) -> Iterator[FrozenClock]:  # noqa: ANN001
 async def _plan(harness, clock: FrozenClock) -> int:  # noqa: ANN001
     job = circle_posts.posts_job(Renderer(default_locale="en"), harness.app.settings.timezone)
 
-    class Ctx:
-        engine, now = harness.app.engine, clock.now()
+    from bot.runtime import delivery_policy
+    from bot.scheduler import JobContext
 
-    queued = await asyncio.to_thread(job, Ctx())
+    context = JobContext(engine=harness.app.engine, now=clock.now(), policy=delivery_policy(harness.app.settings))
+    queued = await asyncio.to_thread(job, context)
     harness.runtime.sender.wake()
     return queued
 
