@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from flows.owner_export import mask_vin
@@ -59,22 +59,21 @@ def list_owners(
     session: Session, partner_id: int | None, text_filter: str = "", limit: int = 30
 ) -> tuple[list[OwnerLine], int]:
     """Owners matching a stage keyword or a name/ref/phone fragment; returns (page, total)."""
-    query = select(Owner)
+    conditions = []
     if partner_id is not None:
-        query = query.where(Owner.partner_id == partner_id)
+        conditions.append(Owner.partner_id == partner_id)
     needle = text_filter.strip()
     if needle in STAGES:
-        query = query.where(Owner.stage == needle)
+        conditions.append(Owner.stage == needle)
     elif needle in ("passenger", "commercial"):
-        query = query.where(Owner.product_line == needle)
+        conditions.append(Owner.product_line == needle)
     elif needle:
         like = f"%{needle}%"
-        query = query.where(
-            or_(Owner.name.like(like), Owner.external_id.like(like), Owner.phone.like(like))
-        )
-    owners = list(session.execute(query.order_by(Owner.id)).scalars())
+        conditions.append(or_(Owner.name.like(like), Owner.external_id.like(like), Owner.phone.like(like)))
+    total = session.execute(select(func.count()).select_from(Owner).where(*conditions)).scalar_one()
+    page = session.execute(select(Owner).where(*conditions).order_by(Owner.id).limit(limit)).scalars()
     masked = partner_id is not None
-    return [_line(o, masked) for o in owners[:limit]], len(owners)
+    return [_line(o, masked) for o in page], total
 
 
 def owner_by_ref(session: Session, ref: str, partner_id: int | None = None) -> Owner | None:

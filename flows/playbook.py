@@ -93,24 +93,30 @@ def check_templates(flows: dict[str, LoadedFlow], root: Path = TEMPLATES_DIR) ->
 
 def check_library(folder: Path = FLOWS_DIR, templates: Path = TEMPLATES_DIR) -> list[FlowProblem]:
     """Every problem in a flow folder (flows, playbook, templates); empty when all is well."""
-    try:
-        flows = load_flows(folder)
-    except FlowFileError as exc:
-        return list(exc.problems)
-    problems = check_templates(flows, templates)
-    path = folder / PLAYBOOK_NAME
-    if path.is_file():
-        try:
-            problems += check_playbook(load_playbook(path), flows, path)
-        except FlowFileError as exc:
-            problems += exc.problems
-    return problems
+    return _read_library(folder, templates)[1]
 
 
 def load_library(folder: Path = FLOWS_DIR, templates: Path = TEMPLATES_DIR) -> Library:
     """The flows and the playbook, checked; raises ``FlowFileError`` listing every problem."""
-    problems = check_library(folder, templates)
-    if problems:
+    library, problems = _read_library(folder, templates)
+    if problems or library is None:
         raise FlowFileError(problems)
+    return library
+
+
+def _read_library(folder: Path, templates: Path) -> tuple[Library | None, list[FlowProblem]]:
+    """Read the folder once: the library (when the flows load) and every problem found."""
+    try:
+        flows = load_flows(folder)
+    except FlowFileError as exc:
+        return None, list(exc.problems)
+    problems = check_templates(flows, templates)
+    playbook = None
     path = folder / PLAYBOOK_NAME
-    return Library(load_flows(folder), load_playbook(path) if path.is_file() else None)
+    if path.is_file():
+        try:
+            playbook = load_playbook(path)
+            problems += check_playbook(playbook, flows, path)
+        except FlowFileError as exc:
+            problems += exc.problems
+    return Library(flows, playbook), problems

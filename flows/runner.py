@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -185,6 +186,12 @@ def record_button(
 # --- one pass: triggers and entering (advancing is ``StepRunner``) ---------------------------
 
 
+@lru_cache(maxsize=64)
+def _cron(expr: str, timezone: str) -> CronTrigger:
+    """A schedule's trigger, parsed once per process rather than on every pass."""
+    return CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
+
+
 class _Pass(StepRunner):
     # phase 1: events ------------------------------------------------------------------
     def read_events(self) -> bool:
@@ -247,10 +254,12 @@ class _Pass(StepRunner):
         ).all()
         cell_flows = [f for f in self.flows.values()
                       if f.spec.trigger.kind is TriggerKind.cell_entered]
+        ids = {row.owner_id for row in rows}
+        owners = {o.id: o for o in self.session.exec(select(Owner).where(Owner.id.in_(ids))).all()} if ids else {}  # type: ignore[union-attr]
         for row in rows:
             cursor.position = row.id
             cell = f"{row.to_maturity}/{row.to_activity}"
-            owner = self.session.get(Owner, row.owner_id)
+            owner = owners.get(row.owner_id)
             if owner is None:
                 continue
             for flow in cell_flows:
@@ -321,7 +330,7 @@ class _Pass(StepRunner):
             if cursor.at is None:
                 cursor.at = self.now  # a new schedule starts now; no backfill
                 continue
-            slot = CronTrigger.from_crontab(expr, timezone=ZoneInfo(self.timezone)).get_next_fire_time(
+            slot = _cron(expr, self.timezone).get_next_fire_time(
                 None, cursor.at + timedelta(seconds=1)
             )
             if slot is None or slot > self.now:
