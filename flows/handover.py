@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from flows.errors import InvalidInputError
-from flows.outbox import Push, enqueue
+from flows.outbox import Push, enqueue_many
 from flows.partners import find_partner
 from flows.templating import Renderer
 from storage.events import EventKind, record
@@ -33,22 +33,20 @@ def handover(
     if source.id == target.id:
         raise InvalidInputError("FROM and TO are the same partner")
     owners = list(session.execute(select(Owner).where(Owner.partner_id == source.id)).scalars())
-    told = 0
+    notices = []
     for owner in owners:
         owner.partner_id = target.id
         owner.advisor_code = target.advisor_code
         owner.updated_at = now
         record(session, owner.id, EventKind.handover, now, from_partner=source.id, to_partner=target.id)
         if owner.telegram_user_id is not None and not owner.unreachable:
-            told += enqueue(
-                session,
-                Push(
-                    dedupe_key=f"handover:{source.id}:{target.id}:{owner.id}",
-                    chat_id=owner.telegram_user_id,
-                    owner_id=owner.id,
-                    text=renderer.render("owner/new_advisor", owner.locale, partner_name=target.name),
-                ),
-            )
+            notices.append(Push(
+                dedupe_key=f"handover:{source.id}:{target.id}:{owner.id}",
+                chat_id=owner.telegram_user_id,
+                owner_id=owner.id,
+                text=renderer.render("owner/new_advisor", owner.locale, partner_name=target.name),
+            ))
+    told = enqueue_many(session, notices)
     circles = session.execute(
         update(Circle).where(Circle.partner_id == source.id).values(partner_id=target.id)
     ).rowcount
