@@ -41,15 +41,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from storage.clock import utcnow
 from storage.events import EventKind
+from storage.importing.batches import ProgressCallback, Reject, stream_batches
 from storage.importing.headers import ColumnMap, map_columns
 from storage.importing.readers import open_source
 from storage.importing.rejects import Problem, RejectWriter, check_target, default_rejects_path
 from storage.importing.rows import OwnerRow, RowParser
-from storage.importing.summary import ImportProgress, ImportSummary
+from storage.importing.summary import ImportSummary
 from storage.models import Dealer, Event, FunnelStage, Owner, Partner, Vehicle
 
-ProgressCallback = Callable[[ImportProgress], None]
-Reject = tuple[int, list[object], list[Problem]]
 
 OWNER = Owner.__table__  # type: ignore[attr-defined]
 VEHICLE = Vehicle.__table__  # type: ignore[attr-defined]
@@ -105,29 +104,7 @@ def import_owners(
         try:
             with engine.connect() as conn:
                 store = _OwnerStore(conn, columns, source_path.name)
-                read = 0
-                good: list[OwnerRow] = []
-                bad: list[Reject] = []
-
-                def flush() -> None:
-                    found = store.write(good) if good else []
-                    for line, values, problems in sorted(bad + found, key=lambda r: r[0]):
-                        rejects.write(line, values, problems)
-                    good.clear()
-                    bad.clear()
-                    if progress is not None:
-                        progress(ImportProgress(read, source.done(), source.total, source.unit))
-
-                for line, values, row_problem in source.rows():
-                    read += 1
-                    row, problems = parser.parse(line, values, row_problem)
-                    if row is None:
-                        bad.append((line, values, problems))
-                    else:
-                        good.append(row)
-                    if len(good) + len(bad) >= batch_size:
-                        flush()
-                flush()
+                read = stream_batches(source, parser, rejects, store.write, batch_size, progress)
         finally:
             rejects.close()
     return ImportSummary(

@@ -29,10 +29,11 @@ from sqlmodel import Session
 from storage.db import session_scope
 from storage.importing import fields
 from storage.importing.fields import FieldError
+from storage.importing.batches import ProgressCallback, stream_batches
 from storage.importing.headers import ColumnMap, HeaderSpec
 from storage.importing.readers import open_source
 from storage.importing.rejects import Problem, RejectWriter, check_target, default_rejects_path
-from storage.importing.summary import ImportProgress, RecordImportSummary
+from storage.importing.summary import RecordImportSummary
 
 
 class Status(str, enum.Enum):
@@ -63,7 +64,6 @@ class ParsedRow(Protocol):
 
 R = TypeVar("R", bound=ParsedRow)
 Apply = Callable[[Session, Sequence[R]], Sequence[RowOutcome]]
-ProgressCallback = Callable[[ImportProgress], None]
 
 
 class RecordParser(Generic[R]):
@@ -140,31 +140,12 @@ def run_records(
         check_target(target, source_path)
         parser = make_parser(columns)
         rejects = RejectWriter(target, columns.header)
-        read = 0
-        good: list[R] = []
-        bad: list[tuple[int, list[object], list[Problem]]] = []
-
-        def flush() -> None:
-            found = _apply_batch(engine, apply, good, columns, statuses, counts) if good else []
-            for line, values, problems in sorted(bad + found, key=lambda r: r[0]):
-                rejects.write(line, values, problems)
-            good.clear()
-            bad.clear()
-            if progress is not None:
-                progress(ImportProgress(read, source.done(), source.total, source.unit))
-
         try:
-            for line, values, row_problem in source.rows():
-                read += 1
-                row, problems = parser.parse(line, values, row_problem)
-                if row is None:
-                    bad.append((line, values, problems))
-                    statuses[Status.rejected] += 1
-                else:
-                    good.append(row)
-                if len(good) + len(bad) >= batch_size:
-                    flush()
-            flush()
+            read = stream_batches(
+                source, parser, rejects,
+                lambda rows: _apply_batch(engine, apply, rows, columns, statuses, counts),
+                batch_size, progress,
+            )
         finally:
             rejects.close()
     return RecordImportSummary(
@@ -176,7 +157,7 @@ def run_records(
         imported=statuses[Status.imported],
         updated=statuses[Status.updated],
         unchanged=statuses[Status.unchanged],
-        rejected=statuses[Status.rejected],
+        rejected=rejects.rows,
         counts=tuple(sorted(counts.items())),
         ignored_columns=tuple(name for _, name in columns.extras),
         rejects_path=str(target) if rejects.rows else None,

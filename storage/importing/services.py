@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from storage.clock import utcnow
 from storage.importing import fields
 from storage.importing.headers import VIN_FIELD, ColumnMap, FieldSpec, HeaderSpec
-from storage.importing.records import Apply, ProgressCallback, RecordParser, run_records
+from storage.importing.batches import ProgressCallback
+from storage.importing.records import Apply, RecordParser, run_records
 from storage.importing.rejects import Problem
 from storage.importing.summary import RecordImportSummary
 
