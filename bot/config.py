@@ -221,6 +221,18 @@ class DeliverySettings(BaseModel):
 
 
 
+class SecuritySettings(BaseModel):
+    """Limits that make guessing and replay useless (issue 11)."""
+
+    verify_max_failures_per_user: int = Field(default=5, ge=1, description="failed verifications per Telegram user per window")
+    verify_max_failures_per_owner: int = Field(default=10, ge=1, description="failed verifications per owner record per window")
+    verify_window_hours: float = Field(default=24.0, gt=0)
+    invite_valid_days: int = Field(default=30, ge=1, description="how long an owner's personal link works")
+    telematics_max_body_bytes: int = Field(default=1_000_000, gt=0)
+    telematics_max_depth: int = Field(default=8, ge=1)
+    telematics_max_age_s: int = Field(default=300, gt=0, description="a signed body older than this is a replay")
+
+
 class Settings(BaseSettings):
     """AutoCircle settings, read from ``AUTOCIRCLE_*`` variables and an optional ``.env``."""
 
@@ -254,6 +266,7 @@ class Settings(BaseSettings):
     referrals: ReferralSettings = Field(default_factory=ReferralSettings)
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     def segment_thresholds(self) -> Thresholds:
         """The segment rules' plain values (flows never see the settings object)."""

@@ -157,6 +157,7 @@ class InviteToken(SQLModel, table=True):
     partner_id: int | None = Field(default=None, foreign_key="partner.id")
     created_at: datetime = Field(default_factory=utcnow)
     used_at: datetime | None = None
+    expires_at: datetime | None = None  # null: issued before expiry existed, counts from created_at
 
 
 class Prospect(SQLModel, table=True):

@@ -1,0 +1,61 @@
+"""The audit log: who did what security-relevant thing to whom, as rows (issue 11, item 9).
+
+One function appends (``record_audit``); one reads (``audit_entries``). Kinds are named once
+here so the CLI can filter by them and a typo is an error, not a silent new kind.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from storage.clock import utcnow
+from storage.security_models import AuditEntry
+
+
+class AuditKind(str, enum.Enum):
+    verification_failed = "verification_failed"
+    verification_locked = "verification_locked"
+    partner_registered = "partner_registered"
+    partner_code_issued = "partner_code_issued"
+    partner_deactivated = "partner_deactivated"
+    partner_reactivated = "partner_reactivated"
+    handover = "handover"
+    invites_issued = "invites_issued"
+    operator_action = "operator_action"
+    forged_callback = "forged_callback"
+    telematics_refused = "telematics_refused"
+
+
+def record_audit(
+    session: Session,
+    kind: AuditKind,
+    *,
+    actor: str = "system",
+    subject: str = "",
+    at: datetime | None = None,
+    **data: Any,
+) -> AuditEntry:
+    """Append one audit row in the caller's unit of work (it commits with it)."""
+    entry = AuditEntry(kind=kind.value, actor=actor[:64], subject=subject[:128], data=data, at=at or utcnow())
+    session.add(entry)
+    return entry
+
+
+def audit_entries(
+    session: Session, *, since: datetime | None = None, kinds: Sequence[AuditKind] = (), limit: int | None = None
+) -> list[AuditEntry]:
+    """Audit rows oldest first, optionally from ``since`` and of some kinds only."""
+    query = select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if kinds:
+        query = query.where(AuditEntry.kind.in_([k.value for k in kinds]))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
