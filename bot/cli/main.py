@@ -25,7 +25,7 @@ def _register_optional() -> None:
         flows_cmd, import_cmd, invites_cmd, partners_cmd, report_cmd, run_cmd, templates_cmd,
         winback_cmd,
     )
-    from bot.cli import export_cmd, segments_cmd
+    from bot.cli import audit_cmd, export_cmd, segments_cmd
 
     run_cmd.register(app)
 
@@ -40,6 +40,7 @@ def _register_optional() -> None:
     app.add_typer(templates_cmd.app, name="templates")
     app.add_typer(segments_cmd.app, name="segments")
     app.add_typer(export_cmd.app, name="export")
+    app.command("audit")(audit_cmd.audit)
 
 
 _register_optional()
