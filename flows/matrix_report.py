@@ -33,6 +33,7 @@ from sqlmodel import Session
 
 from flows.errors import InvalidInputError, NotFoundError
 from flows.partners import find_partner
+from storage.cells import safe_row
 from storage.models import Dealer, Owner, Partner, ProductLine, SegmentRun, SegmentTransition
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER, Activity, Maturity, is_online
 
@@ -350,14 +351,15 @@ _XLSX_WORDS = {
 
 
 def matrix_csv(report: MatrixReport) -> str:
-    """Long format, one line per cell then ``not_online``: cell, maturity, activity, count, share."""
+    """Long format, one line per cell then ``not_online``: cell, maturity, activity, count, share.
+    Cells pass ``safe_row`` like every spreadsheet the product writes (no formulas)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["cell", "maturity", "activity", "count", "share"])
     for _, cells in report.rows():
         for c in cells:
-            writer.writerow([c.key, c.maturity, c.activity, c.count, _csv_share(c.share)])
-    writer.writerow([NOT_ONLINE, "", "", report.not_online, _csv_share(report.not_online_share)])
+            writer.writerow(safe_row([c.key, c.maturity, c.activity, c.count, _csv_share(c.share)]))
+    writer.writerow(safe_row([NOT_ONLINE, "", "", report.not_online, _csv_share(report.not_online_share)]))
     return buffer.getvalue()
 
 
@@ -368,11 +370,13 @@ def matrix_xlsx(report: MatrixReport, *, locale: str | None) -> bytes:
     words = _XLSX_WORDS.get(locale or "", _XLSX_WORDS["zh"])
     book = Workbook(write_only=True)
     sheet = book.create_sheet(words["sheet"])
-    sheet.append([words["corner"], *(words[m.value] for m in MATURITY_ORDER), words["total"]])
+    rows: list[list[Any]] = [[words["corner"], *(words[m.value] for m in MATURITY_ORDER), words["total"]]]
     for activity, cells in report.rows():
-        sheet.append([words[activity], *(c.count for c in cells), sum(c.count for c in cells)])
-    sheet.append([words["not_online"], report.not_online])
-    sheet.append([words["total"], report.total])
+        rows.append([words[activity], *(c.count for c in cells), sum(c.count for c in cells)])
+    rows.append([words["not_online"], report.not_online])
+    rows.append([words["total"], report.total])
+    for row in rows:
+        sheet.append(safe_row(row))
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

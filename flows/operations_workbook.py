@@ -3,7 +3,8 @@ campaigns with their uplift, the referral leaderboard and the win-back churn rea
 
 Head office reads this after a period (the demo writes it to ``demo-out/operations.xlsx``);
 every sheet is built from the same report functions the CLI and the bot use, so the numbers
-agree with ``autocircle report …`` and the partners' own commands.
+agree with ``autocircle report …`` and the partners' own commands. Every cell passes
+``storage.cells.safe_cell``, so text typed by a partner or an owner is never a formula.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlmodel import Session, select
 from flows import campaigns, referrals, winback
 from flows.funnel import funnel_report
 from flows.matrix_report import MatrixScope, matrix_report
+from storage.cells import safe_row
 from storage.models import Owner, Partner, ProductLine
 
 
@@ -34,7 +36,7 @@ def operations_xlsx(session: Session) -> bytes:
     ):
         sheet = book.create_sheet(title)
         for row in rows:
-            sheet.append(row)
+            sheet.append(safe_row(row))  # partner names, owners' own words: never formulas
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

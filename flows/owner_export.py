@@ -9,6 +9,8 @@ Big exports stay bounded in memory: rows are streamed from the database (``yield
 server-side cursor on PostgreSQL) into an openpyxl write-only workbook, which spools rows to
 a temporary file; one owner's vehicles are folded on the fly from a query ordered by owner.
 Times are written in the configured zone (Excel has no time zones), which the header names.
+Text cells pass ``storage.cells.safe_cell``: an imported name such as ``=HYPERLINK(…)`` is
+written as ``'=HYPERLINK(…)``, text, never a formula (phones in E.164 get the apostrophe too).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from flows.phones import mask
+from storage.cells import safe_row
 from storage.models import Dealer, Owner, Partner, Vehicle
 from storage.segments import is_online
 
@@ -85,7 +88,7 @@ def export_owners(
     sheet.append([h.format(tz=timezone) for h in _HEADERS[loc]])
     count = 0
     for row in _rows(session, partner_id, masked, loc, zone):
-        sheet.append(row)
+        sheet.append(safe_row(row))  # names, notes, codes are imported text: never formulas
         count += 1
     book.save(target)
     return ExportResult(rows=count)

@@ -1,4 +1,6 @@
-"""``autocircle report ...``: reports computed in ``flows``, printed as a table, CSV or JSON."""
+"""``autocircle report ...``: reports computed in ``flows``, printed as a table, CSV or JSON.
+
+Every CSV cell passes ``storage.cells.safe_cell``: text from imports or users is never a formula."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from flows.matrix_report import (
     parse_line,
 )
 from flows.segment_rules import start_of_local_day
+from storage.cells import safe_row
 from storage.clock import utcnow
 from storage.db import session_scope
 from storage.models import FUNNEL_ORDER, FunnelStage
@@ -70,11 +73,12 @@ def funnel(
 
 
 def _csv(report: FunnelReport) -> str:
+    """Partner names and dealer codes are operator-typed or imported text: no formulas."""
     rows = [row.as_dict() for row in (*report.rows, report.total)]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(safe_row(rows[0]))
+    writer.writerows(safe_row("" if v is None else v for v in r.values()) for r in rows)
     return buffer.getvalue()
 
 
@@ -273,11 +277,11 @@ def _movement_csv(report: MovementReport) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["from", "to", "count"])
     for m in report.moves:
-        writer.writerow([m.from_cell, m.to_cell, m.count])
+        writer.writerow(safe_row([m.from_cell, m.to_cell, m.count]))
     writer.writerow([])
     writer.writerow(["goal", "base", "reached", "rate"])
     for g in report.goals:
-        writer.writerow([g.key, g.base, g.reached, "" if g.rate is None else round(g.rate, 4)])
+        writer.writerow(safe_row([g.key, g.base, g.reached, "" if g.rate is None else round(g.rate, 4)]))
     return buffer.getvalue()
 
 

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import phonenumbers
 
+from storage.cells import FORMULA_PREFIXES
+
 # Cells that mean "no value" in real exports.
 BLANKS = frozenset({"-", "--", "/", "无", "null", "NULL", "None", "none", "N/A", "n/a", "#N/A"})
 
@@ -34,11 +36,23 @@ class FieldError(ValueError):
 
 def cell(value: object) -> object | None:
     """A cell with surrounding spaces removed; ``None`` when empty or a placeholder such as
-    ``-`` or ``无``. Typed XLSX values (numbers, dates) pass through."""
+    ``-`` or ``无``. Typed XLSX values (numbers, dates) pass through. The apostrophe that the
+    product's own spreadsheets put before formula-like text (``'=x``, see ``storage.cells``) is
+    dropped, so a rejects file or an export imports back the value as it was."""
     if type(value) is str:
         s = value.strip()
+        if s[:1] == "'":
+            s = unquote(s)
         return None if not s or (len(s) < 5 and s in BLANKS) else s
     return value
+
+
+def unquote(s: str) -> str:
+    """``'=x`` → ``=x``: undo ``storage.cells.safe_cell``; any other text unchanged."""
+    return s[1:] if s[1:2] and s[1] in _QUOTED else s
+
+
+_QUOTED = frozenset("".join(FORMULA_PREFIXES))
 
 
 def text(value: object) -> str | None:

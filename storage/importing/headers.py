@@ -18,6 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from storage.importing.errors import ImportFileError
+from storage.importing.fields import unquote
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ class ColumnMap:
 
 
 def clean_header(value: object) -> str:
-    return str(value if value is not None else "").translate(_INVISIBLE).strip()
+    """A header as written, without invisible characters or the apostrophe a rejects file put
+    before a formula-like header (``storage.cells.safe_cell``)."""
+    return unquote(str(value if value is not None else "").translate(_INVISIBLE).strip())
 
 
 class HeaderSpec:

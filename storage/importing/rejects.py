@@ -7,7 +7,10 @@ file can be corrected in a spreadsheet and imported again as it is: the importer
 the first three columns and ignores them.
 
 Written as UTF-8 with a BOM so that Excel on a Chinese Windows opens it with the right
-characters. Created on the first reject only; a run with no rejects removes a rejects file
+characters. Every cell passes ``storage.cells.safe_cell`` (a value such as ``=HYPERLINK(…)``
+or ``+1+1`` is written ``'=HYPERLINK(…)``: text in a spreadsheet, never a formula); the importer
+drops that apostrophe again (``fields.cell``), so the corrected file imports the values as they
+were. Created on the first reject only; a run with no rejects removes a rejects file
 that an earlier run left at the same path, so the file never describes an older run.
 """
 
@@ -18,6 +21,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
+from storage.cells import safe_row
 from storage.importing.errors import ImportFileError
 from storage.importing.fields import text
 from storage.importing.headers import REJECT_COLUMNS
@@ -56,14 +60,16 @@ class RejectWriter:
         if self._writer is None:
             self._file = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
             self._writer = csv.writer(self._file)
-            self._writer.writerow([*REJECT_COLUMNS, *self._header])
+            self._writer.writerow(safe_row([*REJECT_COLUMNS, *self._header]))
         self._writer.writerow(
-            [
-                line,
-                "; ".join(column for column, _ in problems),
-                "; ".join(reason for _, reason in problems),
-                *(_original(value) for value in values),
-            ]
+            safe_row(
+                [
+                    line,
+                    "; ".join(column for column, _ in problems),
+                    "; ".join(reason for _, reason in problems),
+                    *(_original(value) for value in values),
+                ]
+            )
         )
         self.rows += 1
 

@@ -107,6 +107,8 @@ class RowParser:
             value = values[index]
             if type(value) is str:  # the cell() rule, inline: this loop runs 13 times a row
                 value = value.strip()
+                if value[:1] == "'":
+                    value = fields.unquote(value)
                 if not value or (len(value) < 5 and value in _BLANKS):
                     continue
             elif value is None:

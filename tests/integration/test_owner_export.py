@@ -71,7 +71,7 @@ def test_partner_export_is_masked_with_segment_columns(engine: Engine) -> None:
     assert header[13] == "最近活跃 (Asia/Shanghai)"
     by_ref = {r[0]: dict(zip(header, r, strict=True)) for r in rows[1:]}
     zhang = by_ref["C001"]
-    assert zhang["手机"] == "+86138****5678"
+    assert zhang["手机"] == "'+86138****5678"  # a leading + is a formula to Excel: text instead
     assert zhang["VIN"] == "LSV********123456, LSV********654321"
     assert (zhang["熟悉度"], zhang["成熟度"], zhang["活跃度"], zhang["分层"]) == ("老手", "成长", "活跃", "成长/活跃")
     assert zhang["漏斗阶段"] == "已认证" and zhang["顾问编号"] == "A101" and zhang["经销商"] == "D001"
@@ -90,7 +90,7 @@ def test_operator_export_is_whole_and_english(engine: Engine, tmp_path: Path) ->
     rows = _sheet(out)
     assert result.rows == 3 and rows[0][:4] == ["ref", "name", "phone", "VIN"]
     by_ref = {r[0]: r for r in rows[1:]}
-    assert by_ref["C001"][2] == "+8613812345678"
+    assert by_ref["C001"][2] == "'+8613812345678"
     assert by_ref["C001"][3] == "LSVAB2BM5HN123456, LSVAB2BM5HN654321"
     assert by_ref["C001"][12] == "growing/active" and by_ref["C002"][12] == "not online"
 
@@ -132,7 +132,7 @@ def test_cli_export_owners(cli_env: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "wrote 2 owners" in result.output
     rows = _sheet(out)
-    assert {r[2] for r in rows[1:]} == {"+86138****5678", "+86139****4321"}
+    assert {r[2] for r in rows[1:]} == {"'+86138****5678", "'+86139****4321"}
     everyone = tmp_path / "all.xlsx"
     assert runner.invoke(cli, ["export", "owners", "--out", str(everyone)]).exit_code == 0
     assert len(_sheet(everyone)) == 4
