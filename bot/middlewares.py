@@ -1,4 +1,20 @@
-"""Outer middlewares: one database session per update, then the caller's identity."""
+"""Outer middlewares: one database session per update, then the caller's identity.
+
+An update is one unit of work, all or nothing (issue 11, item 6):
+
+* ``DbSessionMiddleware`` opens the update's session and commits it **once, after the handler
+  returned**; if the handler raises (before or after it replied), the session is rolled back and
+  nothing of the update's database work is stored, including its conversation (FSM) state.
+* ``FlushBeforeSend`` (a request middleware) only *flushes* before a Bot API call made during an
+  update: a write the database refuses (a unique key, a lock) fails the update before the bot
+  says anything, so a reply never announces work the database refused. It never commits.
+* ``commit_before_reply`` is the one explicit step for a reply that someone else must be able to
+  act on before the update ends (a button in another chat, another bot process): it commits the
+  work so far, and what the handler does after it is a second unit of work. Without it, the next
+  update of the same chat and user waits for this one's commit anyway (the dispatcher's event
+  isolation lock spans the handler and the commit; on SQLite every update's database work runs
+  one at a time), so the usual "reply, then the person taps its button" needs nothing.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +39,12 @@ CURRENT_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """Opens one session per update; commits after the handler, rolls back on error.
+    """Opens one session per update; commits once after the handler, rolls back if it raises.
 
-    Services flush but never commit, so an update is one unit of work. On SQLite (one
-    writer at a time, and a blocked write would stall the event loop while another handler
-    holds the lock across an await) updates run their database work one at a time.
+    Services flush but never commit, so an update is one unit of work (see the module
+    docstring). On SQLite (one writer at a time, and a blocked write would stall the event
+    loop while another handler holds the lock across an await) updates run their database work
+    one at a time.
     """
 
     def __init__(self, factory: sessionmaker[Session], *, serialize: bool = False) -> None:
@@ -83,11 +100,12 @@ class IdentityMiddleware(BaseMiddleware):
         return await handler(event, data)
 
 
-class CommitBeforeSend(BaseRequestMiddleware):
-    """Commit the update's work before the bot says anything about it.
+class FlushBeforeSend(BaseRequestMiddleware):
+    """Before the bot says anything during an update, the update's writes reach the database.
 
-    A person may act on a reply at once (tap its button, answer its question); committing
-    first means the next update, in this process or another, sees what the reply announced.
+    A flush, not a commit: a refused write (constraint, lock) raises here, so the update fails
+    and rolls back before a reply could announce it; a handler that fails after replying still
+    leaves nothing behind. Calls made outside an update (the outbox sender) pass untouched.
     """
 
     async def __call__(
@@ -97,6 +115,19 @@ class CommitBeforeSend(BaseRequestMiddleware):
         method: TelegramMethod[Any],
     ) -> Response[Any]:
         session = CURRENT_SESSION.get()
-        if session is not None and session.in_transaction():
-            session.commit()
+        if session is not None and (session.new or session.dirty or session.deleted):
+            session.flush()
         return await make_request(bot, method)
+
+
+def commit_before_reply(session: Session | None = None) -> None:
+    """Commit the update's work now, before a reply that must be acted on elsewhere at once.
+
+    The explicit exception to "one commit per update": use it only right before the reply (a
+    button sent to another chat, a link another process serves), because what was committed
+    stays even if the handler fails afterwards; later writes commit at the update's end.
+    Outside an update (no session given or current) it does nothing.
+    """
+    session = session if session is not None else CURRENT_SESSION.get()
+    if session is not None and session.in_transaction():
+        session.commit()

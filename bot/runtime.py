@@ -23,7 +23,7 @@ from bot.app import App
 from bot.commands import install_default_commands
 from bot.config import TELEGRAM_API_BASE, Settings
 from bot.fsm_storage import make_event_isolation, make_fsm_storage
-from bot.middlewares import CommitBeforeSend, DbSessionMiddleware, IdentityMiddleware
+from bot.middlewares import DbSessionMiddleware, FlushBeforeSend, IdentityMiddleware
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
 from bot.jobs import register_jobs
@@ -65,7 +65,7 @@ def create_bot(settings: Settings) -> Bot:
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
-    bot.session.middleware(CommitBeforeSend())
+    bot.session.middleware(FlushBeforeSend())
     bot.session.middleware(RetryAfterMiddleware())
     return bot
 
