@@ -1,6 +1,16 @@
-"""Command menus per role, installed with setMyCommands scopes."""
+"""The bot's profile: command menus per role (setMyCommands scopes) and its descriptions.
+
+All of it is cosmetic: a server that lacks a method (a self-hosted or older Bot API server
+without ``setMyDescription``), answers with an error or not at all must not stop the bot. Each
+group of calls is tried on its own; a failure skips the rest of that group only and is
+returned, so the caller logs one warning for all of them and runs on.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiogram import Bot
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
@@ -77,23 +87,77 @@ DESCRIPTION = {
     "zh": "AutoCircle 车主圈：验证车主身份，加入您的专属车主圈，领取新人礼。",
     "en": "AutoCircle: verify as a car owner, join your owner circle, get your newcomer gift.",
 }
+SHORT_DESCRIPTION = {
+    "zh": "车主圈：验证车主身份，加入车主圈，领取新人礼。",
+    "en": "Owner circles: verify as an owner, join your circle, get your gift.",
+}
+
+log = logging.getLogger(__name__)
+
+#: (Bot API method, why it failed) for each profile call group that did not go through.
+ProfileFailure = tuple[str, str]
+Call = Callable[[], Awaitable[object]]
 
 
-async def install_default_commands(bot: Bot, settings: Settings) -> None:
-    """Owner menu and description for everyone; operators get their menu per chat
-    (partners get theirs when they register)."""
-    for lang, text in DESCRIPTION.items():
-        await bot.set_my_description(text, language_code=None if lang == settings.locale else lang)
-    for lang in ("zh", "en"):
-        code = None if lang == settings.locale else lang
-        await bot.set_my_commands(
-            _commands(OWNER_COMMANDS[lang]), scope=BotCommandScopeDefault(), language_code=code
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())[:120]
+
+
+async def _group(method: str, calls: Sequence[Call], failures: list[ProfileFailure]) -> bool:
+    """Run one method's calls in order; the first failure is recorded and ends the group
+    (a server without the method would refuse every language alike)."""
+    for call in calls:
+        try:
+            await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - cosmetic: any failure is a warning, never a crash
+            failures.append((method, _reason(exc)))
+            return False
+    return True
+
+
+async def install_default_commands(bot: Bot, settings: Settings) -> list[ProfileFailure]:
+    """Descriptions and the owner menu for everyone, the operators' menu per chat (partners
+    get theirs when they register). Never raises: returns what did not go through."""
+    failures: list[ProfileFailure] = []
+
+    def lang_code(lang: str) -> str | None:
+        return None if lang == settings.locale else lang
+
+    def describe(text: str, lang: str) -> Call:
+        return lambda: bot.set_my_description(text, language_code=lang_code(lang))
+
+    def short(text: str, lang: str) -> Call:
+        return lambda: bot.set_my_short_description(text, language_code=lang_code(lang))
+
+    def menu(lang: str) -> Call:
+        return lambda: bot.set_my_commands(
+            _commands(OWNER_COMMANDS[lang]), scope=BotCommandScopeDefault(), language_code=lang_code(lang)
         )
-    for operator_id in settings.operator_ids:
+
+    def operator_menu(chat_id: int) -> Call:
         pairs = OPERATOR_COMMANDS.get(settings.locale, OPERATOR_COMMANDS["zh"])
-        await bot.set_my_commands(_commands(pairs), scope=BotCommandScopeChat(chat_id=operator_id))
+        return lambda: bot.set_my_commands(_commands(pairs), scope=BotCommandScopeChat(chat_id=chat_id))
+
+    await _group("setMyDescription", [describe(t, lang) for lang, t in DESCRIPTION.items()], failures)
+    await _group("setMyShortDescription", [short(t, lang) for lang, t in SHORT_DESCRIPTION.items()], failures)
+    await _group("setMyCommands", [menu(lang) for lang in ("zh", "en")], failures)
+    await _group("setMyCommands (operators)", [operator_menu(i) for i in settings.operator_ids], failures)
+    return failures
 
 
-async def install_partner_commands(bot: Bot, chat_id: int, locale: str) -> None:
+async def install_partner_commands(bot: Bot, chat_id: int, locale: str) -> bool:
+    """The partner menu in their chat; a failure is one warning (the partner is registered all
+    the same, and the commands work without the menu)."""
     pairs = PARTNER_COMMANDS.get(locale, PARTNER_COMMANDS["zh"])
-    await bot.set_my_commands(_commands(pairs), scope=BotCommandScopeChat(chat_id=chat_id))
+    failures: list[ProfileFailure] = []
+    done = await _group(
+        "setMyCommands",
+        [lambda: bot.set_my_commands(_commands(pairs), scope=BotCommandScopeChat(chat_id=chat_id))],
+        failures,
+    )
+    if failures:
+        log.warning("could not install the partner command menu for chat %s: %s", chat_id, failures[0][1])
+    return done

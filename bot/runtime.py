@@ -16,7 +16,15 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import User
+from aiogram.utils.token import TokenValidationError
 from aiohttp import ClientError
 
 from bot.app import App
@@ -47,6 +55,37 @@ class ConfigError(RuntimeError):
     """The settings cannot produce a working bot (e.g. no token for real Telegram)."""
 
 
+class StartupError(ConfigError):
+    """The Bot API refused the token or could not be reached: one line for the operator,
+    naming the setting to fix."""
+
+
+async def identify(bot: Bot, settings: Settings) -> User:
+    """``getMe``, with its failures as one :class:`StartupError` line naming the setting."""
+    base = settings.api_base.rstrip("/")
+    try:
+        return await bot.get_me()
+    except TelegramUnauthorizedError:
+        raise StartupError(f"the Bot API at {base} refused the bot token (401 Unauthorized): check AUTOCIRCLE_BOT_TOKEN") from None
+    except TelegramNotFound:
+        raise StartupError(
+            f"the Bot API at {base} does not know this bot (404 Not Found): check AUTOCIRCLE_BOT_TOKEN "
+            "and AUTOCIRCLE_API_BASE"
+        ) from None
+    except TelegramNetworkError as exc:
+        raise StartupError(f"cannot reach the Bot API at {base} ({_short(exc.message)}): check AUTOCIRCLE_API_BASE") from None
+    except (ClientError, OSError, asyncio.TimeoutError) as exc:
+        raise StartupError(f"cannot reach the Bot API at {base} ({_short(str(exc) or type(exc).__name__)}): check AUTOCIRCLE_API_BASE") from None
+    except ClientDecodeError:
+        raise StartupError(f"{base} does not answer like a Bot API server: check AUTOCIRCLE_API_BASE") from None
+    except TelegramAPIError as exc:
+        raise StartupError(f"the Bot API at {base} failed getMe ({_short(exc.message)}): check AUTOCIRCLE_API_BASE") from None
+
+
+def _short(text: str) -> str:
+    return " ".join(text.split())[:160]
+
+
 def bot_token(settings: Settings) -> str:
     if settings.bot_token is not None:
         return settings.bot_token.get_secret_value()
@@ -60,11 +99,14 @@ def create_bot(settings: Settings) -> Bot:
     session = None
     if settings.api_base.rstrip("/") != TELEGRAM_API_BASE:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base.rstrip("/")))
-    bot = Bot(
-        token=bot_token(settings),
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-    )
+    try:
+        bot = Bot(
+            token=bot_token(settings),
+            session=session,
+            default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+        )
+    except TokenValidationError:
+        raise ConfigError("AUTOCIRCLE_BOT_TOKEN is not a bot token (it looks like 123456789:AAF…, from @BotFather)") from None
     bot.session.middleware(FlushBeforeSend())
     bot.session.middleware(RetryAfterMiddleware())
     return bot
@@ -107,13 +149,22 @@ class BotRuntime:
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def startup(self) -> None:
-        """Optional start-up calls: a failure is a warning, never a crash."""
-        me = await self.bot.get_me()
+        """Who the bot is (``getMe``: a refused token or an unreachable server stops the start
+        with :class:`StartupError`), then the profile: cosmetic, so failures are one warning."""
+        me = await identify(self.bot, self.app.settings)
         self.dp["bot_username"] = me.username or ""
-        with suppress(TelegramAPIError, ClientError, asyncio.TimeoutError):
-            await install_default_commands(self.bot, self.app.settings)
-            return
-        log.warning("setMyCommands/setMyDescription failed at start-up; continuing without menus")
+        failures = await install_default_commands(self.bot, self.app.settings)
+        if failures:
+            log.warning(
+                "bot profile not fully set (%s); the bot runs on without it",
+                "; ".join(f"{method}: {reason}" for method, reason in failures),
+            )
+
+    async def close(self) -> None:
+        """Release the HTTP session and the state storage of a runtime that never started."""
+        with suppress(Exception):
+            await self.dp.storage.close()
+        await self.bot.session.close()
 
     def start_background(self) -> None:
         """The outbox sender and the scheduler (polling and webhook modes alike)."""

@@ -20,11 +20,14 @@ def run(
     listen: str = typer.Option("0.0.0.0", help="Webhook listen address."),
     port: int = typer.Option(8080, help="Webhook listen port."),
 ) -> None:
-    """Run the bot against AUTOCIRCLE_API_BASE (Telegram by default) until SIGINT/SIGTERM."""
+    """Run the bot against AUTOCIRCLE_API_BASE (Telegram by default) until SIGINT/SIGTERM.
+
+    A refused token or an unreachable Bot API stops the start with one line naming
+    AUTOCIRCLE_BOT_TOKEN or AUTOCIRCLE_API_BASE (exit 1); a profile call the server lacks
+    (descriptions, menus) is one warning and the bot runs on."""
     from bot.runtime import ConfigError
 
-    logging.getLogger().setLevel(logging.INFO)
-    with open_app() as app:
+    with open_app() as app:  # warnings only until the bot is up: a failed start is one line
         try:
             asyncio.run(_serve(app, webhook, listen, port))
         except ConfigError as exc:
@@ -32,7 +35,7 @@ def run(
 
 
 async def _serve(app, webhook: str | None, listen: str, port: int) -> None:  # noqa: ANN001
-    from bot.runtime import build_runtime
+    from bot.runtime import StartupError, build_runtime
 
     runtime = build_runtime(app)
     stop = asyncio.Event()
@@ -40,13 +43,20 @@ async def _serve(app, webhook: str | None, listen: str, port: int) -> None:  # n
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    try:
+        if webhook:
+            runner = await _start_webhook(runtime, webhook, listen, port)
+        else:
+            await runtime.start_polling()
+    except StartupError:  # a refused token, an unreachable server: nothing was started
+        await runtime.close()
+        raise
+    logging.getLogger().setLevel(logging.INFO)
     if webhook:
-        runner = await _start_webhook(runtime, webhook, listen, port)
         console.print(f"webhook at {webhook}, listening on {listen}:{port}")
         await stop.wait()
         await runner.cleanup()
     else:
-        await runtime.start_polling()
         telematics = await _start_telematics(runtime)  # issue 7: POST /telematics on its own port
         console.print(f"polling {app.settings.api_base} as @{runtime.dp['bot_username']}; Ctrl+C stops")
         await stop.wait()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -26,3 +26,8 @@ class SandboxConfig:
     can_read_all_group_messages: bool = True
     # Real Telegram demands HTTPS webhooks; local demos need plain HTTP.
     allow_http_webhook: bool = True
+    # Test knob: methods this server does not have, like a self-hosted or older Bot API server
+    # (e.g. ``{"setMyDescription"}``). ``"json"`` answers Telegram's 404 error object; ``"html"``
+    # a plain web server's 404 page, which is not JSON at all.
+    unsupported_methods: frozenset[str] = field(default_factory=frozenset)
+    unsupported_answer: str = "json"

@@ -7,7 +7,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .errors import bad_request, conflict
+from aiohttp import web
+
+from .errors import bad_request, conflict, method_not_found
 from .params import Params
 
 if TYPE_CHECKING:
@@ -162,18 +164,32 @@ async def always_true(sb: Sandbox, p: Params) -> bool:
     return True
 
 
+def _unless_unsupported(name: str, handler: Handler) -> Handler:
+    """``handler``, unless ``SandboxConfig.unsupported_methods`` names it (a test knob)."""
+
+    async def guarded(sb: Sandbox, p: Params) -> Any:
+        if name in sb.config.unsupported_methods:
+            if sb.config.unsupported_answer == "html":
+                sb.counters.record_error(name, 404)
+                raise web.HTTPNotFound(text="<html><body><h1>404 Not Found</h1></body></html>", content_type="text/html")
+            raise method_not_found()
+        return await handler(sb, p)
+
+    return guarded
+
+
 HANDLERS: dict[str, Handler] = {
     "getMe": get_me,
     "getUpdates": get_updates,
     "setWebhook": set_webhook,
     "deleteWebhook": delete_webhook,
     "getWebhookInfo": get_webhook_info,
-    "setMyCommands": set_my_commands,
+    "setMyCommands": _unless_unsupported("setMyCommands", set_my_commands),
     "getMyCommands": get_my_commands,
     "deleteMyCommands": delete_my_commands,
-    "setMyDescription": set_my_description,
+    "setMyDescription": _unless_unsupported("setMyDescription", set_my_description),
     "getMyDescription": get_my_description,
-    "setMyShortDescription": set_my_short_description,
+    "setMyShortDescription": _unless_unsupported("setMyShortDescription", set_my_short_description),
     "getMyShortDescription": get_my_short_description,
     "close": always_true,
     "logOut": always_true,

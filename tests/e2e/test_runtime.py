@@ -1,9 +1,11 @@
 """The runtime: `autocircle run` as a process, webhooks with a secret, optional start-up
-calls that fail, and conversation state in Redis."""
+calls that fail (a server without setMyDescription), a refused token or an unreachable server
+(one line, no traceback), and conversation state in Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -76,6 +78,61 @@ async def test_start_up_survives_failing_set_my_commands(sandbox, sqlite_url) ->
         await sandbox.wait_for_bot_message(USER, contains="/start")
     finally:
         await harness.stop()
+
+
+@pytest.mark.parametrize("answer", ["json", "html"])
+async def test_start_up_survives_a_server_without_set_my_description(sqlite_url, answer, caplog) -> None:  # noqa: ANN001
+    """An older or self-hosted Bot API server lacks setMyDescription: Telegram's 404 error, or
+    a web server's 404 page that is not JSON. One warning; the rest of the profile is set and
+    the bot answers."""
+    from bot.sandbox import Sandbox, SandboxConfig
+
+    config = SandboxConfig(unsupported_methods=frozenset({"setMyDescription"}), unsupported_answer=answer)
+    async with Sandbox(config) as sb:
+        harness = BotHarness(sb, sqlite_url)
+        with caplog.at_level(logging.WARNING):
+            await harness.start()
+        try:
+            await sb.add_user(USER, first_name="Ann")
+            await sb.send_text(USER, USER, "/help")
+            await sb.wait_for_bot_message(USER, contains="/start")
+            assert sb.world.descriptions == {}
+            assert sb.world.short_descriptions and sb.world.commands  # the other calls went through
+            warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("bot")]
+            assert len(warnings) == 1 and "setMyDescription" in warnings[0], warnings
+        finally:
+            await harness.stop()
+
+
+async def _run_fails(env: dict[str, str], cwd) -> str:  # noqa: ANN001
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli.main", "run", cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    text = output.decode()
+    assert process.returncode == 1, text
+    assert "Traceback" not in text and "Unclosed" not in text, text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), text
+    return lines[0]
+
+
+async def test_run_stops_with_one_line_when_the_bot_api_cannot_be_reached(sqlite_url, tmp_path) -> None:  # noqa: ANN001
+    base = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    env = dict(os.environ, AUTOCIRCLE_DATABASE_URL=sqlite_url, AUTOCIRCLE_API_BASE=base)
+    line = await _run_fails(env, tmp_path)
+    assert "cannot reach the Bot API" in line and base in line and "AUTOCIRCLE_API_BASE" in line
+
+
+async def test_run_stops_with_one_line_when_the_token_is_refused(sandbox, sqlite_url, tmp_path) -> None:  # noqa: ANN001
+    env = dict(os.environ, AUTOCIRCLE_DATABASE_URL=sqlite_url, AUTOCIRCLE_API_BASE=sandbox.base_url,
+               AUTOCIRCLE_BOT_TOKEN="123456:not.a.token.the.server.knows")
+    line = await _run_fails(env, tmp_path)
+    assert "refused the bot token" in line and "AUTOCIRCLE_BOT_TOKEN" in line
+    env["AUTOCIRCLE_BOT_TOKEN"] = "not-a-token"
+    line = await _run_fails(env, tmp_path)
+    assert "AUTOCIRCLE_BOT_TOKEN" in line and "not a bot token" in line
 
 
 async def test_state_lives_in_redis_when_configured(sandbox, sqlite_url) -> None:
