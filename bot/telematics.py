@@ -1,10 +1,11 @@
-"""``POST /telematics``: odometer readings and fault codes from connected cars, HMAC-signed.
+"""``POST /telematics``: odometer readings and fault codes from connected cars, HMAC-signed
+with the time of signing inside the signature (a captured request cannot be replayed later).
 
 Request::
 
     POST /telematics
     Content-Type: application/json
-    X-AutoCircle-Signature: sha256=<hex>
+    X-AutoCircle-Signature: t=<unix seconds>,sha256=<hex>
 
     {"readings": [
         {"vin": "LFV2A21K8E3123456", "odometer_km": 12345,
@@ -12,12 +13,21 @@ Request::
         ...
     ]}
 
-``<hex>`` is HMAC-SHA256 of the raw body bytes (exactly as sent) keyed with the shared secret
-``AUTOCIRCLE_SERVICE__TELEMATICS_SECRET`` (UTF-8), in hex (either case); compared in constant
-time. Fields: ``vin`` 17 characters; ``odometer_km`` a number, 0 or more; ``at`` ISO 8601 with a
+``<hex>`` is HMAC-SHA256, keyed with the shared secret ``AUTOCIRCLE_SERVICE__TELEMATICS_SECRET``
+(UTF-8), of ``<unix seconds>.<body>``: the decimal timestamp ``t``, a dot, then the raw body
+bytes exactly as sent; in hex (either case), compared in constant time. The timestamp may
+instead travel in its own header ``X-AutoCircle-Timestamp: <unix seconds>`` beside
+``X-AutoCircle-Signature: sha256=<hex>`` (same HMAC input). A request signed more than
+``security.telematics_max_age_s`` seconds (default 300) before or after the server's clock is
+refused as a replay; within that window re-sending the same batch is harmless (``unchanged``).
+``bot.telematics.sign(secret, body)`` makes the header value.
+
+Fields: ``vin`` 17 characters; ``odometer_km`` a number, 0 or more; ``at`` ISO 8601 with a
 time zone (``Z`` or an offset); ``fault_codes`` optional, an array of codes such as ``P0301``
 (at most 50). At most ``service.telematics_max_readings`` readings (default 1000), body at
-most 1 MiB. Other keys are ignored.
+most ``security.telematics_max_body_bytes`` (default 1,000,000 bytes), JSON nested at most
+``security.telematics_max_depth`` levels (default 8; a valid batch needs 4). Other keys are
+ignored.
 
 Responses, all JSON:
 
@@ -26,15 +36,18 @@ Responses, all JSON:
   ``applied``; ``unchanged`` (sent before: re-sending a batch is harmless); ``rejected`` (below
   the car's last value, an implausible jump, dated in the future — ``reason`` says which);
   ``unknown_vin``.
-* ``400`` ``{"error", "problems": [{"index", "field", "reason"}]}`` — not JSON, not the shape
-  above, or any field malformed.
-* ``401`` ``{"error"}`` — no signature header, or not ``sha256=<64 hex>``.
+* ``400`` ``{"error", "problems"?: [{"index", "field", "reason"}]}`` — body too large, not JSON,
+  nested too deeply, not the shape above, or any field malformed.
+* ``401`` ``{"error"}`` — no signature header, not ``t=<seconds>,sha256=<64 hex>``, no timestamp,
+  or a timestamp outside the allowed age (a replay).
 * ``403`` ``{"error"}`` — the signature does not match.
-* ``413`` — too many readings or too large a body.
+* ``413`` — too many readings.
 
-Nothing changes on a 4xx: the signature and every field are checked before anything is
-written, and a valid batch is applied in one transaction (all of it, or on a server error
-none of it). New fault codes tell the owner and the partner through the outbox.
+Nothing changes on a 4xx: the signature, its age and every field are checked before anything
+is written, and a valid batch is applied in one transaction (all of it, or on a server error
+none of it). A refused signature or body is logged and audited (``telematics_refused``, at most
+one row per sender and reason a minute, so a flood cannot fill the audit log). New fault codes
+tell the owner and the partner through the outbox.
 
 Mounting: ``add_telematics_routes(web_app, app)`` on an existing aiohttp application (the
 webhook server), or ``start_telematics_site(app, host, port)`` for its own small server
@@ -44,14 +57,12 @@ webhook server), or ``start_telematics_site(app, host, port)`` for its own small
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import math
-import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -59,7 +70,17 @@ from aiohttp import web
 from bot.app import App
 from flows.delivery_rules import DeliveryPolicy
 from flows.outbox import POLICY_KEY
-from flows.telematics import Reading, ReadingStatus, TelematicsResult, apply_readings
+from flows import telematics as signing
+from flows.telematics import (
+    Reading,
+    ReadingStatus,
+    SignatureProblem,
+    TelematicsResult,
+    apply_readings,
+    check_signature,
+    parse_signature,
+    record_refusal,
+)
 from flows.templating import Renderer
 from storage.clock import utcnow
 from storage.db import session_scope
@@ -69,17 +90,19 @@ log = logging.getLogger(__name__)
 
 PATH = "/telematics"
 SIGNATURE_HEADER = "X-AutoCircle-Signature"
-MAX_BODY_BYTES = 1 << 20
-_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+TIMESTAMP_HEADER = "X-AutoCircle-Timestamp"
+MAX_BODY_BYTES = 1_000_000  # the default of security.telematics_max_body_bytes
+AUDIT_EVERY_S = 60.0  # at most one audit row per sender and reason in this many seconds
 
 
 class TelematicsNotConfigured(RuntimeError):
     """No shared secret: the endpoint is not served."""
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The header value a sender puts on ``body`` (used by tests and integrators)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: float | None = None) -> str:
+    """The ``X-AutoCircle-Signature`` value a sender puts on ``body``, signed now (or at
+    ``timestamp``, Unix seconds): ``t=<seconds>,sha256=<hex>``."""
+    return signing.sign(secret, body, int(time.time() if timestamp is None else timestamp))
 
 
 class BatchError(ValueError):
@@ -100,12 +123,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def parse_batch(body: bytes, max_readings: int) -> list[Reading]:
-    """Every reading of the body, or ``BatchError`` naming every problem found."""
+def parse_batch(body: bytes, max_readings: int, max_depth: int = 8) -> list[Reading]:
+    """Every reading of the body, or ``BatchError`` naming every problem found. JSON nested
+    deeper than ``max_depth`` arrays/objects is refused (400), however deep it goes."""
+    too_deep = BatchError(400, f"body is nested too deeply (at most {max_depth} levels of arrays and objects)")
     try:
         data = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BatchError(400, f"body is not valid JSON: {exc}") from None
+    if _deeper_than(data, max_depth):
+        raise too_deep
     if not isinstance(data, dict) or not isinstance(data.get("readings"), list):
         raise BatchError(400, 'body must be a JSON object with a "readings" array')
     items = data["readings"]
@@ -131,6 +160,20 @@ def parse_batch(body: bytes, max_readings: int) -> list[Reading]:
         where = f"readings[{first['index']}]" + (f".{first['field']}" if first["field"] else "")
         raise BatchError(400, f"malformed readings: {where}: {first['reason']}{more}", problems)
     return readings
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if level > limit:
+            return True
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _vin(value: Any) -> str:
@@ -178,20 +221,40 @@ class TelematicsEndpoint:
     max_readings: int
     policy: DeliveryPolicy | None = None
     on_enqueued: Callable[[], None] | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_depth: int = 8
+    max_age_s: float = 300.0
+    _audited: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
     async def handle(self, request: web.Request) -> web.Response:
-        header = request.headers.get(SIGNATURE_HEADER, "").strip()
-        match = _SIGNATURE.fullmatch(header)
-        if match is None:  # refused before the body is even read
-            log.warning("telematics request from %s without a valid signature header", request.remote)
-            return web.json_response({"error": f"missing or malformed {SIGNATURE_HEADER} (sha256=<hex>)"}, status=401)
-        body = await request.read()
-        expected = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, match.group(1).lower()):
-            log.warning("telematics request from %s with a bad signature", request.remote)
-            return web.json_response({"error": "bad signature"}, status=403)
+        signed = parse_signature(request.headers.get(SIGNATURE_HEADER, ""), request.headers.get(TIMESTAMP_HEADER))
+        if signed is None:  # refused before the body is even read
+            return await self._refuse(
+                request, 401, "malformed_signature",
+                f"missing or malformed {SIGNATURE_HEADER} (t=<unix seconds>,sha256=<hex>)",
+            )
+        if signed.timestamp is None:
+            return await self._refuse(
+                request, 401, SignatureProblem.no_timestamp.value,
+                f"{SIGNATURE_HEADER} carries no timestamp: send t=<unix seconds>,sha256=<hex> where "
+                "hex is HMAC-SHA256(secret, t + '.' + body)",
+            )
         try:
-            readings = parse_batch(body, self.max_readings)
+            body = await self._read_body(request)
+        except BatchError as exc:
+            return await self._refuse(request, exc.status, "too_large", exc.error)
+        problem = check_signature(self.secret, signed, body, now_s=time.time(), max_age_s=self.max_age_s)
+        if problem is SignatureProblem.mismatch:
+            return await self._refuse(request, 403, problem.value, "bad signature")
+        if problem is SignatureProblem.stale:
+            age = int(time.time()) - (signed.timestamp or 0)
+            return await self._refuse(
+                request, 401, problem.value,
+                f"timestamp {signed.timestamp} is {age} s from the server's clock (at most "
+                f"{self.max_age_s:g} s): refused as a replay; sign each request when it is sent",
+            )
+        try:
+            readings = parse_batch(body, self.max_readings, self.max_depth)
         except BatchError as exc:
             return exc.response()
         result = await asyncio.to_thread(self._apply, readings)
@@ -203,6 +266,42 @@ class TelematicsEndpoint:
         if result.alerts and self.on_enqueued is not None:
             self.on_enqueued()
         return web.json_response(result.to_dict())
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The body, at most ``max_body_bytes`` (whatever the server's own upload limit)."""
+        limit = self.max_body_bytes
+        too_large = f"body too large: more than {limit:,} bytes"
+        if request.content_length is not None and request.content_length > limit:
+            raise BatchError(400, too_large)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise BatchError(400, too_large)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _refuse(self, request: web.Request, status: int, reason: str, error: str) -> web.Response:
+        """Answer ``status``; log and audit (throttled per sender and reason)."""
+        remote = request.remote or "?"
+        log.warning("telematics request from %s refused (%s): %s", remote, reason, error)
+        now = time.monotonic()
+        key = (remote, reason)
+        if now - self._audited.get(key, -AUDIT_EVERY_S) >= AUDIT_EVERY_S:
+            self._audited[key] = now
+            if len(self._audited) > 10_000:  # a scan from many addresses: forget the oldest half
+                for old in sorted(self._audited, key=self._audited.__getitem__)[:5_000]:
+                    del self._audited[old]
+            try:
+                await asyncio.to_thread(self._audit, remote, reason, status)
+            except Exception:  # noqa: BLE001 - the refusal stands even if the audit row fails
+                log.exception("could not audit a refused telematics request")
+        return web.json_response({"error": error}, status=status)
+
+    def _audit(self, remote: str, reason: str, status: int) -> None:
+        with session_scope(self.app.engine) as session:
+            record_refusal(session, reason, remote=remote, status=status)
 
     def _apply(self, readings: list[Reading]) -> TelematicsResult:
         service = self.app.settings.service
@@ -220,6 +319,7 @@ def _endpoint(
     secret = settings.service.telematics_secret
     if secret is None or not secret.get_secret_value():
         raise TelematicsNotConfigured("AUTOCIRCLE_SERVICE__TELEMATICS_SECRET is not set")
+    security = settings.security
     return TelematicsEndpoint(
         app=app,
         secret=secret.get_secret_value().encode(),
@@ -227,6 +327,9 @@ def _endpoint(
         max_readings=settings.service.telematics_max_readings,
         policy=policy,
         on_enqueued=on_enqueued,
+        max_body_bytes=security.telematics_max_body_bytes,
+        max_depth=security.telematics_max_depth,
+        max_age_s=float(security.telematics_max_age_s),
     )
 
 

@@ -4,11 +4,18 @@ or ``autocircle import telematics``) and the fault codes they carry.
 Every reading passes the same odometer check as an owner's ``/mileage`` or a service visit
 (``flows.service.record_odometer``); a fault code new to the car tells the owner and their
 partner (rendered into the outbox, never sent from here). Functions flush, never commit.
+
+The signature of a ``POST /telematics`` (``sign`` / ``check_signature``) lives here too, as plain
+functions of bytes and seconds: HMAC-SHA256 over ``<timestamp>.<body>``, so that the time a
+sender signed is inside the signature and an old request cannot be replayed.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +29,89 @@ from flows.outbox import Push, enqueue
 from flows.service import record_odometer, unknown_vin, vehicle_label, vehicles_by_vin
 from flows.service_plan import FaultPolicy, OdometerLimits, OdometerProblemKind
 from flows.templating import Renderer
+from storage.audit import AuditKind, record_audit
 from storage.importing.records import RowOutcome, Status
 from storage.importing.telematics import TelematicsRow
 from storage.models import Owner, Partner, Vehicle
 from storage.service_models import VehicleFault
+
+# --- the signature of a POST /telematics -----------------------------------------------------
+
+_SIGNED = re.compile(r"(?:t=(\d{1,12})\s*,\s*)?sha256=([0-9a-fA-F]{64})")
+_TIMESTAMP = re.compile(r"\d{1,12}")
+
+
+class SignatureProblem(str, enum.Enum):
+    """Why a request's signature is refused; ``status`` is the HTTP answer."""
+
+    malformed = "malformed"  # no header, or not ``t=<seconds>,sha256=<64 hex>``
+    no_timestamp = "no_timestamp"  # a signature without the time it was made
+    mismatch = "mismatch"  # not made with the shared secret over this timestamp and body
+    stale = "stale"  # made longer ago (or further ahead) than the allowed age: a replay
+
+    @property
+    def status(self) -> int:
+        return 403 if self is SignatureProblem.mismatch else 401
+
+
+def signature_input(timestamp: int, body: bytes) -> bytes:
+    """What is signed: the Unix time in seconds, a dot, then the body exactly as sent."""
+    return str(timestamp).encode() + b"." + body
+
+
+def sign(secret: str | bytes, body: bytes, timestamp: int) -> str:
+    """The ``X-AutoCircle-Signature`` value for ``body`` signed at ``timestamp``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, signature_input(timestamp, body), hashlib.sha256).hexdigest()
+    return f"t={timestamp},sha256={digest}"
+
+
+@dataclass(frozen=True)
+class SignatureHeader:
+    """A parsed signature header: the hex digest and the timestamp (``None`` when absent)."""
+
+    digest: str
+    timestamp: int | None
+
+
+def parse_signature(header: str, timestamp_header: str | None = None) -> SignatureHeader | None:
+    """``t=<seconds>,sha256=<hex>`` (or ``sha256=<hex>`` with the time in
+    ``X-AutoCircle-Timestamp``); ``None`` when the header is not one of these."""
+    match = _SIGNED.fullmatch(header.strip())
+    if match is None:
+        return None
+    timestamp = match.group(1)
+    if timestamp is None and timestamp_header is not None:
+        stamp = timestamp_header.strip()
+        if not _TIMESTAMP.fullmatch(stamp):
+            return None
+        timestamp = stamp
+    return SignatureHeader(match.group(2).lower(), int(timestamp) if timestamp is not None else None)
+
+
+def check_signature(
+    secret: bytes, signed: SignatureHeader, body: bytes, *, now_s: float, max_age_s: float
+) -> SignatureProblem | None:
+    """``None`` when ``body`` was signed with ``secret`` within ``max_age_s`` of ``now_s``
+    (either way: a sender's clock may run a little ahead). Compared in constant time."""
+    if signed.timestamp is None:
+        return SignatureProblem.no_timestamp
+    expected = hmac.new(secret, signature_input(signed.timestamp, body), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signed.digest):
+        return SignatureProblem.mismatch
+    if abs(now_s - signed.timestamp) > max_age_s:
+        return SignatureProblem.stale
+    return None
+
+
+def record_refusal(session: Session, reason: str, *, remote: str | None, status: int, **data: Any) -> None:
+    """One audit row for a refused telematics request (who sent what that was refused)."""
+    record_audit(
+        session, AuditKind.telematics_refused, actor=f"telematics:{remote or '?'}", subject=reason,
+        status=status, **data,
+    )
+
+
 
 # --- telematics -----------------------------------------------------------------------------
 

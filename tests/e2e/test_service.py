@@ -281,3 +281,81 @@ async def test_webhook_mode_can_share_one_application(harness) -> None:
         response = await client.post("/telematics", data=body, headers=_signed(body))
         assert response.status == 200 and (await response.json())["received"] == 0
 
+
+
+# --- replay, nesting and size (issue 11, item 8) ----------------------------------------------
+
+
+def _refusals(harness: BotHarness) -> list[str]:
+    from storage.audit import AuditKind, audit_entries
+
+    with harness.session() as session:
+        return [e.subject for e in audit_entries(session, kinds=[AuditKind.telematics_refused])]
+
+
+async def test_a_signature_without_a_fresh_timestamp_is_refused_as_a_replay(harness, endpoint) -> None:
+    import hashlib
+    import hmac
+    import time
+
+    from bot.telematics import sign
+
+    await _owner_online(harness, "C0001", OWNER_TG, VIN, advisor=None)
+    body = _body([{"vin": VIN, "odometer_km": 1000, "at": _now_iso()}])
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json"}
+
+    # The old scheme, HMAC over the body alone: no time in it, so replayable for ever.
+    old = await endpoint.post("/telematics", data=body, headers={**headers, "X-AutoCircle-Signature": f"sha256={digest}"})
+    assert old.status == 401 and "timestamp" in (await old.json())["error"]
+    # Signed six minutes ago (a captured request sent again), or as far ahead.
+    for skew in (-360, 360):
+        stale = await endpoint.post("/telematics", data=body, headers={
+            **headers, "X-AutoCircle-Signature": sign(SECRET, body, time.time() + skew)})
+        assert stale.status == 401 and "replay" in (await stale.json())["error"]
+    # The timestamp is inside the signature: moving it forward breaks the signature.
+    captured = sign(SECRET, body, time.time() - 360)
+    t, rest = captured.split(",", 1)
+    moved = await endpoint.post("/telematics", data=body, headers={
+        **headers, "X-AutoCircle-Signature": f"t={int(time.time())},{rest}"})
+    assert moved.status == 403
+    assert _readings(harness) == 0
+
+    # Fresh: four minutes old is still within the default five.
+    ok = await endpoint.post("/telematics", data=body, headers={
+        **headers, "X-AutoCircle-Signature": sign(SECRET, body, time.time() - 240)})
+    assert ok.status == 200 and (await ok.json())["applied"] == 1
+    # The timestamp may travel in its own header, the HMAC input is the same.
+    now = int(time.time())
+    digest = hmac.new(SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
+    split = await endpoint.post("/telematics", data=body, headers={
+        **headers, "X-AutoCircle-Signature": f"sha256={digest}", "X-AutoCircle-Timestamp": str(now)})
+    assert split.status == 200 and (await split.json())["unchanged"] == 1
+    assert set(_refusals(harness)) == {"no_timestamp", "stale", "mismatch"}
+
+
+async def test_deeply_nested_or_oversized_json_is_a_400_and_changes_nothing(harness, endpoint) -> None:
+    await _owner_online(harness, "C0001", OWNER_TG, VIN, advisor=None)
+    reading = {"vin": VIN, "odometer_km": 1000, "at": _now_iso()}
+    too_deep = json.dumps({"readings": [reading], "extra": [[[[[[[[[1]]]]]]]]]}).encode()
+    bottomless = b'{"readings": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    for body in (too_deep, bottomless):
+        response = await endpoint.post("/telematics", data=body, headers=_signed(body))
+        assert response.status == 400, await response.text()
+        assert "nested too deeply" in (await response.json())["error"]
+
+    padded = json.dumps({"readings": [reading], "pad": "x" * 1_000_000}).encode()  # over the 1,000,000 bytes
+    response = await endpoint.post("/telematics", data=padded, headers=_signed(padded))
+    assert response.status == 400 and "too large" in (await response.json())["error"]
+
+    async def chunks():  # no Content-Length: the limit holds while reading
+        for start in range(0, len(padded), 64 * 1024):
+            yield padded[start:start + 64 * 1024]
+
+    response = await endpoint.post("/telematics", data=chunks(), headers=_signed(padded))
+    assert response.status == 400 and "too large" in (await response.json())["error"]
+    assert _readings(harness) == 0 and "too_large" in _refusals(harness)
+
+    fits = json.dumps({"readings": [reading], "pad": "x" * 900_000}).encode()
+    response = await endpoint.post("/telematics", data=fits, headers=_signed(fits))
+    assert response.status == 200 and (await response.json())["applied"] == 1
