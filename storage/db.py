@@ -21,6 +21,15 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: PostgreSQL pool: the bot lets at most ``PG_POOL_SIZE`` updates hold a session at once (the
+#: rest wait asynchronously, see ``bot.middlewares``), so the overflow stays free for the
+#: sender's and the scheduler's threads; a checkout that still finds the pool empty waits at most
+#: ``PG_POOL_TIMEOUT_S`` and fails the unit of work with a logged error instead of hanging.
+PG_POOL_SIZE = 10
+PG_POOL_OVERFLOW = 20
+PG_POOL_TIMEOUT_S = 10.0
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
     url = normalize_url(url)
@@ -31,7 +40,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(
+        url, echo=echo, pool_pre_ping=True,
+        pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_OVERFLOW, pool_timeout=PG_POOL_TIMEOUT_S,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
