@@ -14,6 +14,9 @@ An update is one unit of work, all or nothing (issue 11, item 6):
   update of the same chat and user waits for this one's commit anyway (the dispatcher's event
   isolation lock spans the handler and the commit; on SQLite every update's database work runs
   one at a time), so the usual "reply, then the person taps its button" needs nothing.
+
+The price: an update's writes hold SQLite's write lock until it ends, across its replies; the
+outbox sender's and the scheduler's threads wait for it (busy timeout), never the event loop.
 """
 
 from __future__ import annotations
