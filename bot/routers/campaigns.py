@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import IsPartner
+from bot.middlewares import commit_before_reply
 from flows import campaigns, winback
 from flows.errors import AutoCircleError
 from flows.roles import Identity
@@ -262,6 +263,7 @@ async def _draft(message: Message, state: FSMContext, session: Session, renderer
     view = campaigns.preview(session, renderer, identity.partner_id or 0, draft.id or 0, renderer.locale_for(identity.locale))
     await state.set_state(CampaignForm.when)
     await state.update_data(campaign_id=draft.id)
+    commit_before_reply(session)  # the person may act on the next message at once
     await message.answer(view.sample)  # exactly what the owners will see
     line = _label(renderer.locale_for(identity.locale), view.product_line) if view.product_line else None
     await message.answer(renderer.render("campaigns/preview", renderer.locale_for(identity.locale), p=view, line=line, no_signature=True),

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from bot import keyboards
 from bot.config import Settings
 from bot.filters import HasRole
+from bot.middlewares import commit_before_reply
 from flows import onboarding
 from flows.phones import to_e164
 from flows.playbook import Library
@@ -139,6 +140,7 @@ async def _after_match(
     if result.ok:
         await state.set_state(Onboarding.familiarity)
         await state.set_data({"owner_id": result.owner_id})
+        commit_before_reply(session)  # the person may act on the next message at once
         await message.answer(renderer.render("onboarding/verified", loc, name=result.owner_name), reply_markup=keyboards.remove())
         suggestion = _suggestion(session, result.owner_id, settings)
         await message.answer(renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value), reply_markup=keyboards.familiarity(loc, suggestion))
