@@ -7,10 +7,11 @@ second scheduler) creates one message.
 
 The delivery rules (``flows.delivery_rules``) run twice: at enqueue to compute ``not_before``
 (quiet hours, frequency cap) and again on the claimed rows just before sending (``screen``),
-where opted-out, unreachable, expired, cancelled topics and any registered suppression
-check can still stop a push. The policy comes from the caller, else from the session's
-``info["delivery_policy"]`` (the bot installs the configured one on its sessions), else the
-defaults.
+where opted-out, unreachable, expired, cancelled topics, a partner notice for a partner who
+is no longer active or no longer on that account (``storage.outbox.partner_vetoes``) and any
+registered suppression check can still stop a push. The policy comes from the caller, else
+from the session's ``info["delivery_policy"]`` (the bot installs the configured one on its
+sessions), else the defaults.
 """
 
 from __future__ import annotations
@@ -317,6 +318,8 @@ def screen(
         for r in rows
     ]
     vetoes = (suppressions or Suppressions()).run(session, candidates)
+    for outbox_id, reason in store.partner_vetoes(session, rows).items():
+        vetoes.setdefault(outbox_id, reason)  # a partner notice for an inactive/unlinked partner
     marketing_chats = {r.chat_id for r in rows if r.message_class == MARKETING}
     sent = store.marketing_times(
         session, marketing_chats, now - policy.cap_window, include_planned=False,

@@ -4,6 +4,12 @@ A partner proves who they are in the bot with a registration code the operator h
 The code is random (``secrets``), shown once, stored only as a hash, valid for seven days and
 redeemable once; issuing a new one replaces the old. Services take a Session and plain values,
 never commit (the caller owns the unit of work), and return frozen dataclasses.
+
+An account can be cut off (issue 11, item 2): re-issuing a code unlinks the Telegram account
+the partner had (a lost or shared phone stops being a partner at once, the new code links the
+new one), and ``deactivate_partner`` ends the partner's rights while keeping the link for the
+record (``flows.roles`` only resolves active partners; queued notices to them are skipped).
+Each of these, and a redemption, is an audit row.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from flows.errors import (
     UnknownRegistrationCodeError,
     UsedRegistrationCodeError,
 )
+from storage import outbox as outbox_store
+from storage.audit import AuditKind, record_audit
 from storage.importing.errors import ImportFileError
 from storage.importing.readers import open_source
 from storage.models import Dealer, Owner, Partner, PartnerRole
@@ -85,6 +93,20 @@ class IssuedCode:
     name: str
     code: str
     expires_at: datetime
+    unlinked_telegram_user_id: int | None = None  # the account that lost partner rights
+
+
+@dataclass(frozen=True)
+class PartnerState:
+    """The outcome of deactivating or reactivating a partner."""
+
+    partner_id: int
+    advisor_code: str
+    name: str
+    active: bool
+    changed: bool  # False: it already was in that state
+    telegram_linked: bool
+    notices_skipped: int = 0  # queued notices to the partner's chat that will not go out
 
 
 @dataclass(frozen=True)
@@ -196,6 +218,7 @@ def create_partner(
     role: str | PartnerRole,
     now: datetime,
     dealer_name: str | None = None,
+    actor: str = "cli",
 ) -> IssuedCode:
     """Add a partner (and its dealer if the code is new) and issue its first registration code."""
     _require_aware(now)
@@ -207,18 +230,76 @@ def create_partner(
     if exists is not None:
         raise DuplicatePartnerError(f"a partner with advisor code {advisor_code!r} already exists")
     dealer = _dealer(session, dealer_code, dealer_name, now)
-    return _add_partner(session, dealer, name, advisor_code, role, now)
+    return _add_partner(session, dealer, name, advisor_code, role, now, actor)
 
 
-def issue_registration_code(session: Session, advisor_code: str, now: datetime) -> IssuedCode:
+def issue_registration_code(
+    session: Session, advisor_code: str, now: datetime, *, actor: str = "cli"
+) -> IssuedCode:
     """Replace the partner's code with a new one; the old code stops working at once.
 
-    Re-issuing also clears ``registered_at``: the partner is pending again until the new code
-    is redeemed (e.g. from a new Telegram account, which then replaces the linked one).
+    Re-issuing also clears ``registered_at`` and unlinks the Telegram account: a code is
+    re-issued when the partner lost the account or it fell into other hands, so the old
+    account loses partner rights now (not when the new code is redeemed), and the notices
+    queued for it are skipped. The partner is pending until the new code is redeemed.
     """
     _require_aware(now)
     partner = find_partner(session, advisor_code)
-    return _issue(session, partner, now)
+    return _issue(session, partner, now, actor)
+
+
+def deactivate_partner(
+    session: Session, advisor_code: str, now: datetime, *, actor: str = "cli"
+) -> PartnerState:
+    """Cut the partner off at once: no partner rights for their account, no registration with
+    an outstanding code, and the notices queued for their chat are skipped. Owners and circles
+    stay with the partner until a handover moves them. Idempotent."""
+    _require_aware(now)
+    partner = find_partner(session, advisor_code)
+    assert partner.id is not None
+    if not partner.active:
+        return _state(partner, changed=False)
+    partner.active = False
+    session.add(partner)
+    skipped = 0
+    if partner.telegram_user_id is not None:
+        skipped = outbox_store.skip_partner_notices(
+            session, partner.id, partner.telegram_user_id, outbox_store.PARTNER_INACTIVE, now
+        )
+    record_audit(
+        session, AuditKind.partner_deactivated, actor=actor, subject=f"partner:{partner.advisor_code}",
+        at=now, telegram_user_id=partner.telegram_user_id, notices_skipped=skipped,
+    )
+    session.flush()
+    return _state(partner, changed=True, skipped=skipped)
+
+
+def reactivate_partner(
+    session: Session, advisor_code: str, now: datetime, *, actor: str = "cli"
+) -> PartnerState:
+    """Give a deactivated partner their rights back, on the Telegram account still linked
+    (re-issue a code instead to move them to another account). Idempotent."""
+    _require_aware(now)
+    partner = find_partner(session, advisor_code)
+    if partner.active:
+        return _state(partner, changed=False)
+    partner.active = True
+    session.add(partner)
+    record_audit(
+        session, AuditKind.partner_reactivated, actor=actor, subject=f"partner:{partner.advisor_code}",
+        at=now, telegram_user_id=partner.telegram_user_id,
+    )
+    session.flush()
+    return _state(partner, changed=True)
+
+
+def _state(partner: Partner, *, changed: bool, skipped: int = 0) -> PartnerState:
+    assert partner.id is not None
+    return PartnerState(
+        partner_id=partner.id, advisor_code=partner.advisor_code, name=partner.name,
+        active=partner.active, changed=changed,
+        telegram_linked=partner.telegram_user_id is not None, notices_skipped=skipped,
+    )
 
 
 _UNKNOWN = "registration code not recognised: check it and retry"
@@ -268,6 +349,10 @@ def redeem_registration_code(
     if spent.rowcount != 1:
         raise UsedRegistrationCodeError(_USED)
     session.refresh(partner)
+    record_audit(
+        session, AuditKind.partner_registered, actor=f"user:{telegram_user_id}",
+        subject=f"partner:{partner.advisor_code}", at=now, telegram_user_id=telegram_user_id,
+    )
     return partner
 
 
@@ -317,7 +402,8 @@ def _dealer(session: Session, code: str, name: str | None, now: datetime) -> Dea
 
 
 def _add_partner(
-    session: Session, dealer: Dealer, name: str, advisor_code: str, role: PartnerRole, now: datetime
+    session: Session, dealer: Dealer, name: str, advisor_code: str, role: PartnerRole, now: datetime,
+    actor: str,
 ) -> IssuedCode:
     assert dealer.id is not None
     partner = Partner(
@@ -325,23 +411,38 @@ def _add_partner(
     )
     session.add(partner)
     session.flush()
-    return _issue(session, partner, now)
+    return _issue(session, partner, now, actor)
 
 
-def _issue(session: Session, partner: Partner, now: datetime) -> IssuedCode:
+def _issue(session: Session, partner: Partner, now: datetime, actor: str) -> IssuedCode:
+    """A new code replaces the old; the account linked so far is unlinked (see
+    ``issue_registration_code``)."""
     code = generate_registration_code()
     partner.registration_code_hash = hash_registration_code(code)
     partner.registration_expires_at = now + CODE_TTL
     partner.registered_at = None
+    unlinked = partner.telegram_user_id
+    partner.telegram_user_id = None
     session.add(partner)
     session.flush()
     assert partner.id is not None
+    skipped = 0
+    if unlinked is not None:
+        skipped = outbox_store.skip_partner_notices(
+            session, partner.id, unlinked, outbox_store.PARTNER_ACCOUNT_CHANGED, now
+        )
+    record_audit(
+        session, AuditKind.partner_code_issued, actor=actor, subject=f"partner:{partner.advisor_code}",
+        at=now, expires_at=partner.registration_expires_at.isoformat(),
+        unlinked_telegram_user_id=unlinked, notices_skipped=skipped,
+    )
     return IssuedCode(
         partner_id=partner.id,
         advisor_code=partner.advisor_code,
         name=partner.name,
         code=code,
         expires_at=partner.registration_expires_at,
+        unlinked_telegram_user_id=unlinked,
     )
 
 
@@ -445,7 +546,7 @@ def _columns(header: Sequence[Any], filename: str) -> dict[str, int]:
 
 
 def import_partners(
-    session: Session, rows: Iterable[PartnerRow], now: datetime
+    session: Session, rows: Iterable[PartnerRow], now: datetime, *, actor: str = "cli"
 ) -> PartnerImportResult:
     """Create missing partners and update names/roles of known ones, keyed by advisor code.
 
@@ -500,7 +601,7 @@ def import_partners(
             updated += 1
             continue
         dealer = _dealer(session, dealer_code, row.dealer_name, now)
-        codes.append(_add_partner(session, dealer, name, advisor_code, role, now))
+        codes.append(_add_partner(session, dealer, name, advisor_code, role, now, actor))
         created += 1
     session.flush()
     return PartnerImportResult(created, updated, unchanged, tuple(rejected), tuple(codes))

@@ -8,6 +8,12 @@ leaves rows ``sending``; when their lease expires they are claimed again.
 
 Outcomes other than ``sent`` only apply to rows still ``sending``: a sender whose lease ran
 out must not put back a row another sender has since delivered.
+
+Partner notices (issue 11, items 2 and 4): a row addressed to a partner's private chat is
+sent only while that partner is active and that chat is still the partner's account
+(``partner_vetoes``, run by the send-time screen); deactivation, a re-issued registration
+code and a handover also settle the queued rows at once (``skip_partner_notices``,
+``readdress_partner_notices``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
@@ -47,12 +53,13 @@ class ClaimedMessage:
     not_before: datetime
     expires_at: datetime | None
     created_at: datetime
+    partner_id: int | None = None
 
 
 _CLAIM_COLUMNS = (
     _T.c.id, _T.c.chat_id, _T.c.owner_id, _T.c.message_class, _T.c.priority, _T.c.text,
     _T.c.parse_mode, _T.c.buttons, _T.c.attempts, _T.c.not_before, _T.c.expires_at,
-    _T.c.created_at,
+    _T.c.created_at, _T.c.partner_id,
 )
 
 
@@ -176,6 +183,138 @@ def expire_pending(engine: Engine, now: datetime) -> int:
             .values(status=SKIPPED, reason="expired", updated_at=now)
         )
         return result.rowcount or 0
+
+
+# --- partner notices -------------------------------------------------------------------------
+
+PARTNER_INACTIVE = "partner_inactive"
+PARTNER_ACCOUNT_CHANGED = "partner_account_changed"
+PARTNER_NOT_REGISTERED = "partner_not_registered"
+_O = Owner.__table__
+
+
+def _owner_addressed():  # noqa: ANN202 - a SQL condition on the outbox row
+    """The row goes to the owner it is about (their own private chat), not to a partner."""
+    return exists().where(_O.c.id == _T.c.owner_id, _O.c.telegram_user_id == _T.c.chat_id)
+
+
+def skip_partner_notices(
+    session: Session, partner_id: int, chat_id: int, reason: str, now: datetime
+) -> int:
+    """Skip the queued rows addressed to ``chat_id`` as partner ``partner_id``'s chat (the
+    partner was deactivated, or this account was unlinked). Rows to owners stay."""
+    result = session.execute(
+        update(_T)
+        .where(
+            _T.c.status == PENDING,
+            _T.c.chat_id == chat_id,
+            or_(_T.c.partner_id == partner_id, _T.c.partner_id.is_(None)),
+            ~_owner_addressed(),
+        )
+        .values(status=SKIPPED, reason=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class Readdressed:
+    moved: int  # partner notices now addressed to the new partner's chat
+    skipped: int  # partner notices dropped: the new partner has no Telegram account yet
+    retagged: int  # other queued rows (to owners, circles) now counted for the new partner
+
+
+def readdress_partner_notices(
+    session: Session,
+    from_id: int,
+    from_chat: int | None,
+    to_id: int,
+    to_chat: int | None,
+    now: datetime,
+) -> Readdressed:
+    """Handover: queued notices for the leaving partner go to the one taking over.
+
+    Only ``pending`` rows move; one a sender already holds is stopped by the send-time check
+    (``partner_vetoes``), since the leaving partner is inactive by then.
+    """
+    moved = skipped = 0
+    if from_chat is not None:
+        to_partner = and_(
+            _T.c.status == PENDING, _T.c.partner_id == from_id, _T.c.chat_id == from_chat,
+            ~_owner_addressed(),
+        )
+        if to_chat is not None:
+            values: dict[str, Any] = dict(chat_id=to_chat, partner_id=to_id, updated_at=now)
+        else:
+            values = dict(status=SKIPPED, reason=PARTNER_NOT_REGISTERED, partner_id=to_id, updated_at=now)
+        count = session.execute(
+            update(_T).where(to_partner).values(**values).execution_options(synchronize_session=False)
+        ).rowcount or 0
+        moved, skipped = (count, 0) if to_chat is not None else (0, count)
+    retagged = session.execute(
+        update(_T)
+        .where(_T.c.status == PENDING, _T.c.partner_id == from_id)
+        .values(partner_id=to_id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount or 0
+    return Readdressed(moved, skipped, retagged)
+
+
+def partner_vetoes(session: Session, rows: Sequence[ClaimedMessage]) -> dict[int, str]:
+    """Send-time check: ``outbox id -> reason`` for claimed rows addressed to a partner who
+    may no longer get them.
+
+    A row is a partner's when it goes to a private chat that is not the chat of the owner it
+    is about. It is vetoed when its partner is inactive (deactivated or handed over), or its
+    chat is no longer that partner's account (the code was re-issued); a row without a
+    partner is vetoed when its chat is an inactive partner's account.
+    """
+    private = [r for r in rows if r.chat_id > 0]
+    if not private:
+        return {}
+    chats = sorted({r.chat_id for r in private})
+    partner_ids = sorted({r.partner_id for r in private if r.partner_id is not None})
+    partners: dict[int, tuple[int | None, bool]] = {}
+    by_chat: dict[int, bool] = {}
+    owner_of_chat: dict[int, int] = {}
+    for chunk in _chunks(chats):
+        for pid, tg, active in session.execute(
+            select(Partner.id, Partner.telegram_user_id, Partner.active).where(
+                Partner.telegram_user_id.in_(chunk)
+            )
+        ).all():
+            partners[pid] = (tg, bool(active))
+            by_chat[tg] = bool(active)
+        for oid, tg in session.execute(
+            select(Owner.id, Owner.telegram_user_id).where(Owner.telegram_user_id.in_(chunk))
+        ).all():
+            owner_of_chat[tg] = oid
+    missing = [p for p in partner_ids if p not in partners]
+    for chunk in _chunks(missing):
+        for pid, tg, active in session.execute(
+            select(Partner.id, Partner.telegram_user_id, Partner.active).where(Partner.id.in_(chunk))
+        ).all():
+            partners[pid] = (tg, bool(active))
+    vetoes: dict[int, str] = {}
+    for row in private:
+        partner = partners.get(row.partner_id) if row.partner_id is not None else None
+        chat_owner = owner_of_chat.get(row.chat_id)
+        if chat_owner is not None and (
+            row.owner_id == chat_owner
+            or (row.owner_id is None and not (partner and partner[0] == row.chat_id))
+        ):
+            continue  # to an owner: the partner's state does not decide it
+        if row.partner_id is not None:
+            if partner is None:
+                continue  # no such partner row: nothing to check against
+            account, active = partner
+            if not active:
+                vetoes[row.id] = PARTNER_INACTIVE
+            elif account != row.chat_id:
+                vetoes[row.id] = PARTNER_ACCOUNT_CHANGED
+        elif by_chat.get(row.chat_id) is False:
+            vetoes[row.id] = PARTNER_INACTIVE
+    return vetoes
 
 
 # --- reads for the send-time rules ---------------------------------------------------------
@@ -314,6 +453,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 __all__ = [
     "ChatOwner", "ClaimedMessage", "Outcome", "add_suppression", "claim_due", "existing_keys",
-    "expire_pending", "marketing_times", "owners_by_chat", "partner_chats",
+    "expire_pending", "marketing_times", "owners_by_chat", "partner_chats", "partner_vetoes",
+    "Readdressed", "readdress_partner_notices", "skip_partner_notices",
     "record_outcomes", "suppressions_for", "topics_of",
 ]

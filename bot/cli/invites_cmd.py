@@ -30,16 +30,23 @@ def export(
     out: Path | None = typer.Option(None, "--out", help="Output file (required for xlsx)."),
     bot_username: str | None = typer.Option(None, "--bot-username", help="Defaults to AUTOCIRCLE_BOT_USERNAME."),
 ) -> None:
-    """Issue (or reuse) each not-yet-online owner's token and write owner id, name, token, link."""
+    """Issue each not-yet-online owner's link (their live token, or a fresh one once it has
+    expired: security.invite_valid_days) and write owner id, name, phone, token, link."""
     if fmt is Format.xlsx and out is None:
         raise fail("--format xlsx needs --out FILE.xlsx")
     with open_app() as ac:
         with session_scope(ac.engine) as session:
             try:
-                partner_id = find_partner(session, partner).id
+                found = find_partner(session, partner)
             except PartnerNotFoundError as exc:
                 raise fail(str(exc)) from None
-            rows = invites.issue_invites(session, partner_id, bot_username or ac.settings.bot_username, utcnow())
+            if not found.active:
+                raise fail(f"partner {found.advisor_code} is inactive: links would lead to nobody")
+            partner_id = found.id
+            rows = invites.issue_invites(
+                session, partner_id, bot_username or ac.settings.bot_username, utcnow(),
+                valid_days=ac.settings.security.invite_valid_days, actor="cli",
+            )
     if fmt is Format.xlsx:
         assert out is not None
         out.write_bytes(invites.to_xlsx(rows))

@@ -1,5 +1,6 @@
-"""``autocircle partners ...``: add, list, re-issue codes; and ``import partners`` (called from
-``import_cmd``). The work is in ``flows.partners``; this module parses options and prints."""
+"""``autocircle partners ...``: add, list, re-issue codes, deactivate/reactivate, hand over;
+and ``import partners`` (called from ``import_cmd``). The work is in ``flows.partners``; this
+module parses options and prints."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from flows.errors import AutoCircleError
 from storage.clock import utcnow
 from storage.db import session_scope
 
-app = typer.Typer(help="Channel partners: add, list, registration codes.", no_args_is_help=True)
+app = typer.Typer(
+    help="Channel partners: add, list, registration codes, deactivate, handover.", no_args_is_help=True
+)
 
 
 class Role(str, Enum):
@@ -56,14 +59,58 @@ def add(
 
 @app.command("code")
 def code(advisor_code: str = typer.Argument(..., help="Advisor code of the partner.")) -> None:
-    """Issue a new registration code; the previous one stops working."""
+    """Issue a new registration code; the previous one stops working and the Telegram account
+    linked so far loses partner rights at once (the new code links the new account)."""
     with open_app() as ac:
         try:
             with session_scope(ac.engine) as session:
-                issued = svc.issue_registration_code(session, advisor_code, utcnow())
+                issued = svc.issue_registration_code(session, advisor_code, utcnow(), actor="cli")
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
         _print_code(issued, _zone(ac.settings.timezone), "new code for")
+        if issued.unlinked_telegram_user_id is not None:
+            console.print(
+                f"Telegram account {issued.unlinked_telegram_user_id} unlinked: it has no partner "
+                "rights until the new code is redeemed",
+                highlight=False,
+            )
+
+
+@app.command("deactivate")
+def deactivate(advisor_code: str = typer.Argument(..., help="Advisor code of the partner.")) -> None:
+    """Cut a partner off now: their Telegram account loses partner rights and queued notices
+    to it are skipped. Owners stay with them until `partners handover`."""
+    with open_app() as ac:
+        try:
+            with session_scope(ac.engine) as session:
+                state = svc.deactivate_partner(session, advisor_code, utcnow(), actor="cli")
+        except AutoCircleError as exc:
+            raise fail(str(exc)) from None
+    if not state.changed:
+        console.print(f"{escape(state.advisor_code)} was already inactive", highlight=False)
+        return
+    console.print(
+        f"deactivated {escape(state.advisor_code)} {escape(state.name)}; "
+        f"{state.notices_skipped} queued notice(s) will not be sent",
+        highlight=False,
+    )
+
+
+@app.command("reactivate")
+def reactivate(advisor_code: str = typer.Argument(..., help="Advisor code of the partner.")) -> None:
+    """Give a deactivated partner their rights back on the Telegram account still linked
+    (use `partners code` to move them to another account)."""
+    with open_app() as ac:
+        try:
+            with session_scope(ac.engine) as session:
+                state = svc.reactivate_partner(session, advisor_code, utcnow(), actor="cli")
+        except AutoCircleError as exc:
+            raise fail(str(exc)) from None
+    if not state.changed:
+        console.print(f"{escape(state.advisor_code)} was already active", highlight=False)
+        return
+    linked = "on their linked Telegram account" if state.telegram_linked else "(no Telegram account linked yet)"
+    console.print(f"reactivated {escape(state.advisor_code)} {escape(state.name)} {linked}", highlight=False)
 
 
 @app.command("list")
@@ -78,7 +125,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead
         typer.echo(json.dumps([_partner_json(p, now) for p in partners], ensure_ascii=False, indent=2))
         return
     table = Table(title=f"{len(partners)} partner(s)", box=box.SIMPLE_HEAD)
-    for header in ("Advisor", "Name", "Dealer", "Role", "Registered", "Telegram", "Owners"):
+    for header in ("Advisor", "Name", "Dealer", "Role", "Active", "Registered", "Telegram", "Owners"):
         table.add_column(header, justify="right" if header == "Owners" else "left", no_wrap=header != "Dealer")
     for p in partners:
         dealer = p.dealer_code + (f" {p.dealer_name}" if p.dealer_name else "")
@@ -87,6 +134,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead
             escape(p.name),
             escape(dealer),
             p.role,
+            "yes" if p.active else "no",
             _registered(p, now, zone),
             "yes" if p.telegram_linked else "no",
             str(p.owners),
@@ -184,19 +232,32 @@ def handover_(
     from_code: str = typer.Argument(..., help="Advisor code of the leaving partner."),
     to_code: str = typer.Argument(..., help="Advisor code of the partner taking over."),
 ) -> None:
-    """Move a leaving partner's owners and circles to another partner and tell the owners."""
+    """Move a leaving partner's owners, circles, invite links, open bookings, prospects and
+    queued notices to another partner, tell the owners, and deactivate the leaving partner."""
     from flows.handover import handover
     from flows.templating import Renderer
 
     with open_app() as ac:
         try:
             with session_scope(ac.engine) as session:
-                result = handover(session, Renderer(default_locale=ac.settings.locale), from_code, to_code, utcnow())
+                result = handover(
+                    session, Renderer(default_locale=ac.settings.locale), from_code, to_code, utcnow(),
+                    actor="cli",
+                )
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
     console.print(
         f"{result.from_code} → {result.to_code}: {result.owners_moved} owners, "
         f"{result.circles_moved} circles moved; {result.owners_told} owners will be told "
         "(queued in the outbox, sent by the running bot)",
+        highlight=False,
+    )
+    console.print(
+        f"also moved: {result.invites_moved} invite links, {result.bookings_moved} open bookings, "
+        f"{result.prospects_moved} prospects; queued notices for {result.from_code}: "
+        f"{result.notices_moved} re-addressed to {result.to_code}"
+        + (f", {result.notices_skipped} dropped ({result.to_code} has no Telegram account yet)"
+           if result.notices_skipped else "")
+        + f"; {result.from_code} is now inactive",
         highlight=False,
     )

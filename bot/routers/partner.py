@@ -8,6 +8,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BufferedInputFile, Message
 from sqlmodel import Session
 
+from bot.config import Settings
 from bot.filters import IsPartner
 from bot.texts import send_long
 from flows import circles, invites, owners_view
@@ -36,9 +37,13 @@ async def on_help(message: Message, renderer: Renderer, identity: Identity) -> N
 
 
 async def on_invites(
-    message: Message, session: Session, renderer: Renderer, identity: Identity, bot_username: str
+    message: Message, session: Session, renderer: Renderer, identity: Identity, bot_username: str,
+    settings: Settings,
 ) -> None:
-    rows = invites.issue_invites(session, identity.partner_id, bot_username, utcnow())
+    rows = invites.issue_invites(
+        session, identity.partner_id, bot_username, utcnow(),
+        valid_days=settings.security.invite_valid_days, actor=f"user:{identity.user_id}",
+    )
     shown = rows[:INVITES_IN_TEXT]  # the rest is in the Excel file: one message, not dozens
     text = renderer.render("partner/invites", identity.locale, rows=shown, count=len(rows))
     await send_long(message, text)

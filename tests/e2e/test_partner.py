@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from typer.testing import CliRunner
 
+from bot.cli.main import app as cli
 from conftest import OPERATOR_ID
+from flows.outbox import Push, enqueue
 from storage.clock import utcnow
-from storage.models import Owner, Partner
+from storage.db import make_engine, session_scope
+from storage.models import InviteToken, OutboxMessage, Owner, Partner
 
 pytestmark = pytest.mark.e2e
 
@@ -101,12 +107,13 @@ async def test_operator_hands_over_owners_and_owners_are_told(harness) -> None:
     sb = harness.sandbox
     code_a = await harness.add_partner("A101", name="Alice")
     await harness.add_partner("A102", name="Carol")
-    owner_id = await harness.add_owner("C1", name="Li", vin="LSVAB2BJ7MN000003", advisor_code="A101")
+    owner_id = await harness.add_owner(
+        "C1", name="Li", vin="LSVAB2BJ7MN000003", advisor_code="A101", telegram_user_id=OWNER_TG
+    )
     await harness.register_partner(A_TG, code_a)
     await sb.add_user(OWNER_TG, first_name="Li")
-    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
-    await sb.send_text(OWNER_TG, OWNER_TG, "000003")
-    await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")  # the owner has a chat with the bot
+    await sb.wait_for_bot_message(OWNER_TG)
 
     await sb.add_user(OPERATOR_ID, first_name="Ops")
     await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/handover A101")
@@ -145,3 +152,129 @@ async def test_prospect_registers_and_is_routed_to_a_partner(harness) -> None:
     await sb.wait_for_bot_message(OWNER_TG, contains="Alice will contact you")
     notice = await sb.wait_for_bot_message(A_TG, contains="New prospect")
     assert "Zhang <i>San</i>" in notice["text"] and "+8613812345678" in notice["text"]
+
+
+# --- issue 11, items 2 and 4: accounts are cut off, handover leaves nothing behind ------------
+
+
+async def _cli(harness, monkeypatch, *args: str) -> str:  # noqa: ANN001
+    """``autocircle ARGS`` against the running bot's database, off the event loop."""
+    monkeypatch.setenv("AUTOCIRCLE_DATABASE_URL", harness.database_url)
+    result = await asyncio.to_thread(CliRunner().invoke, cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _queue_partner_notice(url: str, key: str, advisor: str, owner_id: int, chat: int | None = None) -> None:
+    """A notice to a partner about an owner, as a flow queues one (e.g. a booking request)."""
+    engine = make_engine(url)
+    with session_scope(engine) as session:
+        partner = session.execute(select(Partner).where(Partner.advisor_code == advisor)).scalar_one()
+        assert enqueue(session, Push(
+            dedupe_key=key, chat_id=chat or partner.telegram_user_id, partner_id=partner.id,
+            owner_id=owner_id, text=f"Booking request from Li ({key})",
+        ))
+    engine.dispose()
+
+
+async def test_after_handover_the_old_partner_chat_receives_nothing(harness, monkeypatch) -> None:  # noqa: ANN001
+    sb = harness.sandbox
+    code_a = await harness.add_partner("A101", name="Alice")
+    code_c = await harness.add_partner("A102", name="Carol")
+    owner_id = await harness.add_owner("C1", name="Li", advisor_code="A101", telegram_user_id=OWNER_TG)
+    await sb.add_user(OWNER_TG, first_name="Li")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.wait_for_bot_message(OWNER_TG)
+    await harness.register_partner(A_TG, code_a)
+    await harness.register_partner(B_TG, code_c)
+    url = harness.database_url
+    await harness.stop()  # the notice waits in the outbox while the operator hands over
+    _queue_partner_notice(url, "booking:1:requested", "A101", owner_id)
+    seen_by_alice = len(sb.bot_messages(A_TG))
+    output = await _cli(harness, monkeypatch, "partners", "handover", "A101", "A102")
+    assert "1 re-addressed to A102" in output
+    # a flow that still held the old partner queues one more notice: the send-time check stops it
+    _queue_partner_notice(url, "churn:late", "A101", owner_id, chat=A_TG)
+    await harness.start()
+
+    moved = await sb.wait_for_bot_message(B_TG, contains="booking:1:requested", timeout=10)
+    assert "Booking request from Li" in moved["text"]
+    await sb.wait_for_bot_message(OWNER_TG, contains="Carol", timeout=10)  # the new advisor
+
+    def settled() -> list:
+        with harness.session() as session:
+            return [] if session.execute(select(OutboxMessage.id).where(
+                OutboxMessage.status.in_(("pending", "sending")))).first() else [1]
+
+    assert await harness.eventually(settled, timeout=10)
+    assert len(sb.bot_messages(A_TG)) == seen_by_alice  # nothing more reached the old partner
+    with harness.session() as session:
+        late = session.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key == "churn:late")).scalar_one()
+        assert (late.status, late.reason) == ("skipped", "partner_inactive")
+    await sb.send_text(A_TG, A_TG, "/owners")
+    await sb.wait_for_bot_message(A_TG, contains="partners only")
+
+
+async def test_a_deactivated_partner_commands_stop_working(harness, monkeypatch) -> None:  # noqa: ANN001
+    sb = harness.sandbox
+    code = await harness.add_partner("A101", name="Alice")
+    await harness.add_owner("C1", name="Owner of A", advisor_code="A101")
+    await harness.register_partner(A_TG, code)
+    await sb.send_text(A_TG, A_TG, "/owners")
+    await sb.wait_for_bot_message(A_TG, contains="Owners 1/1")
+
+    await _cli(harness, monkeypatch, "partners", "deactivate", "A101")
+    for command in ("/owners", "/invites", "/owner C1"):
+        await sb.send_text(A_TG, A_TG, command)
+        reply = await sb.wait_for_bot_message(A_TG)
+        assert "partners only" in reply["text"], (command, reply["text"])
+        assert "Owner of A" not in reply["text"]
+
+    await _cli(harness, monkeypatch, "partners", "reactivate", "A101")
+    await sb.send_text(A_TG, A_TG, "/owners")
+    await sb.wait_for_bot_message(A_TG, contains="Owners 1/1")
+
+
+async def test_a_reissued_code_unlinks_the_old_account(harness, monkeypatch) -> None:  # noqa: ANN001
+    sb = harness.sandbox
+    code = await harness.add_partner("A101", name="Alice")
+    await harness.add_owner("C1", name="Owner of A", advisor_code="A101")
+    await harness.register_partner(A_TG, code)
+    output = await _cli(harness, monkeypatch, "partners", "code", "A101")
+    new_code = re.search(r"registration code: (\S+)", output).group(1)
+    assert f"{A_TG} unlinked" in output
+
+    await sb.send_text(A_TG, A_TG, "/owners")
+    await sb.wait_for_bot_message(A_TG, contains="partners only")  # before anyone redeems the code
+    await harness.register_partner(B_TG, new_code)
+    await sb.send_text(B_TG, B_TG, "/owners")
+    await sb.wait_for_bot_message(B_TG, contains="Owners 1/1")
+    await sb.send_text(A_TG, A_TG, "/owners")
+    await sb.wait_for_bot_message(A_TG, contains="partners only")
+
+
+async def test_invites_replace_an_expired_link_with_a_fresh_one(harness) -> None:  # noqa: ANN001
+    sb = harness.sandbox
+    code = await harness.add_partner("A101", name="Alice")
+    owner_id = await harness.add_owner("C1", name="Owner of A", advisor_code="A101")
+    await harness.register_partner(A_TG, code)
+    await sb.send_text(A_TG, A_TG, "/invites")
+    first = await sb.wait_for_bot_message(A_TG, contains="not yet online")
+    await sb.wait_for_bot_message(A_TG, predicate=lambda m: "document" in m)
+    token = re.search(r"start=([\w-]+)", first["text"]).group(1)
+
+    def stored() -> list:
+        with harness.session() as session:
+            return list(session.execute(select(InviteToken).where(InviteToken.owner_id == owner_id)).scalars())
+
+    [invite] = await harness.eventually(stored)  # the bot commits after its reply
+    assert invite.expires_at is not None  # 30 days by default (security.invite_valid_days)
+    with harness.session() as session:
+        session.execute(update(InviteToken).where(InviteToken.token == token)
+                        .values(expires_at=utcnow() - timedelta(minutes=1)))
+        session.commit()
+    await sb.send_text(A_TG, A_TG, "/invites")
+    second = await sb.wait_for_bot_message(A_TG, contains="not yet online")
+    fresh = re.search(r"start=([\w-]+)", second["text"]).group(1)
+    assert fresh != token
+    assert await harness.eventually(lambda: {t.token for t in stored()} == {token, fresh})
