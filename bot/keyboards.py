@@ -16,10 +16,14 @@ from flows.onboarding import DealerChoice, Familiarity
 
 
 class FamiliarityCb(CallbackData, prefix="fam"):
+    """Names the owner the question was asked for: a press for any other owner is refused."""
+
+    owner_id: int
     value: Familiarity
 
 
 class LocaleCb(CallbackData, prefix="loc"):
+    owner_id: int
     value: str
 
 
@@ -63,18 +67,18 @@ def not_an_owner(locale: str | None) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def familiarity(locale: str | None, suggested: Familiarity) -> InlineKeyboardMarkup:
+def familiarity(locale: str | None, owner_id: int, suggested: Familiarity) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for value in Familiarity:
         mark = " ✓" if value is suggested else ""
-        builder.button(text=_label(locale, value.value) + mark, callback_data=FamiliarityCb(value=value))
+        builder.button(text=_label(locale, value.value) + mark, callback_data=FamiliarityCb(owner_id=owner_id, value=value))
     return builder.as_markup()
 
 
-def languages() -> InlineKeyboardMarkup:
+def languages(owner_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text="中文", callback_data=LocaleCb(value="zh"))
-    builder.button(text="English", callback_data=LocaleCb(value="en"))
+    builder.button(text="中文", callback_data=LocaleCb(owner_id=owner_id, value="zh"))
+    builder.button(text="English", callback_data=LocaleCb(owner_id=owner_id, value="en"))
     return builder.as_markup()
 
 

@@ -1,17 +1,31 @@
 """Owner onboarding: from ``/start`` (with or without a personal token) to a verified owner.
 
-Verification matches what the person proves (their own phone contact, or the last six
-characters of a VIN) against the imported records, the inviting partner's owners first.
-Three failed matches tell the partner, who helps in person. People not in the database can
-register as prospects and are routed to a partner of the dealer they choose.
+Verification matches what the person proves against the imported records, and it cannot be
+won by guessing (issue 11):
+
+* a VIN ending is matched only against the owner that the personal invite link names; without
+  a link a VIN ending never searches the database (the reply asks for the phone contact or the
+  personal link);
+* a shared phone contact (the user's own, which Telegram vouches for) may find any owner, the
+  inviting partner's first;
+* every failed attempt is a ``verification_failure`` row; too many per Telegram user or per
+  owner record inside a window lock verification (it survives restarts and ``/start``), a
+  locked attempt is refused before any matching, and the partner (or the operators, for a
+  plain ``/start``) hears once per lockout with the reasons;
+* "no match", "ambiguous" and "linked to another account" look the same to the person.
+
+People not in the database can register as prospects and are routed to a partner of the
+dealer they choose.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -21,7 +35,9 @@ from flows.outbox import Push, enqueue
 from flows.phones import to_e164
 from flows.segment_rules import completed_months, familiarity_for_months
 from flows.templating import Renderer
+from storage.audit import AuditKind, record_audit
 from storage.events import EventKind, record
+from storage.security_models import VerificationFailure
 from storage.segments import Familiarity  # onboarding's answer is the segment's familiarity
 from storage.models import (
     Circle,
@@ -35,16 +51,15 @@ from storage.models import (
     Vehicle,
 )
 
-MAX_FAILURES = 3
 PUBLIC_START_PARAMS = frozenset({"circle", "verify"})  # shared links, not personal tokens
 VIN_SUFFIX = re.compile(r"^[A-HJ-NPR-Z0-9]{6}$")
+DEFAULT_INVITE_VALID_DAYS = 30
 
 
 class StartKind(str, enum.Enum):
     already_verified = "already_verified"
     token_ok = "token_ok"
-    token_unknown = "token_unknown"
-    token_taken = "token_taken"
+    token_dead = "token_dead"  # unknown, expired, or its owner is linked to another account
     plain = "plain"
 
 
@@ -62,6 +77,11 @@ class MatchFailure(str, enum.Enum):
     ambiguous = "ambiguous"
     taken = "taken"
     bad_format = "bad_format"
+    needs_link = "needs_link"  # a VIN ending without a personal link: nothing was searched
+    locked = "locked"  # too many failures: refused before any matching
+
+
+COUNTED = (MatchFailure.not_found, MatchFailure.ambiguous, MatchFailure.taken)
 
 
 @dataclass(frozen=True)
@@ -69,15 +89,55 @@ class MatchResult:
     owner_id: int | None = None
     owner_name: str = ""
     failure: MatchFailure | None = None
+    left: int = 0  # failed tries left before the lockout (after a counted failure)
+    just_locked: bool = False  # this attempt started a lockout
 
     @property
     def ok(self) -> bool:
         return self.owner_id is not None
 
 
-def start(session: Session, user_id: int, token: str | None, now: datetime) -> StartResult:
-    """Resolve ``/start [TOKEN]``; a valid personal token marks its owner ``online``; a
-    referral token records the first touch and continues as a plain start."""
+@dataclass(frozen=True)
+class VerifyLimits:
+    """The lockout (``Settings.security``): failures per Telegram user and per owner record
+    inside a sliding window."""
+
+    max_per_user: int = 5
+    max_per_owner: int = 10
+    window: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who is trying, what their link named, and where a lockout notice goes."""
+
+    user_id: int
+    user_label: str = ""
+    hint_owner_id: int | None = None
+    hint_partner_id: int | None = None
+    limits: VerifyLimits = VerifyLimits()
+    operator_ids: Sequence[int] = ()
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def invite_expired(invite: InviteToken, now: datetime, valid_days: int = DEFAULT_INVITE_VALID_DAYS) -> bool:
+    """A personal link dies at ``expires_at``, or ``valid_days`` after it was made when a
+    link predates expiry."""
+    expires = invite.expires_at or (_aware(invite.created_at) + timedelta(days=valid_days))
+    return _aware(now) >= _aware(expires)
+
+
+def start(
+    session: Session, user_id: int, token: str | None, now: datetime,
+    *, invite_valid_days: int = DEFAULT_INVITE_VALID_DAYS,
+) -> StartResult:
+    """Resolve ``/start [TOKEN]``; a live personal token marks its owner ``online``; a
+    referral token records the first touch and continues as a plain start. An unknown or
+    expired token, or one whose owner another account already linked, is dead: it names no
+    owner, so a VIN ending cannot be tried against anyone."""
     touched = referrals.Touch.not_referral
     if referrals.is_referral_token(token):
         touched = referrals.touch(session, user_id, token, now)
@@ -88,13 +148,11 @@ def start(session: Session, user_id: int, token: str | None, now: datetime) -> S
     if not token or token in PUBLIC_START_PARAMS:
         return StartResult(StartKind.plain)
     invite = session.execute(select(InviteToken).where(InviteToken.token == token)).scalars().first()
-    if invite is None:
-        return StartResult(StartKind.token_unknown)
-    owner = session.get(Owner, invite.owner_id)
-    if owner is None:
-        return StartResult(StartKind.token_unknown)
+    owner = session.get(Owner, invite.owner_id) if invite is not None else None
+    if invite is None or owner is None or invite_expired(invite, now, invite_valid_days):
+        return StartResult(StartKind.token_dead)
     if owner.telegram_user_id is not None and owner.telegram_user_id != user_id:
-        return StartResult(StartKind.token_taken)
+        return StartResult(StartKind.token_dead)
     if invite.used_at is None:
         invite.used_at = now
     mark_online(session, owner, now)
@@ -111,80 +169,179 @@ def mark_online(session: Session, owner: Owner, now: datetime) -> None:
     owner.updated_at = now
 
 
+# --- counting failures ---------------------------------------------------------------------
+
+
+def _failures(session: Session, column, value: int, since: datetime) -> int:  # noqa: ANN001
+    return int(session.execute(
+        select(func.count(VerificationFailure.id)).where(column == value, VerificationFailure.at >= since)
+    ).scalar() or 0)
+
+
+def user_failures(session: Session, user_id: int, now: datetime, limits: VerifyLimits) -> int:
+    return _failures(session, VerificationFailure.user_id, user_id, now - limits.window)
+
+
+def owner_failures(session: Session, owner_id: int, now: datetime, limits: VerifyLimits) -> int:
+    return _failures(session, VerificationFailure.owner_id, owner_id, now - limits.window)
+
+
+def user_locked(session: Session, user_id: int, now: datetime, limits: VerifyLimits) -> bool:
+    """Whether this Telegram user may not try again yet (read from the database, so neither a
+    restart nor ``/start`` lifts it)."""
+    return user_failures(session, user_id, now, limits) >= limits.max_per_user
+
+
+def owner_locked(session: Session, owner_id: int, now: datetime, limits: VerifyLimits) -> bool:
+    """Whether this owner record may not be verified yet (many accounts failed on it)."""
+    return owner_failures(session, owner_id, now, limits) >= limits.max_per_owner
+
+
+# --- attempts -----------------------------------------------------------------------------
+
+
 def verify_by_phone(
     session: Session,
-    user_id: int,
+    renderer: Renderer,
+    attempt: Attempt,
     phone: str,
     *,
-    hint_owner_id: int | None,
-    hint_partner_id: int | None,
     now: datetime,
     referral_policy: referrals.ReferralPolicy = referrals.DEFAULT_POLICY,
 ) -> MatchResult:
-    """Match the user's own shared contact against imported phone numbers."""
+    """Match the user's own shared contact against imported phone numbers (the caller has
+    checked that the contact is the sender's own: Telegram vouches for that number)."""
+    if user_locked(session, attempt.user_id, now, attempt.limits):
+        return MatchResult(failure=MatchFailure.locked)
     e164 = to_e164(phone)
     if e164 is None:
         return MatchResult(failure=MatchFailure.bad_format)
     candidates = list(session.execute(select(Owner).where(Owner.phone == e164)).scalars())
-    return _link_best(session, user_id, candidates, hint_owner_id, hint_partner_id, now, "phone", referral_policy)
+    owner, failure = _best(candidates, attempt)
+    if owner is not None and owner_locked(session, owner.id, now, attempt.limits):
+        return MatchResult(failure=MatchFailure.locked)
+    if owner is not None:
+        link_owner(session, owner, attempt.user_id, now, "phone", referral_policy)
+        return MatchResult(owner_id=owner.id, owner_name=owner.name)
+    assert failure is not None
+    about = attempt.hint_owner_id
+    if about is None and failure is MatchFailure.taken and len(candidates) == 1:
+        about = candidates[0].id
+    return _fail(session, renderer, attempt, failure, "phone", about, now)
 
 
 def verify_by_vin_suffix(
     session: Session,
-    user_id: int,
+    renderer: Renderer,
+    attempt: Attempt,
     text: str,
     *,
-    hint_owner_id: int | None,
-    hint_partner_id: int | None,
     now: datetime,
     referral_policy: referrals.ReferralPolicy = referrals.DEFAULT_POLICY,
 ) -> MatchResult:
-    """Match the last six characters of a VIN (the inviting partner's owners first)."""
+    """Match the last six characters of a VIN against the one owner the personal link names.
+    Without a link nothing is searched (a guess there could hit anyone in the database)."""
+    if user_locked(session, attempt.user_id, now, attempt.limits):
+        return MatchResult(failure=MatchFailure.locked)
     suffix = re.sub(r"[\s\-]", "", text).upper()
     if not VIN_SUFFIX.match(suffix):
         return MatchResult(failure=MatchFailure.bad_format)
-    query = select(Owner).join(Vehicle, Vehicle.owner_id == Owner.id)
-    scoped = None
-    if hint_owner_id is not None:
-        scoped = query.where(Owner.id == hint_owner_id)
-    elif hint_partner_id is not None:
-        scoped = query.where(Owner.partner_id == hint_partner_id)
-    pattern = "%" + suffix
-    candidates: list[Owner] = []
-    if scoped is not None:
-        candidates = list(session.execute(scoped.where(Vehicle.vin.like(pattern))).scalars().unique())
-    if not candidates:
-        candidates = list(session.execute(query.where(Vehicle.vin.like(pattern))).scalars().unique())
-    return _link_best(session, user_id, candidates, hint_owner_id, hint_partner_id, now, "vin", referral_policy)
+    owner_id = attempt.hint_owner_id
+    if owner_id is None:
+        return MatchResult(failure=MatchFailure.needs_link)
+    if owner_locked(session, owner_id, now, attempt.limits):
+        return MatchResult(failure=MatchFailure.locked)
+    owner = session.execute(
+        select(Owner).join(Vehicle, Vehicle.owner_id == Owner.id)
+        .where(Owner.id == owner_id, Vehicle.vin.like("%" + suffix))
+    ).scalars().first()
+    if owner is None:
+        return _fail(session, renderer, attempt, MatchFailure.not_found, "vin", owner_id, now)
+    if owner.telegram_user_id not in (None, attempt.user_id):
+        return _fail(session, renderer, attempt, MatchFailure.taken, "vin", owner_id, now)
+    link_owner(session, owner, attempt.user_id, now, "vin", referral_policy)
+    return MatchResult(owner_id=owner.id, owner_name=owner.name)
 
 
-def _link_best(
-    session: Session,
-    user_id: int,
-    candidates: list[Owner],
-    hint_owner_id: int | None,
-    hint_partner_id: int | None,
-    now: datetime,
-    via: str,
-    referral_policy: referrals.ReferralPolicy,
-) -> MatchResult:
+def _best(candidates: list[Owner], attempt: Attempt) -> tuple[Owner | None, MatchFailure | None]:
+    """The one owner the candidates point to (the link's owner, then the link's partner's,
+    then the only one), or why there is none."""
     if not candidates:
-        return MatchResult(failure=MatchFailure.not_found)
-    free = [o for o in candidates if o.telegram_user_id in (None, user_id)]
+        return None, MatchFailure.not_found
+    free = [o for o in candidates if o.telegram_user_id in (None, attempt.user_id)]
     if not free:
-        return MatchResult(failure=MatchFailure.taken)
+        return None, MatchFailure.taken
     for narrow in (
-        [o for o in free if o.id == hint_owner_id],
-        [o for o in free if hint_partner_id is not None and o.partner_id == hint_partner_id],
+        [o for o in free if o.id == attempt.hint_owner_id],
+        [o for o in free if attempt.hint_partner_id is not None and o.partner_id == attempt.hint_partner_id],
         free,
     ):
         if len(narrow) == 1:
-            owner = narrow[0]
-            link_owner(session, owner, user_id, now, via, referral_policy)
-            return MatchResult(owner_id=owner.id, owner_name=owner.name)
+            return narrow[0], None
         if len(narrow) > 1:
-            return MatchResult(failure=MatchFailure.ambiguous)
-    return MatchResult(failure=MatchFailure.not_found)
+            return None, MatchFailure.ambiguous
+    return None, MatchFailure.not_found
+
+
+def _fail(
+    session: Session, renderer: Renderer, attempt: Attempt, failure: MatchFailure, via: str,
+    owner_id: int | None, now: datetime,
+) -> MatchResult:
+    """Count one failed attempt (row, event, audit); the attempt that reaches a limit starts a
+    lockout: audited once and told to whoever can help, once."""
+    limits = attempt.limits
+    row = VerificationFailure(user_id=attempt.user_id, owner_id=owner_id, via=via, reason=failure.value, at=now)
+    session.add(row)
+    session.flush()
+    actor, subject = f"user:{attempt.user_id}", f"owner:{owner_id}" if owner_id else ""
+    record_audit(session, AuditKind.verification_failed, actor=actor, subject=subject, at=now,
+                 reason=failure.value, via=via)
+    if owner_id is not None:
+        record(session, owner_id, EventKind.verification_failed, now, user_id=attempt.user_id, reason=failure.value)
+    by_user = user_failures(session, attempt.user_id, now, limits)
+    by_owner = owner_failures(session, owner_id, now, limits) if owner_id is not None else 0
+    user_lock = by_user == limits.max_per_user
+    owner_lock = owner_id is not None and by_owner == limits.max_per_owner
+    if user_lock or owner_lock:
+        record_audit(session, AuditKind.verification_locked, actor=actor, subject=subject, at=now,
+                     user_failures=by_user, owner_failures=by_owner, user_locked=user_lock, owner_locked=owner_lock)
+        _tell_lockout(session, renderer, attempt, row, owner_id, by_user, by_owner, user_lock, owner_lock, now)
+    left = max(limits.max_per_user - by_user, 0)
+    if left == 0 or by_owner >= limits.max_per_owner:
+        return MatchResult(failure=MatchFailure.locked, just_locked=user_lock or owner_lock)
+    return MatchResult(failure=failure, left=left)
+
+
+def _tell_lockout(
+    session: Session, renderer: Renderer, attempt: Attempt, row: VerificationFailure, owner_id: int | None,
+    by_user: int, by_owner: int, user_lock: bool, owner_lock: bool, now: datetime,
+) -> None:
+    """One notice per lockout (keyed by the failure that started it) to the partner of the
+    owner in question, or to the operators when no partner can be reached."""
+    limits = attempt.limits
+    owner = session.get(Owner, owner_id) if owner_id else None
+    partner_id = attempt.hint_partner_id or (owner.partner_id if owner else None)
+    partner = session.get(Partner, partner_id) if partner_id else None
+    since = now - limits.window
+    reasons = Counter(session.execute(
+        select(VerificationFailure.reason).where(
+            VerificationFailure.user_id == attempt.user_id, VerificationFailure.at >= since)
+    ).scalars().all())
+    text = renderer.render(
+        "partner/verification_failed", None,
+        user_label=attempt.user_label or str(attempt.user_id), user_id=attempt.user_id,
+        owner_name=owner.name if owner else "", owner_ref=(owner.external_id or str(owner.id)) if owner else "",
+        failures=by_user, owner_failures=by_owner, user_locked=user_lock, owner_locked=owner_lock,
+        hours=round(limits.window.total_seconds() / 3600), reasons=dict(sorted(reasons.items())),
+    )
+    if partner is not None and partner.active and partner.telegram_user_id is not None:
+        chats = [(partner.telegram_user_id, partner.id)]
+    else:
+        chats = [(int(chat), None) for chat in attempt.operator_ids]
+    for chat_id, to_partner in chats:
+        enqueue(session, Push(
+            dedupe_key=f"verify-locked:{row.id}:{chat_id}", chat_id=chat_id, partner_id=to_partner, text=text,
+        ))
 
 
 def link_owner(
@@ -202,45 +359,6 @@ def link_owner(
     session.flush()
     record(session, owner.id, EventKind.verified, now, via=via)
     referrals.on_verified(session, owner.id, now, policy=referral_policy)
-
-
-def record_failure(
-    session: Session,
-    renderer: Renderer,
-    *,
-    user_id: int,
-    user_label: str,
-    failures: int,
-    hint_owner_id: int | None,
-    hint_partner_id: int | None,
-    now: datetime,
-) -> bool:
-    """Log a failed match; at the third, tell the partner. Returns True when they were told."""
-    record(session, hint_owner_id, EventKind.verification_failed, now, user_id=user_id, attempt=failures)
-    if failures < MAX_FAILURES:
-        return False
-    partner = session.get(Partner, hint_partner_id) if hint_partner_id else None
-    if partner is None or partner.telegram_user_id is None:
-        return False
-    owner = session.get(Owner, hint_owner_id) if hint_owner_id else None
-    text = renderer.render(
-        "partner/verification_failed",
-        None,
-        user_label=user_label,
-        user_id=user_id,
-        owner_name=owner.name if owner else "",
-        owner_ref=(owner.external_id or str(owner.id)) if owner else "",
-    )
-    enqueue(
-        session,
-        Push(
-            dedupe_key=f"verify-failed:{user_id}:{now:%Y%m%d}",
-            chat_id=partner.telegram_user_id,
-            partner_id=partner.id,
-            text=text,
-        ),
-    )
-    return True
 
 
 def suggest_familiarity(

@@ -234,13 +234,73 @@ class BotHarness:
             return owner.id
 
     async def verify(self, user_id: int, vin: str, start: str = "/start") -> None:
-        """A person opens the bot (``start`` may carry a link's parameter) and verifies as an
-        owner with the last six characters of the VIN."""
+        """A person opens the bot and verifies as the owner whose VIN this is, as the product
+        allows (issue 11): a VIN ending only counts on that owner's personal link, so a plain
+        ``start`` opens the owner's personal link (issued here) and sends the VIN's last six;
+        after a link that names no owner (a referral link ``r_…``, a public parameter) the
+        person shares their own phone contact (the owner gets a phone number if it has none)."""
+        import asyncio
+
+        from flows import referrals
+        from flows.onboarding import PUBLIC_START_PARAMS
+
         await self.sandbox.add_user(user_id, first_name=f"U{user_id}")
-        await self.sandbox.send_text(user_id, user_id, start)
-        await self.sandbox.wait_for_bot_message(user_id, contains="verify")
-        await self.sandbox.send_text(user_id, user_id, vin[-6:])
+        param = start.split(maxsplit=1)[1] if len(start.split(maxsplit=1)) > 1 else None
+        if param is None:
+            token = await self.personal_token(vin)
+            await self.sandbox.send_text(user_id, user_id, f"/start {token}")
+            await self.sandbox.wait_for_bot_message(user_id, contains="verify")
+            await self.sandbox.send_text(user_id, user_id, vin[-6:])
+        elif referrals.is_referral_token(param) or param in PUBLIC_START_PARAMS:
+            phone = await asyncio.to_thread(self._phone_of, vin)
+            await self.sandbox.send_text(user_id, user_id, start)
+            await self.sandbox.wait_for_bot_message(user_id, contains="verify")
+            await self.sandbox.share_contact(user_id, phone.lstrip("+"), contact_user_id=user_id)
+        else:  # the caller's own personal link
+            await self.sandbox.send_text(user_id, user_id, start)
+            await self.sandbox.wait_for_bot_message(user_id, contains="verify")
+            await self.sandbox.send_text(user_id, user_id, vin[-6:])
         await self.sandbox.wait_for_bot_message(user_id, contains="Verified")
+
+    async def personal_token(self, vin: str) -> str:
+        """A personal invite token for the owner of ``vin`` (off the event loop)."""
+        import asyncio
+
+        return await asyncio.to_thread(self._personal_token, vin)
+
+    def _owner_of_vin(self, session, vin: str):  # noqa: ANN001, ANN202
+        from sqlalchemy import select
+
+        from storage.models import Owner, Vehicle
+
+        owner = session.execute(
+            select(Owner).join(Vehicle, Vehicle.owner_id == Owner.id).where(Vehicle.vin == vin)
+        ).scalars().first()
+        assert owner is not None, f"no owner with VIN {vin}"
+        return owner
+
+    def _personal_token(self, vin: str) -> str:
+        """A fresh personal invite token for the owner of ``vin`` (as ``/invites`` hands out)."""
+        import secrets
+
+        from storage.clock import utcnow
+        from storage.models import InviteToken
+
+        with self.session() as session:
+            owner = self._owner_of_vin(session, vin)
+            token = "t" + secrets.token_urlsafe(12)
+            session.add(InviteToken(token=token, owner_id=owner.id, partner_id=owner.partner_id, created_at=utcnow()))
+            session.commit()
+            return token
+
+    def _phone_of(self, vin: str) -> str:
+        """The phone number of the owner of ``vin``, giving one a unique number if it has none."""
+        with self.session() as session:
+            owner = self._owner_of_vin(session, vin)
+            if not owner.phone:
+                owner.phone = f"+86137{owner.id:08d}"
+                session.commit()
+            return owner.phone
 
     async def register_partner(self, user_id: int, code: str, first_name: str = "Advisor") -> None:
         await self.sandbox.add_user(user_id, first_name=first_name)

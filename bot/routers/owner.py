@@ -3,6 +3,8 @@ and prospect registration. State lives in the FSM storage, so a restart mid-way 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
@@ -15,6 +17,7 @@ from bot import keyboards
 from bot.config import Settings
 from bot.filters import HasRole
 from bot.middlewares import commit_before_reply
+from bot.routers.guard import refuse
 from flows import onboarding
 from flows.phones import to_e164
 from flows.playbook import Library
@@ -67,28 +70,41 @@ def _loc(identity: Identity, message_or_cb: Message | CallbackQuery, renderer: R
     return renderer.locale_for(locale_from_telegram(code))
 
 
+def _limits(settings: Settings) -> onboarding.VerifyLimits:
+    sec = settings.security
+    return onboarding.VerifyLimits(
+        max_per_user=sec.verify_max_failures_per_user, max_per_owner=sec.verify_max_failures_per_owner,
+        window=timedelta(hours=sec.verify_window_hours),
+    )
+
+
 async def on_start(
     message: Message, command: CommandObject, state: FSMContext, session: Session,
-    renderer: Renderer, identity: Identity, flow_library: Library,
+    renderer: Renderer, identity: Identity, flow_library: Library, settings: Settings,
 ) -> None:
     loc = _loc(identity, message, renderer)
     param = (command.args or "").strip()[:64] or None
-    result = onboarding.start(session, message.from_user.id, param, utcnow())
+    now = utcnow()
+    result = onboarding.start(
+        session, message.from_user.id, param, now, invite_valid_days=settings.security.invite_valid_days
+    )
     if result.kind is onboarding.StartKind.already_verified:
         if param and result.owner_id is not None:
-            enter_deep_link(session, flow_library.flows, result.owner_id, param, utcnow())
+            enter_deep_link(session, flow_library.flows, result.owner_id, param, now)
         await state.clear()
         if result.referral is Touch.self_referral:
             await message.answer(renderer.render("referrals/own_link", loc))
         await _send_circle_link(message, session, renderer, result.owner_id, loc, "onboarding/welcome_back")
         return
     await state.set_state(Onboarding.verify)
-    await state.set_data({"owner_id": result.owner_id, "partner_id": result.partner_id, "failures": 0})
+    await state.set_data({"owner_id": result.owner_id, "partner_id": result.partner_id})
+    if onboarding.user_locked(session, message.from_user.id, now, _limits(settings)):
+        await message.answer(renderer.render("owner/verify_locked", loc), reply_markup=keyboards.remove())
+        return
     template = {
         onboarding.StartKind.token_ok: "onboarding/start_invited",
-        onboarding.StartKind.token_unknown: "onboarding/start_bad_token",
-        onboarding.StartKind.token_taken: "onboarding/start_bad_token",
-    }.get(result.kind, "onboarding/start")
+        onboarding.StartKind.token_dead: "owner/link_expired",
+    }.get(result.kind, "owner/start_plain")
     await message.answer(renderer.render(template, loc, name=result.owner_name), reply_markup=keyboards.share_contact(loc))
     await message.answer(renderer.render("onboarding/not_owner_hint", loc, no_signature=True), reply_markup=keyboards.not_an_owner(loc))
 
@@ -102,6 +118,17 @@ async def on_cancel(message: Message, state: FSMContext, renderer: Renderer, ide
     await message.answer(renderer.render("common/cancelled", _loc(identity, message, renderer)), reply_markup=keyboards.remove())
 
 
+async def _attempt(message: Message, state: FSMContext, settings: Settings) -> onboarding.Attempt:
+    """The verification attempt as the flow needs it: who, what the link named, the limits."""
+    data = await state.get_data()
+    user = message.from_user
+    return onboarding.Attempt(
+        user_id=user.id, user_label=user.full_name + (f" @{user.username}" if user.username else ""),
+        hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"),
+        limits=_limits(settings), operator_ids=tuple(settings.operator_ids),
+    )
+
+
 async def on_contact(
     message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
     settings: Settings,
@@ -111,54 +138,47 @@ async def on_contact(
     if contact.user_id != message.from_user.id:
         await message.answer(renderer.render("onboarding/not_own_contact", loc), reply_markup=keyboards.share_contact(loc))
         return
-    data = await state.get_data()
     result = onboarding.verify_by_phone(
-        session, message.from_user.id, contact.phone_number,
-        hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
-        referral_policy=settings.referral_policy(),
+        session, renderer, await _attempt(message, state, settings), contact.phone_number,
+        now=utcnow(), referral_policy=settings.referral_policy(),
     )
-    await _after_match(message, state, session, renderer, loc, result, data, settings)
+    await _after_match(message, state, session, renderer, loc, result, settings)
 
 
 async def on_vin_text(
     message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
     settings: Settings,
 ) -> None:
-    data = await state.get_data()
     result = onboarding.verify_by_vin_suffix(
-        session, message.from_user.id, message.text[:64],
-        hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
-        referral_policy=settings.referral_policy(),
+        session, renderer, await _attempt(message, state, settings), message.text[:64],
+        now=utcnow(), referral_policy=settings.referral_policy(),
     )
-    await _after_match(message, state, session, renderer, _loc(identity, message, renderer), result, data, settings)
+    await _after_match(message, state, session, renderer, _loc(identity, message, renderer), result, settings)
 
 
 async def _after_match(
     message: Message, state: FSMContext, session: Session, renderer: Renderer,
-    loc: str | None, result: onboarding.MatchResult, data: dict, settings: Settings,
+    loc: str | None, result: onboarding.MatchResult, settings: Settings,
 ) -> None:
+    """One reply per outcome; not found, ambiguous and taken read the same to the person."""
     if result.ok:
         await state.set_state(Onboarding.familiarity)
         await state.set_data({"owner_id": result.owner_id})
         commit_before_reply(session)  # the person may act on the next message at once
         await message.answer(renderer.render("onboarding/verified", loc, name=result.owner_name), reply_markup=keyboards.remove())
         suggestion = _suggestion(session, result.owner_id, settings)
-        await message.answer(renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value), reply_markup=keyboards.familiarity(loc, suggestion))
+        await message.answer(renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value),
+                             reply_markup=keyboards.familiarity(loc, result.owner_id or 0, suggestion))
         return
-    if result.failure is onboarding.MatchFailure.bad_format:
+    failure = result.failure
+    if failure is onboarding.MatchFailure.bad_format:
         await message.answer(renderer.render("onboarding/bad_format", loc))
-        return
-    failures = int(data.get("failures", 0)) + 1
-    await state.update_data(failures=failures)
-    user = message.from_user
-    onboarding.record_failure(
-        session, renderer, user_id=user.id, user_label=user.full_name + (f" @{user.username}" if user.username else ""),
-        failures=failures, hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"), now=utcnow(),
-    )
-    if failures >= onboarding.MAX_FAILURES:
-        await message.answer(renderer.render("onboarding/advisor_will_help", loc), reply_markup=keyboards.not_an_owner(loc))
-        return
-    await message.answer(renderer.render(f"onboarding/no_match_{result.failure.value}", loc, left=onboarding.MAX_FAILURES - failures))
+    elif failure is onboarding.MatchFailure.needs_link:
+        await message.answer(renderer.render("owner/vin_needs_link", loc), reply_markup=keyboards.share_contact(loc))
+    elif failure is onboarding.MatchFailure.locked:
+        await message.answer(renderer.render("owner/verify_locked", loc), reply_markup=keyboards.remove())
+    else:
+        await message.answer(renderer.render("owner/no_match", loc, left=result.left))
 
 
 def _suggestion(session: Session, owner_id: int | None, settings: Settings) -> onboarding.Familiarity:
@@ -167,34 +187,47 @@ def _suggestion(session: Session, owner_id: int | None, settings: Settings) -> o
     return onboarding.suggest_familiarity(purchase, utcnow().date(), seg.novice_max_months, seg.skilled_max_months)
 
 
+async def _onboarding_owner(
+    callback: CallbackQuery, owner_id: int, step: State, state: FSMContext, identity: Identity,
+) -> str | None:
+    """Why this onboarding button must do nothing, or None: the presser must be the owner
+    linked to this account, the button must name that owner, and the step must be now."""
+    if identity.owner_id is None or owner_id != identity.owner_id:
+        return "not the presser's owner"
+    if await state.get_state() != step.state or (await state.get_data()).get("owner_id") != owner_id:
+        return ""  # a real button of an earlier or later step: stale, not forged
+    return None
+
+
 async def on_familiarity(
     callback: CallbackQuery, callback_data: keyboards.FamiliarityCb, state: FSMContext,
     session: Session, renderer: Renderer, identity: Identity,
 ) -> None:
-    owner_id = identity.owner_id or (await state.get_data()).get("owner_id")
     loc = _loc(identity, callback, renderer)
-    if owner_id is None:
-        await callback.answer(renderer.render("common/stale_button", loc, no_signature=True))
+    why = await _onboarding_owner(callback, callback_data.owner_id, Onboarding.familiarity, state, identity)
+    if why is not None:
+        await refuse(callback, renderer, loc, session=session, why=why)
         return
-    onboarding.set_familiarity(session, owner_id, callback_data.value, utcnow())
+    onboarding.set_familiarity(session, callback_data.owner_id, callback_data.value, utcnow())
     await callback.answer()
     await state.set_state(Onboarding.language)
-    await callback.message.answer(renderer.render("onboarding/ask_language", loc), reply_markup=keyboards.languages())
+    await callback.message.answer(renderer.render("onboarding/ask_language", loc),
+                                  reply_markup=keyboards.languages(callback_data.owner_id))
 
 
 async def on_locale(
     callback: CallbackQuery, callback_data: keyboards.LocaleCb, state: FSMContext,
     session: Session, renderer: Renderer, identity: Identity,
 ) -> None:
-    owner_id = identity.owner_id or (await state.get_data()).get("owner_id")
     locale = callback_data.value if callback_data.value in ("zh", "en") else "zh"
-    if owner_id is None:
-        await callback.answer(renderer.render("common/stale_button", locale, no_signature=True))
+    why = await _onboarding_owner(callback, callback_data.owner_id, Onboarding.language, state, identity)
+    if why is not None:
+        await refuse(callback, renderer, _loc(identity, callback, renderer), session=session, why=why)
         return
-    onboarding.set_locale(session, owner_id, locale, utcnow())
+    onboarding.set_locale(session, callback_data.owner_id, locale, utcnow())
     await callback.answer()
     await state.clear()
-    await _send_circle_link(callback.message, session, renderer, owner_id, locale, "onboarding/done")
+    await _send_circle_link(callback.message, session, renderer, callback_data.owner_id, locale, "onboarding/done")
 
 
 async def _send_circle_link(
@@ -208,7 +241,7 @@ async def _send_circle_link(
 async def on_prospect_start(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     loc = _loc(identity, callback, renderer)
     if identity.role is Role.owner:
-        await callback.answer(renderer.render("common/stale_button", loc, no_signature=True))
+        await refuse(callback, renderer, loc)
         return
     await state.set_state(ProspectForm.name)
     await callback.answer()
@@ -249,6 +282,9 @@ async def on_prospect_dealer(
     session: Session, renderer: Renderer, identity: Identity,
 ) -> None:
     loc = _loc(identity, callback, renderer)
+    if callback_data.code not in {choice.code for choice in onboarding.dealers(session)}:
+        await refuse(callback, renderer, loc, session=session, why="no such dealer")
+        return
     data = await state.get_data()
     result = onboarding.register_prospect(
         session, renderer, user_id=callback.from_user.id, name=data.get("name", ""),

@@ -73,6 +73,7 @@ async def test_contact_of_someone_else_is_refused_and_own_contact_verifies(harne
     await sb.wait_for_bot_message(OWNER_TG, contains="Verified. Welcome, Han Mei")
 
 
+@pytest.mark.parametrize("harness_settings", [{"security": {"verify_max_failures_per_user": 3}}], indirect=True)
 async def test_three_vin_mismatches_tell_the_partner(harness) -> None:
     sb = harness.sandbox
     code = await harness.add_partner("A101")
@@ -94,7 +95,7 @@ async def test_restart_mid_onboarding_resumes(harness) -> None:
     sb = harness.sandbox
     await harness.add_owner("C0004", name="Qian", vin=VIN)
     await sb.add_user(OWNER_TG, first_name="Qian")
-    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {await harness.personal_token(VIN)}")
     await sb.wait_for_bot_message(OWNER_TG, contains="verify")
     await harness.restart()
     await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
@@ -105,7 +106,7 @@ async def test_html_and_template_syntax_in_names_show_literally(harness) -> None
     sb = harness.sandbox
     await harness.add_owner("C0005", name="<b>x</b> {{ 7*7 }}", vin=VIN)
     await sb.add_user(OWNER_TG, first_name="X")
-    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {await harness.personal_token(VIN)}")
     await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
     verified = await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
     assert "<b>x</b> {{ 7*7 }}" in verified["text"]
