@@ -2,8 +2,9 @@
 
 It starts the Bot API sandbox and the real bot in-process, imports the sample partners and
 owners, has every partner register with their one-time code and bind an owner circle, hands
-out personal invite links, and lets a few dozen simulated owners start, verify (some fail),
-onboard, join their circles and chat. It ends with the funnel and a short transcript.
+out personal invite links, and lets a few dozen simulated owners open their links, verify
+(some fail until verification locks and their advisor is told), onboard, join their circles
+and chat. It ends with the funnel and a short transcript.
 Everything talks HTTP through aiogram exactly as it would with Telegram.
 """
 
@@ -225,9 +226,11 @@ class Demo:
         await sb.send_text(sim.telegram_id, sim.telegram_id, f"/start {sim.token}")
         # The greeting is two messages; answer after the second, as a person reading them would.
         await sb.wait_for_bot_message(sim.telegram_id, contains="还没有购车", timeout=20)
-        if fail:
-            for wrong in ("ZZZ999", "000000", "A1B2C3"):
-                await sb.send_text(sim.telegram_id, sim.telegram_id, wrong)
+        if fail:  # misreads the VIN until verification locks; the advisor is told and helps
+            assert self.app is not None
+            tries = self.app.settings.security.verify_max_failures_per_user
+            for n in range(tries):
+                await sb.send_text(sim.telegram_id, sim.telegram_id, _misread(sim.vin, n))
                 await asyncio.sleep(0.3)
             await sb.wait_for_bot_message(sim.telegram_id, contains="顾问会尽快联系您", timeout=20)
             return False
@@ -336,6 +339,14 @@ class Demo:
                 lines.append(f"{who}: {text.splitlines()[0] if text else ''}"[:110])
             out.append((title, lines))
         return out
+
+
+def _misread(vin: str, n: int) -> str:
+    """A plausible wrong VIN ending: the right one with one character misread."""
+    ending = list(vin[-6:].upper() or "000000")
+    position = n % len(ending)
+    ending[position] = "0123456789"[(int(ending[position], 36) + 1 + n) % 10]
+    return "".join(ending)
 
 
 def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:

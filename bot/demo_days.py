@@ -170,7 +170,8 @@ class DaysPass:
 
     async def _friends_join(self) -> None:
         """Engaged owners share their referral link; a friend who is an imported owner not yet
-        online opens it and verifies with the VIN."""
+        online opens it and verifies by sharing their own phone number (a referral link names
+        no owner, so a VIN ending would not be checked)."""
         for p in [p for p in self.personas if p.kind == "engaged"][:4]:
             await self.sb.send_text(p.telegram_id, p.telegram_id, "/invite")
             message = await self.sb.wait_for_bot_message(p.telegram_id, contains="start=r_", timeout=20)
@@ -178,13 +179,13 @@ class DaysPass:
             friend = self._offline_owner(p.partner_user)
             if friend is None:
                 return
-            owner_id, vin = friend
+            owner_id, phone = friend
             self.friends += 1
             friend_tg = 700_000 + self.friends
             await self.sb.add_user(friend_tg, first_name=f"朋友{self.friends}", language_code="zh")
             await self.sb.send_text(friend_tg, friend_tg, f"/start {link.split('start=', 1)[1]}")
             await self.sb.wait_for_bot_message(friend_tg, contains="验证", timeout=20)
-            await self.sb.send_text(friend_tg, friend_tg, vin[-6:])
+            await self.sb.share_contact(friend_tg, phone.lstrip("+"), contact_user_id=friend_tg)
             await self.sb.wait_for_bot_message(friend_tg, contains="验证成功", timeout=20)
 
     async def _service_moment(self, now: datetime, result: DaysResult) -> None:
@@ -257,14 +258,17 @@ class DaysPass:
         self._campaign_partners = partner_ids
 
     def _offline_owner(self, partner_user: int) -> tuple[int, str] | None:
+        """An imported owner of this partner not yet on the bot, with a unique phone number
+        (the friend verifies with it): their id and phone."""
         partner_owner = next(p for p in self.personas if p.partner_user == partner_user)
         with Session(self.engine) as session:
             partner_id = session.get(Owner, partner_owner.owner_id).partner_id
+            shared = select(Owner.phone).where(Owner.phone.is_not(None)).group_by(Owner.phone).having(func.count() > 1)
             row = session.execute(
-                select(Owner.id, Vehicle.vin)
-                .join(Vehicle, Vehicle.owner_id == Owner.id)
+                select(Owner.id, Owner.phone)
                 .where(Owner.partner_id == partner_id, Owner.telegram_user_id.is_(None),
-                       Owner.stage != FunnelStage.verified.value)
+                       Owner.stage != FunnelStage.verified.value, Owner.phone.is_not(None),
+                       Owner.phone.not_in(shared))
                 .order_by(Owner.id.desc())
             ).first()
         return (row[0], row[1]) if row else None
