@@ -33,7 +33,12 @@ class Identity:
 def resolve_identity(
     session: Session, user_id: int | None, operator_ids: Collection[int]
 ) -> Identity:
-    """Operator by config, then partner, then owner by linked Telegram id; else unknown."""
+    """Operator by config, then partner, then owner by linked Telegram id; else unknown.
+
+    Only an active partner counts: a deactivated or handed-over partner's account resolves as
+    whatever else it is (an owner, or unknown), so partner commands meet the stranger's
+    "partners only" (issue 11, item 2). A re-issued code has unlinked the old account already.
+    """
     if user_id is None:
         return Identity(user_id=None, role=Role.unknown)
     partner_id = session.execute(
