@@ -287,6 +287,32 @@ def book_slot(
     return view
 
 
+def check_slot_button(
+    session: Session, owner_id: int, vehicle_id: int, at: datetime, *, slots: Slots, timezone: str
+) -> None:
+    """Whether a slot button could have come from the bot (Telegram does not check callback
+    data): the presser's own car, a maintenance reminder that offered slots for it, and a
+    start time on the dealer's slot grid. Raises ``BookingNotFoundError`` when not; a real
+    button whose slot has gone meanwhile passes (``book_slot`` takes the next free one)."""
+    owner = session.get(Owner, owner_id)
+    vehicle = session.get(Vehicle, vehicle_id)
+    if owner is None or vehicle is None or vehicle.owner_id != owner_id:
+        raise BookingNotFoundError("not your car")
+    reminded = session.execute(select(MaintenanceReminder.id).where(
+        MaintenanceReminder.vehicle_id == vehicle_id, MaintenanceReminder.owner_id == owner_id)).first()
+    if reminded is None:
+        raise BookingNotFoundError("no reminder offered slots for this car")
+    policy = policy_for(slots, _dealer_code(session, owner))
+    local = at.astimezone(ZoneInfo(timezone))
+    if local.weekday() not in policy.weekdays or f"{local:%H:%M}" not in {_hhmm(t) for t in policy.times}:
+        raise BookingNotFoundError("not a slot the dealer offers")
+
+
+def _hhmm(value: str) -> str:
+    hour, _, minute = value.partition(":")
+    return f"{int(hour):02d}:{int(minute or 0):02d}"
+
+
 def _partner_booking(session: Session, partner_id: int, booking_id: int) -> Booking:
     booking = session.get(Booking, booking_id)
     if booking is None or booking.partner_id != partner_id:
@@ -532,6 +558,8 @@ def mark_contacted(
     owner = session.get(Owner, owner_id)
     if owner is None or owner.partner_id != partner_id:
         raise BookingNotFoundError(f"no owner {owner_id} among yours")
+    if not any(f.owner_id == owner_id and f.reason is reason for f in followups(session, partner_id, now)):
+        raise BookingError(f"owner {owner_id} is not on your follow-up list for {reason.value}")
     record(session, owner_id, EventKind.contacted, now, partner_id=partner_id, reason=reason.value)
     return owner
 
@@ -559,7 +587,8 @@ def demo_service_moment(
 
 __all__ = [
     "Booking", "BookingError", "BookingNotFoundError", "BookingView", "FollowUp", "FollowUpReason",
-    "PartnerAnswer", "SlotPolicy", "accept_proposal", "book_slot", "bookings_job", "demo_service_moment",
+    "PartnerAnswer", "SlotPolicy", "accept_proposal", "book_slot", "bookings_job", "check_slot_button",
+    "demo_service_moment",
     "due_soon", "finish_booking", "followups", "free_slots", "mark_contacted", "mark_no_show",
     "partner_answer", "scan_due", "sweep_bookings",
 ]

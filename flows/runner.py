@@ -158,20 +158,38 @@ def record_button(
     session: Session, run_id: int, action: str, telegram_user_id: int, now: datetime
 ) -> bool:
     """An owner pressed a flow button: record it as a ``button`` event (the survey answer
-    that reports read; the next pass wakes a run waiting for it). False when the run is not
-    this user's or the action is not one of its flow's buttons."""
+    that reports read; the next pass wakes a run waiting for it). False, and nothing
+    recorded, unless the run is this user's, still live, and waiting right now for this
+    answer (its current step is a wait the action answers, reached after the send that
+    carried the button), and the wait has no answer yet: callback data is not checked by
+    Telegram, so a forged run id, an old survey or a second tap counts for nothing."""
     run = session.get(FlowRun, run_id)
-    if run is None:
+    if run is None or run.status != FlowRunStatus.live:
         return False
     owner = session.get(Owner, run.owner_id)
     if owner is None or owner.telegram_user_id != telegram_user_id:
         return False
-    actions = {
+    steps = spec_from_source(run.flow_source).steps
+    if not 0 <= run.step_index < len(steps):
+        return False
+    current = steps[run.step_index]
+    waiting = run.context.get("wait") or {}
+    if current.wait is None or not current.wait.until or waiting.get("step") != current.id:
+        return False
+    if current.wait.until not in event_names(EventKind.button.value, {"action": action}):
+        return False
+    offered = {
         button.action
-        for step in spec_from_source(run.flow_source).steps if step.send is not None
+        for step in steps[: run.step_index] if step.send is not None
         for row in step.send.buttons for button in row if button.action
     }
-    if action not in actions:
+    if action not in offered:
+        return False
+    since = datetime.fromisoformat(waiting["since"])
+    answered = session.exec(select(Event.data).where(
+        Event.owner_id == run.owner_id, Event.kind == EventKind.button.value, Event.at >= since,
+    )).all()
+    if any((data or {}).get("run_id") == run.id for data in answered):
         return False
     record(session, run.owner_id, EventKind.button, now, action=action, run_id=run.id,
            flow=run.flow_key)

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import IsPartner
+from bot.routers.guard import refuse
 from flows import bookings, slots
 from flows.bookings import FollowUpReason, PartnerAnswer
 from flows.errors import InvalidInputError, NotFoundError
@@ -69,13 +70,19 @@ async def on_book_slot(
 ) -> None:
     loc = identity.locale
     if identity.owner_id is None:
-        await callback.answer(renderer.render("common/stale_button", loc, no_signature=True))
+        await refuse(callback, renderer, loc)
+        return
+    at, policies = slots.from_minute(callback_data.at), settings.service.slot_policies()
+    try:
+        bookings.check_slot_button(session, identity.owner_id, callback_data.vehicle_id, at,
+                                   slots=policies, timezone=settings.timezone)
+    except NotFoundError as exc:  # someone else's car, or a slot no button offered
+        await refuse(callback, renderer, loc, session=session, why=str(exc))
         return
     try:
         view = bookings.book_slot(
-            session, renderer, identity.owner_id, callback_data.vehicle_id,
-            slots.from_minute(callback_data.at), utcnow(), slots=settings.service.slot_policies(),
-            timezone=settings.timezone,
+            session, renderer, identity.owner_id, callback_data.vehicle_id, at, utcnow(),
+            slots=policies, timezone=settings.timezone,
         )
     except (InvalidInputError, NotFoundError) as exc:
         await callback.answer(renderer.render("bookings/unavailable", loc, reason=str(exc), no_signature=True))
@@ -88,13 +95,17 @@ async def on_accept(
     callback: CallbackQuery, callback_data: AcceptProposal, session: Session, renderer: Renderer,
     identity: Identity, settings: Settings,
 ) -> None:
+    if identity.owner_id is None:
+        await refuse(callback, renderer, identity.locale)
+        return
     try:
-        if identity.owner_id is None:
-            raise bookings.BookingNotFoundError("not an owner")
         bookings.accept_proposal(
             session, renderer, identity.owner_id, callback_data.booking_id, utcnow(), timezone=settings.timezone
         )
-    except (InvalidInputError, NotFoundError) as exc:
+    except NotFoundError as exc:  # not this owner's booking
+        await refuse(callback, renderer, identity.locale, session=session, why=str(exc))
+        return
+    except InvalidInputError as exc:
         await callback.answer(renderer.render("bookings/unavailable", identity.locale, reason=str(exc), no_signature=True))
         return
     await callback.answer(renderer.render("common/thanks", identity.locale, no_signature=True))
@@ -110,7 +121,10 @@ async def on_booking_answer(
             session, renderer, identity.partner_id, callback_data.booking_id, callback_data.answer,  # type: ignore[arg-type]
             utcnow(), slots=settings.service.slot_policies(), timezone=settings.timezone,
         )
-    except (InvalidInputError, NotFoundError) as exc:
+    except NotFoundError as exc:  # another partner's booking
+        await refuse(callback, renderer, loc, session=session, why=str(exc))
+        return
+    except InvalidInputError as exc:
         await callback.answer(renderer.render("bookings/unavailable", loc, reason=str(exc), no_signature=True))
         return
     await callback.answer()
@@ -138,7 +152,10 @@ async def on_contacted(
         owner = bookings.mark_contacted(
             session, identity.partner_id, callback_data.owner_id, callback_data.reason, utcnow()  # type: ignore[arg-type]
         )
-    except NotFoundError as exc:
-        await callback.answer(renderer.render("bookings/unavailable", identity.locale, reason=str(exc), no_signature=True))
+    except NotFoundError as exc:  # not one of this partner's owners
+        await refuse(callback, renderer, identity.locale, session=session, why=str(exc))
+        return
+    except InvalidInputError:  # already contacted: the line left the list
+        await refuse(callback, renderer, identity.locale)
         return
     await callback.answer(renderer.render("bookings/contacted", identity.locale, owner_name=owner.name, no_signature=True))

@@ -25,8 +25,9 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import IsPartner
 from bot.middlewares import commit_before_reply
+from bot.routers.guard import refuse
 from flows import campaigns, winback
-from flows.errors import AutoCircleError
+from flows.errors import AutoCircleError, NotFoundError
 from flows.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -160,7 +161,7 @@ def build_router() -> Router:
     router.message.register(on_campaigns, Command("campaigns"))
     router.message.register(on_reasons, Command("reasons"))
     router.callback_query.register(on_label, LabelCb.filter())
-    router.callback_query.register(on_drop, StepCb.filter(F.step == Step.drop))
+    router.callback_query.register(on_drop, StepCb.filter(F.step == Step.drop), StateFilter(CampaignForm))
     router.callback_query.register(on_cell, CellCb.filter(), CampaignForm.cells)
     router.callback_query.register(on_line, LineCb.filter(), CampaignForm.cells)
     router.callback_query.register(on_cells_done, StepCb.filter(F.step == Step.next), CampaignForm.cells)
@@ -335,6 +336,9 @@ async def on_campaigns(message: Message, session: Session, renderer: Renderer, i
 async def on_cancel(callback: CallbackQuery, callback_data: CancelCb, session: Session, renderer: Renderer, identity: Identity) -> None:
     try:
         campaigns.cancel(session, identity.partner_id, callback_data.campaign_id, utcnow())
+    except NotFoundError as error:  # another partner's campaign: nothing changes
+        await refuse(callback, renderer, renderer.locale_for(identity.locale), session=session, why=str(error))
+        return
     except AutoCircleError as error:
         await callback.answer(str(error))
         return

@@ -11,6 +11,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from sqlmodel import Session
 
+from bot.routers.guard import refuse
 from flows import winback
 from flows.roles import Identity
 from flows.runner import CALLBACK_PREFIX, record_button
@@ -47,9 +48,11 @@ async def on_flow_answer(
     renderer: Renderer, identity: Identity, state: FSMContext,
 ) -> None:
     accepted = record_button(session, callback_data.run_id, callback_data.action, callback.from_user.id, utcnow())
-    template = "common/thanks" if accepted else "common/stale_button"
-    await callback.answer(renderer.render(template, identity.locale, no_signature=True))
-    if accepted and callback_data.action == OTHER and callback.message is not None:
+    if not accepted:  # not this user's run, or not the step the run is at now
+        await refuse(callback, renderer, identity.locale)
+        return
+    await callback.answer(renderer.render("common/thanks", identity.locale, no_signature=True))
+    if callback_data.action == OTHER and callback.message is not None:
         await state.set_state(SurveyText.other)
         await callback.message.answer(renderer.render("winback/ask_other", identity.locale))
 

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole
+from bot.routers.guard import refuse
 from flows import circle_posts as posts
 from flows.roles import Identity, Role
 from flows.templating import Renderer
@@ -104,13 +105,13 @@ async def on_circle_picked(
     identity: Identity, settings: Settings, state: FSMContext,
 ) -> None:
     data = await state.get_data()
-    await state.clear()
     request = posts.PostRequest(kind=data["kind"], text=data["text"], at=time.fromisoformat(data["at"]), weekday=data["weekday"])
     try:
         view = posts.create_post(session, author_of(identity), callback_data.circle_id, request, utcnow(), settings.timezone)
-    except posts.NotYourCircleError:
-        await callback.answer(renderer.render("common/stale_button", identity.locale, no_signature=True))
+    except posts.NotYourCircleError:  # a circle no button offered: the pick is still open
+        await refuse(callback, renderer, identity.locale, session=session, why="not your circle")
         return
+    await state.clear()
     await callback.answer()
     if callback.message is not None:
         await callback.message.answer(renderer.render("posts/created", identity.locale, post=view))
@@ -128,7 +129,7 @@ async def on_cancel(
 ) -> None:
     try:
         view = posts.cancel_post(session, author_of(identity), callback_data.post_id, utcnow(), settings.timezone)
-    except posts.PostNotFoundError:
+    except posts.PostNotFoundError:  # someone else's post, or one already cancelled: neutral, nothing changes
         await callback.answer(renderer.render("posts/not_found", identity.locale, no_signature=True))
         return
     await callback.answer(renderer.render("posts/cancelled", identity.locale, post=view, no_signature=True))

@@ -198,6 +198,20 @@ class PeopleActions:
             raise SandboxError(
                 f"message {message_id} has no button with callback_data {callback_data!r}"
             )
+        return await self.forge_callback(user_id, chat_id, message_id, callback_data)
+
+    async def forge_callback(
+        self, user_id: int, chat_id: int, message_id: int, callback_data: str
+    ) -> dict[str, Any]:
+        """What a modified client can do: a ``callback_query`` with any data on a message the
+        person can see, whether or not the message has such a button (Telegram does not
+        check). For testing that forged presses change nothing."""
+        user = self.world.user(user_id)
+        chat = self.world.chat(chat_id)
+        self._check_can_see(user, chat)
+        stored = self.history.get(chat_id, message_id)
+        if stored is None:
+            raise SandboxError(f"no message {message_id} in chat {chat_id}")
         query_id = str(4_000_000_000_000_000 + self.world.next_id())
         self.world.callbacks[query_id] = CallbackRecord(
             query_id, user_id, chat_id, message_id, callback_data

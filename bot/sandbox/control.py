@@ -24,6 +24,7 @@ ACTIONS = (
     "member_status",
     "send_text",
     "press_button",
+    "forge_callback",
     "share_contact",
     "join_via_link",
     "wait_for_join_decision",
