@@ -17,7 +17,7 @@ async def _verified_owner(harness) -> None:  # noqa: ANN001
     sb = harness.sandbox
     await harness.add_owner("C1", name="Li Lei", vin=VIN, advisor_code="A101")
     await sb.add_user(OWNER_TG, first_name="Lei")
-    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {await harness.personal_token(VIN)}")
     await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
     await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
 
