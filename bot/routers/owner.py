@@ -1,5 +1,10 @@
 """Owners and people not yet known, in private chat: /start, verification, onboarding,
-and prospect registration. State lives in the FSM storage, so a restart mid-way resumes."""
+and prospect registration. State lives in the FSM storage, so a restart mid-way resumes.
+
+Verification's rules (what a VIN ending may match, the lockout, one reply for every kind of
+mismatch) are ``flows.onboarding``'s; the limits come from ``Settings.security``. Onboarding
+buttons name the owner they were sent for and act only for that owner's own account at their
+step; anything else gets the neutral "no longer active" (``bot.routers.guard``)."""
 
 from __future__ import annotations
 
