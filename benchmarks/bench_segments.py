@@ -10,7 +10,7 @@ What is timed, on one freshly migrated SQLite file (WAL, as the application open
   each owner's counters (last/first action, counts) from the event log. It gives exactly the
   counters ``storage.events.record()`` maintains one event at a time on the live path (the
   property test checks this), so the data measured below is what production would hold.
-- **recompute**: ``flows.segments.recompute_all`` from the counters — every owner evaluated,
+- **recompute**: ``flows.segments.recompute.recompute_all`` from the counters — every owner evaluated,
   set-based — three times: right after the load (every online owner leaves the default cell,
   one transition and one owner-row write each: the worst case, as after a threshold change),
   an hour later (the scheduler's hourly run: the steady state) and a day later (a day's
@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows.segment_rules import Thresholds  # noqa: E402
-from flows.segments import recompute_all  # noqa: E402
+from flows.segments.rules import Thresholds  # noqa: E402
+from flows.segments.recompute import recompute_all  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage import segments as sql  # noqa: E402
 from storage.db import make_engine  # noqa: E402

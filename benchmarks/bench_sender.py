@@ -4,7 +4,7 @@
     python benchmarks/bench_sender.py --owners 5000 --json
 
 Sets up a fresh SQLite database (migrated) with ``--owners`` owners and one queued push each
-(a broadcast, planned with ``flows.outbox.enqueue_many``), starts the local Bot API sandbox in
+(a broadcast, planned with ``flows.delivery.outbox.enqueue_many``), starts the local Bot API sandbox in
 this process with its overall limit at ``--rate`` messages/s (per-chat limits as Telegram's),
 and runs the real bot (``autocircle run``: polling, handlers and the outbox sender) in a child
 process with the sender's limit at ``--sender-ratio`` × ``--rate``. While the broadcast drains,
@@ -44,8 +44,8 @@ def seed(url: str, owners: int) -> None:
     from sqlalchemy import insert, select
     from sqlmodel import Session
 
-    from flows.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
-    from flows.outbox import Push, enqueue_many
+    from flows.delivery.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
+    from flows.delivery.outbox import Push, enqueue_many
     from storage import migrate
     from storage.db import make_engine
     from storage.models import MessageClass, Owner

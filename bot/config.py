@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
+from flows.service.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
 
 if TYPE_CHECKING:
-    from flows.slots import SlotPolicy
-    from flows.referrals import ReferralPolicy
-    from flows.segment_rules import Thresholds
+    from flows.service.slots import SlotPolicy
+    from flows.growth.referrals import ReferralPolicy
+    from flows.segments.rules import Thresholds
     from bot.sender import SenderConfig
-    from flows.delivery_rules import DeliveryPolicy
+    from flows.delivery.delivery_rules import DeliveryPolicy
 
 TELEGRAM_API_BASE = "https://api.telegram.org"
 
@@ -67,7 +67,7 @@ class ReferralSettings(BaseModel):
         return value
 
     def policy(self, timezone: str) -> ReferralPolicy:
-        from flows.referrals import ReferralPolicy
+        from flows.growth.referrals import ReferralPolicy
 
         return ReferralPolicy(
             hold=timedelta(days=self.hold_days), monthly_cap=self.monthly_cap,
@@ -172,8 +172,8 @@ class ServiceSettings(BaseModel):
         )
 
     def slot_policies(self) -> dict[str, SlotPolicy]:
-        """``dealer_slots`` as plain values for ``flows.bookings`` (handlers, the job, the demo)."""
-        from flows.slots import SlotPolicy
+        """``dealer_slots`` as plain values for ``flows.service.bookings`` (handlers, the job, the demo)."""
+        from flows.service.slots import SlotPolicy
 
         return {code: SlotPolicy.of(value) for code, value in self.dealer_slots.items()}
 
@@ -199,7 +199,7 @@ class DeliverySettings(BaseModel):
     transport: str = Field("direct", description="direct (lean JSON POST) or aiogram")
 
     def policy(self, timezone: str, staff_chat_ids: Iterable[int] = ()) -> DeliveryPolicy:
-        from flows.delivery_rules import DeliveryPolicy, QuietHours
+        from flows.delivery.delivery_rules import DeliveryPolicy, QuietHours
 
         return DeliveryPolicy(
             timezone=timezone,
@@ -270,7 +270,7 @@ class Settings(BaseSettings):
 
     def segment_thresholds(self) -> Thresholds:
         """The segment rules' plain values (flows never see the settings object)."""
-        from flows.segment_rules import Thresholds
+        from flows.segments.rules import Thresholds
 
         return Thresholds.from_values(self.segments.model_dump(), self.timezone)
 

@@ -27,13 +27,13 @@ from bot.config import Settings
 from bot.runtime import BotRuntime, build_runtime
 from bot.demo_days import DaysPass, DaysResult, Persona
 from bot.sandbox import Sandbox, SandboxConfig
-from flows.clock import uninstall as clock_uninstall
-from flows.matrix_picture import render_matrix_png
-from flows.matrix_report import MatrixScope, matrix_report
-from flows.operations_workbook import operations_xlsx
-from flows.owner_export import owners_xlsx
-from flows import partners as partner_service
-from flows.funnel import FunnelReport, funnel_report
+from flows.delivery.clock import uninstall as clock_uninstall
+from flows.segments.matrix_picture import render_matrix_png
+from flows.segments.matrix_report import MatrixScope, matrix_report
+from flows.reports.operations_workbook import operations_xlsx
+from flows.reports.owner_export import owners_xlsx
+from flows.community import partners as partner_service
+from flows.community.funnel import FunnelReport, funnel_report
 from storage import migrate
 from storage.clock import utcnow
 from storage.db import session_scope

@@ -25,11 +25,12 @@ from sqlmodel import Session
 from bot.sandbox import Sandbox
 from bot.runtime import delivery_policy
 from bot.scheduler import JobContext
-from flows import referrals, winback
-from flows.clock import FrozenClock
-from flows.playbook import Library
-from flows.runner import flows_job
-from flows.segments import recompute_all
+from flows.growth import referrals
+from flows.growth import winback
+from flows.delivery.clock import FrozenClock
+from flows.engine.playbook import Library
+from flows.engine.runner import flows_job
+from flows.segments.recompute import recompute_all
 from flows.templating import Renderer
 from storage.clock import utcnow
 from storage.flow_models import FlowRun
@@ -191,7 +192,7 @@ class DaysPass:
     async def _service_moment(self, now: datetime, result: DaysResult) -> None:
         """A car nears its service mileage: reminder with the checklist and slots, the owner
         books, the partner confirms, and the partner's follow-up list shows the rest."""
-        from flows import bookings
+        from flows.service import bookings
 
         persona = next((p for p in self.personas if p.kind == "engaged"), None)
         if persona is None:
@@ -246,7 +247,7 @@ class DaysPass:
     def _campaigns(self, now: datetime) -> None:
         """Each partner sends a service-check campaign to their growing and mature owners; a
         sticky 10% holdout gets nothing, so the report can show the uplift."""
-        from flows import campaigns
+        from flows.growth import campaigns
 
         cells = [f"{m}/{a}" for m in ("growing", "mature") for a in ("active", "declining", "churned")]
         with Session(self.engine) as session:
@@ -330,7 +331,7 @@ class DaysPass:
                 .limit(5)
             ).all()
             result.leaderboard = [(name, n) for name, n in referrer_counts]
-            from flows import campaigns
+            from flows.growth import campaigns
 
             for partner_id in getattr(self, "_campaign_partners", []):
                 for st in campaigns.list_stats(session, partner_id):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram.filters import BaseFilter
 from aiogram.types import TelegramObject
 
-from flows.roles import Identity, Role
+from flows.community.roles import Identity, Role
 
 
 class HasRole(BaseFilter):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.scheduler import Scheduler
-from flows import bookings, campaigns, circle_posts, referrals
-from flows.playbook import Library
-from flows.runner import flows_job
-from flows.segments import recompute_job
+from flows.service import bookings
+from flows.growth import campaigns
+from flows.growth import circle_posts
+from flows.growth import referrals
+from flows.engine.playbook import Library
+from flows.engine.runner import flows_job
+from flows.segments.recompute import recompute_job
 from flows.templating import Renderer
 
 

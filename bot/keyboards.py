@@ -12,7 +12,7 @@ from aiogram.types import (
 )
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from flows.onboarding import DealerChoice, Familiarity
+from flows.community.onboarding import DealerChoice, Familiarity
 
 
 class FamiliarityCb(CallbackData, prefix="fam"):

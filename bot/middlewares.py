@@ -34,7 +34,7 @@ from aiogram.types import TelegramObject, User
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from flows.roles import resolve_identity
+from flows.community.roles import resolve_identity
 
 CURRENT_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "autocircle_session", default=None

@@ -37,13 +37,13 @@ from storage.db import PG_POOL_SIZE
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
 from bot.jobs import register_jobs
-from flows import gifts
-from flows.playbook import load_library
+from flows.growth import gifts
+from flows.engine.playbook import load_library
 from bot.scheduler import Scheduler
 from bot.config import DeliverySettings
 from bot.sender import OutboxSender
-from flows.delivery_rules import DeliveryPolicy
-from flows.outbox import POLICY_KEY, Suppressions
+from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import POLICY_KEY, Suppressions
 from flows.templating import Renderer
 from storage.db import session_factory
 

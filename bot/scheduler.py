@@ -45,8 +45,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
-from flows import clock as app_clock
-from flows.delivery_rules import DeliveryPolicy
+from flows.delivery import clock as app_clock
+from flows.delivery.delivery_rules import DeliveryPolicy
 from storage import outbox
 from storage.delivery_models import SCHEDULER_JOBS_TABLE
 

@@ -1,5 +1,5 @@
 """The outbox sender: the only code that loops over recipients and calls the Bot API for
-pushes. It decides *how* (rate, order, retries), never *who* (``flows.outbox.screen`` does).
+pushes. It decides *how* (rate, order, retries), never *who* (``flows.delivery.outbox.screen`` does).
 
 Shape (three coroutines around one in-memory schedule):
 
@@ -48,9 +48,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.send_transport import SendResult, Transport, make_transport
-from flows import clock as app_clock
-from flows.delivery_rules import DeliveryPolicy
-from flows.outbox import Suppressions, Verdict, screen
+from flows.delivery import clock as app_clock
+from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import Suppressions, Verdict, screen
 from storage import outbox
 from storage.outbox import ClaimedMessage, Outcome
 

@@ -68,10 +68,10 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import App
-from flows.delivery_rules import DeliveryPolicy
-from flows.outbox import POLICY_KEY
-from flows import telematics as signing
-from flows.telematics import (
+from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import POLICY_KEY
+from flows.service import telematics as signing
+from flows.service.telematics import (
     Reading,
     ReadingStatus,
     SignatureProblem,

@@ -4,7 +4,7 @@
   ``status`` moves requested → confirmed (the partner agrees) or proposed (the partner asks for
   ``proposed_start`` instead; the owner accepts → confirmed), then done (a service visit was
   recorded), no_show (the partner says so, or the slot passed without ``/serviced``) or
-  cancelled. Slot capacity is checked in ``flows.bookings`` (a dealer may take several cars
+  cancelled. Slot capacity is checked in ``flows.service.bookings`` (a dealer may take several cars
   per slot, so there is no unique index on the slot).
 * ``maintenance_reminder``: one per car and due occurrence (``due_key`` names the service
   after a basis: first/regular, basis day and km), so the scan that emits the

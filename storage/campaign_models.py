@@ -1,4 +1,4 @@
-"""Tables of partner campaigns (``flows.campaigns``).
+"""Tables of partner campaigns (``flows.growth.campaigns``).
 
 * ``campaign``: one partner's push to some cells of their own owners: what to send (a ready
   template or the partner's own text), when, and which event counts as a conversion.

@@ -47,7 +47,7 @@ class EventKind(str, enum.Enum):
     referral_converted = "referral_converted"
     service_visit = "service_visit"
     contacted = "contacted"
-    maintenance_due = "maintenance_due"  # flows.bookings.scan_due: starts the reminder flow
+    maintenance_due = "maintenance_due"  # flows.service.bookings.scan_due: starts the reminder flow
 
 
 MEANINGFUL: frozenset[EventKind] = frozenset(

@@ -1,4 +1,4 @@
-"""Tables of the flow runner (``flows.runner``): runs, their why-log, and the pass cursors.
+"""Tables of the flow runner (``flows.engine.runner``): runs, their why-log, and the pass cursors.
 
 * ``flow_run``: one owner in one flow. It keeps the flow's YAML text as it was when the run
   started (``flow_source``/``flow_version``), so an edited file leaves live runs on their

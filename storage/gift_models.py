@@ -3,7 +3,7 @@
 * ``gift_grant``: one gift given to one owner: a random code the owner shows at the dealer,
   when it expires, and who redeemed it. Unique per (owner, gift type): a job run twice or a
   flow re-entered grants nothing new. The gift types themselves (value text, validity) are
-  configuration in ``flows.gift_types``, not rows.
+  configuration in ``flows.growth.gift_types``, not rows.
 * ``referral_code``: the personal referral code of a verified owner, used in the deep link
   ``t.me/<bot>?start=r_<code>``. Random, so that codes cannot be enumerated.
 * ``referral``: one referee brought by one referrer. The referee is known first by the

@@ -107,7 +107,7 @@ class Owner(SQLModel, table=True):
     opted_out: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    # --- segment engine (flows.segments) ------------------------------------------------------
+    # --- segment engine (flows.segments.recompute) ------------------------------------------------------
     # Counters kept current by storage.events.record() as meaningful events arrive, so that a
     # recompute reads one row per owner instead of the event log (last_active_at is the max).
     first_action_at: datetime | None = None

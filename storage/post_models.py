@@ -1,4 +1,4 @@
-"""Circle posts (``flows.circle_posts``): messages a partner or operator schedules to a circle.
+"""Circle posts (``flows.growth.circle_posts``): messages a partner or operator schedules to a circle.
 
 A post is one-off (``kind = once``: ``next_at`` is its time) or weekly (``weekday`` 0 = Monday
 and ``local_time`` "HH:MM" in the app's timezone; ``next_at`` is the next occurrence in UTC).

@@ -1,6 +1,6 @@
 """The segment recompute in SQL: a few set-based statements over the owner table.
 
-``flows.segment_rules`` turns the thresholds of DESIGN.md into plain values relative to one
+``flows.segments.rules`` turns the thresholds of DESIGN.md into plain values relative to one
 ``now`` (cut-off instants, cut-off dates, counts: ``SegmentParams``); this module compares the
 counters that ``storage.events.record()`` keeps on each owner row against them. A recompute
 never reads the event log:
@@ -85,7 +85,7 @@ ONLINE_STAGES = (FunnelStage.online.value, FunnelStage.verified.value)
 
 @dataclass(frozen=True)
 class SegmentParams:
-    """The rules as plain values for one recompute at ``now`` (built by flows.segment_rules).
+    """The rules as plain values for one recompute at ``now`` (built by flows.segments.rules).
 
     An instant ``x`` is within N calendar days of ``now`` exactly when ``x >= <N>_since``; an
     owner has been online N days or more exactly when ``online_since < growing_online_before``.

@@ -1,7 +1,7 @@
 """Tables of service moments (issue 7) beside ``Vehicle``.
 
 * ``service_record``: one past service visit of a car: day, odometer, items done (as written
-  by the dealer system or the partner; ``flows.service_plan`` matches them to plan items),
+  by the dealer system or the partner; ``flows.service.service_plan`` matches them to plan items),
   and where it came from. Unique per (vehicle, day, km), so importing a service history twice
   adds nothing. ``Vehicle.last_service_date``/``last_service_km`` stay the latest visit.
 * ``odometer_reading``: a dated odometer value from the owner (``/mileage``), telematics or a

@@ -181,7 +181,7 @@ class BotHarness:
         return await asyncio.to_thread(self._add_owner, *args, **kwargs)
 
     def _add_partner(self, advisor_code: str, name: str = "Partner", dealer_code: str = "D001") -> str:
-        from flows.partners import create_partner
+        from flows.community.partners import create_partner
         from storage.clock import utcnow
 
         with self.session() as session:
@@ -241,8 +241,8 @@ class BotHarness:
         person shares their own phone contact (the owner gets a phone number if it has none)."""
         import asyncio
 
-        from flows import referrals
-        from flows.onboarding import PUBLIC_START_PARAMS
+        from flows.growth import referrals
+        from flows.community.onboarding import PUBLIC_START_PARAMS
 
         await self.sandbox.add_user(user_id, first_name=f"U{user_id}")
         param = start.split(maxsplit=1)[1] if len(start.split(maxsplit=1)) > 1 else None
@@ -352,7 +352,7 @@ def daytime_clock():  # noqa: ANN201
     held by quiet hours whenever the suite happens to run (tests of quiet hours set their own)."""
     from datetime import UTC, datetime, time
 
-    from flows.clock import AcceleratedClock, uninstall
+    from flows.delivery.clock import AcceleratedClock, uninstall
 
     clock = AcceleratedClock(datetime.combine(datetime.now(UTC).date(), time(2, 0), UTC), rate=1)
     clock.install()
@@ -385,10 +385,10 @@ from datetime import UTC, datetime, time, timedelta  # noqa: E402
 
 from sqlmodel import select  # noqa: E402
 
-from flows.clock import FrozenClock  # noqa: E402
-from flows.playbook import Library, load_library  # noqa: E402
-from flows.runner import run_due_flows  # noqa: E402
-from flows.segments import recompute_all  # noqa: E402
+from flows.delivery.clock import FrozenClock  # noqa: E402
+from flows.engine.playbook import Library, load_library  # noqa: E402
+from flows.engine.runner import run_due_flows  # noqa: E402
+from flows.segments.recompute import recompute_all  # noqa: E402
 from flows.templating import Renderer  # noqa: E402
 from storage.events import EventKind, record  # noqa: E402
 from storage.models import OutboxMessage  # noqa: E402
@@ -452,7 +452,7 @@ class Flows:
         """The bot's hourly referral job, run now at app time with the bot's own settings."""
         from bot.runtime import delivery_policy
         from bot.scheduler import JobContext
-        from flows import referrals
+        from flows.growth import referrals
 
         settings = self.harness.app.settings
         job = referrals.approve_job(self.renderer, settings.referral_policy())

@@ -9,8 +9,8 @@ import typer
 
 from bot.cli.common import console, fail, open_app
 from flows.errors import AutoCircleError
-from flows.owner_export import export_owners
-from flows.partners import find_partner
+from flows.reports.owner_export import export_owners
+from flows.community.partners import find_partner
 from storage.db import session_scope
 
 app = typer.Typer(help="Exports for analysis in Excel.", no_args_is_help=True)

@@ -12,11 +12,11 @@ from rich.table import Table
 from sqlmodel import Session, select
 
 from bot.cli.common import console, fail, open_app
-from flows.flow_files import FLOWS_DIR, FlowFileError
-from flows.flow_spec import ACTIVITIES, MATURITIES
-from flows.flow_why import delivery_notes
-from flows.owners_view import owner_by_ref
-from flows.playbook import PLAYBOOK_NAME, check_library, load_playbook
+from flows.engine.flow_files import FLOWS_DIR, FlowFileError
+from flows.engine.flow_spec import ACTIVITIES, MATURITIES
+from flows.engine.flow_why import delivery_notes
+from flows.community.owners_view import owner_by_ref
+from flows.engine.playbook import PLAYBOOK_NAME, check_library, load_playbook
 from storage.flow_models import FlowRun, FlowRunLog
 
 app = typer.Typer(help="Flow files and flow runs.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def check(
 ) -> None:
     """Validate flow files, the playbook and the templates they name; one line per problem."""
     if path.is_file():
-        from flows.flow_files import load_flow
+        from flows.engine.flow_files import load_flow
 
         try:
             load_flow(path)

@@ -70,7 +70,7 @@ def services(
     as_json: bool = AS_JSON,
 ) -> None:
     """Import service visits; each updates its car and counts for segments. Safe to re-run."""
-    from flows.service import ServiceRowApplier
+    from flows.service.due import ServiceRowApplier
     from storage.importing.services import import_services
 
     _import_records(
@@ -88,7 +88,7 @@ def telematics(
     as_json: bool = AS_JSON,
 ) -> None:
     """Import odometer readings; new recent fault codes tell owner and partner. Safe to re-run."""
-    from flows.telematics import TelematicsRowApplier
+    from flows.service.telematics import TelematicsRowApplier
     from flows.templating import Renderer
     from storage.clock import utcnow
     from storage.importing.telematics import import_telematics

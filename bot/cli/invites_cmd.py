@@ -9,9 +9,9 @@ from pathlib import Path
 import typer
 
 from bot.cli.common import console, fail, open_app
-from flows import invites
+from flows.community import invites
 from flows.errors import PartnerNotFoundError
-from flows.partners import find_partner
+from flows.community.partners import find_partner
 from storage.clock import utcnow
 from storage.db import session_scope
 

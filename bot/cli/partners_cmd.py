@@ -1,5 +1,5 @@
 """``autocircle partners ...``: add, list, re-issue codes, deactivate/reactivate, hand over;
-and ``import partners`` (called from ``import_cmd``). The work is in ``flows.partners``; this
+and ``import partners`` (called from ``import_cmd``). The work is in ``flows.community.partners``; this
 module parses options and prints."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.cli.common import console, fail, open_app
-from flows import partners as svc
+from flows.community import partners as svc
 from flows.errors import AutoCircleError
 from storage.clock import utcnow
 from storage.db import session_scope
@@ -234,7 +234,7 @@ def handover_(
 ) -> None:
     """Move a leaving partner's owners, circles, invite links, open bookings, prospects and
     queued notices to another partner, tell the owners, and deactivate the leaving partner."""
-    from flows.handover import handover
+    from flows.community.handover import handover
     from flows.templating import Renderer
 
     with open_app() as ac:

@@ -19,8 +19,8 @@ from rich.table import Table
 
 from bot.cli.common import console, fail, open_app
 from flows.errors import AutoCircleError
-from flows.funnel import FunnelReport, FunnelRow, funnel_report
-from flows.matrix_report import (
+from flows.community.funnel import FunnelReport, FunnelRow, funnel_report
+from flows.segments.matrix_report import (
     GOALS,
     NOT_ONLINE,
     MatrixReport,
@@ -32,7 +32,7 @@ from flows.matrix_report import (
     movement_report,
     parse_line,
 )
-from flows.segment_rules import start_of_local_day
+from flows.segments.rules import start_of_local_day
 from storage.cells import safe_row
 from storage.clock import utcnow
 from storage.db import session_scope
@@ -162,7 +162,7 @@ def matrix(
             raise fail(str(exc)) from None
     loc = locale or settings.locale
     if fmt is MatrixFormat.png:
-        from flows.matrix_picture import render_matrix_png
+        from flows.segments.matrix_picture import render_matrix_png
 
         _write(out, render_matrix_png(report, locale=loc, timezone=settings.timezone))
     elif fmt is MatrixFormat.xlsx:
@@ -316,7 +316,7 @@ def delivery(
     """Pushes per day queued and class: sent, pending, skipped/failed by reason, latency."""
     from rich import box
 
-    from flows.delivery_report import delivery_report
+    from flows.delivery.delivery_report import delivery_report
 
     with open_app() as ac:
         with session_scope(ac.engine) as session:

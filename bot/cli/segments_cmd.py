@@ -1,5 +1,5 @@
 """``autocircle segments recompute``: tag every owner with a matrix cell now (the scheduler
-does the same hourly through ``flows.segments.recompute_all``)."""
+does the same hourly through ``flows.segments.recompute.recompute_all``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from bot.cli.common import console, fail, open_app
 from bot.config import Settings
 from flows.errors import AutoCircleError
-from flows.segments import Thresholds, recompute_all
+from flows.segments.recompute import Thresholds, recompute_all
 from storage.clock import utcnow
 
 app = typer.Typer(help="Segment engine: the maturity × activity matrix.", no_args_is_help=True)

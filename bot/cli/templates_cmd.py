@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from flows.template_check import SAMPLES_NAME, check_templates, problem_lines
+from flows.reports.template_check import SAMPLES_NAME, check_templates, problem_lines
 from flows.templating import TEMPLATES_DIR
 
 app = typer.Typer(help="Message templates.", no_args_is_help=True)

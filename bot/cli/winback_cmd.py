@@ -1,6 +1,6 @@
 """``autocircle report churn-reasons``: why owners left (the win-back survey) and how many
-came back, per partner; computed in ``flows.winback``. ``autocircle report operations``: the
-operations workbook (``flows.operations_workbook``) with the churn reasons among its sheets."""
+came back, per partner; computed in ``flows.growth.winback``. ``autocircle report operations``: the
+operations workbook (``flows.reports.operations_workbook``) with the churn reasons among its sheets."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import typer
 from rich.table import Table
 
 from bot.cli.common import console, fail, open_app
-from flows import winback
+from flows.growth import winback
 from flows.errors import AutoCircleError
-from flows.operations_workbook import operations_xlsx
-from flows.partners import find_partner
+from flows.reports.operations_workbook import operations_xlsx
+from flows.community.partners import find_partner
 from storage.clock import utcnow
 from storage.db import session_scope
 

@@ -1,7 +1,7 @@
 """Service bookings and partner follow-ups in private chat.
 
 * Owners: a slot button on the maintenance reminder (``BookSlot``, emitted by
-  ``flows.bookings`` as ``bk:<vehicle_id>:<minute>``) books it; ``AcceptProposal`` accepts the
+  ``flows.service.bookings`` as ``bk:<vehicle_id>:<minute>``) books it; ``AcceptProposal`` accepts the
   time a partner proposed.
 * Partners: ``BookingAnswer`` (confirm / propose another time / no-show) on a booking notice;
   ``/followups`` lists owners to contact in person, each with a one-tap ``Contacted``.
@@ -23,10 +23,11 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import IsPartner
 from bot.routers.guard import refuse
-from flows import bookings, slots
-from flows.bookings import FollowUpReason, PartnerAnswer
+from flows.service import bookings
+from flows.service import slots
+from flows.service.bookings import FollowUpReason, PartnerAnswer
 from flows.errors import InvalidInputError, NotFoundError
-from flows.roles import Identity
+from flows.community.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
 

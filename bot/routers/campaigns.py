@@ -5,7 +5,7 @@ The conversation is one StatesGroup: cells (a matrix keyboard, rows activity × 
 maturity, each cell showing how many of the partner's reachable owners are in it; a row of
 product lines above it when the partner's owners span more than one) → template or own text →
 preview with the audience → now or a time → confirm. The state holds ids and plain values
-only; every decision is in ``flows.campaigns``.
+only; every decision is in ``flows.growth.campaigns``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from bot.config import Settings
 from bot.filters import IsPartner
 from bot.middlewares import commit_before_reply
 from bot.routers.guard import refuse
-from flows import campaigns, winback
+from flows.growth import campaigns
+from flows.growth import winback
 from flows.errors import AutoCircleError, NotFoundError
-from flows.roles import Identity
+from flows.community.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
 

@@ -11,7 +11,7 @@ from aiogram.enums import ChatType
 from aiogram.types import CallbackQuery, Message
 
 from bot.commands import staff_only
-from flows.roles import Identity
+from flows.community.roles import Identity
 from flows.templating import Renderer
 
 PARTNER_ONLY = staff_only()

@@ -12,9 +12,9 @@ from aiogram.types import CallbackQuery, Message
 from sqlmodel import Session
 
 from bot.routers.guard import refuse
-from flows import winback
-from flows.roles import Identity
-from flows.runner import CALLBACK_PREFIX, record_button
+from flows.growth import winback
+from flows.community.roles import Identity
+from flows.engine.runner import CALLBACK_PREFIX, record_button
 from flows.templating import Renderer
 from storage.clock import utcnow
 

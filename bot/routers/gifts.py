@@ -13,8 +13,9 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
-from flows import gifts, referrals
-from flows.roles import Identity, Role
+from flows.growth import gifts
+from flows.growth import referrals
+from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 

@@ -23,10 +23,10 @@ from sqlmodel import Session
 from bot import keyboards
 from bot.config import Settings
 from bot.filters import IsPartner
-from flows import circles
+from flows.community import circles
 from flows.errors import AutoCircleError
-from flows.invites import deep_link
-from flows.roles import Identity
+from flows.community.invites import deep_link
+from flows.community.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
 

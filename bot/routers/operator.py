@@ -10,9 +10,9 @@ from sqlmodel import Session
 
 from bot.filters import HasRole
 from bot.routers import partner
-from flows import handover
+from flows.community import handover
 from flows.errors import AutoCircleError
-from flows.roles import Identity, Role
+from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 

@@ -2,7 +2,7 @@
 and prospect registration. State lives in the FSM storage, so a restart mid-way resumes.
 
 Verification's rules (what a VIN ending may match, the lockout, one reply for every kind of
-mismatch) are ``flows.onboarding``'s; the limits come from ``Settings.security``. Onboarding
+mismatch) are ``flows.community.onboarding``'s; the limits come from ``Settings.security``. Onboarding
 buttons name the owner they were sent for and act only for that owner's own account at their
 step; anything else gets the neutral "no longer active" (``bot.routers.guard``)."""
 
@@ -23,12 +23,12 @@ from bot.config import Settings
 from bot.filters import HasRole
 from bot.middlewares import commit_before_reply
 from bot.routers.guard import refuse
-from flows import onboarding
-from flows.phones import to_e164
-from flows.playbook import Library
-from flows.runner import enter_deep_link
-from flows.referrals import Touch
-from flows.roles import Identity, Role
+from flows.community import onboarding
+from flows.community.phones import to_e164
+from flows.engine.playbook import Library
+from flows.engine.runner import enter_deep_link
+from flows.growth.referrals import Touch
+from flows.community.roles import Identity, Role
 from flows.templating import Renderer, locale_from_telegram
 from storage.clock import utcnow
 

@@ -11,8 +11,10 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import IsPartner
 from bot.texts import send_long
-from flows import circles, invites, owners_view
-from flows.roles import Identity, Role
+from flows.community import circles
+from flows.community import invites
+from flows.community import owners_view
+from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 

@@ -2,7 +2,7 @@
 ``/posts`` (the list, each with a cancel button), for partners (their own circles) and
 operators (any circle). A partner with several circles picks one on an inline keyboard; the
 parsed request waits in the FSM state as plain values. Every decision is in
-``flows.circle_posts``; the scheduler job ``posts_job`` does the posting.
+``flows.growth.circle_posts``; the scheduler job ``posts_job`` does the posting.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import HasRole
 from bot.routers.guard import refuse
-from flows import circle_posts as posts
-from flows.roles import Identity, Role
+from flows.growth import circle_posts as posts
+from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 

@@ -10,8 +10,8 @@ from aiogram.filters import BaseFilter, Command
 from aiogram.types import Message, TelegramObject
 from sqlmodel import Session
 
-from flows import outbox
-from flows.roles import Identity
+from flows.delivery import outbox
+from flows.community.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
 

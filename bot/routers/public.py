@@ -12,14 +12,14 @@ from aiogram.types import Message
 from sqlmodel import Session
 
 from bot.commands import install_partner_commands
-from flows import partners
+from flows.community import partners
 from flows.errors import (
     ExpiredRegistrationCodeError,
     RegistrationError,
     TelegramAccountInUseError,
     UsedRegistrationCodeError,
 )
-from flows.roles import Identity
+from flows.community.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
 

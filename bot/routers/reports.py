@@ -19,10 +19,10 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
 from flows.errors import AutoCircleError, InvalidInputError
-from flows.matrix_picture import render_matrix_png
-from flows.matrix_report import MatrixReport, matrix_report, parse_matrix_args
-from flows.owner_export import owners_xlsx
-from flows.roles import Identity, Role
+from flows.segments.matrix_picture import render_matrix_png
+from flows.segments.matrix_report import MatrixReport, matrix_report, parse_matrix_args
+from flows.reports.owner_export import owners_xlsx
+from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 
 

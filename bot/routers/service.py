@@ -20,9 +20,10 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
-from flows import bookings, service
+from flows.service import bookings
+from flows.service import due as service
 from flows.errors import InvalidInputError
-from flows.roles import Identity, Role
+from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 

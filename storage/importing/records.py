@@ -8,7 +8,7 @@ reason, and a file that cannot be read stops the run before anything is written.
 What a valid row *means* (which vehicle, whether it contradicts what is stored, who is told)
 is the caller's ``apply`` function: it gets a session and one batch of parsed rows and returns
 one :class:`RowOutcome` per row. The service and telematics imports pass functions from
-``flows.service`` (storage never imports flows). Each batch is one transaction: a crash loses
+``flows.service.due`` (storage never imports flows). Each batch is one transaction: a crash loses
 at most the batch in flight, and the imports are idempotent, so running again finishes the job.
 """
 

@@ -3,7 +3,7 @@
 Cells are validated here like the owner import's (VIN, dates not in the future, km); what a
 visit means for the car (is it consistent with the car's other odometer values, does it
 become the last service, the ``service_visit`` event) is decided by ``apply``, which the
-caller passes (``flows.service.ServiceRowApplier``). Unknown columns are ignored and listed in
+caller passes (``flows.service.due.ServiceRowApplier``). Unknown columns are ignored and listed in
 the summary. Re-importing the same file changes nothing: a visit is unique per (VIN, day, km).
 """
 

@@ -3,7 +3,7 @@ optional fault codes.
 
 The same readings the bot's ``POST /telematics`` takes, from a file: cells are validated here
 (a time without an offset is local to the configured time zone), and ``apply`` — the caller's,
-``flows.telematics.TelematicsRowApplier`` — checks each reading against the car's other odometer
+``flows.service.telematics.TelematicsRowApplier`` — checks each reading against the car's other odometer
 values, stores it and handles fault codes. Re-importing the same file changes nothing: a
 reading is unique per (VIN, instant).
 """

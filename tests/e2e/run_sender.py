@@ -13,7 +13,7 @@ import signal
 from bot.config import Settings
 from bot.runtime import create_bot
 from bot.sender import OutboxSender, SenderConfig
-from flows.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
+from flows.delivery.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
 from storage.db import make_engine
 
 

@@ -58,9 +58,9 @@ def _mileage(harness: BotHarness) -> int | None:
 
 def _scan_and_run(harness: BotHarness) -> int:
     """One reminder scan and one flow runner pass, as the scheduler's jobs would do."""
-    from flows import bookings
-    from flows.playbook import load_library
-    from flows.runner import run_due_flows
+    from flows.service import bookings
+    from flows.engine.playbook import load_library
+    from flows.engine.runner import run_due_flows
     from flows.templating import Renderer
 
     settings = harness.app.settings

@@ -20,8 +20,8 @@ from bot.runtime import create_bot
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.scheduler import JobContext, Scheduler
 from bot.sender import OutboxSender, SenderConfig
-from flows.clock import FrozenClock, uninstall
-from flows.outbox import Push, enqueue_many
+from flows.delivery.clock import FrozenClock, uninstall
+from flows.delivery.outbox import Push, enqueue_many
 from storage.db import make_engine
 from storage.delivery_models import scheduler_jobs
 from storage.models import MessageClass, OutboxMessage, Owner, Partner

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from flows import gifts
+from flows.growth import gifts
 from storage.clock import utcnow
 from storage.gift_models import Referral
 

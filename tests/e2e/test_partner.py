@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
 from conftest import OPERATOR_ID
-from flows.outbox import Push, enqueue
+from flows.delivery.outbox import Push, enqueue
 from storage.clock import utcnow
 from storage.db import make_engine, session_scope
 from storage.models import InviteToken, OutboxMessage, Owner, Partner

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from flows import circle_posts
-from flows.clock import FrozenClock
+from flows.growth import circle_posts
+from flows.delivery.clock import FrozenClock
 from flows.templating import Renderer
 
 pytestmark = pytest.mark.e2e

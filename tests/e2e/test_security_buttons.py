@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from conftest import Flows
-from flows import campaigns
+from flows.growth import campaigns
 from storage.booking_models import Booking
 from storage.clock import utcnow
 from storage.events import EventKind
@@ -158,7 +158,7 @@ async def test_a_survey_answers_once_for_its_own_owner_while_the_run_waits(harne
             owner = session.get(Owner, owner_id)
             owner.maturity, owner.activity = "growing", "churned"
             session.add(SegmentTransition(owner_id=owner_id, from_maturity="growing", from_activity="active",
-                                          to_maturity="growing", to_activity="churned", at=flows.clock.now()))
+                                          to_maturity="growing", to_activity="churned", at=flows.delivery.clock.now()))
             session.commit()
 
     await asyncio.to_thread(churn)
@@ -187,9 +187,9 @@ async def test_a_survey_answers_once_for_its_own_owner_while_the_run_waits(harne
 
 def _scan_and_run(harness) -> None:  # noqa: ANN001
     """One reminder scan and one runner pass, as the scheduler's jobs would do."""
-    from flows import bookings
-    from flows.playbook import load_library
-    from flows.runner import run_due_flows
+    from flows.service import bookings
+    from flows.engine.playbook import load_library
+    from flows.engine.runner import run_due_flows
     from flows.templating import Renderer
 
     settings = harness.app.settings

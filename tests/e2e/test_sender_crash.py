@@ -17,8 +17,8 @@ from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from bot.sandbox import Sandbox, SandboxConfig
-from flows.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
-from flows.outbox import Push, enqueue_many
+from flows.delivery.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
+from flows.delivery.outbox import Push, enqueue_many
 from storage.db import make_engine
 from storage.models import MessageClass, OutboxMessage, Owner
 

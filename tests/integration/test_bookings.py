@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from flows import bookings
-from flows.bookings import FollowUpReason, PartnerAnswer
-from flows.slots import SlotPolicy
-from flows.playbook import load_library
-from flows.runner import run_due_flows
+from flows.service import bookings
+from flows.service.bookings import FollowUpReason, PartnerAnswer
+from flows.service.slots import SlotPolicy
+from flows.engine.playbook import load_library
+from flows.engine.runner import run_due_flows
 from bot.config import ServiceSettings
-from flows.service_plan import OdometerLimits
+from flows.service.service_plan import OdometerLimits
 from flows.templating import Renderer
 from storage import clock
 from storage.booking_models import Booking, BookingStatus, MaintenanceReminder

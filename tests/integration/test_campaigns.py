@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from flows import campaigns
-from flows.delivery_rules import DeliveryPolicy
+from flows.growth import campaigns
+from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.errors import InvalidInputError
-from flows.outbox import screen
+from flows.delivery.outbox import screen
 from flows.templating import Renderer
 from storage import clock, outbox
 from storage.campaign_models import CampaignMember, CampaignStatus
@@ -201,7 +201,7 @@ def test_send_time_parsing() -> None:
 
 def test_the_scheduler_job_and_task_send_once(engine, world) -> None:  # noqa: ANN001
     from bot.scheduler import JobContext
-    from flows.delivery_rules import DeliveryPolicy
+    from flows.delivery.delivery_rules import DeliveryPolicy
 
     with Session(engine) as session:
         due = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from flows import circle_posts as posts
+from flows.growth import circle_posts as posts
 from flows.templating import Renderer
 from storage.models import Circle, Dealer, OutboxMessage, Partner
 from storage.post_models import CirclePost
@@ -142,7 +142,7 @@ def test_one_off_retires_and_a_late_occurrence_is_skipped(engine, world) -> None
 
 def test_posts_job_runs_one_pass(engine, world) -> None:  # noqa: ANN001
     from bot.scheduler import JobContext
-    from flows.delivery_rules import DeliveryPolicy
+    from flows.delivery.delivery_rules import DeliveryPolicy
 
     def Ctx(now: datetime) -> JobContext:  # noqa: N802 - reads like the context it builds
         return JobContext(engine=engine, now=now, policy=DeliveryPolicy())

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows.matrix_report import MatrixScope, matrix_csv, matrix_report, matrix_xlsx
+from flows.segments.matrix_report import MatrixScope, matrix_csv, matrix_report, matrix_xlsx
 from storage import clock
 from storage.cells import FORMULA_PREFIXES
 from storage.db import make_engine

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from flows.flow_files import load_flows
-from flows.playbook_spec import Playbook
-from flows.runner import parse_callback, record_button, run_due_flows
+from flows.engine.flow_files import load_flows
+from flows.engine.playbook_spec import Playbook
+from flows.engine.runner import parse_callback, record_button, run_due_flows
 from flows.templating import Renderer
 from storage import clock
 from storage.events import EventKind, record
@@ -396,7 +396,7 @@ steps:
 
 
 def test_gift_granted_reminded_and_redemption_ends_reminders(engine, renderer, tmp_path, now) -> None:
-    from flows import gifts
+    from flows.growth import gifts
 
     flows = _flows(tmp_path, newbie=GIFT, remind=REMIND)
     partner = _partner(engine)
@@ -424,7 +424,7 @@ def test_gift_granted_reminded_and_redemption_ends_reminders(engine, renderer, t
 
 
 def test_library_newcomer_journey(engine, tmp_path, now) -> None:
-    from flows.playbook import load_library
+    from flows.engine.playbook import load_library
 
     library = load_library()
     real = Renderer(default_locale="en")
@@ -448,7 +448,7 @@ def test_library_newcomer_journey(engine, tmp_path, now) -> None:
 
 
 def test_library_winback_survey_answer_reaches_partner(engine, tmp_path, now) -> None:
-    from flows.playbook import load_library
+    from flows.engine.playbook import load_library
 
     library = load_library()
     real = Renderer(default_locale="en")
@@ -505,7 +505,7 @@ steps:
 
 
 def test_deep_link_enters_once_and_the_next_pass_sends(engine, renderer, tmp_path, now) -> None:
-    from flows.runner import enter_deep_link
+    from flows.engine.runner import enter_deep_link
 
     flows = _flows(tmp_path, promo=DEEP)
     owner = _owner(engine)
@@ -565,7 +565,7 @@ def test_wait_ignores_an_answer_given_before_the_wait(engine, renderer, tmp_path
 
 
 def test_a_failing_step_ends_its_run_and_the_pass_goes_on(engine, renderer, tmp_path, now, monkeypatch) -> None:
-    from flows.flow_steps import StepRunner
+    from flows.engine.flow_steps import StepRunner
 
     flows = _flows(tmp_path, tips=BRANCH)
     first = _owner(engine, 5001, familiarity="novice")

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from bot.cli.flows_cmd import app as flows_app
 from bot.cli.flows_cmd import playbook_app
-from flows.flow_files import FLOWS_DIR
-from flows.runner import run_due_flows
+from flows.engine.flow_files import FLOWS_DIR
+from flows.engine.runner import run_due_flows
 from flows.templating import Renderer
 from storage import clock
 from storage.db import make_engine
@@ -105,7 +105,7 @@ def test_runs_shows_runs_and_why(cli_env: str) -> None:
             record(s, guest.id, EventKind.verified, now)
             s.commit()
             owner_id, guest_id = owner.id, guest.id
-        from flows.playbook import load_library
+        from flows.engine.playbook import load_library
 
         library = load_library()
         run_due_flows(engine, Renderer(), library.flows, library.playbook, now)

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
 from flows.errors import PartnerNotFoundError
-from flows.funnel import TOTAL, UNASSIGNED, FunnelRow, funnel_report
-from flows.partners import create_partner
+from flows.community.funnel import TOTAL, UNASSIGNED, FunnelRow, funnel_report
+from flows.community.partners import create_partner
 from storage.db import make_engine, session_scope
 from storage.models import FunnelStage, Owner
 

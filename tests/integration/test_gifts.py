@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from flows import gifts
-from flows.outbox import Suppressions, screen
-from flows.delivery_rules import DeliveryPolicy
+from flows.growth import gifts
+from flows.delivery.outbox import Suppressions, screen
+from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.templating import Renderer
 from storage import clock, outbox
 from storage.events import EventKind
@@ -144,7 +144,7 @@ def test_reminders_nearest_offset_only_idempotent_and_stopped_by_redemption(engi
 
 
 def test_suppression_check_alone_vetoes_redeemed_gifts(engine, world) -> None:  # noqa: ANN001
-    from flows.outbox import Candidate
+    from flows.delivery.outbox import Candidate
 
     with Session(engine) as session:
         g = gifts.grant(session, world["o1"], "newcomer", NOW)
@@ -157,7 +157,7 @@ def test_suppression_check_alone_vetoes_redeemed_gifts(engine, world) -> None:  
 
 
 def test_late_grant_gets_only_the_one_day_reminder(engine, world) -> None:  # noqa: ANN001
-    from flows.gift_types import GiftType
+    from flows.growth.gift_types import GiftType
 
     catalogue = {"short": GiftType("short", "短", "Short", 2)}
     with Session(engine) as session:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows.partners import create_partner
+from flows.community.partners import create_partner
 from storage.clock import utcnow
 from storage.db import make_engine, session_scope
 from storage.models import Event, FunnelStage, Owner, OutboxMessage, Partner

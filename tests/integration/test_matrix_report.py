@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
 from flows.errors import InvalidInputError, NotFoundError, PartnerNotFoundError
-from flows.matrix_picture import cjk_font, picture_locale, render_matrix_png
-from flows.matrix_report import (
+from flows.segments.matrix_picture import cjk_font, picture_locale, render_matrix_png
+from flows.segments.matrix_report import (
     MatrixScope,
     matrix_report,
     movement_report,
     parse_matrix_args,
 )
-from flows.partners import create_partner
+from flows.community.partners import create_partner
 from flows.templating import Renderer
 from storage.db import make_engine, session_scope
 from storage.models import Owner, SegmentRun, SegmentTransition
@@ -143,7 +143,7 @@ def test_picture_has_chinese_labels_or_falls_back(engine: Engine, monkeypatch) -
     assert png.startswith(PNG) and len(png) > 10_000
     if cjk_font() is not None:
         assert picture_locale("zh") == "zh"
-    monkeypatch.setattr("flows.matrix_picture.cjk_font", lambda: None)
+    monkeypatch.setattr("flows.segments.matrix_picture.cjk_font", lambda: None)
     assert picture_locale("zh") == "en"
     assert render_matrix_png(report, locale="zh", timezone="Asia/Shanghai").startswith(PNG)
 

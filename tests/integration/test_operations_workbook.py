@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from openpyxl import load_workbook
 from sqlmodel import Session
 
-from flows import campaigns, referrals
-from flows.operations_workbook import operations_xlsx
+from flows.growth import campaigns
+
+from flows.growth import referrals
+from flows.reports.operations_workbook import operations_xlsx
 from flows.templating import Renderer
 from storage.events import EventKind, record
 from storage.gift_models import Referral

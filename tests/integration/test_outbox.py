@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.scheduler import JobContext, Scheduler, expire_pushes
-from flows import outbox as flows_outbox
-from flows.clock import FrozenClock, uninstall
-from flows.delivery_report import delivery_report
-from flows.delivery_rules import DeliveryPolicy
-from flows.outbox import Push, Suppressions, enqueue, enqueue_many, screen
+from flows.delivery import outbox as flows_outbox
+from flows.delivery.clock import FrozenClock, uninstall
+from flows.delivery.delivery_report import delivery_report
+from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import Push, Suppressions, enqueue, enqueue_many, screen
 from storage import outbox
 from storage.delivery_models import OwnerPreference
 from storage.models import MessageClass, OutboxMessage, Owner

@@ -13,10 +13,10 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows.owner_export import export_owners, mask_vin, owners_xlsx
-from flows.partners import create_partner
-from flows.segment_rules import Thresholds
-from flows.segments import recompute_all
+from flows.reports.owner_export import export_owners, mask_vin, owners_xlsx
+from flows.community.partners import create_partner
+from flows.segments.rules import Thresholds
+from flows.segments.recompute import recompute_all
 from storage.db import make_engine, session_scope
 from storage.events import EventKind, record
 from storage.models import Owner, Vehicle

@@ -17,21 +17,21 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows import invites
-from flows.bookings import followups
-from flows.clock import FrozenClock, uninstall
-from flows.delivery_rules import DeliveryPolicy
+from flows.community import invites
+from flows.service.bookings import followups
+from flows.delivery.clock import FrozenClock, uninstall
+from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.errors import InvalidInputError
-from flows.handover import handover
-from flows.outbox import Push, enqueue, screen
-from flows.partners import (
+from flows.community.handover import handover
+from flows.delivery.outbox import Push, enqueue, screen
+from flows.community.partners import (
     create_partner,
     deactivate_partner,
     issue_registration_code,
     reactivate_partner,
     redeem_registration_code,
 )
-from flows.roles import Role, resolve_identity
+from flows.community.roles import Role, resolve_identity
 from flows.templating import Renderer
 from storage import outbox
 from storage.booking_models import Booking

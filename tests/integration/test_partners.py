@@ -26,7 +26,7 @@ from flows.errors import (
     UnknownRegistrationCodeError,
     UsedRegistrationCodeError,
 )
-from flows.partners import (
+from flows.community.partners import (
     CODE_TTL,
     PartnerRow,
     create_partner,

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from flows import onboarding, referrals
-from flows.referrals import Touch
+from flows.community import onboarding
+
+from flows.growth import referrals
+from flows.growth.referrals import Touch
 from flows.templating import Renderer
 from storage import clock
 from storage.events import EventKind, record
@@ -329,7 +331,7 @@ def test_leaderboard_of_a_partner(engine, partners, now) -> None:  # noqa: ANN00
 
 def test_approve_job_settles_due_referrals(engine, partners, now) -> None:  # noqa: ANN001
     from bot.scheduler import JobContext
-    from flows.delivery_rules import DeliveryPolicy
+    from flows.delivery.delivery_rules import DeliveryPolicy
 
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     d = _owner(engine, "D", partners[0])

@@ -16,8 +16,8 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows.segment_rules import Thresholds
-from flows.segments import recompute_all, recompute_job, segment_from_counters, segment_from_events
+from flows.segments.rules import Thresholds
+from flows.segments.recompute import recompute_all, recompute_job, segment_from_counters, segment_from_events
 from storage import migrate
 from storage.db import make_engine, session_scope
 from storage.events import MEANINGFUL, EventKind, record

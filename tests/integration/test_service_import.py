@@ -1,7 +1,7 @@
 """Service history and telematics files on real databases (SQLite and PostgreSQL).
 
 Both go through the importer's machinery (readers, header aliases, rejects file with line,
-column and reason) and through ``flows.service`` for what a row means.
+column and reason) and through ``flows.service.due`` for what a row means.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from flows.service import ServiceRowApplier
-from flows.telematics import TelematicsRowApplier
-from flows.service_plan import FaultPolicy, OdometerLimits
+from flows.service.due import ServiceRowApplier
+from flows.service.telematics import TelematicsRowApplier
+from flows.service.service_plan import FaultPolicy, OdometerLimits
 from flows.templating import Renderer
 from storage import clock
 from storage.importing import ImportFileError, import_owners

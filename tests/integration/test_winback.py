@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from flows import winback
-from flows.delivery_rules import DeliveryPolicy
-from flows.outbox import set_marketing_opt_out
-from flows.playbook import load_library
-from flows.runner import parse_callback, record_button, run_due_flows
+from flows.growth import winback
+from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import set_marketing_opt_out
+from flows.engine.playbook import load_library
+from flows.engine.runner import parse_callback, record_button, run_due_flows
 from flows.templating import Renderer
 from storage import clock
 from storage.delivery_models import OwnerPreference

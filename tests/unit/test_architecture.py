@@ -32,3 +32,10 @@ def test_layer_does_not_import_upwards(package: str, forbidden: set[str]) -> Non
         if _imports(path) & forbidden
     }
     assert offenders == {}
+
+
+def test_flows_holds_only_capability_packages_and_a_few_cross_cutting_modules() -> None:
+    loose = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if p.stem != "__init__")
+    assert loose == ["errors", "templating"]
+    packages = sorted(p.name for p in (ROOT / "flows").iterdir() if (p / "__init__.py").exists())
+    assert packages == ["community", "delivery", "engine", "growth", "reports", "segments", "service"]

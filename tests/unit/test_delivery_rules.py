@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from flows.clock import AcceleratedClock, FrozenClock
-from flows.delivery_rules import (
+from flows.delivery.clock import AcceleratedClock, FrozenClock
+from flows.delivery.delivery_rules import (
     NO_QUIET_HOURS,
     DeliveryPolicy,
     QuietHours,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.flow_files import FlowFileError, load_flow, load_flows
-from flows.flow_spec import parse_duration
+from flows.engine.flow_files import FlowFileError, load_flow, load_flows
+from flows.engine.flow_spec import parse_duration
 
 GOOD = """\
 key: newcomer

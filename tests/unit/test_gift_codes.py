@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flows import gifts
-from flows.gift_types import DEFAULT_GIFT_TYPES, GiftKind
+from flows.growth import gifts
+from flows.growth.gift_types import DEFAULT_GIFT_TYPES, GiftKind
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.errors import InvalidInputError
-from flows.partners import (
+from flows.community.partners import (
     CODE_ALPHABET,
     CODE_LENGTH,
     generate_registration_code,

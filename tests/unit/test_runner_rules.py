@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flows.flow_rules import (
+from flows.engine.flow_rules import (
     OwnerView,
     PastRun,
     audience_refusal,
@@ -17,8 +17,8 @@ from flows.flow_rules import (
     goal_reached,
     signed_offset,
 )
-from flows.flow_spec import Audience, Condition, EntryRules, Goal
-from flows.runner import callback_data, parse_callback
+from flows.engine.flow_spec import Audience, Condition, EntryRules, Goal
+from flows.engine.runner import callback_data, parse_callback
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 

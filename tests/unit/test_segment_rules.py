@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.errors import InvalidInputError
-from flows.segment_rules import (
+from flows.segments.rules import (
     OwnerFacts,
     Thresholds,
     activity,

@@ -1,4 +1,4 @@
-"""The due rule and odometer checks of ``flows.service_plan``: properties and examples.
+"""The due rule and odometer checks of ``flows.service.service_plan``: properties and examples.
 
 No database, no clock: every function takes ``today``.
 """
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from flows.service_plan import (
+from flows.service.service_plan import (
     CarFacts,
     DueRule,
     OdometerPoint,

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config import Settings
-from flows.referrals import ReferralPolicy
+from flows.growth.referrals import ReferralPolicy
 
 
 def test_referral_policy_defaults_follow_the_issue() -> None:

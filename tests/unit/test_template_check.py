@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import templates_cmd
-from flows.template_check import check_templates, problem_lines, telegram_html_errors
+from flows.reports.template_check import check_templates, problem_lines, telegram_html_errors
 from flows.templating import LOCALES
 
 LAYOUT = '{% block body %}{% endblock %}\n<i>— AutoCircle</i>'

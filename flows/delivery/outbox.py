@@ -1,0 +1,394 @@
+"""Enqueue pushes, and decide at send time whether each may still go.
+
+A push is anything that is not the immediate answer to the user's own action (partner
+notices, churn alerts, reminders, campaigns): ``flows`` records it here, ``bot`` sends it.
+The dedupe key makes planning idempotent: enqueueing the same key twice (a job run twice, a
+second scheduler) creates one message.
+
+The delivery rules (``flows.delivery.delivery_rules``) run twice: at enqueue to compute ``not_before``
+(quiet hours, frequency cap) and again on the claimed rows just before sending (``screen``),
+where opted-out, unreachable, expired, cancelled topics, a partner notice for a partner who
+is no longer active or no longer on that account (``storage.outbox.partner_vetoes``) and any
+registered suppression check can still stop a push. The policy comes from the caller, else
+from the session's ``info["delivery_policy"]`` (the bot installs the configured one on its
+sessions), else the defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from flows.delivery.delivery_rules import (
+    ANYONE,
+    MARKETING,
+    DeliveryPolicy,
+    Plan,
+    QuietHours,
+    Recipient,
+    effective_cap,
+    plan,
+)
+from storage import outbox as store
+from storage.clock import utcnow
+from storage.db import session_scope
+from storage.delivery_models import OutboxTopic, OwnerPreference
+from storage.events import EventKind, record
+from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner
+
+log = logging.getLogger(__name__)
+
+PRIORITY = {MessageClass.reply: 0, MessageClass.transactional: 10, MessageClass.marketing: 50}
+POLICY_KEY = "delivery_policy"
+
+
+@dataclass(frozen=True)
+class Push:
+    """One message to deliver later. ``buttons``: rows of {"text", "url"|"callback_data"}.
+
+    ``topic``/``subject`` say what the push is about (e.g. ``gift_reminder`` / ``gift:12``)
+    so that a send-time check can drop it when that stops being true (gift redeemed,
+    campaign cancelled, owner left the flow).
+    """
+
+    dedupe_key: str
+    chat_id: int
+    text: str
+    message_class: MessageClass = MessageClass.transactional
+    owner_id: int | None = None
+    partner_id: int | None = None
+    buttons: list[list[dict[str, Any]]] | None = None
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    priority: int | None = None
+    parse_mode: str | None = "HTML"
+    topic: str | None = None
+    subject: str | None = None
+
+
+def job_scope(ctx: Any) -> AbstractContextManager[Session]:
+    """The unit of work of a scheduled job (``ctx`` has ``engine`` and ``policy``): pushes
+    queued in it are planned under the deployment's delivery rules, not the defaults."""
+    return session_scope(ctx.engine, info={POLICY_KEY: ctx.policy})
+
+
+def policy_of(session: Session, policy: DeliveryPolicy | None = None) -> DeliveryPolicy:
+    if policy is not None:
+        return policy
+    installed = session.info.get(POLICY_KEY)
+    return installed if isinstance(installed, DeliveryPolicy) else DeliveryPolicy()
+
+
+def enqueue(session: Session, push: Push, policy: DeliveryPolicy | None = None) -> bool:
+    """Add the push unless its dedupe key exists; returns True when a row was created.
+
+    A push the rules already rule out (expired, or deferred past its expiry) is stored as
+    ``skipped`` with the reason, so that the key stays taken and the report counts it.
+    """
+    return enqueue_many(session, [push], policy) == 1
+
+
+def enqueue_many(
+    session: Session, pushes: Sequence[Push], policy: DeliveryPolicy | None = None
+) -> int:
+    """Enqueue many pushes with a few queries; returns how many rows were created."""
+    policy = policy_of(session, policy)
+    now = utcnow()
+    taken = store.existing_keys(session, (p.dedupe_key for p in pushes))
+    fresh: list[Push] = []
+    for push in pushes:
+        if push.dedupe_key not in taken:
+            taken.add(push.dedupe_key)
+            fresh.append(push)
+    if not fresh:
+        return 0
+    owners = store.owners_by_chat(session, (p.chat_id for p in fresh))
+    staff = _staff(session, (p.chat_id for p in fresh), policy)
+    planned = store.marketing_times(
+        session,
+        {p.chat_id for p in fresh if _cls(p) is MessageClass.marketing},
+        now - policy.cap_window,
+        include_planned=True,
+    )
+    rows: list[tuple[OutboxMessage, Push]] = []
+    for push in fresh:
+        start = max(now, push.not_before) if push.not_before else now
+        # enqueue only plans: opted-out/unreachable may change before sending; `screen` decides
+        recipient = replace(
+            _recipient(owners.get(push.chat_id), push.chat_id in staff),
+            opted_out=False, unreachable=False,
+        )
+        decision = plan(
+            _cls(push).value, start, expires_at=push.expires_at, recipient=recipient,
+            policy=policy, marketing_times=planned.get(push.chat_id, ()),
+        )
+        if decision.send and _cls(push) is MessageClass.marketing:
+            planned.setdefault(push.chat_id, []).append(decision.at or start)
+        rows.append((_row(push, decision, now), push))
+    return _insert(session, rows)
+
+
+def _cls(push: Push) -> MessageClass:
+    return MessageClass(push.message_class)  # callers may pass the enum or its value
+
+
+def _row(push: Push, decision: Plan, now: datetime) -> OutboxMessage:
+    skipped = not decision.send
+    return OutboxMessage(
+        dedupe_key=push.dedupe_key,
+        chat_id=push.chat_id,
+        owner_id=push.owner_id,
+        partner_id=push.partner_id,
+        message_class=_cls(push).value,
+        priority=push.priority if push.priority is not None else PRIORITY[_cls(push)],
+        text=push.text,
+        parse_mode=push.parse_mode,
+        buttons=push.buttons,
+        not_before=(decision.at if decision.send else None) or now,
+        expires_at=push.expires_at,
+        status=OutboxStatus.skipped.value if skipped else OutboxStatus.pending.value,
+        reason=decision.reason,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _insert(session: Session, rows: list[tuple[OutboxMessage, Push]]) -> int:
+    """All rows in one savepoint; if another process planned some key meanwhile, fall back to
+    one savepoint per row so that the others still go in."""
+    try:
+        with session.begin_nested():
+            for row, _ in rows:
+                session.add(row)
+            session.flush()
+            _add_topics(session, rows)
+        return len(rows)
+    except IntegrityError:
+        pass
+    created = 0
+    for row, push in rows:
+        fresh = _row_copy(row)
+        try:
+            with session.begin_nested():
+                session.add(fresh)
+                session.flush()
+                _add_topics(session, [(fresh, push)])
+            created += 1
+        except IntegrityError:
+            continue  # planned by someone else first
+    return created
+
+
+def _row_copy(row: OutboxMessage) -> OutboxMessage:
+    data = row.model_dump(exclude={"id"})
+    return OutboxMessage(**data)
+
+
+def _add_topics(session: Session, rows: Iterable[tuple[OutboxMessage, Push]]) -> None:
+    topics = [
+        OutboxTopic(outbox_id=row.id, topic=push.topic, subject=push.subject)
+        for row, push in rows
+        if push.topic and row.id is not None
+    ]
+    if topics:
+        session.add_all(topics)
+        session.flush()
+
+
+def _staff(session: Session, chat_ids: Iterable[int], policy: DeliveryPolicy) -> set[int]:
+    chats = set(chat_ids)
+    return store.partner_chats(session, chats) | (chats & policy.staff_chat_ids)
+
+
+def _recipient(owner: store.ChatOwner | None, staff: bool = False) -> Recipient:
+    if owner is None:
+        return Recipient(staff=True) if staff else ANYONE
+    quiet = None
+    if owner.quiet_hours:
+        try:
+            quiet = QuietHours.parse(owner.quiet_hours)
+        except ValueError:
+            log.warning(
+                "owner %s has unreadable quiet hours %r; using the default",
+                owner.owner_id, owner.quiet_hours,
+            )
+    return Recipient(
+        owner_id=owner.owner_id,
+        timezone=owner.timezone,
+        quiet_hours=quiet,
+        marketing_cap=owner.marketing_cap,
+        opted_out=owner.opted_out,
+        unreachable=owner.unreachable,
+        staff=staff,
+    )
+
+
+# --- send time ------------------------------------------------------------------------------
+
+SuppressionCheck = Callable[[Session, Sequence["Candidate"]], dict[int, str]]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A claimed row as a suppression check sees it."""
+
+    id: int
+    chat_id: int
+    owner_id: int | None
+    message_class: str
+    topic: str | None
+    subject: str | None
+
+
+@dataclass
+class Suppressions:
+    """Send-time vetoes by topic: ``check(session, candidates) -> {outbox id: reason}``.
+
+    Later features plug in here, e.g. ``register("gift_reminder", gift_not_redeemed)``;
+    cancelled topics/subjects (``cancel_topic``) are always checked.
+    """
+
+    checks: dict[str, list[SuppressionCheck]] = field(default_factory=dict)
+
+    def register(self, topic: str, check: SuppressionCheck) -> None:
+        self.checks.setdefault(topic, []).append(check)
+
+    def run(self, session: Session, candidates: Sequence[Candidate]) -> dict[int, str]:
+        vetoes = _cancelled(session, candidates)
+        by_topic: dict[str, list[Candidate]] = {}
+        for candidate in candidates:
+            if candidate.topic and candidate.id not in vetoes:
+                by_topic.setdefault(candidate.topic, []).append(candidate)
+        for topic, group in by_topic.items():
+            for check in self.checks.get(topic, []):
+                for outbox_id, reason in check(session, group).items():
+                    vetoes.setdefault(outbox_id, reason)
+        return vetoes
+
+
+def _cancelled(session: Session, candidates: Sequence[Candidate]) -> dict[int, str]:
+    cancelled = store.suppressions_for(session, (c.topic for c in candidates if c.topic))
+    vetoes: dict[int, str] = {}
+    for c in candidates:
+        if not c.topic:
+            continue
+        reason = cancelled.get((c.topic, c.subject or "")) or cancelled.get((c.topic, ""))
+        if reason:
+            vetoes[c.id] = reason
+    return vetoes
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``send``; else the row is skipped (``reason``) or put back until ``not_before``."""
+
+    id: int
+    send: bool
+    reason: str | None = None
+    not_before: datetime | None = None
+
+    @property
+    def skip(self) -> bool:
+        return not self.send and self.not_before is None
+
+
+def screen(
+    session: Session,
+    rows: Sequence[store.ClaimedMessage],
+    now: datetime,
+    policy: DeliveryPolicy,
+    suppressions: Suppressions | None = None,
+) -> list[Verdict]:
+    """The send-time decision for claimed rows, in their order (earlier rows use the cap
+    first)."""
+    if not rows:
+        return []
+    owners = store.owners_by_chat(session, (r.chat_id for r in rows))
+    staff = _staff(session, (r.chat_id for r in rows), policy)
+    topics = store.topics_of(session, (r.id for r in rows))
+    candidates = [
+        Candidate(r.id, r.chat_id, r.owner_id, r.message_class, *topics.get(r.id, (None, None)))
+        for r in rows
+    ]
+    vetoes = (suppressions or Suppressions()).run(session, candidates)
+    for outbox_id, reason in store.partner_vetoes(session, rows).items():
+        vetoes.setdefault(outbox_id, reason)  # a partner notice for an inactive/unlinked partner
+    marketing_chats = {r.chat_id for r in rows if r.message_class == MARKETING}
+    sent = store.marketing_times(
+        session, marketing_chats, now - policy.cap_window, include_planned=False,
+        exclude_ids={r.id for r in rows},
+    )
+    verdicts = []
+    for row in rows:
+        if row.id in vetoes:
+            verdicts.append(Verdict(row.id, False, reason=vetoes[row.id]))
+            continue
+        decision = plan(
+            row.message_class, now, expires_at=row.expires_at,
+            recipient=_recipient(owners.get(row.chat_id), row.chat_id in staff), policy=policy,
+            marketing_times=sent.get(row.chat_id, ()),
+        )
+        if not decision.send:
+            verdicts.append(Verdict(row.id, False, reason=decision.reason))
+        elif decision.at is not None and decision.at > now:
+            verdicts.append(Verdict(row.id, False, reason=decision.reason, not_before=decision.at))
+        else:
+            if row.message_class == MARKETING:
+                sent.setdefault(row.chat_id, []).append(now)
+            verdicts.append(Verdict(row.id, True))
+    return verdicts
+
+
+def cancel_topic(
+    session: Session, topic: str, subject: str = "", reason: str = "cancelled",
+    now: datetime | None = None,
+) -> bool:
+    """Stop every queued push about ``topic`` (and ``subject``; empty = all of the topic):
+    they are skipped at send time with ``reason``. Idempotent."""
+    return store.add_suppression(session, topic, subject, reason, now or utcnow())
+
+
+# --- the owner's own choice -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OptResult:
+    owner_id: int
+    changed: bool
+    marketing_cap: int  # in effect for this owner, per ``cap_days``
+    cap_days: int
+
+
+def set_marketing_opt_out(
+    session: Session, owner_id: int, opted_out: bool, now: datetime, policy: DeliveryPolicy | None = None
+) -> OptResult:
+    """``/stop`` (True) ends marketing pushes; ``/resume`` (False) brings them back.
+    Transactional pushes keep flowing either way. Queued marketing rows are not touched:
+    the send-time screen reads the flag, so a quick stop-then-resume loses nothing."""
+    policy = policy_of(session, policy)
+    owner = session.get(Owner, owner_id)
+    if owner is None:
+        raise LookupError(f"owner {owner_id} not found")
+    changed = bool(owner.opted_out) != opted_out
+    owner.opted_out = opted_out
+    owner.updated_at = now
+    pref = session.get(OwnerPreference, owner_id)
+    if pref is None:
+        pref = OwnerPreference(owner_id=owner_id, updated_at=now)
+        session.add(pref)
+    if opted_out:
+        pref.stopped_at = now
+    else:
+        pref.resumed_at = now
+    pref.updated_at = now
+    record(session, owner_id, EventKind.command, now, command="stop" if opted_out else "resume")
+    session.flush()
+    cap = effective_cap(policy.marketing_cap, pref.marketing_cap_per_week)
+    return OptResult(owner_id, changed, cap, max(1, round(policy.cap_window / timedelta(days=1))))

@@ -1,0 +1,388 @@
+"""Running a flow's steps for one run: send, wait, branch, set, grant a gift, notify the
+partner, exit. ``StepRunner`` is the half of a runner pass (``flows.engine.runner``) that moves live
+runs forward; the other half (triggers, entering) lives in ``flows.engine.runner``.
+
+A run advances step by step until a wait or the end, within one claimed transaction. Every
+message goes to the outbox with the dedupe key ``flow:<key>:<run_id>:<step_id>`` (so a step
+visited twice by a loop sends once) and a topic for send-time suppression; what the outbox
+planned (queued, deferred by quiet hours or the cap, suppressed) is written to the run's log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import yaml
+from jinja2 import TemplateError
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from flows.growth import gifts
+from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.errors import AutoCircleError
+from flows.engine.flow_files import LoadedFlow, _Loader  # the same YAML 1.2 reading as the files
+from flows.engine.flow_rules import TAGS_KEY, OwnerView, condition_holds, event_names
+from flows.engine.flow_spec import FlowSpec, Step, parse_duration
+from flows.delivery.outbox import Push, enqueue
+from flows.engine.playbook_spec import Playbook
+from flows.templating import Renderer
+from storage.events import EventKind
+from storage.flow_models import FlowRun, FlowRunLog, FlowRunStatus
+from storage.models import Event, MessageClass, OutboxMessage, OutboxStatus, Owner, Partner
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS = 50  # per run and pass: a branch loop without a wait cannot spin forever
+CALLBACK_PREFIX = "fl"  # matches an aiogram CallbackData(prefix="fl") with run_id, action
+PUSH_TOPIC = "flow_run"
+
+Flows = Mapping[str, LoadedFlow]
+
+
+@dataclass
+class RunnerResult:
+    """What one pass did (summed over its batches)."""
+
+    entered: int = 0
+    skipped: int = 0
+    steps: int = 0
+    queued: int = 0
+    ended: int = 0
+    more: bool = False  # a batch limit was hit: the next pass continues
+
+    def add(self, other: RunnerResult) -> None:
+        self.entered += other.entered
+        self.skipped += other.skipped
+        self.steps += other.steps
+        self.queued += other.queued
+        self.ended += other.ended
+        self.more = self.more or other.more
+
+
+def callback_data(run_id: int, action: str) -> str:
+    return f"{CALLBACK_PREFIX}:{run_id}:{action}"
+
+
+_SPECS: dict[str, FlowSpec] = {}
+
+
+def spec_from_source(source: str) -> FlowSpec:
+    """The spec a run started with, from the YAML text it keeps (cached by text)."""
+    spec = _SPECS.get(source)
+    if spec is None:
+        spec = FlowSpec.model_validate(yaml.load(source, Loader=_Loader))  # noqa: S506
+        if len(_SPECS) > 256:
+            _SPECS.clear()
+        _SPECS[source] = spec
+    return spec
+
+
+_STOP = object()  # a step handler's "the run waits or ended"
+
+
+@dataclass
+class StepRunner:
+    """One pass's unit of work on one session: moves due runs forward."""
+
+    session: Session
+    renderer: Renderer | None
+    flows: Flows
+    playbook: Playbook | None
+    now: datetime
+    policy: DeliveryPolicy | None
+    batch: int
+    result: RunnerResult = field(default_factory=RunnerResult)
+    ended: set[int] = field(default_factory=set)
+    timezone: str = "UTC"  # schedules' cron lines read in this zone (Settings.timezone)
+
+    # phase 5: advancing -------------------------------------------------------------------
+    def advance_due(self) -> bool:
+        due = self.session.exec(
+            select(FlowRun.id, FlowRun.rev).where(
+                FlowRun.status == FlowRunStatus.live, FlowRun.next_at <= self.now
+            ).order_by(FlowRun.next_at, FlowRun.id).limit(self.batch)
+        ).all()
+        for run_id, rev in due:
+            claimed = self.session.execute(
+                update(FlowRun).where(FlowRun.id == run_id, FlowRun.rev == rev,
+                                      FlowRun.status == FlowRunStatus.live)
+                .values(rev=rev + 1)
+            ).rowcount
+            if claimed != 1:
+                continue  # another pass has it
+            run = self.session.get(FlowRun, run_id)
+            assert run is not None
+            self.session.refresh(run)
+            try:
+                with self.session.begin_nested():
+                    self.advance(run)
+                    self.session.flush()
+            except Exception as exc:  # noqa: BLE001 - one broken run must not stall every pass
+                log.exception("flow run %s (%s) failed at step %s", run_id, run.flow_key, run.step_id)
+                self._fail(run_id, f"error: {type(exc).__name__}")
+        return len(due) == self.batch
+
+    def _fail(self, run_id: int, reason: str) -> None:
+        """End a run whose step raised (its step's work was rolled back), with the reason."""
+        self.session.expire_all()
+        run = self.session.get(FlowRun, run_id)
+        assert run is not None
+        self._finish(run, FlowRunStatus.exited, reason)
+
+    def advance(self, run: FlowRun) -> None:
+        try:
+            spec = spec_from_source(run.flow_source)
+        except Exception as exc:  # noqa: BLE001 - a stored run whose text no longer parses
+            log.exception("flow run %s: stored flow text does not load", run.id)
+            self._finish(run, FlowRunStatus.exited, f"flow text does not load: {type(exc).__name__}")
+            return
+        owner = self.session.get(Owner, run.owner_id)
+        if owner is None:
+            self._finish(run, FlowRunStatus.exited, "owner gone")
+            return
+        for _ in range(MAX_STEPS):
+            if run.step_index >= len(spec.steps):
+                self._finish(run, FlowRunStatus.done, "end of flow")
+                return
+            step = spec.steps[run.step_index]
+            run.step_id = step.id
+            outcome = getattr(self, f"_step_{step.kind}")(run, spec, owner, step)
+            self.result.steps += 1
+            if outcome is _STOP:
+                run.updated_at = self.now
+                return
+            target = outcome if isinstance(outcome, str) else step.next
+            run.step_index = spec.index(target) if target else run.step_index + 1
+        self._finish(run, FlowRunStatus.exited, f"more than {MAX_STEPS} steps without a wait")
+
+    def _step_send(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        send = step.send
+        assert send is not None
+        if owner.telegram_user_id is None:
+            self._log(run, owner.id, spec.key, "skipped", "no Telegram account", step.id)
+            return None
+        text = self._render(run, send.template, owner.locale, owner)
+        if text is None:
+            return _STOP
+        buttons = [
+            [{"text": b.text, "url": b.url} if b.url else
+             {"text": b.text, "callback_data": callback_data(run.id or 0, b.action or "")}
+             for b in row]
+            for row in send.buttons
+        ]
+        # issue 7 part B: rows the trigger computed (booking slots), after the file's own
+        buttons += (run.context.get("facts") or {}).get("buttons") or []
+        expires = self.now + parse_duration(send.expires_after) if send.expires_after else None
+        self._push(run, owner, spec.key, step.id, Push(
+            dedupe_key=_dedupe_key(spec.key, run, step.id), chat_id=owner.telegram_user_id,
+            text=text, message_class=MessageClass(send.message_class), owner_id=owner.id,
+            partner_id=owner.partner_id, buttons=buttons or None, expires_at=expires,
+            **_topic(run, spec),
+        ))
+        return None
+
+    def _step_notify_partner(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        notify = step.notify_partner
+        assert notify is not None
+        partner = self.session.get(Partner, owner.partner_id) if owner.partner_id else None
+        if partner is None or partner.telegram_user_id is None:
+            self._log(run, owner.id, spec.key, "skipped", "no partner chat", step.id)
+            return None
+        text = self._render(run, notify.template, None, owner)
+        if text is None:
+            return _STOP
+        self._push(run, owner, spec.key, step.id, Push(
+            dedupe_key=_dedupe_key(spec.key, run, step.id), chat_id=partner.telegram_user_id,
+            text=text, message_class=MessageClass.transactional, partner_id=partner.id,
+        ))
+        return None
+
+    def _step_wait(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        wait = step.wait
+        assert wait is not None
+        state = run.context.get("wait") or {}
+        if state.get("step") != step.id:
+            deadline = self.now + parse_duration(wait.duration or wait.timeout or "0s")
+            run.context = {**run.context, "wait": {
+                "step": step.id, "until": wait.until, "since": self.now.isoformat(),
+                "deadline": deadline.isoformat()}}
+            run.next_at = deadline
+            self._log(run, owner.id, spec.key, "waiting",
+                      f"until {wait.until}" if wait.until else f"for {wait.duration}", step.id)
+            return _STOP
+        deadline = datetime.fromisoformat(state["deadline"])
+        answered = wait.until is not None and self._answered(
+            owner.id, wait.until, datetime.fromisoformat(state["since"]))
+        if not answered and self.now < deadline:
+            run.next_at = deadline
+            return _STOP
+        context = dict(run.context)
+        context.pop("wait", None)
+        run.context = context
+        if wait.until is None:
+            return None
+        self._log(run, owner.id, spec.key, "answered" if answered else "timeout", wait.until, step.id)
+        return (wait.yes if answered else wait.no) or None
+
+    def _step_branch(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        branch = step.branch
+        assert branch is not None
+        return branch.then if condition_holds(branch.if_, owner_view(owner)) else branch.else_
+
+    def _step_set(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        action = step.set
+        assert action is not None
+        attributes = dict(owner.attributes or {})
+        if action.attribute is not None:
+            attributes[action.attribute] = action.value
+            what = f"attribute {action.attribute}={action.value!r}"
+        else:
+            tags = [t for t in attributes.get(TAGS_KEY) or [] if t != action.tag]
+            if action.value not in (False, None):
+                tags.append(action.tag)
+            attributes[TAGS_KEY] = tags
+            what = f"tag {action.tag}" + ("" if action.value not in (False, None) else " removed")
+        owner.attributes = attributes
+        owner.updated_at = self.now
+        self._log(run, owner.id, spec.key, "set", what, step.id)
+        return None
+
+    def _step_grant_gift(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        gift_type = step.grant_gift.gift_type if step.grant_gift else ""
+        try:
+            granted = gifts.grant(self.session, owner.id, gift_type, self.now)
+        except AutoCircleError as exc:
+            self._log(run, owner.id, spec.key, "skipped", f"gift {gift_type}: {exc}", step.id)
+            return None
+        gift = {**_gift_context(granted), "type": gift_type}
+        run.context = {**run.context, "gift": gift}
+        self._log(run, owner.id, spec.key, "granted", f"gift {gift_type} {gift['code']}", step.id)
+        return None
+
+    def _step_exit(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        self._finish(run, FlowRunStatus.exited, step.exit.reason if step.exit else "exit")
+        return _STOP
+
+    # helpers ----------------------------------------------------------------------------------
+    def _answered(self, owner_id: int, name: str, since: datetime) -> bool:
+        """Whether the owner did ``name`` (an event kind or a button action) since ``since``."""
+        events = self.session.exec(
+            select(Event.kind, Event.data).where(
+                Event.owner_id == owner_id, Event.at >= since,
+                Event.kind.in_([name, EventKind.button.value]),  # type: ignore[attr-defined]
+            )
+        ).all()
+        return any(name in event_names(kind, data) for kind, data in events)
+
+    def _last_answer(self, run: FlowRun) -> str:
+        """The run's latest button answer (``winback.price``), from the event log."""
+        rows = self.session.exec(
+            select(Event.data).where(Event.owner_id == run.owner_id,
+                                     Event.kind == EventKind.button.value,
+                                     Event.at >= run.entered_at)
+            .order_by(Event.id.desc())  # type: ignore[union-attr]
+        ).all()
+        return next((str(d.get("action")) for d in rows if d.get("run_id") == run.id), "")
+
+    def _render(self, run: FlowRun, template: str, locale: str | None, owner: Owner) -> str | None:
+        assert self.renderer is not None
+        partner = self.session.get(Partner, owner.partner_id) if owner.partner_id else None
+        locale = self.renderer.locale_for(locale)
+        gift = run.context.get("gift")
+        if gift and gift.get("type"):
+            gift = {**gift, "value": gifts.value_of(gift["type"], locale)}  # in the message's language
+        try:
+            return self.renderer.render(
+                template, locale,
+                owner_name=owner.name or "", owner_phone=owner.phone or "",
+                owner_id=owner.id, cell=f"{owner.maturity}/{owner.activity}",
+                partner_name=partner.name if partner else "",
+                gift=gift, answer=self._last_answer(run),
+                flow=run.flow_key,
+                facts=run.context.get("facts") or {},  # issue 7 part B: the trigger's facts
+            )
+        except TemplateError as exc:
+            log.error("flow %s run %s: template %s failed: %s", run.flow_key, run.id, template, exc)
+            self._finish(run, FlowRunStatus.exited, f"template {template}: {exc}"[:200])
+            return None
+
+    def _push(self, run: FlowRun, owner: Owner, key: str, step_id: str, push: Push) -> None:
+        created = enqueue(self.session, push, self.policy)
+        row = self.session.exec(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key == push.dedupe_key)
+        ).first()
+        if row is None or not created:
+            self._log(run, owner.id, key, "queued", "already in the outbox", step_id)
+            return
+        if row.status == OutboxStatus.skipped.value:
+            self._log(run, owner.id, key, "suppressed", row.reason, step_id)
+        elif row.reason:
+            self._log(run, owner.id, key, "deferred",
+                      f"{row.reason} until {row.not_before:%Y-%m-%d %H:%M}", step_id)
+            self.result.queued += 1
+        else:
+            self._log(run, owner.id, key, "queued", None, step_id)
+            self.result.queued += 1
+
+    def _finish(self, run: FlowRun, status: str, reason: str) -> None:
+        run.status = status
+        run.ended_at = self.now
+        run.updated_at = self.now
+        run.next_at = None
+        run.end_reason = reason[:200]
+        self._log(run, run.owner_id, run.flow_key, "done" if status == FlowRunStatus.done else status,
+                  reason, run.step_id)
+        self.result.ended += 1
+        self.session.flush()
+
+    def _log(self, run: FlowRun | None, owner_id: int | None, flow_key: str, outcome: str,
+             reason: str | None, step_id: str | None = None, *, entry_key: str | None = None) -> None:
+        assert owner_id is not None
+        self.session.add(FlowRunLog(
+            run_id=run.id if run else None, owner_id=owner_id, flow_key=flow_key,
+            step_id=step_id, entry_key=entry_key, outcome=outcome,
+            reason=(reason or None) and reason[:300], at=self.now,
+        ))
+
+
+def owner_view(owner: Owner) -> OwnerView:
+    return OwnerView(
+        product_line=owner.product_line, maturity=owner.maturity, activity=owner.activity,
+        stage=owner.stage, familiarity=owner.familiarity or owner.segment_familiarity,
+        locale=owner.locale, attributes=owner.attributes,
+    )
+
+
+def _topic(run: FlowRun, spec: FlowSpec) -> dict[str, str]:
+    """What a send is about, for send-time suppression: a reminder about one gift is dropped
+    the moment that gift is redeemed (``flows.growth.gifts.redeem`` cancels ``gift_reminder`` /
+    ``gift:<id>``); any other send is dropped when its run reaches a goal."""
+    gift_id = (run.context.get("gift") or {}).get("id")
+    if spec.trigger.date is not None and spec.trigger.date.attribute == "gift.expires_at" and gift_id:
+        return {"topic": gifts.REMINDER_TOPIC, "subject": f"gift:{gift_id}"}
+    return {"topic": PUSH_TOPIC, "subject": f"run:{run.id}"}
+
+
+def _dedupe_key(flow_key: str, run: FlowRun, step_id: str) -> str:
+    return step_dedupe_key(flow_key, run.id, step_id)
+
+
+def step_dedupe_key(flow_key: str, run_id: int | None, step_id: str) -> str:
+    """The outbox key of a run's step: one message per run and step, however often a pass runs."""
+    return f"flow:{flow_key}:{run_id}:{step_id}"
+
+
+def _gift_context(grant: Any) -> dict[str, Any]:
+    expires = getattr(grant, "expires_at", None)
+    return {
+        "id": getattr(grant, "id", None),
+        "code": str(getattr(grant, "code", "")),
+        "value": str(getattr(grant, "value", "")),
+        "type": getattr(grant, "gift_type", None),
+        "expires_at": expires.isoformat() if expires else None,
+        "expires_on": f"{expires:%Y-%m-%d}" if expires else "",
+    }

@@ -1,0 +1,446 @@
+"""Partner campaigns: one push to some matrix cells of a partner's own owners, with a
+sticky holdout (control group) so that the report can show the uplift on the goal event.
+
+Life of a campaign: ``create`` (draft) → ``preview`` (audience count) → ``schedule`` (send at a
+time; the bot also books a one-off scheduler job) or ``send`` now → ``done``; ``cancel`` while
+pending. Sending records every picked owner as a ``CampaignMember`` (treated or holdout) and
+enqueues one marketing push per treated owner with topic ``campaign:<id>``, so the outbox
+applies quiet hours and the frequency cap and a later ``cancel`` suppresses what is still
+queued. Who is in the holdout depends only on the owner and the partner (a hash), so the same
+owner is control in every campaign of that partner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
+from flows.engine.flow_spec import ACTIVITIES, MATURITIES
+from flows.delivery.outbox import Push, cancel_topic, enqueue_many, job_scope
+from flows.templating import Renderer
+from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
+from storage.events import EventKind
+from storage.models import Event, FunnelStage, MessageClass, OutboxMessage, Owner
+
+CELLS = tuple(f"{m}/{a}" for a in ACTIVITIES for m in MATURITIES)  # activity-major: the keyboard's rows
+CUSTOM_TEMPLATE = "campaigns/custom"
+READY_TEMPLATES = ("campaigns/service_check", "campaigns/weekend_drive", "campaigns/member_day")
+DEFAULT_GOALS = (EventKind.booking.value, EventKind.gift_redeemed.value)
+DEFAULT_HOLDOUT_PERCENT = 10
+MAX_TEXT = 2000
+SEND_TASK = "campaigns.send"
+
+
+class CampaignError(AutoCircleError):
+    """A campaign cannot do what was asked (not pending, nothing picked, ...)."""
+
+
+class CampaignNotFoundError(NotFoundError):
+    """No such campaign among this partner's campaigns."""
+
+
+def topic_of(campaign_id: int) -> str:
+    return f"campaign:{campaign_id}"
+
+
+def job_id(campaign_id: int) -> str:
+    return f"campaign:{campaign_id}"
+
+
+def is_holdout(owner_id: int, partner_id: int, percent: int = DEFAULT_HOLDOUT_PERCENT) -> bool:
+    """Sticky control membership: the same owner is control for the same partner every time."""
+    digest = hashlib.sha256(f"holdout:{partner_id}:{owner_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100 < percent
+
+
+# --- building -----------------------------------------------------------------------------
+
+
+def create(
+    session: Session,
+    partner_id: int,
+    cells: list[str],
+    now: datetime,
+    *,
+    template: str | None = None,
+    text: str | None = None,
+    product_line: str | None = None,
+    goal_events: list[str] | None = None,
+    holdout_percent: int = DEFAULT_HOLDOUT_PERCENT,
+) -> Campaign:
+    """A draft. Either a ready ``template`` or the partner's own ``text`` (shown escaped)."""
+    bad = [c for c in cells if c not in CELLS]
+    if not cells or bad:
+        raise InvalidInputError(f"pick at least one cell (unknown: {', '.join(bad) or '-'})")
+    if text is not None:
+        text = text.strip()[:MAX_TEXT]
+        if not text:
+            raise InvalidInputError("the campaign text is empty")
+        template = CUSTOM_TEMPLATE
+    elif template not in READY_TEMPLATES:
+        raise InvalidInputError(f"unknown campaign template {template!r}")
+    if not 0 <= holdout_percent < 100:
+        raise InvalidInputError("holdout share must be between 0 and 99 percent")
+    campaign = Campaign(
+        partner_id=partner_id, cells=sorted(set(cells), key=CELLS.index),
+        product_line=product_line, template=template, text=text,
+        status=CampaignStatus.draft, goal_events=list(goal_events or DEFAULT_GOALS),
+        holdout_percent=holdout_percent, created_at=now, updated_at=now,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def get(session: Session, partner_id: int | None, campaign_id: int) -> Campaign:
+    """The campaign if it is this partner's (``None``: any, for operators)."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or (partner_id is not None and campaign.partner_id != partner_id):
+        raise CampaignNotFoundError(f"no campaign #{campaign_id} among yours")
+    return campaign
+
+
+def _reachable(partner_id: int, product_line: str | None) -> list[Any]:
+    """Conditions for the partner's own owners who can be reached now: verified, linked to
+    Telegram, not unreachable, not opted out of marketing (and of the line, if one is picked)."""
+    conditions = [
+        Owner.partner_id == partner_id,
+        Owner.stage == FunnelStage.verified.value,
+        Owner.telegram_user_id.is_not(None),  # type: ignore[union-attr]
+        Owner.unreachable == False,  # noqa: E712
+        Owner.opted_out == False,  # noqa: E712
+    ]
+    if product_line:
+        conditions.append(Owner.product_line == product_line)
+    return conditions
+
+
+def audience(session: Session, campaign: Campaign) -> list[Owner]:
+    """The reachable owners of the partner (see ``_reachable``) in the campaign's cells."""
+    query = select(Owner).where(*_reachable(campaign.partner_id, campaign.product_line))
+    cells = set(campaign.cells)
+    return [o for o in session.exec(query.order_by(Owner.id)).all()
+            if f"{o.maturity}/{o.activity}" in cells]
+
+
+def product_lines(session: Session, partner_id: int) -> list[str]:
+    """The product lines among the partner's owners: a choice to offer only when there are
+    two or more (each line has its own matrix, DESIGN.md)."""
+    rows = session.exec(
+        select(Owner.product_line).where(
+            Owner.partner_id == partner_id, Owner.product_line.is_not(None)  # type: ignore[union-attr]
+        ).distinct()
+    ).all()
+    return sorted(str(line) for line in rows if line)
+
+
+def cell_counts(session: Session, partner_id: int, product_line: str | None = None) -> dict[str, int]:
+    """Reachable owners per ``maturity/activity`` cell, drawn on the matrix keyboard."""
+    rows = session.exec(
+        select(Owner.maturity, Owner.activity, func.count())
+        .where(*_reachable(partner_id, product_line))
+        .group_by(Owner.maturity, Owner.activity)
+    ).all()
+    return {f"{m}/{a}": int(n) for m, a, n in rows if f"{m}/{a}" in CELLS}
+
+
+@dataclass(frozen=True)
+class Preview:
+    campaign_id: int
+    cells: list[str]
+    product_line: str | None  # None: every line
+    audience: int  # reachable owners in the cells
+    holdout: int  # of them held out as control
+    recipients: int  # audience minus holdout
+    sample: str  # the message as the first recipient would see it (or in the default locale)
+
+
+def preview(session: Session, renderer: Renderer, partner_id: int, campaign_id: int,
+            locale: str | None = None) -> Preview:
+    campaign = get(session, partner_id, campaign_id)
+    owners = audience(session, campaign)
+    held = sum(is_holdout(o.id or 0, campaign.partner_id, campaign.holdout_percent) for o in owners)
+    sample = render(renderer, campaign, locale, owner_name=owners[0].name if owners else "")
+    return Preview(campaign.id or 0, list(campaign.cells), campaign.product_line, len(owners),
+                   held, len(owners) - held, sample)
+
+
+def render(renderer: Renderer, campaign: Campaign, locale: str | None, owner_name: str = "") -> str:
+    return renderer.render(campaign.template or CUSTOM_TEMPLATE, locale,
+                           text=campaign.text or "", owner_name=owner_name)
+
+
+def parse_send_time(value: str, now: datetime, timezone: str) -> datetime:
+    """``HH:MM`` (today, or tomorrow when that time has passed) or ``YYYY-MM-DD HH:MM``, in the
+    partner's local time zone; returns aware UTC. Times in the past are refused."""
+    tz = ZoneInfo(timezone)
+    local_now = now.astimezone(tz)
+    value = " ".join(value.split())
+    try:
+        if len(value) <= 5:
+            clock = time.fromisoformat(value.zfill(5))
+            at = datetime.combine(local_now.date(), clock, tz)
+            if at <= local_now:
+                at += timedelta(days=1)
+        else:
+            at = datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    except ValueError as error:
+        raise InvalidInputError("use HH:MM or YYYY-MM-DD HH:MM") from error
+    if at <= local_now:
+        raise InvalidInputError("that time has already passed")
+    return at.astimezone(now.tzinfo)
+
+
+def schedule(session: Session, partner_id: int, campaign_id: int, send_at: datetime,
+             now: datetime) -> Campaign:
+    """Confirm a draft for later; the caller books the job (``job_id``, ``SEND_TASK``)."""
+    campaign = get(session, partner_id, campaign_id)
+    if campaign.status not in (CampaignStatus.draft, CampaignStatus.scheduled):
+        raise CampaignError(f"campaign #{campaign_id} is {campaign.status}")
+    campaign.status = CampaignStatus.scheduled
+    campaign.send_at = send_at
+    campaign.updated_at = now
+    session.flush()
+    return campaign
+
+
+def confirm(session: Session, renderer: Renderer, partner_id: int, campaign_id: int,
+            send_at: str | datetime | None, now: datetime) -> SendResult | Campaign:
+    """The partner's final yes: send now (``send_at`` None) or schedule for ``send_at``."""
+    if send_at is None:
+        get(session, partner_id, campaign_id)
+        return send(session, renderer, campaign_id, now, partner_id=partner_id)
+    at = datetime.fromisoformat(send_at) if isinstance(send_at, str) else send_at
+    if at <= now:
+        return send(session, renderer, campaign_id, now, partner_id=partner_id)
+    return schedule(session, partner_id, campaign_id, at, now)
+
+
+def local_time(at: datetime | None, timezone: str) -> str:
+    return at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendResult:
+    campaign_id: int
+    status: str
+    treated: int = 0
+    holdout: int = 0
+    queued: int = 0
+
+
+def send(session: Session, renderer: Renderer, campaign_id: int, now: datetime,
+         partner_id: int | None = None) -> SendResult:
+    """Pick the members and enqueue the pushes. Safe to run twice (members are unique per
+    owner and pushes by dedupe key); a cancelled or finished campaign sends nothing."""
+    campaign = get(session, partner_id, campaign_id)
+    claimed = session.execute(  # a guarded UPDATE: a second scheduler finds nothing to claim
+        update(Campaign).where(
+            Campaign.id == campaign_id,  # type: ignore[arg-type]
+            Campaign.status.in_(PENDING_STATUSES),  # type: ignore[attr-defined]
+        ).values(status=CampaignStatus.sending, updated_at=now)
+    ).rowcount
+    session.refresh(campaign)
+    if claimed != 1:
+        return SendResult(campaign_id, campaign.status)
+    owners = audience(session, campaign)
+    known = {m.owner_id: m for m in session.exec(
+        select(CampaignMember).where(CampaignMember.campaign_id == campaign_id)).all()}
+    pushes: list[Push] = []
+    treated = held = 0
+    for owner in owners:
+        oid = owner.id or 0
+        holdout = is_holdout(oid, campaign.partner_id, campaign.holdout_percent)
+        key = None if holdout else f"campaign:{campaign_id}:{oid}"
+        if oid not in known:
+            session.add(CampaignMember(campaign_id=campaign_id, owner_id=oid, holdout=holdout,
+                                       dedupe_key=key))
+        if holdout:
+            held += 1
+            continue
+        treated += 1
+        pushes.append(Push(
+            dedupe_key=key or "", chat_id=owner.telegram_user_id or 0,
+            text=render(renderer, campaign, owner.locale, owner_name=owner.name),
+            message_class=MessageClass.marketing, owner_id=oid,
+            partner_id=campaign.partner_id, topic=topic_of(campaign_id),
+            subject=f"owner:{oid}",
+        ))
+    session.flush()
+    queued = enqueue_many(session, pushes)
+    campaign.status = CampaignStatus.done
+    campaign.sent_at = campaign.sent_at or now
+    campaign.updated_at = now
+    session.flush()
+    return SendResult(campaign_id, campaign.status, treated, held, queued)
+
+
+def send_due(session: Session, renderer: Renderer, now: datetime) -> list[SendResult]:
+    """Send every scheduled campaign whose time has come (a safety net beside the one-off
+    jobs: a job lost with its store, or a bot that was down, still sends once)."""
+    due = session.exec(select(Campaign.id).where(
+        Campaign.status == CampaignStatus.scheduled,
+        Campaign.send_at <= now,  # type: ignore[operator]
+    ).order_by(Campaign.id)).all()
+    return [send(session, renderer, cid, now) for cid in due if cid is not None]
+
+
+def send_task(ctx: Any, campaign_id: int) -> SendResult:
+    """The scheduler task ``SEND_TASK`` (``ctx`` has ``engine`` and ``now``): one campaign."""
+    from flows.templating import default_renderer
+
+    with job_scope(ctx) as session:
+        return send(session, default_renderer(), campaign_id, ctx.now)
+
+
+def cancel(session: Session, partner_id: int | None, campaign_id: int, now: datetime) -> Campaign:
+    """Stop a campaign that has not gone out yet, and suppress whatever of it is still queued
+    (pushes held by quiet hours or the cap are skipped at send time). The caller also drops
+    the scheduler job."""
+    campaign = get(session, partner_id, campaign_id)
+    if campaign.status == CampaignStatus.cancelled:
+        return campaign
+    if campaign.status == CampaignStatus.done and not _has_pending(session, campaign_id):
+        raise CampaignError(f"campaign #{campaign_id} has already been sent")
+    campaign.status = CampaignStatus.cancelled
+    campaign.updated_at = now
+    cancel_topic(session, topic_of(campaign_id), "", "campaign cancelled", now)
+    session.flush()
+    return campaign
+
+
+def _has_pending(session: Session, campaign_id: int) -> bool:
+    keys = _keys(session, campaign_id)
+    if not keys:
+        return False
+    row = session.exec(select(OutboxMessage.id).where(
+        OutboxMessage.dedupe_key.in_(keys),  # type: ignore[attr-defined]
+        OutboxMessage.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
+    ).limit(1)).first()
+    return row is not None
+
+
+def _keys(session: Session, campaign_id: int) -> list[str]:
+    return [k for k in session.exec(select(CampaignMember.dedupe_key).where(
+        CampaignMember.campaign_id == campaign_id)).all() if k]
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignStats:
+    id: int
+    status: str
+    cells: list[str]
+    template: str
+    send_at: datetime | None
+    sent_at: datetime | None
+    audience: int  # owners picked at send time (treated + holdout); before: the preview count
+    treated: int
+    holdout: int
+    sent: int
+    pending: int
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (failed included)
+    converted: int = 0
+    holdout_converted: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.converted / self.treated if self.treated else None
+
+    @property
+    def holdout_rate(self) -> float | None:
+        return self.holdout_converted / self.holdout if self.holdout else None
+
+    @property
+    def uplift(self) -> float | None:
+        """Conversion rate of the treated minus the holdout's, in percentage points."""
+        if self.rate is None or self.holdout_rate is None:
+            return None
+        return round((self.rate - self.holdout_rate) * 100, 1)
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status in (CampaignStatus.draft, CampaignStatus.scheduled) or (
+            self.status == CampaignStatus.done and self.pending > 0)
+
+
+def stats(session: Session, campaign: Campaign) -> CampaignStats:
+    """Audience, what the outbox did with each push, and conversions (a goal event after the
+    send) of the treated against the holdout. Marks ``converted_at`` on members."""
+    cid = campaign.id or 0
+    members = session.exec(select(CampaignMember).where(CampaignMember.campaign_id == cid)).all()
+    keys = [m.dedupe_key for m in members if m.dedupe_key]
+    sent = pending = 0
+    skipped: Counter[str] = Counter()
+    if keys:
+        for status, reason in session.exec(select(OutboxMessage.status, OutboxMessage.reason).where(
+                OutboxMessage.dedupe_key.in_(keys))).all():  # type: ignore[attr-defined]
+            if status == "sent":
+                sent += 1
+            elif status in ("pending", "sending"):
+                pending += 1
+            else:
+                skipped[reason or status] += 1
+    if campaign.sent_at is not None and members:
+        _mark_conversions(session, campaign, members)
+    treated = [m for m in members if not m.holdout]
+    held = [m for m in members if m.holdout]
+    size = len(members)
+    if not members and campaign.status in (CampaignStatus.draft, CampaignStatus.scheduled):
+        size = len(audience(session, campaign))
+    return CampaignStats(
+        id=cid, status=campaign.status, cells=list(campaign.cells),
+        template=campaign.template or CUSTOM_TEMPLATE, send_at=campaign.send_at,
+        sent_at=campaign.sent_at, audience=size, treated=len(treated), holdout=len(held),
+        sent=sent, pending=pending, skipped=dict(skipped),
+        converted=sum(1 for m in treated if m.converted_at),
+        holdout_converted=sum(1 for m in held if m.converted_at),
+    )
+
+
+def _mark_conversions(session: Session, campaign: Campaign, members: list[CampaignMember]) -> None:
+    open_ids = {m.owner_id: m for m in members if m.converted_at is None}
+    if not open_ids:
+        return
+    rows = session.exec(select(Event.owner_id, Event.at).where(
+        Event.owner_id.in_(list(open_ids)),  # type: ignore[union-attr]
+        Event.kind.in_(campaign.goal_events),  # type: ignore[attr-defined]
+        Event.at >= campaign.sent_at,  # type: ignore[operator]
+    ).order_by(Event.at)).all()
+    for owner_id, at in rows:
+        member = open_ids.get(owner_id or 0)
+        if member is not None and member.converted_at is None:
+            member.converted_at = at
+    session.flush()
+
+
+def list_stats(session: Session, partner_id: int, limit: int = 10) -> list[CampaignStats]:
+    """The partner's latest campaigns, newest first."""
+    rows = session.exec(select(Campaign).where(Campaign.partner_id == partner_id)
+                        .order_by(Campaign.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+    return [stats(session, c) for c in rows]
+
+
+def send_due_job(renderer: Renderer) -> Any:
+    """A fixed scheduler job (every minute): sends scheduled campaigns whose time has come.
+    Idempotent, so it may run beside one-off ``SEND_TASK`` jobs or on a second scheduler."""
+
+    def job(ctx: Any) -> list[SendResult]:
+        with job_scope(ctx) as session:
+            return send_due(session, renderer, ctx.now)
+
+    job.__name__ = "send_due_campaigns_job"
+    return job

@@ -1,0 +1,99 @@
+"""One Excel workbook with the operations picture: funnel, matrix per product line, partner
+campaigns with their uplift, the referral leaderboard and the win-back churn reasons.
+
+Head office reads this after a period (the demo writes it to ``demo-out/operations.xlsx``);
+every sheet is built from the same report functions the CLI and the bot use, so the numbers
+agree with ``autocircle report …`` and the partners' own commands. Every cell passes
+``storage.cells.safe_cell``, so text typed by a partner or an owner is never a formula.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from sqlmodel import Session, select
+
+from flows.growth import campaigns
+
+from flows.growth import referrals
+
+from flows.growth import winback
+from flows.community.funnel import funnel_report
+from flows.segments.matrix_report import MatrixScope, matrix_report
+from storage.cells import safe_row
+from storage.models import Owner, Partner, ProductLine
+
+
+def operations_xlsx(session: Session) -> bytes:
+    """The workbook as bytes (write-only: memory stays flat however many rows)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    for title, rows in (
+        ("funnel", _funnel(session)),
+        ("matrix", _matrix(session)),
+        ("campaigns", _campaigns(session)),
+        ("referrals", _referrals(session)),
+        ("churn reasons", _churn(session)),
+    ):
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(safe_row(row))  # partner names, owners' own words: never formulas
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _partners(session: Session) -> list[Partner]:
+    return list(session.exec(select(Partner).order_by(Partner.advisor_code, Partner.id)).all())
+
+
+def _funnel(session: Session) -> Iterable[list[Any]]:
+    report = funnel_report(session)
+    rows = [*report.rows, report.total]
+    header = list(rows[0].as_dict()) if rows else []
+    yield header
+    for row in rows:
+        data = row.as_dict()
+        yield [data[key] for key in header]
+
+
+def _matrix(session: Session) -> Iterable[list[Any]]:
+    yield ["product line", "activity", "beginner", "growing", "mature", "not online"]
+    lines = sorted({str(line) for line in session.exec(select(Owner.product_line).distinct()).all() if line}
+                   or {ProductLine.passenger.value})
+    for line in lines:
+        report = matrix_report(session, MatrixScope(product_line=line))
+        for activity, cells in report.rows():
+            yield [line, activity, *(cell.count for cell in cells), None]
+        yield [line, "not online", None, None, None, report.not_online]
+
+
+def _campaigns(session: Session) -> Iterable[list[Any]]:
+    yield ["partner", "campaign", "status", "cells", "template", "audience", "treated", "holdout",
+           "sent", "skipped", "converted", "holdout converted", "uplift (pp)"]
+    for partner in _partners(session):
+        for item in campaigns.list_stats(session, partner.id or 0, limit=1000):
+            yield [partner.advisor_code, item.id, item.status, ", ".join(item.cells), item.template,
+                   item.audience, item.treated, item.holdout, item.sent, sum(item.skipped.values()),
+                   item.converted, item.holdout_converted, item.uplift]
+
+
+def _referrals(session: Session) -> Iterable[list[Any]]:
+    yield ["partner", "rank", "owner", "approved referrals"]
+    for partner in _partners(session):
+        for leader in referrals.leaderboard(session, partner.id or 0, limit=1000):
+            yield [partner.advisor_code, leader.rank, leader.name, leader.approved]
+
+
+def _churn(session: Session) -> Iterable[list[Any]]:
+    report = winback.churn_reasons(session)
+    yield ["partner", "dealer", *winback.REASONS, "answered", "win-back runs", "won back"]
+    for row in report.partners:
+        yield [row.partner_name, row.dealer_code, *(row.reasons.get(r, 0) for r in winback.REASONS),
+               row.answered, row.runs, row.won_back]
+    yield ["(total)", None, *(report.totals[r] for r in winback.REASONS), report.answered, report.runs, report.won_back]
+    for text in report.other_texts:
+        yield ["other, in the owner's words", None, text]
