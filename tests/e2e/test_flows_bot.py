@@ -94,7 +94,7 @@ async def test_entry_rules_live_run_then_once_a_second_verification_does_not_re_
             FlowRunLog.owner_id == owner_id, FlowRunLog.flow_key == "newcomer", FlowRunLog.outcome == "skipped"))]
 
     # While the newcomer run is live, a second trigger is refused: never two live runs.
-    flows.delivery.clock.advance(hours=1)
+    flows.clock.advance(hours=1)
     await flows.event(owner_id, EventKind.verified)
     await flows.run()
     assert skips() == ["live run"]
@@ -123,7 +123,7 @@ async def test_gift_reminder_before_expiry_is_stopped_by_redemption(harness, flo
     expires = grant.expires_at if grant.expires_at.tzinfo else grant.expires_at.replace(tzinfo=UTC)
 
     # Three days before expiry (at the same daytime hour): the 3-day reminder arrives.
-    to_3d = (expires - timedelta(days=3)) - flows.delivery.clock.now()
+    to_3d = (expires - timedelta(days=3)) - flows.clock.now()
     await flows.advance(days=to_3d.days, minutes=5)
     reminder = await _bot_says(harness, OWNER_TG, "expires in 3 days")
     assert grant.code in reminder["text"]
@@ -200,9 +200,9 @@ async def test_campaign_holdout_receives_nothing(harness, flows) -> None:  # noq
         with harness.session() as session:
             cells = sorted({f"{m}/{a}" for m, a in session.exec(
                 select(Owner.maturity, Owner.activity).where(Owner.id.in_([owner_id, other_id]))).all()})  # type: ignore[union-attr]
-            campaign = campaigns.create(session, partner_id, cells, flows.delivery.clock.now(),
+            campaign = campaigns.create(session, partner_id, cells, flows.clock.now(),
                                         text="Saturday drive <9:00> & coffee", holdout_percent=share)
-            result = campaigns.send(session, flows.renderer, campaign.id, flows.delivery.clock.now())
+            result = campaigns.send(session, flows.renderer, campaign.id, flows.clock.now())
             session.commit()
             return result
 

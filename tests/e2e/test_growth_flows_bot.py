@@ -81,7 +81,7 @@ async def test_growing_owner_gets_tasks_and_membership_and_a_reward_for_the_firs
     assert "member" in _tags(flows, owner_id)
 
     # The first booking within the task's two weeks: the reward and its note.
-    flows.delivery.clock.advance(timedelta(days=3))
+    flows.clock.advance(timedelta(days=3))
     await flows.event(owner_id, EventKind.booking)
     await flows.advance(minutes=5)
     await sb.wait_for_bot_message(OWNER_TG, contains="Task done, thank you!")
@@ -116,7 +116,7 @@ async def test_mature_owner_is_invited_to_refer_and_thanked_when_the_referral_is
 
     # After the hold, the approval job rewards both; the waiting campaign run thanks the
     # owner and tells the partner.
-    flows.delivery.clock.advance(timedelta(days=14, minutes=5))
+    flows.clock.advance(timedelta(days=14, minutes=5))
     [settled] = await flows.approve_referrals()
     assert settled.status == "approved"
     await flows.run()

@@ -89,7 +89,7 @@ async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) ->
     # Reminded: three days before the newcomer gift expires.
     expires = gift.expires_at if gift.expires_at.tzinfo else gift.expires_at.replace(tzinfo=UTC)
     await _chat(harness, flows, owner_id, circle_id, "Still here")
-    await flows.advance(days=((expires - timedelta(days=3)) - flows.delivery.clock.now()).days, minutes=5)
+    await flows.advance(days=((expires - timedelta(days=3)) - flows.clock.now()).days, minutes=5)
     await _bot_says(harness, OWNER_TG, "expires in 3 days")
 
     # Referring: the owner's link brings their friend, approved after the hold.
@@ -103,7 +103,7 @@ async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) ->
     await sb.share_contact(FRIEND_TG, "8613912345678", contact_user_id=FRIEND_TG)
     await _bot_says(harness, FRIEND_TG, "Verified")
     await _chat(harness, flows, owner_id, circle_id, "My friend just joined!")
-    flows.delivery.clock.advance(timedelta(days=14, minutes=10))
+    flows.clock.advance(timedelta(days=14, minutes=10))
     [settled] = await flows.approve_referrals()
     assert settled.status == "approved"
     await _bot_says(harness, OWNER_TG, "1 approved referral!")
@@ -126,7 +126,7 @@ async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) ->
     await _bot_says(harness, PARTNER_TG, "gave a reason for leaving")
 
     # Won back: ten days later the owner is back in the circle.
-    flows.delivery.clock.advance(timedelta(days=10))
+    flows.clock.advance(timedelta(days=10))
     await _chat(harness, flows, owner_id, circle_id, "Back after the service issue was fixed")
     await flows.advance(minutes=5)
     [run] = flows.query(select(FlowRun).where(FlowRun.owner_id == owner_id, FlowRun.flow_key == "winback"))

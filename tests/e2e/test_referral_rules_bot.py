@@ -145,7 +145,7 @@ async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_
         await harness.verify(user_id, _vin(n), start=f"/start {token}")
     for user_id in (stays, leaves):
         await sb.join_via_link(user_id, circle_link)
-    flows.delivery.clock.advance(timedelta(days=3))
+    flows.clock.advance(timedelta(days=3))
     await sb.leave(leaves, circle_id)
     await sb.block_bot(blocks)
 
@@ -157,9 +157,9 @@ async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_
     assert await harness.eventually(lambda: churned() == ["bot_blocked", "circle_left"])
 
     # Not yet: the hold is 14 days from verification.
-    flows.delivery.clock.advance(timedelta(days=10))
+    flows.clock.advance(timedelta(days=10))
     assert await flows.approve_referrals() == []
-    flows.delivery.clock.advance(timedelta(days=1, minutes=5))
+    flows.clock.advance(timedelta(days=1, minutes=5))
     settled = await flows.approve_referrals()
     by_referee = {r.referee_owner_id: (r.status, r.reason) for r in _referrals(harness)}
     assert len(settled) == 3

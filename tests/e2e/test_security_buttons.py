@@ -158,7 +158,7 @@ async def test_a_survey_answers_once_for_its_own_owner_while_the_run_waits(harne
             owner = session.get(Owner, owner_id)
             owner.maturity, owner.activity = "growing", "churned"
             session.add(SegmentTransition(owner_id=owner_id, from_maturity="growing", from_activity="active",
-                                          to_maturity="growing", to_activity="churned", at=flows.delivery.clock.now()))
+                                          to_maturity="growing", to_activity="churned", at=flows.clock.now()))
             session.commit()
 
     await asyncio.to_thread(churn)
