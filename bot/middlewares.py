@@ -45,14 +45,16 @@ class DbSessionMiddleware(BaseMiddleware):
     """Opens one session per update; commits once after the handler, rolls back if it raises.
 
     Services flush but never commit, so an update is one unit of work (see the module
-    docstring). On SQLite (one writer at a time, and a blocked write would stall the event
-    loop while another handler holds the lock across an await) updates run their database work
-    one at a time.
+    docstring). At most ``max_sessions`` updates hold a session at once; the others wait here,
+    asynchronously. On SQLite that is 1 (one writer at a time: a blocked write would stall the
+    event loop while another handler holds the lock across an await). On PostgreSQL it stays
+    below the pool, because a session keeps its connection until the update ends and a checkout
+    from an empty pool waits *on the event loop*: past the pool's size the bot froze.
     """
 
-    def __init__(self, factory: sessionmaker[Session], *, serialize: bool = False) -> None:
+    def __init__(self, factory: sessionmaker[Session], *, max_sessions: int) -> None:
         self._factory = factory
-        self._lock = asyncio.Lock() if serialize else None
+        self._slots = asyncio.Semaphore(max_sessions)
 
     async def __call__(
         self,
@@ -60,9 +62,7 @@ class DbSessionMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        if self._lock is None:
-            return await self._run(handler, event, data)
-        async with self._lock:
+        async with self._slots:
             return await self._run(handler, event, data)
 
     async def _run(

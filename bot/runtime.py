@@ -32,7 +32,6 @@ from bot.commands import install_default_commands
 from bot.config import TELEGRAM_API_BASE, Settings
 from bot.fsm_storage import make_event_isolation, make_fsm_storage
 from bot.middlewares import DbSessionMiddleware, FlushBeforeSend, IdentityMiddleware
-from bot.session_gate import SessionGate
 from storage.db import PG_POOL_SIZE
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
@@ -126,10 +125,8 @@ def create_dispatcher(app: App) -> Dispatcher:
     )
     factory = session_factory(app.engine)
     factory.configure(info={POLICY_KEY: delivery_policy(settings)})
-    if app.engine.dialect.name != "sqlite":  # SQLite already runs updates' database work one at a time
-        dp.update.outer_middleware(SessionGate(PG_POOL_SIZE))
     dp.update.outer_middleware(
-        DbSessionMiddleware(factory, serialize=app.engine.dialect.name == "sqlite")
+        DbSessionMiddleware(factory, max_sessions=1 if app.engine.dialect.name == "sqlite" else PG_POOL_SIZE)
     )
     dp.update.outer_middleware(IdentityMiddleware(settings.operator_ids))
     dp.include_routers(*build_routers(settings))

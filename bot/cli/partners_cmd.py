@@ -5,6 +5,7 @@ module parses options and prints."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -76,16 +77,21 @@ def code(advisor_code: str = typer.Argument(..., help="Advisor code of the partn
             )
 
 
+def _change_state(change: Callable[..., svc.PartnerState], advisor_code: str) -> svc.PartnerState:
+    """Run one partner state change in its own unit of work; refusals are one line."""
+    with open_app() as ac:
+        try:
+            with session_scope(ac.engine) as session:
+                return change(session, advisor_code, utcnow(), actor="cli")
+        except AutoCircleError as exc:
+            raise fail(str(exc)) from None
+
+
 @app.command("deactivate")
 def deactivate(advisor_code: str = typer.Argument(..., help="Advisor code of the partner.")) -> None:
     """Cut a partner off now: their Telegram account loses partner rights and queued notices
     to it are skipped. Owners stay with them until `partners handover`."""
-    with open_app() as ac:
-        try:
-            with session_scope(ac.engine) as session:
-                state = svc.deactivate_partner(session, advisor_code, utcnow(), actor="cli")
-        except AutoCircleError as exc:
-            raise fail(str(exc)) from None
+    state = _change_state(svc.deactivate_partner, advisor_code)
     if not state.changed:
         console.print(f"{escape(state.advisor_code)} was already inactive", highlight=False)
         return
@@ -100,12 +106,7 @@ def deactivate(advisor_code: str = typer.Argument(..., help="Advisor code of the
 def reactivate(advisor_code: str = typer.Argument(..., help="Advisor code of the partner.")) -> None:
     """Give a deactivated partner their rights back on the Telegram account still linked
     (use `partners code` to move them to another account)."""
-    with open_app() as ac:
-        try:
-            with session_scope(ac.engine) as session:
-                state = svc.reactivate_partner(session, advisor_code, utcnow(), actor="cli")
-        except AutoCircleError as exc:
-            raise fail(str(exc)) from None
+    state = _change_state(svc.reactivate_partner, advisor_code)
     if not state.changed:
         console.print(f"{escape(state.advisor_code)} was already active", highlight=False)
         return

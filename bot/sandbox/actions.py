@@ -181,18 +181,21 @@ class PeopleActions:
             user_id, user_id if chat_id is None else chat_id, {"contact": contact}
         )
 
+    def _visible_message(self, user_id: int, chat_id: int, message_id: int) -> Any:
+        """The stored message ``message_id`` of a chat the user can see (else SandboxError)."""
+        self._check_can_see(self.world.user(user_id), self.world.chat(chat_id))
+        stored = self.history.get(chat_id, message_id)
+        if stored is None:
+            raise SandboxError(f"no message {message_id} in chat {chat_id}")
+        return stored
+
     async def press_button(
         self, user_id: int, chat_id: int, message_id: int, callback_data: str
     ) -> dict[str, Any]:
         """A person taps an inline button; emits ``callback_query``. The button must exist
         on the message as it is now. Returns the CallbackQuery (its ``id`` identifies the
         answer: see :meth:`callback_answer`)."""
-        user = self.world.user(user_id)
-        chat = self.world.chat(chat_id)
-        self._check_can_see(user, chat)
-        stored = self.history.get(chat_id, message_id)
-        if stored is None:
-            raise SandboxError(f"no message {message_id} in chat {chat_id}")
+        stored = self._visible_message(user_id, chat_id, message_id)
         keyboard = stored.message.get("reply_markup", {}).get("inline_keyboard", [])
         if not any(b.get("callback_data") == callback_data for row in keyboard for b in row):
             raise SandboxError(
@@ -206,12 +209,8 @@ class PeopleActions:
         """What a modified client can do: a ``callback_query`` with any data on a message the
         person can see, whether or not the message has such a button (Telegram does not
         check). For testing that forged presses change nothing."""
+        stored = self._visible_message(user_id, chat_id, message_id)
         user = self.world.user(user_id)
-        chat = self.world.chat(chat_id)
-        self._check_can_see(user, chat)
-        stored = self.history.get(chat_id, message_id)
-        if stored is None:
-            raise SandboxError(f"no message {message_id} in chat {chat_id}")
         query_id = str(4_000_000_000_000_000 + self.world.next_id())
         self.world.callbacks[query_id] = CallbackRecord(
             query_id, user_id, chat_id, message_id, callback_data

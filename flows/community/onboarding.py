@@ -25,11 +25,12 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from flows.community import invites
 from flows.growth import referrals
 from flows.delivery.outbox import Push, enqueue
 from flows.community.phones import to_e164
@@ -53,7 +54,6 @@ from storage.models import (
 
 PUBLIC_START_PARAMS = frozenset({"circle", "verify"})  # shared links, not personal tokens
 VIN_SUFFIX = re.compile(r"^[A-HJ-NPR-Z0-9]{6}$")
-DEFAULT_INVITE_VALID_DAYS = 30
 
 
 class StartKind(str, enum.Enum):
@@ -119,20 +119,9 @@ class Attempt:
     operator_ids: Sequence[int] = ()
 
 
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def invite_expired(invite: InviteToken, now: datetime, valid_days: int = DEFAULT_INVITE_VALID_DAYS) -> bool:
-    """A personal link dies at ``expires_at``, or ``valid_days`` after it was made when a
-    link predates expiry."""
-    expires = invite.expires_at or (_aware(invite.created_at) + timedelta(days=valid_days))
-    return _aware(now) >= _aware(expires)
-
-
 def start(
     session: Session, user_id: int, token: str | None, now: datetime,
-    *, invite_valid_days: int = DEFAULT_INVITE_VALID_DAYS,
+    *, invite_valid_days: int = invites.DEFAULT_VALID_DAYS,
 ) -> StartResult:
     """Resolve ``/start [TOKEN]``; a live personal token marks its owner ``online``; a
     referral token records the first touch and continues as a plain start. An unknown or
@@ -149,7 +138,7 @@ def start(
         return StartResult(StartKind.plain)
     invite = session.execute(select(InviteToken).where(InviteToken.token == token)).scalars().first()
     owner = session.get(Owner, invite.owner_id) if invite is not None else None
-    if invite is None or owner is None or invite_expired(invite, now, invite_valid_days):
+    if invite is None or owner is None or invites.token_expired(invite, now, invite_valid_days):
         return StartResult(StartKind.token_dead)
     if owner.telegram_user_id is not None and owner.telegram_user_id != user_id:
         return StartResult(StartKind.token_dead)
