@@ -198,18 +198,25 @@ class DaysPass:
         if persona is None:
             return
         service = self.settings.service
-        with Session(self.engine) as session:
-            vehicle_id = session.execute(
-                select(Vehicle.id).where(Vehicle.owner_id == persona.owner_id)
-            ).scalars().first()
-            if vehicle_id is None:
-                return
-            bookings.demo_service_moment(
-                session, vehicle_id, now, rules=service.rules(), within_km=service.remind_within_km,
-                within_days=service.remind_within_days, timezone=self.settings.timezone,
-                slots=self.settings.service.slot_policies(),
-            )
-            session.commit()
+
+        def make_due() -> bool:
+            # in a thread: a write on the event loop would wait for the bot's own open update
+            with Session(self.engine) as session:
+                vehicle_id = session.execute(
+                    select(Vehicle.id).where(Vehicle.owner_id == persona.owner_id)
+                ).scalars().first()
+                if vehicle_id is None:
+                    return False
+                bookings.demo_service_moment(
+                    session, vehicle_id, now, rules=service.rules(), within_km=service.remind_within_km,
+                    within_days=service.remind_within_days, timezone=self.settings.timezone,
+                    slots=service.slot_policies(),
+                )
+                session.commit()
+                return True
+
+        if not await asyncio.to_thread(make_due):
+            return
         await asyncio.to_thread(self._plan, now)
         reminder = await self.sb.wait_for_bot_message(
             persona.telegram_id, timeout=30,
