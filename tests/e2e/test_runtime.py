@@ -149,8 +149,9 @@ async def test_state_lives_in_redis_when_configured(sandbox, sqlite_url) -> None
     await harness.start()
     try:
         await harness.add_owner("C1", name="Li", vin="LSVAB2BJ7MN000009")
+        token = await harness.personal_token("LSVAB2BJ7MN000009")
         await sandbox.add_user(USER, first_name="Li")
-        await sandbox.send_text(USER, USER, "/start")
+        await sandbox.send_text(USER, USER, f"/start {token}")
         await sandbox.wait_for_bot_message(USER, contains="verify")
         keys = [k.decode() for k in await client.keys("fsm:*")]
         assert any(k.endswith(":state") for k in keys), keys
