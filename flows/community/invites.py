@@ -45,7 +45,16 @@ class InviteRow:
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A random URL-safe token that starts with a letter or digit.
+
+    One ``token_urlsafe`` in 64 starts with ``-``, which an export cell must neutralise with an
+    apostrophe (a spreadsheet reads it as a formula), and the exported token would then differ
+    from the stored one; drawing again keeps the exported token exactly the link's.
+    """
+    while True:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        if token[0].isalnum():
+            return token
 
 
 def deep_link(bot_username: str, token: str) -> str:
