@@ -76,7 +76,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    from bot.sandbox import Sandbox, SandboxConfig
+    from sandbox import Sandbox, SandboxConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_sender_"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"

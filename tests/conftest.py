@@ -340,7 +340,7 @@ class BotHarness:
 
 @pytest.fixture
 async def sandbox():  # noqa: ANN201
-    from bot.sandbox import Sandbox, SandboxConfig
+    from sandbox import Sandbox, SandboxConfig
 
     async with Sandbox(SandboxConfig()) as sb:
         yield sb

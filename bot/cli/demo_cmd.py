@@ -20,7 +20,7 @@ def demo(
 ) -> None:
     """Start the sandbox and the bot, import the sample, and let partners and owners use it."""
     from bot.cli.report_cmd import _table
-    from bot.demo import DemoOptions, run_demo
+    from demo.scenario import DemoOptions, run_demo
 
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("aiogram").setLevel(logging.WARNING)

@@ -125,7 +125,7 @@ def sandbox(
     host: str = typer.Option("127.0.0.1", help="Listen address."),
 ) -> None:
     """Start the local Bot API sandbox (point AUTOCIRCLE_API_BASE at it)."""
-    from bot.sandbox import SandboxConfig, run_sandbox
+    from sandbox import SandboxConfig, run_sandbox
 
     logging.getLogger().setLevel(logging.INFO)
     run_sandbox(host, port, SandboxConfig())

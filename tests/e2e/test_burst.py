@@ -19,7 +19,7 @@ BURST = 300
 
 @pytest.fixture
 async def burst_harness(db_url: str, daytime_clock):  # noqa: ANN001, ANN201
-    from bot.sandbox import Sandbox, SandboxConfig
+    from sandbox import Sandbox, SandboxConfig
 
     async with Sandbox(SandboxConfig(enforce_limits=False)) as sb:
         harness = BotHarness(sb, db_url)

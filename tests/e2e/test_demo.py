@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from bot.demo import Demo, DemoOptions
+from demo.scenario import Demo, DemoOptions
 
 pytestmark = pytest.mark.e2e
 

@@ -85,7 +85,7 @@ async def test_start_up_survives_a_server_without_set_my_description(sqlite_url,
     """An older or self-hosted Bot API server lacks setMyDescription: Telegram's 404 error, or
     a web server's 404 page that is not JSON. One warning; the rest of the profile is set and
     the bot answers."""
-    from bot.sandbox import Sandbox, SandboxConfig
+    from sandbox import Sandbox, SandboxConfig
 
     config = SandboxConfig(unsupported_methods=frozenset({"setMyDescription"}), unsupported_answer=answer)
     async with Sandbox(config) as sb:

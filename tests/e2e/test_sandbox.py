@@ -37,8 +37,8 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from bot.sandbox import Sandbox, SandboxConfig
-from bot.sandbox.html_entities import EntityParseError, parse_html
+from sandbox import Sandbox, SandboxConfig
+from sandbox.html_entities import EntityParseError, parse_html
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
-from bot.sandbox import Sandbox, SandboxConfig
+from sandbox import Sandbox, SandboxConfig
 from flows.delivery.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
 from flows.delivery.outbox import Push, enqueue_many
 from storage.db import make_engine

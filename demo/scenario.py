@@ -25,8 +25,8 @@ from sqlmodel import Session
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.runtime import BotRuntime, build_runtime
-from bot.demo_days import DaysPass, DaysResult, Persona
-from bot.sandbox import Sandbox, SandboxConfig
+from demo.days import DaysPass, DaysResult, Persona
+from sandbox import Sandbox, SandboxConfig
 from flows.delivery.clock import uninstall as clock_uninstall
 from flows.segments.matrix_picture import render_matrix_png
 from flows.segments.matrix_report import MatrixScope, matrix_report

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.sandbox import Sandbox
+from sandbox import Sandbox
 from bot.runtime import delivery_policy
 from bot.scheduler import JobContext
 from flows.growth import referrals

@@ -1,6 +1,6 @@
 """What simulated people do: write, press buttons, share contacts, join, leave, block.
 
-Mixed into :class:`~bot.sandbox.server.Sandbox`; every action emits the same updates
+Mixed into :class:`~sandbox.server.Sandbox`; every action emits the same updates
 Telegram would, so the real bot code under test cannot tell the difference.
 """
 
