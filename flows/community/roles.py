@@ -15,6 +15,8 @@ from storage.models import Owner, Partner
 class Role(str, enum.Enum):
     operator = "operator"
     partner = "partner"
+    merchant = "merchant"  # a merchant's staff member (issue 13)
+    demand = "demand"  # a demand-side account's staff member (issue 14)
     owner = "owner"
     unknown = "unknown"
 
@@ -27,6 +29,8 @@ class Identity:
     role: Role
     partner_id: int | None = None
     owner_id: int | None = None
+    merchant_id: int | None = None  # the merchant a merchant-staff account works for
+    demand_id: int | None = None  # the demand-side account a demand-staff account works for
     locale: str | None = None
 
 

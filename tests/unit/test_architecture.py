@@ -39,3 +39,27 @@ def test_flows_holds_only_capability_packages_and_a_few_cross_cutting_modules() 
     assert loose == ["errors", "templating"]
     packages = sorted(p.name for p in (ROOT / "flows").iterdir() if (p / "__init__.py").exists())
     assert packages == ["community", "delivery", "engine", "growth", "reports", "segments", "service"]
+
+
+def _importers_of(target: str, roots: tuple[str, ...]) -> set[str]:
+    return {
+        str(path.relative_to(ROOT))
+        for root in roots
+        for path in (ROOT / root).rglob("*.py")
+        if target in _imports(path)
+    }
+
+
+def test_only_the_cli_the_demo_tests_and_benchmarks_import_the_sandbox() -> None:
+    """The sandbox is a stand-in for Telegram, a peer of api.telegram.org: the product's
+    layers never reach for it, and it reaches for none of them."""
+    offenders = {p for p in _importers_of("sandbox", ("bot", "flows", "storage", "templates"))
+                 if not p.startswith("bot/cli/")}
+    assert offenders == set()
+    assert not any(_imports(p) & {"bot", "flows", "storage", "demo"} for p in (ROOT / "sandbox").rglob("*.py"))
+
+
+def test_only_the_cli_and_tests_import_the_demo() -> None:
+    offenders = {p for p in _importers_of("demo", ("bot", "flows", "storage", "sandbox"))
+                 if not p.startswith("bot/cli/")}
+    assert offenders == set()
