@@ -79,6 +79,7 @@ class CampaignSettings(BaseModel):
     """Partner campaigns: the control share held out of each campaign (sticky per owner)."""
 
     holdout_percent: int = Field(default=10, ge=0, lt=100)
+    conversion_window_days: int = Field(default=7, ge=1, description="a goal event counts as a campaign's conversion only this many days after the send")
 
 
 class ImportSettings(BaseModel):
@@ -233,6 +234,21 @@ class SecuritySettings(BaseModel):
     telematics_max_age_s: int = Field(default=300, gt=0, description="a signed body older than this is a replay")
 
 
+class ConsoleSettings(BaseModel):
+    """The web console and the Mini App (issue 15): where it is reached and how long sign-ins live."""
+
+    public_url: str | None = Field(default=None, description="Base URL of the console as people open it (https://… behind a proxy); links from /console start with it")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=1, le=65535, description="`autocircle web` listen port")
+    link_minutes: int = Field(default=10, ge=1, description="how long a /console sign-in link works (once)")
+    session_hours: float = Field(default=12.0, gt=0, description="how long a signed-in browser stays signed in")
+    max_failures: int = Field(default=10, ge=1, description="failed sign-ins per client address per window before refusal")
+    failure_window_minutes: int = Field(default=15, ge=1)
+    init_data_max_age_s: int = Field(default=86400, gt=0, description="Mini App initData older than this is refused")
+    page_size: int = Field(default=50, ge=1, le=500)
+    min_group: int = Field(default=30, ge=1, description="campaign groups smaller than this: 'too few owners to tell'")
+
+
 class Settings(BaseSettings):
     """AutoCircle settings, read from ``AUTOCIRCLE_*`` variables and an optional ``.env``."""
 
@@ -267,6 +283,7 @@ class Settings(BaseSettings):
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     def segment_thresholds(self) -> Thresholds:
         """The segment rules' plain values (flows never see the settings object)."""

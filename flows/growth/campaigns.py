@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.engine.flow_spec import ACTIVITIES, MATURITIES
 from flows.delivery.outbox import Push, cancel_topic, enqueue_many, job_scope
+from flows.growth.uplift import Comparison
 from flows.templating import Renderer
 from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
 from storage.events import EventKind
@@ -35,6 +36,8 @@ CUSTOM_TEMPLATE = "campaigns/custom"
 READY_TEMPLATES = ("campaigns/service_check", "campaigns/weekend_drive", "campaigns/member_day")
 DEFAULT_GOALS = (EventKind.booking.value, EventKind.gift_redeemed.value)
 DEFAULT_HOLDOUT_PERCENT = 10
+DEFAULT_WINDOW_DAYS = 7  # CAMPAIGNS__CONVERSION_WINDOW_DAYS
+DEFAULT_MIN_GROUP = 30  # CONSOLE__MIN_GROUP
 MAX_TEXT = 2000
 SEND_TASK = "campaigns.send"
 
@@ -355,6 +358,8 @@ class CampaignStats:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (failed included)
     converted: int = 0
     holdout_converted: int = 0
+    window_days: int = DEFAULT_WINDOW_DAYS  # a goal event counts only this long after the send
+    min_group: int = DEFAULT_MIN_GROUP  # fewer owners in a group: "too few owners to tell"
 
     @property
     def rate(self) -> float | None:
@@ -365,11 +370,32 @@ class CampaignStats:
         return self.holdout_converted / self.holdout if self.holdout else None
 
     @property
+    def comparison(self) -> Comparison:
+        return Comparison(self.treated, self.converted, self.holdout, self.holdout_converted, self.min_group)
+
+    @property
+    def too_few(self) -> bool:
+        """Either group is below the minimum size: no uplift is printed, only this."""
+        return self.comparison.too_few
+
+    @property
     def uplift(self) -> float | None:
-        """Conversion rate of the treated minus the holdout's, in percentage points."""
-        if self.rate is None or self.holdout_rate is None:
-            return None
-        return round((self.rate - self.holdout_rate) * 100, 1)
+        """Conversion rate of the treated minus the holdout's, in percentage points (``None``
+        when either group is too small to tell)."""
+        return self.comparison.uplift
+
+    @property
+    def uplift_ci(self) -> tuple[float, float] | None:
+        """95 % interval of the uplift in points (Newcombe), ``None`` when too few."""
+        return self.comparison.uplift_ci
+
+    @property
+    def rate_ci(self) -> tuple[float, float] | None:
+        return self.comparison.rate_ci
+
+    @property
+    def holdout_ci(self) -> tuple[float, float] | None:
+        return self.comparison.holdout_ci
 
     @property
     def cancellable(self) -> bool:
@@ -377,9 +403,11 @@ class CampaignStats:
             self.status == CampaignStatus.done and self.pending > 0)
 
 
-def stats(session: Session, campaign: Campaign) -> CampaignStats:
-    """Audience, what the outbox did with each push, and conversions (a goal event after the
-    send) of the treated against the holdout. Marks ``converted_at`` on members."""
+def stats(session: Session, campaign: Campaign, window_days: int = DEFAULT_WINDOW_DAYS,
+          min_group: int = DEFAULT_MIN_GROUP) -> CampaignStats:
+    """Audience, what the outbox did with each push, and conversions (a goal event inside the
+    conversion window, ``window_days`` after the send) of the treated against the holdout.
+    Marks ``converted_at`` on members; a mark outside the window (an older rule's) does not count."""
     cid = campaign.id or 0
     members = session.exec(select(CampaignMember).where(CampaignMember.campaign_id == cid)).all()
     keys = [m.dedupe_key for m in members if m.dedupe_key]
@@ -395,7 +423,12 @@ def stats(session: Session, campaign: Campaign) -> CampaignStats:
             else:
                 skipped[reason or status] += 1
     if campaign.sent_at is not None and members:
-        _mark_conversions(session, campaign, members)
+        _mark_conversions(session, campaign, members, window_days)
+    window_end = campaign.sent_at + timedelta(days=window_days) if campaign.sent_at else None
+
+    def counted(m: CampaignMember) -> bool:
+        return (m.converted_at is not None and window_end is not None
+                and _aware(m.converted_at) < window_end)
     treated = [m for m in members if not m.holdout]
     held = [m for m in members if m.holdout]
     size = len(members)
@@ -406,19 +439,26 @@ def stats(session: Session, campaign: Campaign) -> CampaignStats:
         template=campaign.template or CUSTOM_TEMPLATE, send_at=campaign.send_at,
         sent_at=campaign.sent_at, audience=size, treated=len(treated), holdout=len(held),
         sent=sent, pending=pending, skipped=dict(skipped),
-        converted=sum(1 for m in treated if m.converted_at),
-        holdout_converted=sum(1 for m in held if m.converted_at),
+        converted=sum(1 for m in treated if counted(m)),
+        holdout_converted=sum(1 for m in held if counted(m)),
+        window_days=window_days, min_group=min_group,
     )
 
 
-def _mark_conversions(session: Session, campaign: Campaign, members: list[CampaignMember]) -> None:
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _mark_conversions(session: Session, campaign: Campaign, members: list[CampaignMember],
+                      window_days: int = DEFAULT_WINDOW_DAYS) -> None:
     open_ids = {m.owner_id: m for m in members if m.converted_at is None}
-    if not open_ids:
+    if not open_ids or campaign.sent_at is None:
         return
     rows = session.exec(select(Event.owner_id, Event.at).where(
         Event.owner_id.in_(list(open_ids)),  # type: ignore[union-attr]
         Event.kind.in_(campaign.goal_events),  # type: ignore[attr-defined]
         Event.at >= campaign.sent_at,  # type: ignore[operator]
+        Event.at < campaign.sent_at + timedelta(days=window_days),  # type: ignore[operator]
     ).order_by(Event.at)).all()
     for owner_id, at in rows:
         member = open_ids.get(owner_id or 0)
@@ -427,11 +467,12 @@ def _mark_conversions(session: Session, campaign: Campaign, members: list[Campai
     session.flush()
 
 
-def list_stats(session: Session, partner_id: int, limit: int = 10) -> list[CampaignStats]:
-    """The partner's latest campaigns, newest first."""
+def list_stats(session: Session, partner_id: int, limit: int = 10, *, offset: int = 0,
+               window_days: int = DEFAULT_WINDOW_DAYS, min_group: int = DEFAULT_MIN_GROUP) -> list[CampaignStats]:
+    """The partner's latest campaigns, newest first (paged in SQL with ``offset``)."""
     rows = session.exec(select(Campaign).where(Campaign.partner_id == partner_id)
-                        .order_by(Campaign.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
-    return [stats(session, c) for c in rows]
+                        .order_by(Campaign.id.desc()).offset(offset).limit(limit)).all()  # type: ignore[union-attr]
+    return [stats(session, c, window_days, min_group) for c in rows]
 
 
 def send_due_job(renderer: Renderer) -> Any:

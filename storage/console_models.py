@@ -1,0 +1,54 @@
+"""Tables of the web console's sign-in (issue 15).
+
+* ``console_link``: a one-time sign-in link an operator asked for with ``/console``. Only the
+  SHA-256 of its random token is stored, so a database dump opens nothing; it works once
+  (``used_at``) and only until ``expires_at`` (10 minutes by default).
+* ``console_session``: a browser signed in through such a link. The cookie carries a random
+  token whose hash is stored here; a session expires and can be revoked (``revoked_at``). The
+  CSRF token every form carries belongs to the session.
+* ``console_attempt``: a failed sign-in (unknown, used or expired token) per client address,
+  so the sign-in endpoint refuses after a few failures in a window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Index, String
+from sqlmodel import Field, SQLModel
+
+from storage.clock import utcnow
+
+
+class ConsoleLink(SQLModel, table=True):
+    __tablename__ = "console_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    user_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class ConsoleSession(SQLModel, table=True):
+    __tablename__ = "console_session"
+    __table_args__ = (Index("ix_console_session_user", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    user_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    csrf_token: str = Field(sa_column=Column(String(64), nullable=False))
+    client: str = Field(default="", sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ConsoleAttempt(SQLModel, table=True):
+    __tablename__ = "console_attempt"
+    __table_args__ = (Index("ix_console_attempt_client_at", "client", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client: str = Field(sa_column=Column(String(64), nullable=False))
+    at: datetime = Field(default_factory=utcnow)
