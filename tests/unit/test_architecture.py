@@ -38,7 +38,7 @@ def test_flows_holds_only_capability_packages_and_a_few_cross_cutting_modules() 
     loose = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if p.stem != "__init__")
     assert loose == ["errors", "templating"]
     packages = sorted(p.name for p in (ROOT / "flows").iterdir() if (p / "__init__.py").exists())
-    assert packages == ["community", "delivery", "engine", "growth", "opportunities", "reports", "segments", "service"]
+    assert packages == ["community", "console", "delivery", "engine", "growth", "opportunities", "reports", "segments", "service"]
 
 
 def _importers_of(target: str, roots: tuple[str, ...]) -> set[str]:
