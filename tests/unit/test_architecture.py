@@ -36,9 +36,9 @@ def test_layer_does_not_import_upwards(package: str, forbidden: set[str]) -> Non
 
 def test_flows_holds_only_capability_packages_and_a_few_cross_cutting_modules() -> None:
     loose = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if p.stem != "__init__")
-    assert loose == ["errors", "templating"]
+    assert loose == ["errors", "pictures", "templating"]
     packages = sorted(p.name for p in (ROOT / "flows").iterdir() if (p / "__init__.py").exists())
-    assert packages == ["community", "console", "delivery", "engine", "growth", "opportunities", "reports", "segments", "service"]
+    assert packages == ["community", "console", "delivery", "engine", "growth", "membership", "merchants", "opportunities", "reports", "segments", "service"]
 
 
 def _importers_of(target: str, roots: tuple[str, ...]) -> set[str]:
@@ -63,3 +63,27 @@ def test_only_the_cli_and_tests_import_the_demo() -> None:
     offenders = {p for p in _importers_of("demo", ("bot", "flows", "storage", "sandbox"))
                  if not p.startswith("bot/cli/")}
     assert offenders == set()
+
+
+def _flows_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("flows."))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("flows"):
+            names.update(f"{node.module}.{a.name}" if node.module == "flows" else node.module for a in node.names)
+    return names
+
+
+ENGINE_MAY_IMPORT = ("flows.engine", "flows.delivery", "flows.errors", "flows.pictures", "flows.templating")
+
+
+def test_the_engine_imports_no_capability_package() -> None:
+    """Capabilities register their flow words with ``flows.engine.registry``; the engine's
+    only way out is the outbox (``flows.delivery``)."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in _flows_modules(path) if not m.startswith(ENGINE_MAY_IMPORT))
+        for path in (ROOT / "flows" / "engine").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
