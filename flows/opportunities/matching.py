@@ -1,0 +1,423 @@
+"""Matching in waves, the atomic first acceptance, partner pushes and escalation.
+
+* ``candidates``: verified commercial owners whose capacity fits the task (class, payload,
+  volume), whose base is within both the wave's radius and their own working radius, who are
+  available in the window and not opted out. The spatial part is an ``IN`` over the indexed
+  H3 cell column (``geo.disk``), never a scan of all capacity.
+* ``send_wave``: the best ``k`` of those not offered yet get the offer through the outbox
+  (transactional, Accept / Decline buttons ``tk:<task>:a|d``). ``waves_job`` sends the next,
+  wider wave when a wave timed out (or everyone answered), escalates once when the waves are
+  used up (partners of nearby owners and the operators are told) and expires tasks whose
+  window started unassigned.
+* ``accept``: one conditional UPDATE (``state = offered`` and a pending offer of this owner),
+  issued before any other write of the unit of work, so of fifty owners pressing at once
+  exactly one wins on SQLite and PostgreSQL; the others get ``AlreadyTakenError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, update
+from sqlmodel import Session, col, select
+
+from flows.delivery.outbox import Push, enqueue, job_scope
+from flows.opportunities import geo, ranking, tasks
+from flows.opportunities.demand import staff_chats
+from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, TaskNotFoundError
+from flows.opportunities.ranking import Candidate
+from flows.templating import Renderer
+from storage.models import FunnelStage, MessageClass, Owner, Partner, ProductLine
+from storage.opportunity_models import (
+    Capacity, DemandAccount, OfferStatus, Task, TaskOffer, TaskState,
+)
+
+log = logging.getLogger(__name__)
+OFFER_PREFIX = "tk"
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    per_wave: int = 5
+    wave_radii_km: tuple[float, ...] = (50.0, 150.0, 300.0)
+    wave_timeout: timedelta = timedelta(minutes=15)
+    operator_ids: tuple[int, ...] = ()
+
+    def radius(self, wave: int) -> float:
+        return self.wave_radii_km[min(max(wave, 1), len(self.wave_radii_km)) - 1]
+
+
+def offer_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
+    return [[
+        {"text": renderer.render("opportunities/button_accept", locale, no_signature=True),
+         "callback_data": f"{OFFER_PREFIX}:{task_id}:a"},
+        {"text": renderer.render("opportunities/button_decline", locale, no_signature=True),
+         "callback_data": f"{OFFER_PREFIX}:{task_id}:d"},
+    ]]
+
+
+# --- candidates -----------------------------------------------------------------------------
+
+
+def candidates(
+    session: Session, task: Task, radius_km: float, *, exclude: Sequence[int] = (),
+    only_partner: int | None = None,
+) -> list[Candidate]:
+    """Eligible owners within ``radius_km`` of the pickup (see the module docstring)."""
+    cells = geo.disk(task.pickup_h3, radius_km)
+    available = or_(
+        and_(col(Capacity.available).is_(True), col(Capacity.busy_until).is_(None)),
+        col(Capacity.busy_until) <= task.window_start,
+    )
+    query = (
+        select(Capacity, Owner.partner_id, Owner.telegram_user_id, Owner.name, Owner.locale)
+        .join(Owner, Owner.id == Capacity.owner_id)
+        .where(
+            col(Capacity.h3_cell).in_(cells), Capacity.vehicle_class == task.vehicle_class,
+            Capacity.payload_t >= task.payload_t, Capacity.volume_m3 >= task.volume_m3,
+            col(Capacity.opted_out).is_(False), available,
+            Owner.product_line == ProductLine.commercial.value,
+            Owner.stage == FunnelStage.verified.value, col(Owner.unreachable).is_(False),
+            col(Owner.telegram_user_id).is_not(None),
+        )
+    )
+    if only_partner is not None:
+        query = query.where(Owner.partner_id == only_partner)
+    skip = set(exclude)
+    found = []
+    for cap, partner_id, chat_id, name, locale in session.exec(query):
+        if cap.owner_id in skip or cap.lat is None or cap.lon is None:
+            continue
+        distance = geo.distance_km(task.pickup_lat, task.pickup_lon, cap.lat, cap.lon)
+        reach = min(radius_km, float(cap.radius_km))
+        if distance > reach:
+            continue
+        found.append(Candidate(
+            owner_id=cap.owner_id, capacity_id=cap.id or 0, distance_km=distance, reach_km=reach,
+            rating_sum=cap.rating_sum, rating_count=cap.rating_count, offers=cap.offers,
+            accepted=cap.accepted, completed=cap.completed, last_task_at=cap.last_task_at,
+            partner_id=partner_id, chat_id=chat_id, name=name, locale=locale,
+        ))
+    return found
+
+
+def best(session: Session, task: Task, radius_km: float, k: int, now: datetime, *,
+         exclude: Sequence[int] = (), only_partner: int | None = None) -> list[tuple[float, Candidate]]:
+    return ranking.rank(candidates(session, task, radius_km, exclude=exclude, only_partner=only_partner), now)[:k]
+
+
+def offered_owner_ids(session: Session, task_id: int) -> list[int]:
+    return list(session.exec(select(TaskOffer.owner_id).where(TaskOffer.task_id == task_id)))
+
+
+# --- offers ---------------------------------------------------------------------------------
+
+
+def _offer_push(renderer: Renderer, task: Task, c: Candidate, *, via_partner: str = "") -> Push:
+    assert task.id is not None and c.chat_id is not None
+    text = renderer.render("opportunities/offer", c.locale, task=task_view(task), distance_km=round(c.distance_km),
+                           via_partner=via_partner)
+    return Push(
+        dedupe_key=f"task:{task.id}:offer:{c.owner_id}", chat_id=c.chat_id, text=text,
+        message_class=MessageClass.transactional, owner_id=c.owner_id,
+        buttons=offer_buttons(renderer, c.locale, task.id), expires_at=task.window_start,
+        topic="task_offer", subject=f"task:{task.id}",
+    )
+
+
+def _make_offer(session: Session, renderer: Renderer, task: Task, c: Candidate, sc: float, rank_: int,
+                now: datetime, *, via_partner_id: int | None = None, via_partner: str = "") -> None:
+    assert task.id is not None
+    session.add(TaskOffer(task_id=task.id, owner_id=c.owner_id, wave=task.wave, rank=rank_, score=round(sc, 4),
+                          distance_km=round(c.distance_km, 1), via_partner_id=via_partner_id, offered_at=now))
+    session.exec(update(Capacity).where(col(Capacity.id) == c.capacity_id)
+                 .values(offers=Capacity.offers + 1).execution_options(synchronize_session=False))
+    enqueue(session, _offer_push(renderer, task, c, via_partner=via_partner))
+
+
+def send_wave(session: Session, renderer: Renderer, task: Task, policy: MatchPolicy, now: datetime) -> int:
+    """The next wave of offers for ``task``; returns how many owners got one."""
+    assert task.id is not None
+    wave = task.wave + 1
+    radius = policy.radius(wave)
+    chosen = best(session, task, radius, policy.per_wave, now, exclude=offered_owner_ids(session, task.id))
+    source = task.state
+    moved = session.exec(
+        update(Task).where(col(Task.id) == task.id, col(Task.state).in_(tasks.LIVE), Task.wave == task.wave)
+        .values(wave=wave, wave_at=now, state=TaskState.offered.value)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:
+        return 0  # another scheduler sent this wave
+    session.refresh(task)
+    if source != TaskState.offered.value:
+        tasks.log(session, task.id, source, TaskState.offered, "system", f"wave {wave} ({radius:g} km)", now)
+    for i, (sc, c) in enumerate(chosen, start=1):
+        _make_offer(session, renderer, task, c, sc, i, now)
+    return len(chosen)
+
+
+def current_offer(session: Session, task_id: int, owner_id: int) -> TaskOffer | None:
+    return session.exec(select(TaskOffer).where(
+        TaskOffer.task_id == task_id, TaskOffer.owner_id == owner_id,
+        TaskOffer.status == OfferStatus.pending.value)).first()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    task_id: int
+    owner_id: int
+    demand_id: int
+    partner_id: int | None
+
+
+def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, now: datetime) -> Accepted:
+    """First acceptance wins. The compare-and-set is the unit of work's first write."""
+    pending = exists().where(
+        TaskOffer.task_id == task_id, TaskOffer.owner_id == owner_id,
+        TaskOffer.status == OfferStatus.pending.value,
+    )
+    won = session.exec(
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state) == TaskState.offered.value,
+               col(Task.assigned_owner_id).is_(None), pending)
+        .values(state=TaskState.assigned.value, assigned_owner_id=owner_id, assigned_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:
+        offer = session.exec(select(TaskOffer).where(TaskOffer.task_id == task_id, TaskOffer.owner_id == owner_id)).first()
+        if offer is None:
+            raise OfferNotCurrentError("this offer is not yours")
+        taken = session.exec(select(Task.assigned_owner_id).where(Task.id == task_id)).first()
+        if offer.status in (OfferStatus.pending.value, OfferStatus.lost.value) and taken not in (None, owner_id):
+            if offer.status == OfferStatus.pending.value:
+                offer.status, offer.answered_at = OfferStatus.lost.value, now
+                session.add(offer)
+            raise AlreadyTakenError("already taken: another owner accepted first")
+        raise OfferNotCurrentError("this offer is no longer open")
+    tasks.log(session, task_id, TaskState.offered.value, TaskState.assigned, f"owner:{owner_id}", "accepted", now)
+    task = session.get(Task, task_id)
+    assert task is not None
+    session.refresh(task)
+    offer = current_offer(session, task_id, owner_id)
+    via = offer.via_partner_id if offer else None
+    session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id)
+                 .values(status=OfferStatus.accepted.value, answered_at=now).execution_options(synchronize_session=False))
+    session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task_id,
+                                         col(TaskOffer.status) == OfferStatus.pending.value)
+                 .values(status=OfferStatus.lost.value, answered_at=now).execution_options(synchronize_session=False))
+    session.exec(update(Capacity).where(col(Capacity.owner_id) == owner_id)
+                 .values(accepted=Capacity.accepted + 1, last_task_at=now).execution_options(synchronize_session=False))
+    owner = session.get(Owner, owner_id)
+    partner_id = via or (owner.partner_id if owner else None)
+    task.partner_id = partner_id
+    session.add(task)
+    _tell_accepted(session, renderer, task, owner, partner_id)
+    return Accepted(task_id, owner_id, task.demand_id, partner_id)
+
+
+def owner_card(session: Session, owner_id: int) -> dict[str, Any]:
+    owner = session.get(Owner, owner_id)
+    cap = session.exec(select(Capacity).where(Capacity.owner_id == owner_id)).first()
+    partner = session.get(Partner, owner.partner_id) if owner and owner.partner_id else None
+    return {
+        "name": owner.name if owner else "",
+        "vehicle_class": cap.vehicle_class if cap else "",
+        "payload_t": cap.payload_t if cap else 0,
+        "rating": round(ranking.bayes_rating(cap.rating_sum, cap.rating_count), 1) if cap else ranking.PRIOR_MEAN,
+        "ratings": cap.rating_count if cap else 0,
+        "partner_name": partner.name if partner else "",
+        "phone": owner.phone if owner and owner.phone else "",
+    }
+
+
+def _tell_accepted(session: Session, renderer: Renderer, task: Task, owner: Owner | None, partner_id: int | None) -> None:
+    assert task.id is not None and owner is not None
+    card = owner_card(session, owner.id or 0)
+    for chat in staff_chats(session, task.demand_id):
+        enqueue(session, Push(
+            dedupe_key=f"task:{task.id}:assigned:demand:{chat}", chat_id=chat,
+            text=renderer.render("opportunities/assigned_demand", None, task=task_view(task), owner=card),
+            message_class=MessageClass.transactional, buttons=done_buttons(renderer, None, task.id),
+        ))
+    partner = session.get(Partner, partner_id) if partner_id else None
+    if partner and partner.active and partner.telegram_user_id:
+        enqueue(session, Push(
+            dedupe_key=f"task:{task.id}:assigned:partner", chat_id=partner.telegram_user_id,
+            partner_id=partner.id, message_class=MessageClass.transactional,
+            text=renderer.render("opportunities/deal_partner", None, task=task_view(task), owner=card),
+        ))
+
+
+def done_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
+    return [[{"text": renderer.render("opportunities/button_done", locale, no_signature=True),
+              "callback_data": f"tkd:{task_id}"}]]
+
+
+def decline(session: Session, task_id: int, owner_id: int, now: datetime) -> None:
+    done = session.exec(
+        update(TaskOffer).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id,
+                                col(TaskOffer.status) == OfferStatus.pending.value)
+        .values(status=OfferStatus.declined.value, answered_at=now).execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        raise OfferNotCurrentError("this offer is no longer open")
+
+
+# --- partners as matchmakers ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NearbyTask:
+    task: dict[str, Any]
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tasks_near_partner(session: Session, partner_id: int, now: datetime, *, policy: MatchPolicy = MatchPolicy(),
+                       limit: int = 10) -> list[NearbyTask]:
+    """Open tasks with at least one fitting owner of this partner, with those owners ranked."""
+    out = []
+    live = session.exec(select(Task).where(col(Task.state).in_(tasks.LIVE), Task.window_end > now)
+                        .order_by(col(Task.id).desc()).limit(200))
+    for task in live:
+        assert task.id is not None
+        ranked = ranking.rank(candidates(session, task, policy.wave_radii_km[-1], only_partner=partner_id), now)[:5]
+        if not ranked:
+            continue
+        offered = set(offered_owner_ids(session, task.id))
+        out.append(NearbyTask(task_view(task), [
+            {"owner_id": c.owner_id, "name": c.name, "distance_km": round(c.distance_km),
+             "score": round(sc, 2), "offered": c.owner_id in offered} for sc, c in ranked
+        ]))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def partner_push(session: Session, renderer: Renderer, partner_id: int, task_id: int, owner_id: int,
+                 now: datetime, policy: MatchPolicy = MatchPolicy()) -> None:
+    """The partner hands a task to one of their owners by hand; the owner must fit it."""
+    task = session.get(Task, task_id)
+    if task is None or task.state not in tasks.LIVE:
+        raise TaskNotFoundError(f"task {task_id} is not open")
+    fits = [c for c in candidates(session, task, policy.wave_radii_km[-1], only_partner=partner_id) if c.owner_id == owner_id]
+    if not fits:
+        raise OfferNotCurrentError(f"owner {owner_id} is not one of yours who fits task {task_id}")
+    if owner_id in offered_owner_ids(session, task_id):
+        raise OfferNotCurrentError(f"owner {owner_id} already has this offer")
+    if task.state == TaskState.open.value:
+        tasks.move(session, task_id, TaskState.offered, actor=f"partner:{partner_id}", reason="pushed by partner",
+                   now=now, sources=[TaskState.open.value], wave_at=now)
+        session.refresh(task)
+    partner = session.get(Partner, partner_id)
+    c = fits[0]
+    _make_offer(session, renderer, task, c, ranking.score(c, now), 0, now, via_partner_id=partner_id,
+                via_partner=partner.name if partner else "")
+
+
+# --- the scheduler job ----------------------------------------------------------------------
+
+
+def _escalate(session: Session, renderer: Renderer, task: Task, policy: MatchPolicy, now: datetime) -> None:
+    assert task.id is not None
+    moved = session.exec(update(Task).where(col(Task.id) == task.id, col(Task.escalated_at).is_(None))
+                         .values(escalated_at=now).execution_options(synchronize_session=False))
+    if moved.rowcount != 1:
+        return
+    session.refresh(task)
+    view = task_view(task)
+    cells = geo.disk(task.pickup_h3, policy.wave_radii_km[-1])
+    partners = session.exec(
+        select(Partner.id, Partner.telegram_user_id).distinct()
+        .join(Owner, Owner.partner_id == Partner.id).join(Capacity, Capacity.owner_id == Owner.id)
+        .where(col(Capacity.h3_cell).in_(cells), col(Partner.active).is_(True), col(Partner.telegram_user_id).is_not(None))
+    )
+    for pid, chat in partners:
+        enqueue(session, Push(dedupe_key=f"task:{task.id}:escalate:partner:{pid}", chat_id=chat, partner_id=pid,
+                              text=renderer.render("opportunities/escalate_partner", None, task=view),
+                              message_class=MessageClass.transactional))
+    for op in policy.operator_ids:
+        enqueue(session, Push(dedupe_key=f"task:{task.id}:escalate:operator:{op}", chat_id=op,
+                              text=renderer.render("opportunities/escalate_operator", None, task=view),
+                              message_class=MessageClass.transactional))
+    tasks.log(session, task.id, task.state, TaskState(task.state), "system", "escalated to partners and operators", now)
+
+
+def _expire(session: Session, renderer: Renderer, task: Task, now: datetime) -> None:
+    assert task.id is not None
+    if not tasks.move(session, task.id, TaskState.expired, actor="system", reason="window started unassigned",
+                      now=now, sources=list(tasks.LIVE)):
+        return
+    session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task.id, col(TaskOffer.status) == OfferStatus.pending.value)
+                 .values(status=OfferStatus.lapsed.value, answered_at=now).execution_options(synchronize_session=False))
+    for chat in staff_chats(session, task.demand_id):
+        enqueue(session, Push(dedupe_key=f"task:{task.id}:expired:{chat}", chat_id=chat,
+                              text=renderer.render("opportunities/expired_demand", None, task=task_view(task)),
+                              message_class=MessageClass.transactional))
+
+
+def run_waves(session: Session, renderer: Renderer, policy: MatchPolicy, now: datetime) -> dict[str, int]:
+    """One pass: first waves for new tasks, next waves after a timeout, escalation, expiry."""
+    counts = {"waves": 0, "offers": 0, "escalated": 0, "expired": 0}
+    for task in list(session.exec(select(Task).where(col(Task.state).in_(tasks.LIVE)).order_by(col(Task.id)))):
+        assert task.id is not None
+        if task.window_start <= now:
+            _expire(session, renderer, task, now)
+            counts["expired"] += 1
+            continue
+        pending = session.exec(select(TaskOffer.id).where(
+            TaskOffer.task_id == task.id, TaskOffer.status == OfferStatus.pending.value)).first()
+        due = task.wave == 0 or task.wave_at is None or now >= task.wave_at + policy.wave_timeout or pending is None
+        if not due:
+            continue
+        if task.wave >= len(policy.wave_radii_km):
+            if task.escalated_at is None and (pending is None or now >= (task.wave_at or now) + policy.wave_timeout):
+                _escalate(session, renderer, task, policy, now)
+                counts["escalated"] += 1
+            continue
+        if task.wave > 0:
+            session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task.id,
+                                                 col(TaskOffer.status) == OfferStatus.pending.value,
+                                                 TaskOffer.wave < task.wave + 1,
+                                                 TaskOffer.offered_at <= now - policy.wave_timeout)
+                         .values(status=OfferStatus.lapsed.value, answered_at=now).execution_options(synchronize_session=False))
+        counts["offers"] += send_wave(session, renderer, task, policy, now)
+        counts["waves"] += 1
+    return counts
+
+
+def waves_job(renderer: Renderer, policy: MatchPolicy) -> Callable[[Any], dict[str, int]]:
+    def job(ctx: Any) -> dict[str, int]:
+        with job_scope(ctx) as session:
+            return run_waves(session, renderer, policy, ctx.now)
+    return job
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+#: The dealers' calendar for the window shown in messages (the bot's TIMEZONE default).
+DISPLAY_ZONE = "Asia/Shanghai"
+
+
+def task_view(task: Task, timezone: str = DISPLAY_ZONE) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    return {
+        "id": task.id, "pickup": task.pickup_text, "dropoff": task.dropoff_text,
+        "window_start": task.window_start.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "window_end": task.window_end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "vehicle_class": task.vehicle_class, "payload_t": task.payload_t, "volume_m3": task.volume_m3,
+        "price": None if task.price_cents is None else task.price_cents / 100, "notes": task.notes,
+        "state": task.state, "wave": task.wave,
+    }
+
+
+def demand_name(session: Session, demand_id: int) -> str:
+    account = session.get(DemandAccount, demand_id)
+    return account.company if account else ""

@@ -1,0 +1,196 @@
+"""Opportunities on real databases: who gets an offer, waves, expiry, partner pushes, ratings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from flows.delivery.clock import FrozenClock
+from flows.opportunities import capacity, demand, matching, ratings, tasks
+from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, RatingError, StaffCodeError
+from flows.opportunities.matching import MatchPolicy
+from flows.opportunities.ratings import Party
+from flows.templating import Renderer
+from storage.models import OutboxMessage, Owner, Partner, Dealer
+from storage.opportunity_models import Capacity, OfferStatus, Task, TaskOffer, TaskState
+
+NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
+R = Renderer(default_locale="en")
+POLICY = MatchPolicy(per_wave=2, wave_radii_km=(30.0, 150.0, 300.0), wave_timeout=timedelta(minutes=10), operator_ids=(900001,))
+
+
+@pytest.fixture
+def clock():
+    c = FrozenClock(NOW)
+    c.install()
+    yield c
+    from flows.delivery.clock import uninstall
+    uninstall()
+
+
+def owner(session: Session, n: int, *, line: str = "commercial", cls: str = "light_truck", payload: float = 5.0,
+          base: str = "广州/天河区", partner_id: int | None = None, radius: int = 100) -> int:
+    o = Owner(external_id=f"C{n}", name=f"Driver {n}", product_line=line, stage="verified",
+              telegram_user_id=10_000 + n, partner_id=partner_id)
+    session.add(o)
+    session.flush()
+    assert o.id is not None
+    if line == "commercial":
+        capacity.set_vehicle(session, o.id, vehicle_class=cls, payload_t=payload, base=base, radius_km=radius, now=NOW)
+    return o.id
+
+
+def account(session: Session, user_id: int = 5000) -> int:
+    issued = demand.create_account(session, code="S001", company="Acme Logistics", city="广州", now=NOW)
+    demand.redeem_staff_code(session, issued.code, user_id, NOW)
+    return demand.find_account(session, "S001").id  # type: ignore[return-value]
+
+
+def post(session: Session, demand_id: int, **kw) -> Task:
+    draft = tasks.TaskDraft(
+        pickup=kw.get("pickup", "广州/天河区"), dropoff=kw.get("dropoff", "深圳/南山区"),
+        window_start=NOW + timedelta(hours=kw.get("in_hours", 24)), window_end=NOW + timedelta(hours=30),
+        vehicle_class=kw.get("cls", "light_truck"), payload_t=kw.get("payload", 3.0),
+    )
+    return tasks.post_task(session, demand_id, draft, actor="staff:1", now=NOW)
+
+
+def test_only_fitting_near_verified_commercial_owners_get_the_offer(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        near = owner(s, 1, base="广州/越秀区")
+        owner(s, 2, line="passenger")
+        owner(s, 3, payload=1.0)  # too small
+        owner(s, 4, cls="van", payload=2.0)  # wrong class
+        owner(s, 5, base="北京/朝阳区")  # ~1,900 km away
+        busy = owner(s, 6, base="广州/海珠区")
+        capacity.set_busy(s, busy, NOW + timedelta(days=3), NOW)
+        later = owner(s, 7, base="佛山/南海区")  # ~20 km, outside wave 1's 30 km? no: inside
+        task = post(s, d)
+        found = {c.owner_id for c in matching.candidates(s, task, 300)}
+        assert found == {near, later}
+        s.commit()
+
+
+def test_waves_widen_after_timeout_then_escalate_and_first_accept_wins(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        dealer = Dealer(code="D1", name="D1")
+        s.add(dealer); s.flush()
+        p = Partner(name="Li", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=7777)
+        s.add(p); s.flush()
+        a = owner(s, 1, base="广州/越秀区", partner_id=p.id)
+        b = owner(s, 2, base="广州/海珠区")
+        c = owner(s, 3, base="广州/荔湾区")
+        far = owner(s, 4, base="东莞/莞城区", radius=200)  # ~50 km: wave 2
+        task = post(s, d)
+        counts = matching.run_waves(s, R, POLICY, NOW)
+        assert counts["offers"] == 2
+        wave1 = {o.owner_id for o in s.exec(select(TaskOffer).where(TaskOffer.task_id == task.id))}
+        assert len(wave1) == 2 and far not in wave1
+        assert s.get(Task, task.id).state == "offered"
+        # nothing new before the timeout
+        assert matching.run_waves(s, R, POLICY, NOW + timedelta(minutes=5))["offers"] == 0
+        counts = matching.run_waves(s, R, POLICY, NOW + timedelta(minutes=11))
+        offered = {o.owner_id for o in s.exec(select(TaskOffer).where(TaskOffer.task_id == task.id))}
+        assert offered == {a, b, c, far}
+        lapsed = s.exec(select(TaskOffer).where(TaskOffer.status == OfferStatus.lapsed.value)).all()
+        assert {o.owner_id for o in lapsed} == wave1
+        # a lapsed offer cannot be accepted; a current one can, once
+        with pytest.raises(OfferNotCurrentError):
+            matching.accept(s, R, task.id, next(iter(wave1)), NOW)
+        current = next(iter(offered - wave1))
+        matching.accept(s, R, task.id, current, NOW + timedelta(minutes=12))
+        other = next(iter(offered - wave1 - {current}))
+        with pytest.raises(AlreadyTakenError):  # the rest were closed as lost
+            matching.accept(s, R, task.id, other, NOW)
+        t = s.get(Task, task.id)
+        assert t.state == "assigned" and t.assigned_owner_id == current
+        log = [(x.from_state, x.to_state) for x in tasks.transitions(s, task.id)]
+        assert log == [("", "open"), ("open", "offered"), ("offered", "assigned")]
+        chats = {m.chat_id for m in s.exec(select(OutboxMessage))}
+        assert 5000 in chats  # the demand side was told who accepted
+        s.commit()
+
+
+def test_unmatched_task_escalates_then_expires(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        task = post(s, d, in_hours=1)
+        for minutes in (0, 11, 22, 33, 44):
+            matching.run_waves(s, R, POLICY, NOW + timedelta(minutes=minutes))
+        t = s.get(Task, task.id)
+        s.refresh(t)
+        assert t.escalated_at is not None
+        assert 900001 in {m.chat_id for m in s.exec(select(OutboxMessage))}
+        matching.run_waves(s, R, POLICY, NOW + timedelta(hours=1, minutes=1))
+        assert s.get(Task, task.id).state == "expired"
+
+
+def test_bad_posts_are_refused_with_reasons(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        with pytest.raises(Exception, match="unknown place"):
+            post(s, d, pickup="火星/某区")
+        with pytest.raises(Exception, match="past"):
+            tasks.post_task(s, d, tasks.TaskDraft("广州", "深圳", NOW - timedelta(hours=5), NOW - timedelta(hours=1),
+                                                  "van", 1.0), actor="x", now=NOW)
+        with pytest.raises(Exception, match="more than a van"):
+            post(s, d, cls="van", payload=12.0)
+
+
+def test_done_and_ratings_once_per_side_by_parties_only(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        o = owner(s, 1)
+        task = post(s, d)
+        matching.run_waves(s, R, POLICY, NOW)
+        matching.accept(s, R, task.id, o, NOW)
+        with pytest.raises(RatingError):
+            ratings.rate(s, task.id, Party("demand", demand_id=d), 5, NOW)  # not done yet
+        ratings.mark_done(s, R, task.id, Party("owner", owner_id=o), NOW)
+        ratings.rate(s, task.id, Party("demand", demand_id=d), 5, NOW, ("great",))
+        with pytest.raises(RatingError, match="already"):
+            ratings.rate(s, task.id, Party("demand", demand_id=d), 1, NOW)
+        with pytest.raises(Exception):
+            ratings.rate(s, task.id, Party("owner", owner_id=o + 999), 4, NOW)
+        ratings.rate(s, task.id, Party("owner", owner_id=o), 4, NOW, ("paid_late",))
+        cap = s.exec(select(Capacity).where(Capacity.owner_id == o)).one()
+        s.refresh(cap)
+        assert (cap.rating_sum, cap.rating_count, cap.completed, cap.accepted) == (5, 1, 1, 1)
+        assert ratings.demand_rating(s, d) == (4.0, 1)
+
+
+def test_partner_push_only_to_own_fitting_owner(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        dealer = Dealer(code="D1", name="D1"); s.add(dealer); s.flush()
+        p = Partner(name="Li", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=7777); s.add(p); s.flush()
+        mine = owner(s, 1, partner_id=p.id)
+        stranger = owner(s, 2)
+        task = post(s, d)
+        near = matching.tasks_near_partner(s, p.id, NOW)
+        assert [n.task["id"] for n in near] == [task.id]
+        assert [c["owner_id"] for c in near[0].candidates] == [mine]
+        with pytest.raises(OfferNotCurrentError):
+            matching.partner_push(s, R, p.id, task.id, stranger, NOW)
+        matching.partner_push(s, R, p.id, task.id, mine, NOW)
+        matching.accept(s, R, task.id, mine, NOW)
+        assert s.get(Task, task.id).partner_id == p.id
+
+
+def test_staff_codes_are_one_time_and_guessing_locks_out(engine, clock) -> None:
+    with Session(engine) as s:
+        issued = demand.create_account(s, code="S9", company="X", now=NOW)
+        demand.redeem_staff_code(s, issued.code, 1, NOW)
+        with pytest.raises(StaffCodeError, match="already used"):
+            demand.redeem_staff_code(s, issued.code, 2, NOW)
+        for _ in range(4):
+            with pytest.raises(StaffCodeError):
+                demand.redeem_staff_code(s, "AAAA-BBBB-CC", 2, NOW)
+        fresh = demand.issue_staff_code(s, "S9", NOW, name="B")
+        with pytest.raises(StaffCodeError, match="too many"):
+            demand.redeem_staff_code(s, fresh.code, 2, NOW)
+        assert demand.staff_of_user(s, 1) is not None
