@@ -249,6 +249,24 @@ class ConsoleSettings(BaseModel):
     min_group: int = Field(default=30, ge=1, description="campaign groups smaller than this: 'too few owners to tell'")
 
 
+class MerchantSettings(BaseModel):
+    """Coupons and commission (issue 13)."""
+
+    undo_window_hours: float = Field(default=24.0, gt=0, description="a redemption can be undone this long")
+    freeze_days: float = Field(default=7.0, ge=0, description="a commission line settles after this freeze")
+    offers_shown: int = Field(default=5, ge=1, le=20, description="offers listed by /offers")
+
+
+class MembershipSettings(BaseModel):
+    """Points and levels (issue 13)."""
+
+    points: dict[str, int] = Field(default_factory=lambda: {
+        "verification": 50, "circle": 2, "booking": 20, "service_visit": 30, "referral": 100, "redemption": 10})
+    circle_daily_cap: int = Field(default=5, ge=0, description="circle activity lines per owner per day")
+    levels: dict[str, int] = Field(default_factory=lambda: {"silver": 0, "gold": 500, "black": 2000},
+                                   description="level -> lifetime points needed (银卡/金卡/黑卡)")
+
+
 class Settings(BaseSettings):
     """AutoCircle settings, read from ``AUTOCIRCLE_*`` variables and an optional ``.env``."""
 
@@ -272,6 +290,11 @@ class Settings(BaseSettings):
     )
     timezone: str = "Asia/Shanghai"
     locale: str = "zh"
+    flows_dir: Path | None = Field(
+        default=None,
+        description="The flow library folder (flow files and playbook.yaml); unset: the one "
+        "shipped in the package. Operators copy it out and edit their own.",
+    )
     redis_url: SecretStr | None = None
     operator_ids: list[int] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
@@ -283,7 +306,15 @@ class Settings(BaseSettings):
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    merchants: MerchantSettings = Field(default_factory=MerchantSettings)
+    membership: MembershipSettings = Field(default_factory=MembershipSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+
+    def flow_library_dir(self) -> Path:
+        """The flow folder in use: ``flows_dir`` when set, else the shipped library."""
+        from flows.engine.flow_files import FLOWS_DIR
+
+        return self.flows_dir or FLOWS_DIR
 
     def segment_thresholds(self) -> Thresholds:
         """The segment rules' plain values (flows never see the settings object)."""

@@ -45,13 +45,14 @@ def resolve_identity(
     """
     if user_id is None:
         return Identity(user_id=None, role=Role.unknown)
-    partner_id = session.execute(
+    # One round trip: every lookup is a scalar subquery of the same SELECT.
+    linked = Owner.telegram_user_id == user_id
+    partner_id, owner_id, locale = session.execute(select(
         select(Partner.id).where(Partner.telegram_user_id == user_id, Partner.active.is_(True))
-    ).scalar()
-    owner_row = session.execute(
-        select(Owner.id, Owner.locale).where(Owner.telegram_user_id == user_id)
-    ).first()
-    owner_id, locale = (owner_row[0], owner_row[1]) if owner_row else (None, None)
+        .limit(1).scalar_subquery(),
+        select(Owner.id).where(linked).limit(1).scalar_subquery(),
+        select(Owner.locale).where(linked).limit(1).scalar_subquery(),
+    )).one()
     if user_id in operator_ids:
         role = Role.operator
     elif partner_id is not None:
@@ -60,6 +61,18 @@ def resolve_identity(
         role = Role.owner
     else:
         role = Role.unknown
+    merchant_id = _merchant_of(session, user_id) if role in (Role.owner, Role.unknown) else None
+    if merchant_id is not None:  # a merchant's staff account (issue 13) gets the merchant menu
+        role = Role.merchant
     return Identity(
-        user_id=user_id, role=role, partner_id=partner_id, owner_id=owner_id, locale=locale
+        user_id=user_id, role=role, partner_id=partner_id, owner_id=owner_id, locale=locale,
+        merchant_id=merchant_id,
     )
+
+
+def _merchant_of(session: Session, user_id: int) -> int | None:
+    """The merchant whose active, registered staff account this user is (issue 13)."""
+    from flows.merchants.directory import staff_of_user
+
+    staff = staff_of_user(session, user_id)
+    return staff.merchant_id if staff is not None else None
