@@ -64,10 +64,21 @@ def resolve_identity(
     merchant_id = _merchant_of(session, user_id) if role in (Role.owner, Role.unknown) else None
     if merchant_id is not None:  # a merchant's staff account (issue 13) gets the merchant menu
         role = Role.merchant
+    demand_id = _demand_of(session, user_id) if role in (Role.owner, Role.unknown) else None
+    if demand_id is not None:  # a demand-side account's staff (issue 14) gets the demand menu
+        role = Role.demand
     return Identity(
         user_id=user_id, role=role, partner_id=partner_id, owner_id=owner_id, locale=locale,
-        merchant_id=merchant_id,
+        merchant_id=merchant_id, demand_id=demand_id,
     )
+
+
+def _demand_of(session: Session, user_id: int) -> int | None:
+    """The demand-side account whose active, registered staff account this user is (issue 14)."""
+    from flows.opportunities.demand import staff_of_user
+
+    staff = staff_of_user(session, user_id)
+    return staff[1] if staff is not None else None
 
 
 def _merchant_of(session: Session, user_id: int) -> int | None:
