@@ -28,6 +28,9 @@ def _register_optional() -> None:
     from bot.cli import audit_cmd, export_cmd, segments_cmd
 
     run_cmd.register(app)
+    from bot.cli import web_cmd
+
+    app.command("web")(web_cmd.web)
 
     app.add_typer(import_cmd.app, name="import")
     app.add_typer(partners_cmd.app, name="partners")

@@ -79,6 +79,9 @@ async def _start_webhook(runtime, url: str, listen: str, port: int):  # noqa: AN
     SimpleRequestHandler(runtime.dp, runtime.bot, secret_token=secret).register(web_app, path="/webhook")
     setup_application(web_app, runtime.dp, bot=runtime.bot)
     _mount_telematics(web_app, runtime)  # issue 7: POST /telematics beside /webhook
+    from bot.web.mount import mount_console
+
+    mount_console(web_app, runtime)  # issue 15: the console and the Mini App beside /webhook
     runtime.start_background()
     runner = web.AppRunner(web_app)
     await runner.setup()

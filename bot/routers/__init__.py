@@ -10,7 +10,7 @@ from bot.config import Settings
 
 def build_routers(settings: Settings) -> list[Router]:
     from bot.routers import (
-        bookings, campaigns, errors, fallback, flow_buttons, gifts, group, operator, owner,
+        bookings, console, campaigns, errors, fallback, flow_buttons, gifts, group, operator, owner,
         partner, posts, preferences, public, reports, service,
     )
 
@@ -20,6 +20,7 @@ def build_routers(settings: Settings) -> list[Router]:
         preferences.build_router(),
         flow_buttons.build_router(),
         operator.build_router(),
+        console.build_router(),
         reports.build_router(),
         campaigns.build_router(),
         partner.build_router(),

@@ -1,0 +1,61 @@
+"""``/console``: the web console's way in (issue 15, item 2).
+
+An operator gets a one-time sign-in link (10 minutes, once; ``flows.console.access``); a partner
+gets a button that opens the Mini App, which signs in by Telegram's own signed ``initData``.
+Nobody else is told anything about a console. Without ``CONSOLE__PUBLIC_URL`` the bot says the
+console is not set up rather than print a link that leads nowhere.
+"""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, WebAppInfo
+from sqlmodel import Session
+
+from bot.config import Settings
+from flows.console import access
+from flows.community.roles import Identity, Role
+from flows.templating import Renderer
+from storage.clock import utcnow
+
+
+def build_router() -> Router:
+    router = Router(name="console")
+    router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.message.register(on_console, Command("console"))
+    return router
+
+
+def console_url(settings: Settings) -> str | None:
+    url = settings.console.public_url
+    return url.rstrip("/") if url else None
+
+
+async def on_console(message: Message, session: Session, renderer: Renderer, identity: Identity,
+                     settings: Settings) -> None:
+    base = console_url(settings)
+    if identity.role not in (Role.operator, Role.partner, Role.merchant, Role.demand) or identity.user_id is None:
+        await message.answer(renderer.render("console/not_for_you", identity.locale, no_signature=True))
+        return
+    if base is None:
+        await message.answer(renderer.render("console/not_set_up", identity.locale, no_signature=True))
+        return
+    if identity.role == Role.operator:
+        minutes = settings.console.link_minutes
+        token = access.issue_link(session, identity.user_id, utcnow(), minutes)
+        session.commit()  # the link must work the moment it is shown
+        link = f"{base}/login?t={token}"
+        await message.answer(
+            renderer.render("console/link", identity.locale, link=link, minutes=minutes, no_signature=True),
+            disable_web_page_preview=True,
+        )
+        return
+    markup = None
+    if base.startswith("https://"):  # Telegram opens Mini Apps only over https
+        markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
+            text=renderer.render("console/open_button", identity.locale, no_signature=True),
+            web_app=WebAppInfo(url=f"{base}/app"))]])
+    await message.answer(renderer.render("console/mini_app", identity.locale, url=f"{base}/app", no_signature=True),
+                         reply_markup=markup, disable_web_page_preview=True)

@@ -1,0 +1,380 @@
+"""The console's figures (issue 15, item 3): one function per page, each a few GROUP BYs, and
+long lists paged in SQL (LIMIT/OFFSET). Every function takes a ``Scope``: an operator's is
+everything, a partner's only their own owners (and then phones and VINs come masked, as in
+``/export``). The funnel, matrix and movement come from the same functions the bot's and the
+CLI's reports use, so the numbers are the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, distinct, func, or_
+from sqlmodel import Session, col, select
+
+from flows.community.funnel import FunnelReport, FunnelRow, funnel_report
+from flows.community.phones import mask
+from flows.delivery.delivery_report import delivery_report, percentile
+from flows.growth import campaigns as campaign_service
+from flows.growth import winback
+from flows.reports.owner_export import mask_vin
+from flows.segments.matrix_report import MatrixReport, MatrixScope, MovementReport, matrix_report, movement_report
+from storage.campaign_models import Campaign
+from storage.flow_models import FlowRun, FlowRunLog
+from storage.gift_models import GiftGrant, Referral, ReferralStatus
+from storage.models import Event, OutboxMessage, Owner, Partner, Vehicle
+from storage.segments import is_online
+
+MATURITIES = ("beginner", "growing", "mature")
+ACTIVITIES = ("active", "declining", "churned", "dormant")
+NOT_ONLINE = "not_online"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose owners a page may show: ``partner_id`` None means every owner (operators)."""
+
+    partner_id: int | None = None
+    advisor_code: str | None = None
+
+    @property
+    def masked(self) -> bool:
+        return self.partner_id is not None
+
+    def owners(self) -> list[Any]:
+        return [] if self.partner_id is None else [col(Owner.partner_id) == self.partner_id]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    total: int
+    page: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+def page_bounds(page: int, size: int) -> tuple[int, int]:
+    page = max(1, page)
+    return page, (page - 1) * size
+
+
+# --- overview -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageRate:
+    key: str  # retention | activation | referral | revenue | acquisition
+    part: int
+    whole: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.part / self.whole * 100, 1) if self.whole else None
+
+
+@dataclass(frozen=True)
+class Overview:
+    funnel: FunnelReport
+    dealers: list[FunnelRow]
+    stages: list[StageRate]
+
+
+def overview(session: Session, scope: Scope) -> Overview:
+    """The funnel per partner and per dealer, and the RARRA stage rates among owners online."""
+    report = funnel_report(session, scope.advisor_code)
+    by_dealer: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for row in report.rows:
+        sums = by_dealer[row.dealer_code or "-"]
+        for i, value in enumerate((row.imported, row.invited, row.online, row.verified)):
+            sums[i] += value
+    dealers = [FunnelRow(advisor_code=None, name=code, dealer_code=code, imported=v[0], invited=v[1],
+                         online=v[2], verified=v[3]) for code, v in sorted(by_dealer.items())]
+    online = is_online()
+    row = session.exec(select(
+        func.coalesce(func.sum(case((online, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((online & col(Owner.activity).in_(("active", "declining")), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((online & col(Owner.maturity).in_(("growing", "mature")), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((online & (col(Owner.referral_count) > 0), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((online & (col(Owner.service_visits) > 0), 1), else_=0)), 0),
+    ).where(*scope.owners())).one()
+    base, retained, activated, referring, revenue = (int(v or 0) for v in row)
+    referred = select(func.count()).select_from(Referral).join(
+        Owner, col(Owner.id) == col(Referral.referrer_owner_id)).where(
+        col(Referral.status) == ReferralStatus.approved.value, *scope.owners())
+    acquired = int(session.exec(referred).one() or 0)
+    stages = [StageRate("retention", retained, base), StageRate("activation", activated, base),
+              StageRate("referral", referring, base), StageRate("revenue", revenue, base),
+              StageRate("acquisition", acquired, base)]
+    return Overview(report, dealers, stages)
+
+
+# --- matrix, drill-down, movement ------------------------------------------------------------
+
+
+def matrix(session: Session, scope: Scope, product_line: str | None) -> MatrixReport:
+    return matrix_report(session, MatrixScope(partner_id=scope.partner_id, product_line=product_line))
+
+
+@dataclass(frozen=True)
+class OwnerLine:
+    id: int
+    name: str
+    phone: str
+    vin: str
+    partner: str
+    stage: str
+    cell: str
+    last_active_at: datetime | None
+
+
+def cell_owners(session: Session, scope: Scope, product_line: str | None, cell: str,
+                page: int = 1, size: int = 50) -> Page:
+    """The owners of one matrix cell (``maturity/activity`` or ``not_online``), one page of them."""
+    where = list(scope.owners())
+    if product_line:
+        where.append(col(Owner.product_line) == product_line)
+    if cell == NOT_ONLINE:
+        where.append(~is_online())
+    else:
+        maturity, _, activity = cell.partition("/")
+        if maturity not in MATURITIES or activity not in ACTIVITIES:
+            raise ValueError(f"no cell {cell!r}")
+        where += [is_online(), col(Owner.maturity) == maturity, col(Owner.activity) == activity]
+    total = int(session.exec(select(func.count()).select_from(Owner).where(*where)).one())
+    page, offset = page_bounds(page, size)
+    vin = select(func.min(Vehicle.vin)).where(col(Vehicle.owner_id) == col(Owner.id)).correlate(Owner).scalar_subquery()
+    rows = session.exec(
+        select(Owner.id, Owner.name, Owner.phone, vin, Partner.name, Owner.stage, Owner.maturity,
+               Owner.activity, Owner.last_active_at)
+        .outerjoin(Partner, col(Partner.id) == col(Owner.partner_id))
+        .where(*where).order_by(col(Owner.id)).offset(offset).limit(size)
+    ).all()
+    items = [OwnerLine(
+        id=r[0], name=r[1] or "", phone=(mask(r[2]) if scope.masked else (r[2] or "")),
+        vin=(mask_vin(r[3]) if scope.masked and r[3] else (r[3] or "")), partner=r[4] or "",
+        stage=r[5], cell=cell, last_active_at=r[8]) for r in rows]
+    return Page(items, total, page, size)
+
+
+def movement(session: Session, scope: Scope, product_line: str | None, now: datetime, days: int = 30) -> MovementReport:
+    return movement_report(session, MatrixScope(partner_id=scope.partner_id, product_line=product_line),
+                           now - timedelta(days=days), now)
+
+
+def movement_by_week(session: Session, scope: Scope, now: datetime, weeks: int = 8) -> list[tuple[str, int, int]]:
+    """(week start, moves up, moves down) per week: a move is up when it lands in a livelier
+    activity or a higher maturity."""
+    start = now - timedelta(weeks=weeks)
+    from storage.models import SegmentTransition as T
+
+    rows = session.exec(
+        select(T.at, T.from_maturity, T.from_activity, T.to_maturity, T.to_activity)
+        .join(Owner, col(Owner.id) == col(T.owner_id)).where(col(T.at) >= start, *scope.owners())
+    ).all()
+    up: Counter[int] = Counter()
+    down: Counter[int] = Counter()
+    for at, fm, fa, tm, ta in rows:
+        week = int((at - start).total_seconds() // (7 * 86400))
+        score = (MATURITIES.index(tm) - MATURITIES.index(fm)) if tm in MATURITIES and fm in MATURITIES else 0
+        score += (ACTIVITIES.index(fa) - ACTIVITIES.index(ta)) if fa in ACTIVITIES and ta in ACTIVITIES else 0
+        if score > 0:
+            up[week] += 1
+        elif score < 0:
+            down[week] += 1
+    return [((start + timedelta(weeks=w)).date().isoformat(), up[w], down[w]) for w in range(weeks)]
+
+
+# --- flows ----------------------------------------------------------------------------------
+
+
+@dataclass
+class FlowFunnel:
+    flow_key: str
+    entered: int = 0
+    sent: int = 0
+    goal_reached: int = 0
+    exited: int = 0
+    done: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def flow_funnels(session: Session, scope: Scope) -> list[FlowFunnel]:
+    """Each flow's step funnel; every figure counts a run (an owner's pass through the flow)
+    once, however many rows that run logged for it."""
+    L = FlowRunLog
+    unit = func.coalesce(col(L.run_id), -col(L.owner_id))
+    where = [*scope.owners()]
+    rows = session.exec(
+        select(L.flow_key, L.outcome, func.count(distinct(unit)))
+        .join(Owner, col(Owner.id) == col(L.owner_id)).where(*where)
+        .group_by(L.flow_key, L.outcome)
+    ).all()
+    funnels: dict[str, FlowFunnel] = {}
+    for key, outcome, n in rows:
+        f = funnels.setdefault(key, FlowFunnel(key))
+        if outcome == "entered":
+            f.entered = int(n)
+        elif outcome == "queued":
+            f.sent = int(n)
+        elif outcome == "goal_reached":
+            f.goal_reached = int(n)
+        elif outcome == "exited":
+            f.exited = int(n)
+        elif outcome == "done":
+            f.done = int(n)
+    for key, reason, n in session.exec(
+        select(L.flow_key, L.reason, func.count(distinct(unit)))
+        .join(Owner, col(Owner.id) == col(L.owner_id))
+        .where(col(L.outcome).in_(("skipped", "suppressed")), *where).group_by(L.flow_key, L.reason)
+    ).all():
+        f = funnels.setdefault(key, FlowFunnel(key))
+        label = (reason or "skipped")[:60]
+        f.skipped[label] = f.skipped.get(label, 0) + int(n)
+    return sorted(funnels.values(), key=lambda f: f.flow_key)
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+def campaign_page(session: Session, scope: Scope, page: int = 1, size: int = 20, *,
+                  window_days: int = 7, min_group: int = 30) -> Page:
+    """Campaigns newest first with their results (the same ``stats`` as the bot's /campaigns)."""
+    where = [] if scope.partner_id is None else [col(Campaign.partner_id) == scope.partner_id]
+    total = int(session.exec(select(func.count()).select_from(Campaign).where(*where)).one())
+    page, offset = page_bounds(page, size)
+    rows = session.exec(select(Campaign, Partner.name).join(Partner, col(Partner.id) == col(Campaign.partner_id))
+                        .where(*where).order_by(col(Campaign.id).desc()).offset(offset).limit(size)).all()
+    items = [(name, campaign_service.stats(session, c, window_days, min_group)) for c, name in rows]
+    return Page(items, total, page, size)
+
+
+# --- delivery, churn, gifts, referrals ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    queue: dict[str, int]  # message class -> pending now
+    sent: int
+    failed: dict[str, int]
+    skipped: dict[str, int]
+    wait_p50_s: float | None
+    wait_p95_s: float | None
+
+
+def delivery_health(session: Session, scope: Scope, now: datetime, timezone: str, days: int = 7) -> DeliveryHealth:
+    where = [] if scope.partner_id is None else [col(OutboxMessage.partner_id) == scope.partner_id]
+    queue = {k: int(n) for k, n in session.exec(
+        select(OutboxMessage.message_class, func.count()).where(
+            col(OutboxMessage.status).in_(("pending", "sending")), *where).group_by(OutboxMessage.message_class)).all()}
+    if scope.partner_id is not None:
+        # the per-day report spans every partner; a partner sees their own queue only
+        return DeliveryHealth(queue, 0, {}, {}, None, None)
+    report = delivery_report(session, now=now, days=days, timezone=timezone)
+    failed: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    waits: list[float] = []
+    for row in report.rows:
+        failed.update(row.failed)
+        skipped.update(row.skipped)
+        waits.extend(row.wait_s)
+    return DeliveryHealth(queue, sum(r.sent for r in report.rows), dict(failed), dict(skipped),
+                          percentile(waits, 50), percentile(waits, 95))
+
+
+def churn(session: Session, scope: Scope, now: datetime, days: int = 90) -> winback.ChurnReasons:
+    return winback.churn_reasons(session, scope.partner_id, since=now - timedelta(days=days), until=now)
+
+
+@dataclass(frozen=True)
+class GiftLine:
+    gift_type: str
+    granted: int
+    redeemed: int
+    expired: int
+
+
+def gifts(session: Session, scope: Scope, now: datetime) -> list[GiftLine]:
+    rows = session.exec(
+        select(GiftGrant.gift_type, func.count(),
+               func.sum(case((col(GiftGrant.redeemed_at).is_not(None), 1), else_=0)),
+               func.sum(case(((col(GiftGrant.redeemed_at).is_(None)) & (col(GiftGrant.expires_at) < now), 1), else_=0)))
+        .join(Owner, col(Owner.id) == col(GiftGrant.owner_id)).where(*scope.owners())
+        .group_by(GiftGrant.gift_type).order_by(GiftGrant.gift_type)
+    ).all()
+    return [GiftLine(t, int(n), int(r or 0), int(e or 0)) for t, n, r, e in rows]
+
+
+def referrals(session: Session, scope: Scope, limit: int = 20) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
+    """Referrals by status, and the leaderboard (owner name, partner, approved)."""
+    by_status = {s: int(n) for s, n in session.exec(
+        select(Referral.status, func.count()).join(Owner, col(Owner.id) == col(Referral.referrer_owner_id))
+        .where(*scope.owners()).group_by(Referral.status)).all()}
+    n = func.count(Referral.id).label("n")
+    leaders = session.exec(
+        select(Owner.name, Partner.name, n).join(Referral, col(Referral.referrer_owner_id) == col(Owner.id))
+        .outerjoin(Partner, col(Partner.id) == col(Owner.partner_id))
+        .where(col(Referral.status) == ReferralStatus.approved.value, *scope.owners())
+        .group_by(Owner.id, Owner.name, Partner.name).order_by(n.desc(), Owner.id).limit(limit)).all()
+    return by_status, [(a or "", b or "", int(c)) for a, b, c in leaders]
+
+
+# --- one owner ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    at: datetime
+    kind: str  # event | message | flow | gift
+    what: str
+    detail: str = ""
+
+
+def owner_in_scope(session: Session, scope: Scope, owner_id: int) -> Owner | None:
+    owner = session.get(Owner, owner_id)
+    if owner is None or (scope.partner_id is not None and owner.partner_id != scope.partner_id):
+        return None
+    return owner
+
+
+def timeline(session: Session, owner_id: int, limit: int = 200) -> list[TimelineItem]:
+    """An owner's events, messages, flow runs and gifts, newest first (each source capped)."""
+    items: list[TimelineItem] = []
+    for kind, at in session.exec(select(Event.kind, Event.at).where(col(Event.owner_id) == owner_id)
+                                 .order_by(col(Event.at).desc()).limit(limit)).all():
+        items.append(TimelineItem(at, "event", kind))
+    for cls, status, reason, at, sent_at in session.exec(
+            select(OutboxMessage.message_class, OutboxMessage.status, OutboxMessage.reason,
+                   OutboxMessage.created_at, OutboxMessage.sent_at)
+            .where(col(OutboxMessage.owner_id) == owner_id).order_by(col(OutboxMessage.id).desc()).limit(limit)).all():
+        items.append(TimelineItem(sent_at or at, "message", f"{cls}: {status}", reason or ""))
+    for key, status, entered, end_reason in session.exec(
+            select(FlowRun.flow_key, FlowRun.status, FlowRun.entered_at, FlowRun.end_reason)
+            .where(col(FlowRun.owner_id) == owner_id).order_by(col(FlowRun.id).desc()).limit(limit)).all():
+        items.append(TimelineItem(entered, "flow", f"{key}: {status}", end_reason or ""))
+    for gift_type, granted, redeemed in session.exec(
+            select(GiftGrant.gift_type, GiftGrant.granted_at, GiftGrant.redeemed_at)
+            .where(col(GiftGrant.owner_id) == owner_id)).all():
+        items.append(TimelineItem(granted, "gift", gift_type, "redeemed" if redeemed else ""))
+    items.sort(key=lambda i: i.at, reverse=True)
+    return items[:limit]
+
+
+def search_owners(session: Session, scope: Scope, query: str, page: int = 1, size: int = 50) -> Page:
+    """Owners by name or reference (a prefix), paged; phones masked for partners."""
+    where = list(scope.owners())
+    q = query.strip()
+    if q:
+        where.append(or_(col(Owner.name).like(f"{q}%"), col(Owner.external_id).like(f"{q}%")))
+    total = int(session.exec(select(func.count()).select_from(Owner).where(*where)).one())
+    page, offset = page_bounds(page, size)
+    rows = session.exec(select(Owner).where(*where).order_by(col(Owner.id)).offset(offset).limit(size)).all()
+    items = [OwnerLine(o.id or 0, o.name, mask(o.phone) if scope.masked else (o.phone or ""), "", "", o.stage,
+                       f"{o.maturity}/{o.activity}", o.last_active_at) for o in rows]
+    return Page(items, total, page, size)
