@@ -44,6 +44,12 @@ def _register_optional() -> None:
     app.add_typer(segments_cmd.app, name="segments")
     app.add_typer(export_cmd.app, name="export")
     app.command("audit")(audit_cmd.audit)
+    from bot.cli import merchants_cmd  # issue 13: merchants, offers, import merchants, report settlement
+
+    app.add_typer(merchants_cmd.app, name="merchants")
+    app.add_typer(merchants_cmd.offers_app, name="offers")
+    import_cmd.app.command("merchants")(merchants_cmd.import_merchants)
+    report_cmd.app.command("settlement")(merchants_cmd.settlement)
 
 
 _register_optional()
