@@ -228,7 +228,7 @@ def build_runtime(app: App) -> BotRuntime:
         bot, app.engine, delivery.sender_config(), policy=policy, suppressions=gifts.register_suppressions(Suppressions())
     )
     scheduler = Scheduler(app.engine, policy=policy, on_planned=sender.wake)
-    library = load_library()
+    library = load_library(app.settings.flow_library_dir())
     register_jobs(scheduler, app.settings, library)
     dp["flow_library"] = library
     return BotRuntime(app=app, bot=bot, dp=dp, sender=sender, scheduler=scheduler)

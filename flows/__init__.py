@@ -5,4 +5,24 @@ onboarding, handover, roles, funnel), ``segments`` (matrix rules and recompute),
 (gifts, referrals, campaigns, win-back, circle posts), ``service`` (maintenance, bookings,
 telematics), ``delivery`` (outbox planning and rules), ``reports`` (workbooks and exports).
 Cross-cutting: ``errors`` and ``templating``; ``library/`` holds the flow files.
+
+The engine knows no capability: each package that gives flows a word of its own registers it
+with ``flows.engine.registry`` when imported. ``capabilities()`` (run on import) imports them all, so a flow
+file is read and run with every word known, whichever module was imported first.
 """
+
+from __future__ import annotations
+
+import importlib
+
+# the packages that register flow words with the engine, in registration order
+CAPABILITIES_WITH_FLOW_WORDS = ("flows.growth",)
+
+
+def capabilities() -> None:
+    """Import every capability package that registers flow words (idempotent, cheap)."""
+    for name in CAPABILITIES_WITH_FLOW_WORDS:
+        importlib.import_module(name)
+
+
+capabilities()

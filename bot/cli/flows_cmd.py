@@ -1,4 +1,4 @@
-"""``autocircle flows check|runs`` and ``autocircle playbook show``: the flow library as the
+"""``autocircle flows check|show|runs`` and ``autocircle playbook show``: the flow library as the
 operator sees it (files and their problems, runs and why each step did or did not happen,
 the matrix of flows per cell)."""
 
@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 from sqlmodel import Session, select
 
-from bot.cli.common import console, fail, open_app
-from flows.engine.flow_files import FLOWS_DIR, FlowFileError
+from bot.cli.common import console, fail, load_settings, open_app
+from flows.engine.flow_files import FlowFileError
 from flows.engine.flow_spec import ACTIVITIES, MATURITIES
 from flows.engine.flow_why import delivery_notes
 from flows.community.owners_view import owner_by_ref
@@ -23,17 +23,24 @@ app = typer.Typer(help="Flow files and flow runs.", no_args_is_help=True)
 playbook_app = typer.Typer(help="The playbook: flows per matrix cell.", no_args_is_help=True)
 
 
+def _library_dir() -> Path:
+    return load_settings().flow_library_dir()
+
+
 @app.command("check")
 def check(
-    path: Path = typer.Argument(FLOWS_DIR, help="A flow folder or one flow file."),
+    path: Path | None = typer.Argument(None, help="A flow folder or one flow file (default: AUTOCIRCLE_FLOWS_DIR, else the shipped library)."),
 ) -> None:
-    """Validate flow files, the playbook and the templates they name; one line per problem."""
+    """Validate flow files and the playbook against what the code knows (events, actions,
+    gift types, templates in every locale); one line per problem: file:line: field: message."""
+    path = path or _library_dir()
     if path.is_file():
+        from flows.engine.flow_check import check_references
         from flows.engine.flow_files import load_flow
 
         try:
-            load_flow(path)
-            problems = []
+            flow = load_flow(path)
+            problems = check_references({flow.spec.key: flow})
         except FlowFileError as exc:
             problems = exc.problems
     elif path.is_dir():
@@ -45,6 +52,34 @@ def check(
     if problems:
         raise typer.Exit(1)
     typer.echo(f"{path}: ok")
+
+
+@app.command("show")
+def show_flow(
+    key: str = typer.Argument(..., help="The flow's key (key: in its file)."),
+    fmt: str = typer.Option("mermaid", "--format", help="mermaid (text) or png (a picture)."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write the PNG (default KEY.png)."),
+) -> None:
+    """Draw a flow: its steps, branches and waits (Mermaid text, or a PNG picture)."""
+    from flows.engine.flow_diagram import flow_graph, to_mermaid, to_png
+    from flows.engine.flow_files import load_flows
+
+    if fmt not in ("mermaid", "png"):
+        raise fail(f"unknown format {fmt!r}; use mermaid or png")
+    try:
+        flows = load_flows(_library_dir())
+    except FlowFileError as exc:
+        raise fail(f"the flow library has problems; run `autocircle flows check` ({len(exc.problems)} found)") from None
+    flow = flows.get(key)
+    if flow is None:
+        raise fail(f"no flow {key!r}; known: {', '.join(sorted(flows))}")
+    graph = flow_graph(flow.spec)
+    if fmt == "mermaid":
+        typer.echo(to_mermaid(graph))
+        return
+    target = out or Path(f"{key}.png")
+    to_png(graph, target)
+    typer.echo(f"wrote {target}")
 
 
 @app.command("runs")
@@ -91,9 +126,10 @@ def runs(
 
 @playbook_app.command("show")
 def show(
-    path: Path = typer.Option(FLOWS_DIR / PLAYBOOK_NAME, "--path", help="The playbook file."),
+    path: Path | None = typer.Option(None, "--path", help="The playbook file (default: the one in the flow library)."),
 ) -> None:
     """The matrix (maturity × activity) per product line with the flows in each cell."""
+    path = path or _library_dir() / PLAYBOOK_NAME
     try:
         playbook = load_playbook(path)
     except FlowFileError as exc:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from flows.errors import InvalidFileError
-from flows.engine.flow_spec import FlowSpec
+from flows.engine.flow_spec import FlowSpec, WordError
 
 FLOWS_DIR = Path(__file__).resolve().parents[1] / "library"
 
@@ -87,9 +87,11 @@ def load_model(path: Path, model: type[BaseModel]) -> tuple[Any, str]:
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            problems.append(
-                FlowProblem(str(path), _line_of(node, loc), _dotted(loc), _message(error))
-            )
+            message = _message(error)
+            inner = (error.get("ctx") or {}).get("error")
+            if isinstance(inner, WordError):  # a registered step word's own field
+                loc, message = loc + inner.loc, inner.message
+            problems.append(FlowProblem(str(path), _line_of(node, loc), _dotted(loc), message))
         raise FlowFileError(problems) from None
 
 

@@ -1,8 +1,9 @@
 """The flow language: what a flow file may say, validated with pydantic.
 
-A flow is a scripted sequence an owner enters by a trigger: send, wait, branch, grant a gift,
-notify the partner, set an attribute or tag, exit. Operations people write these files, so
-the schema is strict (unknown keys are errors) and every error names the field.
+A flow is a scripted sequence an owner enters by a trigger: send, wait, branch, notify the
+partner, set an attribute or tag, exit, and the steps capability packages register
+(``flows.engine.registry``: ``grant_gift`` from growth, for one). Operations people write these
+files, so the schema is strict (unknown keys are errors) and every error names the field.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import re
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flows.engine import registry
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -64,14 +66,18 @@ class DateTrigger(Strict):
     @field_validator("attribute")
     @classmethod
     def _attribute(cls, value: str) -> str:
-        if value not in DATE_ATTRIBUTES:
-            raise ValueError(f"unknown date attribute {value!r}; known: {', '.join(sorted(DATE_ATTRIBUTES))}")
+        known = date_attributes()
+        if value not in known:
+            raise ValueError(f"unknown date attribute {value!r}; known: {', '.join(sorted(known))}")
         return value
 
 
-DATE_ATTRIBUTES = frozenset(
-    {"gift.expires_at", "owner.verified_at", "vehicle.purchase_date", "service.due_date"}
-)
+OWN_DATE_ATTRIBUTES = frozenset({"owner.verified_at"})  # the engine's own; the rest registered
+
+
+def date_attributes() -> frozenset[str]:
+    """Dates a trigger may name: the owner's verification, and what capabilities register."""
+    return OWN_DATE_ATTRIBUTES | registry.date_attributes()
 
 
 class Trigger(Strict):
@@ -147,7 +153,11 @@ class Audience(Strict):
 
 
 class Button(Strict):
-    text: str
+    """A button: its ``label`` is a template id rendered in the owner's language
+    (``winback/button_price``); ``text`` is a literal label kept for older files."""
+
+    label: str | None = None
+    text: str | None = None
     url: str | None = None
     action: str | None = Field(default=None, description="an answer recorded as an event")
 
@@ -155,6 +165,8 @@ class Button(Strict):
     def _one(self) -> Button:
         if (self.url is None) == (self.action is None):
             raise ValueError("a button has either url or action")
+        if (self.label is None) == (self.text is None):
+            raise ValueError("a button has either label (a template id) or text")
         return self
 
 
@@ -219,10 +231,6 @@ class BranchStep(Strict):
     else_: str = Field(alias="else")
 
 
-class GrantGiftStep(Strict):
-    gift_type: str = Field(alias="type")
-
-
 class NotifyPartnerStep(Strict):
     template: str
 
@@ -243,36 +251,80 @@ class ExitStep(Strict):
     reason: str = "done"
 
 
-STEP_KINDS = ("send", "wait", "branch", "grant_gift", "notify_partner", "set", "exit")
+class WordError(ValueError):
+    """A mistake inside a registered step word's value; ``loc`` continues the step's path so
+    the error names the field (``steps[1].grant_gift.type``) as for the engine's own words."""
+
+    def __init__(self, loc: tuple[Any, ...], message: str) -> None:
+        self.loc = tuple(loc)
+        self.message = message.removeprefix("Value error, ")
+        super().__init__(f"{'.'.join(str(p) for p in self.loc)}: {self.message}")
+
+
+STEP_KINDS = ("send", "wait", "branch", "notify_partner", "set", "exit")  # the engine's own
+
+
+def step_kinds() -> tuple[str, ...]:
+    """Every step word a flow may use: the engine's own, then the registered ones."""
+    return STEP_KINDS + tuple(sorted(registry.step_kinds()))
 
 
 class Step(Strict):
     """One step: an ``id`` and exactly one action. Without a jump, the next step follows;
-    ``next`` names another step to go to instead (to join branches again)."""
+    ``next`` names another step to go to instead (to join branches again).
+
+    A registered step word (``grant_gift: {type: newcomer}``) is validated with the model its
+    capability registered and kept as ``extension`` = (word, value)."""
 
     id: str
     next: str | None = None
     send: SendStep | None = None
     wait: WaitStep | None = None
     branch: BranchStep | None = None
-    grant_gift: GrantGiftStep | None = None
     notify_partner: NotifyPartnerStep | None = None
     set: SetStep | None = None
     exit: ExitStep | None = None
+    extension: tuple[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registered_words(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "extension" in data:
+            raise ValueError("unknown field 'extension'")
+        kinds = registry.step_kinds()
+        words = [k for k in data if k in kinds]
+        if not words:
+            return data
+        if len(words) > 1:
+            raise ValueError(f"a step needs exactly one of: {', '.join(step_kinds())}")
+        word = words[0]
+        try:
+            value = kinds[word].model.model_validate(data[word] if data[word] is not None else {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise WordError((word, *first["loc"]), str(first.get("msg", "invalid"))) from None
+        rest = {k: v for k, v in data.items() if k != word}
+        return {**rest, "extension": (word, value)}
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
         given = [k for k in STEP_KINDS if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"a step needs exactly one of: {', '.join(STEP_KINDS)}")
+        if len(given) + (self.extension is not None) != 1:
+            raise ValueError(f"a step needs exactly one of: {', '.join(step_kinds())}")
         return self
 
     @property
     def kind(self) -> str:
+        if self.extension is not None:
+            return str(self.extension[0])
         return next(k for k in STEP_KINDS if getattr(self, k) is not None)
 
     @property
     def action(self) -> Any:
+        if self.extension is not None:
+            return self.extension[1]
         return getattr(self, self.kind)
 
 

@@ -1,5 +1,5 @@
-"""Running a flow's steps for one run: send, wait, branch, set, grant a gift, notify the
-partner, exit. ``StepRunner`` is the half of a runner pass (``flows.engine.runner``) that moves live
+"""Running a flow's steps for one run: send, wait, branch, set, notify the partner, exit, and
+the steps capabilities register (``flows.engine.registry``). ``StepRunner`` is the half of a runner pass (``flows.engine.runner``) that moves live
 runs forward; the other half (triggers, entering) lives in ``flows.engine.runner``.
 
 A run advances step by step until a wait or the end, within one claimed transaction. Every
@@ -21,9 +21,8 @@ from jinja2 import TemplateError
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from flows.growth import gifts
 from flows.delivery.delivery_rules import DeliveryPolicy
-from flows.errors import AutoCircleError
+from flows.engine import registry
 from flows.engine.flow_files import LoadedFlow, _Loader  # the same YAML 1.2 reading as the files
 from flows.engine.flow_rules import TAGS_KEY, OwnerView, condition_holds, event_names
 from flows.engine.flow_spec import FlowSpec, Step, parse_duration
@@ -81,7 +80,7 @@ def spec_from_source(source: str) -> FlowSpec:
     return spec
 
 
-_STOP = object()  # a step handler's "the run waits or ended"
+_STOP = registry.STOP  # a step handler's "the run waits or ended"
 
 
 @dataclass
@@ -150,7 +149,7 @@ class StepRunner:
                 return
             step = spec.steps[run.step_index]
             run.step_id = step.id
-            outcome = getattr(self, f"_step_{step.kind}")(run, spec, owner, step)
+            outcome = self._do(run, spec, owner, step)
             self.result.steps += 1
             if outcome is _STOP:
                 run.updated_at = self.now
@@ -158,6 +157,21 @@ class StepRunner:
             target = outcome if isinstance(outcome, str) else step.next
             run.step_index = spec.index(target) if target else run.step_index + 1
         self._finish(run, FlowRunStatus.exited, f"more than {MAX_STEPS} steps without a wait")
+
+    def _do(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
+        """One step: the engine's own word, or the handler its capability registered."""
+        if step.extension is None:
+            return getattr(self, f"_step_{step.kind}")(run, spec, owner, step)
+        kind = registry.step_kind(step.kind)
+        if kind is None:  # a stored run names a word no capability registers any more
+            self._finish(run, FlowRunStatus.exited, f"unknown step {step.kind}")
+            return _STOP
+        return kind.handler(self, run, spec, owner, step, step.action)
+
+    def log(self, run: FlowRun, owner_id: int, flow_key: str, outcome: str,
+            reason: str | None, step_id: str | None = None) -> None:
+        """The why-log line a registered step writes (``registry.StepContext``)."""
+        self._log(run, owner_id, flow_key, outcome, reason, step_id)
 
     def _step_send(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
         send = step.send
@@ -168,9 +182,12 @@ class StepRunner:
         text = self._render(run, send.template, owner.locale, owner)
         if text is None:
             return _STOP
+        labels = self._labels(run, send, owner)
+        if labels is None:
+            return _STOP
         buttons = [
-            [{"text": b.text, "url": b.url} if b.url else
-             {"text": b.text, "callback_data": callback_data(run.id or 0, b.action or "")}
+            [{"text": labels[id(b)], "url": b.url} if b.url else
+             {"text": labels[id(b)], "callback_data": callback_data(run.id or 0, b.action or "")}
              for b in row]
             for row in send.buttons
         ]
@@ -251,18 +268,6 @@ class StepRunner:
         self._log(run, owner.id, spec.key, "set", what, step.id)
         return None
 
-    def _step_grant_gift(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
-        gift_type = step.grant_gift.gift_type if step.grant_gift else ""
-        try:
-            granted = gifts.grant(self.session, owner.id, gift_type, self.now)
-        except AutoCircleError as exc:
-            self._log(run, owner.id, spec.key, "skipped", f"gift {gift_type}: {exc}", step.id)
-            return None
-        gift = {**_gift_context(granted), "type": gift_type}
-        run.context = {**run.context, "gift": gift}
-        self._log(run, owner.id, spec.key, "granted", f"gift {gift_type} {gift['code']}", step.id)
-        return None
-
     def _step_exit(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
         self._finish(run, FlowRunStatus.exited, step.exit.reason if step.exit else "exit")
         return _STOP
@@ -292,23 +297,36 @@ class StepRunner:
         assert self.renderer is not None
         partner = self.session.get(Partner, owner.partner_id) if owner.partner_id else None
         locale = self.renderer.locale_for(locale)
-        gift = run.context.get("gift")
-        if gift and gift.get("type"):
-            gift = {**gift, "value": gifts.value_of(gift["type"], locale)}  # in the message's language
         try:
             return self.renderer.render(
                 template, locale,
                 owner_name=owner.name or "", owner_phone=owner.phone or "",
                 owner_id=owner.id, cell=f"{owner.maturity}/{owner.activity}",
                 partner_name=partner.name if partner else "",
-                gift=gift, answer=self._last_answer(run),
+                answer=self._last_answer(run),
                 flow=run.flow_key,
                 facts=run.context.get("facts") or {},  # issue 7 part B: the trigger's facts
+                **registry.render_vars(run.context, locale),  # a capability's (the gift, in this language)
             )
         except TemplateError as exc:
             log.error("flow %s run %s: template %s failed: %s", run.flow_key, run.id, template, exc)
             self._finish(run, FlowRunStatus.exited, f"template {template}: {exc}"[:200])
             return None
+
+    def _labels(self, run: FlowRun, send: Any, owner: Owner) -> dict[int, str] | None:
+        """Each button's label in the owner's language (``label`` is a template id; ``text``
+        a literal from an older file); None when a label template fails (the run ended)."""
+        labels: dict[int, str] = {}
+        for row in send.buttons:
+            for button in row:
+                if button.label is None:
+                    labels[id(button)] = button.text or ""
+                    continue
+                text = self._render(run, button.label, owner.locale, owner)
+                if text is None:
+                    return None
+                labels[id(button)] = text.strip()
+        return labels
 
     def _push(self, run: FlowRun, owner: Owner, key: str, step_id: str, push: Push) -> None:
         created = enqueue(self.session, push, self.policy)
@@ -358,12 +376,14 @@ def owner_view(owner: Owner) -> OwnerView:
 
 
 def _topic(run: FlowRun, spec: FlowSpec) -> dict[str, str]:
-    """What a send is about, for send-time suppression: a reminder about one gift is dropped
-    the moment that gift is redeemed (``flows.growth.gifts.redeem`` cancels ``gift_reminder`` /
-    ``gift:<id>``); any other send is dropped when its run reaches a goal."""
-    gift_id = (run.context.get("gift") or {}).get("id")
-    if spec.trigger.date is not None and spec.trigger.date.attribute == "gift.expires_at" and gift_id:
-        return {"topic": gifts.REMINDER_TOPIC, "subject": f"gift:{gift_id}"}
+    """What a send is about, for send-time suppression: a run started by a registered date
+    says its subject (a reminder about one gift is dropped the moment that gift is redeemed);
+    any other send is dropped when its run reaches a goal."""
+    if spec.trigger.date is not None:
+        kind = registry.date_source(spec.trigger.date.attribute)
+        topic = kind.topic(run.context) if kind is not None and kind.topic is not None else None
+        if topic:
+            return topic
     return {"topic": PUSH_TOPIC, "subject": f"run:{run.id}"}
 
 
@@ -374,15 +394,3 @@ def _dedupe_key(flow_key: str, run: FlowRun, step_id: str) -> str:
 def step_dedupe_key(flow_key: str, run_id: int | None, step_id: str) -> str:
     """The outbox key of a run's step: one message per run and step, however often a pass runs."""
     return f"flow:{flow_key}:{run_id}:{step_id}"
-
-
-def _gift_context(grant: Any) -> dict[str, Any]:
-    expires = getattr(grant, "expires_at", None)
-    return {
-        "id": getattr(grant, "id", None),
-        "code": str(getattr(grant, "code", "")),
-        "value": str(getattr(grant, "value", "")),
-        "type": getattr(grant, "gift_type", None),
-        "expires_at": expires.isoformat() if expires else None,
-        "expires_on": f"{expires:%Y-%m-%d}" if expires else "",
-    }

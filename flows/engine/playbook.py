@@ -3,7 +3,8 @@
 ``flows/library/playbook.yaml`` maps matrix cells (per product line) and named events to flow
 keys. Checked against the flows: every key exists; a flow under a cell is a ``cell_entered``
 flow that accepts that cell; a flow under an event is triggered by that event. ``check_library``
-also makes sure every template a flow names exists in every locale. Problems carry file,
+also checks every name a flow uses against the code (``flows.engine.flow_check``: events,
+actions, templates in every locale, gift types). Problems carry file,
 line and field like the flow files' own (``flows check`` prints them one a line).
 """
 
@@ -25,10 +26,11 @@ from flows.engine.flow_files import (
     load_flows,
     load_model,
 )
+from flows.engine.flow_check import check_references
 from flows.engine.flow_rules import any_cell_matches
 from flows.engine.flow_spec import TriggerKind
 from flows.engine.playbook_spec import Playbook
-from flows.templating import LOCALES, TEMPLATES_DIR
+from flows.templating import TEMPLATES_DIR
 
 PLAYBOOK_NAME = "playbook.yaml"
 
@@ -72,25 +74,6 @@ def check_playbook(playbook: Playbook, flows: dict[str, LoadedFlow], path: Path)
     return problems
 
 
-def check_templates(flows: dict[str, LoadedFlow], root: Path = TEMPLATES_DIR) -> list[FlowProblem]:
-    """Each template a flow sends exists in every locale."""
-    problems = []
-    for flow in flows.values():
-        node = yaml.compose(flow.source, Loader=_Loader)
-        for i, step in enumerate(flow.spec.steps):
-            action = step.send or step.notify_partner
-            if action is None:
-                continue
-            missing = [loc for loc in LOCALES if not (root / loc / f"{action.template}.j2").is_file()]
-            if missing:
-                loc = ("steps", i, step.kind, "template")
-                problems.append(FlowProblem(
-                    flow.path, _line_of(node, loc), _dotted(loc),
-                    f"template {action.template!r} is missing for {', '.join(missing)}",
-                ))
-    return problems
-
-
 def check_library(folder: Path = FLOWS_DIR, templates: Path = TEMPLATES_DIR) -> list[FlowProblem]:
     """Every problem in a flow folder (flows, playbook, templates); empty when all is well."""
     return _read_library(folder, templates)[1]
@@ -110,7 +93,7 @@ def _read_library(folder: Path, templates: Path) -> tuple[Library | None, list[F
         flows = load_flows(folder)
     except FlowFileError as exc:
         return None, list(exc.problems)
-    problems = check_templates(flows, templates)
+    problems = check_references(flows, templates)
     playbook = None
     path = folder / PLAYBOOK_NAME
     if path.is_file():

@@ -7,8 +7,8 @@ last pass and does the due work, in bounded batches, each committed on its own:
    (they read the answer from the event log), event triggers enter owners;
 2. new segment transitions (cursor ``transitions``): ``cell_entered`` triggers, as the
    playbook maps cells to flows per product line;
-3. date triggers (``gift.expires_at`` through ``flows.growth.gifts.expiring``,
-   ``owner.verified_at``);
+3. date triggers (``owner.verified_at``, and the dates capabilities register in
+   ``flows.engine.registry``, such as growth's ``gift.expires_at``);
 4. schedules (cron read in the deployment's time zone, ``Settings.timezone``: "0 9 * * 6"
    is Saturday 09:00 where the partners are; one cursor per flow);
 5. due runs (``status = live and next_at <= now``) advance step by step until a wait or the end
@@ -37,8 +37,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from flows.growth import gifts
 from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.engine import registry
 from flows.engine.flow_files import LoadedFlow
 from flows.engine.flow_rules import (
     PastRun,
@@ -55,7 +55,6 @@ from flows.engine.flow_steps import (
     PUSH_TOPIC,
     RunnerResult,
     StepRunner,
-    _gift_context,
     callback_data,
     owner_view,
     spec_from_source,
@@ -193,11 +192,9 @@ def record_button(
         return False
     record(session, run.owner_id, EventKind.button, now, action=action, run_id=run.id,
            flow=run.flow_key)
-    # win-back (issue 6, item 6): act on a survey answer as it is recorded ("too many
-    # messages" lowers the owner's marketing cap at once); a no-op for other actions
-    from flows.growth.winback import on_answer
-
-    on_answer(session, run.owner_id, action, now)
+    # capabilities act on an answer as it is recorded (win-back's "too many messages" lowers
+    # the owner's marketing cap at once)
+    registry.answer(session, run.owner_id, action, now)
     return True
 
 
@@ -299,28 +296,29 @@ class _Pass(StepRunner):
             if trigger is None:
                 continue
             offset = signed_offset(trigger.offset)
-            if trigger.attribute == "gift.expires_at":
-                full = self._enter_gifts(flow, offset, trigger.gift_type) or full
-            elif trigger.attribute == "owner.verified_at":
+            if trigger.attribute == "owner.verified_at":
                 full = self._enter_verified(flow, offset) or full
-            else:
-                log.debug("date attribute %s has no source yet; flow %s waits",
-                          trigger.attribute, flow.spec.key)
+                continue
+            kind = registry.date_source(trigger.attribute)
+            if kind is None:
+                log.warning("date attribute %s is registered by no capability; flow %s waits",
+                            trigger.attribute, flow.spec.key)
+                continue
+            full = self._enter_registered(flow, kind, offset) or full
         return full
 
-    def _enter_gifts(self, flow: LoadedFlow, offset: timedelta, gift_type: str | None) -> bool:
-        if offset > timedelta(0):
-            return False  # "after the gift expired" has no source: expiring() looks ahead
+    def _enter_registered(self, flow: LoadedFlow, kind: registry.DateKind, offset: timedelta) -> bool:
+        """Owners a capability's date source says are due (``-3d``: three days before)."""
+        if offset > timedelta(0) and kind.looks_ahead_only:
+            return False  # "after the date" has no source: the sources look ahead
+        trigger = flow.spec.trigger.date
+        assert trigger is not None
         entered = 0
-        for owner_id, grant in gifts.expiring(self.session, -offset, self.now):
-            kind = getattr(grant, "gift_type", None)
-            if gift_type and kind not in (None, gift_type):
-                continue
-            owner = self.session.get(Owner, owner_id)
+        for entry in kind.source(self.session, -offset, self.now, trigger):
+            owner = self.session.get(Owner, entry.owner_id)
             if owner is None:
                 continue
-            key = f"date:gift:{grant.code}:{flow.spec.trigger.date.offset}"
-            if self.try_enter(flow, owner, key, {"gift": _gift_context(grant)}) is not None:
+            if self.try_enter(flow, owner, f"{entry.key}:{trigger.offset}", entry.context) is not None:
                 entered += 1
             if entered >= self.batch:
                 return True

@@ -11,28 +11,11 @@ global state, so it is safe to call from the bot's worker threads.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from flows.pictures import cjk_font
 from flows.segments.matrix_report import MatrixReport
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER
-
-#: Tried in order; the first the font manager has wins.
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei",
-    "Microsoft YaHei",
-    "PingFang SC",
-    "SimHei",
-    "Noto Sans CJK JP",
-    "Noto Serif CJK SC",
-)
-_CJK_FILE_HINTS = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "simhei", "msyh")
 
 LABELS = {
     "zh": {
@@ -86,27 +69,6 @@ LABELS = {
         "share_note": "cell % = share of owners online",
     },
 }
-
-
-@lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """The family name of a CJK-capable font matplotlib can use, or None."""
-    from matplotlib import font_manager
-
-    known = {entry.name for entry in font_manager.fontManager.ttflist}
-    for family in CJK_FAMILIES:
-        if family in known:
-            return family
-    # Fonts installed after matplotlib built its cache: register them by file.
-    for path in font_manager.findSystemFonts():
-        squashed = Path(path).name.lower().replace("-", "").replace("_", "")
-        if any(hint in squashed for hint in _CJK_FILE_HINTS):
-            try:
-                font_manager.fontManager.addfont(path)
-                return font_manager.FontProperties(fname=path).get_name()
-            except (OSError, RuntimeError, ValueError):
-                continue
-    return None
 
 
 def picture_locale(locale: str | None) -> str:
