@@ -13,10 +13,14 @@ def build_routers(settings: Settings) -> list[Router]:
         bookings, console, campaigns, errors, fallback, flow_buttons, gifts, group, operator, owner,
         partner, posts, preferences, public, reports, service,
     )
+    from bot.routers import capacity, demand, matchmaking
 
     return [
         errors.build_router(),
         public.build_router(),
+        demand.build_router(),
+        capacity.build_router(),
+        matchmaking.build_router(),
         preferences.build_router(),
         flow_buttons.build_router(),
         operator.build_router(),

@@ -173,3 +173,29 @@ def start(session: Session, task_id: int, owner_id: int, *, now: datetime) -> No
         raise TaskNotFoundError(f"no task {task_id}")
     if not move(session, task_id, S.in_progress, actor=f"owner:{owner_id}", reason="started", now=now):
         raise TaskStateError(f"task {task_id} is {task.state}")
+
+
+def parse_window(text: str, now: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """"2026-12-05 09:00-18:00", "2026-12-05 09:00 - 2026-12-06 12:00", "2026-12-05"
+    (08:00–18:00) in the dealers' calendar → aware UTC start and end."""
+    import re
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    raw = " ".join(unicodedata.normalize("NFKC", text or "").replace("到", "-").replace("~", "-").split())
+    day = r"(\d{4}-\d{1,2}-\d{1,2})"
+    hm = r"(\d{1,2}:\d{2})"
+
+    def at(d: str, t: str) -> datetime:
+        try:
+            return datetime.strptime(f"{d} {t}", "%Y-%m-%d %H:%M").replace(tzinfo=zone).astimezone(now.tzinfo)
+        except ValueError:
+            raise InvalidInputError(f"{d} {t} is not a date and time") from None
+
+    if m := re.fullmatch(rf"{day} {hm} ?- ?{day} {hm}", raw):
+        return at(m.group(1), m.group(2)), at(m.group(3), m.group(4))
+    if m := re.fullmatch(rf"{day} {hm} ?- ?{hm}", raw):
+        return at(m.group(1), m.group(2)), at(m.group(1), m.group(3))
+    if m := re.fullmatch(day, raw):
+        return at(m.group(1), "08:00"), at(m.group(1), "18:00")
+    raise InvalidInputError("write the window as 2026-12-05 09:00-18:00 (or just a date)")
