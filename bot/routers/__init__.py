@@ -14,6 +14,7 @@ def build_routers(settings: Settings) -> list[Router]:
         partner, posts, preferences, public, reports, service,
     )
     from bot.routers import capacity, demand, matchmaking
+    from bot.routers import membership, merchant, offers  # issue 13
 
     return [
         errors.build_router(),
@@ -23,6 +24,9 @@ def build_routers(settings: Settings) -> list[Router]:
         matchmaking.build_router(),
         preferences.build_router(),
         flow_buttons.build_router(),
+        merchant.build_router(),
+        offers.build_router(),
+        membership.build_router(),
         operator.build_router(),
         console.build_router(),
         reports.build_router(),

@@ -1,0 +1,58 @@
+"""Owner ``/points`` (balance, level, what expires, recent lines with reasons) and partner
+``/earnings`` (commission pending and settled)."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command
+from aiogram.types import Message
+from sqlmodel import Session
+
+from bot.config import Settings
+from bot.filters import IsPartner
+from bot.routers.merchant import points_policy
+from bot.routers.offers import IsOwner
+from flows.community.roles import Identity
+from flows.membership import points
+from flows.merchants import commission
+from flows.merchants.money import yuan
+from flows.templating import Renderer
+from storage.clock import utcnow
+
+PRIVATE = F.chat.type == ChatType.PRIVATE
+REASONS = {
+    "zh": {"verification": "完成认证", "circle": "车主圈互动", "booking": "预约保养", "service_visit": "到店保养",
+           "referral": "推荐好友", "redemption": "使用优惠", "redemption_undone": "核销撤销", "offer": "积分兑换",
+           "expired": "积分过期"},
+    "en": {"verification": "verified", "circle": "circle activity", "booking": "booking", "service_visit": "service visit",
+           "referral": "referral", "redemption": "offer used", "redemption_undone": "redemption undone",
+           "offer": "spent on an offer", "expired": "expired"},
+}
+
+
+def build_router() -> Router:
+    router = Router(name="membership")
+    partner = Router(name="membership-partner")
+    partner.message.filter(PRIVATE, IsPartner())
+    partner.message.register(on_earnings, Command("earnings"))
+    owner = Router(name="membership-owner")
+    owner.message.filter(PRIVATE, IsOwner())
+    owner.message.register(on_points, Command("points"))
+    router.include_routers(partner, owner)
+    return router
+
+
+async def on_points(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+    summary = points.summary(session, identity.owner_id or 0, points_policy(settings), utcnow())
+    locale = renderer.locale_for(identity.locale)
+    await message.answer(renderer.render("membership/points", identity.locale, s=summary, reasons=REASONS.get(locale, REASONS["en"])))
+
+
+async def on_earnings(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+    now = utcnow()
+    commission.settle_due(session, now)
+    report = commission.earnings(session, identity.partner_id or 0, now, settings.timezone)
+    await message.answer(renderer.render("membership/earnings", identity.locale, month=yuan(report.month_fen),
+                                         pending=yuan(report.pending_fen), settled=yuan(report.settled_fen),
+                                         lines=report.recent, yuan=yuan))
