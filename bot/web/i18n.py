@@ -53,7 +53,7 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "beginner": ("初级", "beginner"), "growing": ("成长", "growing"), "mature": ("成熟", "mature"),
     "active": ("活跃", "active"), "declining": ("衰退", "declining"), "churned": ("流失", "churned"), "dormant": ("沉睡", "dormant"),
     "as_of": ("计算于", "as of"),
-    "never": ("从未", "never"),
+    "never": ("分层尚未计算", "segments not computed yet"),
     "owners_of_cell": ("该层车主", "Owners in this cell"),
     "name": ("姓名", "Name"), "phone": ("手机", "Phone"), "vin": ("VIN", "VIN"), "stage": ("阶段", "Stage"),
     "cell": ("分层", "Cell"), "last_active": ("最近活跃", "Last active"),

@@ -1,0 +1,150 @@
+"""The console in a real browser (Debian's Chromium through Playwright): an operator gets the
+sign-in link from the bot in the sandbox, opens it, sees the same funnel as the funnel report
+and the matrix, and drills down to a cell's owners; a partner's Mini App with initData signed
+by the bot's token shows only their owners; forged initData gets 401."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+
+from conftest import OPERATOR_ID
+from flows.community.funnel import funnel_report
+from flows.console.init_data import make_init_data
+from storage.clock import utcnow
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+A_TG, B_TG = 5201, 5202
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = _free_port()
+
+
+@pytest.fixture
+def harness_settings() -> dict:
+    return {"console": {"public_url": f"http://127.0.0.1:{PORT}"}}
+
+
+@pytest.fixture
+async def console(harness):  # noqa: ANN001, ANN201
+    from bot.runtime import bot_token
+    from bot.web import build_web_app
+
+    app = build_web_app(harness.app.settings, harness.app.engine, bot_token=bot_token(harness.app.settings))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", PORT).start()
+    try:
+        yield f"http://127.0.0.1:{PORT}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser():  # noqa: ANN201
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/system-deps installs it)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        instance = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+def _shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("AUTOCIRCLE_CONSOLE_SHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def _seed(harness) -> None:  # noqa: ANN001
+    code_a = await harness.add_partner("A301", name="Alice")
+    code_b = await harness.add_partner("B301", name="Bob", dealer_code="D002")
+    await harness.register_partner(A_TG, code_a)
+    await harness.register_partner(B_TG, code_b)
+    for n in range(3):
+        await harness.add_owner(f"CA{n}", name=f"Alice owner {n}", phone=f"+8613800001{n:03d}",
+                                vin=f"LSVAB2BJ7MN10000{n}", advisor_code="A301", telegram_user_id=7100 + n)
+    await harness.add_owner("CB0", name="Bob owner 0", phone="+8613900001000", vin="LSVAB2BJ7MN200000",
+                            advisor_code="B301", telegram_user_id=7200)
+    await harness.add_owner("CX0", name="Not yet online", advisor_code="A301")
+
+
+async def test_operator_signs_in_from_the_bot_and_drills_down(harness, console, browser, tmp_path) -> None:  # noqa: ANN001
+    await _seed(harness)
+    sb = harness.sandbox
+    await sb.add_user(OPERATOR_ID, first_name="HQ")
+    await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/console")
+    reply = await sb.wait_for_bot_message(OPERATOR_ID, contains="sign-in link")
+    link = re.search(r"(http://\S+/login\?t=\S+)", reply["text"]).group(1)
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await page.goto(link)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#total-imported")
+    with harness.session() as session:
+        total = funnel_report(session).total
+    for stage in ("imported", "invited", "online", "verified"):
+        assert await page.text_content(f"#total-{stage}") == str(getattr(total, stage))
+    await page.wait_for_selector(".chart svg")
+    await page.screenshot(path=str(_shots(tmp_path) / "overview.png"), full_page=True)
+
+    await page.click("nav >> text=Matrix")
+    await page.wait_for_selector("#matrix")
+    assert await page.text_content('a[data-cell="beginner/dormant"]') == "4"
+    await page.screenshot(path=str(_shots(tmp_path) / "matrix.png"), full_page=True)
+    await page.click('a[data-cell="beginner/dormant"]')
+    await page.wait_for_selector("#cell-list")
+    names = await page.locator("#cell-list .owner-name").all_text_contents()
+    assert sorted(names) == ["Alice owner 0", "Alice owner 1", "Alice owner 2", "Bob owner 0"]
+    assert "+8613800001000" in await page.text_content("#cell-list")  # operators see phones whole
+
+    again = await browser.new_page()
+    await again.goto(link)
+    await again.click("#sign-in")
+    assert "no longer valid" in await again.text_content("#message")  # the link worked once
+
+
+async def test_partner_mini_app_shows_only_their_owners_and_forged_data_gets_401(harness, console, browser, tmp_path) -> None:  # noqa: ANN001
+    from bot.runtime import bot_token
+
+    await _seed(harness)
+    token = bot_token(harness.app.settings)
+    signed = make_init_data(A_TG, token, utcnow(), first_name="Alice")
+    page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    await page.goto(f"{console}/app#tgWebAppData={quote(signed)}&tgWebAppVersion=7.0")
+    await page.wait_for_selector("#mini-funnel")
+    await page.click('a[data-cell="beginner/dormant"]')
+    await page.wait_for_selector("#cell-list")
+    names = await page.locator("#cell-list .owner-name").all_text_contents()
+    assert sorted(names) == ["Alice owner 0", "Alice owner 1", "Alice owner 2"]
+    text = await page.text_content("#cell-list")
+    assert "Bob" not in text and "+8613800001000" not in text and "****" in text
+    await page.screenshot(path=str(_shots(tmp_path) / "mini_app.png"), full_page=True)
+
+    forged = make_init_data(A_TG, "1:not-this-bot", utcnow())
+    bad = await browser.new_page()
+    await bad.goto(f"{console}/app#tgWebAppData={quote(forged)}")
+    await bad.wait_for_selector("#message")
+    assert "could not be verified" in await bad.text_content("#message")
+    response = await bad.request.get(f"{console}/app/home", headers={"X-Telegram-Init-Data": forged})
+    assert response.status == 401
