@@ -97,7 +97,7 @@ def _push(key: str, chat: int, cls: MessageClass = MessageClass.transactional, t
 
 @pytest.mark.parametrize("transport", ["direct", "aiogram"])
 async def test_429_storm_then_everything_sent_exactly_once(bot) -> None:  # noqa: ANN001
-    sb = sandbox
+    sb = bot.sandbox
     chats = [7000 + i for i in range(40)]
     for tg in chats:
         await _owner(bot, tg)
@@ -119,7 +119,7 @@ async def test_429_storm_then_everything_sent_exactly_once(bot) -> None:  # noqa
 
 @pytest.mark.parametrize("transport", ["direct", "aiogram"])
 async def test_user_who_blocked_the_bot(bot, clock) -> None:  # noqa: ANN001
-    sb = sandbox
+    sb = bot.sandbox
     blocked_id = await _owner(bot, 7101, "Blocked")
     await _owner(bot, 7102, "Fine")
     sb.world.blocked.add(7101)  # blocked without the bot seeing an update: the send finds out
@@ -160,21 +160,21 @@ async def test_bad_html_fails_with_telegrams_description(bot) -> None:  # noqa: 
     assert bad.reason.startswith("bad_request: Bad Request: can't parse entities")
     good = await bot.eventually(lambda: _done(bot, "good"))
     assert good.status == "sent" and good.telegram_message_id
-    assert [m["text"] for m in sandbox.bot_messages(7201)] == ["fine"]
+    assert [m["text"] for m in bot.sandbox.bot_messages(7201)] == ["fine"]
 
 
 @pytest.mark.parametrize("transport", ["direct", "aiogram"])
 async def test_server_errors_are_retried_with_backoff(bot) -> None:  # noqa: ANN001
     await _owner(bot, 7301)
-    sandbox.set_failure(method="sendMessage", status=502, count=2)
+    bot.sandbox.set_failure(method="sendMessage", status=502, count=2)
     await _enqueue(bot, _push("flaky", 7301))
     row = await bot.eventually(lambda: _done(bot, "flaky"), timeout=10)
     assert row.status == "sent" and row.attempts == 3
-    assert len(sandbox.bot_messages(7301)) == 1
+    assert len(bot.sandbox.bot_messages(7301)) == 1
 
 
 async def test_a_busy_chat_does_not_hold_up_the_others(bot) -> None:  # noqa: ANN001
-    sb = sandbox
+    sb = bot.sandbox
     busy, others = 7601, [7610 + i for i in range(20)]
     for tg in (busy, *others):
         await _owner(bot, tg)
@@ -192,7 +192,7 @@ async def test_a_busy_chat_does_not_hold_up_the_others(bot) -> None:  # noqa: AN
 
 
 async def test_quiet_hours_hold_pushes_but_not_replies(bot, clock) -> None:  # noqa: ANN001
-    sb = sandbox
+    sb = bot.sandbox
     clock.set(LATE)
     await _owner(bot, 7401)
     code = await bot.add_partner("A401", name="Advisor")
@@ -218,7 +218,7 @@ async def test_quiet_hours_hold_pushes_but_not_replies(bot, clock) -> None:  # n
 
 
 async def test_stop_ends_marketing_and_resume_brings_it_back(bot) -> None:  # noqa: ANN001
-    sb = sandbox
+    sb = bot.sandbox
     await _owner(bot, 7501)
     await sb.send_text(7501, 7501, "/stop")
     await sb.wait_for_bot_message(7501, contains="no more promotions")

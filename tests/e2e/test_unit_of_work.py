@@ -86,7 +86,7 @@ def _dealers(harness: BotHarness) -> set[str]:
 
 
 async def test_a_handler_that_fails_after_replying_leaves_nothing(bot: BotHarness) -> None:
-    sb = sandbox
+    sb = bot.sandbox
     await sb.send_text(USER, USER, "/boom")
     await sb.wait_for_bot_message(USER, contains="about to fail")
     await sb.wait_for_bot_message(USER, contains=APOLOGY)
@@ -99,7 +99,7 @@ async def test_a_write_the_database_refuses_stops_the_reply(bot: BotHarness) -> 
     with bot.session() as session:
         session.add(Dealer(code="DUP"))
         session.commit()
-    sb = sandbox
+    sb = bot.sandbox
     await sb.send_text(USER, USER, "/dup")
     await sb.wait_for_bot_message(USER, contains=APOLOGY)
     assert not any("never be sent" in (m.get("text") or "") for m in sb.bot_messages(USER))
@@ -107,7 +107,7 @@ async def test_a_write_the_database_refuses_stops_the_reply(bot: BotHarness) -> 
 
 
 async def test_a_good_update_commits_once_whatever_it_sends(bot: BotHarness) -> None:
-    sb = sandbox
+    sb = bot.sandbox
     await sb.send_text(USER, USER, "/ok")
     await sb.wait_for_bot_message(USER, contains="first reply")
     await sb.wait_for_bot_message(USER, contains="second reply")
@@ -116,7 +116,7 @@ async def test_a_good_update_commits_once_whatever_it_sends(bot: BotHarness) -> 
 
 
 async def test_commit_before_reply_is_the_one_explicit_exception(bot: BotHarness) -> None:
-    sb = sandbox
+    sb = bot.sandbox
     await sb.send_text(USER, USER, "/early")
     await sb.wait_for_bot_message(USER, contains="committed, now failing")
     assert _dealers(bot) == {"EARLY"}  # visible as soon as the reply is
