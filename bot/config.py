@@ -12,16 +12,16 @@ from pathlib import Path
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.sender import SenderConfig  # the sending knobs, defined once there
 from flows.service.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
 
 if TYPE_CHECKING:
     from flows.service.slots import SlotPolicy
     from flows.growth.referrals import ReferralPolicy
     from flows.segments.rules import Thresholds
-    from bot.sender import SenderConfig
     from flows.delivery.delivery_rules import DeliveryPolicy
 
 TELEGRAM_API_BASE = "https://api.telegram.org"
@@ -179,25 +179,17 @@ class ServiceSettings(BaseModel):
         return {code: SlotPolicy.of(value) for code, value in self.dealer_slots.items()}
 
 
-class DeliverySettings(BaseModel):
+class DeliverySettings(SenderConfig):
     """Delivery knobs (``AUTOCIRCLE_DELIVERY__RATE_PER_S`` …): quiet hours, the marketing cap,
-    Telegram's limits as the sender sees them, and the crash window."""
+    and, inherited from ``bot.sender.SenderConfig`` where they are defined once, Telegram's
+    limits as the sender sees them and the crash window."""
+
+    model_config = ConfigDict(extra="ignore")
 
     quiet_hours: str = Field("21:00-08:00", description="local quiet hours; 'off' for none")
     marketing_cap: int = Field(2, description="marketing pushes per owner per cap window")
     cap_window_days: float = 7.0
     staff_quiet_hours: bool = Field(False, description="quiet hours also for partner/operator notices")
-    rate_per_s: float = Field(25.0, description="the bot's overall send rate (Telegram allows ~30)")
-    private_per_s: float = 1.0
-    private_burst: int = 2
-    group_per_min: float = 20.0
-    group_burst: int = 3
-    concurrency: int = 16
-    window: int = 100
-    lease_s: float = 60.0
-    max_attempts: int = 6
-    backoff_base_s: float = 2.0
-    transport: str = Field("direct", description="direct (lean JSON POST) or aiogram")
 
     def policy(self, timezone: str, staff_chat_ids: Iterable[int] = ()) -> DeliveryPolicy:
         from flows.delivery.delivery_rules import DeliveryPolicy, QuietHours
@@ -212,13 +204,8 @@ class DeliverySettings(BaseModel):
         )
 
     def sender_config(self) -> SenderConfig:
-        """The sender's knobs: every field both classes share, by name."""
-        from dataclasses import fields
-
-        from bot.sender import SenderConfig
-
-        shared = {f.name for f in fields(SenderConfig)} & set(type(self).model_fields)
-        return SenderConfig(**{name: getattr(self, name) for name in shared})
+        """The sender's own knobs (the fields this class inherits)."""
+        return SenderConfig(**self.model_dump(include=set(SenderConfig.model_fields)))
 
 
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiogram import Bot
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -58,21 +59,23 @@ log = logging.getLogger(__name__)
 CHAT_BUSY = "chat_busy"  # back to the table: the chat's own rate limit leaves no slot soon
 
 
-@dataclass
-class SenderConfig:
-    """Every sending knob in one place."""
+class SenderConfig(BaseModel):
+    """Every sending knob, defined once: ``DeliverySettings`` inherits these fields, so each
+    is also ``AUTOCIRCLE_DELIVERY__<NAME>`` with the same default."""
 
-    rate_per_s: float = 25.0  # overall; interactive replies use the rest of Telegram's ~30/s
-    burst_s: float = 0.2  # overall bucket holds this many seconds of sending
+    model_config = ConfigDict(extra="forbid")
+
+    rate_per_s: float = Field(25.0, description="the bot's overall send rate (Telegram allows ~30)")
+    burst_s: float = Field(0.2, description="the overall bucket holds this many seconds of sending")
     private_per_s: float = 1.0
     private_burst: int = 2
     group_per_min: float = 20.0
     group_burst: int = 3
-    concurrency: int = 16  # requests in flight
-    window: int = 100  # sent but not yet recorded: the duplicate bound after a crash
-    batch_size: int = 100  # rows per claim
-    claim_ahead_s: float = 2.0  # rows held in memory: about this many seconds of sending
-    hold_s: float = 2.0  # a row waiting longer than this for its chat goes back to the table
+    concurrency: int = Field(16, description="requests in flight")
+    window: int = Field(100, description="sent but not yet recorded: the duplicate bound after a crash")
+    batch_size: int = Field(100, description="rows per claim")
+    claim_ahead_s: float = Field(2.0, description="rows held in memory: about this many seconds of sending")
+    hold_s: float = Field(2.0, description="a row waiting longer than this for its chat goes back to the table")
     poll_interval_s: float = 0.25
     lease_s: float = 60.0
     max_attempts: int = 6
@@ -80,7 +83,7 @@ class SenderConfig:
     backoff_max_s: float = 600.0
     flush_interval_s: float = 0.02
     flush_size: int = 200
-    transport: str = "direct"  # or "aiogram"
+    transport: str = Field("direct", description="direct (lean JSON POST) or aiogram")
 
     @property
     def max_held(self) -> int:
