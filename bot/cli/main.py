@@ -44,6 +44,9 @@ def _register_optional() -> None:
     app.add_typer(segments_cmd.app, name="segments")
     app.add_typer(export_cmd.app, name="export")
     app.command("audit")(audit_cmd.audit)
+    from bot.cli import opportunities_cmd  # issue 14: demand, tasks, capacity, report opportunities
+
+    opportunities_cmd.register(app, report_cmd.app)
     from bot.cli import merchants_cmd  # issue 13: merchants, offers, import merchants, report settlement
 
     app.add_typer(merchants_cmd.app, name="merchants")
