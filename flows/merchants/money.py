@@ -16,8 +16,8 @@ def parse_yuan(text: str) -> int:
         value = Decimal(cleaned)
     except InvalidOperation:
         raise InvalidInputError(f"not an amount: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInputError(f"not an amount: {text!r}")
+    if not value.is_finite() or value < 0 or value * 100 > MAX_FEN:
+        raise InvalidInputError(f"not an amount (or too large): {text!r}")
     fen = int((value * 100).quantize(Decimal(1)))
     if fen > MAX_FEN:
         raise InvalidInputError(f"amount too large: {text!r}")
