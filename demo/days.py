@@ -342,8 +342,14 @@ class DaysPass:
 
             for partner_id in getattr(self, "_campaign_partners", []):
                 for st in campaigns.list_stats(session, partner_id):
-                    uplift = "–" if st.uplift is None else f"{st.uplift:+.1f} pp"
+                    if st.too_few:
+                        uplift = "too few owners to tell"
+                    elif st.uplift is None or st.uplift_ci is None:
+                        uplift = "–"
+                    else:
+                        uplift = f"{st.uplift:+.1f} pp (95% {st.uplift_ci[0]:+.1f} to {st.uplift_ci[1]:+.1f})"
                     result.campaigns.append(
                         f"#{st.id} {st.template.split('/')[-1]}: {st.treated} treated, {st.holdout} holdout, "
-                        f"{st.sent} sent, {st.converted}/{st.holdout_converted} converted, uplift {uplift}"
+                        f"{st.sent} sent, {st.converted}/{st.holdout_converted} converted within "
+                        f"{st.window_days} days, uplift {uplift}"
                     )

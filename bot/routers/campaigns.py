@@ -30,7 +30,7 @@ from flows.growth import campaigns
 from flows.growth import winback
 from flows.errors import AutoCircleError, NotFoundError
 from flows.community.roles import Identity
-from flows.templating import Renderer
+from flows.templating import Renderer, labels
 from storage.clock import utcnow
 
 
@@ -78,15 +78,11 @@ class CancelCb(CallbackData, prefix="cmx"):
 
 
 LABELS = {
-    "zh": {"beginner": "初级", "growing": "成长", "mature": "成熟", "active": "活跃",
-           "declining": "衰退", "churned": "流失", "dormant": "沉睡", "next": "下一步 ➡",
-           "all_lines": "全部车型", "passenger": "乘用车", "commercial": "商用车",
+    "zh": {"next": "下一步 ➡", "all_lines": "全部车型",
            "own": "✍ 自己写", "now": "立即发送", "confirm": "✅ 确认", "drop": "放弃",
            "cancel": "取消 #{id}", "campaigns/service_check": "冬季免费检测",
            "campaigns/weekend_drive": "周末自驾", "campaigns/member_day": "会员日"},
-    "en": {"beginner": "Beginner", "growing": "Growing", "mature": "Mature", "active": "Active",
-           "declining": "Declining", "churned": "Churned", "dormant": "Dormant", "next": "Next ➡",
-           "all_lines": "All lines", "passenger": "Passenger", "commercial": "Commercial",
+    "en": {"next": "Next ➡", "all_lines": "All lines",
            "own": "✍ Write my own", "now": "Send now", "confirm": "✅ Confirm", "drop": "Drop",
            "cancel": "Cancel #{id}", "campaigns/service_check": "Winter check",
            "campaigns/weekend_drive": "Weekend drive", "campaigns/member_day": "Member day"},
@@ -94,7 +90,11 @@ LABELS = {
 
 
 def _label(locale: str | None, key: str) -> str:
-    return LABELS.get(locale or "zh", LABELS["zh"]).get(key, key)
+    """The keyboard's own words, else the vocabulary catalogue's (segments, product lines),
+    capitalised as a button label."""
+    loc = locale if locale in LABELS else "zh"
+    text = LABELS[loc].get(key) or labels(loc).word(key)
+    return text[:1].upper() + text[1:]
 
 
 def matrix_keyboard(
@@ -328,8 +328,11 @@ async def _abort(message: Message, state: FSMContext, session: Session, renderer
     await message.answer(renderer.render("campaigns/aborted", renderer.locale_for(identity.locale), no_signature=True))
 
 
-async def on_campaigns(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
-    items = campaigns.list_stats(session, identity.partner_id or 0)
+async def on_campaigns(message: Message, session: Session, renderer: Renderer, identity: Identity,
+                       settings: Settings) -> None:
+    items = campaigns.list_stats(session, identity.partner_id or 0,
+                                 window_days=settings.campaigns.conversion_window_days,
+                                 min_group=settings.console.min_group)
     await message.answer(renderer.render("campaigns/list", renderer.locale_for(identity.locale), items=items),
                          reply_markup=cancel_keyboard(renderer.locale_for(identity.locale), items))
 

@@ -73,12 +73,15 @@ def _matrix(session: Session) -> Iterable[list[Any]]:
 
 def _campaigns(session: Session) -> Iterable[list[Any]]:
     yield ["partner", "campaign", "status", "cells", "template", "audience", "treated", "holdout",
-           "sent", "skipped", "converted", "holdout converted", "uplift (pp)"]
+           "sent", "skipped", "converted", "holdout converted", "uplift (pp)",
+           "uplift 95% low (pp)", "uplift 95% high (pp)", "conversion window (days)", "verdict"]
     for partner in _partners(session):
         for item in campaigns.list_stats(session, partner.id or 0, limit=1000):
+            low, high = item.uplift_ci or (None, None)
+            verdict = "too few owners to tell" if item.too_few else ""
             yield [partner.advisor_code, item.id, item.status, ", ".join(item.cells), item.template,
                    item.audience, item.treated, item.holdout, item.sent, sum(item.skipped.values()),
-                   item.converted, item.holdout_converted, item.uplift]
+                   item.converted, item.holdout_converted, item.uplift, low, high, item.window_days, verdict]
 
 
 def _referrals(session: Session) -> Iterable[list[Any]]:
