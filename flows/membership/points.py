@@ -65,8 +65,8 @@ def _add_line(session: Session, owner_id: int, delta: int, reason: str, key: str
     insert = _insert(session)
     result = session.execute(insert(PointsLine.__table__).values(
         owner_id=owner_id, delta=delta, reason=reason[:32], key=key[:120], note=note[:200], at=now,
-    ).on_conflict_do_nothing(index_elements=["key"]))
-    return result.rowcount == 1
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(PointsLine.__table__.c.id))
+    return result.first() is not None  # rowcount is not reliable for INSERT … ON CONFLICT on every driver
 
 
 def award(session: Session, owner_id: int, amount: int, reason: str, key: str,
