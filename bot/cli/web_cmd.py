@@ -21,7 +21,7 @@ def web(
         asyncio.run(_serve(app, host or app.settings.console.host, port or app.settings.console.port))
 
 
-async def _serve(app, host: str, port: int) -> None:  # noqa: ANN001
+async def _serve(app, host: str, port: int) -> None:
     from aiohttp import web as aioweb
 
     from bot.web import build_web_app

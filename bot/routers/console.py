@@ -11,12 +11,17 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, WebAppInfo
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    WebAppInfo,
+)
 from sqlmodel import Session
 
 from bot.config import Settings
-from flows.console import access
 from flows.community.roles import Identity, Role
+from flows.console import access
 from flows.templating import Renderer
 from storage.clock import utcnow
 

@@ -86,7 +86,7 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
 }
 
 
-def translator(locale: str):  # noqa: ANN201 - a plain callable for templates
+def translator(locale: str):
     index = 1 if locale == "en" else 0
 
     def t(key: str) -> str:

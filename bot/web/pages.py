@@ -11,12 +11,22 @@ from aiohttp import web
 from sqlmodel import Session
 
 from bot.web.app import (
-    COOKIE, PRE_COOKIE, SETTINGS, Viewer, check_csrf, client_of, console_viewer, db, is_https,
-    mini_app_viewer, new_pre_token, render,
+    COOKIE,
+    PRE_COOKIE,
+    SETTINGS,
+    Viewer,
+    check_csrf,
+    client_of,
+    console_viewer,
+    db,
+    is_https,
+    mini_app_viewer,
+    new_pre_token,
+    render,
 )
 from flows.console import access, figures
-from flows.growth import campaigns as campaign_service
 from flows.errors import AutoCircleError
+from flows.growth import campaigns as campaign_service
 from storage.clock import utcnow
 
 LINES = ("passenger", "commercial")

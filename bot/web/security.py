@@ -56,7 +56,7 @@ def error_middleware(render_error: Callable[[web.Request, int, str], web.Respons
             key = {400: "bad_request", 401: "need_sign_in", 403: "forbidden", 404: "not_found",
                    429: "too_many"}.get(exc.status, "error")
             response = render_error(request, exc.status, key)
-        except Exception:  # noqa: BLE001 - the page shows an error page, the log the traceback
+        except Exception:
             log.exception("console error on %s %s", request.method, request.path)
             response = render_error(request, 500, "error")
         apply_headers(request, response)

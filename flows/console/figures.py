@@ -21,7 +21,13 @@ from flows.delivery.delivery_report import delivery_report, percentile
 from flows.growth import campaigns as campaign_service
 from flows.growth import winback
 from flows.reports.owner_export import mask_vin
-from flows.segments.matrix_report import MatrixReport, MatrixScope, MovementReport, matrix_report, movement_report
+from flows.segments.matrix_report import (
+    MatrixReport,
+    MatrixScope,
+    MovementReport,
+    matrix_report,
+    movement_report,
+)
 from storage.campaign_models import Campaign
 from storage.flow_models import FlowRun, FlowRunLog
 from storage.gift_models import GiftGrant, Referral, ReferralStatus

@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
-
 from conftest import OPERATOR_ID
+
 from flows.community.funnel import funnel_report
 from flows.console.init_data import make_init_data
 from storage.clock import utcnow
@@ -42,7 +42,7 @@ def harness_settings() -> dict:
 
 
 @pytest.fixture
-async def console(harness):  # noqa: ANN001, ANN201
+async def console(harness):
     from bot.runtime import bot_token
     from bot.web import build_web_app
 
@@ -57,7 +57,7 @@ async def console(harness):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-async def browser():  # noqa: ANN201
+async def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/system-deps installs it)")
     from playwright.async_api import async_playwright
@@ -76,7 +76,7 @@ def _shots(tmp_path: Path) -> Path:
     return folder
 
 
-async def _seed(harness) -> None:  # noqa: ANN001
+async def _seed(harness) -> None:
     code_a = await harness.add_partner("A301", name="Alice")
     code_b = await harness.add_partner("B301", name="Bob", dealer_code="D002")
     await harness.register_partner(A_TG, code_a)
@@ -89,7 +89,7 @@ async def _seed(harness) -> None:  # noqa: ANN001
     await harness.add_owner("CX0", name="Not yet online", advisor_code="A301")
 
 
-async def test_operator_signs_in_from_the_bot_and_drills_down(harness, console, browser, tmp_path) -> None:  # noqa: ANN001
+async def test_operator_signs_in_from_the_bot_and_drills_down(harness, console, browser, tmp_path) -> None:
     await _seed(harness)
     sb = harness.sandbox
     await sb.add_user(OPERATOR_ID, first_name="HQ")
@@ -124,7 +124,7 @@ async def test_operator_signs_in_from_the_bot_and_drills_down(harness, console, 
     assert "no longer valid" in await again.text_content("#message")  # the link worked once
 
 
-async def test_partner_mini_app_shows_only_their_owners_and_forged_data_gets_401(harness, console, browser, tmp_path) -> None:  # noqa: ANN001
+async def test_partner_mini_app_shows_only_their_owners_and_forged_data_gets_401(harness, console, browser, tmp_path) -> None:
     from bot.runtime import bot_token
 
     await _seed(harness)
@@ -148,3 +148,29 @@ async def test_partner_mini_app_shows_only_their_owners_and_forged_data_gets_401
     assert "could not be verified" in await bad.text_content("#message")
     response = await bad.request.get(f"{console}/app/home", headers={"X-Telegram-Init-Data": forged})
     assert response.status == 401
+
+
+async def test_the_webhook_server_serves_the_console_beside_the_webhook(sandbox, sqlite_url, daytime_clock) -> None:  # noqa: ANN001
+    import aiohttp
+
+    from bot.app import build_app
+    from bot.cli.run_cmd import _start_webhook
+    from bot.runtime import build_runtime
+    from conftest import BotHarness
+
+    harness = BotHarness(sandbox, sqlite_url, webhook_secret="s3cret-token")
+    harness.app = build_app(harness.settings())
+    harness.runtime = build_runtime(harness.app)
+    port = _free_port()
+    runner = await _start_webhook(harness.runtime, f"http://127.0.0.1:{port}", "127.0.0.1", port)
+    try:
+        async with aiohttp.ClientSession() as http:
+            bad = await http.post(f"http://127.0.0.1:{port}/webhook", json={"update_id": 1},
+                                  headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+            assert bad.status == 401 and "Content-Security-Policy" not in bad.headers  # the webhook's own answer
+            assert (await http.get(f"http://127.0.0.1:{port}/", allow_redirects=False)).status == 401
+            shell = await http.get(f"http://127.0.0.1:{port}/app")
+            assert shell.status == 200 and "miniapp.js" in await shell.text()
+    finally:
+        await runner.cleanup()
+        await harness.stop()

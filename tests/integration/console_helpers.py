@@ -18,12 +18,12 @@ OPERATOR = 900001
 TOKEN = "123456:console-test"
 
 
-def settings(engine: Engine, **console) -> Settings:  # noqa: ANN003
+def settings(engine: Engine, **console) -> Settings:
     return Settings(database_url=str(engine.url), operator_ids=[OPERATOR], locale="en",
                     console={"public_url": "http://127.0.0.1", **console})
 
 
-def client(engine: Engine, **console) -> TestClient:  # noqa: ANN003
+def client(engine: Engine, **console) -> TestClient:
     app = build_web_app(settings(engine, **console), engine, bot_token=TOKEN)
     return TestClient(TestServer(app))
 
@@ -35,7 +35,7 @@ def issue(engine: Engine, user_id: int = OPERATOR, now: datetime | None = None, 
         return token
 
 
-async def post_link(c: TestClient, token: str):  # noqa: ANN201
+async def post_link(c: TestClient, token: str):
     form = await c.get(f"/login?t={token}")
     assert form.status == 200
     pre = re.search(r'name="pre" value="([^"]+)"', await form.text()).group(1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from console_helpers import client, sign_in
 from sqlmodel import Session, select
 
-from console_helpers import client, sign_in
 from flows.growth import campaigns
 from flows.templating import Renderer
 from storage import clock
@@ -18,7 +18,7 @@ PAGES = ("/", "/matrix", "/matrix?line=passenger", "/matrix/cell?cell=not_online
          "/campaigns", "/delivery", "/churn", "/gifts", "/owners", "/owners?q=Wang", "/sessions")
 
 
-def _seed(engine) -> int:  # noqa: ANN001
+def _seed(engine) -> int:
     now = clock.utcnow()
     with Session(engine) as session:
         dealer = Dealer(code="D1", name="Dealer <one>")
@@ -40,7 +40,7 @@ def _seed(engine) -> int:  # noqa: ANN001
         return owner_id
 
 
-async def test_every_page_renders_in_both_locales(engine) -> None:  # noqa: ANN001
+async def test_every_page_renders_in_both_locales(engine) -> None:
     owner_id = _seed(engine)
     async with client(engine) as c:
         await sign_in(c, engine)

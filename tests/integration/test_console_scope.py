@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from console_helpers import TOKEN, client, sign_in
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from console_helpers import TOKEN, client, sign_in
 from flows.console.init_data import make_init_data
 from flows.growth import campaigns
 from flows.templating import Renderer
@@ -22,7 +22,7 @@ from storage.security_models import AuditEntry
 A_TG, B_TG = 5101, 5102
 
 
-def _world(engine, mine: int = 3, theirs: int = 2) -> dict[str, int]:  # noqa: ANN001
+def _world(engine, mine: int = 3, theirs: int = 2) -> dict[str, int]:
     with Session(engine) as session:
         dealer = Dealer(code="D1", name="Dealer one")
         session.add(dealer)
@@ -41,7 +41,7 @@ def _world(engine, mine: int = 3, theirs: int = 2) -> dict[str, int]:  # noqa: A
         return {"a": a.id, "b": b.id}
 
 
-async def test_a_partner_sees_only_their_owners_masked(engine) -> None:  # noqa: ANN001
+async def test_a_partner_sees_only_their_owners_masked(engine) -> None:
     _world(engine)
     async with client(engine) as c:
         headers = {"X-Telegram-Init-Data": make_init_data(A_TG, TOKEN, clock.utcnow())}
@@ -54,7 +54,7 @@ async def test_a_partner_sees_only_their_owners_masked(engine) -> None:  # noqa:
         assert home.status == 200 and 'data-cell="growing/active"' in await home.text()
 
 
-async def test_forged_or_stale_init_data_gets_401_and_changes_nothing(engine) -> None:  # noqa: ANN001
+async def test_forged_or_stale_init_data_gets_401_and_changes_nothing(engine) -> None:
     _world(engine)
     with Session(engine) as session:
         audit_before = session.exec(select(func.count()).select_from(AuditEntry)).one()
@@ -72,7 +72,7 @@ async def test_forged_or_stale_init_data_gets_401_and_changes_nothing(engine) ->
         assert session.exec(select(func.count()).select_from(AuditEntry)).one() == audit_before
 
 
-async def test_an_operator_sees_everyone_unmasked_and_pages_in_sql(engine) -> None:  # noqa: ANN001
+async def test_an_operator_sees_everyone_unmasked_and_pages_in_sql(engine) -> None:
     _world(engine, mine=120, theirs=3)
     async with client(engine, page_size=50) as c:
         await sign_in(c, engine)
@@ -90,7 +90,7 @@ async def test_an_operator_sees_everyone_unmasked_and_pages_in_sql(engine) -> No
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 
 
-def test_conversions_count_only_inside_the_window(engine) -> None:  # noqa: ANN001
+def test_conversions_count_only_inside_the_window(engine) -> None:
     clock.set_now(lambda: NOW)
     try:
         ids = _world(engine, mine=80, theirs=0)

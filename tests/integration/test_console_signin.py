@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from console_helpers import OPERATOR, client, issue, post_link, sign_in
 from sqlmodel import Session, select
 
-from console_helpers import OPERATOR, client, issue, post_link, sign_in
 from storage.clock import utcnow
 from storage.console_models import ConsoleLink, ConsoleSession
 
 
-async def test_a_link_signs_in_once(engine) -> None:  # noqa: ANN001
+async def test_a_link_signs_in_once(engine) -> None:
     token = issue(engine)
     async with client(engine) as c:
         assert (await c.get("/", allow_redirects=False)).status == 401
@@ -33,7 +33,7 @@ async def test_a_link_signs_in_once(engine) -> None:  # noqa: ANN001
         assert len(session.exec(select(ConsoleSession)).all()) == 1
 
 
-async def test_an_expired_link_is_refused(engine) -> None:  # noqa: ANN001
+async def test_an_expired_link_is_refused(engine) -> None:
     token = issue(engine, now=utcnow() - timedelta(minutes=11))
     async with client(engine) as c:
         response = await post_link(c, token)
@@ -41,7 +41,7 @@ async def test_an_expired_link_is_refused(engine) -> None:  # noqa: ANN001
         assert (await c.get("/", allow_redirects=False)).status == 401
 
 
-async def test_failed_attempts_lock_the_sign_in(engine) -> None:  # noqa: ANN001
+async def test_failed_attempts_lock_the_sign_in(engine) -> None:
     async with client(engine, max_failures=3) as c:
         for _ in range(3):
             assert (await post_link(c, "guessed-token")).status == 403
@@ -53,7 +53,7 @@ async def test_failed_attempts_lock_the_sign_in(engine) -> None:  # noqa: ANN001
         assert session.exec(select(ConsoleLink)).one().used_at is None  # the good link is unspent
 
 
-async def test_sign_in_form_needs_its_pair(engine) -> None:  # noqa: ANN001
+async def test_sign_in_form_needs_its_pair(engine) -> None:
     token = issue(engine)
     async with client(engine) as c:
         refused = await c.post("/login", data={"t": token, "pre": "made-up"}, allow_redirects=False)
@@ -62,7 +62,7 @@ async def test_sign_in_form_needs_its_pair(engine) -> None:  # noqa: ANN001
         assert session.exec(select(ConsoleLink)).one().used_at is None
 
 
-async def test_forms_without_csrf_are_refused_and_change_nothing(engine) -> None:  # noqa: ANN001
+async def test_forms_without_csrf_are_refused_and_change_nothing(engine) -> None:
     async with client(engine) as c:
         csrf = await sign_in(c, engine)
         assert (await c.post("/logout", data={}, allow_redirects=False)).status == 403
@@ -71,7 +71,7 @@ async def test_forms_without_csrf_are_refused_and_change_nothing(engine) -> None
         assert csrf
 
 
-async def test_a_revoked_session_is_signed_out(engine) -> None:  # noqa: ANN001
+async def test_a_revoked_session_is_signed_out(engine) -> None:
     async with client(engine) as laptop, client(engine) as phone:
         csrf = await sign_in(laptop, engine)
         await sign_in(phone, engine)
@@ -81,14 +81,14 @@ async def test_a_revoked_session_is_signed_out(engine) -> None:  # noqa: ANN001
         assert (await phone.get("/", allow_redirects=False)).status == 401
 
 
-async def test_an_operator_removed_from_config_loses_the_console(engine) -> None:  # noqa: ANN001
+async def test_an_operator_removed_from_config_loses_the_console(engine) -> None:
     async with client(engine) as c:
         signed = await post_link(c, issue(engine, OPERATOR + 1))  # no longer (or never) an operator
         assert signed.status == 303
         assert (await c.get("/", allow_redirects=False)).status == 403
 
 
-async def test_pages_carry_the_security_headers(engine) -> None:  # noqa: ANN001
+async def test_pages_carry_the_security_headers(engine) -> None:
     async with client(engine) as c:
         await sign_in(c, engine)
         page = await c.get("/matrix")
