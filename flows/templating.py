@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -37,6 +38,11 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+        self._root_dir = root
+
+    def labels(self, locale: str | None) -> Labels:
+        """The vocabulary catalogue of ``locale`` (see ``labels``)."""
+        return labels(self.locale_for(locale), self._root_dir)
 
     def locale_for(self, locale: str | None) -> str:
         """The locale ``render`` uses for a person's ``locale`` (theirs, else the default):
@@ -50,7 +56,7 @@ class Renderer:
             template = self._env.get_template(f"{loc}/{template_id}.j2")
         except TemplateNotFound:
             template = self._env.get_template(f"{self.default_locale}/{template_id}.j2")
-        return template.render(locale=loc, **context).strip()
+        return template.render(locale=loc, labels=self.labels(loc), **context).strip()
 
     def template_ids(self) -> list[str]:
         """All message ids (layouts and partials excluded) found for the default locale."""
@@ -66,6 +72,44 @@ class Renderer:
         loader = self._env.loader
         assert isinstance(loader, FileSystemLoader)
         return Path(loader.searchpath[0])
+
+
+class Labels(dict[str, Any]):
+    """A locale's vocabulary: ``labels.maturity["beginner"]`` in templates, ``labels.word(
+    "beginner")`` in code (any section, since the words are distinct), with the key itself
+    as the fallback so a new value shows as-is rather than failing."""
+
+    def __getattr__(self, section: str) -> dict[str, str]:
+        try:
+            return self[section]
+        except KeyError:
+            raise AttributeError(section) from None
+
+    def word(self, key: str) -> str:
+        for value in self.values():
+            if isinstance(value, dict) and key in value:
+                return str(value[key])
+        value = self.get(key)
+        return str(value) if isinstance(value, str) else key
+
+    def words(self) -> dict[str, str]:
+        """Every word flat (``beginner`` → 初级), for tables that translate any value."""
+        flat = {k: str(v) for k, v in self.items() if isinstance(v, str)}
+        for value in self.values():
+            if isinstance(value, dict):
+                flat.update({k: str(v) for k, v in value.items()})
+        return flat
+
+
+@lru_cache(maxsize=8)
+def labels(locale: str = DEFAULT_LOCALE, root: Path = TEMPLATES_DIR) -> Labels:
+    """The one vocabulary catalogue per locale (``templates/<locale>/labels.yaml``): segment
+    names, product lines, funnel stages, familiarity, churn reasons."""
+    loc = locale if locale in LOCALES else DEFAULT_LOCALE
+    path = root / loc / "labels.yaml"
+    if not path.is_file():
+        path = TEMPLATES_DIR / loc / "labels.yaml"
+    return Labels(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
 @lru_cache(maxsize=4)

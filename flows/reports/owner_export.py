@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from flows.community.phones import mask
+from flows.templating import labels
 from storage.cells import safe_row
 from storage.models import Dealer, Owner, Partner, Vehicle
 from storage.segments import is_online
@@ -46,15 +47,8 @@ _HEADERS = {
         "in cell since ({tz})", "online since ({tz})",
     ),
 }
-_VALUES = {
-    "zh": {
-        "passenger": "乘用车", "commercial": "商用车",
-        "imported": "已导入", "invited": "已邀请", "online": "已上线", "verified": "已认证",
-        "novice": "新手", "skilled": "熟手", "veteran": "老手",
-        "beginner": "初级", "growing": "成长", "mature": "成熟",
-        "active": "活跃", "declining": "衰退", "churned": "流失", "dormant": "沉睡",
-        NOT_ONLINE: "未上线",
-    },
+_VALUES: dict[str, dict[str, str]] = {  # the export's own words over the one vocabulary catalogue
+    "zh": {},
     "en": {NOT_ONLINE: "not online"},
 }
 
@@ -137,7 +131,7 @@ def _rows(
     )
     if partner_id is not None:
         stmt = stmt.where(Owner.partner_id == partner_id)
-    words = _VALUES[loc]
+    words = {**labels(loc).words(), **_VALUES[loc]}
 
     def word(value: str | None) -> str:
         return "" if value is None else words.get(value, value)

@@ -14,25 +14,18 @@ import io
 from zoneinfo import ZoneInfo
 
 from flows.pictures import cjk_font
+from flows.templating import labels
 from flows.segments.matrix_report import MatrixReport
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER
 
+#: The picture's own words; the vocabulary (segments, product lines) comes from the
+#: one catalogue per locale, ``flows.templating.labels``.
 LABELS = {
     "zh": {
         "title": "车主分层矩阵",
-        "beginner": "初级",
-        "growing": "成长",
-        "mature": "成熟",
-        "active": "活跃",
-        "declining": "衰退",
-        "churned": "流失",
-        "dormant": "沉睡",
         "maturity": "成熟度",
         "activity": "活跃度",
-        "not_online": "未上线",
         "of_all": "占全部",
-        "passenger": "乘用车",
-        "commercial": "商用车",
         "all_lines": "全部车型线",
         "partner": "顾问",
         "dealer": "经销商",
@@ -45,19 +38,9 @@ LABELS = {
     },
     "en": {
         "title": "Owner segment matrix",
-        "beginner": "beginner",
-        "growing": "growing",
-        "mature": "mature",
-        "active": "active",
-        "declining": "declining",
-        "churned": "churned",
-        "dormant": "dormant",
         "maturity": "maturity",
         "activity": "activity",
-        "not_online": "not yet online",
         "of_all": "of all",
-        "passenger": "passenger",
-        "commercial": "commercial",
         "all_lines": "all product lines",
         "partner": "partner",
         "dealer": "dealer",
@@ -85,7 +68,7 @@ def render_matrix_png(report: MatrixReport, *, locale: str | None, timezone: str
     from matplotlib.font_manager import FontProperties
 
     loc = picture_locale(locale)
-    text = LABELS[loc]
+    text = {**labels(loc).words(), **LABELS[loc]}
     families = [cjk_font() or "DejaVu Sans", "DejaVu Sans"] if loc == "zh" else ["DejaVu Sans"]
     font = FontProperties(family=families)
     bold = FontProperties(family=families, weight="bold")

@@ -33,6 +33,7 @@ from sqlmodel import Session
 
 from flows.errors import InvalidInputError, NotFoundError
 from flows.community.partners import find_partner
+from flows.templating import labels
 from storage.cells import safe_row
 from storage.models import Dealer, Owner, Partner, ProductLine, SegmentRun, SegmentTransition
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER, Activity, Maturity, is_online
@@ -337,15 +338,10 @@ def _goals(
 
 _XLSX_WORDS = {
     "zh": {
-        "sheet": "分层矩阵", "corner": "活跃度 \\ 成熟度", "not_online": "未上线", "total": "合计",
-        "beginner": "初级", "growing": "成长", "mature": "成熟",
-        "active": "活跃", "declining": "衰退", "churned": "流失", "dormant": "沉睡",
+        "sheet": "分层矩阵", "corner": "活跃度 \\ 成熟度", "total": "合计",
     },
     "en": {
-        "sheet": "matrix", "corner": "activity \\ maturity", "not_online": "not yet online",
-        "total": "total",
-        **{m.value: m.value for m in MATURITY_ORDER},
-        **{a.value: a.value for a in ACTIVITY_ORDER},
+        "sheet": "matrix", "corner": "activity \\ maturity", "total": "total",
     },
 }
 
@@ -367,7 +363,8 @@ def matrix_xlsx(report: MatrixReport, *, locale: str | None) -> bytes:
     """The matrix as a small sheet: activity rows × maturity columns, then not-online and total."""
     from openpyxl import Workbook
 
-    words = _XLSX_WORDS.get(locale or "", _XLSX_WORDS["zh"])
+    loc = locale if locale in _XLSX_WORDS else "zh"
+    words = {**labels(loc).words(), **_XLSX_WORDS[loc]}  # the vocabulary from the one catalogue
     book = Workbook(write_only=True)
     sheet = book.create_sheet(words["sheet"])
     rows: list[list[Any]] = [[words["corner"], *(words[m.value] for m in MATURITY_ORDER), words["total"]]]
