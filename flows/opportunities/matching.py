@@ -5,7 +5,8 @@
   available in the window and not opted out. The spatial part is an ``IN`` over the indexed
   H3 cell column (``geo.disk``), never a scan of all capacity.
 * ``send_wave``: the best ``k`` of those not offered yet get the offer through the outbox
-  (transactional, Accept / Decline buttons ``tk:<task>:a|d``). ``waves_job`` sends the next,
+  (transactional, Accept / Decline buttons ``tk:<task>:a|d``). Earlier waves' offers stay
+  open: whoever accepts first, of any wave, wins; they lapse when the task expires. ``waves_job`` sends the next,
   wider wave when a wave timed out (or everyone answered), escalates once when the waves are
   used up (partners of nearby owners and the operators are told) and expires tasks whose
   window started unassigned.
@@ -379,12 +380,6 @@ def run_waves(session: Session, renderer: Renderer, policy: MatchPolicy, now: da
                 _escalate(session, renderer, task, policy, now)
                 counts["escalated"] += 1
             continue
-        if task.wave > 0:
-            session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task.id,
-                                                 col(TaskOffer.status) == OfferStatus.pending.value,
-                                                 TaskOffer.wave < task.wave + 1,
-                                                 TaskOffer.offered_at <= now - policy.wave_timeout)
-                         .values(status=OfferStatus.lapsed.value, answered_at=now).execution_options(synchronize_session=False))
         counts["offers"] += send_wave(session, renderer, task, policy, now)
         counts["waves"] += 1
     return counts
