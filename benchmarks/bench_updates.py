@@ -296,8 +296,14 @@ async def run_bot(mode: str, url: str, args: argparse.Namespace, tokens: list[st
             await asyncio.sleep(1.5)  # the scene's own updates (the bot joining the group) first
             base = _read_stats(stats)
             done = base["done"]
-            workloads = [(w, "burst") for w in (*PRIVATE_WORKLOADS, "circle")]
-            workloads += [(w, "flight") for w in PRIVATE_WORKLOADS]
+            chosen = args.workloads.split(",")
+            workloads = [(w, "burst") for w in (*PRIVATE_WORKLOADS, "circle") if w in chosen]
+            workloads += [(w, "flight") for w in PRIVATE_WORKLOADS if w in chosen]
+            # warm-up: one message of each kind (aiogram builds its pydantic models lazily)
+            for workload, _shape in workloads:
+                await bench.send(workload, 0, -1)
+                done += 1
+            await _wait_done(stats, done, child, args.timeout)
             for workload, shape in workloads:
                 bench.latencies.clear()
                 bench.sent_at.clear()
@@ -395,11 +401,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         measured = await run_database(label, url_for_run, args)
         result[label] = measured
         private = [v for k, v in measured["ratios"].items() if not k.startswith("circle")]
-        result[f"{label}_ratio"] = min(private)
-        if label == "sqlite":
-            result["circle_ratio"] = measured["ratios"]["circle_burst"]
-        else:
-            result["pg_circle_ratio"] = measured["ratios"]["circle_burst"]
+        result[f"{label}_ratio"] = min(private) if private else None
+        circle = measured["ratios"].get("circle_burst")
+        result["circle_ratio" if label == "sqlite" else "pg_circle_ratio"] = circle
         for item in measured["autocircle"].values():
             worst_cpu = max(worst_cpu, item["cpu_ms_per_update"])
             worst_p99 = max(worst_p99, item["reply_p99_ms"] or 0.0)
@@ -418,6 +422,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("AUTOCIRCLE_BENCH_PG_URL"),
                         help="a PostgreSQL server URL; the benchmark makes its own database there")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--workloads", default="help,owner_text,start_token,circle")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="show the bots' logs")
     parser.add_argument("--child", choices=("bare", "autocircle"), help=argparse.SUPPRESS)
@@ -426,6 +431,13 @@ def main() -> None:
     parser.add_argument("--child-stats", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        profile = os.environ.get("BENCH_UPDATES_PROFILE")  # a file for the child's cProfile stats
+        if profile and args.child == "autocircle":
+            import cProfile
+
+            cProfile.runctx("asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))",
+                            globals(), {"args": args, "asyncio": asyncio, "_child": _child}, profile)
+            return
         asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))
         return
     result = asyncio.run(run(args))

@@ -1,8 +1,10 @@
 """aiogram FSM storage backed by the database (default) so state survives restarts and is
 shared by several bot processes. With a Redis URL configured, aiogram's RedisStorage is used.
 
-Inside an update, state is written through the update's own session (see
-``bot.middlewares.CURRENT_SESSION``): it commits or rolls back with the handler's work.
+Inside an update, state is read and written through the update's own session (see
+``bot.middlewares.CURRENT_SESSION``): read once per update, kept in the session while the
+handler runs and stored right before the update's commit, so it commits or rolls back with the
+handler's work.
 """
 
 from __future__ import annotations
@@ -14,16 +16,42 @@ from typing import Any
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, StateType, StorageKey
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.middlewares import CURRENT_SESSION
+from bot.middlewares import CURRENT_SESSION, DEFERRED_KEY
 from storage import fsm
 
 
 def storage_key_string(key: StorageKey) -> str:
     parts = [key.bot_id, key.chat_id, key.user_id, key.thread_id, key.business_connection_id]
     return ":".join("" if p is None else str(p) for p in parts) + f":{key.destiny}"
+
+
+CACHE_KEY = "autocircle_fsm"  # session.info: the states this update has read or written
+PENDING_KEY = DEFERRED_KEY  # session.info: keys written, stored at commit
+
+
+@event.listens_for(Session, "before_commit")
+def _store_pending(session: Session) -> None:
+    """An update's state changes reach the table right before its commit, not when set: a
+    handler that only moves the conversation on writes nothing before its replies (on SQLite
+    it does not take the write lock across a ``sendMessage``), and a rolled-back update's
+    changes are never written at all."""
+    pending = session.info.pop(PENDING_KEY, None)
+    if not pending:
+        return
+    cache = _update_cache(session)
+    for name in sorted(pending):
+        state, data = cache[name]
+        fsm.save(session, name, state=state, data=data, current=(None, {}))
+
+
+def _update_cache(session: Session) -> dict[str, tuple[str | None, dict[str, Any]]]:
+    """The update's own view of its conversation rows: read once, then kept as written (the
+    update holds the chat's isolation lock, so no one else changes them meanwhile)."""
+    return session.info.setdefault(CACHE_KEY, {})
 
 
 class SqlStorage(BaseStorage):
@@ -35,7 +63,13 @@ class SqlStorage(BaseStorage):
     async def _write(self, key: StorageKey, **values: Any) -> None:
         session = CURRENT_SESSION.get()
         if session is not None:
-            fsm.save(session, storage_key_string(key), **values)
+            name = storage_key_string(key)
+            cache = _update_cache(session)
+            if name not in cache:
+                cache[name] = fsm.load(session, name)
+            state, data = cache[name]
+            cache[name] = (values.get("state", state), dict(values.get("data", data)))
+            session.info.setdefault(PENDING_KEY, set()).add(name)
             return
         await asyncio.to_thread(self._write_alone, storage_key_string(key), values)
 
@@ -47,7 +81,12 @@ class SqlStorage(BaseStorage):
     async def _read(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
         session = CURRENT_SESSION.get()
         if session is not None:
-            return fsm.load(session, storage_key_string(key))
+            name = storage_key_string(key)
+            cache = _update_cache(session)
+            if name not in cache:
+                cache[name] = fsm.load(session, name)
+            state, data = cache[name]
+            return state, dict(data)
         return await asyncio.to_thread(self._read_alone, storage_key_string(key))
 
     def _read_alone(self, key: str) -> tuple[str | None, dict[str, Any]]:

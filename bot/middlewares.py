@@ -1,22 +1,32 @@
-"""Outer middlewares: one database session per update, then the caller's identity.
+"""The update's unit of work: one outer middleware opens it, one request middleware guards sends.
 
-An update is one unit of work, all or nothing (issue 11, item 6):
+An update is one unit of work, all or nothing (issue 11, item 6), done in one pass (issue 17):
 
-* ``DbSessionMiddleware`` opens the update's session and commits it **once, after the handler
-  returned**; if the handler raises (before or after it replied), the session is rolled back and
-  nothing of the update's database work is stored, including its conversation (FSM) state.
-* ``FlushBeforeSend`` (a request middleware) only *flushes* before a Bot API call made during an
-  update: a write the database refuses (a unique key, a lock) fails the update before the bot
-  says anything, so a reply never announces work the database refused. It never commits.
+* ``UpdateUnitMiddleware`` takes the place of aiogram's FSM middleware: inside the chat's
+  event-isolation lock it waits for a session slot, opens the update's session, reads the
+  conversation state **through that session** (no second session, no thread) and resolves the
+  caller's identity, then runs the handler and commits **once, after it returned**; if the
+  handler raises (before or after it replied), the session is rolled back and nothing of the
+  update's database work is stored, including its conversation (FSM) state.
+* ``BeforeBotCall`` (a request middleware) runs before every Bot API call made during an
+  update. If the update has written, it *flushes*: a write the database refuses (a unique key,
+  a lock) fails the update before the bot says anything, so a reply never announces work the
+  database refused. It never commits. If the update has **not** written yet, it ends the
+  read-only transaction (its connection goes back to the pool) and gives the session slot to
+  another update for the round trip, taking it back (asynchronously) afterwards: a reader never
+  holds SQLite's writer turn or a PostgreSQL connection across a ``sendMessage``.
 * ``commit_before_reply`` is the one explicit step for a reply that someone else must be able to
   act on before the update ends (a button in another chat, another bot process): it commits the
   work so far, and what the handler does after it is a second unit of work. Without it, the next
-  update of the same chat and user waits for this one's commit anyway (the dispatcher's event
-  isolation lock spans the handler and the commit; on SQLite every update's database work runs
-  one at a time), so the usual "reply, then the person taps its button" needs nothing.
+  update of the same chat and user waits for this one's commit anyway (the isolation lock spans
+  the handler and the commit), so the usual "reply, then the person taps its button" needs
+  nothing.
 
-The price: an update's writes hold SQLite's write lock until it ends, across its replies; the
-outbox sender's and the scheduler's threads wait for it (busy timeout), never the event loop.
+Slots: database work runs synchronously on the event loop, so a write that had to wait for
+another update's open write transaction would stall the loop. On SQLite there is one slot (one
+writer at a time, and a writer keeps its turn until its commit, replies included); on PostgreSQL
+the pool's size, so a checkout never waits on the loop. The chat's isolation lock is taken
+*before* the slot: an update never holds a slot while it waits for the same chat's previous one.
 """
 
 from __future__ import annotations
@@ -24,14 +34,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.middleware import FSMContextMiddleware
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.types import TelegramObject, User
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, sessionmaker
 from sqlmodel import Session
 
 from flows.community.roles import resolve_identity
@@ -39,22 +54,78 @@ from flows.community.roles import resolve_identity
 CURRENT_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "autocircle_session", default=None
 )
+_CURRENT_UNIT: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("autocircle_unit", default=None)
+WROTE_KEY = "autocircle_wrote"  # session.info: the open transaction has written
+#: session.info: work kept in the session and written right before the update's commit (the
+#: conversation state, see ``bot.fsm_storage``); ending a read-only step leaves it pending.
+DEFERRED_KEY = "autocircle_deferred"
 
 
-class DbSessionMiddleware(BaseMiddleware):
-    """Opens one session per update; commits once after the handler, rolls back if it raises.
+@dataclass
+class _Unit:
+    """One update's session and whether it holds its slot right now."""
 
-    Services flush but never commit, so an update is one unit of work (see the module
-    docstring). At most ``max_sessions`` updates hold a session at once; the others wait here,
-    asynchronously. On SQLite that is 1 (one writer at a time: a blocked write would stall the
-    event loop while another handler holds the lock across an await). On PostgreSQL it stays
-    below the pool, because a session keeps its connection until the update ends and a checkout
-    from an empty pool waits *on the event loop*: past the pool's size the bot froze.
+    session: Session
+    slots: asyncio.Semaphore
+    holding: bool = False
+
+    async def acquire(self) -> None:
+        await self.slots.acquire()
+        self.holding = True
+
+    def release(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.slots.release()
+
+
+def track_writes(factory: sessionmaker[Session]) -> None:
+    """Mark a session's transaction as written on any flush or non-SELECT statement, and
+    clear the mark when it ends, so a send can tell a reader from a writer."""
+
+    def on_execute(state: ORMExecuteState) -> None:
+        if not state.is_select:
+            state.session.info[WROTE_KEY] = True
+
+    def on_flush(session: Session, _context: Any) -> None:
+        session.info[WROTE_KEY] = True
+
+    def on_end(session: Session) -> None:
+        session.info[WROTE_KEY] = False
+
+    event.listen(factory, "do_orm_execute", on_execute)
+    event.listen(factory, "after_flush", on_flush)
+    event.listen(factory, "after_commit", on_end)
+    event.listen(factory, "after_soft_rollback", lambda session, _tx: on_end(session))
+
+
+class UpdateUnitMiddleware(FSMContextMiddleware):
+    """Isolation lock, session slot, session, state and identity: one pass per update.
+
+    Replaces the dispatcher's own FSM middleware (``install``), whose state read ran before the
+    update's session existed (a second session, in a thread).
     """
 
-    def __init__(self, factory: sessionmaker[Session], *, max_sessions: int) -> None:
+    def __init__(
+        self,
+        storage: BaseStorage,
+        events_isolation: BaseEventIsolation,
+        factory: sessionmaker[Session],
+        *,
+        max_sessions: int,
+        operator_ids: Collection[int],
+    ) -> None:
+        super().__init__(storage=storage, events_isolation=events_isolation)
         self._factory = factory
         self._slots = asyncio.Semaphore(max_sessions)
+        self._operator_ids = frozenset(operator_ids)
+        track_writes(factory)
+
+    def install(self, dp: Dispatcher) -> None:
+        """Put this middleware where the dispatcher's FSM middleware was."""
+        chain = dp.update.outer_middleware._middlewares
+        chain[chain.index(dp.fsm)] = self
+        dp.fsm = self
 
     async def __call__(
         self,
@@ -62,53 +133,54 @@ class DbSessionMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        async with self._slots:
-            return await self._run(handler, event, data)
+        bot: Bot = data["bot"]
+        context = self.resolve_event_context(bot, data)
+        data["fsm_storage"] = self.storage
+        if context is None:
+            return await self._run(handler, event, data, None)
+        async with self.events_isolation.lock(key=context.key):
+            return await self._run(handler, event, data, context)
 
     async def _run(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
         event: TelegramObject,
         data: dict[str, Any],
+        context: FSMContext | None,
     ) -> Any:
         with self._factory() as session:
-            data["session"] = session
-            token = CURRENT_SESSION.set(session)
+            unit = _Unit(session, self._slots)
+            await unit.acquire()
+            session_token = CURRENT_SESSION.set(session)
+            unit_token = _CURRENT_UNIT.set(unit)
             try:
+                data["session"] = session
+                if context is not None:
+                    data.update({"state": context, "raw_state": await context.get_state()})
+                user: User | None = data.get("event_from_user")
+                data["identity"] = resolve_identity(session, user.id if user else None, self._operator_ids)
                 result = await handler(event, data)
+                if not unit.holding:  # cancelled while taking the slot back after a send
+                    await unit.acquire()
+                session.commit()
+                return result
             except BaseException:
                 session.rollback()
                 raise
             finally:
-                CURRENT_SESSION.reset(token)
-            session.commit()
-            return result
+                _CURRENT_UNIT.reset(unit_token)
+                CURRENT_SESSION.reset(session_token)
+                unit.release()
 
 
-class IdentityMiddleware(BaseMiddleware):
-    """Puts ``identity`` (role, partner/owner ids) into the handler data for role filters."""
-
-    def __init__(self, operator_ids: Collection[int]) -> None:
-        self._operator_ids = frozenset(operator_ids)
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        user: User | None = data.get("event_from_user")
-        session: Session = data["session"]
-        data["identity"] = resolve_identity(session, user.id if user else None, self._operator_ids)
-        return await handler(event, data)
-
-
-class FlushBeforeSend(BaseRequestMiddleware):
-    """Before the bot says anything during an update, the update's writes reach the database.
+class BeforeBotCall(BaseRequestMiddleware):
+    """Before the bot says anything during an update: a writer flushes, a reader steps aside.
 
     A flush, not a commit: a refused write (constraint, lock) raises here, so the update fails
     and rolls back before a reply could announce it; a handler that fails after replying still
-    leaves nothing behind. Calls made outside an update (the outbox sender) pass untouched.
+    leaves nothing behind. An update that has not written ends its read-only transaction and
+    lends its slot out for the round trip. Calls made outside an update (the outbox sender, the
+    error apology) pass untouched.
     """
 
     async def __call__(
@@ -117,10 +189,26 @@ class FlushBeforeSend(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[Any],
     ) -> Response[Any]:
-        session = CURRENT_SESSION.get()
-        if session is not None and (session.new or session.dirty or session.deleted):
+        unit = _CURRENT_UNIT.get()
+        if unit is None or not unit.holding:
+            return await make_request(bot, method)
+        session = unit.session
+        if session.new or session.dirty or session.deleted:
             session.flush()
-        return await make_request(bot, method)
+        if session.info.get(WROTE_KEY):
+            return await make_request(bot, method)
+        if session.in_transaction():
+            deferred = session.info.pop(DEFERRED_KEY, None)
+            try:
+                session.commit()  # read-only: nothing to store, the connection goes back
+            finally:
+                if deferred:
+                    session.info[DEFERRED_KEY] = deferred
+        unit.release()
+        try:
+            return await make_request(bot, method)
+        finally:
+            await unit.acquire()
 
 
 def commit_before_reply(session: Session | None = None) -> None:

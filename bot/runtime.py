@@ -31,7 +31,8 @@ from bot.app import App
 from bot.commands import install_default_commands
 from bot.config import TELEGRAM_API_BASE, Settings
 from bot.fsm_storage import make_event_isolation, make_fsm_storage
-from bot.middlewares import DbSessionMiddleware, FlushBeforeSend, IdentityMiddleware
+from bot.filters import run_pure_filters_inline
+from bot.middlewares import BeforeBotCall, UpdateUnitMiddleware
 from storage.db import PG_POOL_SIZE
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
@@ -108,7 +109,7 @@ def create_bot(settings: Settings) -> Bot:
         )
     except TokenValidationError:
         raise ConfigError("AUTOCIRCLE_BOT_TOKEN is not a bot token (it looks like 123456789:AAF…, from @BotFather)") from None
-    bot.session.middleware(FlushBeforeSend())
+    bot.session.middleware(BeforeBotCall())
     bot.session.middleware(RetryAfterMiddleware())
     return bot
 
@@ -125,11 +126,13 @@ def create_dispatcher(app: App) -> Dispatcher:
     )
     factory = session_factory(app.engine)
     factory.configure(info={POLICY_KEY: delivery_policy(settings)})
-    dp.update.outer_middleware(
-        DbSessionMiddleware(factory, max_sessions=1 if app.engine.dialect.name == "sqlite" else PG_POOL_SIZE)
-    )
-    dp.update.outer_middleware(IdentityMiddleware(settings.operator_ids))
+    UpdateUnitMiddleware(
+        dp.fsm.storage, dp.fsm.events_isolation, factory,
+        max_sessions=1 if app.engine.dialect.name == "sqlite" else PG_POOL_SIZE,
+        operator_ids=settings.operator_ids,
+    ).install(dp)
     dp.include_routers(*build_routers(settings))
+    run_pure_filters_inline(dp)
     return dp
 
 

@@ -27,19 +27,24 @@ def load(session: Session, key: str) -> tuple[str | None, dict[str, Any]]:
 _UNSET: Any = object()
 
 
-def save(session: Session, key: str, *, state: Any = _UNSET, data: Any = _UNSET) -> None:
-    """Insert or update one key (flushed, not committed); an empty key is removed.
+def save(
+    session: Session, key: str, *, state: Any = _UNSET, data: Any = _UNSET,
+    current: tuple[str | None, dict[str, Any]] | None = None,
+) -> tuple[str | None, dict[str, Any]]:
+    """Insert or update one key (flushed, not committed); an empty key is removed. Returns
+    the stored (state, data). ``current`` is the row as the caller already knows it (saves
+    reading it again).
 
     One upsert statement, no savepoint: on SQLite a savepoint that reads before it writes
     holds a snapshot that a concurrent commit makes stale, and the write then fails at once
     with "database is locked" instead of waiting its turn.
     """
-    current_state, current_data = load(session, key)
+    current_state, current_data = current if current is not None else load(session, key)
     new_state = current_state if state is _UNSET else state
     new_data = current_data if data is _UNSET else dict(data)
     if new_state is None and not new_data:
         session.execute(delete(FsmRecord).where(FsmRecord.key == key))
-        return
+        return None, {}
     table = FsmRecord.__table__
     values = {"key": key, "state": new_state, "data": new_data, "updated_at": utcnow()}
     dialect = session.get_bind().dialect.name
@@ -54,3 +59,4 @@ def save(session: Session, key: str, *, state: Any = _UNSET, data: Any = _UNSET)
               "updated_at": statement.excluded.updated_at},
     )
     session.execute(statement)
+    return new_state, dict(new_data)
