@@ -14,6 +14,7 @@ week (+0.5); an offer the owner already holds unredeemed sinks (-5).
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,9 +232,13 @@ def score(offer: Offer, merchant_city: str, p: OwnerProfile, now: datetime) -> f
     return value
 
 
-def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None):  # noqa: ANN202
+_RANK_COLUMNS = (Offer.id, Offer.merchant_id, Offer.category, Offer.stock_total, Offer.stock_claimed,
+                 Offer.per_owner_limit, Offer.targeting, Offer.valid_until, Merchant.city)
+
+
+def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, columns=_RANK_COLUMNS):  # noqa: ANN001, ANN202
     query = (
-        select(Offer, Merchant.city).join(Merchant, Merchant.id == Offer.merchant_id)
+        select(*columns).join(Merchant, Merchant.id == Offer.merchant_id)
         .where(
             Offer.status == "live", Merchant.active.is_(True),
             or_(Offer.valid_from.is_(None), Offer.valid_from <= now),
@@ -250,21 +255,23 @@ def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None):  
 
 def floor_offers(session: Session, p: OwnerProfile, now: datetime) -> list[int]:
     """The plain SQL filter for the owner (the benchmark's floor): ids, unranked."""
-    return [row[0].id for row in session.execute(_floor_query(p, now))]
+    return list(session.execute(_floor_query(p, now, columns=(Offer.id,))).scalars())
 
 
 def rank_offers(session: Session, p: OwnerProfile, now: datetime, *, limit: int = 5,
                 category: str | None = None) -> list[OfferView]:
     """The offers the owner may claim, most relevant first."""
-    scored: list[tuple[float, int, Offer]] = []
-    for offer, city in session.execute(_floor_query(p, now, category)):
-        value = score(offer, city or "", p, now)
+    scored: list[tuple[float, int]] = []
+    for row in session.execute(_floor_query(p, now, category)):
+        value = score(row, row.city or "", p, now)  # type: ignore[arg-type]  # a row has the offer's fields
         if value is not None:
-            scored.append((value, offer.id or 0, offer))
-    scored.sort(key=lambda t: (-t[0], -t[1]))
-    top = scored[:limit]
-    merchants = _merchants(session, {o.merchant_id for _, _, o in top})
-    return [view(o, merchants[o.merchant_id], s) for s, _, o in top]
+            scored.append((value, row.id))
+    top = heapq.nsmallest(limit, scored, key=lambda t: (-t[0], -t[1]))
+    if not top:
+        return []
+    loaded = {o.id: o for o in session.execute(select(Offer).where(Offer.id.in_([i for _, i in top]))).scalars()}
+    merchants = _merchants(session, {o.merchant_id for o in loaded.values()})
+    return [view(loaded[i], merchants[loaded[i].merchant_id], s) for s, i in top]
 
 
 def _merchants(session: Session, ids: set[int]) -> dict[int, Merchant]:
