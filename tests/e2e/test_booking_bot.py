@@ -18,7 +18,7 @@ from storage.booking_models import Booking
 from storage.clock import utcnow
 from storage.events import EventKind
 from storage.models import Event, Owner
-from tests.conftest import BotHarness
+from tests.support.harness import BotHarness
 
 pytestmark = pytest.mark.e2e
 

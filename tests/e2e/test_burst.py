@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import BotHarness
+from tests.support.harness import BotHarness
 
 BURST = 300
 

@@ -97,7 +97,7 @@ async def test_blocking_the_bot_mid_onboarding_is_recorded_and_partner_told(harn
 
 
 async def test_join_requests_approve_verified_owners_only(sandbox, sqlite_url) -> None:
-    from conftest import BotHarness
+    from tests.support.harness import BotHarness
 
     harness = BotHarness(sandbox, sqlite_url, circles={"join_requests": True})
     await harness.start()

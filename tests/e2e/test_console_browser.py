@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
-from conftest import OPERATOR_ID
+from tests.support.harness import OPERATOR_ID
 
 from flows.community.funnel import funnel_report
 from flows.console.init_data import make_init_data
@@ -156,7 +156,7 @@ async def test_the_webhook_server_serves_the_console_beside_the_webhook(sandbox,
     from bot.app import build_app
     from bot.cli.run_cmd import _start_webhook
     from bot.runtime import build_runtime
-    from conftest import BotHarness
+    from tests.support.harness import BotHarness
 
     harness = BotHarness(sandbox, sqlite_url, webhook_secret="s3cret-token")
     harness.app = build_app(harness.settings())

@@ -49,7 +49,7 @@ def transport() -> str:
 @pytest.fixture
 async def bot(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock, transport: str) -> AsyncIterator:  # noqa: ANN001
     """The harness bot with fast retries."""
-    from conftest import BotHarness
+    from tests.support.harness import BotHarness
 
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__BACKOFF_BASE_S", "0.05")
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__TRANSPORT", transport)

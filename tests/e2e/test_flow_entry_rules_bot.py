@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from conftest import Flows
+from tests.support.flows import Flows
 from storage.flow_models import FlowRun, FlowRunLog
 from storage.models import Event, OutboxMessage, Owner
 

@@ -15,7 +15,7 @@ from datetime import UTC, timedelta
 import pytest
 from sqlmodel import select
 
-from conftest import Flows
+from tests.support.flows import Flows
 from flows.growth import campaigns
 from flows.growth import winback
 from storage.events import EventKind

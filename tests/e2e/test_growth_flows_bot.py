@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from conftest import Flows
+from tests.support.flows import Flows
 from flows.engine.flow_rules import TAGS_KEY
 from storage.events import EventKind
 from storage.flow_models import FlowRun

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from conftest import Flows
+from tests.support.flows import Flows
 from flows.growth import winback
 from storage.events import EventKind
 from storage.flow_models import FlowRun

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from conftest import OPERATOR_ID
+from tests.support.harness import OPERATOR_ID
 from flows.delivery.outbox import Push, enqueue
 from storage.clock import utcnow
 from storage.db import make_engine, session_scope

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from conftest import Flows
+from tests.support.flows import Flows
 from storage.events import EventKind
 from storage.gift_models import GiftGrant, Referral
 from storage.models import Event

@@ -7,7 +7,7 @@ import io
 import pytest
 from openpyxl import load_workbook
 
-from conftest import OPERATOR_ID
+from tests.support.harness import OPERATOR_ID
 
 pytestmark = pytest.mark.e2e
 A_TG, B_TG = 5001, 5002

@@ -14,7 +14,7 @@ import sys
 import aiohttp
 import pytest
 
-from conftest import BotHarness
+from tests.support.harness import BotHarness
 
 pytestmark = pytest.mark.e2e
 USER = 6001

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from conftest import Flows
+from tests.support.flows import Flows
 from flows.growth import campaigns
 from storage.booking_models import Booking
 from storage.clock import utcnow

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from storage.clock import utcnow
 from storage.models import InviteToken, OutboxMessage, Owner
 from storage.security_models import AuditEntry, VerificationFailure
-from tests.conftest import OPERATOR_ID
+from tests.support.harness import OPERATOR_ID
 
 pytestmark = pytest.mark.e2e
 

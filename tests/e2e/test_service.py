@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from storage.models import OutboxMessage, Owner, Vehicle
 from storage.service_models import OdometerReading, ServiceRecord
-from tests.conftest import BotHarness
+from tests.support.harness import BotHarness
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from bot.middlewares import commit_before_reply
 from storage.models import Dealer, FsmRecord
-from tests.conftest import BotHarness
+from tests.support.harness import BotHarness
 
 pytestmark = pytest.mark.e2e
 USER = 6101

@@ -1,0 +1,1 @@
+"""Helpers the tests share: the bot harness on the sandbox and the flows handle."""
