@@ -42,6 +42,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +55,9 @@ from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.delivery.outbox import Suppressions, Verdict, screen
 from storage import outbox
 from storage.outbox import ClaimedMessage, Outcome
+
+if TYPE_CHECKING:
+    from bot.scale.shared_limits import SharedLimits
 
 log = logging.getLogger(__name__)
 CHAT_BUSY = "chat_busy"  # back to the table: the chat's own rate limit leaves no slot soon
@@ -141,8 +145,10 @@ class OutboxSender:
         suppressions: Suppressions | None = None,
         clock: app_clock.Clock | None = None,
         transport: Transport | None = None,
+        shared: SharedLimits | None = None,
     ) -> None:
         self.bot = bot
+        self.shared = shared  # several senders: the rate, the chat's turn and 429s in Redis
         self.engine = engine
         self.config = config or SenderConfig()
         self.transport = transport or make_transport(
@@ -350,9 +356,13 @@ class OutboxSender:
                 self._held -= 1
                 self._room.set()
                 continue
-            wait = self._overall.reserve(mono) - mono
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if self.shared is not None:
+                if not await self._shared_turn(slot):
+                    continue
+            else:
+                wait = self._overall.reserve(mono) - mono
+                if wait > 0:
+                    await asyncio.sleep(wait)
             await self._window.acquire()
             await self._http.acquire()
             task = asyncio.create_task(self._send(slot.row))
@@ -362,6 +372,25 @@ class OutboxSender:
             await asyncio.wait(set(self._inflight), timeout=30)
         self._dispatcher_done = True
         self._outcome_added.set()
+
+    async def _shared_turn(self, slot: _Slot) -> bool:
+        """Several senders: a token from the shared bucket and the chat's turn (Redis). A chat
+        another sender is busy with goes back on the schedule a little later."""
+        assert self.shared is not None
+        try:
+            grant = await self.shared.acquire(slot.row.chat_id)
+        except Exception:  # noqa: BLE001 - Redis down: wait rather than exceed the rate
+            log.exception("shared send limits unavailable; retrying")
+            heapq.heappush(self._heap, slot)
+            await asyncio.sleep(1.0)
+            return False
+        if grant is None:
+            slot.ready_at = self._mono() + 0.2
+            heapq.heappush(self._heap, slot)
+            return False
+        if grant.wait_s > 0:
+            await asyncio.sleep(grant.wait_s)
+        return True
 
     def _drain_heap(self) -> list[ClaimedMessage]:
         rows = [slot.row for slot in self._heap]
@@ -384,7 +413,18 @@ class OutboxSender:
             outcome = self._retry(row, self._now(), f"error: {type(exc).__name__}")
         finally:
             self._http.release()
+        if self.shared is not None:
+            await self._share_outcome(row, outcome)
         self._add_outcome(outcome, holds_window=True)
+
+    async def _share_outcome(self, row: ClaimedMessage, outcome: Outcome) -> None:
+        assert self.shared is not None
+        try:
+            if outcome.reason == "rate_limited":
+                await self.shared.pause(max(self._paused_until - self._mono(), 1.0))
+            await self.shared.release(row.chat_id)
+        except Exception:  # noqa: BLE001 - the chat's key expires by its lease
+            log.warning("could not release chat %s in the shared limits", row.chat_id)
 
     def _outcome(self, row: ClaimedMessage, result: SendResult) -> Outcome:
         now = self._now()
