@@ -67,6 +67,7 @@ class Offer(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     merchant_id: int = Field(foreign_key="merchant.id", index=True)
+    key: str | None = Field(default=None, sa_column=Column(String(48), unique=True, nullable=True))  # flows name it
     title: str = Field(sa_column=Column(String(120), nullable=False))
     body: str = Field(default="", sa_column=Column(Text, nullable=False))
     category: str = Field(default="", sa_column=Column(String(32), nullable=False))
@@ -91,6 +92,20 @@ class Offer(SQLModel, table=True):
     status: str = Field(default="draft", sa_column=Column(String(16), nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OfferShown(SQLModel, table=True):
+    """The first time an owner was shown an offer (``/offers`` or a flow's offer step): the
+    funnel's first stage, one row per offer and owner (unique), so showing again adds nothing."""
+
+    __tablename__ = "offer_shown"
+    __table_args__ = (UniqueConstraint("offer_id", "owner_id", name="uq_offer_shown"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    offer_id: int = Field(foreign_key="offer.id")
+    owner_id: int = Field(foreign_key="owner.id")
+    first_at: datetime = Field(default_factory=utcnow)
+    via: str = Field(default="offers", sa_column=Column(String(16), nullable=False))  # offers | flow
 
 
 class Coupon(SQLModel, table=True):

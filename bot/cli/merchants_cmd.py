@@ -139,6 +139,7 @@ def offers_add(
     commission_fixed: str | None = typer.Option(None, "--commission-fixed", help="Partner commission, yuan."),
     commission_percent: float | None = typer.Option(None, "--commission-percent", help="Percent of the declared order value."),
     status: str = typer.Option("draft", "--status", help="draft | live"),
+    key: str | None = typer.Option(None, "--key", help="A name flow files use (grant_coupon: {offer: KEY})."),
 ) -> None:
     """Add an offer of a merchant, with its targeting and the partner's commission."""
     with open_app() as ac:
@@ -156,7 +157,7 @@ def offers_add(
                     valid_until=_day(valid_until, tz, end=True), valid_days=valid_days, stock_total=stock,
                     per_owner_limit=per_owner, points_price=points_price, targeting=targeting,
                     commission_kind=kind, commission_fen=parse_yuan(commission_fixed) if commission_fixed else None,
-                    commission_percent=commission_percent, status=status)
+                    commission_percent=commission_percent, status=status, key=key)
                 line = f"added offer {offer.id} ({offer.title}) for {merchant}, {offer.status}"
         except AutoCircleError as exc:
             raise fail(str(exc)) from None

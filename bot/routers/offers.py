@@ -19,7 +19,7 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.routers.guard import refuse
 from flows.community.roles import Identity
-from flows.merchants import coupons, offers
+from flows.merchants import coupons, offers, shown
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -57,6 +57,7 @@ async def on_offers(message: Message, session: Session, renderer: Renderer, iden
     owner_id = identity.owner_id or 0
     profile = offers.owner_profile(session, owner_id, now)
     ranked = offers.rank_offers(session, profile, now, limit=settings.merchants.offers_shown)
+    shown.record_shown(session, owner_id, [o.id for o in ranked], now)
     buttons = [[InlineKeyboardButton(
         text=f"{renderer.render('offers/claim_button', identity.locale, n=i, no_signature=True)} · {o.title[:30]}",
         callback_data=ClaimOffer(owner_id=owner_id, offer_id=o.id).pack())] for i, o in enumerate(ranked, 1)]

@@ -14,3 +14,7 @@ Public functions:
 * ``redemption``: ``redeem``, ``undo``, ``needs_order_value``
 * ``commission``: ``settle_due``, ``settlement``, ``earnings``, ``settle_job``
 """
+
+from flows.merchants import flow_hooks as _flow_hooks
+
+_flow_hooks.install()

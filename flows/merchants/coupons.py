@@ -31,6 +31,7 @@ from storage.merchant_models import Coupon, Merchant, Offer
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 10
 LINK_PREFIX = "cp_"
+REMINDER_TOPIC = "coupon_reminder"  # a flow's reminder about one coupon (subject ``coupon:<id>``)
 
 
 class ClaimError(AutoCircleError):

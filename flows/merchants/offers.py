@@ -15,6 +15,7 @@ week (+0.5); an offer the owner already holds unredeemed sinks (-5).
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ VALUE_KINDS = ("amount_off", "percent_off", "fixed_price", "free_item")
 COMMISSION_KINDS = ("none", "fixed", "percent")
 STATUSES = ("draft", "live", "paused", "ended")
 TRANSITIONS = {"draft": {"live", "ended"}, "live": {"paused", "ended"}, "paused": {"live", "ended"}, "ended": set()}
+# the categories flows may name (``offer: {category: …}``); operators may use others in offers
+AFTER_SALES_CATEGORIES = frozenset({"maintenance", "tyres", "repair", "parts", "battery", "detailing", "insurance", "ac"})
+CAR_LIFE_CATEGORIES = frozenset({"car_wash", "charging", "parking", "dining", "fuel", "rescue"})
+CATEGORIES = AFTER_SALES_CATEGORIES | CAR_LIFE_CATEGORIES
 TARGET_LISTS = ("product_lines", "cells", "models", "cities", "dealers", "levels", "tags")
 TARGET_RANGES = ("car_age_months", "mileage_km")
 AFTER_SALES_DUE = frozenset({"maintenance", "tyres", "tires", "repair", "parts", "battery", "保养", "轮胎", "维修"})
@@ -310,10 +315,14 @@ def create_offer(
     valid_days: int | None = None, stock_total: int | None = None, per_owner_limit: int = 1,
     points_price: int | None = None, targeting: Mapping[str, Any] | None = None,
     commission_kind: str = "none", commission_fen: int | None = None, commission_percent: float | None = None,
-    status: str = "draft", now: datetime | None = None,
+    status: str = "draft", now: datetime | None = None, key: str | None = None,
 ) -> Offer:
-    """Validate everything an operator gives and add the offer (draft unless told)."""
+    """Validate everything an operator gives and add the offer (draft unless told). ``key``
+    names the offer for flow files (``grant_coupon: {offer: first_wash}``); unique."""
     merchant = find_merchant(session, merchant_code)
+    key = clean_key(key) if key else None
+    if key and session.execute(select(Offer.id).where(Offer.key == key)).first() is not None:
+        raise InvalidInputError(f"an offer with key {key!r} exists already")
     title = " ".join((title or "").split())
     if not title or len(title) > 120:
         raise InvalidInputError("title is empty or longer than 120 characters")
@@ -351,7 +360,7 @@ def create_offer(
     lines = target.get("product_lines") or []
     cities = target.get("cities") or []
     offer = Offer(
-        merchant_id=merchant.id or 0, title=title, body=(body or "").strip(), category=(category or "").strip().lower(),
+        merchant_id=merchant.id or 0, key=key, title=title, body=(body or "").strip(), category=(category or "").strip().lower(),
         value_kind=value_kind, amount_fen=amount_fen, percent=percent, cap_fen=cap_fen, item=item.strip(),
         valid_from=valid_from, valid_until=valid_until, valid_days=valid_days, stock_total=stock_total,
         per_owner_limit=per_owner_limit, points_price=points_price, targeting=target,
@@ -363,6 +372,21 @@ def create_offer(
     session.add(offer)
     session.flush()
     return offer
+
+
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,47}$")
+
+
+def clean_key(key: str) -> str:
+    """An offer key is lower-case letters, digits, ``_`` and ``-`` (at most 48)."""
+    key = (key or "").strip().lower()
+    if not KEY_PATTERN.match(key):
+        raise InvalidInputError(f"offer key {key!r}: use lower-case letters, digits, _ and - (at most 48)")
+    return key
+
+
+def offer_by_key(session: Session, key: str) -> Offer | None:
+    return session.execute(select(Offer).where(Offer.key == (key or "").strip().lower())).scalars().first()
 
 
 def set_status(session: Session, offer_id: int, status: str, now: datetime | None = None) -> Offer:

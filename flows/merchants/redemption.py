@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from flows.delivery.outbox import Push, enqueue
+from flows.delivery.outbox import Push, cancel_topic, enqueue
 from flows.errors import AutoCircleError
 from flows.membership import points
+from flows.merchants.coupons import REMINDER_TOPIC
 from flows.merchants.money import yuan
 from storage.audit import record_audit
 from storage.clock import utcnow
@@ -127,6 +128,7 @@ def redeem(session: Session, merchant_id: int, code: str, now: datetime | None =
     session.flush()
     points.award(session, owner.id or 0, policy.points.amount("redemption"), "redemption",
                  f"redemption:{red.id}", now, note=offer.title[:200])
+    cancel_topic(session, REMINDER_TOPIC, f"coupon:{coupon.id}", "coupon_redeemed", now)  # its reminders stop
     if renderer is not None:
         _notify(session, renderer, red, offer, owner, amount, policy, now)
     return _result(session, red, retried=False)

@@ -56,6 +56,7 @@ def upgrade() -> None:
     op.create_table('offer',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=48), nullable=True),
     sa.Column('title', sa.String(length=120), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('category', sa.String(length=32), nullable=False),
@@ -82,9 +83,21 @@ def upgrade() -> None:
     sa.Column('updated_at', _TS(), nullable=False),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchant.id'], ),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key'),
     )
     op.create_index('ix_offer_merchant_id', 'offer', ['merchant_id'], unique=False)
     op.create_index('ix_offer_status_line', 'offer', ['status', 'product_line'], unique=False)
+    op.create_table('offer_shown',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('offer_id', sa.Integer(), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=False),
+    sa.Column('first_at', _TS(), nullable=False),
+    sa.Column('via', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['offer_id'], ['offer.id'], ),
+    sa.ForeignKeyConstraint(['owner_id'], ['owner.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('offer_id', 'owner_id', name='uq_offer_shown'),
+    )
     op.create_table('coupon',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('offer_id', sa.Integer(), nullable=False),
@@ -189,6 +202,7 @@ def downgrade() -> None:
     op.drop_index('ix_coupon_owner_status', table_name='coupon')
     op.drop_index('ix_coupon_offer_id', table_name='coupon')
     op.drop_table('coupon')
+    op.drop_table('offer_shown')
     op.drop_index('ix_offer_status_line', table_name='offer')
     op.drop_index('ix_offer_merchant_id', table_name='offer')
     op.drop_table('offer')
