@@ -234,4 +234,5 @@ def build_runtime(app: App) -> BotRuntime:
     library = load_library(app.settings.flow_library_dir())
     register_jobs(scheduler, app.settings, library)
     dp["flow_library"] = library
+    dp["scheduler"] = scheduler  # handlers book one-off jobs (a campaign sent now) instead of working
     return BotRuntime(app=app, bot=bot, dp=dp, sender=sender, scheduler=scheduler)

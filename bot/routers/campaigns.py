@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.filters import IsPartner
 from bot.middlewares import commit_before_reply
 from bot.routers.guard import refuse
+from bot.scheduler import Scheduler
 from flows.growth import campaigns
 from flows.growth import winback
 from flows.errors import AutoCircleError, NotFoundError
@@ -293,7 +294,8 @@ async def on_time(message: Message, state: FSMContext, renderer: Renderer, ident
                          reply_markup=steps_keyboard(renderer.locale_for(identity.locale), Step.confirm, Step.drop))
 
 
-async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings,
+                     scheduler: Scheduler | None = None) -> None:
     data = await state.get_data()
     await state.clear()
     try:
@@ -301,13 +303,25 @@ async def on_confirm(callback: CallbackQuery, state: FSMContext, session: Sessio
     except AutoCircleError as error:
         await callback.message.answer(renderer.render("campaigns/problem", renderer.locale_for(identity.locale), reason=str(error), no_signature=True))
     else:
-        if isinstance(outcome, campaigns.SendResult):
-            text = renderer.render("campaigns/queued", renderer.locale_for(identity.locale), r=outcome)
+        if isinstance(outcome, campaigns.Queued):  # planned by the job, never in this handler
+            _book_send(session, scheduler, outcome, renderer.locale_for(identity.locale))
+            text = renderer.render("campaigns/sending", renderer.locale_for(identity.locale), q=outcome)
         else:
             text = renderer.render("campaigns/scheduled", renderer.locale_for(identity.locale), campaign_id=outcome.id,
                                    at=campaigns.local_time(outcome.send_at, settings.timezone))
         await callback.message.answer(text)
     await callback.answer()
+
+
+def _book_send(session: Session, scheduler: Scheduler | None, queued: campaigns.Queued, locale: str) -> None:
+    """Commit the campaign's "send now" and book the one-off job that plans it. Without a
+    scheduler, the every-minute ``send_due`` sends it instead."""
+    if scheduler is None:
+        campaigns.queue_now(session, None, queued.campaign_id, utcnow(), fallback_due=True)
+        return
+    commit_before_reply(session)  # the job runs in another thread and must see the campaign
+    scheduler.schedule_once(campaigns.job_id(queued.campaign_id), campaigns.SEND_TASK, utcnow(),
+                            campaign_id=queued.campaign_id, locale=locale)
 
 
 async def on_drop(callback: CallbackQuery, state: FSMContext, session: Session, renderer: Renderer, identity: Identity) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -45,6 +46,8 @@ from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner
 
 log = logging.getLogger(__name__)
 
+OUTBOX = OutboxMessage.__table__
+TOPIC = OutboxTopic.__table__
 PRIORITY = {MessageClass.reply: 0, MessageClass.transactional: 10, MessageClass.marketing: 50}
 POLICY_KEY = "delivery_policy"
 
@@ -117,7 +120,7 @@ def enqueue_many(
         now - policy.cap_window,
         include_planned=True,
     )
-    rows: list[tuple[OutboxMessage, Push]] = []
+    rows: list[tuple[dict[str, Any], Push]] = []
     for push in fresh:
         start = max(now, push.not_before) if push.not_before else now
         # enqueue only plans: opted-out/unreachable may change before sending; `screen` decides
@@ -139,67 +142,65 @@ def _cls(push: Push) -> MessageClass:
     return MessageClass(push.message_class)  # callers may pass the enum or its value
 
 
-def _row(push: Push, decision: Plan, now: datetime) -> OutboxMessage:
+def _row(push: Push, decision: Plan, now: datetime) -> dict[str, Any]:
+    """The outbox row for one planned push, as column values (inserted with Core, in bulk)."""
     skipped = not decision.send
-    return OutboxMessage(
-        dedupe_key=push.dedupe_key,
-        chat_id=push.chat_id,
-        owner_id=push.owner_id,
-        partner_id=push.partner_id,
-        message_class=_cls(push).value,
-        priority=push.priority if push.priority is not None else PRIORITY[_cls(push)],
-        text=push.text,
-        parse_mode=push.parse_mode,
-        buttons=push.buttons,
-        not_before=(decision.at if decision.send else None) or now,
-        expires_at=push.expires_at,
-        status=OutboxStatus.skipped.value if skipped else OutboxStatus.pending.value,
-        reason=decision.reason,
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "dedupe_key": push.dedupe_key,
+        "chat_id": push.chat_id,
+        "owner_id": push.owner_id,
+        "partner_id": push.partner_id,
+        "message_class": _cls(push).value,
+        "priority": push.priority if push.priority is not None else PRIORITY[_cls(push)],
+        "text": push.text,
+        "parse_mode": push.parse_mode,
+        "buttons": push.buttons,
+        "not_before": (decision.at if decision.send else None) or now,
+        "expires_at": push.expires_at,
+        "attempts": 0,
+        "status": OutboxStatus.skipped.value if skipped else OutboxStatus.pending.value,
+        "reason": decision.reason,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _insert(session: Session, rows: list[tuple[OutboxMessage, Push]]) -> int:
-    """All rows in one savepoint; if another process planned some key meanwhile, fall back to
-    one savepoint per row so that the others still go in."""
+INSERT_CHUNK = 1_000  # rows per INSERT statement: bounded memory and statement size
+
+
+def _insert(session: Session, rows: list[tuple[dict[str, Any], Push]]) -> int:
+    """All rows in one savepoint, with bulk Core INSERTs (``INSERT_CHUNK`` rows each) and the
+    topics likewise; if another process planned some key meanwhile, fall back to one
+    savepoint per row so that the others still go in."""
     try:
         with session.begin_nested():
-            for row, _ in rows:
-                session.add(row)
-            session.flush()
-            _add_topics(session, rows)
+            for start in range(0, len(rows), INSERT_CHUNK):
+                _insert_chunk(session, rows[start : start + INSERT_CHUNK])
         return len(rows)
     except IntegrityError:
         pass
     created = 0
-    for row, push in rows:
-        fresh = _row_copy(row)
+    for row in rows:
         try:
             with session.begin_nested():
-                session.add(fresh)
-                session.flush()
-                _add_topics(session, [(fresh, push)])
+                _insert_chunk(session, [row])
             created += 1
         except IntegrityError:
             continue  # planned by someone else first
     return created
 
 
-def _row_copy(row: OutboxMessage) -> OutboxMessage:
-    data = row.model_dump(exclude={"id"})
-    return OutboxMessage(**data)
-
-
-def _add_topics(session: Session, rows: Iterable[tuple[OutboxMessage, Push]]) -> None:
+def _insert_chunk(session: Session, rows: Sequence[tuple[dict[str, Any], Push]]) -> None:
+    ids = dict(session.execute(
+        insert(OUTBOX).returning(OUTBOX.c.dedupe_key, OUTBOX.c.id), [values for values, _ in rows]
+    ).all())
     topics = [
-        OutboxTopic(outbox_id=row.id, topic=push.topic, subject=push.subject)
-        for row, push in rows
-        if push.topic and row.id is not None
+        {"outbox_id": ids[values["dedupe_key"]], "topic": push.topic, "subject": push.subject}
+        for values, push in rows
+        if push.topic
     ]
     if topics:
-        session.add_all(topics)
-        session.flush()
+        session.execute(insert(TOPIC), topics)
 
 
 def _staff(session: Session, chat_ids: Iterable[int], policy: DeliveryPolicy) -> set[int]:

@@ -19,12 +19,13 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, update
+from markupsafe import escape
+from sqlalchemy import and_, func, insert, or_, update
 from sqlmodel import Session, select
 
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.engine.flow_spec import ACTIVITIES, MATURITIES
-from flows.delivery.outbox import Push, cancel_topic, enqueue_many, job_scope
+from flows.delivery.outbox import Push, cancel_topic, enqueue, enqueue_many, job_scope
 from flows.growth.uplift import Comparison
 from flows.templating import Renderer
 from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
@@ -215,16 +216,49 @@ def schedule(session: Session, partner_id: int, campaign_id: int, send_at: datet
     return campaign
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A campaign confirmed to go now: the job (``SEND_TASK``) plans it off the handler."""
+
+    campaign_id: int
+    audience: int  # reachable owners in the cells (one COUNT), the holdout among them
+    holdout_percent: int
+
+
 def confirm(session: Session, renderer: Renderer, partner_id: int, campaign_id: int,
-            send_at: str | datetime | None, now: datetime) -> SendResult | Campaign:
-    """The partner's final yes: send now (``send_at`` None) or schedule for ``send_at``."""
+            send_at: str | datetime | None, now: datetime) -> Queued | Campaign:
+    """The partner's final yes: send now (``send_at`` None or past) or schedule for
+    ``send_at``. "Now" never plans in the caller: the campaign becomes ``scheduled`` with no
+    send time (``queue_now``) and the caller books ``SEND_TASK`` for it."""
     if send_at is None:
-        get(session, partner_id, campaign_id)
-        return send(session, renderer, campaign_id, now, partner_id=partner_id)
+        return queue_now(session, partner_id, campaign_id, now)
     at = datetime.fromisoformat(send_at) if isinstance(send_at, str) else send_at
     if at <= now:
-        return send(session, renderer, campaign_id, now, partner_id=partner_id)
+        return queue_now(session, partner_id, campaign_id, now)
     return schedule(session, partner_id, campaign_id, at, now)
+
+
+def queue_now(session: Session, partner_id: int | None, campaign_id: int, now: datetime, *,
+              fallback_due: bool = False) -> Queued:
+    """Mark a draft to be sent by the job at once (cheap: one UPDATE and one COUNT).
+    ``fallback_due``: also give it a send time of ``now``, so that the every-minute
+    ``send_due`` picks it up when no job can be booked."""
+    campaign = get(session, partner_id, campaign_id)
+    if campaign.status not in PENDING_STATUSES:
+        raise CampaignError(f"campaign #{campaign_id} is {campaign.status}")
+    campaign.status = CampaignStatus.scheduled
+    campaign.send_at = now if fallback_due else None
+    campaign.updated_at = now
+    session.flush()
+    count = session.execute(select(func.count()).select_from(Owner).where(
+        *_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))).scalar_one()
+    return Queued(campaign_id, int(count), campaign.holdout_percent)
+
+
+def _in_cells(cells: list[str]) -> Any:
+    """SQL: the owner's matrix cell is one of ``cells`` (``maturity/activity``)."""
+    pairs = [cell.split("/", 1) for cell in cells]
+    return or_(*(and_(Owner.maturity == m, Owner.activity == a) for m, a in pairs))
 
 
 def local_time(at: datetime | None, timezone: str) -> str:
@@ -246,7 +280,13 @@ class SendResult:
 def send(session: Session, renderer: Renderer, campaign_id: int, now: datetime,
          partner_id: int | None = None) -> SendResult:
     """Pick the members and enqueue the pushes. Safe to run twice (members are unique per
-    owner and pushes by dedupe key); a cancelled or finished campaign sends nothing."""
+    owner and pushes by dedupe key); a cancelled or finished campaign sends nothing.
+
+    Set-based: the audience is read as plain rows (no ORM objects), members and pushes are
+    inserted with bulk Core statements (``enqueue_many``), and the text is rendered once per
+    locale when the template does not name the owner. Heavy for a big audience, so the bot
+    runs it as a job (``SEND_TASK``), never inside a handler.
+    """
     campaign = get(session, partner_id, campaign_id)
     claimed = session.execute(  # a guarded UPDATE: a second scheduler finds nothing to claim
         update(Campaign).where(
@@ -257,36 +297,86 @@ def send(session: Session, renderer: Renderer, campaign_id: int, now: datetime,
     session.refresh(campaign)
     if claimed != 1:
         return SendResult(campaign_id, campaign.status)
-    owners = audience(session, campaign)
-    known = {m.owner_id: m for m in session.exec(
-        select(CampaignMember).where(CampaignMember.campaign_id == campaign_id)).all()}
+    known = set(session.execute(
+        select(CampaignMember.owner_id).where(CampaignMember.campaign_id == campaign_id)).scalars())
+    text_for = _texts(renderer, campaign)
+    members: list[dict[str, Any]] = []
     pushes: list[Push] = []
     treated = held = 0
-    for owner in owners:
-        oid = owner.id or 0
+    for oid, chat_id, locale, name in _audience_rows(session, campaign):
         holdout = is_holdout(oid, campaign.partner_id, campaign.holdout_percent)
         key = None if holdout else f"campaign:{campaign_id}:{oid}"
         if oid not in known:
-            session.add(CampaignMember(campaign_id=campaign_id, owner_id=oid, holdout=holdout,
-                                       dedupe_key=key))
+            members.append({"campaign_id": campaign_id, "owner_id": oid, "holdout": holdout,
+                            "dedupe_key": key, "extra": {}})
         if holdout:
             held += 1
             continue
         treated += 1
         pushes.append(Push(
-            dedupe_key=key or "", chat_id=owner.telegram_user_id or 0,
-            text=render(renderer, campaign, owner.locale, owner_name=owner.name),
+            dedupe_key=key or "", chat_id=chat_id or 0, text=text_for(locale, name),
             message_class=MessageClass.marketing, owner_id=oid,
             partner_id=campaign.partner_id, topic=topic_of(campaign_id),
             subject=f"owner:{oid}",
         ))
-    session.flush()
+    for start in range(0, len(members), MEMBER_CHUNK):
+        session.execute(insert(CampaignMember.__table__), members[start : start + MEMBER_CHUNK])
     queued = enqueue_many(session, pushes)
     campaign.status = CampaignStatus.done
     campaign.sent_at = campaign.sent_at or now
     campaign.updated_at = now
     session.flush()
     return SendResult(campaign_id, campaign.status, treated, held, queued)
+
+
+MEMBER_CHUNK = 1_000
+
+
+def _audience_rows(session: Session, campaign: Campaign) -> list[tuple[int, int | None, str | None, str]]:
+    """``(owner id, chat id, locale, name)`` of the audience (the same owners, in the same
+    order, as ``audience``), as plain rows."""
+    cells = set(campaign.cells)
+    rows = session.execute(
+        select(Owner.id, Owner.telegram_user_id, Owner.locale, Owner.name, Owner.maturity, Owner.activity)
+        .where(*_reachable(campaign.partner_id, campaign.product_line)).order_by(Owner.id)
+    ).all()
+    return [(oid, chat, locale, name) for oid, chat, locale, name, maturity, activity in rows
+            if f"{maturity}/{activity}" in cells]
+
+
+_PROBES = ("\x01Probe\x01", "\x02Zweiter & <Name> 2\x02")
+
+
+def _texts(renderer: Renderer, campaign: Campaign) -> Any:
+    """``text_for(locale, owner_name)``: the rendered push for one owner.
+
+    Rendering is most of a big campaign's cost, so per locale the template is rendered with
+    two probe names first: when both come out as one text with the (escaped) name dropped in,
+    every non-empty name is substituted into that text instead of rendering again; otherwise
+    (a template that transforms the name) each owner is rendered. An empty name is always
+    rendered (templates fall back to a greeting)."""
+    shapes: dict[str | None, str | None] = {}
+    empty: dict[str | None, str] = {}
+
+    def shape(locale: str | None) -> str | None:
+        if locale not in shapes:
+            first, second = (render(renderer, campaign, locale, owner_name=n) for n in _PROBES)
+            marker = str(escape(_PROBES[0]))
+            ok = marker in first and first.replace(marker, str(escape(_PROBES[1]))) == second
+            shapes[locale] = first if ok else None
+        return shapes[locale]
+
+    def text_for(locale: str | None, name: str) -> str:
+        if not name:
+            if locale not in empty:
+                empty[locale] = render(renderer, campaign, locale, owner_name="")
+            return empty[locale]
+        text = shape(locale)
+        if text is None:
+            return render(renderer, campaign, locale, owner_name=name)
+        return text.replace(str(escape(_PROBES[0])), str(escape(name)))
+
+    return text_for
 
 
 def send_due(session: Session, renderer: Renderer, now: datetime) -> list[SendResult]:
@@ -299,12 +389,32 @@ def send_due(session: Session, renderer: Renderer, now: datetime) -> list[SendRe
     return [send(session, renderer, cid, now) for cid in due if cid is not None]
 
 
-def send_task(ctx: Any, campaign_id: int) -> SendResult:
-    """The scheduler task ``SEND_TASK`` (``ctx`` has ``engine`` and ``now``): one campaign."""
+def send_task(ctx: Any, campaign_id: int, locale: str | None = None) -> SendResult:
+    """The scheduler task ``SEND_TASK`` (``ctx`` has ``engine`` and ``now``): one campaign,
+    then the partner's "on its way" notice (in ``locale``) through the outbox, only by the
+    run that sent it."""
     from flows.templating import default_renderer
 
+    renderer = default_renderer()
     with job_scope(ctx) as session:
-        return send(session, default_renderer(), campaign_id, ctx.now)
+        result = send(session, renderer, campaign_id, ctx.now)
+        if result.treated or result.holdout:
+            _tell_partner(session, renderer, result, locale)
+        return result
+
+
+def _tell_partner(session: Session, renderer: Renderer, result: SendResult, locale: str | None) -> None:
+    from storage.models import Partner
+
+    campaign = session.get(Campaign, result.campaign_id)
+    partner = session.get(Partner, campaign.partner_id) if campaign else None
+    if partner is None or partner.telegram_user_id is None:
+        return
+    enqueue(session, Push(
+        dedupe_key=f"campaign:{result.campaign_id}:sent", chat_id=partner.telegram_user_id,
+        text=renderer.render("campaigns/queued", locale, r=result),
+        message_class=MessageClass.transactional, partner_id=partner.id,
+    ))
 
 
 def cancel(session: Session, partner_id: int | None, campaign_id: int, now: datetime) -> Campaign:

@@ -1,0 +1,208 @@
+"""Planning a campaign against a raw executemany of the same outbox rows, in the same run.
+
+    python benchmarks/bench_campaign.py                          # 20,000 owners, SQLite
+    python benchmarks/bench_campaign.py --owners 100000 --pg-url postgresql://... --json
+
+On a freshly migrated database (SQLite file, and PostgreSQL with ``--pg-url``: the benchmark
+makes its own database ``autocircle_bench_campaign`` on that server) with ``--owners`` verified
+owners of one partner, a campaign to every matrix cell is planned the way the bot's job does
+it (``flows.growth.campaigns.send_task``: members, holdout, one marketing push per treated
+owner through ``enqueue_many`` with quiet hours, the frequency cap and dedupe keys).
+
+Meanwhile a second thread writes one small row every 10 ms in its own short transaction, as a
+handler's update would; ``max_write_wait_ms`` is the longest one of those writes waited (on
+SQLite the planner's transaction holds the only write lock).
+
+**floor**: the same outbox rows (every column, as planned) are deleted and inserted again with
+one DBAPI ``executemany`` in one transaction. ``ratio`` = planning / floor [target <= 3];
+``peak_rss_mb`` is this process's peak resident memory [< 500]. ``--json`` prints one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+FIRST_OWNER_TG = 100_000_000
+BENCH_PG_DB = "autocircle_bench_campaign"
+COLUMNS = ("dedupe_key", "chat_id", "owner_id", "partner_id", "message_class", "priority", "text",
+           "parse_mode", "buttons", "not_before", "expires_at", "attempts", "status", "reason",
+           "telegram_message_id", "lease_until", "created_at", "sent_at", "updated_at")
+
+
+def seed(url: str, owners: int) -> int:
+    """Owners of one partner spread over the matrix cells; returns the campaign's id."""
+    from sqlalchemy import insert, select
+    from sqlmodel import Session
+
+    from flows.community.partners import create_partner
+    from flows.engine.flow_spec import ACTIVITIES, MATURITIES
+    from flows.growth import campaigns
+    from storage import migrate
+    from storage.clock import utcnow
+    from storage.db import make_engine
+    from storage.models import Owner, Partner
+
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        create_partner(session, name="Advisor", dealer_code="D001", advisor_code="A001",
+                       role="sales", now=utcnow(), dealer_name="Dealer D001")
+        session.flush()
+        partner_id = session.execute(select(Partner.id)).scalar_one()
+        for start in range(0, owners, 20_000):
+            session.execute(insert(Owner), [
+                {"external_id": f"o{i}", "name": f"Owner {i}", "telegram_user_id": FIRST_OWNER_TG + i,
+                 "stage": "verified", "locale": ("en", "zh")[i % 2], "partner_id": partner_id,
+                 "advisor_code": "A001", "dealer_code": "D001", "attributes": {},
+                 "maturity": MATURITIES[i % len(MATURITIES)], "activity": ACTIVITIES[i % len(ACTIVITIES)]}
+                for i in range(start, min(owners, start + 20_000))
+            ])
+        campaign = campaigns.create(session, partner_id, list(campaigns.CELLS), utcnow(),
+                                    template=campaigns.READY_TEMPLATES[0])
+        campaign_id = campaign.id or 0
+        session.commit()
+    engine.dispose()
+    return campaign_id
+
+
+class Writer(threading.Thread):
+    """A handler-like write every 10 ms; records how long each waited."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        from storage.db import make_engine
+
+        self.engine = make_engine(url)
+        self.stop = threading.Event()
+        self.waits: list[float] = []
+
+    def run(self) -> None:
+        from sqlalchemy import text
+
+        with self.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS bench_ping (at TEXT)"))
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            with self.engine.begin() as conn:
+                conn.execute(text("INSERT INTO bench_ping (at) VALUES (:at)"), {"at": str(started)})
+            self.waits.append(time.perf_counter() - started)
+            time.sleep(0.01)
+        self.engine.dispose()
+
+
+def plan(url: str, campaign_id: int) -> tuple[float, dict[str, Any]]:
+    from flows.delivery.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
+    from flows.growth import campaigns
+    from storage.db import make_engine
+
+    engine = make_engine(url)
+    ctx = _Ctx(engine, datetime(2026, 3, 2, 10, 0, tzinfo=UTC), DeliveryPolicy(quiet_hours=NO_QUIET_HOURS))
+    started = time.perf_counter()
+    result = campaigns.send_task(ctx, campaign_id)
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return elapsed, {"treated": result.treated, "holdout": result.holdout, "queued": result.queued}
+
+
+class _Ctx:
+    def __init__(self, engine: Any, now: datetime, policy: Any) -> None:
+        self.engine, self.now, self.policy, self.extras = engine, now, policy, {}
+
+
+def floor(url: str) -> tuple[float, int]:
+    """Delete the planned outbox rows and insert them again with one raw executemany."""
+    from sqlalchemy import text
+
+    from storage.db import make_engine
+
+    engine = make_engine(url)
+    cols = ", ".join(COLUMNS)
+    with engine.begin() as conn:
+        rows = conn.execute(text(f"SELECT {cols} FROM outbox WHERE dedupe_key LIKE 'campaign:%' ORDER BY id")).all()
+        conn.execute(text("DELETE FROM outbox_topic"))
+        conn.execute(text("DELETE FROM outbox WHERE dedupe_key LIKE 'campaign:%'"))
+    raw = engine.raw_connection()
+    try:
+        marks = ", ".join(["?" if engine.dialect.name == "sqlite" else "%s"] * len(COLUMNS))
+        values = [tuple(json.dumps(v) if isinstance(v, (list, dict)) else v for v in row) for row in rows]
+        cursor = raw.cursor()
+        started = time.perf_counter()
+        cursor.executemany(f"INSERT INTO outbox ({cols}) VALUES ({marks})", values)
+        raw.commit()
+        elapsed = time.perf_counter() - started
+    finally:
+        raw.close()
+        engine.dispose()
+    return elapsed, len(rows)
+
+
+def measure(url: str, owners: int) -> dict[str, Any]:
+    campaign_id = seed(url, owners)
+    writer = Writer(url)
+    writer.start()
+    time.sleep(0.1)
+    plan_s, counts = plan(url, campaign_id)
+    writer.stop.set()
+    writer.join()
+    floor_s, rows = floor(url)
+    return {
+        "plan_s": round(plan_s, 3), "floor_s": round(floor_s, 3), "ratio": round(plan_s / floor_s, 2),
+        "rows": rows, **counts,
+        "max_write_wait_ms": round(max(writer.waits, default=0.0) * 1000, 1),
+    }
+
+
+def _pg_fresh(server_url: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from storage.db import normalize_url
+
+    url = make_url(normalize_url(server_url))
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_PG_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {BENCH_PG_DB}"))
+    engine.dispose()
+    return url.set(database=BENCH_PG_DB).render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--owners", type=int, default=20_000)
+    parser.add_argument("--pg-url", default=None, help="a PostgreSQL server URL; the benchmark makes its own database there")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_campaign_"))
+    result: dict[str, Any] = {"owners": args.owners, "sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", args.owners)}
+    if args.pg_url:
+        result["pg"] = measure(_pg_fresh(args.pg_url), args.owners)
+    result["ratio"] = max(result[db]["ratio"] for db in ("sqlite", "pg") if db in result)
+    result["max_write_wait_ms"] = max(result[db]["max_write_wait_ms"] for db in ("sqlite", "pg") if db in result)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for db in ("sqlite", "pg"):
+        if db in result:
+            r = result[db]
+            print(f"{db:<7} plan {r['plan_s']:>8.2f} s  floor {r['floor_s']:>7.3f} s  ratio {r['ratio']:>6.1f} "
+                  f"(target <= 3)  {r['queued']:,} queued  longest write wait {r['max_write_wait_ms']} ms")
+    print(f"peak RSS {result['peak_rss_mb']} MB (target < 500)")
+
+
+if __name__ == "__main__":
+    main()
