@@ -254,6 +254,18 @@ class MembershipSettings(BaseModel):
                                    description="level -> lifetime points needed (银卡/金卡/黑卡)")
 
 
+class ScaleSettings(BaseModel):
+    """Several bot processes (issue 16): ``AUTOCIRCLE_SCALE__<NAME>``."""
+
+    leader_takeover_s: float = Field(30.0, gt=0, description="a dead scheduler leader is replaced within this")
+    chat_lock_s: float = Field(60.0, gt=0, description="a chat's update lock expires after this (a killed process's chats wait at most this)")
+    update_ttl_s: float = Field(86_400.0, gt=0, description="handled update ids are remembered this long")
+    share_limits: bool = Field(True, description="with Redis: senders share the rate, the chat's turn and 429 pauses")
+    log_format: str = Field("text", pattern="^(text|json)$", description="text or json (one object per line)")
+    ops_host: str = Field("0.0.0.0", description="sender/scheduler roles: where /healthz, /readyz, /metrics listen")
+    ops_port: int = Field(9100, description="sender/scheduler roles: their health and metrics port (web: the webhook port)")
+
+
 class Settings(BaseSettings):
     """AutoCircle settings, read from ``AUTOCIRCLE_*`` variables and an optional ``.env``."""
 
@@ -296,6 +308,7 @@ class Settings(BaseSettings):
     merchants: MerchantSettings = Field(default_factory=MerchantSettings)
     membership: MembershipSettings = Field(default_factory=MembershipSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     def flow_library_dir(self) -> Path:
         """The flow folder in use: ``flows_dir`` when set, else the shipped library."""

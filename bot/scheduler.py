@@ -141,6 +141,8 @@ class Scheduler:
         self.clock = clock
         self.on_planned = on_planned
         self._tasks: dict[str, JobFunc] = {}
+        self.needs_leader = False  # several processes: jobs run only while ``lead(True)``
+        self._leading = False
         jobstores: dict[str, Any] = {"default": MemoryJobStore()}
         if persistent:
             jobstores[PERSISTENT] = _SharedJobStore(engine=engine, tablename=SCHEDULER_JOBS_TABLE)
@@ -207,8 +209,18 @@ class Scheduler:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start on the running event loop."""
-        self._aps.start()
+        """Start on the running event loop (paused while waiting to be elected leader)."""
+        self._aps.start(paused=self.needs_leader and not self._leading)
+
+    def lead(self, leading: bool) -> None:
+        """Elected (run the jobs) or deposed (pause them): ``bot.scale.leader``."""
+        self._leading = leading
+        if not self._aps.running:
+            return
+        if leading:
+            self._aps.resume()
+        else:
+            self._aps.pause()
 
     def shutdown(self) -> None:
         if self._aps.running:

@@ -19,6 +19,9 @@ def run(
     webhook: str = typer.Option(None, "--webhook", help="Public HTTPS URL: serve webhooks instead of polling."),
     listen: str = typer.Option("0.0.0.0", help="Webhook listen address."),
     port: int = typer.Option(8080, help="Webhook listen port."),
+    role: str = typer.Option(
+        "all", "--role", help="web (webhooks), sender (outbox), scheduler (leader candidate) or all (one process)."
+    ),
 ) -> None:
     """Run the bot against AUTOCIRCLE_API_BASE (Telegram by default) until SIGINT/SIGTERM.
 
@@ -27,29 +30,60 @@ def run(
     (descriptions, menus) is one warning and the bot runs on."""
     from bot.runtime import ConfigError
 
+    from bot.scale.roles import Role, check_role
+
+    if role not in {r.value for r in Role}:
+        raise fail(f"--role must be one of web, sender, scheduler, all (not {role!r})")
     with open_app() as app:  # warnings only until the bot is up: a failed start is one line
+        problem = check_role(role, app.engine.dialect.name)
+        if problem:
+            raise fail(problem)
+        if app.settings.scale.log_format == "json":
+            from bot.scale.logs import use_json_logs
+
+            use_json_logs(role)
         try:
-            asyncio.run(_serve(app, webhook, listen, port))
+            asyncio.run(_serve(app, webhook, listen, port, role))
         except ConfigError as exc:
             raise fail(str(exc)) from None
 
 
-async def _serve(app, webhook: str | None, listen: str, port: int) -> None:  # noqa: ANN001
-    from bot.runtime import StartupError, build_runtime
+async def _serve(app, webhook: str | None, listen: str, port: int, role: str = "all") -> None:  # noqa: ANN001
+    from bot.runtime import ConfigError, StartupError, build_runtime
+    from bot.scale.serve import apply_scale, close_parts, serve_role, stop_parts
 
     runtime = build_runtime(app)
+    scale = apply_scale(runtime, role)  # issue 16: metrics, dedupe, chat lock, shared limits, leader
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if role != "all":  # issue 16: one role of several processes
+        try:
+            line = await serve_role(runtime, scale, webhook, listen, port)
+        except (StartupError, ValueError) as exc:
+            await stop_parts(scale)
+            await runtime.close()
+            await close_parts(scale)
+            raise ConfigError(str(exc)) from None
+        logging.getLogger().setLevel(logging.INFO)
+        console.print(line)
+        await stop.wait()
+        await stop_parts(scale)
+        await runtime.stop()
+        await close_parts(scale)
+        console.print("stopped cleanly")
+        return
     try:
         if webhook:
             runner = await _start_webhook(runtime, webhook, listen, port)
         else:
             await runtime.start_polling()
     except StartupError:  # a refused token, an unreachable server: nothing was started
+        await stop_parts(scale)
         await runtime.close()
+        await close_parts(scale)
         raise
     logging.getLogger().setLevel(logging.INFO)
     if webhook:
@@ -62,7 +96,9 @@ async def _serve(app, webhook: str | None, listen: str, port: int) -> None:  # n
         await stop.wait()
         if telematics is not None:
             await telematics.cleanup()
+    await stop_parts(scale)
     await runtime.stop()
+    await close_parts(scale)
     console.print("stopped cleanly")
 
 
@@ -76,8 +112,16 @@ async def _start_webhook(runtime, url: str, listen: str, port: int):  # noqa: AN
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
     await runtime.startup()
     web_app = web.Application()
-    SimpleRequestHandler(runtime.dp, runtime.bot, secret_token=secret).register(web_app, path="/webhook")
+    # issue 16: answer after the update is handled and committed (a crash mid-update is redelivered)
+    SimpleRequestHandler(runtime.dp, runtime.bot, secret_token=secret, handle_in_background=False).register(
+        web_app, path="/webhook"
+    )
     setup_application(web_app, runtime.dp, bot=runtime.bot)
+    scale = runtime.dp.get("scale")
+    if scale is not None:  # issue 16: /healthz, /readyz, /metrics beside /webhook
+        from bot.scale.health import add_ops_routes
+
+        add_ops_routes(web_app, scale.health, scale.metrics)
     _mount_telematics(web_app, runtime)  # issue 7: POST /telematics beside /webhook
     from bot.web.mount import mount_console
 
