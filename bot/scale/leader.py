@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 #: The advisory-lock key of the scheduler leader (any 64-bit number unique to this purpose).
 SCHEDULER_LOCK_KEY = 0x4143_5343_4845_4431  # "ACSCHED1"
-MIGRATION_LOCK_KEY = 0x4143_4D49_4752_4154  # "ACMIGRAT": ``autocircle db upgrade``
 
 
 def conninfo(url: str, **extra: object) -> str:
