@@ -84,7 +84,9 @@ class Capacity(SQLModel, table=True):
     """One commercial owner's vehicle offered as capacity (one row per owner)."""
 
     __tablename__ = "capacity"
-    __table_args__ = (Index("ix_capacity_cell_class", "h3_cell", "vehicle_class"),)
+    #: The matching query's index: equality on the class, the H3 disk as an IN list, then the
+    #: payload and the lat/lng box are checked inside the index before a row is read.
+    __table_args__ = (Index("ix_capacity_match", "vehicle_class", "h3_cell", "payload_t", "lat", "lon"),)
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="owner.id", sa_column_kwargs={"unique": True})

@@ -2,8 +2,11 @@
 
 * ``candidates``: verified commercial owners whose capacity fits the task (class, payload,
   volume), whose base is within both the wave's radius and their own working radius, who are
-  available in the window and not opted out. The spatial part is an ``IN`` over the indexed
-  H3 cell column (``geo.disk``), never a scan of all capacity.
+  available in the window, not opted out and not assigned to a task whose window overlaps.
+  One query over the capacity table's covering index ``ix_capacity_match`` (class, the H3
+  disk's cells as an ``IN`` list, payload, a lat/lng box) reads plain rows; they are scored in
+  Python and only the best are checked against the owner table (primary-key lookups in ranked
+  chunks), so no query walks all owners or all capacity.
 * ``send_wave``: the best ``k`` of those not offered yet get the offer through the outbox
   (transactional, Accept / Decline buttons ``tk:<task>:a|d``). Earlier waves' offers stay
   open: whoever accepts first, of any wave, wins; they lapse when the task expires. ``waves_job`` sends the next,
@@ -18,8 +21,9 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,12 +33,22 @@ from sqlmodel import Session, col, select
 from flows.delivery.outbox import Push, enqueue, job_scope
 from flows.opportunities import geo, ranking, tasks
 from flows.opportunities.demand import staff_chats
-from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, TaskNotFoundError
+from flows.opportunities.errors import (
+    AlreadyTakenError,
+    OfferNotCurrentError,
+    TaskNotFoundError,
+)
 from flows.opportunities.ranking import Candidate
 from flows.templating import Renderer
+from storage.clock import utcnow
 from storage.models import FunnelStage, MessageClass, Owner, Partner, ProductLine
 from storage.opportunity_models import (
-    Capacity, DemandAccount, OfferStatus, Task, TaskOffer, TaskState,
+    Capacity,
+    DemandAccount,
+    OfferStatus,
+    Task,
+    TaskOffer,
+    TaskState,
 )
 
 log = logging.getLogger(__name__)
@@ -63,52 +77,102 @@ def offer_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[
 
 # --- candidates -----------------------------------------------------------------------------
 
+#: The capacity columns a candidate needs: read as plain rows, never whole objects.
+_CAPACITY_COLUMNS = (
+    Capacity.id, Capacity.owner_id, Capacity.lat, Capacity.lon, Capacity.radius_km, Capacity.rating_sum,
+    Capacity.rating_count, Capacity.offers, Capacity.accepted, Capacity.completed, Capacity.last_task_at,
+)
+#: Owners checked for eligibility per round trip while walking the ranked list.
+_CHUNK = 50
+#: Tasks that keep an assigned owner busy for their window.
+_BUSY_STATES = (TaskState.assigned.value, TaskState.in_progress.value)
+
+
+def _box(lat: float, lon: float, radius_km: float) -> tuple[float, float, float, float]:
+    """A latitude/longitude box around the circle (generous by 1%), so the index trims the
+    H3 disk's corners before any row is read."""
+    dlat = radius_km * 1.01 / 110.574
+    dlon = radius_km * 1.01 / (111.320 * max(math.cos(math.radians(lat)), 0.01))
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+def _nearby(session: Session, task: Task, radius_km: float, exclude: set[int]) -> list[Candidate]:
+    """Capacity that fits the task within ``radius_km`` (and its own radius), without owners'
+    details yet: one indexed query (class, H3 cells, payload, box) over the capacity table."""
+    cells = geo.disk(task.pickup_h3, radius_km)
+    lat0, lat1, lon0, lon1 = _box(task.pickup_lat, task.pickup_lon, radius_km)
+    available = or_(
+        and_(col(Capacity.available).is_(True), col(Capacity.busy_until).is_(None)),
+        col(Capacity.busy_until) <= task.window_start,
+    )
+    query = select(*_CAPACITY_COLUMNS).where(
+        Capacity.vehicle_class == task.vehicle_class, col(Capacity.h3_cell).in_(cells),
+        Capacity.payload_t >= task.payload_t, col(Capacity.lat).between(lat0, lat1),
+        col(Capacity.lon).between(lon0, lon1), Capacity.volume_m3 >= task.volume_m3,
+        col(Capacity.opted_out).is_(False), available,
+    )
+    found = []
+    for cap_id, owner_id, lat, lon, radius, r_sum, r_count, offers, accepted, completed, last in session.execute(query):
+        if owner_id in exclude:
+            continue
+        distance = geo.distance_km(task.pickup_lat, task.pickup_lon, lat, lon)
+        reach = min(radius_km, float(radius))
+        if distance > reach:
+            continue
+        found.append(Candidate(
+            owner_id=owner_id, capacity_id=cap_id, distance_km=distance, reach_km=reach, rating_sum=r_sum,
+            rating_count=r_count, offers=offers, accepted=accepted, completed=completed, last_task_at=last,
+        ))
+    return found
+
+
+def _eligible(session: Session, task: Task, owner_ids: Sequence[int],
+              only_partner: int | None) -> dict[int, tuple[int | None, int | None, str, str | None]]:
+    """Of ``owner_ids``, the verified, reachable commercial owners (of ``only_partner``) not
+    already assigned to a task whose window overlaps this one: primary-key lookups."""
+    if not owner_ids:
+        return {}
+    overlapping = exists().where(
+        col(Task.assigned_owner_id) == Owner.id, col(Task.state).in_(_BUSY_STATES), col(Task.id) != task.id,
+        Task.window_start < task.window_end, Task.window_end > task.window_start,
+    )
+    query = select(Owner.id, Owner.partner_id, Owner.telegram_user_id, Owner.name, Owner.locale).where(
+        col(Owner.id).in_(list(owner_ids)), Owner.product_line == ProductLine.commercial.value,
+        Owner.stage == FunnelStage.verified.value, col(Owner.unreachable).is_(False),
+        col(Owner.telegram_user_id).is_not(None), ~overlapping,
+    )
+    if only_partner is not None:
+        query = query.where(Owner.partner_id == only_partner)
+    return {oid: (pid, chat, name, locale) for oid, pid, chat, name, locale in session.execute(query)}
+
+
+def _with_owner(c: Candidate, info: tuple[int | None, int | None, str, str | None]) -> Candidate:
+    partner_id, chat_id, name, locale = info
+    return replace(c, partner_id=partner_id, chat_id=chat_id, name=name, locale=locale)
+
+
+def best(session: Session, task: Task, radius_km: float, k: int, now: datetime, *,
+         exclude: Sequence[int] = (), only_partner: int | None = None) -> list[tuple[float, Candidate]]:
+    """The ``k`` best eligible owners: capacity ranked first (plain rows, scored in Python),
+    then owners checked in ranked chunks until ``k`` pass, so only the top rows are read."""
+    ranked = ranking.rank(_nearby(session, task, radius_km, set(exclude)), now)
+    out: list[tuple[float, Candidate]] = []
+    chunk = min(max(_CHUNK, 4 * k), 1000)
+    for start in range(0, len(ranked), chunk):
+        part = ranked[start:start + chunk]
+        ok = _eligible(session, task, [c.owner_id for _, c in part], only_partner)
+        out.extend((sc, _with_owner(c, ok[c.owner_id])) for sc, c in part if c.owner_id in ok)
+        if len(out) >= k:
+            break
+    return out[:k]
+
 
 def candidates(
     session: Session, task: Task, radius_km: float, *, exclude: Sequence[int] = (),
     only_partner: int | None = None,
 ) -> list[Candidate]:
-    """Eligible owners within ``radius_km`` of the pickup (see the module docstring)."""
-    cells = geo.disk(task.pickup_h3, radius_km)
-    available = or_(
-        and_(col(Capacity.available).is_(True), col(Capacity.busy_until).is_(None)),
-        col(Capacity.busy_until) <= task.window_start,
-    )
-    query = (
-        select(Capacity, Owner.partner_id, Owner.telegram_user_id, Owner.name, Owner.locale)
-        .join(Owner, Owner.id == Capacity.owner_id)
-        .where(
-            col(Capacity.h3_cell).in_(cells), Capacity.vehicle_class == task.vehicle_class,
-            Capacity.payload_t >= task.payload_t, Capacity.volume_m3 >= task.volume_m3,
-            col(Capacity.opted_out).is_(False), available,
-            Owner.product_line == ProductLine.commercial.value,
-            Owner.stage == FunnelStage.verified.value, col(Owner.unreachable).is_(False),
-            col(Owner.telegram_user_id).is_not(None),
-        )
-    )
-    if only_partner is not None:
-        query = query.where(Owner.partner_id == only_partner)
-    skip = set(exclude)
-    found = []
-    for cap, partner_id, chat_id, name, locale in session.exec(query):
-        if cap.owner_id in skip or cap.lat is None or cap.lon is None:
-            continue
-        distance = geo.distance_km(task.pickup_lat, task.pickup_lon, cap.lat, cap.lon)
-        reach = min(radius_km, float(cap.radius_km))
-        if distance > reach:
-            continue
-        found.append(Candidate(
-            owner_id=cap.owner_id, capacity_id=cap.id or 0, distance_km=distance, reach_km=reach,
-            rating_sum=cap.rating_sum, rating_count=cap.rating_count, offers=cap.offers,
-            accepted=cap.accepted, completed=cap.completed, last_task_at=cap.last_task_at,
-            partner_id=partner_id, chat_id=chat_id, name=name, locale=locale,
-        ))
-    return found
-
-
-def best(session: Session, task: Task, radius_km: float, k: int, now: datetime, *,
-         exclude: Sequence[int] = (), only_partner: int | None = None) -> list[tuple[float, Candidate]]:
-    return ranking.rank(candidates(session, task, radius_km, exclude=exclude, only_partner=only_partner), now)[:k]
+    """Every eligible owner within ``radius_km`` of the pickup (see the module docstring)."""
+    return [c for _, c in best(session, task, radius_km, 10**9, utcnow(), exclude=exclude, only_partner=only_partner)]
 
 
 def offered_owner_ids(session: Session, task_id: int) -> list[int]:

@@ -5,7 +5,7 @@ Revises: 0011
 Create Date: 2026-12-02
 
 Generated from storage/opportunity_models.py with Alembic's autogenerate, then checked by hand.
-Seven new tables; the capacity lookup is an index on (h3_cell, vehicle_class).
+Seven new tables; the capacity lookup is one index on (vehicle_class, h3_cell, payload_t, lat, lon).
 """
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('owner_id')
     )
     op.create_index(op.f('ix_capacity_base_adcode'), 'capacity', ['base_adcode'], unique=False)
-    op.create_index('ix_capacity_cell_class', 'capacity', ['h3_cell', 'vehicle_class'], unique=False)
+    op.create_index('ix_capacity_match', 'capacity', ['vehicle_class', 'h3_cell', 'payload_t', 'lat', 'lon'], unique=False)
     op.create_table('task_offer',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('task_id', sa.Integer(), nullable=False),
@@ -185,7 +185,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_task_offer_task_id'), table_name='task_offer')
     op.drop_index(op.f('ix_task_offer_owner_id'), table_name='task_offer')
     op.drop_table('task_offer')
-    op.drop_index('ix_capacity_cell_class', table_name='capacity')
+    op.drop_index('ix_capacity_match', table_name='capacity')
     op.drop_index(op.f('ix_capacity_base_adcode'), table_name='capacity')
     op.drop_table('capacity')
     op.drop_index('ix_task_state_wave', table_name='task')
