@@ -214,7 +214,7 @@ def bench_rank(engine: Any, n_offers: int, repeats: int) -> dict[str, Any]:
                 item="", valid_from=None, valid_until=now + timedelta(days=rng.randint(2, 90)), valid_days=None,
                 stock_total=rng.choice([None, 100, 1000]), stock_claimed=0, per_owner_limit=1, points_price=None,
                 product_line=lines[0] if len(lines) == 1 else None, city=cities[0] if len(cities) == 1 else None,
-                targeting=target, commission_kind="none", commission_fen=None, commission_percent=None,
+                targeting=target, **offers.audience_columns(target), commission_kind="none", commission_fen=None, commission_percent=None,
                 status="live", created_at=now, updated_at=now))
         session.execute(insert(Offer), rows)
         owner_id = _owners(session, 1, "K")[0]

@@ -86,6 +86,16 @@ class Offer(SQLModel, table=True):
     product_line: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     city: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     targeting: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # the targeting again, for the SQL filter (``flows.merchants.offers.audience_columns``):
+    # the dimensions named ("|cells|levels|"), their values ("|cells=beginner/active|…|"),
+    # the ranges (both bounds set when named) and the relevance the named dimensions add
+    t_dims: str = Field(default="|", sa_column=Column(String(200), nullable=False, server_default="|"))
+    t_values: str = Field(default="|", sa_column=Column(Text, nullable=False, server_default="|"))
+    t_km_min: int | None = None
+    t_km_max: int | None = None
+    t_age_min: int | None = None
+    t_age_max: int | None = None
+    t_specificity: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
     commission_kind: str = Field(default="none", sa_column=Column(String(16), nullable=False))
     commission_fen: int | None = None
     commission_percent: float | None = None

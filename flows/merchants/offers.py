@@ -1,9 +1,12 @@
 """Offers: created and changed by operators, shown to the owners they are meant for, best first.
 
 Targeting is a mapping of optional dimensions; an offer without a dimension is for anyone on
-it. ``rank_offers`` is the SQL filter ``floor_offers`` (status, dates, stock, product line,
-city) followed by the exact targeting check and a relevance score in Python, so ranking costs
-one query plus arithmetic over the rows it returns.
+it. The offer keeps it twice: as JSON (what operators gave, what ``matches`` reads) and as flat
+columns (``audience_columns``) that the SQL filter ``floor_offers`` reads exactly as ``matches``
+decides. ``rank_offers`` adds the score (``score``, written once more as a SQL expression) and
+lets the database sort and return the top rows, so ranking costs about one filtered query
+however many offers are live (benchmarks/bench_redeem.py; a test holds the SQL order equal
+to ``score``'s).
 
 Relevance (higher first): every targeting dimension the offer names and the owner matches
 (+2; a matrix cell +3, so an offer made for the owner's cell leads), maintenance due and an
@@ -14,15 +17,14 @@ week (+0.5); an offer the owner already holds unredeemed sinks (-5).
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session
 
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
@@ -237,11 +239,59 @@ def score(offer: Offer, merchant_city: str, p: OwnerProfile, now: datetime) -> f
     return value
 
 
-_RANK_COLUMNS = (Offer.id, Offer.merchant_id, Offer.category, Offer.stock_total, Offer.stock_claimed,
-                 Offer.per_owner_limit, Offer.targeting, Offer.valid_until, Merchant.city)
+RANGE_OPEN = (-1, 2**31 - 1)  # a named range's missing bound, so named means both set
+_SPECIFICITY = {"cells": 3.0}
 
 
-def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, columns=_RANK_COLUMNS):  # noqa: ANN001, ANN202
+def audience_columns(target: Mapping[str, Any]) -> dict[str, Any]:
+    """The targeting as the columns the SQL filter reads (see ``Offer.t_dims``)."""
+    dims = [k for k in (*TARGET_LISTS, *TARGET_RANGES) if k in target]
+    values = [f"{k}={_norm(k, v)}" for k in TARGET_LISTS for v in target.get(k) or ()]
+    out: dict[str, Any] = {
+        "t_dims": "|" + "".join(f"{k}|" for k in dims), "t_values": "|" + "".join(f"{v}|" for v in values),
+        "t_specificity": sum(_SPECIFICITY.get(k, 2.0) for k in dims),
+        "t_km_min": None, "t_km_max": None, "t_age_min": None, "t_age_max": None,
+    }
+    for key, col in (("mileage_km", "km"), ("car_age_months", "age")):
+        if key in target:
+            low, high = target[key]
+            out[f"t_{col}_min"] = RANGE_OPEN[0] if low is None else low
+            out[f"t_{col}_max"] = RANGE_OPEN[1] if high is None else high
+    return out
+
+
+def _norm(key: str, value: Any) -> str:
+    return str(value) if key in ("cells", "dealers", "cities") else str(value).lower()
+
+
+def _named(dim: str):  # noqa: ANN202
+    return Offer.t_dims.contains(f"|{dim}|", autoescape=True)
+
+
+def _has(dim: str, values: Iterable[str]):  # noqa: ANN202
+    """The offer does not name ``dim``, or names one of the owner's ``values`` for it."""
+    wanted = [v for v in dict.fromkeys(values) if v]
+    return or_(~_named(dim), *[Offer.t_values.contains(f"|{dim}={v}|", autoescape=True) for v in wanted])
+
+
+def _within(low, high, value: int | None):  # noqa: ANN001, ANN202
+    if value is None:
+        return low.is_(None)
+    return or_(low.is_(None), and_(low <= value, high >= value))
+
+
+def _audience(p: OwnerProfile) -> list[Any]:
+    """Every targeting dimension, exactly as ``matches`` decides it, in SQL."""
+    return [
+        _has("product_lines", [p.product_line.lower()]), _has("cells", [p.cell]), _has("models", p.models),
+        _has("cities", [p.city]), _has("dealers", [p.dealer_code]), _has("levels", [p.level.lower(), p.level]),
+        _has("tags", p.tags), _within(Offer.t_age_min, Offer.t_age_max, p.car_age_months),
+        _within(Offer.t_km_min, Offer.t_km_max, p.mileage_km),
+    ]
+
+
+def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, columns: Sequence[Any] = (Offer.id,)):  # noqa: ANN202
+    """The owner's offers by the plain SQL filter: live, in dates, in stock, in the audience."""
     query = (
         select(*columns).join(Merchant, Merchant.id == Offer.merchant_id)
         .where(
@@ -251,6 +301,7 @@ def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, co
             or_(Offer.stock_total.is_(None), Offer.stock_claimed < Offer.stock_total),
             or_(Offer.product_line.is_(None), Offer.product_line == p.product_line),
             or_(Offer.city.is_(None), Offer.city == p.city),
+            *_audience(p),
         )
     )
     if category:
@@ -258,25 +309,48 @@ def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, co
     return query
 
 
+def _score_sql(p: OwnerProfile, now: datetime):  # noqa: ANN202
+    """``score`` as one SQL expression (the owner's facts are parameters), so the database
+    sorts and only the top rows come back."""
+    terms: list[Any] = [Offer.t_specificity]
+    if p.maintenance_due:
+        terms.append(case((Offer.category.in_(AFTER_SALES_DUE), 3.0), else_=0.0))
+    season = [c for months, cats in SEASONS.items() if p.month in months for c in cats]
+    if season:
+        terms.append(case((Offer.category.in_(season), 1.0), else_=0.0))
+    past = [c for c, n in p.categories.items() if n]
+    if past:
+        terms.append(case((Offer.category.in_(past), 1.0), else_=0.0))
+    if p.merchants:
+        terms.append(case((Offer.merchant_id.in_(sorted(p.merchants)), 1.0), else_=0.0))
+    if p.city:
+        terms.append(case((Merchant.city == p.city, 1.0), else_=0.0))
+    terms.append(case((and_(Offer.valid_until.is_not(None), Offer.valid_until <= now + timedelta(days=7)), 0.5), else_=0.0))
+    if p.held:
+        terms.append(case((Offer.id.in_(sorted(p.held)), -5.0), else_=0.0))
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 def floor_offers(session: Session, p: OwnerProfile, now: datetime) -> list[int]:
     """The plain SQL filter for the owner (the benchmark's floor): ids, unranked."""
-    return list(session.execute(_floor_query(p, now, columns=(Offer.id,))).scalars())
+    return list(session.execute(_floor_query(p, now)).scalars())
 
 
 def rank_offers(session: Session, p: OwnerProfile, now: datetime, *, limit: int = 5,
                 category: str | None = None) -> list[OfferView]:
-    """The offers the owner may claim, most relevant first."""
-    scored: list[tuple[float, int]] = []
-    for row in session.execute(_floor_query(p, now, category)):
-        value = score(row, row.city or "", p, now)  # type: ignore[arg-type]  # a row has the offer's fields
-        if value is not None:
-            scored.append((value, row.id))
-    top = heapq.nsmallest(limit, scored, key=lambda t: (-t[0], -t[1]))
-    if not top:
-        return []
-    loaded = {o.id: o for o in session.execute(select(Offer).where(Offer.id.in_([i for _, i in top]))).scalars()}
-    merchants = _merchants(session, {o.merchant_id for o in loaded.values()})
-    return [view(loaded[i], merchants[loaded[i].merchant_id], s) for s, i in top]
+    """The offers the owner may claim, most relevant first: the SQL filter, the owner's
+    per-offer limits, and ``score`` computed and sorted by the database; one query for the
+    top ``limit`` rows (and one for their merchants)."""
+    relevance = _score_sql(p, now).label("relevance")
+    query = _floor_query(p, now, category, (Offer, relevance))
+    for offer_id, n in p.claims.items():  # an offer the owner holds its limit of is not claimable
+        query = query.where(or_(Offer.id != offer_id, Offer.per_owner_limit > n))
+    rows = session.execute(query.order_by(relevance.desc(), Offer.id.desc()).limit(limit)).all()
+    merchants = _merchants(session, {o.merchant_id for o, _ in rows})
+    return [view(o, merchants[o.merchant_id], float(s)) for o, s in rows]
 
 
 def _merchants(session: Session, ids: set[int]) -> dict[int, Merchant]:
@@ -365,7 +439,7 @@ def create_offer(
         valid_from=valid_from, valid_until=valid_until, valid_days=valid_days, stock_total=stock_total,
         per_owner_limit=per_owner_limit, points_price=points_price, targeting=target,
         product_line=lines[0] if len(lines) == 1 else None, city=cities[0] if len(cities) == 1 else None,
-        commission_kind=commission_kind, commission_fen=commission_fen if commission_kind == "fixed" else None,
+        **audience_columns(target), commission_kind=commission_kind, commission_fen=commission_fen if commission_kind == "fixed" else None,
         commission_percent=commission_percent if commission_kind == "percent" else None, status=status,
         created_at=now or utcnow(), updated_at=now or utcnow(),
     )
