@@ -53,6 +53,7 @@ ENGINE = web.AppKey("engine", Engine)
 JINJA = web.AppKey("jinja", Environment)
 RENDERER = web.AppKey("renderer", Renderer)
 BOT_TOKEN = web.AppKey("bot_token", str)
+SCHEDULER = web.AppKey("scheduler", object)  # the bot's Scheduler when the console runs inside the bot
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Viewer:
 
 
 def build_web_app(settings: Settings, engine: Engine, renderer: Renderer | None = None, *,
-                  bot_token: str | None = None) -> web.Application:
+                  bot_token: str | None = None, scheduler: Any = None) -> web.Application:
     """The console and Mini App as one aiohttp application (mount it or serve it alone)."""
     from bot.web import pages
 
@@ -86,6 +87,8 @@ def build_web_app(settings: Settings, engine: Engine, renderer: Renderer | None 
     app[RENDERER] = renderer or Renderer(default_locale=settings.locale)
     token = bot_token if bot_token is not None else (settings.bot_token.get_secret_value() if settings.bot_token else "")
     app[BOT_TOKEN] = token
+    if scheduler is not None:  # "send now" books the one-off job; else the bot's send_due sends it
+        app[SCHEDULER] = scheduler
     pages.add_routes(app)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     return app

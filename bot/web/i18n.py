@@ -83,6 +83,20 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "mini_unauth": ("无法验证你的 Telegram 身份。请从机器人的菜单按钮打开。", "Your Telegram identity could not be verified. Open this from the bot's menu button."),
     "masked_note": ("手机号与 VIN 已部分隐藏。", "Phones and VINs are partly hidden."),
     "language": ("English", "中文"),
+    "new_campaign": ("新建活动", "New campaign"), "campaign": ("活动", "Campaign"),
+    "no_partners": ("还没有顾问，无法创建活动。", "There are no partners yet, so no campaign can be made."),
+    "line": ("车型线", "Product line"), "show_counts": ("显示人数", "Show counts"),
+    "pick_cells": ("选择分层", "Pick the cells"),
+    "reachable_note": ("每格为可触达车主数（已认证、已关联 Telegram、未退订）。", "Each cell shows the owners who can be reached (verified, on Telegram, not opted out)."),
+    "message": ("消息", "Message"), "own_text": ("自己写", "Write my own"), "own_text_hint": ("你的消息（仅纯文本）", "Your message (plain text)"),
+    "campaigns/service_check": ("冬季免费检测", "Winter check"), "campaigns/weekend_drive": ("周末自驾", "Weekend drive"),
+    "campaigns/member_day": ("会员日", "Member day"),
+    "create_preview": ("创建并预览", "Create and preview"), "preview": ("预览", "Preview"),
+    "recipients": ("将收到", "Will receive"), "sample": ("车主将看到", "What owners will see"),
+    "send": ("发送", "Send"), "send_now": ("立即发送", "Send now"), "schedule": ("定时发送", "Schedule"),
+    "send_at": ("发送时间", "Send at"), "results": ("结果", "Results"),
+    "st_draft": ("草稿", "draft"), "st_scheduled": ("已排期", "scheduled"), "st_sending": ("发送中", "sending"),
+    "st_done": ("已发送", "sent"), "st_cancelled": ("已取消", "cancelled"),
 }
 
 

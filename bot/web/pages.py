@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import Session
 
+from bot.web import campaign_pages
 from bot.web.app import (
     COOKIE,
     PRE_COOKIE,
@@ -25,8 +26,6 @@ from bot.web.app import (
     render,
 )
 from flows.console import access, figures
-from flows.errors import AutoCircleError
-from flows.growth import campaigns as campaign_service
 from storage.clock import utcnow
 
 LINES = ("passenger", "commercial")
@@ -45,7 +44,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/movement", movement)
     r.add_get("/flows", flows_page)
     r.add_get("/campaigns", campaigns_page)
-    r.add_post("/campaigns/{id:\\d+}/cancel", campaign_cancel)
     r.add_get("/delivery", delivery)
     r.add_get("/churn", churn)
     r.add_get("/gifts", gifts)
@@ -55,6 +53,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/app/home", mini_home)
     r.add_get("/app/cell", mini_cell)
     r.add_get("/healthz", healthz)
+    campaign_pages.add_routes(app)
 
 
 def _int(value: str | None, default: int = 1) -> int:
@@ -231,21 +230,6 @@ async def campaigns_page(request: web.Request) -> web.Response:
         min_group=settings.console.min_group))
     return render(request, "campaigns.html", viewer=viewer, page=result, base="/campaigns",
                   window=settings.campaigns.conversion_window_days)
-
-
-async def campaign_cancel(request: web.Request) -> web.Response:
-    viewer = await console_viewer(request)
-    check_csrf(viewer, await request.post())
-    campaign_id = int(request.match_info["id"])
-
-    def work(session: Session) -> None:
-        try:
-            campaign_service.cancel(session, viewer.scope.partner_id, campaign_id, utcnow())
-        except AutoCircleError:
-            raise web.HTTPBadRequest() from None
-
-    await db(request, work)
-    raise web.HTTPSeeOther("/campaigns")
 
 
 async def delivery(request: web.Request) -> web.Response:

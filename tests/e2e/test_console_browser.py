@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
-from tests.support.harness import OPERATOR_ID
 
 from flows.community.funnel import funnel_report
 from flows.console.init_data import make_init_data
 from storage.clock import utcnow
+from tests.support.harness import OPERATOR_ID
 
 pytestmark = pytest.mark.e2e
 
@@ -43,10 +43,12 @@ def harness_settings() -> dict:
 
 @pytest.fixture
 async def console(harness):
+    """The console as the bot serves it: same engine, and the bot's scheduler books "send now"."""
     from bot.runtime import bot_token
     from bot.web import build_web_app
 
-    app = build_web_app(harness.app.settings, harness.app.engine, bot_token=bot_token(harness.app.settings))
+    app = build_web_app(harness.app.settings, harness.app.engine, bot_token=bot_token(harness.app.settings),
+                        scheduler=harness.runtime.scheduler)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", PORT).start()
@@ -150,7 +152,7 @@ async def test_partner_mini_app_shows_only_their_owners_and_forged_data_gets_401
     assert response.status == 401
 
 
-async def test_the_webhook_server_serves_the_console_beside_the_webhook(sandbox, sqlite_url, daytime_clock) -> None:  # noqa: ANN001
+async def test_the_webhook_server_serves_the_console_beside_the_webhook(sandbox, sqlite_url, daytime_clock) -> None:
     import aiohttp
 
     from bot.app import build_app
@@ -174,3 +176,87 @@ async def test_the_webhook_server_serves_the_console_beside_the_webhook(sandbox,
     finally:
         await runner.cleanup()
         await harness.stop()
+
+
+async def _sign_in(harness, browser):
+    sb = harness.sandbox
+    await sb.add_user(OPERATOR_ID, first_name="HQ")
+    await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/console")
+    reply = await sb.wait_for_bot_message(OPERATOR_ID, contains="sign-in link")
+    link = re.search(r"(http://\S+/login\?t=\S+)", reply["text"]).group(1)
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await page.goto(link)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#total-imported")
+    return page
+
+
+async def _reachable_owner(harness, ext: str, tg: int, advisor: str) -> int:
+    import asyncio
+
+    from sqlalchemy import update
+
+    from storage.models import Owner
+
+    owner_id = await harness.add_owner(ext, name=f"Driver {tg}", advisor_code=advisor)
+
+    def link() -> None:
+        with harness.session() as session:
+            session.execute(update(Owner).where(Owner.id == owner_id).values(
+                telegram_user_id=tg, stage="verified", maturity="growing", activity="active", locale="en"))
+            session.commit()
+
+    await asyncio.to_thread(link)
+    await harness.sandbox.add_user(tg, first_name=f"D{tg}")
+    await harness.sandbox.send_text(tg, tg, "/help")  # opens the private chat with the bot
+    return owner_id
+
+
+async def test_a_campaign_made_in_the_console_is_sent_by_the_bot(harness, console, browser, tmp_path) -> None:
+    from sqlmodel import select
+
+    from flows.growth.campaigns import is_holdout
+    from storage.models import Partner
+
+    sb = harness.sandbox
+    code_a = await harness.add_partner("A401", name="Alice")
+    await harness.add_partner("B401", name="Bob", dealer_code="D002")
+    await harness.register_partner(A_TG, code_a)
+    drivers = {tg: await _reachable_owner(harness, f"CD{tg}", tg, "A401") for tg in (7301, 7302, 7303, 7304)}
+    bobs = await _reachable_owner(harness, "CD7399", 7399, "B401")
+    with harness.session() as session:
+        alice = session.exec(select(Partner).where(Partner.advisor_code == "A401")).one()
+    treated = [tg for tg, oid in drivers.items() if not is_holdout(oid, alice.id)]
+    assert treated and bobs
+
+    page = await _sign_in(harness, browser)
+    await page.click("nav >> text=Campaigns")
+    await page.click("#new-campaign")
+    await page.select_option('select[name="partner"]', str(alice.id))
+    await page.click("#pick-scope button")
+    await page.wait_for_selector('span[data-cell="growing/active"]')
+    assert await page.text_content('span[data-cell="growing/active"]') == "4"
+    await page.screenshot(path=str(_shots(tmp_path) / "campaign_new.png"), full_page=True)
+    await page.check('input[name="cell"][value="growing/active"]')
+    await page.check("#own")
+    await page.fill('textarea[name="text"]', "Console <b>spring</b> check-up")
+    await page.click("#create")
+    await page.wait_for_selector("#preview")
+    assert await page.text_content("#audience") == "4"
+    assert "Console <b>spring</b> check-up" in await page.text_content("#sample")  # shown as text
+    await page.click("#send-now")
+    await page.wait_for_selector("#status")
+    for tg in treated:
+        got = await sb.wait_for_bot_message(tg, contains="spring")
+        assert "Console" in got["text"]
+    assert not [m for m in sb.bot_messages(7399) if "spring" in (m.get("text") or "")]  # Bob's owner
+    await page.reload()
+    await page.screenshot(path=str(_shots(tmp_path) / "campaign.png"), full_page=True)
+    assert "sent" in (await page.text_content("#status") or "")
+
+    await page.goto(page.url.split("?")[0] + "?lang=zh")
+    assert "车主将看到" in await page.content()
+    await page.goto(page.url.split("/campaigns")[0] + "/campaigns?lang=zh")
+    assert "转化窗口" in await page.content()
+    await page.goto(page.url.split("/campaigns")[0] + "/campaigns?lang=en")
+    assert "Conversion window" in await page.content()
