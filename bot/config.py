@@ -248,7 +248,8 @@ class MembershipSettings(BaseModel):
     """Points and levels (issue 13)."""
 
     points: dict[str, int] = Field(default_factory=lambda: {
-        "verification": 50, "circle": 2, "booking": 20, "service_visit": 30, "referral": 100, "redemption": 10})
+        "verification": 50, "circle": 2, "booking": 20, "service_visit": 30, "referral": 100, "redemption": 10,
+        "welcome": 20})
     circle_daily_cap: int = Field(default=5, ge=0, description="circle activity lines per owner per day")
     levels: dict[str, int] = Field(default_factory=lambda: {"silver": 0, "gold": 500, "black": 2000},
                                    description="level -> lifetime points needed (银卡/金卡/黑卡)")
@@ -295,6 +296,11 @@ class Settings(BaseSettings):
         "shipped in the package. Operators copy it out and edit their own.",
     )
     redis_url: SecretStr | None = None
+    stop_grace_s: float = Field(
+        default=10.0, gt=0,
+        description="After SIGTERM/SIGINT the bot stops within this many seconds, even under load "
+        "(in-flight updates and the sender get most of it; past it the process exits anyway).",
+    )
     operator_ids: list[int] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
     segments: SegmentSettings = Field(default_factory=SegmentSettings)

@@ -3,12 +3,12 @@ event a name matches. No database here, so the rules are unit-tested with plain 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flows.engine.flow_spec import Audience, Condition, EntryRules, Goal, parse_duration
+from flows.engine.flow_spec import CONDITION_FIELDS, Audience, Condition, EntryRules, Goal, parse_duration
 from storage.flow_models import FlowRunStatus
 
 TAGS_KEY = "tags"
@@ -31,6 +31,7 @@ class OwnerView:
     familiarity: str | None = None
     locale: str | None = None
     attributes: Mapping[str, Any] | None = None
+    lookup: Callable[[str], Any] | None = None  # a registered condition field's value (registry)
 
     @property
     def cell(self) -> str:
@@ -84,6 +85,8 @@ def field_value(owner: OwnerView, name: str) -> Any:
         return (owner.attributes or {}).get(name.removeprefix("attribute."))
     if name.startswith("tag."):
         return name.removeprefix("tag.") in tags_of(owner.attributes)
+    if name not in CONDITION_FIELDS:
+        return owner.lookup(name) if owner.lookup is not None else None
     return {
         "owner.familiarity": owner.familiarity,
         "owner.product_line": owner.product_line,

@@ -211,9 +211,10 @@ class Condition(Strict):
         given = [x for x in (self.equals, self.in_, self.is_set) if x is not None]
         if len(given) != 1:
             raise ValueError("a condition has exactly one of: equals, in, is_set")
-        if not (self.field in CONDITION_FIELDS or self.field.startswith(("attribute.", "tag."))):
+        known = CONDITION_FIELDS | registry.condition_fields()  # a capability's (member.level)
+        if not (self.field in known or self.field.startswith(("attribute.", "tag."))):
             raise ValueError(
-                f"unknown field {self.field!r}; use one of {', '.join(sorted(CONDITION_FIELDS))}, "
+                f"unknown field {self.field!r}; use one of {', '.join(sorted(known))}, "
                 "attribute.NAME or tag.NAME"
             )
         return self

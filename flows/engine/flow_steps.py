@@ -372,6 +372,7 @@ def owner_view(owner: Owner) -> OwnerView:
         product_line=owner.product_line, maturity=owner.maturity, activity=owner.activity,
         stage=owner.stage, familiarity=owner.familiarity or owner.segment_familiarity,
         locale=owner.locale, attributes=owner.attributes,
+        lookup=lambda name: registry.condition_value(owner, name),  # member.level and the like
     )
 
 

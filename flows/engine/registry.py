@@ -7,7 +7,8 @@ word of its own registers it here when it is imported (``flows.growth`` register
 ``__init__`` imports those packages, so any use of the engine sees every registration.
 
 Public face: ``register_step``, ``register_date_source``, ``register_answer_hook``,
-``register_render_vars``, ``register_events``, ``register_vocabulary``, and the lookups the engine and the flow check
+``register_render_vars``, ``register_events``, ``register_vocabulary``,
+``register_condition_field``, and the lookups the engine and the flow check
 use (``step_kind``, ``step_kinds``, ``date_source``, ``date_attributes``, ``known_actions``,
 ``known_events``, ``answer``, ``render_vars``). ``STOP`` is what a step handler returns when
 the run waits or has ended.
@@ -80,6 +81,7 @@ DateSource = Callable[[Session, timedelta, datetime, "DateTrigger"], Iterable[Da
 TopicRule = Callable[[Mapping[str, Any]], dict[str, str] | None]
 AnswerHook = Callable[[Session, int, str, datetime], None]
 RenderVars = Callable[[Mapping[str, Any], str], dict[str, Any]]
+ConditionProvider = Callable[["Owner"], Any]  # the owner row (attached to the pass's session)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class _Registry:
     render: list[RenderVars] = field(default_factory=list)
     events: set[str] = field(default_factory=set)
     vocabularies: dict[str, frozenset[str]] = field(default_factory=dict)
+    conditions: dict[str, ConditionProvider] = field(default_factory=dict)
 
 
 _REGISTRY = _Registry()
@@ -139,6 +142,22 @@ def register_events(names: Iterable[str]) -> None:
 def register_vocabulary(name: str, values: Iterable[str]) -> None:
     """The values a capability defines for a name the flow language keeps (``gift_type``)."""
     _REGISTRY.vocabularies[name] = frozenset(values)
+
+
+def register_condition_field(name: str, provider: ConditionProvider) -> None:
+    """A field flow conditions may test (``{field: member.level, in: [gold, black]}``);
+    ``provider(owner)`` reads its value for the owner (``sqlalchemy.orm.object_session(owner)``
+    is the pass's session)."""
+    _REGISTRY.conditions[name] = provider
+
+
+def condition_fields() -> frozenset[str]:
+    return frozenset(_REGISTRY.conditions)
+
+
+def condition_value(owner: Owner, name: str) -> Any:
+    provider = _REGISTRY.conditions.get(name)
+    return provider(owner) if provider is not None else None
 
 
 def vocabulary(name: str) -> frozenset[str] | None:

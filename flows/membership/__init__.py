@@ -12,3 +12,7 @@ Public functions:
   ``summary``, ``PointsPolicy``, ``level_for``, ``check_level``
 * ``awards``: ``award_from_events``, ``points_job``
 """
+
+from flows.membership import flow_hooks as _flow_hooks
+
+_flow_hooks.install()

@@ -22,7 +22,7 @@ from storage.membership_models import MemberAccount, PointsLine
 from storage.models import Owner
 
 DEFAULT_AMOUNTS = {"verification": 50, "circle": 2, "booking": 20, "service_visit": 30,
-                   "referral": 100, "redemption": 10}
+                   "referral": 100, "redemption": 10, "welcome": 20}
 DEFAULT_LEVELS = (("silver", 0), ("gold", 500), ("black", 2000))
 
 
@@ -127,6 +127,16 @@ def take_back(session: Session, owner_id: int, amount: int, reason: str, key: st
                             .values(balance=MemberAccount.balance + take))
             return 0
     return 0
+
+
+def join(session: Session, owner_id: int, now: datetime | None = None, policy: PointsPolicy = DEFAULT_POLICY) -> bool:
+    """Enrol the owner in the programme: the account, the welcome points (once: keyed by the
+    owner) and the level they reach. True when this call enrolled them."""
+    now = now or utcnow()
+    _ensure_account(session, owner_id, now)
+    first = award(session, owner_id, policy.amount("welcome"), "welcome", f"join:{owner_id}", now, note="joined")
+    check_level(session, owner_id, policy, now)
+    return first
 
 
 def balance_of(session: Session, owner_id: int) -> int:
