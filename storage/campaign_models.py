@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.clock import utcnow
@@ -46,6 +55,8 @@ class Campaign(SQLModel, table=True):
         default_factory=lambda: ["booking", "gift_redeemed"], sa_column=Column(JSON, nullable=False)
     )
     holdout_percent: int = 10
+    # days after the send in which a goal event counts as a conversion; None: the setting's default
+    conversion_window_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

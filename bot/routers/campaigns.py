@@ -258,7 +258,8 @@ async def _draft(message: Message, state: FSMContext, session: Session, renderer
     try:
         draft = campaigns.create(
             session, identity.partner_id or 0, data.get("cells", []), utcnow(),
-            product_line=data.get("line"), holdout_percent=settings.campaigns.holdout_percent, **what,
+            product_line=data.get("line"), holdout_percent=settings.campaigns.holdout_percent,
+            window_days=settings.campaigns.conversion_window_days, **what,
         )
     except AutoCircleError as error:
         await message.answer(renderer.render("campaigns/problem", renderer.locale_for(identity.locale), reason=str(error), no_signature=True))

@@ -87,11 +87,13 @@ def _picker(session: Session, viewer: Viewer, partner: str | None, line: str | N
 
 
 def _form_view(request: web.Request, viewer: Viewer, view: dict[str, Any], *, error: str | None = None,
-               status: int = 200, picked: list[str] | None = None, text: str = "") -> web.Response:
+               status: int = 200, picked: list[str] | None = None, text: str = "",
+               window_value: str = "") -> web.Response:
     settings = request.app[SETTINGS]
     return render(request, "campaign_new.html", status=status, viewer=viewer, error=error, picked=picked or [],
                   text=text, templates=service.READY_TEMPLATES, maturities=figures.MATURITIES,
-                  activities=figures.ACTIVITIES, window=settings.campaigns.conversion_window_days, **view)
+                  activities=figures.ACTIVITIES, window=settings.campaigns.conversion_window_days,
+                  max_window=service.MAX_WINDOW_DAYS, window_value=window_value, **view)
 
 
 async def new_form(request: web.Request) -> web.Response:
@@ -110,6 +112,7 @@ async def create(request: web.Request) -> web.Response:
     choice = str(form.get("template", ""))
     text = str(form.get("text", ""))[: service.MAX_TEXT]
     what: dict[str, str] = {"text": text} if choice == OWN else {"template": choice}
+    raw_window = str(form.get("window_days", "")).strip()[:4]
     now = utcnow()
 
     def work(session: Session) -> int | tuple[dict[str, Any], str]:
@@ -117,8 +120,12 @@ async def create(request: web.Request) -> web.Response:
         if view["partner_id"] is None:
             raise web.HTTPBadRequest()
         try:
+            window = int(raw_window) if raw_window else settings.campaigns.conversion_window_days
+        except ValueError:
+            return view, f"the conversion window must be 1 to {service.MAX_WINDOW_DAYS} days"
+        try:
             draft = service.create(session, view["partner_id"], cells, now, product_line=view["line"],
-                                   holdout_percent=settings.campaigns.holdout_percent, **what)
+                                   holdout_percent=settings.campaigns.holdout_percent, window_days=window, **what)
         except AutoCircleError as error:
             return view, str(error)
         return int(draft.id or 0)
@@ -126,7 +133,8 @@ async def create(request: web.Request) -> web.Response:
     outcome = await db(request, work)
     if isinstance(outcome, tuple):
         view, error = outcome
-        return _form_view(request, viewer, view, error=error, status=400, picked=cells, text=text)
+        return _form_view(request, viewer, view, error=error, status=400, picked=cells, text=text,
+                          window_value=raw_window)
     raise web.HTTPSeeOther(f"/campaigns/{outcome}")
 
 

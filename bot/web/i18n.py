@@ -94,6 +94,7 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "create_preview": ("创建并预览", "Create and preview"), "preview": ("预览", "Preview"),
     "recipients": ("将收到", "Will receive"), "sample": ("车主将看到", "What owners will see"),
     "send": ("发送", "Send"), "send_now": ("立即发送", "Send now"), "schedule": ("定时发送", "Schedule"),
+    "window_note": ("只有发送后这些天内的目标事件（预约、核销礼品）才算转化。", "Only a goal event (a booking, a redeemed gift) this many days after the send counts as a conversion."),
     "send_at": ("发送时间", "Send at"), "results": ("结果", "Results"),
     "st_draft": ("草稿", "draft"), "st_scheduled": ("已排期", "scheduled"), "st_sending": ("发送中", "sending"),
     "st_done": ("已发送", "sent"), "st_cancelled": ("已取消", "cancelled"),

@@ -39,6 +39,7 @@ DEFAULT_GOALS = (EventKind.booking.value, EventKind.gift_redeemed.value)
 DEFAULT_HOLDOUT_PERCENT = 10
 DEFAULT_WINDOW_DAYS = 7  # CAMPAIGNS__CONVERSION_WINDOW_DAYS
 DEFAULT_MIN_GROUP = 30  # CONSOLE__MIN_GROUP
+MAX_WINDOW_DAYS = 90
 MAX_TEXT = 2000
 SEND_TASK = "campaigns.send"
 
@@ -79,8 +80,10 @@ def create(
     product_line: str | None = None,
     goal_events: list[str] | None = None,
     holdout_percent: int = DEFAULT_HOLDOUT_PERCENT,
+    window_days: int | None = None,
 ) -> Campaign:
-    """A draft. Either a ready ``template`` or the partner's own ``text`` (shown escaped)."""
+    """A draft. Either a ready ``template`` or the partner's own ``text`` (shown escaped).
+    ``window_days``: its own conversion window (None: the setting's, when the report is made)."""
     bad = [c for c in cells if c not in CELLS]
     if not cells or bad:
         raise InvalidInputError(f"pick at least one cell (unknown: {', '.join(bad) or '-'})")
@@ -93,11 +96,13 @@ def create(
         raise InvalidInputError(f"unknown campaign template {template!r}")
     if not 0 <= holdout_percent < 100:
         raise InvalidInputError("holdout share must be between 0 and 99 percent")
+    if window_days is not None and not 1 <= window_days <= MAX_WINDOW_DAYS:
+        raise InvalidInputError(f"the conversion window must be 1 to {MAX_WINDOW_DAYS} days")
     campaign = Campaign(
         partner_id=partner_id, cells=sorted(set(cells), key=CELLS.index),
         product_line=product_line, template=template, text=text,
         status=CampaignStatus.draft, goal_events=list(goal_events or DEFAULT_GOALS),
-        holdout_percent=holdout_percent, created_at=now, updated_at=now,
+        holdout_percent=holdout_percent, conversion_window_days=window_days, created_at=now, updated_at=now,
     )
     session.add(campaign)
     session.flush()
@@ -517,7 +522,9 @@ def stats(session: Session, campaign: Campaign, window_days: int = DEFAULT_WINDO
           min_group: int = DEFAULT_MIN_GROUP) -> CampaignStats:
     """Audience, what the outbox did with each push, and conversions (a goal event inside the
     conversion window, ``window_days`` after the send) of the treated against the holdout.
-    Marks ``converted_at`` on members; a mark outside the window (an older rule's) does not count."""
+    Marks ``converted_at`` on members; a mark outside the window (an older rule's) does not count.
+    The campaign's own window, when it has one, wins over ``window_days`` (the setting's)."""
+    window_days = campaign.conversion_window_days or window_days
     cid = campaign.id or 0
     members = session.exec(select(CampaignMember).where(CampaignMember.campaign_id == cid)).all()
     keys = [m.dedupe_key for m in members if m.dedupe_key]
