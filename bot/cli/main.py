@@ -53,6 +53,7 @@ def _register_optional() -> None:
     app.add_typer(merchants_cmd.offers_app, name="offers")
     import_cmd.app.command("merchants")(merchants_cmd.import_merchants)
     report_cmd.app.command("settlement")(merchants_cmd.settlement)
+    report_cmd.app.command("offers")(merchants_cmd.offers_report)
 
 
 _register_optional()

@@ -284,3 +284,52 @@ def settlement_xlsx(report: commission.Settlement) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def offers_report(
+    merchant: str | None = typer.Option(None, "--merchant", help="One merchant's offers only."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The offer funnel (shown → claimed → redeemed) per offer, merchant performance and the
+    points liability."""
+    from flows.merchants import reports
+
+    with open_app() as ac:
+        try:
+            with session_scope(ac.engine) as session:
+                merchant_id = directory.find_merchant(session, merchant).id if merchant else None
+                funnel = reports.offer_funnel(session, merchant_id)
+                merchants = [m for m in reports.merchant_performance(session) if not merchant or m.code == merchant]
+                liability = reports.points_liability(session)
+        except AutoCircleError as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({
+            "offers": [{**r.__dict__, "claim_rate": r.claim_rate, "redeem_rate": r.redeem_rate} for r in funnel],
+            "merchants": [m.__dict__ for m in merchants],
+            "points": {**{k: v for k, v in liability.__dict__.items() if k != "levels"},
+                       "levels": [lv.__dict__ for lv in liability.levels]},
+        }, ensure_ascii=False))
+        return
+    table = Table(title="Offer funnel")
+    for col in ("offer", "merchant", "title", "status", "shown", "claimed", "redeemed", "claimed/shown", "redeemed/claimed"):
+        table.add_column(col)
+    for r in funnel:
+        table.add_row(str(r.offer_id), escape(r.merchant_code), escape(r.title), r.status, str(r.shown), str(r.claimed),
+                      str(r.redeemed), reports._rate(r.claim_rate), reports._rate(r.redeem_rate))
+    console.print(table)
+    table = Table(title="Merchants")
+    for col in ("merchant", "name", "live offers", "shown", "claimed", "redeemed", "undone", "order value", "commission"):
+        table.add_column(col)
+    for m in merchants:
+        table.add_row(escape(m.code), escape(m.name), str(m.live_offers), str(m.shown), str(m.claimed), str(m.redeemed),
+                      str(m.undone), yuan(m.order_value_fen), yuan(m.commission_fen))
+    console.print(table)
+    table = Table(title="Points liability")
+    for col in ("level", "members", "points held"):
+        table.add_column(col)
+    for lv in liability.levels:
+        table.add_row(escape(lv.level), str(lv.members), str(lv.balance))
+    table.add_row("all", str(liability.members), str(liability.balance))
+    console.print(table)
+    console.print(f"points earned {liability.earned}, spent {liability.spent}, expired {liability.expired}")

@@ -20,6 +20,7 @@ from flows.growth import campaigns
 from flows.growth import referrals
 
 from flows.growth import winback
+from flows.merchants import reports as merchant_reports
 from flows.community.funnel import funnel_report
 from flows.segments.matrix_report import MatrixScope, matrix_report
 from storage.cells import safe_row
@@ -37,6 +38,7 @@ def operations_xlsx(session: Session) -> bytes:
         ("campaigns", _campaigns(session)),
         ("referrals", _referrals(session)),
         ("churn reasons", _churn(session)),
+        *merchant_reports.sheets(session),  # issue 13: settlement, offers funnel, merchants, points
     ):
         sheet = book.create_sheet(title)
         for row in rows:
