@@ -194,16 +194,22 @@ class BotRuntime:
         )
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop taking updates, let in-flight handlers finish (bounded), then the sender."""
+        """Stop taking updates, let in-flight handlers finish, then the sender: all of it within
+        ``grace_s`` (one deadline, not one grace each); handlers still running are cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
         with suppress(RuntimeError):
             await self.dp.stop_polling()
-        in_flight = list(getattr(self.dp, "_handle_update_tasks", ()))
+        in_flight = [t for t in getattr(self.dp, "_handle_update_tasks", ()) if not t.done()]
         if in_flight:
-            await asyncio.wait(in_flight, timeout=grace_s)
+            _, late = await asyncio.wait(in_flight, timeout=max(0.0, (deadline - loop.time()) * 0.7))
+            for task in late:
+                task.cancel()  # rolled back by the update's unit of work
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self.sender.stop()
-        await self.sender.wait_stopped(timeout=grace_s)  # held rows go back, outcomes stored
+        # held rows go back, outcomes stored
+        await self.sender.wait_stopped(timeout=max(0.1, deadline - loop.time()))
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

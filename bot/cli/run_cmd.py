@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import signal
-from contextlib import suppress
 
 import typer
 
 from bot.cli.common import console, fail, open_app
+from bot.stopping import install_stop_signals
 
 log = logging.getLogger(__name__)
+STOP_SHARE = 0.8  # of the stop grace for in-flight updates and the sender; the rest for closing
 
 
 def run(
@@ -55,10 +55,8 @@ async def _serve(app, webhook: str | None, listen: str, port: int, role: str = "
     runtime = build_runtime(app)
     scale = apply_scale(runtime, role)  # issue 16: metrics, dedupe, chat lock, shared limits, leader
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    grace_s = app.settings.stop_grace_s
+    install_stop_signals(asyncio.get_running_loop(), stop, grace_s)  # issue 17: always within the grace
     if role != "all":  # issue 16: one role of several processes
         try:
             line = await serve_role(runtime, scale, webhook, listen, port)
@@ -71,7 +69,7 @@ async def _serve(app, webhook: str | None, listen: str, port: int, role: str = "
         console.print(line)
         await stop.wait()
         await stop_parts(scale)
-        await runtime.stop()
+        await runtime.stop(grace_s * STOP_SHARE)
         await close_parts(scale)
         console.print("stopped cleanly")
         return
@@ -97,7 +95,7 @@ async def _serve(app, webhook: str | None, listen: str, port: int, role: str = "
         if telematics is not None:
             await telematics.cleanup()
     await stop_parts(scale)
-    await runtime.stop()
+    await runtime.stop(grace_s * STOP_SHARE)
     await close_parts(scale)
     console.print("stopped cleanly")
 
