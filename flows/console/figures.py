@@ -208,41 +208,44 @@ class FlowFunnel:
     goal_reached: int = 0
     exited: int = 0
     done: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # inside a run: runs per reason
+    refused: dict[str, int] = field(default_factory=dict)  # at the entry (no run): owners per reason
+
+
+_FUNNEL_OUTCOMES = {"entered": "entered", "queued": "sent", "goal_reached": "goal_reached",
+                    "exited": "exited", "done": "done"}
 
 
 def flow_funnels(session: Session, scope: Scope) -> list[FlowFunnel]:
-    """Each flow's step funnel; every figure counts a run (an owner's pass through the flow)
-    once, however many rows that run logged for it."""
+    """Each flow's step funnel from ``flow_run_log`` (two GROUP BYs).
+
+    The log has a row per step outcome, and a run writes several of one kind (a push queued
+    at two steps, a retried step's "already in the outbox", a step skipped on every pass), so
+    every figure of a run counts ``DISTINCT run_id``: each owner once per run. An entry the
+    rules refused has no run (``run_id`` NULL, one row per entry attempt): those count
+    ``DISTINCT owner_id`` per reason, in their own column, never mixed into the runs' figures."""
     L = FlowRunLog
-    unit = func.coalesce(col(L.run_id), -col(L.owner_id))
-    where = [*scope.owners()]
+    refused = col(L.run_id).is_(None)
+    unit = case((refused, col(L.owner_id)), else_=col(L.run_id))
     rows = session.exec(
-        select(L.flow_key, L.outcome, func.count(distinct(unit)))
-        .join(Owner, col(Owner.id) == col(L.owner_id)).where(*where)
-        .group_by(L.flow_key, L.outcome)
+        select(L.flow_key, L.outcome, L.reason, refused, func.count(distinct(unit)))
+        .join(Owner, col(Owner.id) == col(L.owner_id))
+        .where(col(L.outcome).in_(("skipped", "suppressed")), *scope.owners())
+        .group_by(L.flow_key, L.outcome, L.reason, refused)
     ).all()
     funnels: dict[str, FlowFunnel] = {}
-    for key, outcome, n in rows:
+    for key, outcome, reason, no_run, n in rows:
         f = funnels.setdefault(key, FlowFunnel(key))
-        if outcome == "entered":
-            f.entered = int(n)
-        elif outcome == "queued":
-            f.sent = int(n)
-        elif outcome == "goal_reached":
-            f.goal_reached = int(n)
-        elif outcome == "exited":
-            f.exited = int(n)
-        elif outcome == "done":
-            f.done = int(n)
-    for key, reason, n in session.exec(
-        select(L.flow_key, L.reason, func.count(distinct(unit)))
+        label = (reason or outcome)[:60]
+        bucket = f.refused if no_run else f.skipped
+        bucket[label] = bucket.get(label, 0) + int(n)
+    for key, outcome, n in session.exec(
+        select(L.flow_key, L.outcome, func.count(distinct(col(L.run_id))))
         .join(Owner, col(Owner.id) == col(L.owner_id))
-        .where(col(L.outcome).in_(("skipped", "suppressed")), *where).group_by(L.flow_key, L.reason)
+        .where(col(L.outcome).in_(tuple(_FUNNEL_OUTCOMES)), ~refused, *scope.owners())
+        .group_by(L.flow_key, L.outcome)
     ).all():
-        f = funnels.setdefault(key, FlowFunnel(key))
-        label = (reason or "skipped")[:60]
-        f.skipped[label] = f.skipped.get(label, 0) + int(n)
+        setattr(funnels.setdefault(key, FlowFunnel(key)), _FUNNEL_OUTCOMES[outcome], int(n))
     return sorted(funnels.values(), key=lambda f: f.flow_key)
 
 
