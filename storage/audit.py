@@ -30,6 +30,10 @@ class AuditKind(str, enum.Enum):
     operator_action = "operator_action"
     forged_callback = "forged_callback"
     telematics_refused = "telematics_refused"
+    merchant_staff_code_issued = "merchant_staff_code_issued"  # issue 13: merchant staff and redemptions
+    merchant_staff_registered = "merchant_staff_registered"
+    merchant_staff_code_failed = "merchant_staff_code_failed"
+    merchant_redemption_undone = "merchant_redemption_undone"
 
 
 def record_audit(

@@ -49,6 +49,13 @@ class IsMerchant(BaseFilter):
         return identity.merchant_id is not None
 
 
+class NotOwner(BaseFilter):
+    """Staff who are not owners themselves: for an owner-staff, /offers stays the owner's."""
+
+    async def __call__(self, event: TelegramObject, identity: Identity) -> bool:
+        return identity.owner_id is None
+
+
 class UndoRedemption(CallbackData, prefix="mundo"):
     redemption_id: int
 
@@ -70,7 +77,8 @@ def build_router() -> Router:
     staff.message.register(on_help, Command("help"))
     staff.message.register(on_redeem, Command("redeem"))
     staff.message.register(on_undo, Command("undo"))
-    staff.message.register(on_staff_offers, Command("offers"))
+    staff.message.register(on_staff_offers, Command("offers"), NotOwner())  # an owner's /offers is theirs
+    staff.message.register(on_staff_offers, Command("staffoffers"))
     staff.message.register(on_order_value, OrderValue.waiting, F.text, ~F.text.startswith("/"))
     staff.callback_query.register(on_undo_button, UndoRedemption.filter())
     router.include_routers(public, staff)
@@ -93,7 +101,8 @@ async def on_register(message: Message, command: CommandObject, session: Session
 async def on_help(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
     merchant = session.get(Merchant, identity.merchant_id)
     await message.answer(renderer.render("merchants/help", identity.locale, merchant=merchant.name if merchant else "",
-                                         hours=f"{settings.merchants.undo_window_hours:g}"))
+                                         hours=f"{settings.merchants.undo_window_hours:g}",
+                                         is_owner=identity.owner_id is not None))
 
 
 async def on_staff_offers(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
@@ -170,7 +179,8 @@ async def on_undo(message: Message, command: CommandObject, session: Session, re
     staff = directory.staff_of_user(session, message.from_user.id)
     try:
         done = redemption.undo(session, identity.merchant_id or 0, last.id or 0, utcnow(),
-                               staff_id=staff.id if staff else None, policy=merchant_policy(settings))
+                               staff_id=staff.id if staff else None, policy=merchant_policy(settings),
+                               renderer=renderer)
     except redemption.RedeemError as exc:
         await message.answer(renderer.render("merchants/undo_refused", identity.locale, reason=exc.reason, hours=hours))
         return
@@ -182,7 +192,8 @@ async def on_undo_button(callback: CallbackQuery, callback_data: UndoRedemption,
     staff = directory.staff_of_user(session, callback.from_user.id)
     try:
         done = redemption.undo(session, identity.merchant_id or 0, callback_data.redemption_id, utcnow(),
-                               staff_id=staff.id if staff else None, policy=merchant_policy(settings))
+                               staff_id=staff.id if staff else None, policy=merchant_policy(settings),
+                               renderer=renderer)
     except redemption.RedeemError as exc:
         if exc.reason == "not_found":  # another merchant's redemption: not from a real button
             await refuse(callback, renderer, identity.locale, session=session, why="redemption of another merchant")

@@ -156,9 +156,10 @@ def _notify(session: Session, renderer, red: Redemption, offer: Offer, owner: Ow
 
 
 def undo(session: Session, merchant_id: int, redemption_id: int, now: datetime | None = None, *,
-         staff_id: int | None = None, policy: MerchantPolicy = DEFAULT_POLICY) -> Redeemed:
+         staff_id: int | None = None, policy: MerchantPolicy = DEFAULT_POLICY, renderer=None) -> Redeemed:  # noqa: ANN001
     """Reverse a redemption of this merchant within the window: the coupon is usable again,
-    its commission cancelled, its points taken back. Compare-and-set, so an undo counts once."""
+    its commission cancelled, its points taken back, and (with a renderer) the owner told.
+    Compare-and-set, so an undo counts once."""
     now = now or utcnow()
     red = session.get(Redemption, redemption_id)
     if red is None or red.merchant_id != merchant_id:
@@ -181,11 +182,20 @@ def undo(session: Session, merchant_id: int, redemption_id: int, now: datetime |
     assert coupon is not None
     session.refresh(coupon)
     session.refresh(red)
-    points.take_back(session, coupon.owner_id, policy.points.amount("redemption"), "redemption_undone",
-                     f"redemption_undone:{redemption_id}", now)
+    taken = points.take_back(session, coupon.owner_id, policy.points.amount("redemption"), "redemption_undone",
+                             f"redemption_undone:{redemption_id}", now)
+    owner = session.get(Owner, coupon.owner_id)
+    offer = session.get(Offer, coupon.offer_id)
+    merchant = session.get(Merchant, merchant_id)
+    if renderer is not None and owner is not None and owner.telegram_user_id is not None and offer is not None:
+        enqueue(session, Push(
+            dedupe_key=f"undone:owner:{redemption_id}", chat_id=owner.telegram_user_id, owner_id=owner.id,
+            text=renderer.render("merchants/owner_points_back", owner.locale, title=offer.title,
+                                 merchant=merchant.name if merchant else "", points=taken),
+            message_class=MessageClass.transactional))
     from flows.merchants.directory import MerchantAuditKind
 
-    record_audit(session, MerchantAuditKind.redemption_undone, actor=f"staff:{staff_id}",  # type: ignore[arg-type]
+    record_audit(session, MerchantAuditKind.redemption_undone, actor=f"staff:{staff_id}",
                  subject=f"redemption:{redemption_id}", at=now, code=coupon.code)
     return _result(session, red, retried=False)
 

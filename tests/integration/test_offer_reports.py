@@ -71,3 +71,25 @@ def test_report_offers_cli_and_the_workbook_sheets(engine, cli_env) -> None:  # 
     assert offers_sheet[1][6:9] == [4, 3, 1]
     settlement = [list(r) for r in book["settlement"].iter_rows(values_only=True)]
     assert any(r[0] == "M001" and r[2] == 1 for r in settlement if r and r[0])
+
+
+def test_undo_tells_the_owner_and_is_audited_under_its_kind(engine) -> None:
+    from sqlalchemy import select
+
+    from flows.templating import Renderer
+    from storage.audit import AuditKind, audit_entries
+    from storage.models import OutboxMessage, Owner
+
+    now = utcnow()
+    with session_scope(engine) as session:
+        merchant_id, offer_id = seed_merchant(session)
+        owner = seed_owners(session, 1)[0]
+        session.get(Owner, owner).telegram_user_id = 8801
+        code = coupons.claim(session, offer_id, owner, now, check_targeting=False).code
+        done = redemption.redeem(session, merchant_id, code, now, request_id="r1")
+        redemption.undo(session, merchant_id, done.redemption_id, now, renderer=Renderer(default_locale="en"))
+    with session_scope(engine) as session:
+        [told] = session.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key.like("undone:owner:%"))).scalars().all()
+        assert told.chat_id == 8801 and "taken back" in told.text
+        [entry] = audit_entries(session, kinds=[AuditKind.merchant_redemption_undone])
+        assert entry.subject == f"redemption:{done.redemption_id}"
