@@ -296,6 +296,11 @@ class Settings(BaseSettings):
         "shipped in the package. Operators copy it out and edit their own.",
     )
     redis_url: SecretStr | None = None
+    stop_grace_s: float = Field(
+        default=10.0, gt=0,
+        description="After SIGTERM/SIGINT the bot stops within this many seconds, even under load "
+        "(in-flight updates and the sender get most of it; past it the process exits anyway).",
+    )
     operator_ids: list[int] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
