@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 
 # the packages that register flow words with the engine, in registration order
-CAPABILITIES_WITH_FLOW_WORDS = ("flows.growth", "flows.merchants", "flows.membership")
+CAPABILITIES_WITH_FLOW_WORDS = ("flows.growth", "flows.merchants", "flows.membership", "flows.opportunities")
 
 
 def capabilities() -> None:

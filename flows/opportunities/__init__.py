@@ -12,3 +12,7 @@ Public face: the services in those modules take a Session and plain values and n
 (the caller owns the unit of work); pushes go through ``flows.delivery.outbox``; the scheduler
 entry point is ``matching.waves_job``. Tables are in ``storage.opportunity_models``.
 """
+
+from flows.opportunities import flow_hooks as _flow_hooks
+
+_flow_hooks.install()

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from flows.errors import InvalidInputError
 from flows.opportunities import geo, places
-from storage.models import Owner, ProductLine, Vehicle
+from storage.models import Event, Owner, ProductLine, Vehicle
 from storage.opportunity_models import Capacity, VehicleClass
 
 #: Keywords in a model name → class, checked in this order (a 冷藏厢式货车 is refrigerated).
@@ -40,6 +40,8 @@ DEFAULT_PAYLOAD_T = {
     VehicleClass.refrigerated: 5.0, VehicleClass.tipper: 15.0,
 }
 MAX_VOLUME_M3 = 150.0
+#: Recorded each time a vehicle is saved, so a flow can wait for it.
+VEHICLE_SET_EVENT = "vehicle_set"
 DEFAULT_RADIUS_KM = 100
 MAX_RADIUS_KM = 300
 _CLASS_WORDS = {
@@ -134,6 +136,8 @@ def set_vehicle(
     cap.h3_cell = geo.cell_of(place.lat, place.lon)
     cap.radius_km, cap.updated_at = radius, now
     session.add(cap)
+    # the event a commercial flow waits for (flows.opportunities.flow_hooks)
+    session.add(Event(owner_id=owner_id, kind=VEHICLE_SET_EVENT, at=now, data={"vehicle_class": cls.value}))
     session.flush()
     return cap
 
