@@ -108,3 +108,25 @@ def opportunity_report(session: Session, since: datetime | None = None) -> Oppor
 def partner_deals(session: Session, partner_id: int) -> int:
     return int(session.exec(select(func.count()).select_from(Task).where(
         Task.partner_id == partner_id, Task.state == TaskState.done.value)).one())
+
+
+def sheets(session: Session) -> list[tuple[str, list[list[object]]]]:
+    """The operations workbook's tasks sheet (``report operations``): the same numbers as
+    ``report opportunities``, as rows of plain values (the workbook makes them safe)."""
+    r = opportunity_report(session)
+    d = r.as_dict()
+    rows: list[list[object]] = [
+        ["tasks posted", "matched", "completed", "cancelled", "expired", "match rate",
+         "minutes to match p50", "minutes to match p95"],
+        [r.posted, r.matched, r.completed, r.cancelled, r.expired, d["match_rate"],
+         r.minutes_to_match_p50, r.minutes_to_match_p95],
+        [], ["region (pickup province)", "posted", "matched", "match rate"],
+        *([x.key, x.posted, x.matched, x.rate] for x in r.by_region),
+        [], ["vehicle class", "posted", "matched", "match rate"],
+        *([x.key, x.posted, x.matched, x.rate] for x in r.by_class),
+        [], ["partner", "name", "completed tasks (deals)"],
+        *([a, n, c] for a, n, c in r.by_partner),
+        [], ["dealer", "name", "completed tasks"],
+        *([a, n, c] for a, n, c in r.by_dealer),
+    ]
+    return [("tasks", rows)]

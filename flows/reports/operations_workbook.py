@@ -21,6 +21,7 @@ from flows.growth import referrals
 
 from flows.growth import winback
 from flows.merchants import reports as merchant_reports
+from flows.opportunities import reports as opportunity_reports
 from flows.community.funnel import funnel_report
 from flows.segments.matrix_report import MatrixScope, matrix_report
 from storage.cells import safe_row
@@ -39,6 +40,7 @@ def operations_xlsx(session: Session) -> bytes:
         ("referrals", _referrals(session)),
         ("churn reasons", _churn(session)),
         *merchant_reports.sheets(session),  # issue 13: settlement, offers funnel, merchants, points
+        *opportunity_reports.sheets(session),  # issue 14: tasks posted / matched / completed, rates, deals
     ):
         sheet = book.create_sheet(title)
         for row in rows:

@@ -193,3 +193,46 @@ def test_staff_codes_are_one_time_and_guessing_locks_out(engine, clock) -> None:
         with pytest.raises(StaffCodeError, match="too many"):
             demand.redeem_staff_code(s, fresh.code, 2, NOW)
         assert demand.staff_of_user(s, 1) is not None
+
+
+def test_an_assigned_owner_gets_no_offer_for_an_overlapping_window(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        taken = owner(s, 1, base="广州/越秀区")
+        free = owner(s, 2, base="广州/海珠区")
+        first = post(s, d)  # tomorrow 10:00 – 16:00 (UTC)
+        s.add(TaskOffer(task_id=first.id, owner_id=taken, offered_at=NOW))
+        tasks.move(s, first.id, TaskState.offered, actor="test", reason="test", now=NOW, sources=[TaskState.open.value])
+        matching.accept(s, R, first.id, taken, NOW)
+        overlapping = post(s, d, in_hours=26)  # starts inside the first window
+        later = tasks.post_task(s, d, tasks.TaskDraft(
+            pickup="广州/天河区", dropoff="深圳/南山区", window_start=NOW + timedelta(hours=40),
+            window_end=NOW + timedelta(hours=44), vehicle_class="light_truck", payload_t=3.0), actor="staff:1", now=NOW)
+        assert {c.owner_id for c in matching.candidates(s, overlapping, 300)} == {free}
+        assert {c.owner_id for c in matching.candidates(s, later, 300)} == {taken, free}
+        s.commit()
+
+
+def test_operations_workbook_has_the_tasks_sheet(engine, clock) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    from flows.opportunities.reports import opportunity_report
+    from flows.reports.operations_workbook import operations_xlsx
+
+    with Session(engine) as s:
+        d = account(s)
+        o = owner(s, 1, base="广州/越秀区")
+        won = post(s, d)
+        post(s, d, cls="tipper")
+        s.add(TaskOffer(task_id=won.id, owner_id=o, offered_at=NOW))
+        tasks.move(s, won.id, TaskState.offered, actor="test", reason="test", now=NOW, sources=[TaskState.open.value])
+        matching.accept(s, R, won.id, o, NOW)
+        s.flush()
+        report = opportunity_report(s)
+        book = load_workbook(io.BytesIO(operations_xlsx(s)), read_only=True)
+        rows = list(book["tasks"].iter_rows(values_only=True))
+    assert rows[1][:3] == (2, 1, 0) == (report.posted, report.matched, report.completed)
+    classes = {r[0]: r[1:4] for r in rows if r and r[0] in ("light_truck", "tipper")}
+    assert classes == {"light_truck": (1, 1, 1.0), "tipper": (1, 0, 0.0)}
