@@ -68,6 +68,16 @@ class PeopleActions:
                     setattr(user, key, value)
         return user.to_api()
 
+    async def add_users(self, first_id: int, count: int, first_name: str = "User") -> int:
+        """``count`` people ``first_id`` … who have each opened a private chat with the bot
+        earlier (so it may write to them), without updates: a broadcast audience in one call."""
+        if first_id <= 0 or count < 0:
+            raise SandboxError("user ids are positive and count is not negative")
+        for user_id in range(first_id, first_id + count):
+            await self.add_user(user_id, first_name=f"{first_name}{user_id - first_id}")
+            self.world.ensure_private_chat(self.world.user(user_id))
+        return count
+
     async def add_group(
         self,
         title: str,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # action name -> Sandbox attribute; every one takes JSON-compatible keyword arguments.
 ACTIONS = (
     "add_user",
+    "add_users",
     "add_group",
     "add_bot_to_group",
     "add_member",
