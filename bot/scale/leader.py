@@ -153,8 +153,8 @@ class LeaderElection:
         if conn is not None:
             try:
                 await asyncio.wait_for(conn.close(), timeout=2.0)
-            except Exception:  # noqa: BLE001 - a dead connection may not close cleanly
-                pass
+            except Exception as exc:  # noqa: BLE001 - a dead connection may not close cleanly
+                log.debug("closing the leader connection: %s", exc)
 
     async def _sleep(self, seconds: float) -> None:
         try:

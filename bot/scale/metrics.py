@@ -138,7 +138,7 @@ class UpdateMetricsMiddleware(BaseMiddleware):
             self.metrics.observe_update(kind, time.perf_counter() - started)
 
 
-def metrics_route(metrics: Metrics):  # noqa: ANN201 - an aiohttp handler
+def metrics_route(metrics: Metrics):
     from aiohttp import web
 
     async def handle(_request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ def pg_url(pg_database_url: str | None) -> str:
     return pg_database_url
 
 
-async def _until(predicate, timeout: float) -> bool:  # noqa: ANN001
+async def _until(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

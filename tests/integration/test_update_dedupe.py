@@ -16,7 +16,12 @@ from bot.app import App
 from bot.config import Settings
 from bot.runtime import create_bot, create_dispatcher
 from bot.scale.chat_order import install_chat_order
-from bot.scale.update_dedupe import DONE_KEY, MemoryUpdateDedupe, RedisUpdateDedupe, install_dedupe
+from bot.scale.update_dedupe import (
+    DONE_KEY,
+    MemoryUpdateDedupe,
+    RedisUpdateDedupe,
+    install_dedupe,
+)
 from sandbox import Sandbox, SandboxConfig
 from storage.db import make_engine
 

@@ -208,7 +208,7 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
         return 0, ""
 
 
-async def _control(http: aiohttp.ClientSession, base: str, action: str, timeout: float = 60, **kwargs):  # noqa: ANN202
+async def _control(http: aiohttp.ClientSession, base: str, action: str, timeout: float = 60, **kwargs):
     async with http.post(f"{base}/control/{action}", json=kwargs,
                          timeout=aiohttp.ClientTimeout(total=timeout + 10)) as resp:
         body = await resp.json()
@@ -217,7 +217,7 @@ async def _control(http: aiohttp.ClientSession, base: str, action: str, timeout:
 
 
 def _metric(body: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", body, re.M)
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", body, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
 

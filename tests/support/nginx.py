@@ -16,7 +16,7 @@ NGINX = "/usr/sbin/nginx"
 def local_config(web_ports: list[int], listen_port: int, prefix: Path) -> Path:
     text = DEPLOY_NGINX.read_text(encoding="utf-8")
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in web_ports)
-    text, n = re.subn(r"^\s*server web:8080[^\n]*$", servers, text, flags=re.M)
+    text, n = re.subn(r"^\s*server web:8080[^\n]*$", servers, text, flags=re.MULTILINE)
     assert n == 1, "deploy/nginx.conf: the upstream line 'server web:8080 ...' moved"
     text, n = re.subn(r"listen 80;", f"listen 127.0.0.1:{listen_port};", text)
     assert n == 1
@@ -32,4 +32,4 @@ def nginx_command(config: Path, *extra: str) -> list[str]:
 
 
 def check(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(nginx_command(config, "-t"), capture_output=True, text=True, timeout=30)
+    return subprocess.run(nginx_command(config, "-t"), check=False, capture_output=True, text=True, timeout=30)
