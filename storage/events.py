@@ -15,7 +15,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, literal, or_, update
+from sqlalchemy import and_, case, func, literal, or_, update
 from sqlmodel import Session
 
 from storage.clock import utcnow
@@ -84,17 +84,31 @@ def record(
     return event
 
 
+def counts_toward_maturity(stamp: Any) -> Any:
+    """SQL: an action at ``stamp`` counts toward maturity (the rule of
+    ``flows.segments.rules.counts_toward_maturity``): at or after the owner came online; with
+    no recorded moment, when the owner is in an online stage."""
+    since = func.coalesce(Owner.online_at, Owner.verified_at)
+    return or_(and_(since.is_not(None), stamp >= since),
+               and_(since.is_(None), Owner.stage.in_(_ONLINE_STAGES)))
+
+
+_ONLINE_STAGES = ("online", "verified")  # storage.segments.ONLINE_STAGES (which imports this module)
+
+
 def _counter_updates(kind: EventKind, when: datetime) -> dict[str, Any]:
-    """One UPDATE's SET clause: latest and earliest action, and the counts the rules need."""
+    """One UPDATE's SET clause: latest action (any), and the earliest action and the counts
+    the maturity rule needs (only those since the owner came online)."""
     stamp = literal(when, Owner.__table__.c.last_active_at.type)
     last, first = Owner.last_active_at, Owner.first_action_at
+    counted = counts_toward_maturity(stamp)
     values: dict[str, Any] = {
         "last_active_at": case((or_(last.is_(None), last < stamp), stamp), else_=last),
-        "first_action_at": case((or_(first.is_(None), first > stamp), stamp), else_=first),
-        "action_count": Owner.action_count + 1,
+        "first_action_at": case((and_(counted, or_(first.is_(None), first > stamp)), stamp), else_=first),
+        "action_count": Owner.action_count + case((counted, 1), else_=0),
     }
     if kind is EventKind.referral_converted:
-        values["referral_count"] = Owner.referral_count + 1
+        values["referral_count"] = Owner.referral_count + case((counted, 1), else_=0)
     if kind is EventKind.service_visit:
-        values["service_visits"] = Owner.service_visits + 1
+        values["service_visits"] = Owner.service_visits + case((counted, 1), else_=0)
     return values

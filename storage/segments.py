@@ -49,8 +49,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from storage.events import MEANINGFUL, EventKind
-from storage.models import Event, FunnelStage, Owner, SegmentRun, SegmentTransition, Vehicle
+from storage.events import MEANINGFUL, EventKind, counts_toward_maturity
+from storage.models import (
+    Event,
+    FunnelStage,
+    Owner,
+    SegmentRun,
+    SegmentTransition,
+    Vehicle,
+)
 
 
 class Maturity(str, enum.Enum):
@@ -362,15 +369,17 @@ def rebuild_counters(conn: Connection) -> int:
     # Grouping by ``owner_id + 0`` (same value) keeps SQLite from walking ix_event_owner_at
     # with one table lookup per event to read ``kind``; it scans and sorts instead (2-3× faster).
     owner = (e.owner_id + 0).label("owner_id")
+    counted = counts_toward_maturity(e.at)  # only actions since coming online count toward maturity
     agg = (
         select(
             owner,
             func.max(e.at).label("last_at"),
-            func.min(e.at).label("first_at"),
-            func.count().label("n"),
-            func.sum(case((e.kind == EventKind.referral_converted.value, 1), else_=0)).label("refs"),
-            func.sum(case((e.kind == EventKind.service_visit.value, 1), else_=0)).label("visits"),
+            func.min(case((counted, e.at), else_=None)).label("first_at"),
+            func.coalesce(func.sum(case((counted, 1), else_=0)), 0).label("n"),
+            func.sum(case((and_(counted, e.kind == EventKind.referral_converted.value), 1), else_=0)).label("refs"),
+            func.sum(case((and_(counted, e.kind == EventKind.service_visit.value), 1), else_=0)).label("visits"),
         )
+        .join(Owner.__table__, _O.id == e.owner_id)
         .where(e.kind.in_(kinds))
         .group_by(owner)
         .subquery("agg")

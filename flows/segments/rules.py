@@ -10,9 +10,11 @@ Rules (thresholds from ``Thresholds``, i.e. ``Settings.segments``):
   who just linked their Telegram account has not gone to sleep yet). ``active`` ≤ 7,
   ``declining`` 8–30, ``churned`` 31–90, ``dormant`` beyond, and ``dormant`` for an owner never
   online (stage online/verified or an online/verified timestamp make an owner "online").
-- **maturity** — ``mature`` after one converted referral, or two service visits, or 10
-  meaningful actions whose first and last lie 60+ calendar days apart; else ``growing`` after 3
-  meaningful actions or 30 calendar days since coming online; else ``beginner``. Every input
+- **maturity** (with the platform) — only meaningful actions *since the owner came online*
+  count (``counts_toward_maturity``: history imported from before does not): ``mature`` after
+  one converted referral, or two service visits, or 10 meaningful actions whose first and last
+  lie 60+ calendar days apart; else ``growing`` after 3 meaningful actions or 30 calendar days
+  since coming online; else ``beginner``. Every input
   only grows with time, so with fixed thresholds maturity never goes back.
 - **familiarity** — the owner's own answer in onboarding (``Owner.familiarity``) wins; else
   from the earliest purchase date among their cars, in completed months (the same count
@@ -40,7 +42,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.errors import InvalidInputError
 from storage.events import MEANINGFUL, EventKind
-from storage.segments import ONLINE_STAGES, Activity, Familiarity, Maturity, SegmentParams
+from storage.segments import (
+    ONLINE_STAGES,
+    Activity,
+    Familiarity,
+    Maturity,
+    SegmentParams,
+)
 
 #: Offsets before this instant are taken as the offset in force then (SQLite local days).
 OFFSETS_FROM = datetime(2000, 1, 1, tzinfo=UTC)
@@ -115,6 +123,17 @@ def is_online(stage: str, online_at: datetime | None, verified_at: datetime | No
     return stage in ONLINE_STAGES or online_at is not None or verified_at is not None
 
 
+def counts_toward_maturity(at: datetime, online_since: datetime | None, stage: str) -> bool:
+    """An action counts toward maturity only from the moment the owner came online (an
+    imported service visit from years before does not make a new owner mature). An owner in an
+    online stage with no recorded moment has no boundary: everything counts. Never online:
+    nothing counts. ``storage.events.record`` and ``storage.segments.rebuild_counters`` keep the
+    counters by the same rule."""
+    if online_since is not None:
+        return at >= online_since
+    return stage in ONLINE_STAGES
+
+
 def facts_from_events(
     events: Iterable[tuple[str, datetime]],
     *,
@@ -124,17 +143,23 @@ def facts_from_events(
     own_familiarity: str | None = None,
     purchases: Iterable[date | None] = (),
 ) -> OwnerFacts:
-    """The facts from the raw event log (``(kind, at)`` pairs) and the owner's own fields."""
+    """The facts from the raw event log (``(kind, at)`` pairs) and the owner's own fields.
+
+    Maturity is maturity *with the platform*: only actions since the owner came online count
+    toward it (``counts_toward_maturity``); the last sign of life (activity) is any action."""
     meaningful = [(kind, at) for kind, at in events if kind in _MEANINGFUL_VALUES]
     times = [at for _, at in meaningful]
-    kinds = [kind for kind, _ in meaningful]
+    since = online_at or verified_at
+    counted = [(kind, at) for kind, at in meaningful if counts_toward_maturity(at, since, stage)]
+    counted_times = [at for _, at in counted]
+    kinds = [kind for kind, _ in counted]
     dated = [p for p in purchases if p is not None]
     return OwnerFacts(
         online=is_online(stage, online_at, verified_at),
-        online_since=online_at or verified_at,
+        online_since=since,
         last_action_at=max(times) if times else None,
-        first_action_at=min(times) if times else None,
-        actions=len(times),
+        first_action_at=min(counted_times) if counted_times else None,
+        actions=len(counted_times),
         referrals=kinds.count(EventKind.referral_converted.value),
         service_visits=kinds.count(EventKind.service_visit.value),
         own_familiarity=own_familiarity or None,

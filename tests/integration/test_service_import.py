@@ -135,8 +135,12 @@ def test_services_import_records_visits_updates_cars_and_rejects_bad_rows(engine
     with Session(engine) as session:
         items = session.execute(select(ServiceRecord.items).where(ServiceRecord.km == 15_020)).scalar_one()
         assert items == ["机油", "机滤", "空滤"]
-        visits = session.execute(select(Owner.external_id, Owner.service_visits).order_by(Owner.id)).all()
+        visits = session.execute(select(Owner.external_id, func.count(Event.id)).outerjoin(
+            Event, (Event.owner_id == Owner.id) & (Event.kind == "service_visit")).group_by(Owner.id, Owner.external_id)
+            .order_by(Owner.id)).all()
         assert visits == [("C1", 2), ("C2", 1), ("C3", 0)]
+        # none of them has come online: imported visits do not count toward maturity (issue 15)
+        assert session.execute(select(func.sum(Owner.service_visits))).scalar_one() == 0
         event = session.execute(select(Event).where(Event.kind == "service_visit", Event.owner_id == car2.owner_id)).scalar_one()
         assert event.at == datetime(2026, 11, 1, 4, 0, tzinfo=UTC)  # the visit's day, local noon
         assert event.data["km"] == 21_000 and event.data["vin"] == VIN2

@@ -133,12 +133,23 @@ def test_facts_from_events_count_only_meaningful_kinds() -> None:
     facts = facts_from_events(
         [("command", at), ("online", at - timedelta(days=9)), ("service_visit", at - timedelta(days=5)),
          ("referral_converted", at - timedelta(days=1)), ("locale_set", at + timedelta(hours=1))],
-        stage="invited",
+        stage="verified",  # online with no recorded moment: every action counts
         purchases=[None, date(2024, 5, 1), date(2022, 1, 1)],
     )
     assert facts.actions == 3 and facts.referrals == 1 and facts.service_visits == 1
     assert facts.last_action_at == at and facts.first_action_at == at - timedelta(days=5)
-    assert facts.online is False and facts.first_purchase == date(2022, 1, 1)
+    assert facts.online is True and facts.first_purchase == date(2022, 1, 1)
+
+
+def test_only_actions_since_coming_online_count_toward_maturity() -> None:
+    online = NOW - timedelta(days=2)
+    history = [("service_visit", NOW - timedelta(days=730)), ("service_visit", NOW - timedelta(days=700)),
+               ("command", NOW - timedelta(days=1))]
+    facts = facts_from_events(history, stage="online", online_at=online)
+    assert (facts.actions, facts.service_visits, facts.first_action_at) == (1, 0, NOW - timedelta(days=1))
+    assert maturity(facts, NOW, TH) == "beginner"  # imported visits do not make a newcomer mature
+    never = facts_from_events(history, stage="invited")
+    assert never.actions == 0 and never.online is False and never.last_action_at == NOW - timedelta(days=1)
 
 
 # --- familiarity ----------------------------------------------------------------------------
