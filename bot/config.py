@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from flows.growth.referrals import ReferralPolicy
     from flows.segments.rules import Thresholds
     from flows.delivery.delivery_rules import DeliveryPolicy
+    from flows.opportunities.matching import MatchPolicy
 
 TELEGRAM_API_BASE = "https://api.telegram.org"
 
@@ -255,6 +256,24 @@ class MembershipSettings(BaseModel):
                                    description="level -> lifetime points needed (银卡/金卡/黑卡)")
 
 
+class OpportunitySettings(BaseModel):
+    """Matching tasks to commercial owners in waves (issue 14): ``AUTOCIRCLE_OPPORTUNITIES__<NAME>``."""
+
+    wave_size: int = Field(default=5, ge=1, le=50, description="owners offered a task per wave")
+    wave_radii_km: list[float] = Field(default_factory=lambda: [50.0, 150.0, 300.0], min_length=1,
+                                       description="the pickup search radius of wave 1, 2, 3 … (km, widening)")
+    wave_timeout_minutes: float = Field(default=15.0, gt=0, description="the next, wider wave goes out after this")
+    partner_tasks_shown: int = Field(default=10, ge=1, le=30, description="open tasks a partner's /tasks lists")
+
+    def policy(self, operator_ids: list[int] | tuple[int, ...] = ()) -> MatchPolicy:
+        """The matching's plain values (flows never see the settings object)."""
+        from flows.opportunities.matching import MatchPolicy
+
+        return MatchPolicy(per_wave=self.wave_size, wave_radii_km=tuple(sorted(self.wave_radii_km)),
+                           wave_timeout=timedelta(minutes=self.wave_timeout_minutes),
+                           operator_ids=tuple(operator_ids))
+
+
 class ScaleSettings(BaseModel):
     """Several bot processes (issue 16): ``AUTOCIRCLE_SCALE__<NAME>``."""
 
@@ -315,6 +334,7 @@ class Settings(BaseSettings):
     membership: MembershipSettings = Field(default_factory=MembershipSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    opportunities: OpportunitySettings = Field(default_factory=OpportunitySettings)
 
     def flow_library_dir(self) -> Path:
         """The flow folder in use: ``flows_dir`` when set, else the shipped library."""

@@ -27,11 +27,11 @@ def register_jobs(scheduler: Scheduler, settings: Settings, library: Library) ->
         "posts.plan", circle_posts.posts_job(renderer, settings.timezone, settings.locale), minutes=1
     )
     scheduler.register_task(campaigns.SEND_TASK, campaigns.send_task)
-    from flows.opportunities.matching import MatchPolicy, waves_job  # issue 14: task waves, timeouts, expiry
+    from flows.opportunities.matching import waves_job  # issue 14: task waves, timeouts, expiry
 
     scheduler.every(
         "opportunities.waves",
-        waves_job(renderer, MatchPolicy(operator_ids=tuple(settings.operator_ids))), minutes=1,
+        waves_job(renderer, settings.opportunities.policy(settings.operator_ids)), minutes=1,
     )
     service = settings.service
     scheduler.every(

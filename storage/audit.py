@@ -34,6 +34,9 @@ class AuditKind(str, enum.Enum):
     merchant_staff_registered = "merchant_staff_registered"
     merchant_staff_code_failed = "merchant_staff_code_failed"
     merchant_redemption_undone = "merchant_redemption_undone"
+    demand_staff_code_issued = "demand_staff_code_issued"  # issue 14: demand-side staff
+    demand_staff_registered = "demand_staff_registered"
+    demand_staff_code_failed = "demand_staff_code_failed"
 
 
 def record_audit(

@@ -13,6 +13,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlmodel import Session
 
+from bot.config import Settings
 from bot.filters import IsPartner
 from bot.routers.guard import refuse
 from flows.community.roles import Identity
@@ -41,8 +42,11 @@ def build_router() -> Router:
     return router
 
 
-async def on_tasks(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
-    items = matching.tasks_near_partner(session, identity.partner_id, utcnow())  # type: ignore[arg-type]
+async def on_tasks(message: Message, session: Session, renderer: Renderer, identity: Identity,
+                   settings: Settings) -> None:
+    options = settings.opportunities
+    items = matching.tasks_near_partner(session, identity.partner_id, utcnow(),  # type: ignore[arg-type]
+                                        policy=options.policy(settings.operator_ids), limit=options.partner_tasks_shown)
     rows = [
         [InlineKeyboardButton(
             text=renderer.render(T + "button_push", identity.locale, task_id=n.task["id"], name=c["name"], no_signature=True),
@@ -59,10 +63,10 @@ async def on_deals(message: Message, session: Session, renderer: Renderer, ident
 
 
 async def on_push(callback: CallbackQuery, callback_data: PushCb, session: Session, renderer: Renderer,
-                  identity: Identity) -> None:
+                  identity: Identity, settings: Settings) -> None:
     try:
         matching.partner_push(session, renderer, identity.partner_id, callback_data.task_id,  # type: ignore[arg-type]
-                              callback_data.owner_id, utcnow())
+                              callback_data.owner_id, utcnow(), settings.opportunities.policy(settings.operator_ids))
     except (OfferNotCurrentError, TaskNotFoundError) as exc:
         await refuse(callback, renderer, identity.locale, session=session, why=str(exc))
         return

@@ -31,6 +31,7 @@ from storage.importing.errors import ImportFileError
 from storage.importing.readers import open_source
 from storage.models import Partner
 from storage.opportunity_models import DemandAccount, DemandStaff
+from storage.audit import AuditKind, record_audit
 from storage.security_models import VerificationFailure
 
 _HASH_DOMAIN = b"autocircle/demand-staff-registration/v1:"
@@ -146,6 +147,8 @@ def _issue(session: Session, account: DemandAccount, name: str, now: datetime) -
     session.add(staff)
     session.flush()
     assert staff.id is not None and staff.registration_expires_at is not None
+    record_audit(session, AuditKind.demand_staff_code_issued, subject=f"demand:{account.code}", at=now,
+                 staff_id=staff.id, expires_at=staff.registration_expires_at.isoformat())
     return IssuedStaffCode(account.code, account.company, staff.id, staff.name, code, staff.registration_expires_at)
 
 
@@ -160,6 +163,7 @@ def failures(session: Session, user_id: int, now: datetime) -> int:
 
 def _fail(session: Session, user_id: int, now: datetime, reason: str, message: str) -> StaffCodeError:
     session.add(VerificationFailure(user_id=user_id, via=VIA, reason=reason, at=now))
+    record_audit(session, AuditKind.demand_staff_code_failed, actor=f"tg:{user_id}", at=now, reason=reason)
     session.flush()
     return StaffCodeError(message)
 
@@ -189,6 +193,9 @@ def redeem_staff_code(session: Session, code: str, telegram_user_id: int, now: d
     if spent.rowcount != 1:
         raise StaffCodeError("this code was already used; ask the operator for a new one")
     session.refresh(staff)
+    account = session.get(DemandAccount, staff.demand_id)
+    record_audit(session, AuditKind.demand_staff_registered, actor=f"tg:{telegram_user_id}",
+                 subject=f"demand:{account.code if account else staff.demand_id}", at=now, staff_id=staff.id)
     return staff
 
 

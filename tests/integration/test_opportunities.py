@@ -13,6 +13,7 @@ from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, 
 from flows.opportunities.matching import MatchPolicy
 from flows.opportunities.ratings import Party
 from flows.templating import Renderer
+from storage.audit import AuditKind, audit_entries
 from storage.models import OutboxMessage, Owner, Partner, Dealer
 from storage.opportunity_models import Capacity, OfferStatus, Task, TaskOffer, TaskState
 
@@ -193,6 +194,10 @@ def test_staff_codes_are_one_time_and_guessing_locks_out(engine, clock) -> None:
         with pytest.raises(StaffCodeError, match="too many"):
             demand.redeem_staff_code(s, fresh.code, 2, NOW)
         assert demand.staff_of_user(s, 1) is not None
+        kinds = [e.kind for e in audit_entries(s)]
+        assert kinds.count(AuditKind.demand_staff_code_issued.value) == 2
+        assert kinds.count(AuditKind.demand_staff_registered.value) == 1
+        assert kinds.count(AuditKind.demand_staff_code_failed.value) == 5  # the used code and four guesses
 
 
 def test_an_assigned_owner_gets_no_offer_for_an_overlapping_window(engine, clock) -> None:

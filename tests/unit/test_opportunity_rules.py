@@ -76,3 +76,17 @@ def test_window_and_price_parsing() -> None:
 def test_state_machine_has_no_way_back() -> None:
     assert tasks.sources_of(tasks.S.assigned) == ["open", "offered"]
     assert not tasks.ALLOWED[tasks.S.done]
+
+
+def test_opportunity_settings_make_the_match_policy(monkeypatch) -> None:  # noqa: ANN001
+    from datetime import timedelta
+
+    from bot.config import Settings
+
+    monkeypatch.setenv("AUTOCIRCLE_OPPORTUNITIES__WAVE_SIZE", "3")
+    monkeypatch.setenv("AUTOCIRCLE_OPPORTUNITIES__WAVE_RADII_KM", "[200, 40]")
+    monkeypatch.setenv("AUTOCIRCLE_OPPORTUNITIES__WAVE_TIMEOUT_MINUTES", "5")
+    policy = Settings().opportunities.policy([7])
+    assert (policy.per_wave, policy.wave_radii_km, policy.wave_timeout, policy.operator_ids) == (
+        3, (40.0, 200.0), timedelta(minutes=5), (7,))
+    assert policy.radius(1) == 40.0 and policy.radius(9) == 200.0
