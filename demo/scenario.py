@@ -124,6 +124,9 @@ class Demo:
                     self._personas(), self.rng, self.options.say,
                 )
                 result.days = await days.run(self.options.days)
+            from demo.opportunities import run_opportunities  # issue 14: demand side, task waves, first acceptance wins
+
+            result.transcript += (await run_opportunities(self)).transcript
             with Session(self.app.engine) as session:
                 result.funnel = funnel_report(session)
             result.matrix_text, result.files = await asyncio.to_thread(self._write_reports, out)

@@ -22,7 +22,7 @@ from storage.opportunity_models import Capacity, DemandAccount, Task, TaskState
 T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # noon in Shanghai: no quiet hours
 
 
-def _owner(engine, tg: int, line: str, cell: str) -> int:  # noqa: ANN001
+def _owner(engine, tg: int, line: str, cell: str) -> int:
     m, a = cell.split("/")
     with Session(engine) as s:
         owner = Owner(name=f"Driver {tg}", telegram_user_id=tg, stage="verified", product_line=line,
@@ -32,7 +32,7 @@ def _owner(engine, tg: int, line: str, cell: str) -> int:  # noqa: ANN001
         return owner.id
 
 
-def _entered(engine, owner_id: int, cell: str, at: datetime) -> None:  # noqa: ANN001
+def _entered(engine, owner_id: int, cell: str, at: datetime) -> None:
     m, a = cell.split("/")
     with Session(engine) as s:
         s.add(SegmentTransition(owner_id=owner_id, from_maturity="growing", from_activity="active",
@@ -49,13 +49,13 @@ def _task(s: Session, demand_id: int, where: str, cls: str, tonnes: float, creat
                vehicle_class=cls, payload_t=tonnes, state=state, created_at=created))
 
 
-def _messages(engine, tg: int) -> list[OutboxMessage]:  # noqa: ANN001
+def _messages(engine, tg: int) -> list[OutboxMessage]:
     with Session(engine) as s:
         return list(s.execute(select(OutboxMessage).where(OutboxMessage.chat_id == tg)
                               .order_by(OutboxMessage.id)).scalars())
 
 
-def test_dormant_commercial_owner_hears_the_real_count_and_answers(engine) -> None:  # noqa: ANN001
+def test_dormant_commercial_owner_hears_the_real_count_and_answers(engine) -> None:
     clock.set_now(lambda: T0)
     try:
         library = load_library()
@@ -101,7 +101,7 @@ def test_dormant_commercial_owner_hears_the_real_count_and_answers(engine) -> No
         clock.set_now(None)
 
 
-def test_new_commercial_owner_is_asked_for_class_payload_and_base(engine) -> None:  # noqa: ANN001
+def test_new_commercial_owner_is_asked_for_class_payload_and_base(engine) -> None:
     clock.set_now(lambda: T0)
     try:
         library = load_library()
