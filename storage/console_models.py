@@ -52,3 +52,18 @@ class ConsoleAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     client: str = Field(sa_column=Column(String(64), nullable=False))
     at: datetime = Field(default_factory=utcnow)
+
+
+# --- covering indexes for the console's aggregates (issue 15, item 7) -----------------------
+# The overview and the matrix are GROUP BYs over every owner. With these, SQLite and
+# PostgreSQL read a narrow index instead of the wide owner rows (attributes JSON and all):
+# ``ix_owner_cell`` carries what the matrix, a cell's count and the stage rates read;
+# ``ix_owner_funnel`` what the funnel per partner reads. Declared here (the console's module)
+# on the owner table; created by migration 0014.
+from storage.models import Owner
+
+_owner = Owner.__table__
+IX_OWNER_CELL = Index("ix_owner_cell", _owner.c.maturity, _owner.c.activity, _owner.c.stage, _owner.c.online_at,
+                      _owner.c.verified_at, _owner.c.product_line, _owner.c.referral_count, _owner.c.service_visits)
+IX_OWNER_FUNNEL = Index("ix_owner_funnel", _owner.c.partner_id, _owner.c.stage, _owner.c.invited_at,
+                        _owner.c.online_at, _owner.c.verified_at)
