@@ -446,6 +446,17 @@ def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
     return found
 
 
+def planned_rows(session: Session, keys: Iterable[str]) -> dict[str, tuple[str, str | None, datetime]]:
+    """``dedupe key -> (status, reason, not_before)`` of the rows with these keys."""
+    found: dict[str, tuple[str, str | None, datetime]] = {}
+    for chunk in _chunks(sorted(set(keys))):
+        for key, status, reason, not_before in session.execute(
+            select(_T.c.dedupe_key, _T.c.status, _T.c.reason, _T.c.not_before).where(_T.c.dedupe_key.in_(chunk))
+        ).all():
+            found[key] = (status, reason, not_before)
+    return found
+
+
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start : start + _IN_CHUNK]
@@ -453,7 +464,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 __all__ = [
     "ChatOwner", "ClaimedMessage", "Outcome", "add_suppression", "claim_due", "existing_keys",
-    "expire_pending", "marketing_times", "owners_by_chat", "partner_chats", "partner_vetoes",
+    "expire_pending", "marketing_times", "owners_by_chat", "planned_rows", "partner_chats", "partner_vetoes",
     "Readdressed", "readdress_partner_notices", "skip_partner_notices",
     "record_outcomes", "suppressions_for", "topics_of",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 from jinja2 import TemplateError
-from sqlalchemy import update
+from sqlalchemy import tuple_, update
 from sqlmodel import Session, select
 
 from flows.delivery.delivery_rules import DeliveryPolicy
@@ -26,16 +26,18 @@ from flows.engine import registry
 from flows.engine.flow_files import LoadedFlow, _Loader  # the same YAML 1.2 reading as the files
 from flows.engine.flow_rules import TAGS_KEY, OwnerView, condition_holds, event_names
 from flows.engine.flow_spec import FlowSpec, Step, parse_duration
-from flows.delivery.outbox import Push, enqueue
+from flows.delivery.outbox import Push, enqueue_many
+from storage import outbox as store
 from flows.engine.playbook_spec import Playbook
 from flows.templating import Renderer
 from storage.events import EventKind
 from storage.flow_models import FlowRun, FlowRunLog, FlowRunStatus
-from storage.models import Event, MessageClass, OutboxMessage, OutboxStatus, Owner, Partner
+from storage.models import Event, MessageClass, OutboxStatus, Owner, Partner
 
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 50  # per run and pass: a branch loop without a wait cannot spin forever
+CLAIM_CHUNK = 500  # (id, rev) pairs per claiming UPDATE
 CALLBACK_PREFIX = "fl"  # matches an aiogram CallbackData(prefix="fl") with run_id, action
 PUSH_TOPIC = "flow_run"
 
@@ -84,6 +86,12 @@ _STOP = registry.STOP  # a step handler's "the run waits or ended"
 
 
 @dataclass
+class _PendingPush:
+    push: Push
+    line: FlowRunLog  # its why-log line, outcome filled in when the batch's pushes are planned
+
+
+@dataclass
 class StepRunner:
     """One pass's unit of work on one session: moves due runs forward."""
 
@@ -96,34 +104,71 @@ class StepRunner:
     batch: int
     result: RunnerResult = field(default_factory=RunnerResult)
     ended: set[int] = field(default_factory=set)
+    pending: list[_PendingPush] = field(default_factory=list)  # this batch's pushes, planned at its end
     timezone: str = "UTC"  # schedules' cron lines read in this zone (Settings.timezone)
 
     # phase 5: advancing -------------------------------------------------------------------
     def advance_due(self) -> bool:
+        """One batch of due runs: claimed with one UPDATE, loaded with their owners and
+        partners in three SELECTs, then advanced one by one (each in its own savepoint)."""
         due = self.session.exec(
             select(FlowRun.id, FlowRun.rev).where(
                 FlowRun.status == FlowRunStatus.live, FlowRun.next_at <= self.now
             ).order_by(FlowRun.next_at, FlowRun.id).limit(self.batch)
         ).all()
-        for run_id, rev in due:
-            claimed = self.session.execute(
-                update(FlowRun).where(FlowRun.id == run_id, FlowRun.rev == rev,
-                                      FlowRun.status == FlowRunStatus.live)
-                .values(rev=rev + 1)
-            ).rowcount
-            if claimed != 1:
+        if not due:
+            return False
+        claimed = self._claim(list(due))
+        runs = {run.id: run for run in self.session.exec(
+            select(FlowRun).where(FlowRun.id.in_(claimed))  # type: ignore[union-attr]
+            .execution_options(populate_existing=True)
+        ).all()}
+        self._preload(runs.values())
+        for run_id, _rev in due:
+            run = runs.get(run_id)
+            if run is None:
                 continue  # another pass has it
-            run = self.session.get(FlowRun, run_id)
-            assert run is not None
-            self.session.refresh(run)
+            mark = len(self.pending)
             try:
                 with self.session.begin_nested():
                     self.advance(run)
                     self.session.flush()
             except Exception as exc:  # noqa: BLE001 - one broken run must not stall every pass
+                del self.pending[mark:]  # its pushes went with its rolled-back step
                 log.exception("flow run %s (%s) failed at step %s", run_id, run.flow_key, run.step_id)
                 self._fail(run_id, f"error: {type(exc).__name__}")
+        self._plan_pushes()
         return len(due) == self.batch
+
+    def _claim(self, due: list[Any]) -> list[int]:
+        """Bump ``rev`` of the due runs still at the read ``rev`` (a concurrent pass that got
+        one first leaves it out); returns the ids this pass now owns."""
+        claimed: list[int] = []
+        for start in range(0, len(due), CLAIM_CHUNK):
+            chunk = due[start : start + CLAIM_CHUNK]
+            claimed += self.session.execute(
+                update(FlowRun).where(
+                    tuple_(FlowRun.id, FlowRun.rev).in_([(i, r) for i, r in chunk]),
+                    FlowRun.status == FlowRunStatus.live,
+                ).values(rev=FlowRun.rev + 1).returning(FlowRun.id)
+                .execution_options(synchronize_session=False)  # the batch is loaded fresh next
+            ).scalars().all()
+        return claimed
+
+    def _preload(self, runs: Any) -> None:
+        """Owners and partners of the batch into the session (``session.get`` then finds them
+        without a query each)."""
+        owner_ids = {run.owner_id for run in runs}
+        if not owner_ids:
+            return
+        owners = self.session.exec(
+            select(Owner).where(Owner.id.in_(owner_ids))  # type: ignore[union-attr]
+        ).all()
+        partner_ids = {o.partner_id for o in owners if o.partner_id is not None}
+        if partner_ids:
+            self.session.exec(
+                select(Partner).where(Partner.id.in_(partner_ids))  # type: ignore[union-attr]
+            ).all()
 
     def _fail(self, run_id: int, reason: str) -> None:
         """End a run whose step raised (its step's work was rolled back), with the reason."""
@@ -329,22 +374,45 @@ class StepRunner:
         return labels
 
     def _push(self, run: FlowRun, owner: Owner, key: str, step_id: str, push: Push) -> None:
-        created = enqueue(self.session, push, self.policy)
-        row = self.session.exec(
-            select(OutboxMessage).where(OutboxMessage.dedupe_key == push.dedupe_key)
-        ).first()
-        if row is None or not created:
-            self._log(run, owner.id, key, "queued", "already in the outbox", step_id)
+        """Queue a step's push: planned with the batch's others in one ``enqueue_many`` at the
+        end of the batch (``_plan_pushes``). Its why-log line is written now, in step order,
+        and gets its outcome then."""
+        line = FlowRunLog(
+            run_id=run.id, owner_id=owner.id, flow_key=key, step_id=step_id, outcome="queued",
+            reason=None, at=self.now,
+        )
+        self.session.add(line)
+        self.pending.append(_PendingPush(push, line))
+
+    def _plan_pushes(self) -> None:
+        """Plan the batch's pushes together (quiet hours, the cap and dedupe keys as one by
+        one: ``enqueue_many`` counts earlier pushes of the same batch) and fill in their
+        log lines: already in the outbox, suppressed, deferred or queued."""
+        pending, self.pending = self.pending, []
+        if not pending:
             return
-        if row.status == OutboxStatus.skipped.value:
-            self._log(run, owner.id, key, "suppressed", row.reason, step_id)
-        elif row.reason:
-            self._log(run, owner.id, key, "deferred",
-                      f"{row.reason} until {row.not_before:%Y-%m-%d %H:%M}", step_id)
-            self.result.queued += 1
-        else:
-            self._log(run, owner.id, key, "queued", None, step_id)
-            self.result.queued += 1
+        keys = [p.push.dedupe_key for p in pending]
+        taken = store.existing_keys(self.session, keys)
+        enqueue_many(self.session, [p.push for p in pending], self.policy)
+        rows = store.planned_rows(self.session, keys)
+        for item in pending:
+            key = item.push.dedupe_key
+            row = rows.get(key)
+            line = item.line
+            if row is None or key in taken:
+                line.reason = "already in the outbox"
+                continue
+            taken.add(key)  # a second push of the same key in this batch was not created
+            status, reason, not_before = row
+            if status == OutboxStatus.skipped.value:
+                line.outcome, line.reason = "suppressed", reason and reason[:300]
+            elif reason:
+                line.outcome = "deferred"
+                line.reason = f"{reason} until {not_before:%Y-%m-%d %H:%M}"[:300]
+                self.result.queued += 1
+            else:
+                self.result.queued += 1
+        self.session.flush()
 
     def _finish(self, run: FlowRun, status: str, reason: str) -> None:
         run.status = status
