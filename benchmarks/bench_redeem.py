@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -42,15 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select  # noqa: E402
-from sqlalchemy.exc import OperationalError  # noqa: E402
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import OperationalError
 
-from flows.merchants import coupons, directory, offers, redemption  # noqa: E402
-from storage import migrate  # noqa: E402
-from storage.clock import utcnow  # noqa: E402
-from storage.db import make_engine, session_scope  # noqa: E402
-from storage.merchant_models import Coupon, Merchant, Offer, Redemption  # noqa: E402
-from storage.models import Owner  # noqa: E402
+from flows.merchants import coupons, directory, offers, redemption
+from storage import migrate
+from storage.clock import utcnow
+from storage.db import make_engine, session_scope
+from storage.merchant_models import Coupon, Offer, Redemption
+from storage.models import Owner
 
 BENCH_PG_DB = "autocircle_bench_redeem"
 CITIES = ["上海", "北京", "广州", "深圳", "杭州", "成都", "武汉", "南京", "苏州", "重庆"]
@@ -61,7 +62,7 @@ LEVELS = ["silver", "gold", "black"]
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
-    return ordered[max(0, int(round(pct / 100 * len(ordered) + 0.5)) - 1)] if ordered else float("nan")
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)] if ordered else float("nan")
 
 
 def _pg_fresh(server_url: str) -> str:

@@ -124,9 +124,15 @@ class Demo:
                     self._personas(), self.rng, self.options.say,
                 )
                 result.days = await days.run(self.options.days)
+            from demo.merchants import run_merchants  # issue 13: merchants, offers, coupons, commission
+
+            result.transcript += (await run_merchants(self)).transcript
             from demo.opportunities import run_opportunities  # issue 14: demand side, task waves, first acceptance wins
 
             result.transcript += (await run_opportunities(self)).transcript
+            from demo.console import run_console  # issue 15: the web console beside the bot, a screenshot of each page
+
+            result.transcript += (await run_console(self)).transcript
             with Session(self.app.engine) as session:
                 result.funnel = funnel_report(session)
             result.matrix_text, result.files = await asyncio.to_thread(self._write_reports, out)

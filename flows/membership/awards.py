@@ -31,7 +31,7 @@ REASONS = {
 }
 
 
-def award_from_events(session: Session, policy: points.PointsPolicy, now, renderer=None) -> int:  # noqa: ANN001
+def award_from_events(session: Session, policy: points.PointsPolicy, now, renderer=None) -> int:
     """One pass over new events; returns the lines written."""
     cursor = session.get(FlowCursor, CURSOR)
     if cursor is None:
@@ -69,7 +69,7 @@ def award_from_events(session: Session, policy: points.PointsPolicy, now, render
     return written
 
 
-def points_job(renderer, policy: points.PointsPolicy) -> Callable[[Any], int]:  # noqa: ANN001
+def points_job(renderer, policy: points.PointsPolicy) -> Callable[[Any], int]:
     """``scheduler.every("membership.points", points_job(renderer, policy), minutes=1)``."""
     from flows.merchants.commission import settle_due
 

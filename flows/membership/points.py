@@ -46,7 +46,7 @@ class PointsPolicy:
 DEFAULT_POLICY = PointsPolicy()
 
 
-def _insert(session: Session):  # noqa: ANN202
+def _insert(session: Session):
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -116,7 +116,8 @@ def take_back(session: Session, owner_id: int, amount: int, reason: str, key: st
         balance = session.execute(select(MemberAccount.balance).where(MemberAccount.owner_id == owner_id)).scalar_one()
         take = min(balance, amount)
         if take <= 0:
-            return 0 if _add_line(session, owner_id, 0, reason, key, now, note) else 0
+            _add_line(session, owner_id, 0, reason, key, now, note)  # the reason is kept even for 0
+            return 0
         done = session.execute(update(MemberAccount).where(
             MemberAccount.owner_id == owner_id, MemberAccount.balance == balance,
         ).values(balance=MemberAccount.balance - take, updated_at=now))
@@ -185,7 +186,7 @@ def check_level(session: Session, owner_id: int, policy: PointsPolicy, now: date
     return wanted if done.rowcount == 1 and went_up else None
 
 
-def notify_level(session: Session, owner_id: int, level: str, renderer, now: datetime) -> bool:  # noqa: ANN001
+def notify_level(session: Session, owner_id: int, level: str, renderer, now: datetime) -> bool:
     """The level-up notice, once per owner and level, through the outbox."""
     from flows.delivery.outbox import Push, enqueue
     from storage.models import MessageClass

@@ -21,9 +21,9 @@ from sqlmodel import Session
 
 from flows.community.partners import (
     CODE_TTL,
+    _looks_like_code,
     generate_registration_code,
     normalize_registration_code,
-    _looks_like_code,
 )
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from storage.audit import AuditKind, record_audit

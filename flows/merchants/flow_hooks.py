@@ -101,40 +101,40 @@ def _render(ctx: Any, run: Any, owner: Any, template: str, **values: Any) -> str
 def _offer(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any, action: OfferStep) -> None:
     if owner.telegram_user_id is None:
         ctx.log(run, owner.id, spec.key, "skipped", "no Telegram account", step.id)
-        return None
+        return
     profile = offers.owner_profile(ctx.session, owner.id, ctx.now)
     ranked = offers.rank_offers(ctx.session, profile, ctx.now, limit=action.limit, category=action.category)
     if not ranked:
         ctx.log(run, owner.id, spec.key, "skipped", f"no {action.category} offer for this owner", step.id)
-        return None
-    renderer = getattr(ctx, "renderer")
+        return
+    renderer = ctx.renderer
     locale = renderer.locale_for(owner.locale)
     text = _render(ctx, run, owner, action.template, offers=ranked, category=action.category)
     buttons = [[{"text": f"{renderer.render(CLAIM_LABEL, locale, n=i, no_signature=True).strip()} · {o.title[:30]}",
                  "callback_data": claim_callback(owner.id, o.id)}] for i, o in enumerate(ranked, 1)]
     _send(ctx, run, spec, owner, step, text, buttons, MessageClass.marketing, _topic(run))
     shown.record_shown(ctx.session, owner.id, [o.id for o in ranked], ctx.now, via="flow")
-    return None
+    return
 
 
 def _grant(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any, action: GrantCouponStep) -> None:
     offer = offers.offer_by_key(ctx.session, action.offer)
     if offer is None:
         ctx.log(run, owner.id, spec.key, "skipped", f"no offer with key {action.offer!r}", step.id)
-        return None
+        return
     try:
         with ctx.session.begin_nested():
             coupon = coupons.claim(ctx.session, offer.id or 0, owner.id, ctx.now,
                                    request_id=f"flow:{run.id}:{step.id}", pay_points=False)
     except coupons.ClaimError as exc:
         ctx.log(run, owner.id, spec.key, "skipped", f"coupon {action.offer}: {exc.reason}", step.id)
-        return None
+        return
     run.context = {**run.context, "coupon": coupon_context(coupon)}
     ctx.log(run, owner.id, spec.key, "granted", f"coupon {action.offer} {coupon.code}", step.id)
     if action.template and owner.telegram_user_id is not None:
         text = _render(ctx, run, owner, action.template)
         _send(ctx, run, spec, owner, step, text, None, MessageClass.transactional, _topic(run))
-    return None
+    return
 
 
 def _key_shape(value: str) -> str | None:

@@ -47,7 +47,7 @@ def _kind(value: object) -> str:
         raise FieldError(str(exc)) from None
 
 
-def _text(limit: int):  # noqa: ANN202
+def _text(limit: int):
     def parse(value: object) -> str:
         text = fields.parse_text(value)
         if len(text) > limit:

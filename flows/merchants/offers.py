@@ -264,17 +264,17 @@ def _norm(key: str, value: Any) -> str:
     return str(value) if key in ("cells", "dealers", "cities") else str(value).lower()
 
 
-def _named(dim: str):  # noqa: ANN202
+def _named(dim: str):
     return Offer.t_dims.contains(f"|{dim}|", autoescape=True)
 
 
-def _has(dim: str, values: Iterable[str]):  # noqa: ANN202
+def _has(dim: str, values: Iterable[str]):
     """The offer does not name ``dim``, or names one of the owner's ``values`` for it."""
     wanted = [v for v in dict.fromkeys(values) if v]
     return or_(~_named(dim), *[Offer.t_values.contains(f"|{dim}={v}|", autoescape=True) for v in wanted])
 
 
-def _within(low, high, value: int | None):  # noqa: ANN001, ANN202
+def _within(low, high, value: int | None):
     if value is None:
         return low.is_(None)
     return or_(low.is_(None), and_(low <= value, high >= value))
@@ -290,7 +290,7 @@ def _audience(p: OwnerProfile) -> list[Any]:
     ]
 
 
-def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, columns: Sequence[Any] = (Offer.id,)):  # noqa: ANN202
+def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, columns: Sequence[Any] = (Offer.id,)):
     """The owner's offers by the plain SQL filter: live, in dates, in stock, in the audience."""
     query = (
         select(*columns).join(Merchant, Merchant.id == Offer.merchant_id)
@@ -309,7 +309,7 @@ def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, co
     return query
 
 
-def _score_sql(p: OwnerProfile, now: datetime):  # noqa: ANN202
+def _score_sql(p: OwnerProfile, now: datetime):
     """``score`` as one SQL expression (the owner's facts are parameters), so the database
     sorts and only the top rows come back."""
     terms: list[Any] = [Offer.t_specificity]

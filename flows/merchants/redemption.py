@@ -89,7 +89,7 @@ def _result(session: Session, red: Redemption, retried: bool) -> Redeemed:
 
 def redeem(session: Session, merchant_id: int, code: str, now: datetime | None = None, *,
            request_id: str, staff_id: int | None = None, order_value_fen: int | None = None,
-           policy: MerchantPolicy = DEFAULT_POLICY, renderer=None) -> Redeemed:  # noqa: ANN001
+           policy: MerchantPolicy = DEFAULT_POLICY, renderer=None) -> Redeemed:
     now = now or utcnow()
     code = (code or "").strip().upper()
     if order_value_fen is None and needs_order_value(session, code):
@@ -134,7 +134,7 @@ def redeem(session: Session, merchant_id: int, code: str, now: datetime | None =
     return _result(session, red, retried=False)
 
 
-def _notify(session: Session, renderer, red: Redemption, offer: Offer, owner: Owner, amount: int,  # noqa: ANN001
+def _notify(session: Session, renderer, red: Redemption, offer: Offer, owner: Owner, amount: int,
             policy: MerchantPolicy, now: datetime) -> None:
     merchant = session.get(Merchant, offer.merchant_id)
     merchant_name = merchant.name if merchant else ""
@@ -156,7 +156,7 @@ def _notify(session: Session, renderer, red: Redemption, offer: Offer, owner: Ow
 
 
 def undo(session: Session, merchant_id: int, redemption_id: int, now: datetime | None = None, *,
-         staff_id: int | None = None, policy: MerchantPolicy = DEFAULT_POLICY, renderer=None) -> Redeemed:  # noqa: ANN001
+         staff_id: int | None = None, policy: MerchantPolicy = DEFAULT_POLICY, renderer=None) -> Redeemed:
     """Reverse a redemption of this merchant within the window: the coupon is usable again,
     its commission cancelled, its points taken back, and (with a renderer) the owner told.
     Compare-and-set, so an undo counts once."""

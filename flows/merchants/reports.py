@@ -20,7 +20,14 @@ from sqlmodel import Session
 from flows.merchants import commission
 from storage.clock import utcnow
 from storage.membership_models import MemberAccount, PointsLine
-from storage.merchant_models import CommissionEntry, Coupon, Merchant, Offer, OfferShown, Redemption
+from storage.merchant_models import (
+    CommissionEntry,
+    Coupon,
+    Merchant,
+    Offer,
+    OfferShown,
+    Redemption,
+)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def _cli(args: list[str]) -> str:
 async def test_owner_staff_keeps_owner_commands_and_undo_tells_the_owner(harness, monkeypatch) -> None:
     sb = harness.sandbox
     monkeypatch.setenv("AUTOCIRCLE_DATABASE_URL", harness.database_url)
-    run = lambda args: asyncio.to_thread(_cli, args)  # noqa: E731 - the CLI blocks: off the loop
+    run = lambda args: asyncio.to_thread(_cli, args)
 
     await run(["merchants", "add", "--code", "M2", "--name", "Tyre Town", "--kind", "after_sales",
                "--category", "tyres", "--dealers", "D001"])

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from flows.engine.flow_files import load_flows
+from flows.engine.flow_rules import condition_holds
 from flows.engine.flow_spec import Condition
 from flows.engine.flow_steps import owner_view
-from flows.engine.flow_rules import condition_holds
 from flows.engine.playbook import load_library
 from flows.engine.runner import parse_callback, record_button, run_due_flows
 from flows.membership import points
@@ -24,7 +24,7 @@ from storage.models import OutboxMessage, Owner, SegmentTransition
 T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 
 
-def _owner(engine, tg: int = 5001, **kw) -> int:  # noqa: ANN001, ANN003
+def _owner(engine, tg: int = 5001, **kw) -> int:
     with Session(engine) as s:
         owner = Owner(name="Li", telegram_user_id=tg, stage="verified", maturity="growing", activity="active",
                       locale="en", attributes={}, **kw)
@@ -33,7 +33,7 @@ def _owner(engine, tg: int = 5001, **kw) -> int:  # noqa: ANN001, ANN003
         return owner.id
 
 
-def _entered_cell(engine, owner_id: int, at: datetime) -> None:  # noqa: ANN001
+def _entered_cell(engine, owner_id: int, at: datetime) -> None:
     with Session(engine) as s:
         s.add(SegmentTransition(owner_id=owner_id, from_maturity="beginner", from_activity="active",
                                 to_maturity="growing", to_activity="active", at=at))

@@ -71,7 +71,7 @@ def now() -> Iterator[Clock]:
     clock.set_now(None)
 
 
-def _flows(tmp_path: Path, **files: str):  # noqa: ANN202
+def _flows(tmp_path: Path, **files: str):
     folder = tmp_path / "flows"
     folder.mkdir(exist_ok=True)
     for name, text in files.items():
@@ -79,7 +79,7 @@ def _flows(tmp_path: Path, **files: str):  # noqa: ANN202
     return load_flows(folder)
 
 
-def _world(engine, now: Clock, **offer_kw) -> tuple[int, int, int]:  # noqa: ANN001, ANN003
+def _world(engine, now: Clock, **offer_kw) -> tuple[int, int, int]:
     with Session(engine) as s:
         merchant, _ = directory.add_merchant(s, code="W1", name="Sparkle Wash", kind="car_life", category="car_wash")
         kw = dict(title="First wash free", value_kind="free_item", item="wash", valid_days=10, category="car_wash",
@@ -93,23 +93,23 @@ def _world(engine, now: Clock, **offer_kw) -> tuple[int, int, int]:  # noqa: ANN
         return merchant.id, offer.id, owner.id
 
 
-def _verified(engine, owner_id: int, at: datetime) -> None:  # noqa: ANN001
+def _verified(engine, owner_id: int, at: datetime) -> None:
     with Session(engine) as s:
         record(s, owner_id, EventKind.verified, at)
         s.commit()
 
 
-def _outbox(engine) -> list[OutboxMessage]:  # noqa: ANN001
+def _outbox(engine) -> list[OutboxMessage]:
     with Session(engine) as s:
         return list(s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
 
 
-def _topic(engine, row: OutboxMessage) -> tuple[str, str | None] | None:  # noqa: ANN001
+def _topic(engine, row: OutboxMessage) -> tuple[str, str | None] | None:
     with Session(engine) as s:
         return topics_of(s, [row.id]).get(row.id)
 
 
-def _dropped(engine, row: OutboxMessage) -> str | None:  # noqa: ANN001
+def _dropped(engine, row: OutboxMessage) -> str | None:
     """What the sender's send-time screen says about a queued row (None: it would be sent)."""
     topic, subject = _topic(engine, row) or (None, None)
     with Session(engine) as s:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 
+from merchant_seed import seed_merchant, seed_owners, seed_partner
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
@@ -14,12 +15,11 @@ from bot.cli.main import app as cli
 from flows.membership import points
 from flows.merchants import coupons, redemption, reports, shown
 from flows.reports.operations_workbook import operations_xlsx
-from merchant_seed import seed_merchant, seed_owners, seed_partner
 from storage.clock import utcnow
 from storage.db import session_scope
 
 
-def _seed(engine) -> tuple[int, int]:  # noqa: ANN001
+def _seed(engine) -> tuple[int, int]:
     now = utcnow()
     with session_scope(engine) as session:
         partner = seed_partner(session)
@@ -52,7 +52,7 @@ def test_funnel_performance_and_liability(engine) -> None:
         assert liability.spent == 30 + redemption_points and liability.earned == 70 + 2 * redemption_points
 
 
-def test_report_offers_cli_and_the_workbook_sheets(engine, cli_env) -> None:  # noqa: ANN001
+def test_report_offers_cli_and_the_workbook_sheets(engine, cli_env) -> None:
     _seed(engine)
     result = CliRunner().invoke(cli, ["report", "offers", "--json"])
     assert result.exit_code == 0, result.output

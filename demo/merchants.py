@@ -1,0 +1,209 @@
+"""The demo's revenue act (issue 13): merchants, offers, coupons and the partners' commission.
+
+An operator imports the sample merchants (examples/merchants.csv, the same import as
+``autocircle import merchants``) and adds their offers (examples/offers.csv, as ``autocircle
+offers add`` would); each merchant's staff registers in the bot with a one-time code; a few
+verified owners open ``/offers``, claim the first one (code and QR) and show it at the counter,
+where the merchant's staff redeems it (``/redeem CODE``, entering the order value when the
+commission is a percent of it); the owners' partners check ``/earnings``. The settlement and
+offer sheets of the operations workbook are written afterwards with everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from flows.merchants import directory, offers
+from flows.merchants.importing import import_merchants
+from flows.merchants.money import parse_yuan
+from storage.clock import utcnow
+from storage.db import session_scope
+from storage.merchant_models import Coupon, Merchant, Offer
+
+if TYPE_CHECKING:
+    from demo.scenario import Demo
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+STAFF_BASE_ID = 700_000
+OWNERS = 3
+CODE = re.compile(r"券码 <code>(\w+)</code>|券码 (\w+)")
+
+
+@dataclass
+class MerchantsResult:
+    merchants: int = 0
+    offers: int = 0
+    staff: int = 0
+    claimed: int = 0
+    redeemed: int = 0
+    transcript: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def _list(value: str) -> str:
+    return ",".join(v.strip() for v in (value or "").split("|") if v.strip())
+
+
+def add_sample_offers(session: Session, path: Path) -> int:
+    """The sample offers, live, as an operator adds them with ``autocircle offers add``."""
+    added = 0
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if offers.offer_by_key(session, row["key"]) is not None:
+                continue
+            fixed, percent = row.get("commission_fixed") or "", row.get("commission_percent") or ""
+            offers.create_offer(
+                session, merchant_code=row["merchant"], key=row["key"], title=row["title"], body=row["text"],
+                category=row["category"], value_kind=row["value"],
+                amount_fen=parse_yuan(row["amount"]) if row["amount"] else None,
+                percent=int(row["percent"]) if row["percent"] else None,
+                cap_fen=parse_yuan(row["cap"]) if row["cap"] else None, item=row["item"],
+                valid_days=int(row["valid_days"]) if row["valid_days"] else None,
+                stock_total=int(row["stock"]) if row["stock"] else None, per_owner_limit=int(row["per_owner"] or 1),
+                points_price=int(row["points_price"]) if row["points_price"] else None,
+                targeting={"cells": _list(row["cells"]), "levels": _list(row["levels"])},
+                commission_kind="fixed" if fixed else "percent" if percent else "none",
+                commission_fen=parse_yuan(fixed) if fixed else None,
+                commission_percent=float(percent) if percent else None, status="live")
+            added += 1
+    return added
+
+
+def _operator_adds(engine: Any) -> tuple[Any, int, list[directory.StaffCode]]:
+    summary = import_merchants(engine, EXAMPLES / "merchants.csv")
+    with session_scope(engine) as session:
+        added = add_sample_offers(session, EXAMPLES / "offers.csv")
+        issued = [directory.issue_staff_code(session, m.code, utcnow(), staff_name=f"{m.name}店员", actor="demo")
+                  for m in directory.list_merchants(session)]
+    return summary, added, issued
+
+
+async def run_merchants(demo: Demo) -> MerchantsResult:
+    """Run the act on the demo's sandbox and bot; returns counts and transcript sections."""
+    assert demo.app is not None
+    sb, say, engine = demo.sandbox, demo.options.say, demo.app.engine
+    result = MerchantsResult()
+    say("运营添加商户和优惠 / the operator adds merchants (examples/merchants.csv) and offers (examples/offers.csv)")
+    # in a thread, as the CLI would run beside the bot: a write on the event loop would wait on
+    # SQLite's lock held by an update the loop is serving (scenario.py's service moment says so)
+    summary, result.offers, issued = await asyncio.to_thread(_operator_adds, engine)
+    result.merchants = summary.imported
+    say(f"  merchants {summary.imported} (rejected {summary.rejected}), offers {result.offers}")
+
+    say("商户店员用一次性码注册 / merchant staff register with their one-time codes")
+    staff_of: dict[str, int] = {}
+    for i, code in enumerate(issued):
+        user = STAFF_BASE_ID + i
+        await sb.add_user(user, first_name=code.staff_name or code.merchant_name, language_code="zh")
+        mark = _mark(sb, user)
+        await sb.send_text(user, user, f"/merchant {code.code}")
+        await _next(sb, user, mark, "已登记为")
+        staff_of[code.merchant_code] = user
+    result.staff = len(staff_of)
+
+    owners = [s for s in demo._sims if await asyncio.to_thread(demo._verified, s.owner_id)]
+    spread = {s.partner_user: s for s in owners}  # one owner per partner first, then more
+    chosen = (list(spread.values()) + [s for s in owners if s not in spread.values()])[:OWNERS]
+    say(f"{len(chosen)} 位车主查看 /offers、领券，到店核销 / owners see /offers, claim, and redeem at the counter")
+    redeemed_by: list[tuple[Any, int]] = []
+    for turn, sim in enumerate(chosen):
+        me = sim.telegram_id
+        mark = _mark(sb, me)
+        await sb.send_text(me, me, "/offers")
+        listing = await _next(sb, me, mark, "为您精选的优惠", "暂时没有适合您的优惠")
+        buttons = [b for row in listing.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+        if not buttons:
+            continue
+        mark = _mark(sb, me)
+        pick = buttons[turn % len(buttons)]  # owners pick different offers: each merchant redeems
+        await sb.press_button(me, me, listing["message_id"], pick["callback_data"])
+        claimed = await _next(sb, me, mark, "已领取「", "已领完", "已领取过", "积分不足", "不可领取")
+        if "已领取「" not in (claimed.get("text") or ""):
+            continue
+        await _next(sb, me, mark, photo=True)
+        found = CODE.search(claimed.get("text") or "")
+        if not found:
+            continue
+        code = found.group(1) or found.group(2)
+        result.claimed += 1
+        merchant_code = await asyncio.to_thread(_merchant_of_coupon, engine, code)
+        staff = staff_of.get(merchant_code or "")
+        if staff is None:
+            continue
+        mark, owner_mark = _mark(sb, staff), _mark(sb, me)
+        await sb.send_text(staff, staff, f"/redeem {code}")
+        reply = await _next(sb, staff, mark, "已核销", "消费金额")
+        if "消费金额" in (reply.get("text") or ""):
+            mark = _mark(sb, staff)
+            await sb.send_text(staff, staff, "388")
+            await _next(sb, staff, mark, "已核销")
+        await _next(sb, me, owner_mark, "感谢")
+        result.redeemed += 1
+        redeemed_by.append((sim, staff))
+    say(f"  claimed {result.claimed}, redeemed {result.redeemed}")
+
+    say("顾问查看 /earnings / partners see their commission with /earnings")
+    partners = sorted({sim.partner_user for sim, _ in redeemed_by})
+    for user in partners:
+        try:
+            await sb.wait_for_bot_message(user, contains="佣金 ¥", timeout=20)
+        except TimeoutError:
+            say("  (a partner's commission notice is still queued)")
+        mark = _mark(sb, user)
+        await sb.send_text(user, user, "/earnings")
+        await _next(sb, user, mark, "我的收益")
+    result.transcript = _transcript(demo, redeemed_by, partners)
+    return result
+
+
+def _mark(sb: Any, chat_id: int) -> int:
+    """The newest message id in the chat: replies to what is sent next come after it."""
+    messages = sb.messages(chat_id)
+    return max((m.get("message_id") or 0 for m in messages), default=0)
+
+
+async def _next(sb: Any, chat_id: int, after: int, *words: str, photo: bool = False) -> dict[str, Any]:
+    """The first bot message after ``after`` with one of ``words`` (or a photo)."""
+    def fits(m: dict[str, Any]) -> bool:
+        if (m.get("message_id") or 0) <= after:
+            return False
+        if photo:
+            return "photo" in m
+        text = m.get("text") or m.get("caption") or ""
+        return any(w in text for w in words)
+    return await sb.wait_for_bot_message(chat_id, predicate=fits, timeout=20)
+
+
+def _merchant_of_coupon(engine: Any, code: str) -> str | None:
+    with Session(engine) as session:
+        return session.execute(
+            select(Merchant.code).join(Offer, Offer.merchant_id == Merchant.id).join(Coupon, Coupon.offer_id == Offer.id)
+            .where(Coupon.code == code)).scalar()
+
+
+def _lines(demo: Demo, chat_id: int, last: int) -> list[str]:
+    out = []
+    for message in demo.sandbox.messages(chat_id)[-last:]:
+        who = "🤖" if message.get("from_bot") else (message.get("from", {}).get("first_name") or "?")
+        text = message.get("text") or message.get("caption") or ("[QR]" if "photo" in message else "")
+        shown = " · ".join(line for line in text.splitlines()[:2] if line.strip()) if text else ""
+        out.append(f"{who}: {shown}"[:120])
+    return out
+
+
+def _transcript(demo: Demo, redeemed_by: list[tuple[Any, int]], partners: list[int]) -> list[tuple[str, list[str]]]:
+    if not redeemed_by:
+        return []
+    sim, staff = redeemed_by[0]
+    sections = [(f"车主 {sim.name} ↔ bot (/offers)", _lines(demo, sim.telegram_id, 7)),
+                ("商户店员 ↔ bot (/redeem)", _lines(demo, staff, 6))]
+    if partners:
+        sections.append(("顾问 ↔ bot (/earnings)", _lines(demo, partners[0], 3)))
+    return sections
