@@ -14,13 +14,16 @@ everything else.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from flows.opportunities import demand, matching
@@ -43,6 +46,7 @@ DRIVERS = (
     ("黄师傅", "light_truck 4t 广州/海珠区 100"),
     ("刘师傅", "van 1.5t 广州/天河区 100"),
 )
+T = TypeVar("T")
 WAIT = 30  # the machine may be busy: the sender shares it with the scheduler's jobs
 
 
@@ -56,19 +60,38 @@ class OpportunitiesResult:
     transcript: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
+def _retrying(engine: Any, work: Callable[[Session], T]) -> T:
+    """One unit of work, retried while SQLite reports the database locked (a scheduler job
+    of the running bot may hold the write lock for a while)."""
+    for attempt in range(40):
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except OperationalError:
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
+def _import(engine: Any) -> demand.DemandImportResult:
+    return _retrying(engine, lambda session: demand.import_accounts(session, EXAMPLES / "demand.csv", utcnow()))
+
+
 def _drivers(engine: Any, partner_id: int | None) -> list[tuple[int, str]]:
     """The demo's commercial owners, verified and in the bot (as the owner import and
     onboarding would leave them); their vehicles they set themselves."""
-    out = []
-    with session_scope(engine) as session:
+    def add(session: Session) -> list[tuple[int, str]]:
+        out = []
         for i, (name, _) in enumerate(DRIVERS):
             tg = DRIVER_BASE_ID + i
-            owner = Owner(external_id=f"DEMO-C{i + 1}", name=name, product_line=ProductLine.commercial.value,
-                          stage="verified", telegram_user_id=tg, partner_id=partner_id, locale="zh",
-                          phone=f"1390000{i + 1:04d}", created_at=utcnow(), updated_at=utcnow())
-            session.add(owner)
+            session.add(Owner(external_id=f"DEMO-C{i + 1}", name=name, product_line=ProductLine.commercial.value,
+                              stage="verified", telegram_user_id=tg, partner_id=partner_id, locale="zh",
+                              phone=f"1390000{i + 1:04d}", created_at=utcnow(), updated_at=utcnow()))
             out.append((tg, name))
-    return out
+        return out
+
+    return _retrying(engine, add)
 
 
 def _partner(engine: Any) -> tuple[int | None, int | None, str]:
@@ -84,8 +107,8 @@ def _waves(demo: Demo) -> int:
     assert demo.app is not None
     settings = demo.app.settings
     policy = settings.opportunities.policy(settings.operator_ids)
-    with session_scope(demo.app.engine) as session:
-        matching.run_waves(session, Renderer(default_locale=settings.locale), policy, utcnow())
+    renderer = Renderer(default_locale=settings.locale)
+    _retrying(demo.app.engine, lambda session: matching.run_waves(session, renderer, policy, utcnow()))
     with Session(demo.app.engine) as session:
         return len(session.execute(select(TaskOffer.id)).all())
 
@@ -96,8 +119,7 @@ async def run_opportunities(demo: Demo) -> OpportunitiesResult:
     sb, say, engine = demo.sandbox, demo.options.say, demo.app.engine
     result = OpportunitiesResult()
     say("运营导入用车需求方 / the operator imports demand-side accounts (examples/demand.csv)")
-    with session_scope(engine) as session:
-        imported = demand.import_accounts(session, EXAMPLES / "demand.csv", utcnow())
+    imported = await asyncio.to_thread(_import, engine)
     result.accounts = imported.created + imported.updated
     say(f"  accounts {imported.created} (rejected {len(imported.rejected)})")
     if not imported.codes:
