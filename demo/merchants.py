@@ -160,7 +160,25 @@ async def run_merchants(demo: Demo) -> MerchantsResult:
         await sb.send_text(user, user, "/earnings")
         await _next(sb, user, mark, "我的收益")
     result.transcript = _transcript(demo, redeemed_by, partners)
+    await _quiet(demo)
     return result
+
+
+async def _quiet(demo: Demo, timeout: float = 30.0) -> None:
+    """Leave the bot idle for the next act: updates handled, the outbox sent."""
+    from storage.models import OutboxMessage
+
+    await demo._drain_outbox()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+
+    def due() -> int:
+        with Session(demo.app.engine) as session:  # type: ignore[union-attr]
+            return len(session.execute(select(OutboxMessage.id).where(
+                OutboxMessage.status.in_(("pending", "sending")), OutboxMessage.not_before <= utcnow())).all())
+
+    while loop.time() < deadline and await asyncio.to_thread(due):
+        await asyncio.sleep(0.2)
 
 
 def _mark(sb: Any, chat_id: int) -> int:
