@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import and_, any_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
@@ -37,6 +37,7 @@ SENT = OutboxStatus.sent.value
 FAILED = OutboxStatus.failed.value
 SKIPPED = OutboxStatus.skipped.value
 _IN_CHUNK = 500  # ids per IN (...) list
+_PG_CHUNK = 20_000  # values per = ANY(:array) on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,7 @@ def owners_by_chat(session: Session, chat_ids: Iterable[int]) -> dict[int, ChatO
     """Owners whose Telegram user id is one of ``chat_ids`` (private chats), by chat id."""
     wanted = sorted({c for c in chat_ids if c > 0})
     found: dict[int, ChatOwner] = {}
-    for chunk in _chunks(wanted):
+    for chunk in _chunks(wanted, session):
         rows = session.execute(
             select(
                 Owner.id, Owner.telegram_user_id, Owner.opted_out, Owner.unreachable,
@@ -345,7 +346,7 @@ def owners_by_chat(session: Session, chat_ids: Iterable[int]) -> dict[int, ChatO
                 OwnerPreference.quiet_hours,
             )
             .outerjoin(OwnerPreference, OwnerPreference.owner_id == Owner.id)
-            .where(Owner.telegram_user_id.in_(chunk))
+            .where(among(session, Owner.telegram_user_id, chunk))
         ).all()
         for row in rows:
             found[row[1]] = ChatOwner(row[0], row[1], bool(row[2]), bool(row[3]), row[4], row[5], row[6])
@@ -356,11 +357,11 @@ def partner_chats(session: Session, chat_ids: Iterable[int]) -> set[int]:
     """Which of ``chat_ids`` are active partners' private chats (staff, not audience)."""
     wanted = sorted({c for c in chat_ids if c > 0})
     found: set[int] = set()
-    for chunk in _chunks(wanted):
+    for chunk in _chunks(wanted, session):
         found.update(
             session.execute(
                 select(Partner.telegram_user_id).where(
-                    Partner.telegram_user_id.in_(chunk), Partner.active.is_(True)
+                    among(session, Partner.telegram_user_id, chunk), Partner.active.is_(True)
                 )
             ).scalars()
         )
@@ -383,10 +384,10 @@ def marketing_times(
     wanted = sorted(set(chat_ids))
     times: dict[int, list[datetime]] = {}
     statuses = [SENT, PENDING, SENDING] if include_planned else [SENT]
-    for chunk in _chunks(wanted):
+    for chunk in _chunks(wanted, session):
         rows = session.execute(
             select(_T.c.id, _T.c.chat_id, _T.c.status, _T.c.sent_at, _T.c.not_before).where(
-                _T.c.chat_id.in_(chunk),
+                among(session, _T.c.chat_id, chunk),
                 _T.c.message_class == MessageClass.marketing.value,
                 _T.c.status.in_(statuses),
             )
@@ -403,10 +404,10 @@ def marketing_times(
 def topics_of(session: Session, outbox_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
     """``outbox id -> (topic, subject)`` for the rows that have a topic."""
     found: dict[int, tuple[str, str | None]] = {}
-    for chunk in _chunks(sorted(set(outbox_ids))):
+    for chunk in _chunks(sorted(set(outbox_ids)), session):
         for outbox_id, topic, subject in session.execute(
             select(OutboxTopic.outbox_id, OutboxTopic.topic, OutboxTopic.subject).where(
-                OutboxTopic.outbox_id.in_(chunk)
+                among(session, OutboxTopic.outbox_id, chunk)
             )
         ).all():
             found[outbox_id] = (topic, subject)
@@ -441,25 +442,40 @@ def add_suppression(session: Session, topic: str, subject: str, reason: str, now
 
 def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(keys))):
-        found.update(session.execute(select(_T.c.dedupe_key).where(_T.c.dedupe_key.in_(chunk))).scalars())
+    for chunk in _chunks(sorted(set(keys)), session):
+        found.update(session.execute(select(_T.c.dedupe_key).where(among(session, _T.c.dedupe_key, chunk))).scalars())
     return found
 
 
 def planned_rows(session: Session, keys: Iterable[str]) -> dict[str, tuple[str, str | None, datetime]]:
     """``dedupe key -> (status, reason, not_before)`` of the rows with these keys."""
     found: dict[str, tuple[str, str | None, datetime]] = {}
-    for chunk in _chunks(sorted(set(keys))):
+    for chunk in _chunks(sorted(set(keys)), session):
         for key, status, reason, not_before in session.execute(
-            select(_T.c.dedupe_key, _T.c.status, _T.c.reason, _T.c.not_before).where(_T.c.dedupe_key.in_(chunk))
+            select(_T.c.dedupe_key, _T.c.status, _T.c.reason, _T.c.not_before).where(among(session, _T.c.dedupe_key, chunk))
         ).all():
             found[key] = (status, reason, not_before)
     return found
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
+def _chunks(values: Sequence[Any], session: Session | None = None) -> Iterable[Sequence[Any]]:
+    size = _PG_CHUNK if session is not None and _is_pg(session) else _IN_CHUNK
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """SQL ``column IN values``: on PostgreSQL ``= ANY(:array)``, one parameter however many
+    values (psycopg parses a statement with thousands of placeholders slowly), else ``IN``."""
+    if _is_pg(session):
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 __all__ = [

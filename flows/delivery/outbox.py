@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -191,9 +191,16 @@ def _insert(session: Session, rows: list[tuple[dict[str, Any], Push]]) -> int:
 
 
 def _insert_chunk(session: Session, rows: Sequence[tuple[dict[str, Any], Push]]) -> None:
-    ids = dict(session.execute(
-        insert(OUTBOX).returning(OUTBOX.c.dedupe_key, OUTBOX.c.id), [values for values, _ in rows]
-    ).all())
+    values = [v for v, _ in rows]
+    if session.get_bind().dialect.name == "postgresql":
+        # psycopg's pipelined executemany, then the ids by key in one ``= ANY`` query: a
+        # multi-row INSERT … RETURNING of a thousand rows is mostly psycopg parsing it
+        session.execute(insert(OUTBOX), values)
+        keys = [v["dedupe_key"] for v in values]
+        ids = dict(session.execute(select(OUTBOX.c.dedupe_key, OUTBOX.c.id).where(
+            store.among(session, OUTBOX.c.dedupe_key, keys))).all())
+    else:
+        ids = dict(session.execute(insert(OUTBOX).returning(OUTBOX.c.dedupe_key, OUTBOX.c.id), values).all())
     topics = [
         {"outbox_id": ids[values["dedupe_key"]], "topic": push.topic, "subject": push.subject}
         for values, push in rows
