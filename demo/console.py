@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from flows.console import access
 from flows.console.init_data import make_init_data
-from storage.campaign_models import Campaign
+from storage.campaign_models import Campaign, CampaignMember
 from storage.clock import utcnow
 from storage.models import Owner, Partner
 
@@ -59,7 +59,8 @@ def _story(engine: Any) -> dict[str, Any]:
         cell = session.execute(
             select(Owner.maturity, Owner.activity, func.count()).where(Owner.online_at.is_not(None))  # type: ignore[union-attr]
             .group_by(Owner.maturity, Owner.activity).order_by(func.count().desc()).limit(1)).first()
-        campaign = session.execute(select(func.max(Campaign.id))).scalar()
+        campaign = session.execute(select(func.max(CampaignMember.campaign_id))).scalar() \
+            or session.execute(select(func.max(Campaign.id))).scalar()  # a sent one shows its results
         owner = session.execute(select(Owner.id).where(Owner.last_active_at.is_not(None))  # type: ignore[union-attr]
                                 .order_by(Owner.last_active_at.desc()).limit(1)).scalar()  # type: ignore[union-attr]
         partner = session.execute(select(Partner.telegram_user_id).where(
@@ -103,7 +104,8 @@ async def _screenshots(base: str, token: str, bot_token: str, story: dict[str, A
                 written.append(str(target))
             await page.goto(f"{base}/?lang=zh")  # leave the browser's language as the demo's
             if story["partner_tg"]:
-                signed = make_init_data(int(story["partner_tg"]), bot_token, utcnow(), first_name="Partner")
+                signed = make_init_data(int(story["partner_tg"]), bot_token, utcnow(), first_name="Partner",
+                                        language_code="zh")  # the demo's partners use Telegram in Chinese
                 phone = await browser.new_page(viewport=PHONE)
                 await phone.goto(f"{base}/app#tgWebAppData={quote(signed)}&tgWebAppVersion=7.0")
                 await phone.wait_for_selector("#mini-funnel")
