@@ -20,7 +20,11 @@ NO_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("autocircle_no_r
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
-    def __init__(self, attempts: int = 3, max_wait_s: float = 30.0) -> None:
+    """Up to ``attempts`` tries, each waiting the ``retry_after`` Telegram asked for. Five,
+    because a chat's own limit is shared with the outbox sender: a reply can meet a push
+    that took the chat's token in the same second more than once before it gets through."""
+
+    def __init__(self, attempts: int = 5, max_wait_s: float = 30.0) -> None:
         self.attempts = attempts
         self.max_wait_s = max_wait_s
 

@@ -53,6 +53,9 @@ class RateLimiter:
         self.clock = clock
         self._overall = TokenBucket(max(config.bot_rate_per_s, 1.0), config.bot_rate_per_s)
         self._chats: dict[int, TokenBucket] = {}
+        # which limit each 429 came from (the bot is not told, as Telegram does not say)
+        self.overall_hits = 0
+        self.chat_hits = 0
 
     def _bucket_for(self, chat_id: int, chat_type: str) -> TokenBucket:
         bucket = self._chats.get(chat_id)
@@ -73,8 +76,13 @@ class RateLimiter:
             return None
         now = self.clock()
         chat_bucket = self._bucket_for(chat_id, chat_type)
-        wait = max(self._overall.wait_time(now), chat_bucket.wait_time(now))
+        overall, per_chat = self._overall.wait_time(now), chat_bucket.wait_time(now)
+        wait = max(overall, per_chat)
         if wait > 0:
+            if overall > 0:
+                self.overall_hits += 1
+            else:
+                self.chat_hits += 1
             return max(1, math.ceil(wait))
         self._overall.take(now)
         chat_bucket.take(now)

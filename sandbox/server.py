@@ -246,8 +246,10 @@ class Sandbox(PeopleActions):
         self.limiter.reset()
 
     def stats(self) -> dict[str, Any]:
-        """``{"requests": {method: n}, "errors": {method: {status: n}}, "too_many_requests": n}``"""
-        return self.counters.snapshot()
+        """``{"requests": {method: n}, "errors": {method: {status: n}}, "too_many_requests": n,
+        "limit_429": {"overall": n, "chat": n}}``: which flood limit each 429 came from."""
+        return {**self.counters.snapshot(),
+                "limit_429": {"overall": self.limiter.overall_hits, "chat": self.limiter.chat_hits}}
 
     def request_count(self, method: str) -> int:
         entry = self.methods.find(method)

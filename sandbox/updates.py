@@ -16,6 +16,20 @@ def update_kind(update: dict[str, Any]) -> str:
     return next(key for key in update if key != "update_id")
 
 
+def update_chat(update: dict[str, Any]) -> Any:
+    """The chat an update belongs to (a callback's message chat, else the sender), or None."""
+    for kind, payload in update.items():
+        if kind == "update_id" or not isinstance(payload, dict):
+            continue
+        chat = payload.get("chat") or (payload.get("message") or {}).get("chat")
+        if isinstance(chat, dict) and "id" in chat:
+            return chat["id"]
+        sender = payload.get("from") or payload.get("user")
+        if isinstance(sender, dict) and "id" in sender:
+            return ("user", sender["id"])
+    return None
+
+
 class UpdateQueue:
     """Pending updates until the bot confirms them with a higher ``offset``."""
 
@@ -81,6 +95,30 @@ class UpdateQueue:
         self.dropped += len(self._pending)
         self._pending.clear()
         self.changed.notify()
+
+    def take_deliverable(self, in_flight: set[int], busy_chats: set[Any]) -> dict[str, Any] | None:
+        """The oldest update a webhook connection may send now: not already in flight and not
+        of a chat that has one in flight (each chat's updates go in order, chats in parallel).
+        Updates the bot did not ask for are discarded as in ``take_batch``."""
+        kept: list[dict[str, Any]] = []
+        found: dict[str, Any] | None = None
+        for update in self._pending:
+            if found is None and update["update_id"] not in in_flight:
+                if not self.is_allowed(update_kind(update)):
+                    self.dropped += 1
+                    continue
+                if update_chat(update) not in busy_chats or update_chat(update) is None:
+                    found = update
+            kept.append(update)
+        self._pending = kept
+        return found
+
+    def ack(self, update_id: int) -> None:
+        """Forget one delivered update (a webhook answered it with 2xx)."""
+        before = len(self._pending)
+        self._pending = [u for u in self._pending if u["update_id"] != update_id]
+        if len(self._pending) != before:
+            self.changed.notify()
 
     def take_batch(self, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` deliverable updates; updates the bot did not ask for are discarded

@@ -1,5 +1,7 @@
-"""Pushing updates to the bot's webhook, one at a time, like Telegram does (with the
-``X-Telegram-Bot-Api-Secret-Token`` header, retries, and replies carrying a method call)."""
+"""Pushing updates to the bot's webhook as Telegram does: over up to ``max_connections``
+connections at once (setWebhook's setting, default 40), each chat's updates one after another,
+with the ``X-Telegram-Bot-Api-Secret-Token`` header, retries with backoff, and replies carrying
+a method call. A process behind the webhook therefore sees many chats' updates in parallel."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import aiohttp
 from .errors import ApiError
 from .params import Params, Upload
 from .state import now_ts
+from .updates import update_chat
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -31,6 +34,10 @@ class WebhookDelivery:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.delivered = 0
+        self._in_flight: dict[int, Any] = {}  # update_id -> its chat
+        self._posts: set[asyncio.Task[None]] = set()
+        self._delay = retry_min
+        self._resume_at = 0.0
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -41,26 +48,48 @@ class WebhookDelivery:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for post in list(self._posts):
+            post.cancel()
+        await asyncio.gather(*self._posts, return_exceptions=True)
+        self._posts.clear()
+        self._in_flight.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    def _ready(self) -> bool | None:
+    def _next(self) -> dict[str, Any] | None:
         hook = self.sb.world.webhook
-        return True if hook.url and self.sb.updates.pending_count else None
+        if not hook.url or len(self._in_flight) >= max(1, hook.max_connections):
+            return None
+        if asyncio.get_running_loop().time() < self._resume_at:
+            return None
+        return self.sb.updates.take_deliverable(set(self._in_flight), set(self._in_flight.values()))
 
     async def _run(self) -> None:
-        delay = self.retry_min
+        loop = asyncio.get_running_loop()
         while True:
-            await self.sb.updates.changed.wait_for(self._ready, timeout=None)
-            batch = self.sb.updates.take_batch(1)
-            if not batch:
+            wait = max(0.0, self._resume_at - loop.time())
+            update = await self.sb.updates.changed.wait_for(self._next, timeout=wait or None)
+            if update is None:
                 continue
-            if await self._post(batch[0]):
-                delay = self.retry_min
-            else:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
+            self._in_flight[update["update_id"]] = update_chat(update)
+            post = asyncio.create_task(self._deliver(update))
+            self._posts.add(post)
+            post.add_done_callback(self._posts.discard)
+
+    async def _deliver(self, update: dict[str, Any]) -> None:
+        """One connection's work: post, then free the slot (and back off after a failure)."""
+        try:
+            ok = await self._post(update)
+        finally:
+            self._in_flight.pop(update["update_id"], None)
+        loop = asyncio.get_running_loop()
+        if ok:
+            self._delay = self.retry_min
+        else:
+            self._resume_at = loop.time() + self._delay
+            self._delay = min(self._delay * 2, self.retry_max)
+        self.sb.updates.changed.notify()
 
     async def _post(self, update: dict[str, Any]) -> bool:
         hook = self.sb.world.webhook
@@ -77,7 +106,7 @@ class WebhookDelivery:
         except (TimeoutError, aiohttp.ClientError) as exc:
             self._fail(f"Connection failed: {type(exc).__name__}: {exc}")
             return False
-        self.sb.updates.confirm(update["update_id"] + 1)
+        self.sb.updates.ack(update["update_id"])
         self.delivered += 1
         if reply is not None:
             await self._execute_reply(reply)

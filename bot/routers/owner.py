@@ -31,6 +31,7 @@ from flows.growth.referrals import Touch
 from flows.community.roles import Identity, Role
 from flows.templating import Renderer, locale_from_telegram
 from storage.clock import utcnow
+from storage.models import Owner
 
 
 class Onboarding(StatesGroup):
@@ -170,10 +171,7 @@ async def _after_match(
         await state.set_state(Onboarding.familiarity)
         await state.set_data({"owner_id": result.owner_id})
         commit_before_reply(session)  # the person may act on the next message at once
-        await message.answer(renderer.render("onboarding/verified", loc, name=result.owner_name), reply_markup=keyboards.remove())
-        suggestion = _suggestion(session, result.owner_id, settings)
-        await message.answer(renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value),
-                             reply_markup=keyboards.familiarity(loc, result.owner_id or 0, suggestion))
+        await _say_verified(message, session, renderer, loc, result.owner_id or 0, result.owner_name, settings)
         return
     failure = result.failure
     if failure is onboarding.MatchFailure.bad_format:
@@ -184,6 +182,19 @@ async def _after_match(
         await message.answer(renderer.render("owner/verify_locked", loc), reply_markup=keyboards.remove())
     else:
         await message.answer(renderer.render("owner/no_match", loc, left=result.left))
+
+
+async def _say_verified(
+    message: Message, session: Session, renderer: Renderer, loc: str | None, owner_id: int,
+    owner_name: str | None, settings: Settings,
+) -> None:
+    """"Verified" and the familiarity question: after the match, and again whenever the owner
+    writes instead of answering (or Telegram redelivers the matching message after a crash
+    between the commit and these replies), so the person is never left without the question."""
+    await message.answer(renderer.render("onboarding/verified", loc, name=owner_name), reply_markup=keyboards.remove())
+    suggestion = _suggestion(session, owner_id, settings)
+    await message.answer(renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value),
+                         reply_markup=keyboards.familiarity(loc, owner_id, suggestion))
 
 
 def _suggestion(session: Session, owner_id: int | None, settings: Settings) -> onboarding.Familiarity:
@@ -300,7 +311,16 @@ async def on_prospect_dealer(
     await callback.message.answer(renderer.render("prospect/done", loc, partner_name=result.partner_name))
 
 
-async def on_unexpected_in_form(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+async def on_unexpected_in_form(
+    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
+    settings: Settings,
+) -> None:
     current = await state.get_state()
+    loc = _loc(identity, message, renderer)
+    owner_id = (await state.get_data()).get("owner_id")
+    if current == Onboarding.familiarity.state and owner_id and owner_id == identity.owner_id:
+        owner = session.get(Owner, owner_id)  # verified already: ask the open question again
+        await _say_verified(message, session, renderer, loc, owner_id, owner.name if owner else None, settings)
+        return
     template = "onboarding/verify_hint" if current and current.startswith("Onboarding") else "prospect/form_hint"
-    await message.answer(renderer.render(template, _loc(identity, message, renderer)))
+    await message.answer(renderer.render(template, loc))

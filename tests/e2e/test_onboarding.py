@@ -142,3 +142,29 @@ async def test_buttons_speak_the_language_of_the_text_for_people_without_a_known
     assert keyboard == ["📱 Share my phone number"]
     hint = await sb.wait_for_bot_message(OWNER_TG, contains="Not an owner yet")
     assert [b["text"] for b in _buttons(hint)] == ["I'm not an owner yet"]
+
+
+async def test_a_verified_owner_who_writes_instead_of_answering_is_asked_again_not_told_to_verify(harness) -> None:
+    """The familiarity question is open: text (or Telegram redelivering the VIN message after a
+    crash between the commit and the replies) gets "Verified" and the question again."""
+    sb = harness.sandbox
+    code = await harness.add_partner("A101")
+    await harness.add_owner("C0001", name="Li Lei", vin=VIN, advisor_code="A101")
+    await harness.register_partner(PARTNER_TG, code)
+    await sb.send_text(PARTNER_TG, PARTNER_TG, "/invites")
+    listing = await sb.wait_for_bot_message(PARTNER_TG, contains="Li Lei")
+    token = next(w for w in listing["text"].split() if "?start=" in w).split("=", 1)[1]
+    await sb.add_user(OWNER_TG, first_name="Lei")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {token}")
+    await sb.wait_for_bot_message(OWNER_TG, contains="Hello Li Lei")
+    await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])
+    await sb.wait_for_bot_message(OWNER_TG, contains="How well")
+    before = len(sb.bot_messages(OWNER_TG))
+    await sb.send_text(OWNER_TG, OWNER_TG, VIN[-6:])  # as a redelivery would
+    again = await sb.wait_for_bot_message(OWNER_TG, contains="How well")  # a new one: each is returned once
+    texts = [m.get("text", "") for m in sb.bot_messages(OWNER_TG)[before:]]
+    assert any("Verified" in t for t in texts) and any("How well" in t for t in texts), texts
+    assert not any("last 6 characters" in t for t in texts), texts
+    fam = next(b for b in _buttons(again) if b["text"].startswith("Skilled"))
+    await sb.press_button(OWNER_TG, OWNER_TG, again["message_id"], fam["callback_data"])
+    await sb.wait_for_bot_message(OWNER_TG, contains="language")

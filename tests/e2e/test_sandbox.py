@@ -511,6 +511,58 @@ async def test_webhook_blocks_get_updates_and_receives_updates(sandbox: Sandbox,
         await runner.cleanup()
 
 
+async def test_webhook_delivers_chats_in_parallel_and_each_chat_in_order(sandbox: Sandbox, bot: Bot) -> None:
+    """As Telegram does over its max_connections: while one chat's update is unanswered, other
+    chats' updates still arrive, and that chat's next update waits for the answer."""
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        text = (await request.json())["message"]["text"]
+        seen.append(text)
+        if text == "anna 1":
+            await release.wait()  # the bot is slow with Anna's first message
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        await bot.set_webhook(f"http://127.0.0.1:{port}/hook", max_connections=10)
+        await sandbox.add_user(ANNA, "Anna")
+        await sandbox.add_user(BORIS, "Boris")
+        await sandbox.send_text(ANNA, ANNA, "anna 1")
+        await sandbox.send_text(ANNA, ANNA, "anna 2")
+        for i in range(5):
+            await sandbox.send_text(BORIS, BORIS, f"ben {i}")
+        for _ in range(200):
+            if len(seen) >= 6:
+                break
+            await asyncio.sleep(0.02)
+        assert seen[0] == "anna 1" and [t for t in seen if t.startswith("ben")] == [f"ben {i}" for i in range(5)]
+        assert "anna 2" not in seen  # Anna's chat waits for its first update's answer
+        assert (await bot.get_webhook_info()).pending_update_count == 2
+        release.set()
+        for _ in range(200):
+            if "anna 2" in seen:
+                break
+            await asyncio.sleep(0.02)
+        assert seen[-1] == "anna 2"
+        for _ in range(100):
+            if (await bot.get_webhook_info()).pending_update_count == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert (await bot.get_webhook_info()).pending_update_count == 0
+    finally:
+        release.set()
+        await bot.delete_webhook()
+        await runner.cleanup()
+
+
 async def test_group_info_commands_and_leaving(sandbox: Sandbox, bot: Bot) -> None:
     await group_with_admin_bot(sandbox)
     await sandbox.add_user(BORIS, "Boris")
