@@ -39,8 +39,11 @@ def world(engine) -> dict[str, int]:  # noqa: ANN001
         p2 = Partner(name="P2", dealer_id=dealer.id, advisor_code="A2", telegram_user_id=502)
         session.add_all([p1, p2])
         session.flush()
-        o1 = Owner(name="Li", partner_id=p1.id, telegram_user_id=601, locale="en")
-        o2 = Owner(name="Wang", partner_id=p2.id, telegram_user_id=602)
+        # verified owners, online before the tests' time: their actions count toward maturity
+        o1 = Owner(name="Li", partner_id=p1.id, telegram_user_id=601, locale="en",
+                   stage="verified", online_at=NOW - timedelta(days=30))
+        o2 = Owner(name="Wang", partner_id=p2.id, telegram_user_id=602,
+                   stage="verified", online_at=NOW - timedelta(days=30))
         session.add_all([o1, o2])
         session.commit()
         return {"p1": p1.id, "p2": p2.id, "o1": o1.id, "o2": o2.id}
