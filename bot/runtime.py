@@ -205,8 +205,8 @@ class BotRuntime:
             _, late = await asyncio.wait(in_flight, timeout=max(0.0, (deadline - loop.time()) * 0.7))
             for task in late:
                 task.cancel()  # rolled back by the update's unit of work
-        if self.scheduler is not None:
-            self.scheduler.shutdown()
+        if self.scheduler is not None:  # running jobs finish (or are cancelled quietly)
+            await self.scheduler.stop(timeout=max(0.1, (deadline - loop.time()) * 0.5))
         self.sender.stop()
         # held rows go back, outcomes stored
         await self.sender.wait_stopped(timeout=max(0.1, deadline - loop.time()))

@@ -141,6 +141,7 @@ class Scheduler:
         self.clock = clock
         self.on_planned = on_planned
         self._tasks: dict[str, JobFunc] = {}
+        self._in_flight: set[asyncio.Task[Any]] = set()  # job runs now awaiting their thread
         self.needs_leader = False  # several processes: jobs run only while ``lead(True)``
         self._leading = False
         jobstores: dict[str, Any] = {"default": MemoryJobStore()}
@@ -223,8 +224,24 @@ class Scheduler:
             self._aps.pause()
 
     def shutdown(self) -> None:
+        """Stop at once: a job still running is cancelled quietly (its thread finishes its own
+        short transaction). Prefer ``stop``, which lets running jobs finish first."""
         if self._aps.running:
             self._aps.shutdown(wait=False)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking new runs, wait up to ``timeout`` s for the running jobs to finish (a
+        job is database work in a thread: cancelling its await would leave the thread writing
+        while the app closes the engine), then shut down."""
+        if not self._aps.running:
+            return
+        self._aps.pause()
+        running = [task for task in self._in_flight if not task.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=max(0.0, timeout))
+            if late:
+                log.warning("%d scheduled job(s) still running after %.1fs; cancelled", len(late), timeout)
+        self.shutdown()
 
     @property
     def running(self) -> bool:
@@ -251,11 +268,23 @@ class Scheduler:
 
     async def _run(self, name: str, func: JobFunc, kwargs: dict[str, Any]) -> Any:
         ctx = self.context()
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
         try:
             result = await asyncio.to_thread(func, ctx, **kwargs)
+        except asyncio.CancelledError:
+            # Only a shutdown cancels a job: say so in one line instead of letting APScheduler
+            # log the CancelledError as a failed job with a traceback. The thread itself runs
+            # to the end of its own transaction; the next start plans the same work again.
+            log.info("scheduled job %s cancelled by shutdown", name)
+            return None
         except Exception:
             log.exception("scheduled job %s failed", name)
             raise
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
         if self.on_planned is not None:
             self.on_planned()
         return result

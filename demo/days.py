@@ -25,7 +25,7 @@ from sqlmodel import Session
 from sandbox import Sandbox
 from bot.runtime import delivery_policy
 from bot.scheduler import JobContext
-from flows.growth import referrals
+from flows.growth import campaigns, referrals
 from flows.growth import winback
 from flows.delivery.clock import FrozenClock
 from flows.engine.playbook import Library
@@ -82,6 +82,7 @@ class DaysPass:
         self.delivery_policy = delivery_policy(settings)
         self.flows_job = flows_job(self.renderer, library.flows, library.playbook, settings.timezone)
         self.approve_job = referrals.approve_job(self.renderer, settings.referral_policy())
+        self.send_due_job = campaigns.send_due_job(self.renderer)
         self.zone = ZoneInfo(settings.timezone)
         self.friends = 0
         self._answered: set[tuple[int, int]] = set()
@@ -122,6 +123,7 @@ class DaysPass:
         context = JobContext(engine=self.engine, now=now, policy=self.delivery_policy)
         self.flows_job(context)
         self.approve_job(context)
+        self.send_due_job(context)  # campaigns marked "send now" (and any whose time has come)
 
     async def _drain(self, now: datetime, timeout: float = 30.0) -> None:
         """Wait until the sender has sent everything due at ``now``."""
@@ -254,8 +256,6 @@ class DaysPass:
     def _campaigns(self, now: datetime) -> None:
         """Each partner sends a service-check campaign to their growing and mature owners; a
         sticky 10% holdout gets nothing, so the report can show the uplift."""
-        from flows.growth import campaigns
-
         cells = [f"{m}/{a}" for m in ("growing", "mature") for a in ("active", "declining", "churned")]
         with Session(self.engine) as session:
             partner_ids = sorted({session.get(Owner, p.owner_id).partner_id for p in self.personas} - {None})
@@ -338,8 +338,6 @@ class DaysPass:
                 .limit(5)
             ).all()
             result.leaderboard = [(name, n) for name, n in referrer_counts]
-            from flows.growth import campaigns
-
             for partner_id in getattr(self, "_campaign_partners", []):
                 for st in campaigns.list_stats(session, partner_id):
                     if st.too_few:

@@ -385,13 +385,24 @@ def _texts(renderer: Renderer, campaign: Campaign) -> Any:
 
 
 def send_due(session: Session, renderer: Renderer, now: datetime) -> list[SendResult]:
-    """Send every scheduled campaign whose time has come (a safety net beside the one-off
-    jobs: a job lost with its store, or a bot that was down, still sends once)."""
+    """Send every scheduled campaign whose time has come, and every campaign marked to go
+    now (``queue_now``: scheduled with no send time). A safety net beside the one-off jobs: a
+    job lost with its store, never booked (no scheduler, a crash between the commit and the
+    booking), or a bot that was down, still sends once; the partner hears "on its way" from
+    whichever run sent it (the notice's dedupe key keeps it to one)."""
     due = session.exec(select(Campaign.id).where(
         Campaign.status == CampaignStatus.scheduled,
-        Campaign.send_at <= now,  # type: ignore[operator]
+        or_(Campaign.send_at.is_(None), Campaign.send_at <= now),  # type: ignore[union-attr, operator]
     ).order_by(Campaign.id)).all()
-    return [send(session, renderer, cid, now) for cid in due if cid is not None]
+    results = []
+    for cid in due:
+        if cid is None:
+            continue
+        result = send(session, renderer, cid, now)
+        if result.treated or result.holdout:
+            _tell_partner(session, renderer, result, None)
+        results.append(result)
+    return results
 
 
 def send_task(ctx: Any, campaign_id: int, locale: str | None = None) -> SendResult:

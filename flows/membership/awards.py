@@ -31,8 +31,17 @@ REASONS = {
 }
 
 
-def award_from_events(session: Session, policy: points.PointsPolicy, now, renderer=None) -> int:
-    """One pass over new events; returns the lines written."""
+CHUNK = 200  # events per transaction in the job: SQLite has one writer, keep its lock short
+
+
+def award_from_events(session: Session, policy: points.PointsPolicy, now, renderer=None, *,
+                      limit: int = BATCH) -> int:
+    """One pass over up to ``limit`` new events; returns the lines written."""
+    return _award_pass(session, policy, now, renderer, limit)[1]
+
+
+def _award_pass(session: Session, policy: points.PointsPolicy, now, renderer, limit: int) -> tuple[int, int]:
+    """``(events read, lines written)``; the cursor moves in the same transaction as the lines."""
     cursor = session.get(FlowCursor, CURSOR)
     if cursor is None:
         cursor = FlowCursor(name=CURSOR, position=0)
@@ -42,7 +51,7 @@ def award_from_events(session: Session, policy: points.PointsPolicy, now, render
     written = 0
     rows = session.execute(select(Event.id, Event.owner_id, Event.kind, Event.at).where(
         Event.id > cursor.position, Event.kind.in_(REASONS), Event.owner_id.is_not(None),
-    ).order_by(Event.id).limit(BATCH)).all()
+    ).order_by(Event.id).limit(limit)).all()
     touched: set[int] = set()
     for event_id, owner_id, kind, at in rows:
         reason = REASONS[kind]
@@ -66,7 +75,7 @@ def award_from_events(session: Session, policy: points.PointsPolicy, now, render
         level = points.check_level(session, owner_id, policy, now)
         if level and renderer is not None:
             points.notify_level(session, owner_id, level, renderer, now)
-    return written
+    return len(rows), written
 
 
 def points_job(renderer, policy: points.PointsPolicy) -> Callable[[Any], int]:
@@ -74,9 +83,19 @@ def points_job(renderer, policy: points.PointsPolicy) -> Callable[[Any], int]:
     from flows.merchants.commission import settle_due
 
     def job(ctx: Any) -> int:
+        # Short write transactions (SQLite has one writer: a long one makes every handler and
+        # the sender wait, up to "database is locked"): up to BATCH events per run, committed
+        # every CHUNK events with the cursor; settlement and expiry each in their own.
+        written = 0
+        for _ in range(max(1, BATCH // CHUNK)):
+            with job_scope(ctx) as session:
+                read, added = _award_pass(session, policy, ctx.now, renderer, CHUNK)
+            written += added
+            if read < CHUNK:
+                break
         with job_scope(ctx) as session:
-            written = award_from_events(session, policy, ctx.now, renderer)
             settle_due(session, ctx.now)
+        with job_scope(ctx) as session:
             points.expire_due(session, ctx.now, policy.timezone)
-            return written
+        return written
     return job

@@ -217,3 +217,28 @@ def test_the_scheduler_job_and_task_send_once(engine, world) -> None:  # noqa: A
     assert by_task.status == CampaignStatus.done and by_task.queued > 0
     assert [r.campaign_id for r in first] == [due_id] and second == []
     assert campaigns.send_task(ctx, campaign_id=task_id).queued == 0
+
+
+def test_a_campaign_sent_now_goes_out_even_when_its_job_is_lost(engine, world) -> None:  # noqa: ANN001
+    """"Send now" leaves the campaign scheduled with no send time for the one-off job; when
+    that job never runs (lost with its store, never booked), the every-minute job sends it,
+    once, and tells the partner once."""
+    from bot.scheduler import JobContext
+
+    with Session(engine) as session:
+        draft = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")
+        queued = campaigns.confirm(session, Renderer(), world["p1"], draft.id, None, NOW)
+        assert isinstance(queued, campaigns.Queued)
+        session.commit()
+        campaign_id = draft.id
+    ctx = JobContext(engine=engine, now=NOW + timedelta(minutes=1), policy=DeliveryPolicy())
+    job = campaigns.send_due_job(Renderer())
+    first, second = job(ctx), job(ctx)
+    assert [r.campaign_id for r in first] == [campaign_id] and first[0].queued > 0 and second == []
+    assert campaigns.send_task(ctx, campaign_id=campaign_id).queued == 0  # the late job: nothing more
+    with Session(engine) as session:
+        notices = session.execute(select(OutboxMessage).where(
+            OutboxMessage.dedupe_key == f"campaign:{campaign_id}:sent")).scalars().all()
+        stats = campaigns.list_stats(session, world["p1"])[0]
+    assert len(notices) == 1 and notices[0].chat_id == 501
+    assert stats.status == CampaignStatus.done and stats.treated == first[0].treated
