@@ -58,6 +58,7 @@ from storage.models import (
     SegmentTransition,
     Vehicle,
 )
+from storage.segment_models import SegmentDirty
 
 
 class Maturity(str, enum.Enum):
@@ -119,6 +120,7 @@ class RecomputeStats:
     owners: int
     changed: int
     familiarity_changed: int
+    evaluated: int = 0  # owners whose rules were evaluated (all of them in a full run)
 
 
 # --- expressions ----------------------------------------------------------------------------
@@ -241,6 +243,28 @@ def _changes_table() -> Table:
 _PG_LOCK_KEY = 0x5E6_A7C1
 
 
+@dataclass(frozen=True)
+class PreviousRun:
+    at: datetime
+    thresholds: str | None
+    last_full_at: datetime | None
+
+
+def previous_run(conn: Connection, before: int) -> PreviousRun | None:
+    """The latest committed recompute before run ``before``: its ``now``, its thresholds key
+    and when the latest full pass ran (None: never ran)."""
+    runs = SegmentRun.__table__.c
+    row = conn.execute(
+        select(runs.at, runs.thresholds).where(runs.id < before).order_by(runs.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    full_at = conn.execute(
+        select(func.max(runs.at)).where(runs.id < before, runs.mode == "full")
+    ).scalar()
+    return PreviousRun(at=row[0], thresholds=row[1], last_full_at=full_at)
+
+
 def start_run(conn: Connection, now: datetime) -> int:
     """Begin a recompute: serialise against other recomputes and take the write lock first.
 
@@ -258,11 +282,22 @@ def start_run(conn: Connection, now: datetime) -> int:
     return int(result.inserted_primary_key[0])
 
 
-def finish_run(conn: Connection, run_id: int, stats: RecomputeStats, *, rebuilt: bool, seconds: float) -> None:
+def finish_run(
+    conn: Connection,
+    run_id: int,
+    stats: RecomputeStats,
+    *,
+    rebuilt: bool,
+    seconds: float,
+    mode: str = "full",
+    thresholds: str | None = None,
+) -> None:
     conn.execute(
         update(SegmentRun.__table__)
         .where(SegmentRun.__table__.c.id == run_id)
         .values(
+            mode=mode,
+            thresholds=thresholds,
             owners=stats.owners,
             changed=stats.changed,
             familiarity_changed=stats.familiarity_changed,
@@ -272,15 +307,127 @@ def finish_run(conn: Connection, run_id: int, stats: RecomputeStats, *, rebuilt:
     )
 
 
-def recompute(conn: Connection, p: SegmentParams) -> RecomputeStats:
-    """Set every owner's cell and familiarity at ``p.now``; a transition per changed cell.
+#: Above this share of all owners, an incremental run evaluates everyone (a join with a huge
+#: candidate list costs more than the plain pass, e.g. the first run after a bulk load).
+FULL_PASS_SHARE = 0.25
 
-    Runs in the caller's transaction, after ``start_run``. Owners whose values are already
-    right are not written.
+
+def _temp_ids(name: str) -> Table:
+    return Table(name, MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"])
+
+
+def _between(column: Any, lower: Any, upper: Any, type_: Any = None) -> list[ColumnElement[bool]]:
+    """``lower <= column < upper`` as a one-item list, or nothing when the range is empty."""
+    if lower >= upper:
+        return []
+    lo, hi = (_at(lower), _at(upper)) if type_ is None else (literal(lower, type_), literal(upper, type_))
+    return [and_(column >= lo, column < hi)]
+
+
+def movers(prev: SegmentParams, p: SegmentParams) -> list[Any]:
+    """SELECTs of owner ids whose time-based buckets can differ between ``prev`` and ``p``.
+
+    Every cut-off only moves forward with ``now``; ``x >= cut`` flips for exactly the ``x`` in
+    ``[prev.cut, p.cut)``: activity's three cut-offs over the last action and the online moment,
+    the 30-days-online growth rule over the online moment, and the car-age boundaries over
+    purchase dates (``purchase > novice_after`` flips for ``(prev, p]``). One index range each.
+    """
+    since = online_since()
+    ranges: list[ColumnElement[bool]] = []
+    for name in ("active_since", "declining_since", "churned_since"):
+        lo, hi = getattr(prev, name), getattr(p, name)
+        ranges += _between(_O.last_active_at, lo, hi)
+        ranges += _between(since, lo, hi)
+    ranges += _between(since, prev.growing_online_before, p.growing_online_before)
+    selects: list[Any] = [select(_O.id).where(r) for r in ranges]
+    v = Vehicle.__table__.c
+    for name in ("novice_after", "veteran_until"):
+        lo, hi = getattr(prev, name), getattr(p, name)
+        if lo < hi:  # (lo, hi]
+            selects.append(
+                select(v.owner_id).where(v.purchase_date > literal(lo, Date), v.purchase_date <= literal(hi, Date))
+            )
+    return selects
+
+
+def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None = None) -> RecomputeStats:
+    """Set owners' cells and familiarity at ``p.now``; a transition per changed cell.
+
+    ``since`` None: a full pass over every owner. ``since`` = the previous run's parameters:
+    only the owners queued in ``segment_dirty`` (their inputs changed) plus the time-based
+    movers between the two runs (``movers``) are evaluated. Either way the queue rows present
+    when the run starts are deleted at its end, in the caller's transaction (after
+    ``start_run``); rows queued meanwhile by other transactions stay for the next run. Owners
+    whose values are already right are not written, and an owner whose cell is unchanged gets
+    only its familiarity written (``ix_owner_cell`` is left alone).
     """
     dialect = conn.dialect.name
+    queued = _temp_ids("segment_queued")
+    candidates = _temp_ids("segment_candidates")
+    changes = _changes_table()
+    temps = (queued, candidates, changes)
+    for table in temps:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    try:
+        d = SegmentDirty.__table__.c
+        # Captured by id, so that only rows this run has seen are deleted at the end.
+        conn.execute(insert(queued).from_select(["id"], select(d.id)))
+        owners_total = conn.execute(select(func.count()).select_from(Owner.__table__)).scalar_one()
+        evaluated = owners_total
+        restrict = since is not None
+        if restrict:
+            assert since is not None
+            sources = [select(d.owner_id).where(d.id.in_(select(queued.c.id))), *movers(since, p)]
+            union = sources[0].union(*sources[1:]) if len(sources) > 1 else sources[0]
+            conn.execute(insert(candidates).from_select(["id"], select(union.subquery().c[0])))
+            evaluated = conn.execute(select(func.count()).select_from(candidates)).scalar_one()
+            if evaluated > FULL_PASS_SHARE * owners_total:
+                restrict, evaluated = False, owners_total
+        _evaluate(conn, p, dialect, changes, candidates if restrict else None)
+        c = changes.c
+        transitions = select(
+            c.owner_id, c.from_maturity, c.from_activity, c.to_maturity, c.to_activity, _at(p.now)
+        ).where(c.cell_changed == 1)
+        conn.execute(
+            insert(SegmentTransition.__table__).from_select(
+                ["owner_id", "from_maturity", "from_activity", "to_maturity", "to_activity", "at"],
+                transitions,
+            )
+        )
+        conn.execute(
+            update(Owner.__table__)
+            .where(_O.id == c.owner_id, c.cell_changed == 1)
+            .values(
+                maturity=c.to_maturity,
+                activity=c.to_activity,
+                segment_familiarity=c.to_familiarity,
+                segment_at=_at(p.now),
+            )
+        )
+        conn.execute(
+            update(Owner.__table__)
+            .where(_O.id == c.owner_id, c.cell_changed == 0)
+            .values(segment_familiarity=c.to_familiarity)
+        )
+        conn.execute(SegmentDirty.__table__.delete().where(d.id.in_(select(queued.c.id))))
+        rows, cells = conn.execute(
+            select(func.count(), func.coalesce(func.sum(c.cell_changed), 0))
+        ).one()
+    finally:
+        for table in temps:
+            table.drop(conn, checkfirst=True)
+    return RecomputeStats(
+        owners=int(owners_total), changed=int(cells), familiarity_changed=int(rows - cells), evaluated=int(evaluated)
+    )
+
+
+def _evaluate(conn: Connection, p: SegmentParams, dialect: str, changes: Table, only: Table | None) -> None:
+    """Fill ``changes`` with the owners (all, or those in ``only``) whose stored values differ."""
     owners: Any = Owner.__table__
-    if dialect == "sqlite":
+    if only is not None:
+        owners = only.join(owners, _O.id == only.c.id)
+    if dialect == "sqlite" or only is not None:
         # One seek per owner in ix_vehicle_owner_purchase (SQLite has no hash join); the
         # earliest date is classified inside the subquery so that it runs once per owner.
         from_car: Any = (
@@ -323,39 +470,7 @@ def recompute(conn: Connection, p: SegmentParams) -> RecomputeStats:
         f.new_familiarity,
         case((cell_changed, 1), else_=0),
     ).where(or_(cell_changed, f.new_familiarity.is_distinct_from(f.segment_familiarity)))
-
-    changes = _changes_table()
-    changes.drop(conn, checkfirst=True)
-    changes.create(conn)
-    try:
-        c = changes.c
-        conn.execute(insert(changes).from_select([col.name for col in changes.columns], changed_rows))
-        transitions = select(
-            c.owner_id, c.from_maturity, c.from_activity, c.to_maturity, c.to_activity, _at(p.now)
-        ).where(c.cell_changed == 1)
-        conn.execute(
-            insert(SegmentTransition.__table__).from_select(
-                ["owner_id", "from_maturity", "from_activity", "to_maturity", "to_activity", "at"],
-                transitions,
-            )
-        )
-        conn.execute(
-            update(Owner.__table__)
-            .where(_O.id == c.owner_id)
-            .values(
-                maturity=c.to_maturity,
-                activity=c.to_activity,
-                segment_familiarity=c.to_familiarity,
-                segment_at=case((c.cell_changed == 1, _at(p.now)), else_=_O.segment_at),
-            )
-        )
-        rows, cells = conn.execute(
-            select(func.count(), func.coalesce(func.sum(c.cell_changed), 0))
-        ).one()
-        owners = conn.execute(select(func.count()).select_from(Owner.__table__)).scalar_one()
-    finally:
-        changes.drop(conn, checkfirst=True)
-    return RecomputeStats(owners=int(owners), changed=int(cells), familiarity_changed=int(rows - cells))
+    conn.execute(insert(changes).from_select([col.name for col in changes.columns], changed_rows))
 
 
 def rebuild_counters(conn: Connection) -> int:

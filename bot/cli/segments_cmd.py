@@ -26,12 +26,17 @@ def recompute(
     rebuild: bool = typer.Option(
         False, "--rebuild", help="First recompute the owners' counters from the event log."
     ),
+    full: bool = typer.Option(
+        False, "--full", help="Evaluate every owner, not only those that changed or aged past a threshold."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
-    """Recompute every owner's cell now; prints how many owners changed cell."""
+    """Recompute owners' cells now (only what can have changed, unless --full); prints how many changed cell."""
     with open_app() as ac:
         try:
-            result = recompute_all(ac.engine, thresholds(ac.settings), utcnow(), rebuild=rebuild)
+            result = recompute_all(
+                ac.engine, thresholds(ac.settings), utcnow(), rebuild=rebuild, incremental=not full
+            )
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
     if as_json:
@@ -41,6 +46,8 @@ def recompute(
             "changed": result.changed,
             "familiarity_changed": result.familiarity_changed,
             "rebuilt": result.rebuilt,
+            "mode": result.mode,
+            "evaluated": result.evaluated,
             "seconds": round(result.seconds, 3),
         }
         typer.echo(json.dumps(payload))
@@ -48,6 +55,6 @@ def recompute(
     console.print(
         f"{result.changed} of {result.owners} owners changed cell "
         f"({result.familiarity_changed} more changed familiarity only) "
-        f"in {result.seconds:.2f}s" + (", counters rebuilt from events" if result.rebuilt else ""),
+        f"in {result.seconds:.2f}s ({result.mode}: {result.evaluated} evaluated)" + (", counters rebuilt from events" if result.rebuilt else ""),
         highlight=False,
     )

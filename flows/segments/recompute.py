@@ -9,7 +9,10 @@ the configured time zone) are in ``flows.segments.rules``; the thresholds come f
 How it stays cheap: ``storage.events.record()`` updates each owner's counters as meaningful
 events arrive, so ``recompute_all`` is a handful of set-based statements over the owner table
 (``storage.segments``), on SQLite and PostgreSQL alike, and never a Python loop over owners.
-It runs hourly from the scheduler and on demand (``autocircle segments recompute``). Every
+It runs hourly from the scheduler and on demand (``autocircle segments recompute``),
+incrementally: only owners whose inputs changed (queued by database triggers, migration 0015)
+or whose last activity crossed a threshold since the previous run are evaluated, with a full
+pass daily and on ``--full``. Every
 change of cell writes a ``SegmentTransition`` (owner, from, to, at) — the movement report and
 the playbook's triggers read those. ``rebuild=True`` first recomputes the counters from the
 event log (after a bulk load or a repair); ``segment_from_events`` reads one owner the slow,
@@ -18,11 +21,12 @@ obvious way — the two paths must always agree (see the property test).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
-from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -53,7 +57,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RecomputeResult:
-    """What one recompute did: owners looked at, cells changed (= transitions written)."""
+    """What one recompute did: owners, owners evaluated, cells changed (= transitions written)."""
 
     at: datetime
     owners: int
@@ -61,28 +65,68 @@ class RecomputeResult:
     familiarity_changed: int
     rebuilt: bool
     seconds: float
+    mode: str = "full"  # "full" or "incremental"
+    evaluated: int = 0
 
     @property
     def transitions(self) -> int:
         return self.changed
 
 
+#: The scheduler's safety net: an incremental run turns into a full pass when the last full
+#: pass is older than this.
+FULL_EVERY = timedelta(days=1)
+
+
+def thresholds_key(thresholds: Thresholds) -> str:
+    """The rules' knobs as a stable string: a run under other thresholds must be a full one."""
+    return json.dumps(asdict(thresholds), sort_keys=True)
+
+
 def recompute_all(
-    engine: Engine, thresholds: Thresholds, now: datetime, *, rebuild: bool = False
+    engine: Engine,
+    thresholds: Thresholds,
+    now: datetime,
+    *,
+    rebuild: bool = False,
+    incremental: bool = False,
+    full_every: timedelta | None = None,
 ) -> RecomputeResult:
-    """Recompute every owner's cell at ``now`` in one transaction; the scheduler's entry point.
+    """Recompute owners' cells at ``now`` in one transaction; the scheduler's entry point.
+
+    By default every owner is evaluated (a full pass). ``incremental=True`` evaluates only the
+    owners whose inputs changed since the previous run (the ``segment_dirty`` queue the
+    database triggers fill) and those whose time-based buckets can have moved since its
+    ``now`` (``storage.segments.movers``); it falls back to a full pass when there is no
+    previous run, the thresholds changed, ``now`` is before the previous run, the counters are
+    rebuilt, or the last full pass is older than ``full_every``. Both give the same cells.
 
     Idempotent: a second run at the same ``now`` changes nothing and writes no transition.
     """
     params = segment_params(thresholds, now)
+    key = thresholds_key(thresholds)
     started = time.perf_counter()
     with engine.begin() as conn:
         run_id = sql.start_run(conn, params.now)
+        since = None
+        if incremental and not rebuild:
+            prev = sql.previous_run(conn, run_id)
+            if (
+                prev is not None
+                and prev.thresholds == key
+                and prev.at <= params.now
+                and (
+                    full_every is None
+                    or (prev.last_full_at is not None and params.now - prev.last_full_at < full_every)
+                )
+            ):
+                since = segment_params(thresholds, prev.at)
         if rebuild:
             sql.rebuild_counters(conn)
-        stats = sql.recompute(conn, params)
+        stats = sql.recompute(conn, params, since=since)
+        mode = "full" if since is None else "incremental"
         seconds = time.perf_counter() - started
-        sql.finish_run(conn, run_id, stats, rebuilt=rebuild, seconds=seconds)
+        sql.finish_run(conn, run_id, stats, rebuilt=rebuild, seconds=seconds, mode=mode, thresholds=key)
     return RecomputeResult(
         at=params.now,
         owners=stats.owners,
@@ -90,17 +134,20 @@ def recompute_all(
         familiarity_changed=stats.familiarity_changed,
         rebuilt=rebuild,
         seconds=seconds,
+        mode=mode,
+        evaluated=stats.evaluated,
     )
 
 
 def recompute_job(thresholds: Thresholds) -> Callable[[Any], RecomputeResult]:
     """A scheduler job: ``scheduler.every("segments.recompute", recompute_job(th), hours=1)``.
 
-    The job gets a context with ``engine`` and ``now`` (the application's clock).
+    The job gets a context with ``engine`` and ``now`` (the application's clock). It runs
+    incrementally, with a full pass at least once a day (``FULL_EVERY``) as the safety net.
     """
 
     def job(ctx: Any) -> RecomputeResult:
-        return recompute_all(ctx.engine, thresholds, ctx.now)
+        return recompute_all(ctx.engine, thresholds, ctx.now, incremental=True, full_every=FULL_EVERY)
 
     return job
 
