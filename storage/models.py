@@ -257,6 +257,10 @@ class SegmentRun(SQLModel, table=True):
     familiarity_changed: int = 0
     rebuilt: bool = False
     seconds: float = 0.0
+    # "full" (every owner) or "incremental" (changed owners and time-based movers only), and the
+    # rules' knobs in force (flows.segments.rules.Thresholds): a change forces a full run.
+    mode: str = Field(default="full", sa_column_kwargs={"server_default": "full"})
+    thresholds: str | None = None
 
 
 # The segment recompute reads each owner's earliest purchase date; this index covers it.
