@@ -7,6 +7,7 @@ demo's database afterwards (``autocircle web --link``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from flows.console import access
 from flows.console.init_data import make_init_data
 from storage.campaign_models import Campaign, CampaignMember
 from storage.clock import utcnow
+from storage.db import session_scope
 from storage.models import Owner, Partner
 
 if TYPE_CHECKING:
@@ -136,11 +138,13 @@ async def run_console(demo: Demo) -> ConsoleResult:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     result = ConsoleResult(url=base)
     try:
-        with Session(demo.app.engine) as session:  # what /console gives an operator
-            token = access.issue_link(session, OPERATOR_ID, utcnow(), settings.console.link_minutes)
-            session.commit()
+        def issue() -> str:  # what /console gives an operator; a write, so not on the event loop
+            with session_scope(demo.app.engine) as session:  # type: ignore[union-attr]
+                return access.issue_link(session, OPERATOR_ID, utcnow(), settings.console.link_minutes)
+
+        token = await asyncio.to_thread(issue)
         say(f"控制台 / web console: {base}  (运营人员一次性登录链接 / operator's one-time link: {base}/login?t={token})")
-        story = _story(demo.app.engine)
+        story = await asyncio.to_thread(_story, demo.app.engine)
         folder = demo.options.out_dir / "console"
         if not Path(CHROMIUM).exists():
             result.skipped = f"console screenshots skipped: {CHROMIUM} is missing (scripts/system-deps installs Debian's chromium)"

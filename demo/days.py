@@ -110,9 +110,10 @@ class DaysPass:
                 await self._drain(clock.now())
                 await self._answer_surveys(result)
             if day % 10 == 9 or day == days - 1:
-                result.daily.append(self._summary(day + 1))
+                result.daily.append(await asyncio.to_thread(self._summary, day + 1))
                 self.say(result.daily[-1])
-        self._totals(result)
+        # in a thread: the campaign stats mark conversions (a write), never on the event loop
+        await asyncio.to_thread(self._totals, result)
         return result
 
     def _at(self, day: Any, hour: int) -> datetime:

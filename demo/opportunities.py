@@ -61,14 +61,15 @@ class OpportunitiesResult:
 
 
 def _retrying(engine: Any, work: Callable[[Session], T]) -> T:
-    """One unit of work, retried while SQLite reports the database locked (a scheduler job
-    of the running bot may hold the write lock for a while)."""
+    """One unit of work, in a thread (never on the event loop, where a write would wait on
+    SQLite's lock held by an update the loop is serving). The jobs commit in short chunks, so
+    the busy timeout covers them; retried only on "database is locked", as a last resort."""
     for attempt in range(40):
         try:
             with session_scope(engine) as session:
                 return work(session)
-        except OperationalError:
-            if attempt == 39:
+        except OperationalError as error:
+            if "locked" not in str(error) or attempt == 39:
                 raise
             time.sleep(0.25)
     raise AssertionError("unreachable")
@@ -126,7 +127,7 @@ async def run_opportunities(demo: Demo) -> OpportunitiesResult:
         return result
     first = imported.codes[0]
 
-    partner_id, partner_chat, partner_name = _partner(engine)
+    partner_id, partner_chat, partner_name = await asyncio.to_thread(_partner, engine)
     drivers = await asyncio.to_thread(_drivers, engine, partner_id)
     say(f"{len(drivers)} 位商用车主用 /vehicle 登记车辆 / commercial owners set their vehicles with /vehicle")
     for (tg, name), (_, vehicle) in zip(drivers, DRIVERS, strict=True):
