@@ -310,6 +310,8 @@ def finish_run(
 #: Above this share of all owners, an incremental run evaluates everyone (a join with a huge
 #: candidate list costs more than the plain pass, e.g. the first run after a bulk load).
 FULL_PASS_SHARE = 0.25
+#: ... and only above this many owners (below it either way is cheap).
+FULL_PASS_MIN = 10_000
 
 
 def _temp_ids(name: str) -> Table:
@@ -380,9 +382,9 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
             assert since is not None
             sources = [select(d.owner_id).where(d.id.in_(select(queued.c.id))), *movers(since, p)]
             union = sources[0].union(*sources[1:]) if len(sources) > 1 else sources[0]
-            conn.execute(insert(candidates).from_select(["id"], select(union.subquery().c[0])))
+            conn.execute(insert(candidates).from_select(["id"], select(union.subquery().c[0]).distinct()))
             evaluated = conn.execute(select(func.count()).select_from(candidates)).scalar_one()
-            if evaluated > FULL_PASS_SHARE * owners_total:
+            if evaluated > max(FULL_PASS_MIN, FULL_PASS_SHARE * owners_total):
                 restrict, evaluated = False, owners_total
         _evaluate(conn, p, dialect, changes, candidates if restrict else None)
         c = changes.c
