@@ -397,21 +397,36 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
                 transitions,
             )
         )
-        conn.execute(
-            update(Owner.__table__)
-            .where(_O.id == c.owner_id, c.cell_changed == 1)
-            .values(
-                maturity=c.to_maturity,
-                activity=c.to_activity,
-                segment_familiarity=c.to_familiarity,
-                segment_at=_at(p.now),
+        rebuilt_indexes = _drop_cell_indexes(conn, c, owners_total)
+        if rebuilt_indexes:  # no index over the cell to spare: one pass over the rows
+            conn.execute(
+                update(Owner.__table__)
+                .where(_O.id == c.owner_id)
+                .values(
+                    maturity=c.to_maturity,
+                    activity=c.to_activity,
+                    segment_familiarity=c.to_familiarity,
+                    segment_at=case((c.cell_changed == 1, _at(p.now)), else_=_O.segment_at),
+                )
             )
-        )
-        conn.execute(
-            update(Owner.__table__)
-            .where(_O.id == c.owner_id, c.cell_changed == 0)
-            .values(segment_familiarity=c.to_familiarity)
-        )
+        else:  # only the owners whose cell moved touch the cell's indexes
+            conn.execute(
+                update(Owner.__table__)
+                .where(_O.id == c.owner_id, c.cell_changed == 1)
+                .values(
+                    maturity=c.to_maturity,
+                    activity=c.to_activity,
+                    segment_familiarity=c.to_familiarity,
+                    segment_at=_at(p.now),
+                )
+            )
+            conn.execute(
+                update(Owner.__table__)
+                .where(_O.id == c.owner_id, c.cell_changed == 0)
+                .values(segment_familiarity=c.to_familiarity)
+            )
+        for statement in rebuilt_indexes:
+            conn.exec_driver_sql(statement)
         conn.execute(SegmentDirty.__table__.delete().where(d.id.in_(select(queued.c.id))))
         rows, cells = conn.execute(
             select(func.count(), func.coalesce(func.sum(c.cell_changed), 0))
@@ -422,6 +437,37 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
     return RecomputeStats(
         owners=int(owners_total), changed=int(cells), familiarity_changed=int(rows - cells), evaluated=int(evaluated)
     )
+
+
+#: On SQLite, when more than this share of owners change cell (the first run after a bulk
+#: load, a threshold change), the owner indexes over the cell are dropped and rebuilt around
+#: the UPDATE: one sort instead of a B-tree delete and insert per row (3× cheaper).
+REBUILD_INDEX_SHARE = 0.2
+
+
+def _drop_cell_indexes(conn: Connection, c: Any, owners_total: int) -> list[str]:
+    """Drop the owner indexes that cover ``maturity`` or ``activity`` if the coming UPDATE
+    rewrites a large share of them; returns the statements that recreate them.
+
+    SQLite only: the recompute holds the write lock from its first statement and readers
+    (WAL) keep seeing the committed indexes, so nobody notices. On PostgreSQL dropping an
+    index would lock the owner table against every reader until commit; it is never done.
+    """
+    if conn.dialect.name != "sqlite" or owners_total < FULL_PASS_MIN:
+        return []
+    moving = conn.execute(select(func.count()).where(c.cell_changed == 1)).scalar_one()
+    if moving <= REBUILD_INDEX_SHARE * owners_total:
+        return []
+    rows = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'owner' AND sql IS NOT NULL"
+    ).all()
+    statements = []
+    for name, ddl in rows:
+        columns = ddl[ddl.index("(") :].lower()
+        if "maturity" in columns or "activity" in columns:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+            statements.append(ddl)
+    return statements
 
 
 def _evaluate(conn: Connection, p: SegmentParams, dialect: str, changes: Table, only: Table | None) -> None:
