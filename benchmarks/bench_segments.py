@@ -46,14 +46,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows.segments.rules import Thresholds  # noqa: E402
-from flows.segments.recompute import recompute_all  # noqa: E402
-from storage import migrate  # noqa: E402
-from storage import segments as sql  # noqa: E402
-from storage.db import make_engine  # noqa: E402
-from storage.models import Owner  # noqa: E402
-from sqlalchemy import update  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import update
+from sqlalchemy.engine import make_url
+
+from flows.segments.recompute import recompute_all
+from flows.segments.rules import Thresholds
+from storage import migrate
+from storage import segments as sql
+from storage.db import make_engine
+from storage.models import Owner
 
 NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 EVENT_INDEXES = {
@@ -183,11 +184,11 @@ def load_pg(engine: Any, owners: int, events: int) -> None:
     partners = max(1, owners // 1000)
     kinds = _kind_case().replace("abs(random()) % 1000", "r")
     statements = [
-        f"INSERT INTO dealer (id, code, name, created_at) SELECT d, 'D' || lpad(d::text, 3, '0'), "
-        f"'dealer ' || d, '{created}' FROM generate_series(1, 10) d",
-        f"INSERT INTO partner (id, name, dealer_id, advisor_code, role, active, created_at) "
+        (f"INSERT INTO dealer (id, code, name, created_at) SELECT d, 'D' || lpad(d::text, 3, '0'), "
+        f"'dealer ' || d, '{created}' FROM generate_series(1, 10) d"),
+        (f"INSERT INTO partner (id, name, dealer_id, advisor_code, role, active, created_at) "
         f"SELECT p, 'advisor ' || p, p % 10 + 1, 'A' || lpad(p::text, 5, '0'), 'sales', true, '{created}' "
-        f"FROM generate_series(1, {partners}) p",
+        f"FROM generate_series(1, {partners}) p"),
         f"""
         INSERT INTO owner (id, name, phone, product_line, partner_id, stage, attributes,
                            online_at, verified_at, unreachable, opted_out, created_at, updated_at)
@@ -203,8 +204,8 @@ def load_pg(engine: Any, owners: int, events: int) -> None:
         FROM (SELECT i, (i % 10) * 10 AS s FROM generate_series(1, {owners}) i) r
         """,
         f"SELECT setval(pg_get_serial_sequence('owner', 'id'), {owners})",
-        f"INSERT INTO vehicle (owner_id, vin, purchase_date) SELECT i, 'LSV' || lpad(i::text, 14, '0'), "
-        f"date '{NOW:%Y-%m-%d}' - floor(random() * 2900)::int FROM generate_series(1, {owners}) i",
+        (f"INSERT INTO vehicle (owner_id, vin, purchase_date) SELECT i, 'LSV' || lpad(i::text, 14, '0'), "
+        f"date '{NOW:%Y-%m-%d}' - floor(random() * 2900)::int FROM generate_series(1, {owners}) i"),
         *[f"DROP INDEX IF EXISTS {name}" for name in EVENT_INDEXES],
         f"""
         INSERT INTO event (owner_id, kind, at, data)

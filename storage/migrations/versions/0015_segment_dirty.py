@@ -37,41 +37,41 @@ INPUTS = ('stage', 'online_at', 'verified_at', 'familiarity', 'last_active_at', 
           'action_count', 'referral_count', 'service_visits')
 
 _SQLITE = [
-    "CREATE TRIGGER tr_owner_segment_insert AFTER INSERT ON owner BEGIN "
-    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.id); END",
-    "CREATE TRIGGER tr_owner_segment_update AFTER UPDATE OF {cols} ON owner WHEN {changed} BEGIN "
-    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.id); END",
-    "CREATE TRIGGER tr_vehicle_segment_insert AFTER INSERT ON vehicle "
+    ("CREATE TRIGGER tr_owner_segment_insert AFTER INSERT ON owner BEGIN "
+    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.id); END"),
+    ("CREATE TRIGGER tr_owner_segment_update AFTER UPDATE OF {cols} ON owner WHEN {changed} BEGIN "
+    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.id); END"),
+    ("CREATE TRIGGER tr_vehicle_segment_insert AFTER INSERT ON vehicle "
     "WHEN NEW.purchase_date IS NOT NULL BEGIN "
-    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.owner_id); END",
-    "CREATE TRIGGER tr_vehicle_segment_update AFTER UPDATE OF purchase_date, owner_id ON vehicle "
+    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.owner_id); END"),
+    ("CREATE TRIGGER tr_vehicle_segment_update AFTER UPDATE OF purchase_date, owner_id ON vehicle "
     "WHEN OLD.purchase_date IS NOT NEW.purchase_date OR OLD.owner_id IS NOT NEW.owner_id BEGIN "
     "INSERT INTO segment_dirty (owner_id) VALUES (NEW.owner_id); "
-    "INSERT INTO segment_dirty (owner_id) SELECT OLD.owner_id WHERE OLD.owner_id IS NOT NEW.owner_id; END",
-    "CREATE TRIGGER tr_vehicle_segment_delete AFTER DELETE ON vehicle "
+    "INSERT INTO segment_dirty (owner_id) SELECT OLD.owner_id WHERE OLD.owner_id IS NOT NEW.owner_id; END"),
+    ("CREATE TRIGGER tr_vehicle_segment_delete AFTER DELETE ON vehicle "
     "WHEN OLD.purchase_date IS NOT NULL BEGIN "
-    "INSERT INTO segment_dirty (owner_id) VALUES (OLD.owner_id); END",
+    "INSERT INTO segment_dirty (owner_id) VALUES (OLD.owner_id); END"),
 ]
 
 _PG = [
-    "CREATE FUNCTION segment_mark_owner() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.id); RETURN NULL; END $$",
-    "CREATE FUNCTION segment_mark_vehicle() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    ("CREATE FUNCTION segment_mark_owner() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO segment_dirty (owner_id) VALUES (NEW.id); RETURN NULL; END $$"),
+    ("CREATE FUNCTION segment_mark_vehicle() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "IF TG_OP <> 'DELETE' THEN INSERT INTO segment_dirty (owner_id) VALUES (NEW.owner_id); END IF; "
     "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.owner_id IS DISTINCT FROM NEW.owner_id) THEN "
     "INSERT INTO segment_dirty (owner_id) VALUES (OLD.owner_id); END IF; "
-    "RETURN NULL; END $$",
-    "CREATE TRIGGER tr_owner_segment_insert AFTER INSERT ON owner FOR EACH ROW "
-    "EXECUTE FUNCTION segment_mark_owner()",
-    "CREATE TRIGGER tr_owner_segment_update AFTER UPDATE ON owner FOR EACH ROW WHEN ({changed_pg}) "
-    "EXECUTE FUNCTION segment_mark_owner()",
-    "CREATE TRIGGER tr_vehicle_segment_insert AFTER INSERT ON vehicle FOR EACH ROW "
-    "WHEN (NEW.purchase_date IS NOT NULL) EXECUTE FUNCTION segment_mark_vehicle()",
-    "CREATE TRIGGER tr_vehicle_segment_update AFTER UPDATE ON vehicle FOR EACH ROW "
+    "RETURN NULL; END $$"),
+    ("CREATE TRIGGER tr_owner_segment_insert AFTER INSERT ON owner FOR EACH ROW "
+    "EXECUTE FUNCTION segment_mark_owner()"),
+    ("CREATE TRIGGER tr_owner_segment_update AFTER UPDATE ON owner FOR EACH ROW WHEN ({changed_pg}) "
+    "EXECUTE FUNCTION segment_mark_owner()"),
+    ("CREATE TRIGGER tr_vehicle_segment_insert AFTER INSERT ON vehicle FOR EACH ROW "
+    "WHEN (NEW.purchase_date IS NOT NULL) EXECUTE FUNCTION segment_mark_vehicle()"),
+    ("CREATE TRIGGER tr_vehicle_segment_update AFTER UPDATE ON vehicle FOR EACH ROW "
     "WHEN (OLD.purchase_date IS DISTINCT FROM NEW.purchase_date OR OLD.owner_id IS DISTINCT FROM NEW.owner_id) "
-    "EXECUTE FUNCTION segment_mark_vehicle()",
-    "CREATE TRIGGER tr_vehicle_segment_delete AFTER DELETE ON vehicle FOR EACH ROW "
-    "WHEN (OLD.purchase_date IS NOT NULL) EXECUTE FUNCTION segment_mark_vehicle()",
+    "EXECUTE FUNCTION segment_mark_vehicle()"),
+    ("CREATE TRIGGER tr_vehicle_segment_delete AFTER DELETE ON vehicle FOR EACH ROW "
+    "WHEN (OLD.purchase_date IS NOT NULL) EXECUTE FUNCTION segment_mark_vehicle()"),
 ]
 
 
