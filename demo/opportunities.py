@@ -32,7 +32,8 @@ from flows.templating import Renderer
 from storage.clock import utcnow
 from storage.db import session_scope
 from storage.models import Owner, Partner, ProductLine
-from storage.opportunity_models import TaskOffer
+from flows.opportunities.tasks import LIVE
+from storage.opportunity_models import Task, TaskOffer
 
 if TYPE_CHECKING:
     from demo.scenario import Demo
@@ -102,6 +103,11 @@ def _partner(engine: Any) -> tuple[int | None, int | None, str]:
     return (row[0], row[1], row[2]) if row else (None, None, "")
 
 
+def _posted(engine: Any) -> bool:
+    with Session(engine) as session:
+        return session.execute(select(Task.id).where(Task.state.in_(LIVE)).limit(1)).first() is not None  # type: ignore[attr-defined]
+
+
 def _waves(demo: Demo) -> int:
     """One pass of the wave job, as the scheduler runs it every minute (unless its own pass
     came first); returns how many owners have the offer."""
@@ -109,6 +115,9 @@ def _waves(demo: Demo) -> int:
     settings = demo.app.settings
     policy = settings.opportunities.policy(settings.operator_ids)
     renderer = Renderer(default_locale=settings.locale)
+    deadline = time.monotonic() + WAIT
+    while not _posted(demo.app.engine) and time.monotonic() < deadline:
+        time.sleep(0.1)  # "published" is the reply; the update commits the task right after it
     _retrying(demo.app.engine, lambda session: matching.run_waves(session, renderer, policy, utcnow()))
     with Session(demo.app.engine) as session:
         return len(session.execute(select(TaskOffer.id)).all())
