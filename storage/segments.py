@@ -473,8 +473,6 @@ def _drop_cell_indexes(conn: Connection, c: Any, owners_total: int) -> list[str]
 def _evaluate(conn: Connection, p: SegmentParams, dialect: str, changes: Table, only: Table | None) -> None:
     """Fill ``changes`` with the owners (all, or those in ``only``) whose stored values differ."""
     owners: Any = Owner.__table__
-    if only is not None:
-        owners = only.join(owners, _O.id == only.c.id)
     if dialect == "sqlite" or only is not None:
         # One seek per owner in ix_vehicle_owner_purchase (SQLite has no hash join); the
         # earliest date is classified inside the subquery so that it runs once per owner.
@@ -505,6 +503,9 @@ def _evaluate(conn: Connection, p: SegmentParams, dialect: str, changes: Table, 
             familiarity_expr(p, from_car).label("new_familiarity"),
         )
         .select_from(owners)
+        # IN (subquery), not a join: both planners then walk the (small) candidate list and
+        # look owners up by primary key instead of scanning every owner.
+        .where(_O.id.in_(select(only.c.id)) if only is not None else literal(True))
         .subquery("fresh")
     )
     f = fresh.c
