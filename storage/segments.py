@@ -387,6 +387,9 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
             if evaluated > max(FULL_PASS_MIN, FULL_PASS_SHARE * owners_total):
                 restrict, evaluated = False, owners_total
         _evaluate(conn, p, dialect, changes, candidates if restrict else None)
+        if dialect == "postgresql":  # temporary tables have no statistics until analysed
+            conn.exec_driver_sql("ANALYZE segment_changes")
+            conn.exec_driver_sql("ANALYZE segment_queued")
         c = changes.c
         transitions = select(
             c.owner_id, c.from_maturity, c.from_activity, c.to_maturity, c.to_activity, _at(p.now)

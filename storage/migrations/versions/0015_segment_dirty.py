@@ -63,7 +63,7 @@ _PG = [
     "RETURN NULL; END $$"),
     ("CREATE TRIGGER tr_owner_segment_insert AFTER INSERT ON owner FOR EACH ROW "
     "EXECUTE FUNCTION segment_mark_owner()"),
-    ("CREATE TRIGGER tr_owner_segment_update AFTER UPDATE ON owner FOR EACH ROW WHEN ({changed_pg}) "
+    ("CREATE TRIGGER tr_owner_segment_update AFTER UPDATE OF {cols} ON owner FOR EACH ROW WHEN ({changed_pg}) "
     "EXECUTE FUNCTION segment_mark_owner()"),
     ("CREATE TRIGGER tr_vehicle_segment_insert AFTER INSERT ON vehicle FOR EACH ROW "
     "WHEN (NEW.purchase_date IS NOT NULL) EXECUTE FUNCTION segment_mark_vehicle()"),
@@ -80,7 +80,7 @@ def _statements(dialect: str) -> list[str]:
         old = ', '.join(f'OLD.{c}' for c in INPUTS)
         new = ', '.join(f'NEW.{c}' for c in INPUTS)
         changed_pg = f'({old}) IS DISTINCT FROM ({new})'
-        return [s.format(changed_pg=changed_pg) for s in _PG]
+        return [s.format(cols=', '.join(INPUTS), changed_pg=changed_pg) for s in _PG]
     changed = ' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in INPUTS)
     return [s.format(cols=', '.join(INPUTS), changed=changed) for s in _SQLITE]
 
