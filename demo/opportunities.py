@@ -28,11 +28,11 @@ from sqlmodel import Session
 
 from flows.opportunities import demand, matching
 from flows.opportunities.reports import opportunity_report
+from flows.opportunities.tasks import LIVE
 from flows.templating import Renderer
 from storage.clock import utcnow
 from storage.db import session_scope
 from storage.models import Owner, Partner, ProductLine
-from flows.opportunities.tasks import LIVE
 from storage.opportunity_models import Task, TaskOffer
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ import pytest
 from bot.scheduler import Scheduler
 
 
-def _job(started: threading.Event, finished: threading.Event, seconds: float):  # noqa: ANN202
-    def job(ctx) -> int:  # noqa: ANN001
+def _job(started: threading.Event, finished: threading.Event, seconds: float):
+    def job(ctx) -> int:
         started.set()
         time.sleep(seconds)
         finished.set()
@@ -37,7 +37,7 @@ def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 @pytest.mark.parametrize("grace, finishes", [(5.0, True), (0.05, False)])
-async def test_stop_waits_for_a_running_job_or_cancels_it_quietly(engine, caplog, grace, finishes) -> None:  # noqa: ANN001
+async def test_stop_waits_for_a_running_job_or_cancels_it_quietly(engine, caplog, grace, finishes) -> None:
     caplog.set_level(logging.INFO)
     started, finished = threading.Event(), threading.Event()
     scheduler = Scheduler(engine, persistent=False)
@@ -55,7 +55,7 @@ async def test_stop_waits_for_a_running_job_or_cancels_it_quietly(engine, caplog
         assert any("cancelled by shutdown" in r.getMessage() for r in caplog.records)
 
 
-async def test_shutdown_at_once_cancels_without_a_traceback(engine, caplog) -> None:  # noqa: ANN001
+async def test_shutdown_at_once_cancels_without_a_traceback(engine, caplog) -> None:
     caplog.set_level(logging.INFO)
     started, finished = threading.Event(), threading.Event()
     scheduler = Scheduler(engine, persistent=False)
