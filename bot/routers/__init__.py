@@ -1,23 +1,39 @@
-"""The router tree, registered once in a fixed order: errors, operator, partner, owner,
-group, fallback last. Role filters sit at router level inside each module."""
+"""The router tree, written once: which chats reach which modules, and in what order.
+
+``errors`` first; then one parent router per chat type sets the chat filter once:
+
+* ``private``: every module people talk to one to one, in this order: registration and the
+  demand side, flow buttons, merchants and offers, operators, reports and campaigns, partners,
+  bookings and gifts, posts, owners (onboarding's catch-alls come late), service, and the
+  fallback (unknown commands, stale buttons) last;
+* ``groups``: owner circles (group and supergroup chats' messages and members), with the bot's
+  own membership changes (blocked / unblocked in a private chat) handled there too.
+
+Role filters stay at each module's router; the chat filter is only here. Callback queries are
+not filtered by chat type (a button's chat is the message's): each handler checks who presses.
+"""
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
+from aiogram.enums import ChatType
 
 from bot.config import Settings
+
+PRIVATE = F.chat.type == ChatType.PRIVATE
+GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 
 
 def build_routers(settings: Settings) -> list[Router]:
     from bot.routers import (
-        bookings, console, campaigns, errors, fallback, flow_buttons, gifts, group, operator, owner,
-        partner, posts, preferences, public, reports, service,
+        bookings, campaigns, capacity, console, demand, errors, fallback, flow_buttons, gifts, group,
+        matchmaking, membership, merchant, offers, operator, owner, partner, posts, preferences,
+        public, reports, service,
     )
-    from bot.routers import capacity, demand, matchmaking
-    from bot.routers import membership, merchant, offers  # issue 13
 
-    return [
-        errors.build_router(),
+    private = Router(name="private")
+    private.message.filter(PRIVATE)
+    private.include_routers(
         public.build_router(),
         demand.build_router(),
         capacity.build_router(),
@@ -37,6 +53,10 @@ def build_routers(settings: Settings) -> list[Router]:
         posts.build_router(),
         owner.build_router(),
         service.build_router(),
-        group.build_router(settings),
         fallback.build_router(),
-    ]
+    )
+    groups = Router(name="groups")
+    groups.message.filter(GROUPS)
+    groups.chat_member.filter(GROUPS)
+    groups.include_routers(gifts.build_top_router(), group.build_router(settings))
+    return [errors.build_router(), private, groups]

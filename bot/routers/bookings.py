@@ -13,8 +13,7 @@ it only takes its own callbacks and ``/followups``).
 from __future__ import annotations
 
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -59,7 +58,7 @@ def build_router() -> Router:
     partners.callback_query.filter(IsPartner())
     partners.callback_query.register(on_booking_answer, BookingAnswer.filter())
     partners.callback_query.register(on_contacted, Contacted.filter())
-    partners.message.filter(F.chat.type == ChatType.PRIVATE, IsPartner())
+    partners.message.filter(IsPartner())
     partners.message.register(on_followups, Command("followups"))
     router.include_router(partners)
     return router

@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 
 from aiogram import F, Router
-from aiogram.enums import ChatType
 from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -157,7 +156,7 @@ def cancel_keyboard(locale: str | None, items: list[campaigns.CampaignStats]) ->
 
 def build_router() -> Router:
     router = Router(name="campaigns")
-    router.message.filter(F.chat.type == ChatType.PRIVATE, IsPartner())
+    router.message.filter(IsPartner())
     router.callback_query.filter(IsPartner())
     router.message.register(on_campaign, Command("campaign"))
     router.message.register(on_campaigns, Command("campaigns"))

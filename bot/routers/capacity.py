@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 from zoneinfo import ZoneInfo
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, Message
@@ -39,7 +38,7 @@ class OfferAnswer(CallbackData, prefix=matching.OFFER_PREFIX):
 
 def build_router() -> Router:
     router = Router(name="capacity")
-    router.message.filter(F.chat.type == ChatType.PRIVATE, HasRole(Role.owner))
+    router.message.filter(HasRole(Role.owner))
     router.message.register(on_vehicle, Command("vehicle"))
     router.message.register(on_available, Command("available"))
     router.message.register(on_busy, Command("busy"))

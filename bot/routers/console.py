@@ -8,8 +8,7 @@ console is not set up rather than print a link that leads nowhere.
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import (
     InlineKeyboardButton,
@@ -28,7 +27,6 @@ from storage.clock import utcnow
 
 def build_router() -> Router:
     router = Router(name="console")
-    router.message.filter(F.chat.type == ChatType.PRIVATE)
     router.message.register(on_console, Command("console"))
     return router
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 
 from aiogram import F, Router
-from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -64,12 +63,11 @@ def markup(rows: list[list[dict]] | None) -> InlineKeyboardMarkup | None:
 def build_router() -> Router:
     router = Router(name="demand")
     public = Router(name="demand-public")
-    public.message.filter(F.chat.type == ChatType.PRIVATE)
     public.message.register(on_register, Command("demand"))
     router.include_router(public)
 
     staff = Router(name="demand-staff")
-    staff.message.filter(F.chat.type == ChatType.PRIVATE, HasRole(Role.demand))
+    staff.message.filter(HasRole(Role.demand))
     staff.message.register(on_cancel, Command("cancel"))
     staff.message.register(on_help, CommandStart())
     staff.message.register(on_help, Command("help"))
@@ -87,7 +85,7 @@ def build_router() -> Router:
     router.include_router(staff)
 
     parties = Router(name="task-parties")
-    parties.message.filter(F.chat.type == ChatType.PRIVATE, HasRole(Role.demand, Role.owner))
+    parties.message.filter(HasRole(Role.demand, Role.owner))
     parties.message.register(on_done_command, Command("done"))
     parties.callback_query.register(on_done, DoneCb.filter())
     parties.callback_query.register(on_rate, RateCb.filter())

@@ -6,8 +6,7 @@ hint; other private text gets a short "I did not understand" with the help hint.
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.types import CallbackQuery, Message
 
 from bot.commands import staff_only
@@ -19,7 +18,7 @@ PARTNER_ONLY = staff_only()
 
 def build_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(on_private_message, F.chat.type == ChatType.PRIVATE)
+    router.message.register(on_private_message)
     router.callback_query.register(on_stale_button)
     return router
 

@@ -5,7 +5,7 @@ One parent router with a child per audience, so the role filters stay at router 
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
@@ -19,7 +19,6 @@ from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 
-PRIVATE = F.chat.type == ChatType.PRIVATE
 CODE_ANSWERS = {
     gifts.UnknownGiftCodeError: "gifts/code_unknown",
     gifts.ExpiredGiftCodeError: "gifts/code_expired",
@@ -31,17 +30,22 @@ CODE_ANSWERS = {
 def build_router() -> Router:
     router = Router(name="gifts")
     partner = Router(name="gifts-partner")
-    partner.message.filter(PRIVATE, IsPartner())
+    partner.message.filter(IsPartner())
     partner.message.register(on_redeem, Command("redeem"))
     partner.message.register(on_converted, Command("converted"))
     owner = Router(name="gifts-owner")
-    owner.message.filter(PRIVATE, HasRole(Role.owner, Role.unknown))
+    owner.message.filter(HasRole(Role.owner, Role.unknown))
     owner.message.register(on_gifts, Command("gifts"))
     owner.message.register(on_invite, Command("invite"))
+    router.include_routers(partner, owner, build_top_router())
+    return router
+
+
+def build_top_router() -> Router:
+    """``/top`` answers anywhere: one instance under the private tree, one under the groups'."""
     anyone = Router(name="gifts-top")
     anyone.message.register(on_top, Command("top"))
-    router.include_routers(partner, owner, anyone)
-    return router
+    return anyone
 
 
 async def on_gifts(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:

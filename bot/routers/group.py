@@ -31,7 +31,6 @@ from flows.templating import Renderer
 from storage.clock import utcnow
 
 log = logging.getLogger(__name__)
-GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 LINK_ENTITIES = {"url", "text_link"}
 
 
@@ -39,14 +38,14 @@ def build_router(settings: Settings) -> Router:
     router = Router(name="group")
     router.my_chat_member.register(on_bot_blocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(MEMBER >> KICKED))
     router.my_chat_member.register(on_bot_unblocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(KICKED >> MEMBER))
-    router.chat_member.register(on_join, GROUPS, ChatMemberUpdatedFilter(JOIN_TRANSITION))
-    router.chat_member.register(on_leave, GROUPS, ChatMemberUpdatedFilter(LEAVE_TRANSITION))
+    router.chat_member.register(on_join, ChatMemberUpdatedFilter(JOIN_TRANSITION))
+    router.chat_member.register(on_leave, ChatMemberUpdatedFilter(LEAVE_TRANSITION))
     router.chat_join_request.register(on_join_request)
-    router.message.register(on_circle, GROUPS, Command("circle"), IsPartner())
-    router.message.register(on_group_welcome, GROUPS, Command("welcome"), IsPartner())
-    router.message.register(on_partner_only, GROUPS, Command("circle", "welcome"))
-    router.message.register(on_service_message, GROUPS, F.new_chat_members | F.left_chat_member)
-    router.message.register(on_group_message, GROUPS)
+    router.message.register(on_circle, Command("circle"), IsPartner())
+    router.message.register(on_group_welcome, Command("welcome"), IsPartner())
+    router.message.register(on_partner_only, Command("circle", "welcome"))
+    router.message.register(on_service_message, F.new_chat_members | F.left_chat_member)
+    router.message.register(on_group_message)
     return router
 
 

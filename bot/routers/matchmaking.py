@@ -6,8 +6,7 @@ only for one of that partner's owners who fits the task (checked again in
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -34,7 +33,7 @@ class PushCb(CallbackData, prefix="tkp"):
 
 def build_router() -> Router:
     router = Router(name="matchmaking")
-    router.message.filter(F.chat.type == ChatType.PRIVATE, IsPartner())
+    router.message.filter(IsPartner())
     router.callback_query.filter(IsPartner())
     router.message.register(on_tasks, Command("tasks"))
     router.message.register(on_deals, Command("deals"))

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 from sqlmodel import Session
@@ -20,7 +19,6 @@ from flows.merchants.money import yuan
 from flows.templating import Renderer
 from storage.clock import utcnow
 
-PRIVATE = F.chat.type == ChatType.PRIVATE
 REASONS = {
     "zh": {"verification": "完成认证", "circle": "车主圈互动", "booking": "预约保养", "service_visit": "到店保养",
            "referral": "推荐好友", "redemption": "使用优惠", "redemption_undone": "核销撤销", "offer": "积分兑换",
@@ -34,10 +32,10 @@ REASONS = {
 def build_router() -> Router:
     router = Router(name="membership")
     partner = Router(name="membership-partner")
-    partner.message.filter(PRIVATE, IsPartner())
+    partner.message.filter(IsPartner())
     partner.message.register(on_earnings, Command("earnings"))
     owner = Router(name="membership-owner")
-    owner.message.filter(PRIVATE, IsOwner())
+    owner.message.filter(IsOwner())
     owner.message.register(on_points, Command("points"))
     router.include_routers(partner, owner)
     return router

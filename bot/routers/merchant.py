@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from aiogram import F, Router
-from aiogram.enums import ChatType
 from aiogram.filters import BaseFilter, Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -30,7 +29,6 @@ from flows.templating import Renderer
 from storage.clock import utcnow
 from storage.merchant_models import Merchant
 
-PRIVATE = F.chat.type == ChatType.PRIVATE
 
 
 def points_policy(settings: Settings) -> PointsPolicy:
@@ -67,10 +65,9 @@ class OrderValue(StatesGroup):
 def build_router() -> Router:
     router = Router(name="merchant")
     public = Router(name="merchant-register")
-    public.message.filter(PRIVATE)
     public.message.register(on_register, Command("merchant"))
     staff = Router(name="merchant-staff")
-    staff.message.filter(PRIVATE, IsMerchant())
+    staff.message.filter(IsMerchant())
     staff.callback_query.filter(IsMerchant())
     staff.message.register(on_deep_link, CommandStart(deep_link=True, magic=F.args.startswith(coupons.LINK_PREFIX)))
     staff.message.register(on_help, CommandStart())

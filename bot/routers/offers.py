@@ -9,8 +9,7 @@ message and the offer, so pressing the same button twice gives the same coupon.
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import BaseFilter, Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, TelegramObject
@@ -23,7 +22,6 @@ from flows.merchants import coupons, offers, shown
 from flows.templating import Renderer
 from storage.clock import utcnow
 
-PRIVATE = F.chat.type == ChatType.PRIVATE
 
 
 class IsOwner(BaseFilter):
@@ -43,7 +41,7 @@ class ShowQr(CallbackData, prefix="ofq"):
 
 def build_router() -> Router:
     router = Router(name="offers")
-    router.message.filter(PRIVATE, IsOwner())
+    router.message.filter(IsOwner())
     router.callback_query.filter(IsOwner())
     router.message.register(on_offers, Command("offers"))
     router.message.register(on_coupons, Command("coupons"))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 from sqlmodel import Session
@@ -19,7 +18,7 @@ from storage.clock import utcnow
 
 def build_router() -> Router:
     router = Router(name="operator")
-    router.message.filter(F.chat.type == ChatType.PRIVATE, HasRole(Role.operator))
+    router.message.filter(HasRole(Role.operator))
     router.message.register(on_help, CommandStart())
     router.message.register(on_help, Command("help"))
     router.message.register(on_handover, Command("handover"))

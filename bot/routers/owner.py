@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from aiogram import F, Router
-from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -49,7 +48,7 @@ class ProspectForm(StatesGroup):
 
 def build_router() -> Router:
     router = Router(name="owner")
-    router.message.filter(F.chat.type == ChatType.PRIVATE, HasRole(Role.owner, Role.unknown))
+    router.message.filter(HasRole(Role.owner, Role.unknown))
     router.callback_query.filter(HasRole(Role.owner, Role.unknown))
     router.message.register(on_cancel, Command("cancel"))
     router.message.register(on_start, CommandStart())

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BufferedInputFile, Message
 from sqlmodel import Session
@@ -24,7 +23,7 @@ INVITES_IN_TEXT = 30
 
 def build_router() -> Router:
     router = Router(name="partner")
-    router.message.filter(F.chat.type == ChatType.PRIVATE, IsPartner())
+    router.message.filter(IsPartner())
     router.message.register(on_help, CommandStart())
     router.message.register(on_help, Command("help"))
     router.message.register(on_invites, Command("invites"))

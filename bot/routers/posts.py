@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import time
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -27,7 +26,6 @@ from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 
-PRIVATE = F.chat.type == ChatType.PRIVATE
 CANCEL_LABEL = {"zh": "取消 #{id}", "en": "Cancel #{id}"}
 
 
@@ -45,7 +43,7 @@ class PostCancelCb(CallbackData, prefix="px"):
 
 def build_router() -> Router:
     router = Router(name="posts")
-    router.message.filter(PRIVATE, HasRole(Role.partner, Role.operator))
+    router.message.filter(HasRole(Role.partner, Role.operator))
     router.callback_query.filter(HasRole(Role.partner, Role.operator))
     router.message.register(on_post, Command("post"))
     router.message.register(on_posts, Command("posts"))

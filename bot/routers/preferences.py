@@ -4,8 +4,7 @@ router so that both work in any conversation state."""
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import BaseFilter, Command
 from aiogram.types import Message, TelegramObject
 from sqlmodel import Session
@@ -25,7 +24,7 @@ class IsOwner(BaseFilter):
 
 def build_router() -> Router:
     router = Router(name="preferences")
-    router.message.filter(F.chat.type == ChatType.PRIVATE, IsOwner())
+    router.message.filter(IsOwner())
     router.message.register(on_stop, Command("stop"))
     router.message.register(on_resume, Command("resume"))
     return router

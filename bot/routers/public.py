@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F, Router
-from aiogram.enums import ChatType
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
@@ -34,7 +33,6 @@ REGISTRATION_ERRORS = {
 
 def build_router() -> Router:
     router = Router(name="public")
-    router.message.filter(F.chat.type == ChatType.PRIVATE)
     router.message.register(on_partner, Command("partner"))
     return router
 

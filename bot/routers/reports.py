@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, Message
 from sqlmodel import Session
@@ -28,7 +27,6 @@ from flows.templating import Renderer
 
 def build_router() -> Router:
     router = Router(name="reports")
-    router.message.filter(F.chat.type == ChatType.PRIVATE)
     operator = Router(name="reports_operator")
     operator.message.filter(HasRole(Role.operator))
     operator.message.register(on_operator_matrix, Command("matrix"))

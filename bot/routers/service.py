@@ -12,8 +12,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlmodel import Session
@@ -31,10 +30,10 @@ from storage.clock import utcnow
 def build_router() -> Router:
     router = Router(name="service")
     owners = Router(name="service-owner")
-    owners.message.filter(F.chat.type == ChatType.PRIVATE, HasRole(Role.owner))
+    owners.message.filter(HasRole(Role.owner))
     owners.message.register(on_mileage, Command("mileage"))
     partners = Router(name="service-partner")
-    partners.message.filter(F.chat.type == ChatType.PRIVATE, IsPartner())
+    partners.message.filter(IsPartner())
     partners.message.register(on_serviced, Command("serviced"))
     router.include_routers(partners, owners)
     return router

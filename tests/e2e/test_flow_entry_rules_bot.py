@@ -65,7 +65,8 @@ async def test_beginner_nudge_honours_its_cooldown_and_max_entries(harness, flow
     def refusals() -> list[str]:
         return [log.reason or "" for log in flows.query(select(FlowRunLog).where(
             FlowRunLog.owner_id == owner_id, FlowRunLog.flow_key == "beginner_nudge",
-            FlowRunLog.outcome == "skipped").order_by(FlowRunLog.id))]
+            FlowRunLog.outcome == "skipped", FlowRunLog.run_id.is_(None),  # entry refusals, not a step's skip
+        ).order_by(FlowRunLog.id))]
 
     # Day 8 of silence: beginner/declining, the first entry; the nudge reaches the owner.
     await flows.advance(days=8)
