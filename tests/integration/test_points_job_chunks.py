@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from merchant_seed import seed_owners
 from sqlalchemy import event, func, select
 
 from bot.scheduler import JobContext
 from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.membership import awards, points
 from flows.templating import Renderer
-from merchant_seed import seed_owners
 from storage.clock import utcnow
 from storage.db import session_scope
 from storage.events import EventKind, record
