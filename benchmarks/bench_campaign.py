@@ -30,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from common import pg_fresh  # noqa: E402 - beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -165,21 +166,6 @@ def measure(url: str, owners: int) -> dict[str, Any]:
     }
 
 
-def _pg_fresh(server_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from storage.db import normalize_url
-
-    url = make_url(normalize_url(server_url))
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_PG_DB} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {BENCH_PG_DB}"))
-    engine.dispose()
-    return url.set(database=BENCH_PG_DB).render_as_string(hide_password=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--owners", type=int, default=20_000)
@@ -189,7 +175,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_campaign_"))
     result: dict[str, Any] = {"owners": args.owners, "sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", args.owners)}
     if args.pg_url:
-        result["pg"] = measure(_pg_fresh(args.pg_url), args.owners)
+        result["pg"] = measure(pg_fresh(args.pg_url, BENCH_PG_DB), args.owners)
     result["ratio"] = max(result[db]["ratio"] for db in ("sqlite", "pg") if db in result)
     result["max_write_wait_ms"] = max(result[db]["max_write_wait_ms"] for db in ("sqlite", "pg") if db in result)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -26,6 +26,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from common import pg_fresh  # noqa: E402 - beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -147,21 +148,6 @@ def floor(url: str, due: int) -> float:
     return elapsed
 
 
-def _pg_fresh(server_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from storage.db import normalize_url
-
-    url = make_url(normalize_url(server_url))
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_PG_DB} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {BENCH_PG_DB}"))
-    engine.dispose()
-    return url.set(database=BENCH_PG_DB).render_as_string(hide_password=False)
-
-
 def measure(url: str, runs: int, due: int) -> dict[str, Any]:
     seed(url, runs, due)
     floor_s = floor(url, due)
@@ -180,7 +166,7 @@ def main() -> None:
     result: dict[str, Any] = {"runs": args.runs, "due": args.due,
                               "sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", args.runs, args.due)}
     if args.pg_url:
-        result["pg"] = measure(_pg_fresh(args.pg_url), args.runs, args.due)
+        result["pg"] = measure(pg_fresh(args.pg_url, BENCH_PG_DB), args.runs, args.due)
     dbs = [db for db in ("sqlite", "pg") if db in result]
     result["tick_s"] = max(result[db]["tick_s"] for db in dbs)
     result["floor_s"] = max(result[db]["floor_s"] for db in dbs)

@@ -45,6 +45,7 @@ from storage import migrate
 from storage.db import make_engine, session_scope
 from storage.models import Owner
 from storage.opportunity_models import Capacity, DemandAccount, Task, TaskOffer
+from common import pg_fresh  # noqa: E402 - beside this script
 
 NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 CLASSES = ("van", "light_truck", "heavy_truck", "refrigerated", "tipper")
@@ -137,21 +138,6 @@ def race(engine: Engine, renderer: Renderer, tasks_: int) -> int:
 BENCH_PG_DB = "autocircle_bench_matching"
 
 
-def _pg_fresh(server_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from storage.db import normalize_url
-
-    url = make_url(normalize_url(server_url))
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_PG_DB} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {BENCH_PG_DB}"))
-    admin.dispose()
-    return url.set(database=BENCH_PG_DB).render_as_string(hide_password=False)
-
-
 def p(values: list[float], q: int) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
 
@@ -211,7 +197,7 @@ def main() -> None:
         if not args.no_sqlite:
             results["sqlite"] = run_db(f"sqlite:///{Path(tmp.name) / 'bench.db'}", args)
         if args.db:
-            results["postgresql"] = run_db(_pg_fresh(args.db), args)
+            results["postgresql"] = run_db(pg_fresh(args.db, BENCH_PG_DB), args)
     worst = max(results.values(), key=lambda r: r["match_ms_p95"])
     summary = {k: worst[k] for k in ("match_ms_p50", "match_ms_p95", "floor_ms_p95", "ratio")}
     summary["double_assigned"] = sum(r["double_assigned"] for r in results.values())

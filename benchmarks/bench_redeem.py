@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -52,32 +51,13 @@ from storage.clock import utcnow
 from storage.db import make_engine, session_scope
 from storage.merchant_models import Coupon, Offer, Redemption
 from storage.models import Owner
+from common import percentile, pg_fresh  # noqa: E402 - beside this script
 
 BENCH_PG_DB = "autocircle_bench_redeem"
 CITIES = ["上海", "北京", "广州", "深圳", "杭州", "成都", "武汉", "南京", "苏州", "重庆"]
 CATEGORIES = ["car_wash", "tyres", "maintenance", "detailing", "charging", "parking", "insurance", "dining"]
 CELLS = ["beginner/active", "beginner/declining", "growing/active", "mature/active", "mature/dormant"]
 LEVELS = ["silver", "gold", "black"]
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)] if ordered else float("nan")
-
-
-def _pg_fresh(server_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from storage.db import normalize_url
-
-    url = make_url(normalize_url(server_url))
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_PG_DB} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {BENCH_PG_DB}"))
-    admin.dispose()
-    return url.set(database=BENCH_PG_DB).render_as_string(hide_password=False)
 
 
 def _owners(session: Any, n: int, prefix: str) -> list[int]:
@@ -276,7 +256,7 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="bench_redeem_"))
         result["sqlite"] = run_db(f"sqlite:///{tmp / 'bench.db'}", args)
     if args.db:
-        result["postgresql"] = run_db(_pg_fresh(args.db), args)
+        result["postgresql"] = run_db(pg_fresh(args.db, BENCH_PG_DB), args)
     primary = result.get("postgresql") or result["sqlite"]
     keys = ("redeemed", "double_redeemed", "claimed", "oversold", "redeem_per_s", "rank_ms_p95", "rank_floor_ms_p95")
     summary = {k: primary.get(k) for k in keys}

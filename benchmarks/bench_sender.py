@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import random
 import signal
@@ -30,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from common import percentile  # noqa: E402 - beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -68,11 +68,6 @@ def seed(url: str, owners: int) -> None:
         enqueue_many(session, pushes, DeliveryPolicy(quiet_hours=NO_QUIET_HOURS))
         session.commit()
     engine.dispose()
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)] if ordered else float("nan")
 
 
 async def run(args: argparse.Namespace) -> dict:
