@@ -191,9 +191,13 @@ class DeliverySettings(SenderConfig):
     marketing_cap: int = Field(2, description="marketing pushes per owner per cap window")
     cap_window_days: float = 7.0
     staff_quiet_hours: bool = Field(False, description="quiet hours also for partner/operator notices")
+    best_hour: bool = Field(True, description="marketing pushes at the owner's usual hour (issue 15)")
+    best_hour_plain_percent: int = Field(10, ge=0, le=100, description="sticky share on the plain schedule")
+    best_hour_lookback_days: int = Field(60, ge=1, description="days of activity the best hour reads")
+    best_hour_min_events: int = Field(3, ge=1, description="meaningful events before an hour is trusted")
 
     def policy(self, timezone: str, staff_chat_ids: Iterable[int] = ()) -> DeliveryPolicy:
-        from flows.delivery.delivery_rules import DeliveryPolicy, QuietHours
+        from flows.delivery.delivery_rules import BestHour, DeliveryPolicy, QuietHours
 
         return DeliveryPolicy(
             timezone=timezone,
@@ -202,6 +206,11 @@ class DeliverySettings(SenderConfig):
             cap_window=timedelta(days=self.cap_window_days),
             staff_quiet_hours=self.staff_quiet_hours,
             staff_chat_ids=frozenset(staff_chat_ids),
+            best_hour=BestHour(
+                enabled=self.best_hour, plain_percent=self.best_hour_plain_percent,
+                lookback=timedelta(days=self.best_hour_lookback_days),
+                min_events=self.best_hour_min_events,
+            ),
         )
 
     def sender_config(self) -> SenderConfig:

@@ -66,6 +66,21 @@ NO_QUIET_HOURS = QuietHours(time(0, 0), time(0, 0))
 
 
 @dataclass(frozen=True)
+class BestHour:
+    """Marketing pushes at the hour the owner is usually active (``flows.delivery.best_hour``).
+
+    ``plain_percent`` of owners (sticky, by a hash of the owner id) keep the plain schedule,
+    so that the console can compare engagement; an owner needs ``min_events`` meaningful
+    events in ``lookback`` (else their circle's do) before their hour is trusted.
+    """
+
+    enabled: bool = True
+    plain_percent: int = 10
+    lookback: timedelta = timedelta(days=60)
+    min_events: int = 3
+
+
+@dataclass(frozen=True)
 class DeliveryPolicy:
     """The configured defaults (from ``Settings``); owners may override some of them."""
 
@@ -77,6 +92,7 @@ class DeliveryPolicy:
     # (partners, operators) about their own work go at once unless this is set.
     staff_quiet_hours: bool = False
     staff_chat_ids: frozenset[int] = frozenset()  # operators, who are not in the database
+    best_hour: BestHour = field(default_factory=BestHour)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from flows.delivery import best_hour
 from flows.delivery.delivery_rules import (
     ANYONE,
     MARKETING,
@@ -120,9 +121,9 @@ def enqueue_many(
         now - policy.cap_window,
         include_planned=True,
     )
+    starts = _starts(session, fresh, owners, now, policy)
     rows: list[tuple[dict[str, Any], Push]] = []
-    for push in fresh:
-        start = max(now, push.not_before) if push.not_before else now
+    for push, (start, asked) in zip(fresh, starts, strict=True):
         # enqueue only plans: opted-out/unreachable may change before sending; `screen` decides
         recipient = replace(
             _recipient(owners.get(push.chat_id), push.chat_id in staff),
@@ -132,10 +133,43 @@ def enqueue_many(
             _cls(push).value, start, expires_at=push.expires_at, recipient=recipient,
             policy=policy, marketing_times=planned.get(push.chat_id, ()),
         )
+        if not decision.send and start != asked:  # the best hour would lose it: plain schedule
+            decision = plan(
+                _cls(push).value, asked, expires_at=push.expires_at, recipient=recipient,
+                policy=policy, marketing_times=planned.get(push.chat_id, ()),
+            )
         if decision.send and _cls(push) is MessageClass.marketing:
             planned.setdefault(push.chat_id, []).append(decision.at or start)
         rows.append((_row(push, decision, now), push))
     return _insert(session, rows)
+
+
+def _starts(
+    session: Session, pushes: Sequence[Push], owners: dict[int, store.ChatOwner],
+    now: datetime, policy: DeliveryPolicy,
+) -> list[tuple[datetime, datetime]]:
+    """``(planned start, asked start)`` per push: marketing pushes to an owner may wait for
+    the owner's best hour (``flows.delivery.best_hour``); every other push starts as asked."""
+    asked = [max(now, p.not_before) if p.not_before else now for p in pushes]
+    marketing = [
+        i for i, p in enumerate(pushes)
+        if _cls(p) is MessageClass.marketing and _owner_of(p, owners) is not None
+    ]
+    if not policy.best_hour.enabled or not marketing:
+        return list(zip(asked, asked, strict=True))
+    moved = best_hour.best_starts(session, [
+        best_hour.Wanted(_owner_of(pushes[i], owners), asked[i], pushes[i].expires_at) for i in marketing
+    ], now, policy)
+    starts = list(asked)
+    for i, at in zip(marketing, moved, strict=True):
+        starts[i] = at
+    return list(zip(starts, asked, strict=True))
+
+
+def _owner_of(push: Push, owners: dict[int, store.ChatOwner]) -> int | None:
+    """The owner behind the push's private chat (a group's push has no best hour)."""
+    found = owners.get(push.chat_id)
+    return found.owner_id if found is not None else None
 
 
 def _cls(push: Push) -> MessageClass:

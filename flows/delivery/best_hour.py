@@ -1,0 +1,180 @@
+"""Each owner's best hour (issue 15, item 5): the article's "right moment".
+
+A marketing push is planned at the local hour (the deployment's time zone) at which the owner
+usually does something meaningful (``storage.events.MEANINGFUL``), read from their own recent
+events, else from their circle's (the owners of the same partner). The outbox planner
+(``flows.delivery.outbox.enqueue_many``) asks ``best_starts`` for a later start, then the
+delivery rules apply quiet hours and the cap to it as to any other start: an hour inside quiet
+hours becomes the first moment after them, and the cap may still move it on. Transactional
+pushes never come here.
+
+A sticky share of owners (``BestHour.plain_percent``, by a hash of the owner id) keeps the
+plain schedule, so that ``flows.delivery.best_hour_report`` can compare the two groups on the console's
+delivery page.
+
+Cost: at most three queries per planning batch (the owners' own hour histogram; for owners
+without enough history, their partners; and the circles' histogram), each one GROUP BY over
+the event log's ``(owner_id, at)`` index within the lookback window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Integer, cast, extract, func, select
+from sqlmodel import Session
+
+from flows.delivery.delivery_rules import BestHour, DeliveryPolicy, zone
+from storage.events import MEANINGFUL
+from storage.models import Event, Owner
+
+_E = Event.__table__
+_O = Owner.__table__
+_KINDS = sorted(k.value for k in MEANINGFUL)
+_CHUNK = 500
+
+
+def in_plain_share(owner_id: int, percent: int) -> bool:
+    """Sticky: the same owner keeps the plain schedule (or not) every time."""
+    if percent <= 0:
+        return False
+    digest = hashlib.sha256(f"best_hour:{owner_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100 < percent
+
+
+def next_at_hour(start: datetime, hour: int, tz: ZoneInfo) -> datetime:
+    """The first instant >= ``start`` inside the local ``hour`` (``start`` itself if it is)."""
+    local = start.astimezone(tz)
+    if local.hour == hour:
+        return start
+    day = local.date()
+    target = datetime.combine(day, time(hour), tzinfo=tz)
+    if target <= local:
+        target = datetime.combine(day + timedelta(days=1), time(hour), tzinfo=tz)
+    return target.astimezone(UTC)
+
+
+def usual_hour(histogram: Mapping[int, int], min_events: int) -> int | None:
+    """The local hour with the most events (ties: the earlier hour), if there are enough."""
+    if sum(histogram.values()) < max(1, min_events):
+        return None
+    return max(sorted(histogram), key=lambda h: histogram[h])
+
+
+def _hour_of(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(extract("hour", column), Integer)
+    return cast(func.strftime("%H", column), Integer)
+
+
+def _local(utc_hour: int, offset: timedelta) -> int:
+    return int((utc_hour * 60 + offset.total_seconds() // 60) % 1440) // 60
+
+
+def usual_hours(
+    session: Session, owner_ids: Iterable[int], now: datetime, best: BestHour, timezone: str
+) -> dict[int, int]:
+    """``owner id -> local hour`` for the owners whose own or circle's history says one.
+
+    Events are bucketed by their stored (UTC) hour in SQL and shifted to local time with the
+    zone's offset now (exact for zones without daylight saving, such as Asia/Shanghai).
+    """
+    wanted = sorted(set(owner_ids))
+    if not wanted:
+        return {}
+    offset = zone(None, timezone).utcoffset(now) or timedelta(0)
+    since = now - best.lookback
+    hour = _hour_of(session, _E.c.at)
+    own: dict[int, Counter[int]] = defaultdict(Counter)
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(_E.c.owner_id, hour, func.count()).where(
+                _E.c.owner_id.in_(chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since
+            ).group_by(_E.c.owner_id, hour)
+        ).all()
+        for owner_id, h, n in rows:
+            own[owner_id][_local(int(h), offset)] += int(n)
+    found: dict[int, int] = {}
+    for owner_id, histogram in own.items():
+        picked = usual_hour(histogram, best.min_events)
+        if picked is not None:
+            found[owner_id] = picked
+    missing = [o for o in wanted if o not in found]
+    if missing:
+        found.update(_circle_hours(session, missing, since, offset, best.min_events))
+    return found
+
+
+def _circle_hours(
+    session: Session, owner_ids: Sequence[int], since: datetime, offset: timedelta, min_events: int
+) -> dict[int, int]:
+    """The fallback: the usual hour of the owners of the same partner."""
+    partner_of: dict[int, int] = {}
+    for chunk in _chunks(list(owner_ids)):
+        partner_of.update(
+            (o, p) for o, p in session.execute(
+                select(_O.c.id, _O.c.partner_id).where(_O.c.id.in_(chunk), _O.c.partner_id.is_not(None))
+            ).all()
+        )
+    partners = sorted(set(partner_of.values()))
+    if not partners:
+        return {}
+    hour = _hour_of(session, _E.c.at)
+    circles: dict[int, Counter[int]] = defaultdict(Counter)
+    for chunk in _chunks(partners):
+        rows = session.execute(
+            select(_O.c.partner_id, hour, func.count())
+            .select_from(_E.join(_O, _O.c.id == _E.c.owner_id))
+            .where(_O.c.partner_id.in_(chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since)
+            .group_by(_O.c.partner_id, hour)
+        ).all()
+        for partner_id, h, n in rows:
+            circles[partner_id][_local(int(h), offset)] += int(n)
+    hours = {p: usual_hour(c, min_events) for p, c in circles.items()}
+    return {o: h for o, p in partner_of.items() if (h := hours.get(p)) is not None}
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A marketing push asking for a start: whose, from when, until when at the latest."""
+
+    owner_id: int | None
+    start: datetime
+    expires_at: datetime | None = None
+
+
+def best_starts(
+    session: Session, pushes: Sequence[Wanted], now: datetime, policy: DeliveryPolicy
+) -> list[datetime]:
+    """Each push's start moved to its owner's next usual hour (or left as it was: the setting
+    off, no owner, the plain-schedule share, no history, or the hour past the push's expiry).
+    """
+    best = policy.best_hour
+    starts = [p.start for p in pushes]
+    if not best.enabled:
+        return starts
+    owners = {p.owner_id for p in pushes
+              if p.owner_id is not None and not in_plain_share(p.owner_id, best.plain_percent)}
+    hours = usual_hours(session, owners, now, best, policy.timezone)
+    if not hours:
+        return starts
+    tz = zone(None, policy.timezone)
+    for i, push in enumerate(pushes):
+        hour = hours.get(push.owner_id) if push.owner_id is not None else None
+        if hour is None:
+            continue
+        at = next_at_hour(push.start, hour, tz)
+        if push.expires_at is None or at < push.expires_at:
+            starts[i] = at
+    return starts
+
+
+def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
