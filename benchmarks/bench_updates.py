@@ -24,8 +24,16 @@ per update (calls to ``loop.run_in_executor``, which ``asyncio.to_thread`` uses)
 latency p50/p99.
 
 ``sqlite_ratio`` / ``pg_ratio``: AutoCircle's updates/s over bare's, the worst private workload
-[target >= 0.5]; ``circle_ratio`` the circle workload [>= 0.7]; ``three_process_speedup`` is
-null (scale-out is another issue). ``--json`` prints one line.
+[target >= 0.5]; ``circle_ratio`` the circle workload [>= 0.7]. ``--json`` prints one line.
+
+``three_process_speedup`` (issue 16, item 7; needs ``--pg-url`` and ``--redis-url``, else null):
+updates/s of 3 ``autocircle run --role web`` processes behind nginx over ONE behind the same
+nginx, same workload (``--scale-users`` strangers x ``--scale-messages`` ``/help``, default
+200 x 5), PostgreSQL + Redis, the sandbox posting webhooks through nginx; with
+``cpu_s_by_process`` (each process's CPU seconds in the timed part, from /proc) and ``cores``
+to show where the ceiling is (benchmarks/updates_scale.py). ``--scale-only`` skips the rest:
+
+    python benchmarks/bench_updates.py --pg-url $(scripts/pg-start) --redis-url $(scripts/redis-start) --scale-only --json
 """
 
 from __future__ import annotations
@@ -393,8 +401,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench_updates_"))
     counter = iter(range(1_000))
     result: dict[str, Any] = {"users": args.users, "messages": args.messages, "in_flight": args.in_flight}
-    dbs = [("sqlite", lambda: f"sqlite:///{tmp / f'bench{next(counter)}.db'}")]
-    if args.pg_url:
+    dbs = [] if args.scale_only else [("sqlite", lambda: f"sqlite:///{tmp / f'bench{next(counter)}.db'}")]
+    if args.pg_url and not args.scale_only:
         dbs.append(("pg", _pg_fresh(args.pg_url)))
     worst_cpu, worst_p99 = 0.0, 0.0
     for label, url_for_run in dbs:
@@ -407,10 +415,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for item in measured["autocircle"].values():
             worst_cpu = max(worst_cpu, item["cpu_ms_per_update"])
             worst_p99 = max(worst_p99, item["reply_p99_ms"] or 0.0)
+    result.setdefault("sqlite_ratio", None)
     result.setdefault("pg_ratio", None)
     result["cpu_ms_per_update"] = worst_cpu
     result["reply_p99_ms"] = worst_p99
     result["three_process_speedup"] = None
+    if args.pg_url and args.redis_url and Path("/usr/sbin/nginx").exists() and not args.no_scale:
+        from updates_scale import bench_redis_url, three_process_speedup
+
+        result.update(await three_process_speedup(
+            _pg_fresh(args.pg_url), bench_redis_url(args.redis_url), args.scale_users, args.scale_messages,
+            args.timeout, args.verbose))
+    else:
+        result["three_process_speedup_note"] = "needs --pg-url, --redis-url and /usr/sbin/nginx"
     return result
 
 
@@ -421,6 +438,12 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=10)
     parser.add_argument("--pg-url", default=os.environ.get("AUTOCIRCLE_BENCH_PG_URL"),
                         help="a PostgreSQL server URL; the benchmark makes its own database there")
+    parser.add_argument("--redis-url", default=os.environ.get("AUTOCIRCLE_BENCH_REDIS_URL"),
+                        help="a Redis server URL (scripts/redis-start); the scale part uses its database 11")
+    parser.add_argument("--scale-users", type=int, default=200)
+    parser.add_argument("--scale-messages", type=int, default=5)
+    parser.add_argument("--scale-only", action="store_true", help="only three_process_speedup")
+    parser.add_argument("--no-scale", action="store_true", help="skip three_process_speedup")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--workloads", default="help,owner_text,start_token,circle")
     parser.add_argument("--json", action="store_true")
@@ -440,6 +463,8 @@ def main() -> None:
             return
         asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))
         return
+    # SIGTERM unwinds like Ctrl-C, so every ``finally`` stops the processes this run started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result))
