@@ -236,7 +236,10 @@ async def delivery(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
     settings = request.app[SETTINGS]
     health = await db(request, lambda s: figures.delivery_health(s, viewer.scope, utcnow(), settings.timezone))
-    return render(request, "delivery.html", viewer=viewer, health=health)
+    best = settings.delivery.policy(settings.timezone).best_hour
+    lift = await db(request, lambda s: figures.best_hour_engagement(
+        s, viewer.scope, utcnow(), best, settings.console.min_group))
+    return render(request, "delivery.html", viewer=viewer, health=health, best=best, lift=lift)
 
 
 async def churn(request: web.Request) -> web.Response:

@@ -17,9 +17,12 @@ from sqlmodel import Session, col, select
 
 from flows.community.funnel import FunnelReport, FunnelRow, funnel_report
 from flows.community.phones import mask
+from flows.delivery import best_hour_report
 from flows.delivery.delivery_report import delivery_report, percentile
+from flows.delivery.delivery_rules import BestHour
 from flows.growth import campaigns as campaign_service
 from flows.growth import winback
+from flows.growth.uplift import Comparison
 from flows.reports.owner_export import mask_vin
 from flows.segments.matrix_report import (
     MatrixReport,
@@ -295,6 +298,14 @@ def delivery_health(session: Session, scope: Scope, now: datetime, timezone: str
         waits.extend(row.wait_s)
     return DeliveryHealth(queue, sum(r.sent for r in report.rows), dict(failed), dict(skipped),
                           percentile(waits, 50), percentile(waits, 95))
+
+
+def best_hour_engagement(session: Session, scope: Scope, now: datetime, best: BestHour,
+                         min_group: int, days: int = 30) -> Comparison:
+    """Best-hour owners against the plain-schedule share (issue 15, item 5): marketing pushes
+    followed by a meaningful event within 24 h, in the scope's pushes of the last ``days``."""
+    return best_hour_report.engagement(session, now, best, days=days, min_group=min_group,
+                                       partner_id=scope.partner_id)
 
 
 def churn(session: Session, scope: Scope, now: datetime, days: int = 90) -> winback.ChurnReasons:
