@@ -373,14 +373,23 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
         table.create(conn)
     try:
         d = SegmentDirty.__table__.c
-        # Captured by id, so that only rows this run has seen are deleted at the end.
-        conn.execute(insert(queued).from_select(["id"], select(d.id)))
+        # Only the queue rows this run has seen are deleted at its end. On SQLite the run holds
+        # the write lock from its first statement, so every row up to the highest id is seen;
+        # on PostgreSQL a transaction still open may hold a lower id and commit later, so the
+        # rows seen are captured by id.
+        seen: ColumnElement[bool]
+        if dialect == "sqlite":
+            top = conn.execute(select(func.coalesce(func.max(d.id), 0))).scalar_one()
+            seen = d.id <= top
+        else:
+            conn.execute(insert(queued).from_select(["id"], select(d.id)))
+            seen = d.id.in_(select(queued.c.id))
         owners_total = conn.execute(select(func.count()).select_from(Owner.__table__)).scalar_one()
         evaluated = owners_total
         restrict = since is not None
         if restrict:
             assert since is not None
-            sources = [select(d.owner_id).where(d.id.in_(select(queued.c.id))), *movers(since, p)]
+            sources = [select(d.owner_id).where(seen), *movers(since, p)]
             union = sources[0].union(*sources[1:]) if len(sources) > 1 else sources[0]
             conn.execute(insert(candidates).from_select(["id"], select(union.subquery().c[0]).distinct()))
             evaluated = conn.execute(select(func.count()).select_from(candidates)).scalar_one()
@@ -430,7 +439,7 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
             )
         for statement in rebuilt_indexes:
             conn.exec_driver_sql(statement)
-        conn.execute(SegmentDirty.__table__.delete().where(d.id.in_(select(queued.c.id))))
+        conn.execute(SegmentDirty.__table__.delete().where(seen))
         rows, cells = conn.execute(
             select(func.count(), func.coalesce(func.sum(c.cell_changed), 0))
         ).one()
