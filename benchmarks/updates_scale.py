@@ -118,9 +118,31 @@ def _percentile(values: list[float], pct: float) -> float | None:
     return round(ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)] * 1000, 1) if ordered else None
 
 
+def _figures(web_count: int, total: int, elapsed: float, latencies: list[float],
+             before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    cpu = {name: round(after[name] - before[name], 2) for name in after}
+    measured = {k: v for k, v in cpu.items() if k != "machine_busy"}
+    web_cpu = sum(v for k, v in cpu.items() if k.startswith("web"))
+    return {
+        "web_processes": web_count,
+        "updates": total,
+        "elapsed_s": round(elapsed, 2),
+        "updates_per_s": round(total / elapsed, 1),
+        "reply_p50_ms": _percentile(latencies, 50),
+        "reply_p99_ms": _percentile(latencies, 99),
+        "web_cpu_ms_per_update": round(web_cpu * 1000 / total, 2),
+        "cpu_s_by_process": cpu,
+        "cores_used": {"measured_processes": round(sum(measured.values()) / elapsed, 2),
+                       "web": round(web_cpu / elapsed, 2),
+                       "machine_busy": round(cpu["machine_busy"] / elapsed, 2)},
+    }
+
+
 async def run_topology(web_count: int, db_url: str, redis_url: str, users: int, messages: int,
-                       timeout: float, verbose: bool = False) -> dict[str, Any]:
-    """nginx + ``web_count`` web processes + the sandbox; the workload; figures and CPU."""
+                       timeout: float, verbose: bool = False, rounds: int = 2) -> dict[str, Any]:
+    """nginx + ``web_count`` web processes + the sandbox; the workload ``rounds`` times; the
+    figures and CPU of the fastest round (the machine is shared: the slower rounds are the ones
+    other jobs took cores from)."""
     import aiohttp
 
     from sandbox import Sandbox, SandboxConfig
@@ -209,33 +231,30 @@ async def run_topology(web_count: int, db_url: str, redis_url: str, users: int, 
         await asyncio.sleep(0.5)
 
         groups = {name: proc.pid for name, proc in procs.items()}
-        before = cpu_snapshot(groups)
+        idle_before, idle_started = cpu_snapshot(groups), time.monotonic()
+        await asyncio.sleep(2.0)  # what the processes burn with nothing to do
+        idle_after, idle_s = cpu_snapshot(groups), time.monotonic() - idle_started
+        idle = {name: round((idle_after[name] - idle_before[name]) / idle_s, 3) for name in groups}
         chats = range(FIRST_USER_TG, FIRST_USER_TG + users)
         total = users * messages
-        started = time.monotonic()
-        for _round in range(messages):
-            for tg in chats:
-                sent_at.setdefault(tg, []).append(time.monotonic())
-                await sb.send_text(tg, tg, "/help")
-        await wait_replies(total, chats)
-        elapsed = time.monotonic() - started
-        after = cpu_snapshot(groups)
-        cpu = {name: round(after[name] - before[name], 2) for name in after}
-        measured = {k: v for k, v in cpu.items() if k != "machine_busy"}
-        web_cpu = sum(v for k, v in cpu.items() if k.startswith("web"))
-        return {
-            "web_processes": web_count,
-            "updates": total,
-            "elapsed_s": round(elapsed, 2),
-            "updates_per_s": round(total / elapsed, 1),
-            "reply_p50_ms": _percentile(latencies, 50),
-            "reply_p99_ms": _percentile(latencies, 99),
-            "web_cpu_ms_per_update": round(web_cpu * 1000 / total, 2),
-            "cpu_s_by_process": cpu,
-            "cores_used": {"measured_processes": round(sum(measured.values()) / elapsed, 2),
-                           "web": round(web_cpu / elapsed, 2),
-                           "machine_busy": round(cpu["machine_busy"] / elapsed, 2)},
-        }
+        measured_rounds = []
+        for round_ in range(rounds):
+            latencies.clear()
+            before = cpu_snapshot(groups)
+            started = time.monotonic()
+            for _message in range(messages):
+                for tg in chats:
+                    sent_at.setdefault(tg, []).append(time.monotonic())
+                    await sb.send_text(tg, tg, "/help")
+            await wait_replies(total * (round_ + 1), chats)
+            elapsed = time.monotonic() - started
+            after = cpu_snapshot(groups)
+            measured_rounds.append(_figures(web_count, total, elapsed, latencies, before, after))
+            await asyncio.sleep(0.3)
+        best = max(measured_rounds, key=lambda r: r["updates_per_s"])
+        best["rounds_updates_per_s"] = [r["updates_per_s"] for r in measured_rounds]
+        best["idle_cores_by_process"] = idle
+        return best
     finally:
         try:
             _stop_groups(procs)
@@ -248,7 +267,7 @@ async def run_topology(web_count: int, db_url: str, redis_url: str, users: int, 
 
 
 async def three_process_speedup(pg_fresh: Callable[[], str], redis_url: str, users: int, messages: int,
-                                timeout: float, verbose: bool = False) -> dict[str, Any]:
+                                timeout: float, verbose: bool = False, rounds: int = 2) -> dict[str, Any]:
     """One web process, then three, same workload; each on a fresh database and flushed Redis."""
     import redis.asyncio as aioredis
 
@@ -261,12 +280,12 @@ async def three_process_speedup(pg_fresh: Callable[[], str], redis_url: str, use
         client = aioredis.Redis.from_url(redis_url)
         await client.flushdb()  # update ids start again at 1 in a new sandbox: no stale dedupe keys
         await client.aclose()
-        runs[label] = await run_topology(count, url, redis_url, users, messages, timeout, verbose)
+        runs[label] = await run_topology(count, url, redis_url, users, messages, timeout, verbose, rounds)
     return {
         "three_process_speedup": round(runs["three"]["updates_per_s"] / runs["one"]["updates_per_s"], 2),
         "cpu_s_by_process": {label: run.pop("cpu_s_by_process") for label, run in runs.items()},
         "cores": os.cpu_count(),
-        "scale": {"users": users, "messages": messages, **runs},
+        "scale": {"users": users, "messages": messages, "rounds": rounds, **runs},
     }
 
 
