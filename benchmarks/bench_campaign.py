@@ -30,7 +30,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from common import pg_fresh  # noqa: E402 - beside this script
+
+from common import pg_fresh
+from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -38,9 +40,27 @@ if str(ROOT) not in sys.path:
 
 FIRST_OWNER_TG = 100_000_000
 BENCH_PG_DB = "autocircle_bench_campaign"
-COLUMNS = ("dedupe_key", "chat_id", "owner_id", "partner_id", "message_class", "priority", "text",
-           "parse_mode", "buttons", "not_before", "expires_at", "attempts", "status", "reason",
-           "telegram_message_id", "lease_until", "created_at", "sent_at", "updated_at")
+COLUMNS = (
+    "dedupe_key",
+    "chat_id",
+    "owner_id",
+    "partner_id",
+    "message_class",
+    "priority",
+    "text",
+    "parse_mode",
+    "buttons",
+    "not_before",
+    "expires_at",
+    "attempts",
+    "status",
+    "reason",
+    "telegram_message_id",
+    "lease_until",
+    "created_at",
+    "sent_at",
+    "updated_at",
+)
 
 
 def seed(url: str, owners: int) -> int:
@@ -59,20 +79,40 @@ def seed(url: str, owners: int) -> int:
     migrate.upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        create_partner(session, name="Advisor", dealer_code="D001", advisor_code="A001",
-                       role="sales", now=utcnow(), dealer_name="Dealer D001")
+        create_partner(
+            session,
+            name="Advisor",
+            dealer_code="D001",
+            advisor_code="A001",
+            role="sales",
+            now=utcnow(),
+            dealer_name="Dealer D001",
+        )
         session.flush()
-        partner_id = session.execute(select(Partner.id)).scalar_one()
+        partner_id = session.execute(select(col(Partner.id))).scalar_one()
         for start in range(0, owners, 20_000):
-            session.execute(insert(Owner), [
-                {"external_id": f"o{i}", "name": f"Owner {i}", "telegram_user_id": FIRST_OWNER_TG + i,
-                 "stage": "verified", "locale": ("en", "zh")[i % 2], "partner_id": partner_id,
-                 "advisor_code": "A001", "dealer_code": "D001", "attributes": {},
-                 "maturity": MATURITIES[i % len(MATURITIES)], "activity": ACTIVITIES[i % len(ACTIVITIES)]}
-                for i in range(start, min(owners, start + 20_000))
-            ])
-        campaign = campaigns.create(session, partner_id, list(campaigns.CELLS), utcnow(),
-                                    template=campaigns.READY_TEMPLATES[0])
+            session.execute(
+                insert(Owner),
+                [
+                    {
+                        "external_id": f"o{i}",
+                        "name": f"Owner {i}",
+                        "telegram_user_id": FIRST_OWNER_TG + i,
+                        "stage": "verified",
+                        "locale": ("en", "zh")[i % 2],
+                        "partner_id": partner_id,
+                        "advisor_code": "A001",
+                        "dealer_code": "D001",
+                        "attributes": {},
+                        "maturity": MATURITIES[i % len(MATURITIES)],
+                        "activity": ACTIVITIES[i % len(ACTIVITIES)],
+                    }
+                    for i in range(start, min(owners, start + 20_000))
+                ],
+            )
+        campaign = campaigns.create(
+            session, partner_id, list(campaigns.CELLS), utcnow(), template=campaigns.READY_TEMPLATES[0]
+        )
         campaign_id = campaign.id or 0
         session.commit()
     engine.dispose()
@@ -160,8 +200,11 @@ def measure(url: str, owners: int) -> dict[str, Any]:
     writer.join()
     floor_s, rows = floor(url)
     return {
-        "plan_s": round(plan_s, 3), "floor_s": round(floor_s, 3), "ratio": round(plan_s / floor_s, 2),
-        "rows": rows, **counts,
+        "plan_s": round(plan_s, 3),
+        "floor_s": round(floor_s, 3),
+        "ratio": round(plan_s / floor_s, 2),
+        "rows": rows,
+        **counts,
         "max_write_wait_ms": round(max(writer.waits, default=0.0) * 1000, 1),
     }
 
@@ -169,7 +212,9 @@ def measure(url: str, owners: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--owners", type=int, default=20_000)
-    parser.add_argument("--pg-url", default=None, help="a PostgreSQL server URL; the benchmark makes its own database there")
+    parser.add_argument(
+        "--pg-url", default=None, help="a PostgreSQL server URL; the benchmark makes its own database there"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_campaign_"))
@@ -185,8 +230,10 @@ def main() -> None:
     for db in ("sqlite", "pg"):
         if db in result:
             r = result[db]
-            print(f"{db:<7} plan {r['plan_s']:>8.2f} s  floor {r['floor_s']:>7.3f} s  ratio {r['ratio']:>6.1f} "
-                  f"(target <= 3)  {r['queued']:,} queued  longest write wait {r['max_write_wait_ms']} ms")
+            print(
+                f"{db:<7} plan {r['plan_s']:>8.2f} s  floor {r['floor_s']:>7.3f} s  ratio {r['ratio']:>6.1f} "
+                f"(target <= 3)  {r['queued']:,} queued  longest write wait {r['max_write_wait_ms']} ms"
+            )
     print(f"peak RSS {result['peak_rss_mb']} MB (target < 500)")
 
 

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlmodel import col
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -59,9 +61,20 @@ def seed(url: str, owners: int, batch: int = 20_000) -> None:
     with engine.begin() as conn:
         conn.execute(insert(Dealer), [{"code": f"D{d:03d}", "name": f"Dealer {d}"} for d in range(20)])
         dealer_ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM dealer ORDER BY id")]
-        conn.execute(insert(Partner), [
-            {"name": f"Partner {p}", "dealer_id": dealer_ids[p % 20], "advisor_code": f"A{p:04d}",
-             "role": "sales", "active": True, "created_at": now} for p in range(200)])
+        conn.execute(
+            insert(Partner),
+            [
+                {
+                    "name": f"Partner {p}",
+                    "dealer_id": dealer_ids[p % 20],
+                    "advisor_code": f"A{p:04d}",
+                    "role": "sales",
+                    "active": True,
+                    "created_at": now,
+                }
+                for p in range(200)
+            ],
+        )
         partner_ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM partner ORDER BY id")]
     table = Owner.__table__
     for start in range(0, owners, batch):
@@ -69,17 +82,26 @@ def seed(url: str, owners: int, batch: int = 20_000) -> None:
         for i in range(start, min(owners, start + batch)):
             stage = STAGES[rng.randrange(4)]
             online = stage in ("online", "verified")
-            rows.append({
-                "name": f"Owner {i}", "external_id": f"C{i:07d}", "phone": f"+86138{i:08d}",
-                "partner_id": partner_ids[i % 200], "product_line": "passenger" if i % 5 else "commercial",
-                "stage": stage, "attributes": {}, "unreachable": False, "opted_out": False,
-                "invited_at": now - timedelta(days=40) if stage != "imported" else None,
-                "online_at": now - timedelta(days=rng.randrange(1, 400)) if online else None,
-                "verified_at": now - timedelta(days=1) if stage == "verified" else None,
-                "maturity": MATURITIES[rng.randrange(3)] if online else "beginner",
-                "activity": ACTIVITIES[rng.randrange(4)] if online else "dormant",
-                "created_at": now, "updated_at": now,
-            })
+            rows.append(
+                {
+                    "name": f"Owner {i}",
+                    "external_id": f"C{i:07d}",
+                    "phone": f"+86138{i:08d}",
+                    "partner_id": partner_ids[i % 200],
+                    "product_line": "passenger" if i % 5 else "commercial",
+                    "stage": stage,
+                    "attributes": {},
+                    "unreachable": False,
+                    "opted_out": False,
+                    "invited_at": now - timedelta(days=40) if stage != "imported" else None,
+                    "online_at": now - timedelta(days=rng.randrange(1, 400)) if online else None,
+                    "verified_at": now - timedelta(days=1) if stage == "verified" else None,
+                    "maturity": MATURITIES[rng.randrange(3)] if online else "beginner",
+                    "activity": ACTIVITIES[rng.randrange(4)] if online else "dormant",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         with engine.begin() as conn:
             conn.execute(insert(table), rows)
     with engine.begin() as conn:
@@ -98,7 +120,6 @@ def p95(values: list[float]) -> float:
 def floor_sql(url: str) -> dict[str, list[str]]:
     """The bare SQL behind each page (literal SQL for the raw DB-API cursor)."""
     from sqlalchemy import case, func, select
-    from sqlmodel import col
 
     from flows.community.funnel import _reached
     from storage.db import make_engine
@@ -107,27 +128,43 @@ def floor_sql(url: str) -> dict[str, list[str]]:
 
     engine = make_engine(url)
     online = is_online()
-    funnel = select(col(Owner.partner_id), func.count(), *(func.sum(case((_reached(s), 1), else_=0))
-                    for s in (FunnelStage.invited, FunnelStage.online, FunnelStage.verified))).group_by(col(Owner.partner_id))
-    stages = select(func.sum(case((online, 1), else_=0)),
-                    func.sum(case((online & col(Owner.activity).in_(("active", "declining")), 1), else_=0)),
-                    func.sum(case((online & col(Owner.maturity).in_(("growing", "mature")), 1), else_=0)),
-                    func.sum(case((online & (col(Owner.referral_count) > 0), 1), else_=0)),
-                    func.sum(case((online & (col(Owner.service_visits) > 0), 1), else_=0)))
-    matrix = select(Owner.maturity, Owner.activity, online.label("on"), func.count()).group_by(
-        Owner.maturity, Owner.activity, online)
+    funnel = select(
+        col(Owner.partner_id),
+        func.count(),
+        *(
+            func.sum(case((_reached(s), 1), else_=0))
+            for s in (FunnelStage.invited, FunnelStage.online, FunnelStage.verified)
+        ),
+    ).group_by(col(Owner.partner_id))
+    stages = select(
+        func.sum(case((online, 1), else_=0)),
+        func.sum(case((online & col(Owner.activity).in_(("active", "declining")), 1), else_=0)),
+        func.sum(case((online & col(Owner.maturity).in_(("growing", "mature")), 1), else_=0)),
+        func.sum(case((online & (col(Owner.referral_count) > 0), 1), else_=0)),
+        func.sum(case((online & (col(Owner.service_visits) > 0), 1), else_=0)),
+    )
+    matrix = select(col(Owner.maturity), col(Owner.activity), online.label("on"), func.count()).group_by(
+        col(Owner.maturity), col(Owner.activity), online
+    )
     m, a = CELL.split("/")
     where = [online, col(Owner.maturity) == m, col(Owner.activity) == a]
     count = select(func.count()).select_from(Owner).where(*where)
-    page = select(Owner.id, Owner.name, Owner.phone, Owner.stage, Owner.last_active_at).where(*where).order_by(
-        col(Owner.id)).limit(50)
+    page = (
+        select(col(Owner.id), col(Owner.name), col(Owner.phone), col(Owner.stage), col(Owner.last_active_at))
+        .where(*where)
+        .order_by(col(Owner.id))
+        .limit(50)
+    )
 
     def compiled(stmt):
         c = stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
         return str(c)
 
-    sqls = {"overview": [compiled(funnel), compiled(stages)], "matrix": [compiled(matrix)],
-            "cell_page": [compiled(count), compiled(page)]}
+    sqls = {
+        "overview": [compiled(funnel), compiled(stages)],
+        "matrix": [compiled(matrix)],
+        "cell_page": [compiled(count), compiled(page)],
+    }
     engine.dispose()
     return sqls
 
@@ -159,8 +196,9 @@ async def pages(url: str, repeat: int) -> tuple[dict[str, float], dict[str, floa
     from storage.db import make_engine
 
     engine = make_engine(url)
-    settings = Settings(database_url=url, operator_ids=[OPERATOR], locale="en",
-                        console={"public_url": "http://127.0.0.1"})
+    settings = Settings(
+        database_url=url, operator_ids=[OPERATOR], locale="en", console={"public_url": "http://127.0.0.1"}
+    )
     with Session(engine) as session:
         token = access.issue_link(session, OPERATOR, utcnow())
         session.commit()
@@ -168,7 +206,7 @@ async def pages(url: str, repeat: int) -> tuple[dict[str, float], dict[str, floa
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # reason: private aiohttp attribute, set once site.start() returned
     base = f"http://127.0.0.1:{port}"
     out: dict[str, float] = {}
     floor_out: dict[str, float] = {}
@@ -178,7 +216,7 @@ async def pages(url: str, repeat: int) -> tuple[dict[str, float], dict[str, floa
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             form = await (await http.get(f"{base}/login?t={token}")).text()
-            pre = re.search(r'name="pre" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+            pre = re.search(r'name="pre" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]  # reason: the login form always has the field; None fails the benchmark loudly anyway
             signed = await http.post(f"{base}/login", data={"t": token, "pre": pre}, allow_redirects=False)
             assert signed.status == 303, await signed.text()
             for name, path in (("overview", "/"), ("matrix", "/matrix"), ("cell_page", f"/matrix/cell?cell={CELL}")):
@@ -186,7 +224,9 @@ async def pages(url: str, repeat: int) -> tuple[dict[str, float], dict[str, floa
                 for _ in range(repeat + 1):
                     floor_times.append(run_floor(raw, sqls[name]))
                     started = time.perf_counter()
-                    response = await http.get(base + path, headers={"HX-Request": "true"} if name == "cell_page" else {})
+                    response = await http.get(
+                        base + path, headers={"HX-Request": "true"} if name == "cell_page" else {}
+                    )
                     body = await response.text()
                     times.append((time.perf_counter() - started) * 1000)
                     assert response.status == 200 and len(body) > 200, (path, response.status, body[:300])
@@ -214,8 +254,12 @@ def main() -> None:
         seeded = round(time.perf_counter() - started, 1)
         got, floor = asyncio.run(pages(url, args.repeat))
     result = {
-        "owners": args.owners, "database": url.split(":", 1)[0], "seed_s": seeded,
-        "overview_ms_p95": got["overview"], "matrix_ms_p95": got["matrix"], "cell_page_ms_p95": got["cell_page"],
+        "owners": args.owners,
+        "database": url.split(":", 1)[0],
+        "seed_s": seeded,
+        "overview_ms_p95": got["overview"],
+        "matrix_ms_p95": got["matrix"],
+        "cell_page_ms_p95": got["cell_page"],
         "floor_ms_p95": max(floor.values()),
         **{f"{k}_floor_ms_p95": v for k, v in floor.items()},
         **{f"{k}_ratio": round(got[k] / floor[k], 2) if floor[k] else None for k in got},

@@ -26,7 +26,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from common import pg_fresh  # noqa: E402 - beside this script
+
+from common import pg_fresh
+from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -60,27 +62,58 @@ def seed(url: str, runs: int, due: int) -> None:
     migrate.upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        create_partner(session, name="Advisor", dealer_code="D001", advisor_code="A001",
-                       role="sales", now=utcnow(), dealer_name="Dealer D001")
+        create_partner(
+            session,
+            name="Advisor",
+            dealer_code="D001",
+            advisor_code="A001",
+            role="sales",
+            now=utcnow(),
+            dealer_name="Dealer D001",
+        )
         session.flush()
-        partner_id = session.execute(select(Partner.id)).scalar_one()
+        partner_id = session.execute(select(col(Partner.id))).scalar_one()
         for start in range(0, runs, 20_000):
-            session.execute(insert(Owner), [
-                {"external_id": f"o{i}", "name": f"Owner {i}", "telegram_user_id": FIRST_OWNER_TG + i,
-                 "stage": "verified", "locale": ("en", "zh")[i % 2], "partner_id": partner_id,
-                 "advisor_code": "A001", "dealer_code": "D001", "attributes": {}}
-                for i in range(start, min(runs, start + 20_000))
-            ])
-        owner_ids = session.execute(select(Owner.id).order_by(Owner.id)).scalars().all()
+            session.execute(
+                insert(Owner),
+                [
+                    {
+                        "external_id": f"o{i}",
+                        "name": f"Owner {i}",
+                        "telegram_user_id": FIRST_OWNER_TG + i,
+                        "stage": "verified",
+                        "locale": ("en", "zh")[i % 2],
+                        "partner_id": partner_id,
+                        "advisor_code": "A001",
+                        "dealer_code": "D001",
+                        "attributes": {},
+                    }
+                    for i in range(start, min(runs, start + 20_000))
+                ],
+            )
+        owner_ids = session.execute(select(col(Owner.id)).order_by(col(Owner.id))).scalars().all()
         for start in range(0, runs, 20_000):
-            session.execute(insert(FlowRun), [
-                {"owner_id": oid, "flow_key": "bench_nudge", "flow_version": "1", "flow_source": FLOW,
-                 "entry_key": "bench", "step_index": 0, "step_id": "nudge", "status": "live",
-                 "next_at": NOW - timedelta(minutes=1) if n < due else NOW + timedelta(days=3),
-                 "context": {}, "rev": 0, "entered_at": NOW - timedelta(days=1),
-                 "updated_at": NOW - timedelta(days=1)}
-                for n, oid in enumerate(owner_ids[start : start + 20_000], start=start)
-            ])
+            session.execute(
+                insert(FlowRun),
+                [
+                    {
+                        "owner_id": oid,
+                        "flow_key": "bench_nudge",
+                        "flow_version": "1",
+                        "flow_source": FLOW,
+                        "entry_key": "bench",
+                        "step_index": 0,
+                        "step_id": "nudge",
+                        "status": "live",
+                        "next_at": NOW - timedelta(minutes=1) if n < due else NOW + timedelta(days=3),
+                        "context": {},
+                        "rev": 0,
+                        "entered_at": NOW - timedelta(days=1),
+                        "updated_at": NOW - timedelta(days=1),
+                    }
+                    for n, oid in enumerate(owner_ids[start : start + 20_000], start=start)
+                ],
+            )
         session.commit()
     engine.dispose()
 
@@ -107,13 +140,20 @@ def tick(url: str, due: int) -> dict[str, Any]:
             break
     elapsed = time.perf_counter() - started
     with Session(engine) as session:
-        left = session.execute(select(func.count()).select_from(FlowRun).where(
-            FlowRun.status == "live", FlowRun.next_at <= NOW)).scalar_one()
-        queued = session.execute(select(func.count()).select_from(FlowRun).where(
-            FlowRun.step_id == "rest")).scalar_one()
+        left = session.execute(
+            select(func.count()).select_from(FlowRun).where(col(FlowRun.status) == "live", col(FlowRun.next_at) <= NOW)
+        ).scalar_one()
+        queued = session.execute(
+            select(func.count()).select_from(FlowRun).where(col(FlowRun.step_id) == "rest")
+        ).scalar_one()
     engine.dispose()
-    return {"tick_s": round(elapsed, 3), "passes": passes, "advanced": int(queued), "left_due": int(left),
-            "per_run_ms": round(elapsed * 1000 / max(1, due), 3)}
+    return {
+        "tick_s": round(elapsed, 3),
+        "passes": passes,
+        "advanced": int(queued),
+        "left_due": int(left),
+        "per_run_ms": round(elapsed * 1000 / max(1, due), 3),
+    }
 
 
 def floor(url: str, due: int) -> float:
@@ -133,8 +173,22 @@ def floor(url: str, due: int) -> float:
         )
         rows = cursor.fetchall()
         stamp = NOW.replace(tzinfo=None) if engine.dialect.name == "sqlite" else NOW
-        values = [(f"floor:{i}", FIRST_OWNER_TG + i, "marketing", 50, "A nudge for a beginner", "HTML",
-                   stamp, 0, "pending", stamp, stamp) for i in range(max(due, len(rows)))]
+        values = [
+            (
+                f"floor:{i}",
+                FIRST_OWNER_TG + i,
+                "marketing",
+                50,
+                "A nudge for a beginner",
+                "HTML",
+                stamp,
+                0,
+                "pending",
+                stamp,
+                stamp,
+            )
+            for i in range(max(due, len(rows)))
+        ]
         cursor.executemany(
             "INSERT INTO outbox (dedupe_key, chat_id, message_class, priority, text, parse_mode, "
             f"not_before, attempts, status, created_at, updated_at) VALUES ({', '.join([mark] * 11)})",
@@ -159,12 +213,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20_000)
     parser.add_argument("--due", type=int, default=5_000)
-    parser.add_argument("--pg-url", default=None, help="a PostgreSQL server URL; the benchmark makes its own database there")
+    parser.add_argument(
+        "--pg-url", default=None, help="a PostgreSQL server URL; the benchmark makes its own database there"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_flows_"))
-    result: dict[str, Any] = {"runs": args.runs, "due": args.due,
-                              "sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", args.runs, args.due)}
+    result: dict[str, Any] = {
+        "runs": args.runs,
+        "due": args.due,
+        "sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", args.runs, args.due),
+    }
     if args.pg_url:
         result["pg"] = measure(pg_fresh(args.pg_url, BENCH_PG_DB), args.runs, args.due)
     dbs = [db for db in ("sqlite", "pg") if db in result]
@@ -177,9 +236,11 @@ def main() -> None:
         return
     for db in dbs:
         r = result[db]
-        print(f"{db:<7} tick {r['tick_s']:>8.2f} s in {r['passes']} pass(es)  floor {r['floor_s']:>7.3f} s  "
-              f"ratio {r['ratio']:>6.1f} (target <= 3)  {r['per_run_ms']} ms/run  "
-              f"{r['advanced']:,} advanced, {r['left_due']} still due")
+        print(
+            f"{db:<7} tick {r['tick_s']:>8.2f} s in {r['passes']} pass(es)  floor {r['floor_s']:>7.3f} s  "
+            f"ratio {r['ratio']:>6.1f} (target <= 3)  {r['per_run_ms']} ms/run  "
+            f"{r['advanced']:,} advanced, {r['left_due']} still due"
+        )
     print(f"peak RSS {result['peak_rss_mb']} MB")
 
 

@@ -34,8 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import pg_fresh
 from sqlalchemy import Engine, and_, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.opportunities import geo, matching
 from flows.opportunities.errors import AlreadyTakenError
@@ -45,7 +46,6 @@ from storage import migrate
 from storage.db import make_engine, session_scope
 from storage.models import Owner
 from storage.opportunity_models import Capacity, DemandAccount, Task, TaskOffer
-from common import pg_fresh  # noqa: E402 - beside this script
 
 NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 CLASSES = ("van", "light_truck", "heavy_truck", "refrigerated", "tipper")
@@ -63,36 +63,67 @@ def seed(engine: Engine, owners: int, places: list) -> None:
     template = Owner(name="x", product_line="commercial", stage="verified").model_dump(exclude={"id"})
     batch = 5000
     with engine.begin() as conn:
-        conn.execute(insert(DemandAccount.__table__), [DemandAccount(code="B1", company="Bench", created_at=NOW).model_dump(exclude={"id"})])
+        conn.execute(
+            insert(DemandAccount.__table__),
+            [DemandAccount(code="B1", company="Bench", created_at=NOW).model_dump(exclude={"id"})],
+        )
         for start in range(0, owners, batch):
             rows = []
             for n in range(start, min(owners, start + batch)):
                 row = dict(template)
-                row.update(external_id=f"B{n}", name=f"Driver {n}", telegram_user_id=1_000_000 + n,
-                           created_at=NOW, updated_at=NOW)
+                row.update(
+                    external_id=f"B{n}",
+                    name=f"Driver {n}",
+                    telegram_user_id=1_000_000 + n,
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
                 rows.append(row)
             conn.execute(insert(Owner.__table__), rows)
-        ids = [r[0] for r in conn.execute(select(Owner.id).order_by(Owner.id))]
+        ids = [r[0] for r in conn.execute(select(col(Owner.id)).order_by(col(Owner.id)))]
         cap_template = Capacity(owner_id=0, vehicle_class="van").model_dump(exclude={"id"})
         for start in range(0, len(ids), batch):
             rows = []
-            for owner_id in ids[start:start + batch]:
+            for owner_id in ids[start : start + batch]:
                 code, lat, lon = random.choice(places)
                 cls = random.choice(CLASSES)
                 row = dict(cap_template)
-                row.update(owner_id=owner_id, vehicle_class=cls, payload_t=PAYLOAD[cls] * random.uniform(0.5, 1.5),
-                           base_adcode=code, lat=lat, lon=lon, h3_cell=geo.cell_of(lat, lon),
-                           radius_km=random.choice((50, 100, 200)), updated_at=NOW,
-                           offers=random.randint(0, 20), rating_sum=0, rating_count=0)
+                row.update(
+                    owner_id=owner_id,
+                    vehicle_class=cls,
+                    payload_t=PAYLOAD[cls] * random.uniform(0.5, 1.5),
+                    base_adcode=code,
+                    lat=lat,
+                    lon=lon,
+                    h3_cell=geo.cell_of(lat, lon),
+                    radius_km=random.choice((50, 100, 200)),
+                    updated_at=NOW,
+                    offers=random.randint(0, 20),
+                    rating_sum=0,
+                    rating_count=0,
+                )
                 rows.append(row)
             conn.execute(insert(Capacity.__table__), rows)
 
 
 def make_task(session: Session, code: str, lat: float, lon: float, cls: str, payload: float) -> Task:
-    task = Task(demand_id=1, pickup_text=code, pickup_adcode=code, pickup_lat=lat, pickup_lon=lon,
-                pickup_h3=geo.cell_of(lat, lon), dropoff_text=code, dropoff_adcode=code, dropoff_lat=lat,
-                dropoff_lon=lon, window_start=NOW + timedelta(days=1), window_end=NOW + timedelta(days=1, hours=8),
-                vehicle_class=cls, payload_t=payload, created_at=NOW)
+    task = Task(
+        demand_id=1,
+        pickup_text=code,
+        pickup_adcode=code,
+        pickup_lat=lat,
+        pickup_lon=lon,
+        pickup_h3=geo.cell_of(lat, lon),
+        dropoff_text=code,
+        dropoff_adcode=code,
+        dropoff_lat=lat,
+        dropoff_lon=lon,
+        window_start=NOW + timedelta(days=1),
+        window_end=NOW + timedelta(days=1, hours=8),
+        vehicle_class=cls,
+        payload_t=payload,
+        created_at=NOW,
+    )
     session.add(task)
     session.flush()
     return task
@@ -100,9 +131,16 @@ def make_task(session: Session, code: str, lat: float, lon: float, cls: str, pay
 
 def floor_query(session: Session, task: Task) -> int:
     city = task.pickup_adcode[:4]
-    rows = session.execute(select(Capacity.id, Capacity.owner_id, Capacity.lat, Capacity.lon).where(and_(
-        Capacity.base_adcode >= city, Capacity.base_adcode < city + "99",
-        Capacity.vehicle_class == task.vehicle_class, Capacity.payload_t >= task.payload_t))).all()
+    rows = session.execute(
+        select(col(Capacity.id), col(Capacity.owner_id), col(Capacity.lat), col(Capacity.lon)).where(
+            and_(
+                col(Capacity.base_adcode) >= city,
+                col(Capacity.base_adcode) < city + "99",
+                col(Capacity.vehicle_class) == task.vehicle_class,
+                col(Capacity.payload_t) >= task.payload_t,
+            )
+        )
+    ).all()
     return len(rows)
 
 
@@ -112,7 +150,7 @@ def race(engine: Engine, renderer: Renderer, tasks_: int) -> int:
         with session_scope(engine) as s:
             task = make_task(s, "110105", 39.92, 116.44, "van", 1.0)
             task.state, task.wave = "offered", 1
-            owners = [r[0] for r in s.execute(select(Owner.id).order_by(Owner.id).limit(50))]
+            owners = [r[0] for r in s.execute(select(col(Owner.id)).order_by(col(Owner.id)).limit(50))]
             for o in owners:
                 s.add(TaskOffer(task_id=task.id, owner_id=o, offered_at=NOW))
             task_id = task.id
@@ -130,7 +168,9 @@ def race(engine: Engine, renderer: Renderer, tasks_: int) -> int:
         with ThreadPoolExecutor(max_workers=50) as pool:
             wins = sum(pool.map(press, owners))
         with Session(engine) as s:
-            accepted = s.execute(select(TaskOffer.id).where(TaskOffer.task_id == task_id, TaskOffer.status == "accepted")).all()
+            accepted = s.execute(
+                select(col(TaskOffer.id)).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.status) == "accepted")
+            ).all()
         double += int(wins != 1 or len(accepted) != 1)
     return double
 
@@ -167,10 +207,16 @@ def run_db(url: str, args: argparse.Namespace) -> dict:
         s.rollback()
     double = race(engine, renderer, args.race_tasks)
     result = {
-        "match_ms_p50": p(match_ms, 50), "match_ms_p95": p(match_ms, 95), "floor_ms_p95": p(floor_ms, 95),
-        "ratio": round(p(match_ms, 95) / max(p(floor_ms, 95), 1e-6), 2), "double_assigned": double,
-        "owners": args.owners, "tasks": args.tasks, "race_tasks": args.race_tasks,
-        "tasks_with_candidates": sum(1 for f in found if f), "seed_s": round(seed_s, 1),
+        "match_ms_p50": p(match_ms, 50),
+        "match_ms_p95": p(match_ms, 95),
+        "floor_ms_p95": p(floor_ms, 95),
+        "ratio": round(p(match_ms, 95) / max(p(floor_ms, 95), 1e-6), 2),
+        "double_assigned": double,
+        "owners": args.owners,
+        "tasks": args.tasks,
+        "race_tasks": args.race_tasks,
+        "tasks_with_candidates": sum(1 for f in found if f),
+        "seed_s": round(seed_s, 1),
         "backend": engine.dialect.name,
     }
     engine.dispose()
@@ -182,8 +228,11 @@ def main() -> None:
     parser.add_argument("--owners", type=int, default=100_000)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--race-tasks", type=int, default=10)
-    parser.add_argument("--db", default=None,
-                        help="a PostgreSQL server URL (scripts/pg-start); the benchmark makes its own database there")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="a PostgreSQL server URL (scripts/pg-start); the benchmark makes its own database there",
+    )
     parser.add_argument("--database-url", default=None, help="run on exactly this (empty) database only")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--json", action="store_true")

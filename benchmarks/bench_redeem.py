@@ -38,20 +38,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import col
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import OperationalError
-
-from flows.merchants import coupons, directory, offers, redemption
-from storage import migrate
-from storage.clock import utcnow
-from storage.db import make_engine, session_scope
-from storage.merchant_models import Coupon, Offer, Redemption
-from storage.models import Owner
 from common import percentile, pg_fresh  # noqa: E402 - beside this script
+from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
+
+from flows.merchants import coupons, directory, offers, redemption  # noqa: E402
+from storage import migrate  # noqa: E402
+from storage.clock import utcnow  # noqa: E402
+from storage.db import make_engine, session_scope  # noqa: E402
+from storage.merchant_models import Coupon, Offer, Redemption  # noqa: E402
+from storage.models import Owner  # noqa: E402
 
 BENCH_PG_DB = "autocircle_bench_redeem"
 CITIES = ["上海", "北京", "广州", "深圳", "杭州", "成都", "武汉", "南京", "苏州", "重庆"]
@@ -62,13 +64,35 @@ LEVELS = ["silver", "gold", "black"]
 
 def _owners(session: Any, n: int, prefix: str) -> list[int]:
     now = utcnow() - timedelta(days=1)
-    session.execute(insert(Owner), [
-        dict(external_id=f"{prefix}{i:06d}", name=f"Owner {i}", product_line="passenger", dealer_code="D001",
-             stage="verified", attributes={"city": "上海"}, created_at=now, updated_at=now, maturity="beginner",
-             activity="active", action_count=0, referral_count=0, service_visits=0, unreachable=False, opted_out=False)
-        for i in range(n)])
+    session.execute(
+        insert(Owner),
+        [
+            dict(
+                external_id=f"{prefix}{i:06d}",
+                name=f"Owner {i}",
+                product_line="passenger",
+                dealer_code="D001",
+                stage="verified",
+                attributes={"city": "上海"},
+                created_at=now,
+                updated_at=now,
+                maturity="beginner",
+                activity="active",
+                action_count=0,
+                referral_count=0,
+                service_visits=0,
+                unreachable=False,
+                opted_out=False,
+            )
+            for i in range(n)
+        ],
+    )
     session.flush()
-    return list(session.execute(select(Owner.id).where(Owner.external_id.like(f"{prefix}%")).order_by(Owner.id)).scalars())
+    return list(
+        session.execute(
+            select(col(Owner.id)).where(col(Owner.external_id).like(f"{prefix}%")).order_by(col(Owner.id))
+        ).scalars()
+    )
 
 
 def _retrying(engine: Any, work: Any) -> Any:
@@ -85,9 +109,18 @@ def _retrying(engine: Any, work: Any) -> Any:
 def bench_redeem(engine: Any, codes_n: int, attempts: int, threads: int) -> dict[str, Any]:
     with session_scope(engine) as session:
         merchant, _ = directory.add_merchant(session, code="BR1", name="Bench wash", kind="car_life", city="上海")
-        offer = offers.create_offer(session, merchant_code="BR1", title="Wash", value_kind="free_item", item="wash",
-                                    valid_days=30, category="car_wash", commission_kind="fixed",
-                                    commission_fen=500, status="live")
+        offer = offers.create_offer(
+            session,
+            merchant_code="BR1",
+            title="Wash",
+            value_kind="free_item",
+            item="wash",
+            valid_days=30,
+            category="car_wash",
+            commission_kind="fixed",
+            commission_fen=500,
+            status="live",
+        )
         owner_ids = _owners(session, codes_n, "R")
         codes = [coupons.claim(session, offer.id, o, check_targeting=False).code for o in owner_ids]
         merchant_id = merchant.id
@@ -105,6 +138,7 @@ def bench_redeem(engine: Any, codes_n: int, attempts: int, threads: int) -> dict
                 return "ok"
             except redemption.RedeemError as exc:
                 return exc.reason
+
         return _retrying(engine, work)
 
     def worker(chunk: list[tuple[str, int]]) -> list[str]:
@@ -118,19 +152,32 @@ def bench_redeem(engine: Any, codes_n: int, attempts: int, threads: int) -> dict
             results.extend(part)
     elapsed = time.perf_counter() - t0
     with session_scope(engine) as session:
-        redeemed = session.execute(select(func.count(func.distinct(Redemption.coupon_id)))).scalar_one()
+        redeemed = session.execute(select(func.count(func.distinct(col(Redemption.coupon_id))))).scalar_one()
         rows = session.execute(select(func.count()).select_from(Redemption)).scalar_one()
     ok = results.count("ok")
-    return {"redeemed": redeemed, "double_redeemed": max(ok - redeemed, rows - redeemed, 0),
-            "redeem_attempts": attempts, "redeem_answers": {k: results.count(k) for k in sorted(set(results))},
-            "redeem_per_s": round(attempts / elapsed, 1)}
+    return {
+        "redeemed": redeemed,
+        "double_redeemed": max(ok - redeemed, rows - redeemed, 0),
+        "redeem_attempts": attempts,
+        "redeem_answers": {k: results.count(k) for k in sorted(set(results))},
+        "redeem_per_s": round(attempts / elapsed, 1),
+    }
 
 
 def bench_claim(engine: Any, claims: int, stock: int, threads: int) -> dict[str, Any]:
     with session_scope(engine) as session:
         directory.add_merchant(session, code="BC1", name="Bench tyres", kind="after_sales", city="上海")
-        offer = offers.create_offer(session, merchant_code="BC1", title="Tyre check", value_kind="free_item",
-                                    item="check", valid_days=30, category="tyres", stock_total=stock, status="live")
+        offer = offers.create_offer(
+            session,
+            merchant_code="BC1",
+            title="Tyre check",
+            value_kind="free_item",
+            item="check",
+            valid_days=30,
+            category="tyres",
+            stock_total=stock,
+            status="live",
+        )
         owner_ids = _owners(session, claims, "C")
         offer_id = offer.id
     start = threading.Barrier(threads)
@@ -142,6 +189,7 @@ def bench_claim(engine: Any, claims: int, stock: int, threads: int) -> dict[str,
                 return "ok"
             except coupons.ClaimError as exc:
                 return exc.reason
+
         return _retrying(engine, work)
 
     def worker(chunk: list[int]) -> list[str]:
@@ -153,11 +201,16 @@ def bench_claim(engine: Any, claims: int, stock: int, threads: int) -> dict[str,
         results = [r for part in pool.map(worker, [owner_ids[k::threads] for k in range(threads)]) for r in part]
     elapsed = time.perf_counter() - t0
     with session_scope(engine) as session:
-        claimed = session.execute(select(func.count()).select_from(Coupon).where(Coupon.offer_id == offer_id)).scalar_one()
+        claimed = session.execute(
+            select(func.count()).select_from(Coupon).where(col(Coupon.offer_id) == offer_id)
+        ).scalar_one()
         counter = session.get(Offer, offer_id).stock_claimed
-    return {"claimed": claimed, "oversold": max(claimed - stock, counter - stock, 0),
-            "claim_answers": {k: results.count(k) for k in sorted(set(results))},
-            "claim_per_s": round(claims / elapsed, 1)}
+    return {
+        "claimed": claimed,
+        "oversold": max(claimed - stock, counter - stock, 0),
+        "claim_answers": {k: results.count(k) for k in sorted(set(results))},
+        "claim_per_s": round(claims / elapsed, 1),
+    }
 
 
 def _random_targeting(rng: random.Random) -> dict[str, Any]:
@@ -182,21 +235,49 @@ def bench_rank(engine: Any, n_offers: int, repeats: int) -> dict[str, Any]:
     with session_scope(engine) as session:
         merchant_ids = []
         for i in range(20):
-            m, _ = directory.add_merchant(session, code=f"RK{i:02d}", name=f"Merchant {i}", kind="after_sales",
-                                          city=CITIES[i % len(CITIES)], category=CATEGORIES[i % len(CATEGORIES)])
+            m, _ = directory.add_merchant(
+                session,
+                code=f"RK{i:02d}",
+                name=f"Merchant {i}",
+                kind="after_sales",
+                city=CITIES[i % len(CITIES)],
+                category=CATEGORIES[i % len(CATEGORIES)],
+            )
             merchant_ids.append(m.id)
         rows = []
         for i in range(n_offers):
             target = offers.clean_targeting(_random_targeting(rng))
             lines, cities = target.get("product_lines") or [], target.get("cities") or []
-            rows.append(dict(
-                merchant_id=rng.choice(merchant_ids), title=f"Offer {i}", body="", category=rng.choice(CATEGORIES),
-                value_kind="amount_off", amount_fen=rng.choice([1000, 2000, 5000]), percent=None, cap_fen=None,
-                item="", valid_from=None, valid_until=now + timedelta(days=rng.randint(2, 90)), valid_days=None,
-                stock_total=rng.choice([None, 100, 1000]), stock_claimed=0, per_owner_limit=1, points_price=None,
-                product_line=lines[0] if len(lines) == 1 else None, city=cities[0] if len(cities) == 1 else None,
-                targeting=target, **offers.audience_columns(target), commission_kind="none", commission_fen=None, commission_percent=None,
-                status="live", created_at=now, updated_at=now))
+            rows.append(
+                dict(
+                    merchant_id=rng.choice(merchant_ids),
+                    title=f"Offer {i}",
+                    body="",
+                    category=rng.choice(CATEGORIES),
+                    value_kind="amount_off",
+                    amount_fen=rng.choice([1000, 2000, 5000]),
+                    percent=None,
+                    cap_fen=None,
+                    item="",
+                    valid_from=None,
+                    valid_until=now + timedelta(days=rng.randint(2, 90)),
+                    valid_days=None,
+                    stock_total=rng.choice([None, 100, 1000]),
+                    stock_claimed=0,
+                    per_owner_limit=1,
+                    points_price=None,
+                    product_line=lines[0] if len(lines) == 1 else None,
+                    city=cities[0] if len(cities) == 1 else None,
+                    targeting=target,
+                    **offers.audience_columns(target),
+                    commission_kind="none",
+                    commission_fen=None,
+                    commission_percent=None,
+                    status="live",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         session.execute(insert(Offer), rows)
         owner_id = _owners(session, 1, "K")[0]
     with session_scope(engine) as session:
@@ -212,9 +293,14 @@ def bench_rank(engine: Any, n_offers: int, repeats: int) -> dict[str, Any]:
             offers.rank_offers(session, profile, now)
             rank_times.append(time.perf_counter() - t)
     rank, floor = percentile(rank_times, 95) * 1000, percentile(floor_times, 95) * 1000
-    return {"rank_ms_p95": round(rank, 2), "rank_floor_ms_p95": round(floor, 2),
-            "rank_ratio": round(rank / floor, 2) if floor else None,
-            "live_offers": n_offers, "filter_rows": matched, "ranked_top": len(top)}
+    return {
+        "rank_ms_p95": round(rank, 2),
+        "rank_floor_ms_p95": round(floor, 2),
+        "rank_ratio": round(rank / floor, 2) if floor else None,
+        "live_offers": n_offers,
+        "filter_rows": matched,
+        "ranked_top": len(top),
+    }
 
 
 def run_db(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -238,8 +324,11 @@ def run_db(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", default=os.environ.get("AUTOCIRCLE_TEST_PG_URL"),
-                        help="a PostgreSQL server URL; the benchmark makes its own database there")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("AUTOCIRCLE_TEST_PG_URL"),
+        help="a PostgreSQL server URL; the benchmark makes its own database there",
+    )
     parser.add_argument("--codes", type=int, default=100)
     parser.add_argument("--attempts", type=int, default=2000)
     parser.add_argument("--claims", type=int, default=1000)
@@ -261,9 +350,13 @@ def main() -> None:
     keys = ("redeemed", "double_redeemed", "claimed", "oversold", "redeem_per_s", "rank_ms_p95", "rank_floor_ms_p95")
     summary = {k: primary.get(k) for k in keys}
     summary["db"] = "postgresql" if "postgresql" in result else "sqlite"
-    summary["exactly_once"] = all(r.get("double_redeemed", 0) == 0 and r.get("oversold", 0) == 0
-                                  and r.get("redeemed", args.codes) == args.codes
-                                  and r.get("claimed", args.stock) == args.stock for r in result.values())
+    summary["exactly_once"] = all(
+        r.get("double_redeemed", 0) == 0
+        and r.get("oversold", 0) == 0
+        and r.get("redeemed", args.codes) == args.codes
+        and r.get("claimed", args.stock) == args.stock
+        for r in result.values()
+    )
     summary.update(result)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))

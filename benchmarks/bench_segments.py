@@ -46,15 +46,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import update
-from sqlalchemy.engine import make_url
+from sqlalchemy import update  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
-from flows.segments.recompute import recompute_all
-from flows.segments.rules import Thresholds
-from storage import migrate
-from storage import segments as sql
-from storage.db import make_engine
-from storage.models import Owner
+from flows.segments.recompute import recompute_all  # noqa: E402
+from flows.segments.rules import Thresholds  # noqa: E402
+from storage import migrate  # noqa: E402
+from storage import segments as sql  # noqa: E402
+from storage.db import make_engine  # noqa: E402
+from storage.models import Owner  # noqa: E402
 
 NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 EVENT_INDEXES = {
@@ -64,9 +64,18 @@ EVENT_INDEXES = {
 }
 # Per mille: mostly circle messages, commands and buttons; some non-meaningful kinds.
 KIND_WEIGHTS = [
-    ("circle_message", 380), ("command", 150), ("button", 150), ("booking", 30),
-    ("gift_redeemed", 30), ("service_visit", 25), ("referral_converted", 5), ("circle_joined", 20),
-    ("online", 40), ("locale_set", 40), ("owner_updated", 80), ("contacted", 50),
+    ("circle_message", 380),
+    ("command", 150),
+    ("button", 150),
+    ("booking", 30),
+    ("gift_redeemed", 30),
+    ("service_visit", 25),
+    ("referral_converted", 5),
+    ("circle_joined", 20),
+    ("online", 40),
+    ("locale_set", 40),
+    ("owner_updated", 80),
+    ("contacted", 50),
 ]
 
 
@@ -118,8 +127,8 @@ def load(conn: Any, owners: int, events: int) -> None:
                CASE WHEN s < 40 THEN 'imported' WHEN s < 50 THEN 'invited'
                     WHEN s < 70 THEN 'online' ELSE 'verified' END,
                '{{}}',
-               CASE WHEN s >= 50 THEN {_stamp('abs(random()) % 500 + 1')} END,
-               CASE WHEN s >= 70 THEN {_stamp('abs(random()) % 400')} END,
+               CASE WHEN s >= 50 THEN {_stamp("abs(random()) % 500 + 1")} END,
+               CASE WHEN s >= 70 THEN {_stamp("abs(random()) % 400")} END,
                0, 0, '{stamp}', '{stamp}'
         FROM r
         """
@@ -141,7 +150,7 @@ def load(conn: Any, owners: int, events: int) -> None:
                      abs(random()) % 1000 AS r,
                      (abs(random()) % 34560000) / 86400.0 AS ago FROM n)
         INSERT INTO event (owner_id, kind, at, data)
-        SELECT owner_id, {_kind_case()}, {_stamp('ago')}, '{{}}' FROM r
+        SELECT owner_id, {_kind_case()}, {_stamp("ago")}, '{{}}' FROM r
         """
     )
     for name, target in EVENT_INDEXES.items():
@@ -163,8 +172,7 @@ def floor(engine: Any) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(drop)
         conn.exec_driver_sql(
-            "CREATE TEMP TABLE floor AS SELECT owner_id, max(at) AS last_at, count(*) AS n "
-            "FROM event GROUP BY owner_id"
+            "CREATE TEMP TABLE floor AS SELECT owner_id, max(at) AS last_at, count(*) AS n FROM event GROUP BY owner_id"
         )
         conn.exec_driver_sql(drop)
 
@@ -184,11 +192,15 @@ def load_pg(engine: Any, owners: int, events: int) -> None:
     partners = max(1, owners // 1000)
     kinds = _kind_case().replace("abs(random()) % 1000", "r")
     statements = [
-        (f"INSERT INTO dealer (id, code, name, created_at) SELECT d, 'D' || lpad(d::text, 3, '0'), "
-        f"'dealer ' || d, '{created}' FROM generate_series(1, 10) d"),
-        (f"INSERT INTO partner (id, name, dealer_id, advisor_code, role, active, created_at) "
-        f"SELECT p, 'advisor ' || p, p % 10 + 1, 'A' || lpad(p::text, 5, '0'), 'sales', true, '{created}' "
-        f"FROM generate_series(1, {partners}) p"),
+        (
+            f"INSERT INTO dealer (id, code, name, created_at) SELECT d, 'D' || lpad(d::text, 3, '0'), "
+            f"'dealer ' || d, '{created}' FROM generate_series(1, 10) d"
+        ),
+        (
+            f"INSERT INTO partner (id, name, dealer_id, advisor_code, role, active, created_at) "
+            f"SELECT p, 'advisor ' || p, p % 10 + 1, 'A' || lpad(p::text, 5, '0'), 'sales', true, '{created}' "
+            f"FROM generate_series(1, {partners}) p"
+        ),
         f"""
         INSERT INTO owner (id, name, phone, product_line, partner_id, stage, attributes,
                            online_at, verified_at, unreachable, opted_out, created_at, updated_at)
@@ -198,18 +210,20 @@ def load_pg(engine: Any, owners: int, events: int) -> None:
                CASE WHEN s < 40 THEN 'imported' WHEN s < 50 THEN 'invited'
                     WHEN s < 70 THEN 'online' ELSE 'verified' END,
                '{{}}',
-               CASE WHEN s >= 50 THEN {_pg_stamp('floor(random() * 500) + 1')} END,
-               CASE WHEN s >= 70 THEN {_pg_stamp('floor(random() * 400)')} END,
+               CASE WHEN s >= 50 THEN {_pg_stamp("floor(random() * 500) + 1")} END,
+               CASE WHEN s >= 70 THEN {_pg_stamp("floor(random() * 400)")} END,
                false, false, '{created}', '{created}'
         FROM (SELECT i, (i % 10) * 10 AS s FROM generate_series(1, {owners}) i) r
         """,
         f"SELECT setval(pg_get_serial_sequence('owner', 'id'), {owners})",
-        (f"INSERT INTO vehicle (owner_id, vin, purchase_date) SELECT i, 'LSV' || lpad(i::text, 14, '0'), "
-        f"date '{NOW:%Y-%m-%d}' - floor(random() * 2900)::int FROM generate_series(1, {owners}) i"),
+        (
+            f"INSERT INTO vehicle (owner_id, vin, purchase_date) SELECT i, 'LSV' || lpad(i::text, 14, '0'), "
+            f"date '{NOW:%Y-%m-%d}' - floor(random() * 2900)::int FROM generate_series(1, {owners}) i"
+        ),
         *[f"DROP INDEX IF EXISTS {name}" for name in EVENT_INDEXES],
         f"""
         INSERT INTO event (owner_id, kind, at, data)
-        SELECT owner_id, {kinds}, {_pg_stamp('ago')}, '{{}}'
+        SELECT owner_id, {kinds}, {_pg_stamp("ago")}, '{{}}'
         FROM (SELECT floor(random() * {max(owners // 10, 1)})::int * 10 + 5 + floor(random() * 5)::int AS owner_id,
                      floor(random() * 1000)::int AS r, random() * 400 AS ago
               FROM generate_series(1, {events})) x
@@ -229,9 +243,7 @@ def touch(engine: Any, owners: int, at: datetime, salt: int) -> int:
     o = Owner.__table__.c
     with engine.begin() as conn:
         result = conn.execute(
-            update(Owner.__table__)
-            .where(o.id % 100 == salt)
-            .values(last_active_at=at, action_count=o.action_count + 1)
+            update(Owner.__table__).where(o.id % 100 == salt).values(last_active_at=at, action_count=o.action_count + 1)
         )
     return int(result.rowcount or 0)
 
@@ -274,8 +286,10 @@ def measure(url: str, owners: int, events: int, log: Callable[..., None]) -> dic
     log(f"  {touched_full:,} owners acted, full recompute: {full_s:.2f}s, {full.changed:,} changed")
     touched_incr = touch(engine, owners, t2, 78)
     incr_s, incr = timed(lambda: run(t2, True))
-    log(f"  {touched_incr:,} owners acted, incremental ({incr.mode}, {incr.evaluated:,} evaluated): "
-        f"{incr_s:.2f}s, {incr.changed:,} changed")
+    log(
+        f"  {touched_incr:,} owners acted, incremental ({incr.mode}, {incr.evaluated:,} evaluated): "
+        f"{incr_s:.2f}s, {incr.changed:,} changed"
+    )
     floor2_s, _ = timed(lambda: floor(engine))
     floor_s = min(floor_s, floor2_s)
     engine.dispose()

@@ -51,6 +51,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import col
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -67,6 +69,7 @@ PRIVATE_WORKLOADS = ("help", "owner_text", "start_token")
 
 # --- the child: one bot process -----------------------------------------------------------
 
+
 class _Counters:
     def __init__(self) -> None:
         self.done = 0
@@ -77,15 +80,15 @@ def _count_hops(counters: _Counters) -> None:
     loop = asyncio.get_running_loop()
     original = loop.run_in_executor
 
-    def counting(executor, func, *args):  # noqa: ANN001, ANN202
+    def counting(executor, func, *args):
         counters.hops += 1
         return original(executor, func, *args)
 
-    loop.run_in_executor = counting  # type: ignore[method-assign]
+    loop.run_in_executor = counting  # type: ignore[method-assign]  # reason: the benchmark counts calls by replacing the method
 
 
-def _counting_middleware(counters: _Counters):  # noqa: ANN202
-    async def middleware(handler, event, data):  # noqa: ANN001, ANN202
+def _counting_middleware(counters: _Counters):
+    async def middleware(handler, event, data):
         try:
             return await handler(event, data)
         finally:
@@ -162,6 +165,7 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
 
 # --- the parent: data, sandbox, workloads ------------------------------------------------
 
+
 def seed(url: str, users: int) -> dict[str, list]:
     """A partner with a circle, ``users`` verified owners and ``users`` invited prospects."""
     import secrets
@@ -178,30 +182,60 @@ def seed(url: str, users: int) -> dict[str, list]:
     migrate.upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        create_partner(session, name="Advisor", dealer_code="D001", advisor_code="A001",
-                       role="sales", now=utcnow(), dealer_name="Dealer D001")
+        create_partner(
+            session,
+            name="Advisor",
+            dealer_code="D001",
+            advisor_code="A001",
+            role="sales",
+            now=utcnow(),
+            dealer_name="Dealer D001",
+        )
         session.flush()
-        partner_id = session.execute(select(Partner.id)).scalar_one()
+        partner_id = session.execute(select(col(Partner.id))).scalar_one()
         session.execute(Partner.__table__.update().values(telegram_user_id=PARTNER_TG))
         session.add(Circle(partner_id=partner_id, chat_id=CIRCLE_CHAT, title="Circle"))
-        session.execute(insert(Owner), [
-            {"external_id": f"o{i}", "name": f"Owner {i}", "telegram_user_id": FIRST_OWNER_TG + i,
-             "stage": "verified", "locale": "en", "partner_id": partner_id, "advisor_code": "A001",
-             "dealer_code": "D001", "attributes": {}}
-            for i in range(users)
-        ] + [
-            {"external_id": f"p{i}", "name": f"Prospect {i}", "partner_id": partner_id,
-             "advisor_code": "A001", "dealer_code": "D001", "attributes": {}}
-            for i in range(users)
-        ])
-        prospects = session.execute(
-            select(Owner.id).where(Owner.external_id.like("p%")).order_by(Owner.id)
-        ).scalars().all()
+        session.execute(
+            insert(Owner),
+            [
+                {
+                    "external_id": f"o{i}",
+                    "name": f"Owner {i}",
+                    "telegram_user_id": FIRST_OWNER_TG + i,
+                    "stage": "verified",
+                    "locale": "en",
+                    "partner_id": partner_id,
+                    "advisor_code": "A001",
+                    "dealer_code": "D001",
+                    "attributes": {},
+                }
+                for i in range(users)
+            ]
+            + [
+                {
+                    "external_id": f"p{i}",
+                    "name": f"Prospect {i}",
+                    "partner_id": partner_id,
+                    "advisor_code": "A001",
+                    "dealer_code": "D001",
+                    "attributes": {},
+                }
+                for i in range(users)
+            ],
+        )
+        prospects = (
+            session.execute(select(col(Owner.id)).where(col(Owner.external_id).like("p%")).order_by(col(Owner.id)))
+            .scalars()
+            .all()
+        )
         tokens = ["t" + secrets.token_urlsafe(12) for _ in prospects]
-        session.execute(insert(InviteToken), [
-            {"token": token, "owner_id": owner_id, "partner_id": partner_id, "created_at": utcnow()}
-            for token, owner_id in zip(tokens, prospects, strict=True)
-        ])
+        session.execute(
+            insert(InviteToken),
+            [
+                {"token": token, "owner_id": owner_id, "partner_id": partner_id, "created_at": utcnow()}
+                for token, owner_id in zip(tokens, prospects, strict=True)
+            ],
+        )
         session.commit()
     engine.dispose()
     return {"tokens": tokens}
@@ -213,7 +247,7 @@ def percentile(values: list[float], pct: float) -> float | None:
 
 
 class Bench:
-    def __init__(self, sandbox, users: int, messages: int, tokens: list[str], in_flight: int) -> None:  # noqa: ANN001
+    def __init__(self, sandbox, users: int, messages: int, tokens: list[str], in_flight: int) -> None:
         self.sb = sandbox
         self.users = users
         self.messages = messages
@@ -223,14 +257,14 @@ class Bench:
         self.latencies: list[float] = []
         add = sandbox.history.add
 
-        def on_add(stored) -> None:  # noqa: ANN001
+        def on_add(stored) -> None:
             add(stored)
             if stored.from_bot:
                 pending = self.sent_at.get(stored.chat_id)
                 if pending:
                     self.latencies.append(time.monotonic() - pending.pop(0))
 
-        sandbox.history.add = on_add  # type: ignore[method-assign]
+        sandbox.history.add = on_add  # type: ignore[method-assign]  # reason: the benchmark counts calls by replacing the method
 
     def message_for(self, workload: str, i: int, round_: int) -> tuple[int, int, str]:
         if workload == "help":
@@ -261,7 +295,7 @@ def _read_stats(path: Path) -> dict[str, float]:
     raise RuntimeError("the bot's stats file is unreadable")
 
 
-async def _wait_done(stats: Path, target: int, child, timeout: float) -> dict[str, float]:  # noqa: ANN001
+async def _wait_done(stats: Path, target: int, child, timeout: float) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     while True:
         current = _read_stats(stats) if stats.exists() else {"done": 0}
@@ -289,10 +323,20 @@ async def run_bot(mode: str, url: str, args: argparse.Namespace, tokens: list[st
         bench = Bench(sb, args.users, args.messages, tokens, args.in_flight)
         stats = Path(tempfile.mkdtemp(prefix="bench_updates_")) / "stats.json"
         child = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--child", mode, "--child-url", url, "--child-api", sb.base_url,
-            "--child-stats", str(stats), cwd=str(ROOT),
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--child-url",
+            url,
+            "--child-api",
+            sb.base_url,
+            "--child-stats",
+            str(stats),
+            cwd=str(ROOT),
             env=dict(os.environ, PYTHONUNBUFFERED="1", AUTOCIRCLE_DELIVERY__QUIET_HOURS="off"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=None if args.verbose else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=None if args.verbose else asyncio.subprocess.DEVNULL,
         )
         results: dict[str, Any] = {}
         try:
@@ -363,11 +407,15 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
-async def run_database(label: str, url_for_run, args: argparse.Namespace) -> dict[str, Any]:  # noqa: ANN001
+async def run_database(label: str, url_for_run, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode in ("bare", "autocircle"):
         url = url_for_run()
-        tokens = (await asyncio.to_thread(seed, url, args.users))["tokens"] if mode == "autocircle" else ["tbare"] * args.users
+        tokens = (
+            (await asyncio.to_thread(seed, url, args.users))["tokens"]
+            if mode == "autocircle"
+            else ["tbare"] * args.users
+        )
         out[mode] = await run_bot(mode, url, args, tokens)
     ratios = {
         key: round(out["autocircle"][key]["updates_per_s"] / out["bare"][key]["updates_per_s"], 3)
@@ -377,9 +425,10 @@ async def run_database(label: str, url_for_run, args: argparse.Namespace) -> dic
     return out
 
 
-def _pg_fresh(server_url: str):  # noqa: ANN202
+def _pg_fresh(server_url: str):
     """A function giving a fresh database ``autocircle_bench_updates`` on the server of
     ``server_url`` (dropped and created again each time; nothing else on the server is touched)."""
+
     def fresh() -> str:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
@@ -423,9 +472,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.pg_url and args.redis_url and Path("/usr/sbin/nginx").exists() and not args.no_scale:
         from updates_scale import bench_redis_url, three_process_speedup
 
-        result.update(await three_process_speedup(
-            _pg_fresh(args.pg_url), bench_redis_url(args.redis_url), args.scale_users, args.scale_messages,
-            args.timeout, args.verbose, args.scale_rounds))
+        result.update(
+            await three_process_speedup(
+                _pg_fresh(args.pg_url),
+                bench_redis_url(args.redis_url),
+                args.scale_users,
+                args.scale_messages,
+                args.timeout,
+                args.verbose,
+                args.scale_rounds,
+            )
+        )
     else:
         result["three_process_speedup_note"] = "needs --pg-url, --redis-url and /usr/sbin/nginx"
     return result
@@ -436,10 +493,16 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--in-flight", type=int, default=10)
-    parser.add_argument("--pg-url", default=os.environ.get("AUTOCIRCLE_BENCH_PG_URL"),
-                        help="a PostgreSQL server URL; the benchmark makes its own database there")
-    parser.add_argument("--redis-url", default=os.environ.get("AUTOCIRCLE_BENCH_REDIS_URL"),
-                        help="a Redis server URL (scripts/redis-start); the scale part uses its database 11")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("AUTOCIRCLE_BENCH_PG_URL"),
+        help="a PostgreSQL server URL; the benchmark makes its own database there",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("AUTOCIRCLE_BENCH_REDIS_URL"),
+        help="a Redis server URL (scripts/redis-start); the scale part uses its database 11",
+    )
     parser.add_argument("--scale-users", type=int, default=200)
     parser.add_argument("--scale-messages", type=int, default=5)
     parser.add_argument("--scale-rounds", type=int, default=2, help="rounds per topology; the fastest counts")
@@ -459,8 +522,12 @@ def main() -> None:
         if profile and args.child == "autocircle":
             import cProfile
 
-            cProfile.runctx("asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))",
-                            globals(), {"args": args, "asyncio": asyncio, "_child": _child}, profile)
+            cProfile.runctx(
+                "asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))",
+                globals(),
+                {"args": args, "asyncio": asyncio, "_child": _child},
+                profile,
+            )
             return
         asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))
         return
@@ -476,10 +543,12 @@ def main() -> None:
         print(f"== {label}: AutoCircle vs bare aiogram ({args.users} users x {args.messages} messages)")
         for key, ac in result[label]["autocircle"].items():
             bare = result[label]["bare"][key]
-            print(f"{key:<20} {ac['updates_per_s']:>8.1f}/s vs {bare['updates_per_s']:>8.1f}/s  "
-                  f"ratio {result[label]['ratios'][key]:.2f}  cpu {ac['cpu_ms_per_update']:.2f} vs "
-                  f"{bare['cpu_ms_per_update']:.2f} ms  hops {ac['hops_per_update']:.1f} vs {bare['hops_per_update']:.1f}  "
-                  f"p99 {ac['reply_p99_ms']} ms")
+            print(
+                f"{key:<20} {ac['updates_per_s']:>8.1f}/s vs {bare['updates_per_s']:>8.1f}/s  "
+                f"ratio {result[label]['ratios'][key]:.2f}  cpu {ac['cpu_ms_per_update']:.2f} vs "
+                f"{bare['cpu_ms_per_update']:.2f} ms  hops {ac['hops_per_update']:.1f} vs {bare['hops_per_update']:.1f}  "
+                f"p99 {ac['reply_p99_ms']} ms"
+            )
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}))
 
 

@@ -18,11 +18,24 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.config import Settings
 
 OWNER_COMMANDS = {
-    "zh": [("start", "开始 / 验证车主身份"), ("mileage", "更新当前里程"), ("gifts", "我的礼品"),
-           ("invite", "邀请好友"), ("stop", "暂停推送"),
-           ("resume", "恢复推送"), ("help", "帮助")],
-    "en": [("start", "Start / verify as an owner"), ("mileage", "Update your mileage"),
-           ("gifts", "My gifts"), ("invite", "Invite a friend"), ("stop", "Pause promotions"), ("resume", "Resume promotions"), ("help", "Help")],
+    "zh": [
+        ("start", "开始 / 验证车主身份"),
+        ("mileage", "更新当前里程"),
+        ("gifts", "我的礼品"),
+        ("invite", "邀请好友"),
+        ("stop", "暂停推送"),
+        ("resume", "恢复推送"),
+        ("help", "帮助"),
+    ],
+    "en": [
+        ("start", "Start / verify as an owner"),
+        ("mileage", "Update your mileage"),
+        ("gifts", "My gifts"),
+        ("invite", "Invite a friend"),
+        ("stop", "Pause promotions"),
+        ("resume", "Resume promotions"),
+        ("help", "Help"),
+    ],
 }
 PARTNER_COMMANDS = {
     "zh": [
@@ -65,8 +78,20 @@ PARTNER_COMMANDS = {
     ],
 }
 OPERATOR_COMMANDS = {
-    "zh": [("owners", "所有车主"), ("owner", "车主详情"), ("matrix", "分层矩阵"), ("handover", "顾问交接"), ("help", "帮助")],
-    "en": [("owners", "All owners"), ("owner", "Owner profile"), ("matrix", "Segment matrix"), ("handover", "Hand over a partner"), ("help", "Help")],
+    "zh": [
+        ("owners", "所有车主"),
+        ("owner", "车主详情"),
+        ("matrix", "分层矩阵"),
+        ("handover", "顾问交接"),
+        ("help", "帮助"),
+    ],
+    "en": [
+        ("owners", "All owners"),
+        ("owner", "Owner profile"),
+        ("matrix", "Segment matrix"),
+        ("handover", "Hand over a partner"),
+        ("help", "Help"),
+    ],
 }
 
 

@@ -7,9 +7,9 @@ hands them plain values (a URL, a thresholds dataclass).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -19,11 +19,11 @@ from bot.sender import SenderConfig  # the sending knobs, defined once there
 from flows.service.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
 
 if TYPE_CHECKING:
-    from flows.service.slots import SlotPolicy
-    from flows.growth.referrals import ReferralPolicy
-    from flows.segments.rules import Thresholds
     from flows.delivery.delivery_rules import DeliveryPolicy
+    from flows.growth.referrals import ReferralPolicy
     from flows.opportunities.matching import MatchPolicy
+    from flows.segments.rules import Thresholds
+    from flows.service.slots import SlotPolicy
 
 TELEGRAM_API_BASE = "https://api.telegram.org"
 
@@ -71,8 +71,10 @@ class ReferralSettings(BaseModel):
         from flows.growth.referrals import ReferralPolicy
 
         return ReferralPolicy(
-            hold=timedelta(days=self.hold_days), monthly_cap=self.monthly_cap,
-            tiers=tuple(self.tiers), timezone=timezone,
+            hold=timedelta(days=self.hold_days),
+            monthly_cap=self.monthly_cap,
+            tiers=tuple(self.tiers),
+            timezone=timezone,
         )
 
 
@@ -80,7 +82,9 @@ class CampaignSettings(BaseModel):
     """Partner campaigns: the control share held out of each campaign (sticky per owner)."""
 
     holdout_percent: int = Field(default=10, ge=0, lt=100)
-    conversion_window_days: int = Field(default=7, ge=1, description="a goal event counts as a campaign's conversion only this many days after the send")
+    conversion_window_days: int = Field(
+        default=7, ge=1, description="a goal event counts as a campaign's conversion only this many days after the send"
+    )
 
 
 class ImportSettings(BaseModel):
@@ -158,9 +162,7 @@ class ServiceSettings(BaseModel):
         return ServiceRules(
             default=self.rule.rule(),
             by_model=tuple((name, rule.rule()) for name, rule in self.models.items()),
-            plan=tuple(
-                PlanItem(i.code, i.every_km, i.every_months, tuple(i.aliases)) for i in self.plan
-            ),
+            plan=tuple(PlanItem(i.code, i.every_km, i.every_months, tuple(i.aliases)) for i in self.plan),
             min_span_days=self.prediction_min_days,
         )
 
@@ -207,7 +209,8 @@ class DeliverySettings(SenderConfig):
             staff_quiet_hours=self.staff_quiet_hours,
             staff_chat_ids=frozenset(staff_chat_ids),
             best_hour=BestHour(
-                enabled=self.best_hour, plain_percent=self.best_hour_plain_percent,
+                enabled=self.best_hour,
+                plain_percent=self.best_hour_plain_percent,
                 lookback=timedelta(days=self.best_hour_lookback_days),
                 min_events=self.best_hour_min_events,
             ),
@@ -218,12 +221,15 @@ class DeliverySettings(SenderConfig):
         return SenderConfig(**self.model_dump(include=set(SenderConfig.model_fields)))
 
 
-
 class SecuritySettings(BaseModel):
     """Limits that make guessing and replay useless (issue 11)."""
 
-    verify_max_failures_per_user: int = Field(default=5, ge=1, description="failed verifications per Telegram user per window")
-    verify_max_failures_per_owner: int = Field(default=10, ge=1, description="failed verifications per owner record per window")
+    verify_max_failures_per_user: int = Field(
+        default=5, ge=1, description="failed verifications per Telegram user per window"
+    )
+    verify_max_failures_per_owner: int = Field(
+        default=10, ge=1, description="failed verifications per owner record per window"
+    )
     verify_window_hours: float = Field(default=24.0, gt=0)
     invite_valid_days: int = Field(default=30, ge=1, description="how long an owner's personal link works")
     telematics_max_body_bytes: int = Field(default=1_000_000, gt=0)
@@ -234,12 +240,17 @@ class SecuritySettings(BaseModel):
 class ConsoleSettings(BaseModel):
     """The web console and the Mini App (issue 15): where it is reached and how long sign-ins live."""
 
-    public_url: str | None = Field(default=None, description="Base URL of the console as people open it (https://… behind a proxy); links from /console start with it")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL of the console as people open it (https://… behind a proxy); links from /console start with it",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=1, le=65535, description="`autocircle web` listen port")
     link_minutes: int = Field(default=10, ge=1, description="how long a /console sign-in link works (once)")
     session_hours: float = Field(default=12.0, gt=0, description="how long a signed-in browser stays signed in")
-    max_failures: int = Field(default=10, ge=1, description="failed sign-ins per client address per window before refusal")
+    max_failures: int = Field(
+        default=10, ge=1, description="failed sign-ins per client address per window before refusal"
+    )
     failure_window_minutes: int = Field(default=15, ge=1)
     init_data_max_age_s: int = Field(default=86400, gt=0, description="Mini App initData older than this is refused")
     page_size: int = Field(default=50, ge=1, le=500)
@@ -257,20 +268,33 @@ class MerchantSettings(BaseModel):
 class MembershipSettings(BaseModel):
     """Points and levels (issue 13)."""
 
-    points: dict[str, int] = Field(default_factory=lambda: {
-        "verification": 50, "circle": 2, "booking": 20, "service_visit": 30, "referral": 100, "redemption": 10,
-        "welcome": 20})
+    points: dict[str, int] = Field(
+        default_factory=lambda: {
+            "verification": 50,
+            "circle": 2,
+            "booking": 20,
+            "service_visit": 30,
+            "referral": 100,
+            "redemption": 10,
+            "welcome": 20,
+        }
+    )
     circle_daily_cap: int = Field(default=5, ge=0, description="circle activity lines per owner per day")
-    levels: dict[str, int] = Field(default_factory=lambda: {"silver": 0, "gold": 500, "black": 2000},
-                                   description="level -> lifetime points needed (银卡/金卡/黑卡)")
+    levels: dict[str, int] = Field(
+        default_factory=lambda: {"silver": 0, "gold": 500, "black": 2000},
+        description="level -> lifetime points needed (银卡/金卡/黑卡)",
+    )
 
 
 class OpportunitySettings(BaseModel):
     """Matching tasks to commercial owners in waves (issue 14): ``AUTOCIRCLE_OPPORTUNITIES__<NAME>``."""
 
     wave_size: int = Field(default=5, ge=1, le=50, description="owners offered a task per wave")
-    wave_radii_km: list[float] = Field(default_factory=lambda: [50.0, 150.0, 300.0], min_length=1,
-                                       description="the pickup search radius of wave 1, 2, 3 … (km, widening)")
+    wave_radii_km: list[float] = Field(
+        default_factory=lambda: [50.0, 150.0, 300.0],
+        min_length=1,
+        description="the pickup search radius of wave 1, 2, 3 … (km, widening)",
+    )
     wave_timeout_minutes: float = Field(default=15.0, gt=0, description="the next, wider wave goes out after this")
     partner_tasks_shown: int = Field(default=10, ge=1, le=30, description="open tasks a partner's /tasks lists")
 
@@ -278,21 +302,28 @@ class OpportunitySettings(BaseModel):
         """The matching's plain values (flows never see the settings object)."""
         from flows.opportunities.matching import MatchPolicy
 
-        return MatchPolicy(per_wave=self.wave_size, wave_radii_km=tuple(sorted(self.wave_radii_km)),
-                           wave_timeout=timedelta(minutes=self.wave_timeout_minutes),
-                           operator_ids=tuple(operator_ids))
+        return MatchPolicy(
+            per_wave=self.wave_size,
+            wave_radii_km=tuple(sorted(self.wave_radii_km)),
+            wave_timeout=timedelta(minutes=self.wave_timeout_minutes),
+            operator_ids=tuple(operator_ids),
+        )
 
 
 class ScaleSettings(BaseModel):
     """Several bot processes (issue 16): ``AUTOCIRCLE_SCALE__<NAME>``."""
 
     leader_takeover_s: float = Field(30.0, gt=0, description="a dead scheduler leader is replaced within this")
-    chat_lock_s: float = Field(60.0, gt=0, description="a chat's update lock expires after this (a killed process's chats wait at most this)")
+    chat_lock_s: float = Field(
+        60.0, gt=0, description="a chat's update lock expires after this (a killed process's chats wait at most this)"
+    )
     update_ttl_s: float = Field(86_400.0, gt=0, description="handled update ids are remembered this long")
     share_limits: bool = Field(True, description="with Redis: senders share the rate, the chat's turn and 429 pauses")
     log_format: str = Field("text", pattern="^(text|json)$", description="text or json (one object per line)")
     ops_host: str = Field("0.0.0.0", description="sender/scheduler roles: where /healthz, /readyz, /metrics listen")
-    ops_port: int = Field(9100, description="sender/scheduler roles: their health and metrics port (web: the webhook port)")
+    ops_port: int = Field(
+        9100, description="sender/scheduler roles: their health and metrics port (web: the webhook port)"
+    )
 
 
 class Settings(BaseSettings):
@@ -325,7 +356,8 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = None
     stop_grace_s: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="After SIGTERM/SIGINT the bot stops within this many seconds, even under load "
         "(in-flight updates and the sender get most of it; past it the process exits anyway).",
     )
@@ -365,7 +397,7 @@ class Settings(BaseSettings):
 def masked(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data with secrets and URL passwords hidden."""
     data = settings.model_dump(mode="json")
-    for key, value in list(data.items()):
+    for key, _value in list(data.items()):
         field_value = getattr(settings, key)
         if isinstance(field_value, SecretStr):
             data[key] = _mask_secret(field_value.get_secret_value())

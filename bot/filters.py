@@ -47,7 +47,9 @@ def run_pure_filters_inline(router: Router) -> int:
     changed = 0
     for each in _routers(router):
         for observer in each.observers.values():
-            handlers = [observer._handler, *observer.handlers] if hasattr(observer, "_handler") else list(observer.handlers)
+            handlers = (
+                [observer._handler, *observer.handlers] if hasattr(observer, "_handler") else list(observer.handlers)
+            )
             for handler in handlers:
                 for filter_object in handler.filters or ():
                     changed += _inline(filter_object)

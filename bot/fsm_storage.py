@@ -51,7 +51,8 @@ def _store_pending(session: Session) -> None:
 def _update_cache(session: Session) -> dict[str, tuple[str | None, dict[str, Any]]]:
     """The update's own view of its conversation rows: read once, then kept as written (the
     update holds the chat's isolation lock, so no one else changes them meanwhile)."""
-    return session.info.setdefault(CACHE_KEY, {})
+    cache: dict[str, tuple[str | None, dict[str, Any]]] = session.info.setdefault(CACHE_KEY, {})
+    return cache
 
 
 class SqlStorage(BaseStorage):

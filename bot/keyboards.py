@@ -12,7 +12,8 @@ from aiogram.types import (
 )
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from flows.community.onboarding import DealerChoice, Familiarity
+from flows.community.onboarding import DealerChoice
+from storage.segments import Familiarity
 
 
 class FamiliarityCb(CallbackData, prefix="fam"):
@@ -36,12 +37,24 @@ class DealerCb(CallbackData, prefix="dlr"):
 
 
 LABELS = {
-    "zh": {"novice": "新手", "skilled": "熟手", "veteran": "老手", "share": "📱 分享我的手机号",
-           "prospect": "我还不是车主", "join": "加入车主圈",
-           "verify": "验证车主身份"},
-    "en": {"novice": "Novice", "skilled": "Skilled", "veteran": "Veteran", "share": "📱 Share my phone number",
-           "prospect": "I'm not an owner yet",
-           "join": "Join the owner circle", "verify": "Verify as an owner"},
+    "zh": {
+        "novice": "新手",
+        "skilled": "熟手",
+        "veteran": "老手",
+        "share": "📱 分享我的手机号",
+        "prospect": "我还不是车主",
+        "join": "加入车主圈",
+        "verify": "验证车主身份",
+    },
+    "en": {
+        "novice": "Novice",
+        "skilled": "Skilled",
+        "veteran": "Veteran",
+        "share": "📱 Share my phone number",
+        "prospect": "I'm not an owner yet",
+        "join": "Join the owner circle",
+        "verify": "Verify as an owner",
+    },
 }
 
 
@@ -71,7 +84,9 @@ def familiarity(locale: str | None, owner_id: int, suggested: Familiarity) -> In
     builder = InlineKeyboardBuilder()
     for value in Familiarity:
         mark = " ✓" if value is suggested else ""
-        builder.button(text=_label(locale, value.value) + mark, callback_data=FamiliarityCb(owner_id=owner_id, value=value))
+        builder.button(
+            text=_label(locale, value.value) + mark, callback_data=FamiliarityCb(owner_id=owner_id, value=value)
+        )
     return builder.as_markup()
 
 

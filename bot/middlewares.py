@@ -39,11 +39,11 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.methods import TelegramMethod
-from aiogram.methods.base import Response
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response
 from aiogram.types import TelegramObject, User
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, sessionmaker
@@ -51,9 +51,7 @@ from sqlmodel import Session
 
 from flows.community.roles import resolve_identity
 
-CURRENT_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
-    "autocircle_session", default=None
-)
+CURRENT_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar("autocircle_session", default=None)
 _CURRENT_UNIT: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("autocircle_unit", default=None)
 WROTE_KEY = "autocircle_wrote"  # session.info: the open transaction has written
 #: session.info: work kept in the session and written right before the update's commit (the

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -29,23 +30,21 @@ from aiohttp import ClientError
 
 from bot.app import App
 from bot.commands import install_default_commands
-from bot.config import TELEGRAM_API_BASE, Settings
-from bot.fsm_storage import make_event_isolation, make_fsm_storage
+from bot.config import TELEGRAM_API_BASE, DeliverySettings, Settings
 from bot.filters import run_pure_filters_inline
+from bot.fsm_storage import make_event_isolation, make_fsm_storage
+from bot.jobs import register_jobs
 from bot.middlewares import BeforeBotCall, UpdateUnitMiddleware
-from storage.db import PG_POOL_SIZE
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
-from bot.jobs import register_jobs
-from flows.growth import gifts
-from flows.engine.playbook import load_library
 from bot.scheduler import Scheduler
-from bot.config import DeliverySettings
 from bot.sender import OutboxSender
 from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.delivery.outbox import POLICY_KEY, Suppressions
+from flows.engine.playbook import load_library
+from flows.growth import gifts
 from flows.templating import Renderer
-from storage.db import session_factory
+from storage.db import PG_POOL_SIZE, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +67,28 @@ async def identify(bot: Bot, settings: Settings) -> User:
     try:
         return await bot.get_me()
     except TelegramUnauthorizedError:
-        raise StartupError(f"the Bot API at {base} refused the bot token (401 Unauthorized): check AUTOCIRCLE_BOT_TOKEN") from None
+        raise StartupError(
+            f"the Bot API at {base} refused the bot token (401 Unauthorized): check AUTOCIRCLE_BOT_TOKEN"
+        ) from None
     except TelegramNotFound:
         raise StartupError(
             f"the Bot API at {base} does not know this bot (404 Not Found): check AUTOCIRCLE_BOT_TOKEN "
             "and AUTOCIRCLE_API_BASE"
         ) from None
     except TelegramNetworkError as exc:
-        raise StartupError(f"cannot reach the Bot API at {base} ({_short(exc.message)}): check AUTOCIRCLE_API_BASE") from None
-    except (ClientError, OSError, asyncio.TimeoutError) as exc:
-        raise StartupError(f"cannot reach the Bot API at {base} ({_short(str(exc) or type(exc).__name__)}): check AUTOCIRCLE_API_BASE") from None
+        raise StartupError(
+            f"cannot reach the Bot API at {base} ({_short(exc.message)}): check AUTOCIRCLE_API_BASE"
+        ) from None
+    except (TimeoutError, ClientError, OSError) as exc:
+        raise StartupError(
+            f"cannot reach the Bot API at {base} ({_short(str(exc) or type(exc).__name__)}): check AUTOCIRCLE_API_BASE"
+        ) from None
     except ClientDecodeError:
         raise StartupError(f"{base} does not answer like a Bot API server: check AUTOCIRCLE_API_BASE") from None
     except TelegramAPIError as exc:
-        raise StartupError(f"the Bot API at {base} failed getMe ({_short(exc.message)}): check AUTOCIRCLE_API_BASE") from None
+        raise StartupError(
+            f"the Bot API at {base} failed getMe ({_short(exc.message)}): check AUTOCIRCLE_API_BASE"
+        ) from None
 
 
 def _short(text: str) -> str:
@@ -108,7 +115,9 @@ def create_bot(settings: Settings) -> Bot:
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
     except TokenValidationError:
-        raise ConfigError("AUTOCIRCLE_BOT_TOKEN is not a bot token (it looks like 123456789:AAF…, from @BotFather)") from None
+        raise ConfigError(
+            "AUTOCIRCLE_BOT_TOKEN is not a bot token (it looks like 123456789:AAF…, from @BotFather)"
+        ) from None
     bot.session.middleware(BeforeBotCall())
     bot.session.middleware(RetryAfterMiddleware())
     return bot
@@ -127,7 +136,9 @@ def create_dispatcher(app: App) -> Dispatcher:
     factory = session_factory(app.engine)
     factory.configure(info={POLICY_KEY: delivery_policy(settings)})
     UpdateUnitMiddleware(
-        dp.fsm.storage, dp.fsm.events_isolation, factory,
+        dp.fsm.storage,
+        dp.fsm.events_isolation,
+        factory,
         max_sessions=1 if app.engine.dialect.name == "sqlite" else PG_POOL_SIZE,
         operator_ids=settings.operator_ids,
     ).install(dp)
@@ -150,7 +161,7 @@ class BotRuntime:
     dp: Dispatcher
     sender: OutboxSender
     scheduler: Scheduler | None = None
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def startup(self) -> None:
         """Who the bot is (``getMe``: a refused token or an unreachable server stops the start
@@ -234,7 +245,11 @@ def build_runtime(app: App) -> BotRuntime:
     delivery = delivery_settings(app.settings)
     policy = delivery_policy(app.settings)
     sender = OutboxSender(
-        bot, app.engine, delivery.sender_config(), policy=policy, suppressions=gifts.register_suppressions(Suppressions())
+        bot,
+        app.engine,
+        delivery.sender_config(),
+        policy=policy,
+        suppressions=gifts.register_suppressions(Suppressions()),
     )
     scheduler = Scheduler(app.engine, policy=policy, on_planned=sender.wake)
     library = load_library(app.settings.flow_library_dir())

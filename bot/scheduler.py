@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -77,9 +78,7 @@ class _Runtime:
     scheduler: Scheduler
 
 
-_CURRENT: contextvars.ContextVar[_Runtime | None] = contextvars.ContextVar(
-    "autocircle_scheduler", default=None
-)
+_CURRENT: contextvars.ContextVar[_Runtime | None] = contextvars.ContextVar("autocircle_scheduler", default=None)
 
 
 class _ContextScheduler(AsyncIOScheduler):
@@ -90,10 +89,11 @@ class _ContextScheduler(AsyncIOScheduler):
         super().__init__(**options)
         self._owner = owner
 
-    def _process_jobs(self):  # noqa: ANN202 - APScheduler's internal hook
+    def _process_jobs(self) -> float | None:  # seconds to the next wake-up, as APScheduler returns
         token = _CURRENT.set(_Runtime(self._owner))
         try:
-            return super()._process_jobs()
+            wait: float | None = super()._process_jobs()
+            return wait
         finally:
             _CURRENT.reset(token)
 
@@ -102,13 +102,13 @@ class _SharedJobStore(SQLAlchemyJobStore):
     """The database job store, tolerant of a second scheduler on the same table: a one-off
     job that the other scheduler already ran and removed is not an error."""
 
-    def update_job(self, job):  # noqa: ANN001, ANN201
+    def update_job(self, job: Job) -> None:
         try:
             super().update_job(job)
         except JobLookupError:
             log.info("job %s was removed by another scheduler", job.id)
 
-    def remove_job(self, job_id):  # noqa: ANN001, ANN201
+    def remove_job(self, job_id: str) -> None:
         try:
             super().remove_job(job_id)
         except JobLookupError:
@@ -162,13 +162,24 @@ class Scheduler:
         options.setdefault("misfire_grace_time", FIXED_MISFIRE_GRACE_S)
         options.setdefault("coalesce", True)
         self._aps.add_job(
-            self._runner(job_id, func), trigger=trigger, id=job_id, name=job_id,
-            replace_existing=True, jobstore="default", **options,
+            self._runner(job_id, func),
+            trigger=trigger,
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            jobstore="default",
+            **options,
         )
 
     def every(
-        self, job_id: str, func: JobFunc, *,
-        seconds: float = 0, minutes: float = 0, hours: float = 0, **options: Any,
+        self,
+        job_id: str,
+        func: JobFunc,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        **options: Any,
     ) -> None:
         """A fixed job every ``seconds/minutes/hours`` of app time."""
         app_interval = timedelta(seconds=seconds, minutes=minutes, hours=hours)
@@ -187,9 +198,16 @@ class Scheduler:
         The same ``job_id`` again replaces the earlier schedule (e.g. a campaign moved).
         """
         self._aps.add_job(
-            run_task, trigger=DateTrigger(run_date=self._clock().to_real(run_at), timezone=UTC),
-            args=[task], kwargs=kwargs, id=job_id, name=job_id, jobstore=PERSISTENT,
-            replace_existing=True, misfire_grace_time=None, coalesce=True,
+            run_task,
+            trigger=DateTrigger(run_date=self._clock().to_real(run_at), timezone=UTC),
+            args=[task],
+            kwargs=kwargs,
+            id=job_id,
+            name=job_id,
+            jobstore=PERSISTENT,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
         )
 
     def cancel(self, job_id: str) -> bool:
@@ -245,7 +263,7 @@ class Scheduler:
 
     @property
     def running(self) -> bool:
-        return self._aps.running
+        return bool(self._aps.running)
 
     # --- running ----------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ class SendResult:
 
 class Transport(Protocol):
     async def send(
-        self, chat_id: int, text: str, parse_mode: str | None, buttons: list | None
+        self, chat_id: int, text: str, parse_mode: str | None, buttons: list[list[dict[str, Any]]] | None
     ) -> SendResult: ...
 
     async def close(self) -> None: ...
@@ -58,12 +58,14 @@ class DirectTransport:
     def __init__(self, bot: Bot, *, connections: int = 32, timeout_s: float = 30.0) -> None:
         self._url = bot.session.api.api_url(token=bot.token, method="sendMessage")
         default = bot.default
-        self._no_preview = bool(default and default.link_preview_is_disabled)
+        self._no_preview = bool(default.link_preview_is_disabled)
         self._connections = connections
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
-    async def send(self, chat_id: int, text: str, parse_mode: str | None, buttons: list | None) -> SendResult:
+    async def send(
+        self, chat_id: int, text: str, parse_mode: str | None, buttons: list[list[dict[str, Any]]] | None
+    ) -> SendResult:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections), timeout=self._timeout
@@ -106,12 +108,12 @@ class AiogramTransport:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
-    async def send(self, chat_id: int, text: str, parse_mode: str | None, buttons: list | None) -> SendResult:
+    async def send(
+        self, chat_id: int, text: str, parse_mode: str | None, buttons: list[list[dict[str, Any]]] | None
+    ) -> SendResult:
         NO_RETRY.set(True)  # the sender reschedules rate-limited rows itself
         try:
-            message = await self.bot.send_message(
-                chat_id, text, parse_mode=parse_mode, reply_markup=_markup(buttons)
-            )
+            message = await self.bot.send_message(chat_id, text, parse_mode=parse_mode, reply_markup=_markup(buttons))
         except TelegramRetryAfter as exc:
             return SendResult(status=429, description=exc.message, retry_after=exc.retry_after)
         except TelegramMigrateToChat as exc:
@@ -127,8 +129,11 @@ class AiogramTransport:
 
 
 _AIOGRAM_STATUS: dict[type, int] = {
-    TelegramBadRequest: 400, TelegramUnauthorizedError: 401, TelegramForbiddenError: 403,
-    TelegramNotFound: 404, TelegramServerError: 500,
+    TelegramBadRequest: 400,
+    TelegramUnauthorizedError: 401,
+    TelegramForbiddenError: 403,
+    TelegramNotFound: 404,
+    TelegramServerError: 500,
 }
 
 
@@ -144,10 +149,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _markup(buttons: list | None) -> InlineKeyboardMarkup | None:
+def _markup(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(**button) for button in row] for row in buttons]
-    )
-
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(**button) for button in row] for row in buttons])

@@ -36,6 +36,7 @@ event loop and must stay fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -98,7 +99,7 @@ class TokenBucket:
     """``rate`` tokens per second up to ``capacity``; ``reserve`` books the next token and
     returns when it is available (tokens may go negative: a queue of reservations)."""
 
-    __slots__ = ("rate", "capacity", "tokens", "updated")
+    __slots__ = ("capacity", "rate", "tokens", "updated")
 
     def __init__(self, rate: float, capacity: float, now: float) -> None:
         self.rate = rate
@@ -151,9 +152,7 @@ class OutboxSender:
         self.shared = shared  # several senders: the rate, the chat's turn and 429s in Redis
         self.engine = engine
         self.config = config or SenderConfig()
-        self.transport = transport or make_transport(
-            bot, self.config.transport, concurrency=self.config.concurrency
-        )
+        self.transport = transport or make_transport(bot, self.config.transport, concurrency=self.config.concurrency)
         self.policy = policy or DeliveryPolicy()
         self.suppressions = suppressions or Suppressions()
         self.clock = clock
@@ -218,7 +217,7 @@ class OutboxSender:
         self._heap: list[_Slot] = []
         self._seq = itertools.count()
         self._held = 0  # claimed rows whose outcome is not committed yet
-        self._inflight: set[asyncio.Task] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
         self._window = asyncio.Semaphore(cfg.window)
         self._http = asyncio.Semaphore(cfg.concurrency)
         self._overall = TokenBucket(cfg.rate_per_s, cfg.rate_per_s * cfg.burst_s, now)
@@ -249,10 +248,8 @@ class OutboxSender:
             mono = self._mono()
             cooling = [chat for chat, until in self._cool.items() if until > mono][:1000]
             try:
-                batch = await asyncio.to_thread(
-                    self._claim_and_screen, min(cfg.batch_size, room), self._now(), cooling
-                )
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the sender
+                batch = await asyncio.to_thread(self._claim_and_screen, min(cfg.batch_size, room), self._now(), cooling)
+            except Exception:
                 log.exception("claiming outbox rows failed; retrying")
                 await self._wait(self._wake, cfg.poll_interval_s * 4)
                 continue
@@ -264,13 +261,9 @@ class OutboxSender:
         self._feeder_done = True
         self._schedule_changed.set()
 
-    def _claim_and_screen(
-        self, limit: int, now: datetime, cooling: list[int]
-    ) -> list[tuple[ClaimedMessage, Verdict]]:
+    def _claim_and_screen(self, limit: int, now: datetime, cooling: list[int]) -> list[tuple[ClaimedMessage, Verdict]]:
         """(In a thread.) Lease due rows and run the send-time screen on them."""
-        rows = outbox.claim_due(
-            self.engine, now, limit, timedelta(seconds=self.config.lease_s), exclude_chats=cooling
-        )
+        rows = outbox.claim_due(self.engine, now, limit, timedelta(seconds=self.config.lease_s), exclude_chats=cooling)
         if not rows:
             return []
         with Session(self.engine) as session:
@@ -288,8 +281,14 @@ class OutboxSender:
                 continue
             if not verdict.send:  # deferred by quiet hours or the cap
                 self._add_outcome(
-                    Outcome(row.id, outbox.PENDING, now, reason=verdict.reason,
-                            not_before=verdict.not_before, refund_attempt=True)
+                    Outcome(
+                        row.id,
+                        outbox.PENDING,
+                        now,
+                        reason=verdict.reason,
+                        not_before=verdict.not_before,
+                        refund_attempt=True,
+                    )
                 )
                 continue
             if row.attempts > cfg.max_attempts:
@@ -301,8 +300,14 @@ class OutboxSender:
                 bucket.cancel()
                 self._cool[row.chat_id] = ready
                 self._add_outcome(
-                    Outcome(row.id, outbox.PENDING, now, reason=CHAT_BUSY,
-                            not_before=now + self._app_delta(ready - mono), refund_attempt=True)
+                    Outcome(
+                        row.id,
+                        outbox.PENDING,
+                        now,
+                        reason=CHAT_BUSY,
+                        not_before=now + self._app_delta(ready - mono),
+                        refund_attempt=True,
+                    )
                 )
                 continue
             heapq.heappush(self._heap, _Slot(ready, row.priority, next(self._seq), row, mono))
@@ -379,7 +384,7 @@ class OutboxSender:
         assert self.shared is not None
         try:
             grant = await self.shared.acquire(slot.row.chat_id)
-        except Exception:  # noqa: BLE001 - Redis down: wait rather than exceed the rate
+        except Exception:
             log.exception("shared send limits unavailable; retrying")
             heapq.heappush(self._heap, slot)
             await asyncio.sleep(1.0)
@@ -408,7 +413,7 @@ class OutboxSender:
         try:
             result = await self.transport.send(row.chat_id, row.text, row.parse_mode, row.buttons)
             outcome = self._outcome(row, result)
-        except Exception as exc:  # noqa: BLE001 - never lose the row's window slot
+        except Exception as exc:
             log.exception("unexpected error sending outbox row %s", row.id)
             outcome = self._retry(row, self._now(), f"error: {type(exc).__name__}")
         finally:
@@ -436,8 +441,14 @@ class OutboxSender:
             self.stats["http_429"] += 1
             self._pause(wait)
             self._cool[row.chat_id] = self._mono() + wait
-            return Outcome(row.id, outbox.PENDING, now, reason="rate_limited",
-                           not_before=now + self._app_delta(wait), refund_attempt=True)
+            return Outcome(
+                row.id,
+                outbox.PENDING,
+                now,
+                reason="rate_limited",
+                not_before=now + self._app_delta(wait),
+                refund_attempt=True,
+            )
         if status == 403:
             return Outcome(row.id, outbox.FAILED, now, reason=f"blocked: {text}", block_chat=row.chat_id)
         if status == 400 and result.migrate_to_chat_id:
@@ -483,7 +494,7 @@ class OutboxSender:
             batch, self._outcomes = self._outcomes[: cfg.flush_size * 4], self._outcomes[cfg.flush_size * 4 :]
             try:
                 await asyncio.to_thread(outbox.record_outcomes, self.engine, [o for o, _ in batch])
-            except Exception:  # noqa: BLE001 - keep the outcomes and try again
+            except Exception:
                 log.exception("recording %s outbox outcomes failed; retrying", len(batch))
                 self._outcomes[:0] = batch
                 await asyncio.sleep(1.0)
@@ -503,9 +514,7 @@ class OutboxSender:
 
     async def _wait(self, event: asyncio.Event, timeout: float, *, clear: bool = True) -> None:
         """Until ``event`` is set or ``timeout`` passes; then clear it (its one waiter acts)."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), max(timeout, 0.0))
-        except TimeoutError:
-            pass
         if clear:
             event.clear()

@@ -11,6 +11,7 @@ clock runs out, or on a second signal, the process exits at once with status 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -38,10 +39,8 @@ class StopSignals:
     def _watch(self) -> None:
         received = signal.sigwait(SIGNALS)
         log.info("%s received: stopping (grace %.1f s)", signal.Signals(received).name, self._grace_s)
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: the process is on its way out
             self._loop.call_soon_threadsafe(self._stop.set)
-        except RuntimeError:  # the loop is already closed: the process is on its way out
-            pass
         watchdog = threading.Thread(target=self._second_signal, name="stop-second-signal", daemon=True)
         watchdog.start()
         # never disarmed: a clean stop ends the process first; a hanging exit (a job thread

@@ -189,7 +189,7 @@ def _km(value: Any) -> int:
         raise FieldError("must be 0 or more")
     if value > MAX_KM:
         raise FieldError(f"implausibly large (over {MAX_KM:,} km)")
-    return int(round(value))
+    return round(value)
 
 
 def _at(value: Any) -> Any:
@@ -230,12 +230,16 @@ class TelematicsEndpoint:
         signed = parse_signature(request.headers.get(SIGNATURE_HEADER, ""), request.headers.get(TIMESTAMP_HEADER))
         if signed is None:  # refused before the body is even read
             return await self._refuse(
-                request, 401, "malformed_signature",
+                request,
+                401,
+                "malformed_signature",
                 f"missing or malformed {SIGNATURE_HEADER} (t=<unix seconds>,sha256=<hex>)",
             )
         if signed.timestamp is None:
             return await self._refuse(
-                request, 401, SignatureProblem.no_timestamp.value,
+                request,
+                401,
+                SignatureProblem.no_timestamp.value,
                 f"{SIGNATURE_HEADER} carries no timestamp: send t=<unix seconds>,sha256=<hex> where "
                 "hex is HMAC-SHA256(secret, t + '.' + body)",
             )
@@ -249,7 +253,9 @@ class TelematicsEndpoint:
         if problem is SignatureProblem.stale:
             age = int(time.time()) - (signed.timestamp or 0)
             return await self._refuse(
-                request, 401, problem.value,
+                request,
+                401,
+                problem.value,
                 f"timestamp {signed.timestamp} is {age} s from the server's clock (at most "
                 f"{self.max_age_s:g} s): refused as a replay; sign each request when it is sent",
             )
@@ -260,8 +266,11 @@ class TelematicsEndpoint:
         result = await asyncio.to_thread(self._apply, readings)
         log.info(
             "telematics: %d readings, %d applied, %d rejected, %d unknown VINs, %d new faults",
-            len(readings), result.count(ReadingStatus.applied), result.count(ReadingStatus.rejected),
-            result.count(ReadingStatus.unknown_vin), result.new_faults,
+            len(readings),
+            result.count(ReadingStatus.applied),
+            result.count(ReadingStatus.rejected),
+            result.count(ReadingStatus.unknown_vin),
+            result.new_faults,
         )
         if result.alerts and self.on_enqueued is not None:
             self.on_enqueued()
@@ -295,7 +304,7 @@ class TelematicsEndpoint:
                     del self._audited[old]
             try:
                 await asyncio.to_thread(self._audit, remote, reason, status)
-            except Exception:  # noqa: BLE001 - the refusal stands even if the audit row fails
+            except Exception:
                 log.exception("could not audit a refused telematics request")
         return web.json_response({"error": error}, status=status)
 
@@ -307,14 +316,16 @@ class TelematicsEndpoint:
         service = self.app.settings.service
         with session_scope(self.app.engine, info={POLICY_KEY: self.policy}) as session:
             return apply_readings(
-                session, self.renderer, readings, utcnow(),
-                limits=service.limits(self.app.settings.timezone), faults=service.fault_policy(),
+                session,
+                self.renderer,
+                readings,
+                utcnow(),
+                limits=service.limits(self.app.settings.timezone),
+                faults=service.fault_policy(),
             )
 
 
-def _endpoint(
-    app: App, policy: DeliveryPolicy | None, on_enqueued: Callable[[], None] | None
-) -> TelematicsEndpoint:
+def _endpoint(app: App, policy: DeliveryPolicy | None, on_enqueued: Callable[[], None] | None) -> TelematicsEndpoint:
     settings = app.settings
     secret = settings.service.telematics_secret
     if secret is None or not secret.get_secret_value():

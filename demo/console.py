@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.console import access
 from flows.console.init_data import make_init_data
@@ -27,13 +27,21 @@ from storage.db import session_scope
 from storage.models import Owner, Partner
 
 if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
+
     from demo.scenario import Demo
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @dataclass
@@ -59,22 +67,46 @@ def _story(engine: Any) -> dict[str, Any]:
     """What the screenshots open: the busiest cell, a campaign, an owner with a history, a partner."""
     with Session(engine) as session:
         cell = session.execute(
-            select(Owner.maturity, Owner.activity, func.count()).where(Owner.online_at.is_not(None))  # type: ignore[union-attr]
-            .group_by(Owner.maturity, Owner.activity).order_by(func.count().desc()).limit(1)).first()
-        campaign = session.execute(select(func.max(CampaignMember.campaign_id))).scalar() \
-            or session.execute(select(func.max(Campaign.id))).scalar()  # a sent one shows its results
-        owner = session.execute(select(Owner.id).where(Owner.last_active_at.is_not(None))  # type: ignore[union-attr]
-                                .order_by(Owner.last_active_at.desc()).limit(1)).scalar()  # type: ignore[union-attr]
-        partner = session.execute(select(Partner.telegram_user_id).where(
-            Partner.telegram_user_id.is_not(None)).order_by(Partner.id).limit(1)).scalar()  # type: ignore[union-attr]
-    return {"cell": f"{cell[0]}/{cell[1]}" if cell else "beginner/active", "campaign": campaign,
-            "owner": owner, "partner_tg": partner}
+            select(col(Owner.maturity), col(Owner.activity), func.count())
+            .where(col(Owner.online_at).is_not(None))
+            .group_by(col(Owner.maturity), col(Owner.activity))
+            .order_by(func.count().desc())
+            .limit(1)
+        ).first()
+        campaign = (
+            session.execute(select(func.max(col(CampaignMember.campaign_id)))).scalar()
+            or session.execute(select(func.max(col(Campaign.id)))).scalar()
+        )  # a sent one shows its results
+        owner = session.execute(
+            select(col(Owner.id))
+            .where(col(Owner.last_active_at).is_not(None))
+            .order_by(col(Owner.last_active_at).desc())
+            .limit(1)
+        ).scalar()
+        partner = session.execute(
+            select(col(Partner.telegram_user_id))
+            .where(col(Partner.telegram_user_id).is_not(None))
+            .order_by(col(Partner.id))
+            .limit(1)
+        ).scalar()
+    return {
+        "cell": f"{cell[0]}/{cell[1]}" if cell else "beginner/active",
+        "campaign": campaign,
+        "owner": owner,
+        "partner_tg": partner,
+    }
 
 
 def _pages(story: dict[str, Any]) -> list[tuple[str, str]]:
-    pages = [("overview", "/"), ("matrix", "/matrix"), ("cell", f"/matrix/cell?cell={story['cell']}"),
-             ("movement", "/movement"), ("flows", "/flows"), ("campaigns", "/campaigns"),
-             ("campaign_new", "/campaigns/new")]
+    pages = [
+        ("overview", "/"),
+        ("matrix", "/matrix"),
+        ("cell", f"/matrix/cell?cell={story['cell']}"),
+        ("movement", "/movement"),
+        ("flows", "/flows"),
+        ("campaigns", "/campaigns"),
+        ("campaign_new", "/campaigns/new"),
+    ]
     if story["campaign"]:
         pages.append(("campaign", f"/campaigns/{story['campaign']}"))
     pages += [("delivery", "/delivery"), ("churn", "/churn"), ("gifts", "/gifts"), ("owners", "/owners")]
@@ -106,8 +138,9 @@ async def _screenshots(base: str, token: str, bot_token: str, story: dict[str, A
                 written.append(str(target))
             await page.goto(f"{base}/?lang=zh")  # leave the browser's language as the demo's
             if story["partner_tg"]:
-                signed = make_init_data(int(story["partner_tg"]), bot_token, utcnow(), first_name="Partner",
-                                        language_code="zh")  # the demo's partners use Telegram in Chinese
+                signed = make_init_data(
+                    int(story["partner_tg"]), bot_token, utcnow(), first_name="Partner", language_code="zh"
+                )  # the demo's partners use Telegram in Chinese
                 phone = await browser.new_page(viewport=PHONE)
                 await phone.goto(f"{base}/app#tgWebAppData={quote(signed)}&tgWebAppVersion=7.0")
                 await phone.wait_for_selector("#mini-funnel")
@@ -138,16 +171,22 @@ async def run_console(demo: Demo) -> ConsoleResult:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     result = ConsoleResult(url=base)
     try:
+        engine = demo.app.engine  # asserted above
+
         def issue() -> str:  # what /console gives an operator; a write, so not on the event loop
-            with session_scope(demo.app.engine) as session:  # type: ignore[union-attr]
+            with session_scope(engine) as session:
                 return access.issue_link(session, OPERATOR_ID, utcnow(), settings.console.link_minutes)
 
         token = await asyncio.to_thread(issue)
-        say(f"控制台 / web console: {base}  (运营人员一次性登录链接 / operator's one-time link: {base}/login?t={token})")
+        say(
+            f"控制台 / web console: {base}  (运营人员一次性登录链接 / operator's one-time link: {base}/login?t={token})"
+        )
         story = await asyncio.to_thread(_story, demo.app.engine)
         folder = demo.options.out_dir / "console"
         if not Path(CHROMIUM).exists():
-            result.skipped = f"console screenshots skipped: {CHROMIUM} is missing (scripts/system-deps installs Debian's chromium)"
+            result.skipped = (
+                f"console screenshots skipped: {CHROMIUM} is missing (scripts/system-deps installs Debian's chromium)"
+            )
             say(result.skipped)
         else:
             say("控制台截图 / screenshots of every console page (Chromium)")
@@ -155,11 +194,15 @@ async def run_console(demo: Demo) -> ConsoleResult:
     finally:
         await runner.cleanup()
     db = (demo.options.out_dir / "autocircle-demo.db").resolve()
-    open_cmd = (f"AUTOCIRCLE_DATABASE_URL=sqlite:///{db} AUTOCIRCLE_OPERATOR_IDS='[{OPERATOR_ID}]' "
-                f".venv/bin/autocircle web --link")
-    lines = [f"served beside the demo bot at {base} while the demo ran",
-             "open it on the demo's database (prints a one-time sign-in link, then serves on :8090):",
-             f"  {open_cmd}"]
+    open_cmd = (
+        f"AUTOCIRCLE_DATABASE_URL=sqlite:///{db} AUTOCIRCLE_OPERATOR_IDS='[{OPERATOR_ID}]' "
+        f".venv/bin/autocircle web --link"
+    )
+    lines = [
+        f"served beside the demo bot at {base} while the demo ran",
+        "open it on the demo's database (prints a one-time sign-in link, then serves on :8090):",
+        f"  {open_cmd}",
+    ]
     lines += [f"screenshot {re.sub(r'^.*/console/', 'console/', s)}" for s in result.shots] or [result.skipped]
     result.transcript = [("web console", lines)]
     return result

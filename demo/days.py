@@ -20,25 +20,33 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from sandbox import Sandbox
 from bot.runtime import delivery_policy
 from bot.scheduler import JobContext
-from flows.growth import campaigns, referrals
-from flows.growth import winback
 from flows.delivery.clock import FrozenClock
 from flows.engine.playbook import Library
 from flows.engine.runner import flows_job
+from flows.growth import campaigns, referrals, winback
 from flows.segments.recompute import recompute_all
 from flows.templating import Renderer
+from sandbox import Sandbox
 from storage.clock import utcnow
+from storage.db import pk
 from storage.flow_models import FlowRun
 from storage.gift_models import GiftGrant, Referral
 from storage.models import FunnelStage, OutboxMessage, Owner, Vehicle
 
-CHATTER = ["今天洗车了，干净！", "有人知道附近哪里充电快吗？", "周末自驾去了趟海边🌊", "新买的脚垫很合适",
-           "导航升级了吗？", "保养提醒收到了，谢谢", "早上好各位车友", "这周油耗比上周低"]
+CHATTER = [
+    "今天洗车了，干净！",
+    "有人知道附近哪里充电快吗？",
+    "周末自驾去了趟海边🌊",
+    "新买的脚垫很合适",
+    "导航升级了吗？",
+    "保养提醒收到了，谢谢",
+    "早上好各位车友",
+    "这周油耗比上周低",
+]
 
 
 @dataclass
@@ -58,8 +66,8 @@ class DaysResult:
     flow_messages: int = 0
     gifts_granted: int = 0
     gifts_redeemed: int = 0
-    referrals: Counter = field(default_factory=Counter)
-    winback_answers: Counter = field(default_factory=Counter)
+    referrals: Counter[str] = field(default_factory=Counter)
+    winback_answers: Counter[str] = field(default_factory=Counter)
     won_back: int = 0
     service: list[str] = field(default_factory=list)
     campaigns: list[str] = field(default_factory=list)
@@ -69,8 +77,16 @@ class DaysResult:
 class DaysPass:
     """Runs ``days`` simulated days against a running demo (sandbox, bot, database)."""
 
-    def __init__(self, sandbox: Sandbox, engine: Any, settings: Any, library: Library,
-                 personas: list[Persona], rng: random.Random, say: Any) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        engine: Any,
+        settings: Any,
+        library: Library,
+        personas: list[Persona],
+        rng: random.Random,
+        say: Any,
+    ) -> None:
         self.sb = sandbox
         self.engine = engine
         self.settings = settings
@@ -133,8 +149,8 @@ class DaysPass:
         while loop.time() < deadline:
             with Session(self.engine) as session:
                 due = session.execute(
-                    select(func.count(OutboxMessage.id)).where(
-                        OutboxMessage.status.in_(("pending", "sending")), OutboxMessage.not_before <= now
+                    select(func.count(col(OutboxMessage.id))).where(
+                        col(OutboxMessage.status).in_(("pending", "sending")), col(OutboxMessage.not_before) <= now
                     )
                 ).scalar_one()
             if not due:
@@ -145,9 +161,11 @@ class DaysPass:
         for p in self.personas:
             if p.chat_id is None or self.sb.member_status(p.chat_id, p.telegram_id) != "member":
                 continue
-            active = (p.kind == "engaged" and self.rng.random() < 0.5) or (
-                p.kind == "fading" and day < p.fades_on and self.rng.random() < 0.4
-            ) or (p.kind == "back" and self.rng.random() < 0.3)
+            active = (
+                (p.kind == "engaged" and self.rng.random() < 0.5)
+                or (p.kind == "fading" and day < p.fades_on and self.rng.random() < 0.4)
+                or (p.kind == "back" and self.rng.random() < 0.3)
+            )
             if active:
                 await self.sb.send_text(p.telegram_id, p.chat_id, self.rng.choice(CHATTER))
         await asyncio.sleep(0.3)
@@ -156,9 +174,9 @@ class DaysPass:
         by_partner: dict[int, list[str]] = {}
         with Session(self.engine) as session:
             rows = session.execute(
-                select(GiftGrant.code, Owner.telegram_user_id, Owner.partner_id)
-                .join(Owner, Owner.id == GiftGrant.owner_id)
-                .where(GiftGrant.redeemed_at.is_(None), GiftGrant.expires_at > utcnow())
+                select(col(GiftGrant.code), col(Owner.telegram_user_id), col(Owner.partner_id))
+                .join(Owner, col(Owner.id) == col(GiftGrant.owner_id))
+                .where(col(GiftGrant.redeemed_at).is_(None), col(GiftGrant.expires_at) > utcnow())
             ).all()
         partner_users = {p.owner_id: p.partner_user for p in self.personas}
         owners_by_tg = {p.telegram_id: p for p in self.personas}
@@ -183,7 +201,7 @@ class DaysPass:
             friend = self._offline_owner(p.partner_user)
             if friend is None:
                 return
-            owner_id, phone = friend
+            _owner_id, phone = friend
             self.friends += 1
             friend_tg = 700_000 + self.friends
             await self.sb.add_user(friend_tg, first_name=f"朋友{self.friends}", language_code="zh")
@@ -205,14 +223,21 @@ class DaysPass:
         def make_due() -> bool:
             # in a thread: a write on the event loop would wait for the bot's own open update
             with Session(self.engine) as session:
-                vehicle_id = session.execute(
-                    select(Vehicle.id).where(Vehicle.owner_id == persona.owner_id)
-                ).scalars().first()
+                vehicle_id = (
+                    session.execute(select(col(Vehicle.id)).where(col(Vehicle.owner_id) == persona.owner_id))
+                    .scalars()
+                    .first()
+                )
                 if vehicle_id is None:
                     return False
                 bookings.demo_service_moment(
-                    session, vehicle_id, now, rules=service.rules(), within_km=service.remind_within_km,
-                    within_days=service.remind_within_days, timezone=self.settings.timezone,
+                    session,
+                    vehicle_id,
+                    now,
+                    rules=service.rules(),
+                    within_km=service.remind_within_km,
+                    within_days=service.remind_within_days,
+                    timezone=self.settings.timezone,
                     slots=service.slot_policies(),
                 )
                 session.commit()
@@ -222,34 +247,48 @@ class DaysPass:
             return
         await asyncio.to_thread(self._plan, now)
         reminder = await self.sb.wait_for_bot_message(
-            persona.telegram_id, timeout=30,
+            persona.telegram_id,
+            timeout=30,
             predicate=lambda m: any(
                 (b.get("callback_data") or "").startswith("bk:")
-                for row in m.get("reply_markup", {}).get("inline_keyboard", []) for b in row
+                for row in m.get("reply_markup", {}).get("inline_keyboard", [])
+                for b in row
             ),
         )
-        slot = next(b for row in reminder["reply_markup"]["inline_keyboard"] for b in row
-                    if (b.get("callback_data") or "").startswith("bk:"))
+        slot = next(
+            b
+            for row in reminder["reply_markup"]["inline_keyboard"]
+            for b in row
+            if (b.get("callback_data") or "").startswith("bk:")
+        )
         result.service.append(f"owner: {reminder['text'].splitlines()[0]}")
-        await self.sb.press_button(persona.telegram_id, persona.telegram_id, reminder["message_id"], slot["callback_data"])
+        await self.sb.press_button(
+            persona.telegram_id, persona.telegram_id, reminder["message_id"], slot["callback_data"]
+        )
         request = await self.sb.wait_for_bot_message(
-            persona.partner_user, timeout=30,
+            persona.partner_user,
+            timeout=30,
             predicate=lambda m: any(
                 (b.get("callback_data") or "").startswith("bkp:")
-                for row in m.get("reply_markup", {}).get("inline_keyboard", []) for b in row
+                for row in m.get("reply_markup", {}).get("inline_keyboard", [])
+                for b in row
             ),
         )
         result.service.append(f"partner: {request['text'].splitlines()[0]}")
         confirm = request["reply_markup"]["inline_keyboard"][0][0]
-        await self.sb.press_button(persona.partner_user, persona.partner_user, request["message_id"], confirm["callback_data"])
+        await self.sb.press_button(
+            persona.partner_user, persona.partner_user, request["message_id"], confirm["callback_data"]
+        )
         confirmed = await self.sb.wait_for_bot_message(
-            persona.telegram_id, timeout=30,
+            persona.telegram_id,
+            timeout=30,
             predicate=lambda m: "预约已确认" in (m.get("text") or "") or "confirmed" in (m.get("text") or ""),
         )
         result.service.append(f"owner: {confirmed['text'].splitlines()[0]}")
         await self.sb.send_text(persona.partner_user, persona.partner_user, "/followups")
         followups = await self.sb.wait_for_bot_message(
-            persona.partner_user, timeout=30,
+            persona.partner_user,
+            timeout=30,
             predicate=lambda m: any(word in (m.get("text") or "") for word in ("跟进", "联系", "follow")),
         )
         result.service.append(f"partner /followups: {followups['text'].splitlines()[0]}")
@@ -259,10 +298,12 @@ class DaysPass:
         sticky 10% holdout gets nothing, so the report can show the uplift."""
         cells = [f"{m}/{a}" for m in ("growing", "mature") for a in ("active", "declining", "churned")]
         with Session(self.engine) as session:
-            partner_ids = sorted({session.get(Owner, p.owner_id).partner_id for p in self.personas} - {None})
+            partner_ids = sorted(
+                {pid for p in self.personas if (pid := session.get_one(Owner, p.owner_id).partner_id) is not None}
+            )
             for partner_id in partner_ids:
                 campaign = campaigns.create(session, partner_id, cells, now, template=campaigns.READY_TEMPLATES[0])
-                campaigns.confirm(session, self.renderer, partner_id, campaign.id, None, now)
+                campaigns.confirm(session, self.renderer, partner_id, pk(campaign), None, now)
             session.commit()
         self._campaign_partners = partner_ids
 
@@ -271,14 +312,23 @@ class DaysPass:
         (the friend verifies with it): their id and phone."""
         partner_owner = next(p for p in self.personas if p.partner_user == partner_user)
         with Session(self.engine) as session:
-            partner_id = session.get(Owner, partner_owner.owner_id).partner_id
-            shared = select(Owner.phone).where(Owner.phone.is_not(None)).group_by(Owner.phone).having(func.count() > 1)
+            partner_id = session.get_one(Owner, partner_owner.owner_id).partner_id
+            shared = (
+                select(col(Owner.phone))
+                .where(col(Owner.phone).is_not(None))
+                .group_by(col(Owner.phone))
+                .having(func.count() > 1)
+            )
             row = session.execute(
-                select(Owner.id, Owner.phone)
-                .where(Owner.partner_id == partner_id, Owner.telegram_user_id.is_(None),
-                       Owner.stage != FunnelStage.verified.value, Owner.phone.is_not(None),
-                       Owner.phone.not_in(shared))
-                .order_by(Owner.id.desc())
+                select(col(Owner.id), col(Owner.phone))
+                .where(
+                    col(Owner.partner_id) == partner_id,
+                    col(Owner.telegram_user_id).is_(None),
+                    col(Owner.stage) != FunnelStage.verified.value,
+                    col(Owner.phone).is_not(None),
+                    col(Owner.phone).not_in(shared),
+                )
+                .order_by(col(Owner.id).desc())
             ).first()
         return (row[0], row[1]) if row else None
 
@@ -301,12 +351,13 @@ class DaysPass:
     def _summary(self, day: int) -> str:
         with Session(self.engine) as session:
             cells = Counter(
-                f"{m}/{a}" for m, a in session.execute(
-                    select(Owner.maturity, Owner.activity).where(Owner.online_at.is_not(None))
+                f"{m}/{a}"
+                for m, a in session.execute(
+                    select(col(Owner.maturity), col(Owner.activity)).where(col(Owner.online_at).is_not(None))
                 ).all()
             )
             sent = session.execute(
-                select(func.count(OutboxMessage.id)).where(OutboxMessage.status == "sent")
+                select(func.count(col(OutboxMessage.id))).where(col(OutboxMessage.status) == "sent")
             ).scalar_one()
         top = ", ".join(f"{cell} {n}" for cell, n in cells.most_common(4))
         return f"第 {day} 天 / day {day}: {sent} pushes sent so far; cells: {top}"
@@ -314,28 +365,34 @@ class DaysPass:
     def _totals(self, result: DaysResult) -> None:
         with Session(self.engine) as session:
             result.flow_messages = session.execute(
-                select(func.count(OutboxMessage.id)).where(
-                    OutboxMessage.dedupe_key.like("flow:%"), OutboxMessage.status == "sent"
+                select(func.count(col(OutboxMessage.id))).where(
+                    col(OutboxMessage.dedupe_key).like("flow:%"), col(OutboxMessage.status) == "sent"
                 )
             ).scalar_one()
-            result.gifts_granted = session.execute(select(func.count(GiftGrant.id))).scalar_one()
+            result.gifts_granted = session.execute(select(func.count(col(GiftGrant.id)))).scalar_one()
             result.gifts_redeemed = session.execute(
-                select(func.count(GiftGrant.id)).where(GiftGrant.redeemed_at.is_not(None))
+                select(func.count(col(GiftGrant.id))).where(col(GiftGrant.redeemed_at).is_not(None))
             ).scalar_one()
             result.referrals = Counter(
-                dict(session.execute(select(Referral.status, func.count(Referral.id)).group_by(Referral.status)).all())
+                dict(
+                    session.execute(
+                        select(col(Referral.status), func.count(col(Referral.id))).group_by(col(Referral.status))
+                    ).all()
+                )
             )
             stored = winback.churn_reasons(session).totals  # what the bot recorded, not what was tapped
             result.winback_answers = Counter({reason: n for reason, n in stored.items() if n})
             result.won_back = session.execute(
-                select(func.count(FlowRun.id)).where(FlowRun.flow_key == "winback", FlowRun.status == "goal_reached")
+                select(func.count(col(FlowRun.id))).where(
+                    col(FlowRun.flow_key) == "winback", col(FlowRun.status) == "goal_reached"
+                )
             ).scalar_one()
             referrer_counts = session.execute(
-                select(Owner.name, func.count(Referral.id))
-                .join(Referral, Referral.referrer_owner_id == Owner.id)
-                .where(Referral.status == "approved")
-                .group_by(Owner.name)
-                .order_by(func.count(Referral.id).desc())
+                select(col(Owner.name), func.count(col(Referral.id)))
+                .join(Referral, col(Referral.referrer_owner_id) == col(Owner.id))
+                .where(col(Referral.status) == "approved")
+                .group_by(col(Owner.name))
+                .order_by(func.count(col(Referral.id)).desc())
                 .limit(5)
             ).all()
             result.leaderboard = [(name, n) for name, n in referrer_counts]

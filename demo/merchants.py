@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.merchants import directory, offers
 from flows.merchants.importing import import_merchants
@@ -60,18 +60,27 @@ def add_sample_offers(session: Session, path: Path) -> int:
                 continue
             fixed, percent = row.get("commission_fixed") or "", row.get("commission_percent") or ""
             offers.create_offer(
-                session, merchant_code=row["merchant"], key=row["key"], title=row["title"], body=row["text"],
-                category=row["category"], value_kind=row["value"],
+                session,
+                merchant_code=row["merchant"],
+                key=row["key"],
+                title=row["title"],
+                body=row["text"],
+                category=row["category"],
+                value_kind=row["value"],
                 amount_fen=parse_yuan(row["amount"]) if row["amount"] else None,
                 percent=int(row["percent"]) if row["percent"] else None,
-                cap_fen=parse_yuan(row["cap"]) if row["cap"] else None, item=row["item"],
+                cap_fen=parse_yuan(row["cap"]) if row["cap"] else None,
+                item=row["item"],
                 valid_days=int(row["valid_days"]) if row["valid_days"] else None,
-                stock_total=int(row["stock"]) if row["stock"] else None, per_owner_limit=int(row["per_owner"] or 1),
+                stock_total=int(row["stock"]) if row["stock"] else None,
+                per_owner_limit=int(row["per_owner"] or 1),
                 points_price=int(row["points_price"]) if row["points_price"] else None,
                 targeting={"cells": _list(row["cells"]), "levels": _list(row["levels"])},
                 commission_kind="fixed" if fixed else "percent" if percent else "none",
                 commission_fen=parse_yuan(fixed) if fixed else None,
-                commission_percent=float(percent) if percent else None, status="live")
+                commission_percent=float(percent) if percent else None,
+                status="live",
+            )
             added += 1
     return added
 
@@ -80,8 +89,10 @@ def _operator_adds(engine: Any) -> tuple[Any, int, list[directory.StaffCode]]:
     summary = import_merchants(engine, EXAMPLES / "merchants.csv")
     with session_scope(engine) as session:
         added = add_sample_offers(session, EXAMPLES / "offers.csv")
-        issued = [directory.issue_staff_code(session, m.code, utcnow(), staff_name=f"{m.name}店员", actor="demo")
-                  for m in directory.list_merchants(session)]
+        issued = [
+            directory.issue_staff_code(session, m.code, utcnow(), staff_name=f"{m.name}店员", actor="demo")
+            for m in directory.list_merchants(session)
+        ]
     return summary, added, issued
 
 
@@ -131,14 +142,14 @@ async def run_merchants(demo: Demo) -> MerchantsResult:
         found = CODE.search(claimed.get("text") or "")
         if not found:
             continue
-        code = found.group(1) or found.group(2)
+        coupon_code = found.group(1) or found.group(2)
         result.claimed += 1
-        merchant_code = await asyncio.to_thread(_merchant_of_coupon, engine, code)
+        merchant_code = await asyncio.to_thread(_merchant_of_coupon, engine, coupon_code)
         staff = staff_of.get(merchant_code or "")
         if staff is None:
             continue
         mark, owner_mark = _mark(sb, staff), _mark(sb, me)
-        await sb.send_text(staff, staff, f"/redeem {code}")
+        await sb.send_text(staff, staff, f"/redeem {coupon_code}")
         reply = await _next(sb, staff, mark, "已核销", "消费金额")
         if "消费金额" in (reply.get("text") or ""):
             mark = _mark(sb, staff)
@@ -169,15 +180,22 @@ async def _quiet(demo: Demo, timeout: float = 30.0) -> None:
     from storage.models import OutboxMessage
 
     await demo._drain_outbox()
+    assert demo.app is not None  # the demo's acts run after the app is built
+    engine = demo.app.engine
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
 
     def due() -> int:
-        with Session(demo.app.engine) as session:  # type: ignore[union-attr]
-            return len(session.execute(select(OutboxMessage.id).where(
-                OutboxMessage.status.in_(("pending", "sending")), OutboxMessage.not_before <= utcnow())).all())
+        with Session(engine) as session:
+            return len(
+                session.execute(
+                    select(col(OutboxMessage.id)).where(
+                        col(OutboxMessage.status).in_(("pending", "sending")), col(OutboxMessage.not_before) <= utcnow()
+                    )
+                ).all()
+            )
 
-    while loop.time() < deadline and await asyncio.to_thread(due):
+    while loop.time() < deadline and await asyncio.to_thread(due) > 0:
         await asyncio.sleep(0.2)
 
 
@@ -189,6 +207,7 @@ def _mark(sb: Any, chat_id: int) -> int:
 
 async def _next(sb: Any, chat_id: int, after: int, *words: str, photo: bool = False) -> dict[str, Any]:
     """The first bot message after ``after`` with one of ``words`` (or a photo)."""
+
     def fits(m: dict[str, Any]) -> bool:
         if (m.get("message_id") or 0) <= after:
             return False
@@ -196,14 +215,19 @@ async def _next(sb: Any, chat_id: int, after: int, *words: str, photo: bool = Fa
             return "photo" in m
         text = m.get("text") or m.get("caption") or ""
         return any(w in text for w in words)
-    return await sb.wait_for_bot_message(chat_id, predicate=fits, timeout=20)
+
+    message: dict[str, Any] = await sb.wait_for_bot_message(chat_id, predicate=fits, timeout=20)
+    return message
 
 
 def _merchant_of_coupon(engine: Any, code: str) -> str | None:
     with Session(engine) as session:
         return session.execute(
-            select(Merchant.code).join(Offer, Offer.merchant_id == Merchant.id).join(Coupon, Coupon.offer_id == Offer.id)
-            .where(Coupon.code == code)).scalar()
+            select(col(Merchant.code))
+            .join(Offer, col(Offer.merchant_id) == col(Merchant.id))
+            .join(Coupon, col(Coupon.offer_id) == col(Offer.id))
+            .where(col(Coupon.code) == code)
+        ).scalar()
 
 
 def _lines(demo: Demo, chat_id: int, last: int) -> list[str]:
@@ -220,8 +244,10 @@ def _transcript(demo: Demo, redeemed_by: list[tuple[Any, int]], partners: list[i
     if not redeemed_by:
         return []
     sim, staff = redeemed_by[0]
-    sections = [(f"车主 {sim.name} ↔ bot (/offers)", _lines(demo, sim.telegram_id, 7)),
-                ("商户店员 ↔ bot (/redeem)", _lines(demo, staff, 6))]
+    sections = [
+        (f"车主 {sim.name} ↔ bot (/offers)", _lines(demo, sim.telegram_id, 7)),
+        ("商户店员 ↔ bot (/redeem)", _lines(demo, staff, 6)),
+    ]
     if partners:
         sections.append(("顾问 ↔ bot (/earnings)", _lines(demo, partners[0], 3)))
     return sections

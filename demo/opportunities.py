@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.opportunities import demand, matching
 from flows.opportunities.reports import opportunity_report
@@ -83,13 +83,25 @@ def _import(engine: Any) -> demand.DemandImportResult:
 def _drivers(engine: Any, partner_id: int | None) -> list[tuple[int, str]]:
     """The demo's commercial owners, verified and in the bot (as the owner import and
     onboarding would leave them); their vehicles they set themselves."""
+
     def add(session: Session) -> list[tuple[int, str]]:
         out = []
         for i, (name, _) in enumerate(DRIVERS):
             tg = DRIVER_BASE_ID + i
-            session.add(Owner(external_id=f"DEMO-C{i + 1}", name=name, product_line=ProductLine.commercial.value,
-                              stage="verified", telegram_user_id=tg, partner_id=partner_id, locale="zh",
-                              phone=f"1390000{i + 1:04d}", created_at=utcnow(), updated_at=utcnow()))
+            session.add(
+                Owner(
+                    external_id=f"DEMO-C{i + 1}",
+                    name=name,
+                    product_line=ProductLine.commercial.value,
+                    stage="verified",
+                    telegram_user_id=tg,
+                    partner_id=partner_id,
+                    locale="zh",
+                    phone=f"1390000{i + 1:04d}",
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
             out.append((tg, name))
         return out
 
@@ -98,14 +110,17 @@ def _drivers(engine: Any, partner_id: int | None) -> list[tuple[int, str]]:
 
 def _partner(engine: Any) -> tuple[int | None, int | None, str]:
     with Session(engine) as session:
-        row = session.execute(select(Partner.id, Partner.telegram_user_id, Partner.name).where(
-            Partner.telegram_user_id.is_not(None), Partner.active.is_(True)).order_by(Partner.id)).first()  # type: ignore[union-attr]
+        row = session.execute(
+            select(col(Partner.id), col(Partner.telegram_user_id), col(Partner.name))
+            .where(col(Partner.telegram_user_id).is_not(None), col(Partner.active).is_(True))
+            .order_by(col(Partner.id))
+        ).first()
     return (row[0], row[1], row[2]) if row else (None, None, "")
 
 
 def _posted(engine: Any) -> bool:
     with Session(engine) as session:
-        return session.execute(select(Task.id).where(Task.state.in_(LIVE)).limit(1)).first() is not None  # type: ignore[attr-defined]
+        return session.execute(select(col(Task.id)).where(col(Task.state).in_(LIVE)).limit(1)).first() is not None
 
 
 def _waves(demo: Demo) -> int:
@@ -120,7 +135,7 @@ def _waves(demo: Demo) -> int:
         time.sleep(0.1)  # "published" is the reply; the update commits the task right after it
     _retrying(demo.app.engine, lambda session: matching.run_waves(session, renderer, policy, utcnow()))
     with Session(demo.app.engine) as session:
-        return len(session.execute(select(TaskOffer.id)).all())
+        return len(session.execute(select(col(TaskOffer.id))).all())
 
 
 async def run_opportunities(demo: Demo) -> OpportunitiesResult:
@@ -151,8 +166,15 @@ async def run_opportunities(demo: Demo) -> OpportunitiesResult:
     zone = ZoneInfo(demo.app.settings.timezone)
     day = (utcnow() + timedelta(days=2)).astimezone(zone).strftime("%Y-%m-%d")
     await sb.send_text(STAFF_ID, STAFF_ID, "/post")
-    for expect, answer in (("装货地", "广州/天河区"), ("卸货地", "深圳/南山区"), ("时间窗口", f"{day} 09:00-18:00"),
-                           ("车型", "light_truck"), ("货量", "3t"), ("运费", "800"), ("备注", "易碎，轻拿轻放")):
+    for expect, answer in (
+        ("装货地", "广州/天河区"),
+        ("卸货地", "深圳/南山区"),
+        ("时间窗口", f"{day} 09:00-18:00"),
+        ("车型", "light_truck"),
+        ("货量", "3t"),
+        ("运费", "800"),
+        ("备注", "易碎，轻拿轻放"),
+    ):
         await sb.wait_for_bot_message(STAFF_ID, contains=expect, timeout=WAIT)
         await sb.send_text(STAFF_ID, STAFF_ID, answer)
     await sb.wait_for_bot_message(STAFF_ID, contains="已发布", timeout=WAIT)
@@ -166,12 +188,17 @@ async def run_opportunities(demo: Demo) -> OpportunitiesResult:
         offered.append((tg, name, message))
 
     say("两位司机同时接单，只有一位抢到 / two drivers accept at once: exactly one gets it")
-    await asyncio.gather(*(sb.press_button(tg, tg, m["message_id"], m["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
-                           for tg, _, m in offered))
+    await asyncio.gather(
+        *(
+            sb.press_button(tg, tg, m["message_id"], m["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+            for tg, _, m in offered
+        )
+    )
     winner: tuple[int, str] | None = None
     for tg, name, _ in offered:
-        reply = await sb.wait_for_bot_message(tg, predicate=lambda m: any(
-            w in (m.get("text") or "") for w in ("归您了", "已被抢单")), timeout=WAIT)
+        reply = await sb.wait_for_bot_message(
+            tg, predicate=lambda m: any(w in (m.get("text") or "") for w in ("归您了", "已被抢单")), timeout=WAIT
+        )
         if "归您了" in (reply.get("text") or ""):
             winner = (tg, name)
         else:
@@ -188,11 +215,16 @@ async def run_opportunities(demo: Demo) -> OpportunitiesResult:
     await sb.press_button(tg, tg, won["message_id"], won["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
     owner_prompt = await sb.wait_for_bot_message(tg, contains="请为货主打分", timeout=WAIT)
     staff_prompt = await sb.wait_for_bot_message(STAFF_ID, contains="请为司机打分", timeout=WAIT)
-    await sb.press_button(STAFF_ID, STAFF_ID, staff_prompt["message_id"],
-                          staff_prompt["reply_markup"]["inline_keyboard"][0][4]["callback_data"])
+    await sb.press_button(
+        STAFF_ID,
+        STAFF_ID,
+        staff_prompt["message_id"],
+        staff_prompt["reply_markup"]["inline_keyboard"][0][4]["callback_data"],
+    )
     await sb.wait_for_bot_message(STAFF_ID, contains="谢谢评价", timeout=WAIT)
-    await sb.press_button(tg, tg, owner_prompt["message_id"],
-                          owner_prompt["reply_markup"]["inline_keyboard"][0][3]["callback_data"])
+    await sb.press_button(
+        tg, tg, owner_prompt["message_id"], owner_prompt["reply_markup"]["inline_keyboard"][0][3]["callback_data"]
+    )
     await sb.wait_for_bot_message(tg, contains="谢谢评价", timeout=WAIT)
     result.rated = 2
     if partner_chat is not None:
@@ -200,8 +232,10 @@ async def run_opportunities(demo: Demo) -> OpportunitiesResult:
         await sb.wait_for_bot_message(partner_chat, contains="您的撮合成交：", timeout=WAIT)
     with Session(engine) as session:
         report = opportunity_report(session)
-    say(f"  tasks posted {report.posted}, matched {report.matched}, completed {report.completed}"
-        f"{f'; partner {partner_name} has the deal' if partner_chat else ''}")
+    say(
+        f"  tasks posted {report.posted}, matched {report.matched}, completed {report.completed}"
+        f"{f'; partner {partner_name} has the deal' if partner_chat else ''}"
+    )
     result.transcript = _transcript(demo, tg, winner[1], offered, partner_chat)
     return result
 
@@ -215,9 +249,13 @@ def _lines(demo: Demo, chat_id: int, last: int) -> list[str]:
     return out
 
 
-def _transcript(demo: Demo, winner: int, name: str, offered: list, partner_chat: int | None) -> list[tuple[str, list[str]]]:
-    sections = [("需求方 ↔ bot (/demand, /post)", _lines(demo, STAFF_ID, 22)),
-                (f"商用车主 {name} ↔ bot (/vehicle, offer, done, rating)", _lines(demo, winner, 8))]
+def _transcript(
+    demo: Demo, winner: int, name: str, offered: list[tuple[int, str, Any]], partner_chat: int | None
+) -> list[tuple[str, list[str]]]:
+    sections = [
+        ("需求方 ↔ bot (/demand, /post)", _lines(demo, STAFF_ID, 22)),
+        (f"商用车主 {name} ↔ bot (/vehicle, offer, done, rating)", _lines(demo, winner, 8)),
+    ]
     loser = next((tg for tg, _, _ in offered if tg != winner), None)
     if loser is not None:
         sections.append(("另一位司机 ↔ bot (already taken)", _lines(demo, loser, 3)))

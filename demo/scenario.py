@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.runtime import BotRuntime, build_runtime
 from demo.days import DaysPass, DaysResult, Persona
-from sandbox import Sandbox, SandboxConfig
-from flows.delivery.clock import uninstall as clock_uninstall
-from flows.segments.matrix_picture import render_matrix_png
-from flows.segments.matrix_report import MatrixScope, matrix_report
-from flows.reports.operations_workbook import operations_xlsx
-from flows.reports.owner_export import owners_xlsx
 from flows.community import partners as partner_service
 from flows.community.funnel import FunnelReport, funnel_report
+from flows.delivery.clock import uninstall as clock_uninstall
+from flows.reports.operations_workbook import operations_xlsx
+from flows.reports.owner_export import owners_xlsx
+from flows.segments.matrix_picture import render_matrix_png
+from flows.segments.matrix_report import MatrixScope, matrix_report
+from sandbox import Sandbox, SandboxConfig
 from storage import migrate
 from storage.clock import utcnow
 from storage.db import session_scope
@@ -47,8 +47,14 @@ PARTNER_BASE_ID = 5_000
 OWNER_BASE_ID = 600_000
 LINK = re.compile(r"^(\S+) .*?(https://t\.me/\S+\?start=(\S+))$", re.MULTILINE)
 CHAT_LINES = [
-    "大家好，新人报到！", "这车冬天续航怎么样？", "周末有人一起去自驾吗？", "保养一次大概多少钱？",
-    "刚做完首保，服务不错👍", "请问胎压多少合适？", "车机升级后流畅多了", "谢谢群主拉我进群",
+    "大家好，新人报到！",
+    "这车冬天续航怎么样？",
+    "周末有人一起去自驾吗？",
+    "保养一次大概多少钱？",
+    "刚做完首保，服务不错👍",
+    "请问胎压多少合适？",
+    "车机升级后流畅多了",
+    "谢谢群主拉我进群",
 ]
 
 
@@ -120,8 +126,13 @@ class Demo:
             if self.options.days > 0:
                 self.options.say(f"{self.options.days} 天过去了… / {self.options.days} simulated days pass")
                 days = DaysPass(
-                    self.sandbox, self.app.engine, self.app.settings, self.runtime.dp["flow_library"],
-                    self._personas(), self.rng, self.options.say,
+                    self.sandbox,
+                    self.app.engine,
+                    self.app.settings,
+                    self.runtime.dp["flow_library"],
+                    self._personas(),
+                    self.rng,
+                    self.options.say,
                 )
                 result.days = await days.run(self.options.days)
             from demo.merchants import run_merchants  # issue 13: merchants, offers, coupons, commission
@@ -186,7 +197,7 @@ class Demo:
         result.circles = len(self.circle_links)
         self.options.say("顾问发送 /invites 获取专属邀请链接 / partners fetch personal invite links")
         sims: list[SimOwner] = []
-        for advisor, user_id in sorted(partner_users.items()):
+        for _advisor, user_id in sorted(partner_users.items()):
             await sb.send_text(user_id, user_id, "/invites")
             listing = await sb.wait_for_bot_message(user_id, contains="专属邀请链接", timeout=15)
             await sb.wait_for_bot_message(user_id, predicate=lambda m: "document" in m, timeout=15)
@@ -206,9 +217,11 @@ class Demo:
     def _lines_of(self, advisor: str) -> list[str]:
         assert self.app is not None
         with Session(self.app.engine) as session:
-            lines = session.execute(
-                select(Owner.product_line).where(Owner.advisor_code == advisor).distinct()
-            ).scalars().all()
+            lines = (
+                session.execute(select(col(Owner.product_line)).where(col(Owner.advisor_code) == advisor).distinct())
+                .scalars()
+                .all()
+            )
         return sorted(set(lines) or {ProductLine.passenger.value})
 
     def _pick_owners(self, listing: str, partner_user: int) -> list[SimOwner]:
@@ -218,13 +231,23 @@ class Demo:
         sims = []
         with Session(self.app.engine) as session:
             for ref, _link, token in chosen:
-                owner = session.execute(select(Owner).where(Owner.external_id == ref)).scalars().first()
+                owner = session.execute(select(Owner).where(col(Owner.external_id) == ref)).scalars().first()
                 if owner is None:
                     continue
-                vin = session.execute(select(Vehicle.vin).where(Vehicle.owner_id == owner.id)).scalars().first()
+                vin = (
+                    session.execute(select(col(Vehicle.vin)).where(col(Vehicle.owner_id) == owner.id)).scalars().first()
+                )
                 sims.append(
-                    SimOwner(owner.id or 0, ref, owner.name, token, vin or "", owner.phone, partner_user,
-                             OWNER_BASE_ID + (owner.id or 0))
+                    SimOwner(
+                        owner.id or 0,
+                        ref,
+                        owner.name,
+                        token,
+                        vin or "",
+                        owner.phone,
+                        partner_user,
+                        OWNER_BASE_ID + (owner.id or 0),
+                    )
                 )
         return sims
 
@@ -272,7 +295,7 @@ class Demo:
         if not self.circle_links:
             return
         chat_id = next(iter(self.circle_links.values()))[0]
-        link = next((l for l in _links_of_chat(sb, chat_id)), None)
+        link = next(iter(_links_of_chat(sb, chat_id)), None)
         if link:
             await sb.add_user(699_999, first_name="推广小王", language_code="zh")
             await sb.join_via_link(699_999, link)
@@ -294,14 +317,20 @@ class Demo:
         personas = []
         for sim in self._sims:
             link_chat = next(
-                (chat for (user, _line), (chat, _) in self.circle_links.items() if user == sim.partner_user
-                 and self.sandbox.member_status(chat, sim.telegram_id) == "member"),
+                (
+                    chat
+                    for (user, _line), (chat, _) in self.circle_links.items()
+                    if user == sim.partner_user and self.sandbox.member_status(chat, sim.telegram_id) == "member"
+                ),
                 None,
             )
             roll = self.rng.random()
             kind = "engaged" if roll < 0.55 else "fading" if roll < 0.85 else "silent"
-            personas.append(Persona(sim.telegram_id, sim.owner_id, sim.partner_user, link_chat, kind,
-                                    fades_on=self.rng.randint(3, 12)))
+            personas.append(
+                Persona(
+                    sim.telegram_id, sim.owner_id, sim.partner_user, link_chat, kind, fades_on=self.rng.randint(3, 12)
+                )
+            )
         return [p for p in personas if self._verified(p.owner_id)]
 
     def _verified(self, owner_id: int) -> bool:
@@ -318,8 +347,9 @@ class Demo:
         with Session(self.app.engine) as session:
             report = matrix_report(session, MatrixScope())
             png = render_matrix_png(report, locale=settings.locale, timezone=settings.timezone)
-            xlsx, _rows = owners_xlsx(session, partner_id=None, masked=False, locale=settings.locale,
-                                      timezone=settings.timezone)
+            xlsx, _rows = owners_xlsx(
+                session, partner_id=None, masked=False, locale=settings.locale, timezone=settings.timezone
+            )
             operations = operations_xlsx(session)
         written = {"matrix.png": png, "owners.xlsx": xlsx, "operations.xlsx": operations}
         for name, data in written.items():

@@ -23,34 +23,109 @@ SEED = 20261126
 AS_OF = date(2026, 11, 26)  # the sample's "today": nothing in it is later
 
 CSV_HEADER = [
-    "车主编号", "姓名", "手机号", "车架号", "车牌号", "车型", "产品线", "购车日期",
-    "经销商代码", "顾问编号", "最近保养日期", "最近保养里程", "当前里程", "会员等级", "备注",
+    "车主编号",
+    "姓名",
+    "手机号",
+    "车架号",
+    "车牌号",
+    "车型",
+    "产品线",
+    "购车日期",
+    "经销商代码",
+    "顾问编号",
+    "最近保养日期",
+    "最近保养里程",
+    "当前里程",
+    "会员等级",
+    "备注",
 ]
 XLSX_HEADER = [
-    "Owner ID", "Name", "Phone", "VIN", "Plate", "Model", "Product line", "Purchase date",
-    "Dealer code", "Advisor code", "Last service date", "Last service (km)", "Mileage (km)",
+    "Owner ID",
+    "Name",
+    "Phone",
+    "VIN",
+    "Plate",
+    "Model",
+    "Product line",
+    "Purchase date",
+    "Dealer code",
+    "Advisor code",
+    "Last service date",
+    "Last service (km)",
+    "Mileage (km)",
 ]
 
-DEALERS = {"D001": ("沪", ["A101", "A102"]), "D002": ("京", ["A201", "A202"]),
-           "D003": ("粤", ["A301", "A302"])}
+DEALERS = {"D001": ("沪", ["A101", "A102"]), "D002": ("京", ["A201", "A202"]), "D003": ("粤", ["A301", "A302"])}
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈任姚卢傅钟姜崔谭廖范汪陆金石戴贾韦夏邱方侯邹熊孟秦白江阎薛尹段雷黎史龙陶贺顾毛郝龚邵万钱严覃武洪"
-GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛",
-         "明", "超", "霞", "平", "刚", "桂英", "建华", "志强", "晓东", "海燕", "文博", "子涵", "思远",
-         "雨桐", "浩然", "欣怡", "宇航", "佳琪", "俊杰", "秀兰", "国强", "丹", "鹏", "辉", "婷"]
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "建华",
+    "志强",
+    "晓东",
+    "海燕",
+    "文博",
+    "子涵",
+    "思远",
+    "雨桐",
+    "浩然",
+    "欣怡",
+    "宇航",
+    "佳琪",
+    "俊杰",
+    "秀兰",
+    "国强",
+    "丹",
+    "鹏",
+    "辉",
+    "婷",
+]
 # (model, product line, new-energy plate, WMI)
-PASSENGER = [("星途 LX", "乘用车", False, "LVV"), ("轩逸", "乘用车", False, "LGB"),
-             ("宋PLUS DM-i", "乘用车", True, "LGX"), ("汉EV", "乘用车", True, "LGX"),
-             ("朗逸", "乘用车", False, "LSV"), ("哈弗H6", "乘用车", False, "LGW"),
-             ("秦PLUS EV", "乘用车", True, "LGX")]
-COMMERCIAL = [("解放 J6P", "商用车", False, "LFW"), ("福田 欧马可", "商用车", False, "LVB"),
-              ("江铃 顺达", "商用车", False, "LEF")]
+PASSENGER = [
+    ("星途 LX", "乘用车", False, "LVV"),
+    ("轩逸", "乘用车", False, "LGB"),
+    ("宋PLUS DM-i", "乘用车", True, "LGX"),
+    ("汉EV", "乘用车", True, "LGX"),
+    ("朗逸", "乘用车", False, "LSV"),
+    ("哈弗H6", "乘用车", False, "LGW"),
+    ("秦PLUS EV", "乘用车", True, "LGX"),
+]
+COMMERCIAL = [
+    ("解放 J6P", "商用车", False, "LFW"),
+    ("福田 欧马可", "商用车", False, "LVB"),
+    ("江铃 顺达", "商用车", False, "LEF"),
+]
 TIERS = ["普通", "普通", "普通", "银卡", "银卡", "金卡"]
 NOTES = ["", "", "", "", "", "", "已加微信", "偏好周末保养", "车队客户", "老客户推荐"]
 
 _VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-_VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9))),
-               **dict(zip("JKLMN", range(1, 6))), "P": 7, "R": 9,
-               **dict(zip("STUVWXYZ", range(2, 10)))}
+_VIN_VALUES = {
+    **{str(d): d for d in range(10)},
+    **dict(zip("ABCDEFGH", range(1, 9), strict=False)),
+    **dict(zip("JKLMN", range(1, 6), strict=False)),
+    "P": 7,
+    "R": 9,
+    **dict(zip("STUVWXYZ", range(2, 10), strict=False)),
+}
 _VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 _PLATE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
 
@@ -124,27 +199,39 @@ def make_owners(rng: random.Random, count: int) -> list[dict[str, object]]:
             mileage = max(300, age_days * per_year // 365)
             serviced_ago = rng.randrange(10, min(age_days, 300))
             serviced_km = max(0, mileage - serviced_ago * per_year // 365)
-            vehicles.append({
-                **owner,
-                "vin": make_vin(rng, wmi, bought.year),
-                "plate": make_plate(rng, province, new_energy),
-                "model": model,
-                "line": line,
-                "bought": bought,
-                "serviced": AS_OF - timedelta(days=serviced_ago),
-                "serviced_km": serviced_km,
-                "mileage": mileage,
-            })
+            vehicles.append(
+                {
+                    **owner,
+                    "vin": make_vin(rng, wmi, bought.year),
+                    "plate": make_plate(rng, province, new_energy),
+                    "model": model,
+                    "line": line,
+                    "bought": bought,
+                    "serviced": AS_OF - timedelta(days=serviced_ago),
+                    "serviced_km": serviced_km,
+                    "mileage": mileage,
+                }
+            )
     return vehicles
 
 
 def csv_row(rng: random.Random, v: dict[str, object]) -> list[str]:
     return [
-        str(v["owner_id"]), str(v["name"]), str(v["phone"]), str(v["vin"]), str(v["plate"]),
-        str(v["model"]), str(v["line"]), show_date(rng, v["bought"]),  # type: ignore[arg-type]
-        str(v["dealer"]), str(v["advisor"]), show_date(rng, v["serviced"]),  # type: ignore[arg-type]
-        show_km(rng, v["serviced_km"]), show_km(rng, v["mileage"]),  # type: ignore[arg-type]
-        str(v["tier"]), str(v["note"]),
+        str(v["owner_id"]),
+        str(v["name"]),
+        str(v["phone"]),
+        str(v["vin"]),
+        str(v["plate"]),
+        str(v["model"]),
+        str(v["line"]),
+        show_date(rng, v["bought"]),  # type: ignore[arg-type]  # reason: v is a dict of mixed sample values (a TypedDict is the follow-up)
+        str(v["dealer"]),
+        str(v["advisor"]),
+        show_date(rng, v["serviced"]),  # type: ignore[arg-type]  # reason: as above
+        show_km(rng, v["serviced_km"]),
+        show_km(rng, v["mileage"]),  # type: ignore[arg-type]  # reason: as above
+        str(v["tier"]),
+        str(v["note"]),
     ]
 
 
@@ -224,21 +311,23 @@ def write_xlsx(path: Path) -> None:
     for v in picked:
         later = 0 if v in fresh else 1_500
         serviced = v["serviced"] if v in fresh else AS_OF - timedelta(days=5)
-        sheet.append([
-            int(v["owner_id"]),  # type: ignore[arg-type]
-            v["name"],
-            int(v["phone"]) if str(v["phone"]).isdigit() else v["phone"],  # type: ignore[arg-type]
-            v["vin"],
-            v["plate"],
-            v["model"],
-            "passenger" if v["line"] == "乘用车" else "commercial",
-            v["bought"],
-            v["dealer"],
-            v["advisor"],
-            (serviced - date(1899, 12, 30)).days,  # type: ignore[operator]
-            v["mileage"] if v not in fresh else v["serviced_km"],
-            int(v["mileage"]) + later,  # type: ignore[call-overload]
-        ])
+        sheet.append(
+            [
+                int(v["owner_id"]),
+                v["name"],
+                int(v["phone"]) if str(v["phone"]).isdigit() else v["phone"],
+                v["vin"],
+                v["plate"],
+                v["model"],
+                "passenger" if v["line"] == "乘用车" else "commercial",
+                v["bought"],
+                v["dealer"],
+                v["advisor"],
+                (serviced - date(1899, 12, 30)).days,  # type: ignore[operator]  # reason: as above
+                v["mileage"] if v not in fresh else v["serviced_km"],
+                int(v["mileage"]) + later,  # type: ignore[call-overload]  # reason: as above
+            ]
+        )
         sheet.cell(sheet.max_row, 8).number_format = "yyyy-mm-dd"
     for column, width in zip("ABCDEFGHIJKLM", (10, 8, 14, 20, 12, 14, 12, 13, 11, 12, 16, 16, 13), strict=True):
         sheet.column_dimensions[column].width = width

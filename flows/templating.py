@@ -81,7 +81,8 @@ class Labels(dict[str, Any]):
 
     def __getattr__(self, section: str) -> dict[str, str]:
         try:
-            return self[section]
+            words: dict[str, str] = self[section]
+            return words
         except KeyError:
             raise AttributeError(section) from None
 

@@ -187,9 +187,7 @@ class PeopleActions:
             contact["last_name"] = last_name
         if contact_user_id is not None:
             contact["user_id"] = contact_user_id
-        return self._user_message(
-            user_id, user_id if chat_id is None else chat_id, {"contact": contact}
-        )
+        return self._user_message(user_id, user_id if chat_id is None else chat_id, {"contact": contact})
 
     def _visible_message(self, user_id: int, chat_id: int, message_id: int) -> Any:
         """The stored message ``message_id`` of a chat the user can see (else SandboxError)."""
@@ -199,32 +197,24 @@ class PeopleActions:
             raise SandboxError(f"no message {message_id} in chat {chat_id}")
         return stored
 
-    async def press_button(
-        self, user_id: int, chat_id: int, message_id: int, callback_data: str
-    ) -> dict[str, Any]:
+    async def press_button(self, user_id: int, chat_id: int, message_id: int, callback_data: str) -> dict[str, Any]:
         """A person taps an inline button; emits ``callback_query``. The button must exist
         on the message as it is now. Returns the CallbackQuery (its ``id`` identifies the
         answer: see :meth:`callback_answer`)."""
         stored = self._visible_message(user_id, chat_id, message_id)
         keyboard = stored.message.get("reply_markup", {}).get("inline_keyboard", [])
         if not any(b.get("callback_data") == callback_data for row in keyboard for b in row):
-            raise SandboxError(
-                f"message {message_id} has no button with callback_data {callback_data!r}"
-            )
+            raise SandboxError(f"message {message_id} has no button with callback_data {callback_data!r}")
         return await self.forge_callback(user_id, chat_id, message_id, callback_data)
 
-    async def forge_callback(
-        self, user_id: int, chat_id: int, message_id: int, callback_data: str
-    ) -> dict[str, Any]:
+    async def forge_callback(self, user_id: int, chat_id: int, message_id: int, callback_data: str) -> dict[str, Any]:
         """What a modified client can do: a ``callback_query`` with any data on a message the
         person can see, whether or not the message has such a button (Telegram does not
         check). For testing that forged presses change nothing."""
         stored = self._visible_message(user_id, chat_id, message_id)
         user = self.world.user(user_id)
         query_id = str(4_000_000_000_000_000 + self.world.next_id())
-        self.world.callbacks[query_id] = CallbackRecord(
-            query_id, user_id, chat_id, message_id, callback_data
-        )
+        self.world.callbacks[query_id] = CallbackRecord(query_id, user_id, chat_id, message_id, callback_data)
         query = {
             "id": query_id,
             "from": user.to_api(),
@@ -276,9 +266,7 @@ class PeopleActions:
             if existing is not None and existing.decision is None:
                 raise SandboxError("INVITE_REQUEST_SENT already")
             date = now_ts()
-            self.world.join_requests[key] = JoinRequestRecord(
-                chat.id, user.id, link.invite_link, date
-            )
+            self.world.join_requests[key] = JoinRequestRecord(chat.id, user.id, link.invite_link, date)
             link.pending += 1
             link_api = link.to_api(self.world.user(link.creator_id))
             update = self.updates.push(
@@ -293,9 +281,7 @@ class PeopleActions:
             )
             return {"status": "pending", "update_id": update["update_id"]}
         link.joined += 1
-        self.events.change_member(
-            chat, user, user, MemberRecord(status="member"), invite_link=link_api
-        )
+        self.events.change_member(chat, user, user, MemberRecord(status="member"), invite_link=link_api)
         message = self.events.post_message(chat, user, {"new_chat_members": [user.to_api()]})
         return {"status": "joined", "message_id": message.message_id}
 

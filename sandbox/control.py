@@ -83,11 +83,12 @@ def control_routes(sb: Sandbox) -> list[web.RouteDef]:
         kwargs: dict[str, Any] = {}
         if request.can_read_body:
             try:
-                kwargs = await request.json()
+                body = await request.json()
             except ValueError:
                 return _error(400, "body must be a JSON object")
-            if not isinstance(kwargs, dict):
+            if not isinstance(body, dict):
                 return _error(400, "body must be a JSON object")
+            kwargs = body
         return await _invoke(getattr(sb, name), kwargs)
 
     def view(
@@ -110,7 +111,5 @@ def control_routes(sb: Sandbox) -> list[web.RouteDef]:
         web.get("/control/state", view(lambda r: sb.state())),
         web.get("/control/updates", view(lambda r: sb.pending_updates())),
         web.get("/control/chats/{chat_id}/messages", view(lambda r: sb.messages(chat_id(r)))),
-        web.get(
-            "/control/chats/{chat_id}/bot_messages", view(lambda r: sb.bot_messages(chat_id(r)))
-        ),
+        web.get("/control/chats/{chat_id}/bot_messages", view(lambda r: sb.bot_messages(chat_id(r)))),
     ]

@@ -64,9 +64,7 @@ class History:
         stored = self._index.get((chat_id, message_id))
         return None if stored is None or stored.deleted else stored
 
-    def messages(
-        self, chat_id: int, *, only_bot: bool = False, include_deleted: bool = False
-    ) -> list[dict[str, Any]]:
+    def messages(self, chat_id: int, *, only_bot: bool = False, include_deleted: bool = False) -> list[dict[str, Any]]:
         return [
             stored.view()
             for stored in self._chats.get(chat_id, [])

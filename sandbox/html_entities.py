@@ -88,9 +88,7 @@ class _Parser:
                 self.emit(src[self.pos : nxt])
                 self.pos = nxt
         if self.stack:
-            raise EntityParseError(
-                f'Can\'t find end tag corresponding to start tag "{self.stack[-1].name}"'
-            )
+            raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{self.stack[-1].name}"')
         self.entities.sort(key=lambda e: (e["offset"], -e["length"]))
         return "".join(self.out), self.entities
 
@@ -107,21 +105,16 @@ class _Parser:
         match = _TAG_NAME_RE.match(self.src, self.pos + 1)
         name = match.group(0).lower() if match else ""
         if name not in TAG_TYPES:
-            raise EntityParseError(
-                f'Unsupported start tag "{name}" at byte offset {self.byte_offset(start)}'
-            )
+            raise EntityParseError(f'Unsupported start tag "{name}" at byte offset {self.byte_offset(start)}')
         assert match is not None
         self.pos = match.end()
         attrs = self.read_attributes(start)
         tag = _OpenTag(name=name, attrs=attrs, offset=self.out_len)
         if name == "span" and attrs.get("class") != "tg-spoiler":
-            raise EntityParseError(
-                f'Tag "span" must have class "tg-spoiler" at byte offset {self.byte_offset(start)}'
-            )
+            raise EntityParseError(f'Tag "span" must have class "tg-spoiler" at byte offset {self.byte_offset(start)}')
         if name == "tg-emoji" and not attrs.get("emoji-id", "").isdigit():
             raise EntityParseError(
-                f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset '
-                f"{self.byte_offset(start)}"
+                f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {self.byte_offset(start)}'
             )
         if name == "code":
             lang_class = attrs.get("class", "")
@@ -136,9 +129,7 @@ class _Parser:
             while self.pos < len(src) and src[self.pos].isspace():
                 self.pos += 1
             if self.pos >= len(src):
-                raise EntityParseError(
-                    f"Unclosed start tag at byte offset {self.byte_offset(tag_start)}"
-                )
+                raise EntityParseError(f"Unclosed start tag at byte offset {self.byte_offset(tag_start)}")
             if src[self.pos] == ">":
                 self.pos += 1
                 return attrs
@@ -159,16 +150,12 @@ class _Parser:
     def read_attribute_value(self, tag_start: int) -> str:
         src = self.src
         if self.pos >= len(src):
-            raise EntityParseError(
-                f"Unclosed start tag at byte offset {self.byte_offset(tag_start)}"
-            )
+            raise EntityParseError(f"Unclosed start tag at byte offset {self.byte_offset(tag_start)}")
         quote = src[self.pos]
         if quote in "\"'":
             end = src.find(quote, self.pos + 1)
             if end < 0:
-                raise EntityParseError(
-                    f"Unclosed end of attribute value at byte offset {self.byte_offset(tag_start)}"
-                )
+                raise EntityParseError(f"Unclosed end of attribute value at byte offset {self.byte_offset(tag_start)}")
             raw = src[self.pos + 1 : end]
             self.pos = end + 1
         else:
@@ -233,9 +220,7 @@ def _decode_entity_at(src: str, pos: int, byte_offset: Callable[[int], int]) -> 
             raise EntityParseError(f"Invalid numeric HTML entity at byte offset {byte_offset(pos)}")
         return chr(code), match.end()
     if body not in NAMED_ENTITIES:
-        raise EntityParseError(
-            f'Unsupported HTML entity "&{body};" at byte offset {byte_offset(pos)}'
-        )
+        raise EntityParseError(f'Unsupported HTML entity "&{body};" at byte offset {byte_offset(pos)}')
     return NAMED_ENTITIES[body], match.end()
 
 

@@ -61,9 +61,7 @@ class RateLimiter:
         bucket = self._chats.get(chat_id)
         if bucket is None:
             if chat_type == "private":
-                bucket = TokenBucket(
-                    max(float(self.config.private_burst), 1.0), self.config.private_rate_per_s
-                )
+                bucket = TokenBucket(max(float(self.config.private_burst), 1.0), self.config.private_rate_per_s)
             else:
                 per_min = float(self.config.group_per_min)
                 bucket = TokenBucket(max(per_min, 1.0), per_min / 60.0)
@@ -90,9 +88,7 @@ class RateLimiter:
 
     def reset(self) -> None:
         self._chats.clear()
-        self._overall = TokenBucket(
-            max(self.config.bot_rate_per_s, 1.0), self.config.bot_rate_per_s
-        )
+        self._overall = TokenBucket(max(self.config.bot_rate_per_s, 1.0), self.config.bot_rate_per_s)
 
 
 # Methods a "method=None" failure rule hits: everything except the polling loop itself, so

@@ -34,8 +34,7 @@ async def get_me(sb: Sandbox, p: Params) -> dict[str, Any]:
 async def get_updates(sb: Sandbox, p: Params) -> list[dict[str, Any]]:
     if sb.world.webhook.url:
         raise conflict(
-            "can't use getUpdates method while webhook is active; "
-            "use deleteWebhook to delete the webhook first"
+            "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
         )
     limit = min(max(p.get_int("limit", 100) or 100, 1), 100)
     timeout = max(p.get_int("timeout", 0) or 0, 0)
@@ -45,9 +44,7 @@ async def get_updates(sb: Sandbox, p: Params) -> list[dict[str, Any]]:
 
 def _allowed_updates(p: Params) -> list[str] | None:
     allowed = p.get_json("allowed_updates")
-    if allowed is not None and (
-        not isinstance(allowed, list) or not all(isinstance(k, str) for k in allowed)
-    ):
+    if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(k, str) for k in allowed)):
         raise bad_request("can't parse allowed_updates JSON array")
     return allowed
 
@@ -171,7 +168,9 @@ def _unless_unsupported(name: str, handler: Handler) -> Handler:
         if name in sb.config.unsupported_methods:
             if sb.config.unsupported_answer == "html":
                 sb.counters.record_error(name, 404)
-                raise web.HTTPNotFound(text="<html><body><h1>404 Not Found</h1></body></html>", content_type="text/html")
+                raise web.HTTPNotFound(
+                    text="<html><body><h1>404 Not Found</h1></body></html>", content_type="text/html"
+                )
             raise method_not_found()
         return await handler(sb, p)
 

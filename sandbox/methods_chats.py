@@ -85,9 +85,7 @@ def _new_link(sb: Sandbox, chat: ChatRecord, **fields: Any) -> InviteLinkRecord:
         link = "https://t.me/+" + secrets.token_urlsafe(12)
         if link not in sb.world.invite_links:
             break
-    record = InviteLinkRecord(
-        invite_link=link, chat_id=chat.id, creator_id=sb.world.bot.id, **fields
-    )
+    record = InviteLinkRecord(invite_link=link, chat_id=chat.id, creator_id=sb.world.bot.id, **fields)
     sb.world.invite_links[link] = record
     return record
 
@@ -106,9 +104,7 @@ async def create_chat_invite_link(sb: Sandbox, p: Params) -> dict[str, Any]:
         raise bad_request("USAGE_LIMIT_INVALID")
     creates_join_request = p.get_bool("creates_join_request")
     if creates_join_request and member_limit:
-        raise bad_request(
-            "member limit can't be specified for links requiring administrator approval"
-        )
+        raise bad_request("member limit can't be specified for links requiring administrator approval")
     record = _new_link(
         sb,
         chat,
@@ -153,9 +149,7 @@ def _join_request(sb: Sandbox, p: Params) -> tuple[ChatRecord, UserRecord]:
     return chat, user
 
 
-def _finish_request(
-    sb: Sandbox, chat: ChatRecord, user: UserRecord, decision: str
-) -> InviteLinkRecord | None:
+def _finish_request(sb: Sandbox, chat: ChatRecord, user: UserRecord, decision: str) -> InviteLinkRecord | None:
     request = sb.world.join_requests[(chat.id, user.id)]
     request.decision = decision
     link = sb.world.invite_links.get(request.invite_link or "")
@@ -206,9 +200,7 @@ async def ban_chat_member(sb: Sandbox, p: Params) -> bool:
         raise bad_request("can't remove self")
     was_present = current.present
     until = p.get_int("until_date", 0) or 0
-    sb.events.change_member(
-        chat, sb.world.bot, user, MemberRecord(status="kicked", until_date=until)
-    )
+    sb.events.change_member(chat, sb.world.bot, user, MemberRecord(status="kicked", until_date=until))
     if was_present:
         sb.events.post_message(chat, sb.world.bot, {"left_chat_member": user.to_api()})
     return True

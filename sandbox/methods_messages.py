@@ -94,9 +94,7 @@ def check_markup(markup: Any) -> Any:
     if "inline_keyboard" in markup:
         rows = markup["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise bad_request(
-                "can't parse inline keyboard button: InlineKeyboardButton must be an Object"
-            )
+            raise bad_request("can't parse inline keyboard button: InlineKeyboardButton must be an Object")
         for row in rows:
             for button in row:
                 _check_inline_button(button)
@@ -119,9 +117,7 @@ def _check_inline_button(button: Any) -> None:
             raise bad_request("BUTTON_DATA_INVALID")
     url = button.get("url")
     if url is not None and not str(url).startswith(("http://", "https://", "tg://")):
-        raise bad_request(
-            f"inline keyboard button URL '{url}' is invalid: unsupported URL protocol"
-        )
+        raise bad_request(f"inline keyboard button URL '{url}' is invalid: unsupported URL protocol")
 
 
 def _reply_fields(sb: Sandbox, p: Params, chat: ChatRecord) -> dict[str, Any]:
@@ -149,9 +145,7 @@ def _rate_limit(sb: Sandbox, chat: ChatRecord) -> None:
         raise too_many_requests(retry_after)
 
 
-def _deliver(
-    sb: Sandbox, chat: ChatRecord, fields: dict[str, Any], p: Params, **extra: Any
-) -> dict[str, Any]:
+def _deliver(sb: Sandbox, chat: ChatRecord, fields: dict[str, Any], p: Params, **extra: Any) -> dict[str, Any]:
     if p.get_bool("protect_content"):
         fields["has_protected_content"] = True
     stored = sb.events.post_message(chat, sb.world.bot, fields, **extra)
@@ -204,9 +198,7 @@ async def _send_media(sb: Sandbox, p: Params, kind: str) -> dict[str, Any]:
         if entities:
             fields["caption_entities"] = entities
     _rate_limit(sb, chat)
-    return _deliver(
-        sb, chat, fields, p, reply_markup=markup, parse_mode=parse_mode, raw_text=raw_caption
-    )
+    return _deliver(sb, chat, fields, p, reply_markup=markup, parse_mode=parse_mode, raw_text=raw_caption)
 
 
 def _file_record(sb: Sandbox, source: Upload | str, kind: str) -> FileRecord:
@@ -300,9 +292,7 @@ def _editable(sb: Sandbox, p: Params) -> StoredMessage:
     chat = sb.world.find_chat(p.chat_ref())
     if chat is None:
         raise bad_request("chat not found")
-    stored = sb.history.get(
-        chat.id, p.require_int("message_id", bad_request("message to edit not found"))
-    )
+    stored = sb.history.get(chat.id, p.require_int("message_id", bad_request("message to edit not found")))
     if stored is None:
         raise bad_request("message to edit not found")
     if not stored.from_bot:
@@ -316,9 +306,7 @@ _NOT_MODIFIED = (
 )
 
 
-def _replace(
-    sb: Sandbox, stored: StoredMessage, message: dict[str, Any], markup: Any
-) -> dict[str, Any]:
+def _replace(sb: Sandbox, stored: StoredMessage, message: dict[str, Any], markup: Any) -> dict[str, Any]:
     message["edit_date"] = now_ts()
     if isinstance(markup, dict) and "inline_keyboard" in markup:
         message["reply_markup"] = markup
@@ -340,11 +328,7 @@ async def edit_message_text(sb: Sandbox, p: Params) -> dict[str, Any]:
     check_text(text)
     markup = check_markup(p.get_json("reply_markup"))
     old = stored.message
-    if (
-        old.get("text") == text
-        and old.get("entities", []) == entities
-        and old.get("reply_markup") == markup
-    ):
+    if old.get("text") == text and old.get("entities", []) == entities and old.get("reply_markup") == markup:
         raise bad_request(_NOT_MODIFIED)
     message = copy.deepcopy(old)
     message["text"] = text
@@ -367,9 +351,7 @@ async def delete_message(sb: Sandbox, p: Params) -> bool:
     chat = sb.world.find_chat(p.chat_ref())
     if chat is None:
         raise bad_request("chat not found")
-    stored = sb.history.get(
-        chat.id, p.require_int("message_id", bad_request("message to delete not found"))
-    )
+    stored = sb.history.get(chat.id, p.require_int("message_id", bad_request("message to delete not found")))
     if stored is None:
         raise bad_request("message to delete not found")
     if not (stored.from_bot or chat.type == "private" or sb.world.bot_is_admin(chat.id)):

@@ -77,9 +77,7 @@ class Sandbox(PeopleActions):
         if self._runner is not None:
             raise SandboxError("sandbox already started")
         self.updates.reopen()
-        runner = web.AppRunner(
-            self.make_app(), access_log=None, shutdown_timeout=1.0, handler_cancellation=True
-        )
+        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -155,12 +153,8 @@ class Sandbox(PeopleActions):
         file_id = request.match_info["path"].rsplit("/", 1)[-1]
         record = self.world.files.get(file_id)
         if record is None or record.content is None:
-            return web.json_response(
-                {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
-            )
-        return web.Response(
-            body=record.content, content_type=record.mime_type or "application/octet-stream"
-        )
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        return web.Response(body=record.content, content_type=record.mime_type or "application/octet-stream")
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -196,18 +190,14 @@ class Sandbox(PeopleActions):
         or caption. Raises ``TimeoutError`` listing what the bot did send."""
 
         def matches(message: dict[str, Any]) -> bool:
-            if contains is not None and contains not in (
-                message.get("text") or message.get("caption") or ""
-            ):
+            if contains is not None and contains not in (message.get("text") or message.get("caption") or ""):
                 return False
             return predicate is None or predicate(message)
 
         message = await self.history.wait_for_bot_message(chat_id, timeout, matches)
         if message is None:
             sent = [m.get("text") or m.get("caption") for m in self.bot_messages(chat_id)]
-            raise TimeoutError(
-                f"no matching bot message in chat {chat_id} within {timeout}s; bot sent: {sent!r}"
-            )
+            raise TimeoutError(f"no matching bot message in chat {chat_id} within {timeout}s; bot sent: {sent!r}")
         return message
 
     def pending_updates(self) -> list[dict[str, Any]]:
@@ -218,9 +208,7 @@ class Sandbox(PeopleActions):
         """Wait until the bot confirmed every queued update (its handlers have run by then
         only if it processes one batch at a time; prefer waiting for replies)."""
         if not await self.updates.wait_empty(timeout):
-            raise TimeoutError(
-                f"{self.updates.pending_count} updates still pending after {timeout}s"
-            )
+            raise TimeoutError(f"{self.updates.pending_count} updates still pending after {timeout}s")
 
     # --- faults, limits, counters --------------------------------------------------------
 
@@ -248,8 +236,10 @@ class Sandbox(PeopleActions):
     def stats(self) -> dict[str, Any]:
         """``{"requests": {method: n}, "errors": {method: {status: n}}, "too_many_requests": n,
         "limit_429": {"overall": n, "chat": n}}``: which flood limit each 429 came from."""
-        return {**self.counters.snapshot(),
-                "limit_429": {"overall": self.limiter.overall_hits, "chat": self.limiter.chat_hits}}
+        return {
+            **self.counters.snapshot(),
+            "limit_429": {"overall": self.limiter.overall_hits, "chat": self.limiter.chat_hits},
+        }
 
     def request_count(self, method: str) -> int:
         entry = self.methods.find(method)
@@ -265,9 +255,7 @@ class Sandbox(PeopleActions):
         world = self.world
         return {
             "bot": world.bot.to_api(),
-            "users": [
-                u.to_api() | {"phone": u.phone} for u in world.users.values() if not u.is_bot
-            ],
+            "users": [u.to_api() | {"phone": u.phone} for u in world.users.values() if not u.is_bot],
             "chats": [c.to_api() for c in world.chats.values()],
             "members": {
                 str(chat_id): {str(uid): m.status for uid, m in members.items()}
@@ -275,8 +263,7 @@ class Sandbox(PeopleActions):
             },
             "blocked": sorted(world.blocked),
             "invite_links": [
-                link.to_api(world.user(link.creator_id))
-                | {"chat_id": link.chat_id, "joined": link.joined}
+                link.to_api(world.user(link.creator_id)) | {"chat_id": link.chat_id, "joined": link.joined}
                 for link in world.invite_links.values()
             ],
             "commands": [
@@ -285,23 +272,17 @@ class Sandbox(PeopleActions):
             ],
             "descriptions": dict(world.descriptions),
             "short_descriptions": dict(world.short_descriptions),
-            "webhook": world.webhook.to_api(
-                self.updates.pending_count, self.updates.allowed_updates
-            ),
+            "webhook": world.webhook.to_api(self.updates.pending_count, self.updates.allowed_updates),
             "pending_updates": self.updates.pending_count,
         }
 
-    def commands(
-        self, scope: dict[str, Any] | None = None, language_code: str = ""
-    ) -> list[dict[str, Any]]:
+    def commands(self, scope: dict[str, Any] | None = None, language_code: str = "") -> list[dict[str, Any]]:
         """What setMyCommands stored for that scope and language."""
         key = (json.dumps(scope or {"type": "default"}, sort_keys=True), language_code)
         return list(self.world.commands.get(key, []))
 
 
-def run_sandbox(
-    host: str = "127.0.0.1", port: int = 8081, config: SandboxConfig | None = None
-) -> None:
+def run_sandbox(host: str = "127.0.0.1", port: int = 8081, config: SandboxConfig | None = None) -> None:
     """Blocking entry for the CLI: serve until SIGINT/SIGTERM."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

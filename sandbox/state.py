@@ -31,7 +31,7 @@ ADMIN_RIGHTS = (
     "can_manage_topics",
 )
 DEFAULT_BOT_ADMIN_RIGHTS = {
-    **{right: True for right in ADMIN_RIGHTS},
+    **dict.fromkeys(ADMIN_RIGHTS, True),
     "can_promote_members": False,
 }
 RESTRICTED_PERMISSIONS = (
@@ -142,7 +142,7 @@ class MemberRecord:
             data["until_date"] = self.until_date
         elif self.status == "restricted":
             data.update(is_member=True, until_date=self.until_date)
-            data.update({permission: False for permission in RESTRICTED_PERMISSIONS})
+            data.update(dict.fromkeys(RESTRICTED_PERMISSIONS, False))
         return data
 
 

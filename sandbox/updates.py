@@ -150,13 +150,11 @@ class UpdateQueue:
         def check() -> list[dict[str, Any]] | None:
             if self.webhook_active:
                 raise conflict(
-                    "can't use getUpdates method while webhook is active; "
-                    "use deleteWebhook to delete the webhook first"
+                    "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
                 )
             if generation != self._poll_generation:
                 raise conflict(
-                    "terminated by other getUpdates request; "
-                    "make sure that only one bot instance is running"
+                    "terminated by other getUpdates request; make sure that only one bot instance is running"
                 )
             batch = self.take_batch(limit)
             if batch or self._closed:

@@ -144,9 +144,7 @@ async def _read_reply(resp: aiohttp.ClientResponse) -> Params | None:
                 continue
             if part.filename:
                 content = await part.read()
-                uploads[part.name] = Upload(
-                    part.filename, content, part.headers.get("Content-Type")
-                )
+                uploads[part.name] = Upload(part.filename, content, part.headers.get("Content-Type"))
             else:
                 values[part.name] = await part.text()
         return Params(values, uploads)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.clock import utcnow
 from storage.security_models import AuditEntry
@@ -41,7 +41,7 @@ class AuditKind(str, enum.Enum):
 
 def record_audit(
     session: Session,
-    kind: AuditKind,
+    kind: enum.Enum,
     *,
     actor: str = "system",
     subject: str = "",
@@ -49,7 +49,8 @@ def record_audit(
     **data: Any,
 ) -> AuditEntry:
     """Append one audit row in the caller's unit of work (it commits with it)."""
-    entry = AuditEntry(kind=kind.value, actor=actor[:64], subject=subject[:128], data=data, at=at or utcnow())
+    # kind: an AuditKind, or a capability's own str enum (flows.merchants' MerchantAuditKind)
+    entry = AuditEntry(kind=str(kind.value), actor=actor[:64], subject=subject[:128], data=data, at=at or utcnow())
     session.add(entry)
     return entry
 
@@ -58,11 +59,11 @@ def audit_entries(
     session: Session, *, since: datetime | None = None, kinds: Sequence[AuditKind] = (), limit: int | None = None
 ) -> list[AuditEntry]:
     """Audit rows oldest first, optionally from ``since`` and of some kinds only."""
-    query = select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id)
+    query = select(AuditEntry).order_by(col(AuditEntry.at), col(AuditEntry.id))
     if since is not None:
-        query = query.where(AuditEntry.at >= since)
+        query = query.where(col(AuditEntry.at) >= since)
     if kinds:
-        query = query.where(AuditEntry.kind.in_([k.value for k in kinds]))
+        query = query.where(col(AuditEntry.kind).in_([k.value for k in kinds]))
     if limit is not None:
         query = query.limit(limit)
     return list(session.execute(query).scalars())

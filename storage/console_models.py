@@ -18,6 +18,8 @@ from sqlalchemy import BigInteger, Column, Index, String
 from sqlmodel import Field, SQLModel
 
 from storage.clock import utcnow
+from storage.db import table_of
+from storage.models import Owner
 
 
 class ConsoleLink(SQLModel, table=True):
@@ -60,10 +62,24 @@ class ConsoleAttempt(SQLModel, table=True):
 # ``ix_owner_cell`` carries what the matrix, a cell's count and the stage rates read;
 # ``ix_owner_funnel`` what the funnel per partner reads. Declared here (the console's module)
 # on the owner table; created by migration 0014.
-from storage.models import Owner
 
-_owner = Owner.__table__
-IX_OWNER_CELL = Index("ix_owner_cell", _owner.c.maturity, _owner.c.activity, _owner.c.stage, _owner.c.online_at,
-                      _owner.c.verified_at, _owner.c.product_line, _owner.c.referral_count, _owner.c.service_visits)
-IX_OWNER_FUNNEL = Index("ix_owner_funnel", _owner.c.partner_id, _owner.c.stage, _owner.c.invited_at,
-                        _owner.c.online_at, _owner.c.verified_at)
+_owner = table_of(Owner)
+IX_OWNER_CELL = Index(
+    "ix_owner_cell",
+    _owner.c.maturity,
+    _owner.c.activity,
+    _owner.c.stage,
+    _owner.c.online_at,
+    _owner.c.verified_at,
+    _owner.c.product_line,
+    _owner.c.referral_count,
+    _owner.c.service_visits,
+)
+IX_OWNER_FUNNEL = Index(
+    "ix_owner_funnel",
+    _owner.c.partner_id,
+    _owner.c.stage,
+    _owner.c.invited_at,
+    _owner.c.online_at,
+    _owner.c.verified_at,
+)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Result, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 
 def normalize_url(url: str) -> str:
@@ -41,12 +42,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url, echo=echo, pool_pre_ping=True,
-        pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_OVERFLOW, pool_timeout=PG_POOL_TIMEOUT_S,
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_POOL_OVERFLOW,
+        pool_timeout=PG_POOL_TIMEOUT_S,
     )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # DBAPI objects: untyped
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -71,3 +76,37 @@ def session_scope(engine: Engine, info: dict[str, Any] | None = None) -> Iterato
         except BaseException:
             session.rollback()
             raise
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core ``Table`` of a SQLModel table class (for Core inserts/updates and ``.c``)."""
+    table = model.__table__  # type: ignore[attr-defined]  # reason: SQLModel's metaclass sets __table__ but does not declare it
+    assert isinstance(table, Table)
+    return table
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE/DELETE run through ``Session.execute``/``Connection.execute``."""
+    # reason for the cast: Session.execute is typed to return Result for every statement; for
+    # DML it returns a CursorResult, which is where rowcount lives
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` with ``ON CONFLICT`` support for the dialect in use: PostgreSQL's, else SQLite's."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def pk(row: _HasId) -> int:
+    """The id of a stored row. SQLModel types ``id`` as ``int | None`` (None until the insert
+    is flushed); past that point it is an int, and this says so to the type checker."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet (not flushed)")
+    return row.id

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from storage.clock import utcnow
+from storage.db import table_of
 from storage.models import OutboxMessage
 
 SCHEDULER_JOBS_TABLE = "apscheduler_jobs"
@@ -41,9 +42,7 @@ class OwnerPreference(SQLModel, table=True):
 
     __tablename__ = "owner_preference"
 
-    owner_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("owner.id", ondelete="CASCADE"), primary_key=True)
-    )
+    owner_id: int = Field(sa_column=Column(Integer, ForeignKey("owner.id", ondelete="CASCADE"), primary_key=True))
     timezone: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     marketing_cap_per_week: int | None = None  # may only lower the configured cap
     # local "HH:MM-HH:MM", e.g. "22:00-07:30"
@@ -59,9 +58,7 @@ class OutboxTopic(SQLModel, table=True):
     __tablename__ = "outbox_topic"
     __table_args__ = (Index("ix_outbox_topic_topic_subject", "topic", "subject"),)
 
-    outbox_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True)
-    )
+    outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True))
     topic: str = Field(sa_column=Column(String(64), nullable=False))
     subject: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
@@ -92,4 +89,4 @@ scheduler_jobs = Table(
 # The delivery report reads the outbox by creation day. The index is declared here (not in
 # storage.models, which other work owns) on the outbox table itself, so that Alembic's
 # autogenerate sees it as part of the model.
-Index("ix_outbox_created_at", OutboxMessage.__table__.c.created_at)
+Index("ix_outbox_created_at", table_of(OutboxMessage).c.created_at)

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.clock import utcnow
+from storage.db import table_of
 from storage.models import Event, Owner
 
 
@@ -77,9 +78,7 @@ def record(
     event = Event(owner_id=owner_id, kind=kind.value, at=when, data=data)
     session.add(event)
     if owner_id is not None and kind in MEANINGFUL:
-        session.execute(
-            update(Owner).where(Owner.id == owner_id).values(**_counter_updates(kind, when))
-        )
+        session.execute(update(Owner).where(col(Owner.id) == owner_id).values(**_counter_updates(kind, when)))
     session.flush()
     return event
 
@@ -88,9 +87,8 @@ def counts_toward_maturity(stamp: Any) -> Any:
     """SQL: an action at ``stamp`` counts toward maturity (the rule of
     ``flows.segments.rules.counts_toward_maturity``): at or after the owner came online; with
     no recorded moment, when the owner is in an online stage."""
-    since = func.coalesce(Owner.online_at, Owner.verified_at)
-    return or_(and_(since.is_not(None), stamp >= since),
-               and_(since.is_(None), Owner.stage.in_(_ONLINE_STAGES)))
+    since = func.coalesce(col(Owner.online_at), col(Owner.verified_at))
+    return or_(and_(since.is_not(None), stamp >= since), and_(since.is_(None), col(Owner.stage).in_(_ONLINE_STAGES)))
 
 
 _ONLINE_STAGES = ("online", "verified")  # storage.segments.ONLINE_STAGES (which imports this module)
@@ -99,16 +97,16 @@ _ONLINE_STAGES = ("online", "verified")  # storage.segments.ONLINE_STAGES (which
 def _counter_updates(kind: EventKind, when: datetime) -> dict[str, Any]:
     """One UPDATE's SET clause: latest action (any), and the earliest action and the counts
     the maturity rule needs (only those since the owner came online)."""
-    stamp = literal(when, Owner.__table__.c.last_active_at.type)
-    last, first = Owner.last_active_at, Owner.first_action_at
+    stamp = literal(when, table_of(Owner).c.last_active_at.type)
+    last, first = col(Owner.last_active_at), col(Owner.first_action_at)
     counted = counts_toward_maturity(stamp)
     values: dict[str, Any] = {
         "last_active_at": case((or_(last.is_(None), last < stamp), stamp), else_=last),
         "first_action_at": case((and_(counted, or_(first.is_(None), first > stamp)), stamp), else_=first),
-        "action_count": Owner.action_count + case((counted, 1), else_=0),
+        "action_count": col(Owner.action_count) + case((counted, 1), else_=0),
     }
     if kind is EventKind.referral_converted:
-        values["referral_count"] = Owner.referral_count + case((counted, 1), else_=0)
+        values["referral_count"] = col(Owner.referral_count) + case((counted, 1), else_=0)
     if kind is EventKind.service_visit:
-        values["service_visits"] = Owner.service_visits + case((counted, 1), else_=0)
+        values["service_visits"] = col(Owner.service_visits) + case((counted, 1), else_=0)
     return values

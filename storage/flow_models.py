@@ -37,8 +37,12 @@ class FlowRun(SQLModel, table=True):
         Index("ix_flow_run_owner_flow", "owner_id", "flow_key"),
         Index("ix_flow_run_due", "status", "next_at"),
         Index(
-            "uq_flow_run_live", "owner_id", "flow_key", unique=True,
-            sqlite_where=text("status = 'live'"), postgresql_where=text("status = 'live'"),
+            "uq_flow_run_live",
+            "owner_id",
+            "flow_key",
+            unique=True,
+            sqlite_where=text("status = 'live'"),
+            postgresql_where=text("status = 'live'"),
         ),
     )
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.clock import utcnow
+from storage.db import dialect_insert, table_of
 from storage.models import FsmRecord
 
 
 def load(session: Session, key: str) -> tuple[str | None, dict[str, Any]]:
-    row = session.execute(select(FsmRecord).where(FsmRecord.key == key)).scalars().first()
+    row = session.execute(select(FsmRecord).where(col(FsmRecord.key) == key)).scalars().first()
     if row is None:
         return None, {}
     return row.state, dict(row.data or {})
@@ -28,7 +29,11 @@ _UNSET: Any = object()
 
 
 def save(
-    session: Session, key: str, *, state: Any = _UNSET, data: Any = _UNSET,
+    session: Session,
+    key: str,
+    *,
+    state: Any = _UNSET,
+    data: Any = _UNSET,
     current: tuple[str | None, dict[str, Any]] | None = None,
 ) -> tuple[str | None, dict[str, Any]]:
     """Insert or update one key (flushed, not committed); an empty key is removed. Returns
@@ -43,20 +48,19 @@ def save(
     new_state = current_state if state is _UNSET else state
     new_data = current_data if data is _UNSET else dict(data)
     if new_state is None and not new_data:
-        session.execute(delete(FsmRecord).where(FsmRecord.key == key))
+        session.execute(delete(FsmRecord).where(col(FsmRecord.key) == key))
         return None, {}
-    table = FsmRecord.__table__
+    table = table_of(FsmRecord)
     values = {"key": key, "state": new_state, "data": new_data, "updated_at": utcnow()}
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(**values)
+    statement = dialect_insert(dialect, table).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.key],
-        set_={"state": statement.excluded.state, "data": statement.excluded.data,
-              "updated_at": statement.excluded.updated_at},
+        set_={
+            "state": statement.excluded.state,
+            "data": statement.excluded.data,
+            "updated_at": statement.excluded.updated_at,
+        },
     )
     session.execute(statement)
     return new_state, dict(new_data)

@@ -81,6 +81,4 @@ def ensure_current(engine: Engine) -> None:
     head = head_revision()
     if current != head:
         where = "empty" if current is None else f"at revision {current}"
-        raise SchemaBehindError(
-            f"database schema is {where}, this version needs {head}: run `{UPGRADE_HINT}`"
-        )
+        raise SchemaBehindError(f"database schema is {where}, this version needs {head}: run `{UPGRADE_HINT}`")

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, String, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from storage.clock import utcnow
 
@@ -54,9 +54,7 @@ class Partner(SQLModel, table=True):
     dealer_id: int = Field(foreign_key="dealer.id", index=True)
     advisor_code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
     role: str = PartnerRole.sales.value
-    telegram_user_id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
-    )
+    telegram_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True, nullable=True))
     registration_code_hash: str | None = None
     registration_expires_at: datetime | None = None
     registered_at: datetime | None = None
@@ -82,9 +80,7 @@ class Owner(SQLModel, table=True):
     """A person who bought a car; imported, later linked to a Telegram user."""
 
     id: int | None = Field(default=None, primary_key=True)
-    external_id: str | None = Field(
-        default=None, sa_column=Column(String(64), unique=True, nullable=True)
-    )
+    external_id: str | None = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
     name: str = ""
     phone: str | None = Field(default=None, index=True)
     product_line: str = ProductLine.passenger.value
@@ -92,9 +88,7 @@ class Owner(SQLModel, table=True):
     advisor_code: str | None = Field(default=None, index=True)
     partner_id: int | None = Field(default=None, foreign_key="partner.id", index=True)
     stage: str = Field(default=FunnelStage.imported.value, index=True)
-    telegram_user_id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
-    )
+    telegram_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True, nullable=True))
     locale: str | None = None
     familiarity: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -264,4 +258,4 @@ class SegmentRun(SQLModel, table=True):
 
 
 # The segment recompute reads each owner's earliest purchase date; this index covers it.
-Index("ix_vehicle_owner_purchase", Vehicle.owner_id, Vehicle.purchase_date)
+Index("ix_vehicle_owner_purchase", col(Vehicle.owner_id), col(Vehicle.purchase_date))

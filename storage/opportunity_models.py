@@ -70,9 +70,7 @@ class DemandStaff(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     demand_id: int = Field(foreign_key="demand_account.id", index=True)
     name: str = ""
-    telegram_user_id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
-    )
+    telegram_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True, nullable=True))
     registration_code_hash: str | None = Field(default=None, index=True)
     registration_expires_at: datetime | None = None
     registered_at: datetime | None = None

@@ -25,12 +25,14 @@ from typing import Any
 
 from sqlalchemy import and_, any_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session
+from sqlalchemy.sql.expression import Exists
+from sqlmodel import Session, col
 
+from storage.db import rowcount, table_of
 from storage.delivery_models import DeliverySuppression, OutboxTopic, OwnerPreference
 from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner, Partner
 
-_T = OutboxMessage.__table__
+_T = table_of(OutboxMessage)
 PENDING = OutboxStatus.pending.value
 SENDING = OutboxStatus.sending.value
 SENT = OutboxStatus.sent.value
@@ -58,9 +60,19 @@ class ClaimedMessage:
 
 
 _CLAIM_COLUMNS = (
-    _T.c.id, _T.c.chat_id, _T.c.owner_id, _T.c.message_class, _T.c.priority, _T.c.text,
-    _T.c.parse_mode, _T.c.buttons, _T.c.attempts, _T.c.not_before, _T.c.expires_at,
-    _T.c.created_at, _T.c.partner_id,
+    _T.c.id,
+    _T.c.chat_id,
+    _T.c.owner_id,
+    _T.c.message_class,
+    _T.c.priority,
+    _T.c.text,
+    _T.c.parse_mode,
+    _T.c.buttons,
+    _T.c.attempts,
+    _T.c.not_before,
+    _T.c.expires_at,
+    _T.c.created_at,
+    _T.c.partner_id,
 )
 
 
@@ -128,34 +140,49 @@ def _record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
     retry = [o for o in outcomes if o.status == PENDING]
     if sent:
         conn.execute(
-            update(_T).where(_T.c.id == bindparam("b_id")).values(
-                status=SENT, telegram_message_id=bindparam("b_tg"), sent_at=bindparam("b_at"),
-                updated_at=bindparam("b_at"), lease_until=None, reason=None,
+            update(_T)
+            .where(_T.c.id == bindparam("b_id"))
+            .values(
+                status=SENT,
+                telegram_message_id=bindparam("b_tg"),
+                sent_at=bindparam("b_at"),
+                updated_at=bindparam("b_at"),
+                lease_until=None,
+                reason=None,
             ),
             [{"b_id": o.id, "b_tg": o.telegram_message_id, "b_at": o.at} for o in sent],
         )
     if final:
         conn.execute(
-            update(_T).where(_T.c.id == bindparam("b_id"), _T.c.status == SENDING).values(
-                status=bindparam("b_status"), reason=bindparam("b_reason"),
-                updated_at=bindparam("b_at"), lease_until=None,
+            update(_T)
+            .where(_T.c.id == bindparam("b_id"), _T.c.status == SENDING)
+            .values(
+                status=bindparam("b_status"),
+                reason=bindparam("b_reason"),
+                updated_at=bindparam("b_at"),
+                lease_until=None,
             ),
-            [
-                {"b_id": o.id, "b_status": o.status, "b_reason": (o.reason or "")[:500], "b_at": o.at}
-                for o in final
-            ],
+            [{"b_id": o.id, "b_status": o.status, "b_reason": (o.reason or "")[:500], "b_at": o.at} for o in final],
         )
     if retry:
         conn.execute(
-            update(_T).where(_T.c.id == bindparam("b_id"), _T.c.status == SENDING).values(
-                status=PENDING, not_before=bindparam("b_nb"), reason=bindparam("b_reason"),
-                updated_at=bindparam("b_at"), lease_until=None,
+            update(_T)
+            .where(_T.c.id == bindparam("b_id"), _T.c.status == SENDING)
+            .values(
+                status=PENDING,
+                not_before=bindparam("b_nb"),
+                reason=bindparam("b_reason"),
+                updated_at=bindparam("b_at"),
+                lease_until=None,
                 attempts=_T.c.attempts - bindparam("b_refund"),
             ),
             [
                 {
-                    "b_id": o.id, "b_nb": o.not_before or o.at, "b_reason": o.reason,
-                    "b_at": o.at, "b_refund": 1 if o.refund_attempt else 0,
+                    "b_id": o.id,
+                    "b_nb": o.not_before or o.at,
+                    "b_reason": o.reason,
+                    "b_at": o.at,
+                    "b_refund": 1 if o.refund_attempt else 0,
                 }
                 for o in retry
             ],
@@ -166,24 +193,27 @@ def _record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
 
 def _chat_unreachable(conn: Connection, chat_id: int, reason: str, now: datetime) -> int:
     conn.execute(
-        update(Owner.__table__).where(Owner.__table__.c.telegram_user_id == chat_id)
+        update(table_of(Owner))
+        .where(table_of(Owner).c.telegram_user_id == chat_id)
         .values(unreachable=True, updated_at=now)
     )
     result = conn.execute(
-        update(_T).where(_T.c.chat_id == chat_id, _T.c.status == PENDING)
+        update(_T)
+        .where(_T.c.chat_id == chat_id, _T.c.status == PENDING)
         .values(status=SKIPPED, reason=reason, updated_at=now)
     )
-    return result.rowcount or 0
+    return rowcount(result) or 0
 
 
 def expire_pending(engine: Engine, now: datetime) -> int:
     """Skip pending rows whose ``expires_at`` has passed (they could never be sent)."""
     with engine.begin() as conn:
         result = conn.execute(
-            update(_T).where(_T.c.status == PENDING, _T.c.expires_at <= now)
+            update(_T)
+            .where(_T.c.status == PENDING, _T.c.expires_at <= now)
             .values(status=SKIPPED, reason="expired", updated_at=now)
         )
-        return result.rowcount or 0
+        return rowcount(result) or 0
 
 
 # --- partner notices -------------------------------------------------------------------------
@@ -191,17 +221,15 @@ def expire_pending(engine: Engine, now: datetime) -> int:
 PARTNER_INACTIVE = "partner_inactive"
 PARTNER_ACCOUNT_CHANGED = "partner_account_changed"
 PARTNER_NOT_REGISTERED = "partner_not_registered"
-_O = Owner.__table__
+_O = table_of(Owner)
 
 
-def _owner_addressed():  # noqa: ANN202 - a SQL condition on the outbox row
+def _owner_addressed() -> Exists:
     """The row goes to the owner it is about (their own private chat), not to a partner."""
     return exists().where(_O.c.id == _T.c.owner_id, _O.c.telegram_user_id == _T.c.chat_id)
 
 
-def skip_partner_notices(
-    session: Session, partner_id: int, chat_id: int, reason: str, now: datetime
-) -> int:
+def skip_partner_notices(session: Session, partner_id: int, chat_id: int, reason: str, now: datetime) -> int:
     """Skip the queued rows addressed to ``chat_id`` as partner ``partner_id``'s chat (the
     partner was deactivated, or this account was unlinked). Rows to owners stay."""
     result = session.execute(
@@ -215,7 +243,7 @@ def skip_partner_notices(
         .values(status=SKIPPED, reason=reason, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rowcount(result) or 0
 
 
 @dataclass(frozen=True)
@@ -241,23 +269,35 @@ def readdress_partner_notices(
     moved = skipped = 0
     if from_chat is not None:
         to_partner = and_(
-            _T.c.status == PENDING, _T.c.partner_id == from_id, _T.c.chat_id == from_chat,
+            _T.c.status == PENDING,
+            _T.c.partner_id == from_id,
+            _T.c.chat_id == from_chat,
             ~_owner_addressed(),
         )
         if to_chat is not None:
             values: dict[str, Any] = dict(chat_id=to_chat, partner_id=to_id, updated_at=now)
         else:
             values = dict(status=SKIPPED, reason=PARTNER_NOT_REGISTERED, partner_id=to_id, updated_at=now)
-        count = session.execute(
-            update(_T).where(to_partner).values(**values).execution_options(synchronize_session=False)
-        ).rowcount or 0
+        count = (
+            rowcount(
+                session.execute(
+                    update(_T).where(to_partner).values(**values).execution_options(synchronize_session=False)
+                )
+            )
+            or 0
+        )
         moved, skipped = (count, 0) if to_chat is not None else (0, count)
-    retagged = session.execute(
-        update(_T)
-        .where(_T.c.status == PENDING, _T.c.partner_id == from_id)
-        .values(partner_id=to_id, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount or 0
+    retagged = (
+        rowcount(
+            session.execute(
+                update(_T)
+                .where(_T.c.status == PENDING, _T.c.partner_id == from_id)
+                .values(partner_id=to_id, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        or 0
+    )
     return Readdressed(moved, skipped, retagged)
 
 
@@ -280,20 +320,22 @@ def partner_vetoes(session: Session, rows: Sequence[ClaimedMessage]) -> dict[int
     owner_of_chat: dict[int, int] = {}
     for chunk in _chunks(chats):
         for pid, tg, active in session.execute(
-            select(Partner.id, Partner.telegram_user_id, Partner.active).where(
-                Partner.telegram_user_id.in_(chunk)
+            select(col(Partner.id), col(Partner.telegram_user_id), col(Partner.active)).where(
+                col(Partner.telegram_user_id).in_(chunk)
             )
         ).all():
             partners[pid] = (tg, bool(active))
             by_chat[tg] = bool(active)
         for oid, tg in session.execute(
-            select(Owner.id, Owner.telegram_user_id).where(Owner.telegram_user_id.in_(chunk))
+            select(col(Owner.id), col(Owner.telegram_user_id)).where(col(Owner.telegram_user_id).in_(chunk))
         ).all():
             owner_of_chat[tg] = oid
     missing = [p for p in partner_ids if p not in partners]
     for chunk in _chunks(missing):
         for pid, tg, active in session.execute(
-            select(Partner.id, Partner.telegram_user_id, Partner.active).where(Partner.id.in_(chunk))
+            select(col(Partner.id), col(Partner.telegram_user_id), col(Partner.active)).where(
+                col(Partner.id).in_(chunk)
+            )
         ).all():
             partners[pid] = (tg, bool(active))
     vetoes: dict[int, str] = {}
@@ -301,8 +343,7 @@ def partner_vetoes(session: Session, rows: Sequence[ClaimedMessage]) -> dict[int
         partner = partners.get(row.partner_id) if row.partner_id is not None else None
         chat_owner = owner_of_chat.get(row.chat_id)
         if chat_owner is not None and (
-            row.owner_id == chat_owner
-            or (row.owner_id is None and not (partner and partner[0] == row.chat_id))
+            row.owner_id == chat_owner or (row.owner_id is None and not (partner and partner[0] == row.chat_id))
         ):
             continue  # to an owner: the partner's state does not decide it
         if row.partner_id is not None:
@@ -341,12 +382,16 @@ def owners_by_chat(session: Session, chat_ids: Iterable[int]) -> dict[int, ChatO
     for chunk in _chunks(wanted, session):
         rows = session.execute(
             select(
-                Owner.id, Owner.telegram_user_id, Owner.opted_out, Owner.unreachable,
-                OwnerPreference.timezone, OwnerPreference.marketing_cap_per_week,
-                OwnerPreference.quiet_hours,
+                col(Owner.id),
+                col(Owner.telegram_user_id),
+                col(Owner.opted_out),
+                col(Owner.unreachable),
+                col(OwnerPreference.timezone),
+                col(OwnerPreference.marketing_cap_per_week),
+                col(OwnerPreference.quiet_hours),
             )
-            .outerjoin(OwnerPreference, OwnerPreference.owner_id == Owner.id)
-            .where(among(session, Owner.telegram_user_id, chunk))
+            .outerjoin(OwnerPreference, col(OwnerPreference.owner_id) == col(Owner.id))
+            .where(among(session, col(Owner.telegram_user_id), chunk))
         ).all()
         for row in rows:
             found[row[1]] = ChatOwner(row[0], row[1], bool(row[2]), bool(row[3]), row[4], row[5], row[6])
@@ -360,8 +405,8 @@ def partner_chats(session: Session, chat_ids: Iterable[int]) -> set[int]:
     for chunk in _chunks(wanted, session):
         found.update(
             session.execute(
-                select(Partner.telegram_user_id).where(
-                    among(session, Partner.telegram_user_id, chunk), Partner.active.is_(True)
+                select(col(Partner.telegram_user_id)).where(
+                    among(session, col(Partner.telegram_user_id), chunk), col(Partner.active).is_(True)
                 )
             ).scalars()
         )
@@ -406,8 +451,8 @@ def topics_of(session: Session, outbox_ids: Iterable[int]) -> dict[int, tuple[st
     found: dict[int, tuple[str, str | None]] = {}
     for chunk in _chunks(sorted(set(outbox_ids)), session):
         for outbox_id, topic, subject in session.execute(
-            select(OutboxTopic.outbox_id, OutboxTopic.topic, OutboxTopic.subject).where(
-                among(session, OutboxTopic.outbox_id, chunk)
+            select(col(OutboxTopic.outbox_id), col(OutboxTopic.topic), col(OutboxTopic.subject)).where(
+                among(session, col(OutboxTopic.outbox_id), chunk)
             )
         ).all():
             found[outbox_id] = (topic, subject)
@@ -420,8 +465,9 @@ def suppressions_for(session: Session, topics: Iterable[str]) -> dict[tuple[str,
     if not wanted:
         return {}
     rows = session.execute(
-        select(DeliverySuppression.topic, DeliverySuppression.subject, DeliverySuppression.reason)
-        .where(DeliverySuppression.topic.in_(wanted))
+        select(col(DeliverySuppression.topic), col(DeliverySuppression.subject), col(DeliverySuppression.reason)).where(
+            col(DeliverySuppression.topic).in_(wanted)
+        )
     ).all()
     return {(topic, subject or ""): reason for topic, subject, reason in rows}
 
@@ -429,8 +475,8 @@ def suppressions_for(session: Session, topics: Iterable[str]) -> dict[tuple[str,
 def add_suppression(session: Session, topic: str, subject: str, reason: str, now: datetime) -> bool:
     """Record a cancelled topic/subject once; returns True when it is new."""
     exists = session.execute(
-        select(DeliverySuppression.id).where(
-            DeliverySuppression.topic == topic, DeliverySuppression.subject == subject
+        select(col(DeliverySuppression.id)).where(
+            col(DeliverySuppression.topic) == topic, col(DeliverySuppression.subject) == subject
         )
     ).first()
     if exists:
@@ -452,7 +498,9 @@ def planned_rows(session: Session, keys: Iterable[str]) -> dict[str, tuple[str, 
     found: dict[str, tuple[str, str | None, datetime]] = {}
     for chunk in _chunks(sorted(set(keys)), session):
         for key, status, reason, not_before in session.execute(
-            select(_T.c.dedupe_key, _T.c.status, _T.c.reason, _T.c.not_before).where(among(session, _T.c.dedupe_key, chunk))
+            select(_T.c.dedupe_key, _T.c.status, _T.c.reason, _T.c.not_before).where(
+                among(session, _T.c.dedupe_key, chunk)
+            )
         ).all():
             found[key] = (status, reason, not_before)
     return found
@@ -479,8 +527,22 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> Any:
 
 
 __all__ = [
-    "ChatOwner", "ClaimedMessage", "Outcome", "add_suppression", "claim_due", "existing_keys",
-    "expire_pending", "marketing_times", "owners_by_chat", "planned_rows", "partner_chats", "partner_vetoes",
-    "Readdressed", "readdress_partner_notices", "skip_partner_notices",
-    "record_outcomes", "suppressions_for", "topics_of",
+    "ChatOwner",
+    "ClaimedMessage",
+    "Outcome",
+    "Readdressed",
+    "add_suppression",
+    "claim_due",
+    "existing_keys",
+    "expire_pending",
+    "marketing_times",
+    "owners_by_chat",
+    "partner_chats",
+    "partner_vetoes",
+    "planned_rows",
+    "readdress_partner_notices",
+    "record_outcomes",
+    "skip_partner_notices",
+    "suppressions_for",
+    "topics_of",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Index, func
 from sqlmodel import Field, SQLModel
 
+from storage.db import table_of
 from storage.models import Owner, Vehicle
 
 
@@ -23,7 +24,7 @@ class SegmentDirty(SQLModel, table=True):
     owner_id: int
 
 
-_owner = Owner.__table__
+_owner = table_of(Owner)
 IX_OWNER_LAST_ACTIVE = Index("ix_owner_last_active_at", _owner.c.last_active_at)
 IX_OWNER_ONLINE_SINCE = Index("ix_owner_online_since", func.coalesce(_owner.c.online_at, _owner.c.verified_at))
-IX_VEHICLE_PURCHASE = Index("ix_vehicle_purchase_date", Vehicle.__table__.c.purchase_date)
+IX_VEHICLE_PURCHASE = Index("ix_vehicle_purchase_date", table_of(Vehicle).c.purchase_date)

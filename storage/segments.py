@@ -48,7 +48,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped
+from sqlmodel import col
 
+from storage.db import table_of
 from storage.events import MEANINGFUL, EventKind, counts_toward_maturity
 from storage.models import (
     Event,
@@ -125,7 +128,7 @@ class RecomputeStats:
 
 # --- expressions ----------------------------------------------------------------------------
 
-_O = Owner.__table__.c
+_O = table_of(Owner).c
 _DT = _O.last_active_at.type
 
 
@@ -136,9 +139,7 @@ def _at(value: datetime) -> ColumnElement[Any]:
 
 def is_online() -> ColumnElement[bool]:
     """Ever online: the funnel's online or verified stage, or either timestamp."""
-    return or_(
-        _O.online_at.is_not(None), _O.verified_at.is_not(None), _O.stage.in_(ONLINE_STAGES)
-    )
+    return or_(_O.online_at.is_not(None), _O.verified_at.is_not(None), _O.stage.in_(ONLINE_STAGES))
 
 
 def online_since() -> ColumnElement[Any]:
@@ -194,7 +195,7 @@ def familiarity_expr(p: SegmentParams, from_car: ColumnElement[Any]) -> ColumnEl
     )
 
 
-def car_familiarity(p: SegmentParams, purchase: ColumnElement[Any]) -> ColumnElement[Any]:
+def car_familiarity(p: SegmentParams, purchase: ColumnElement[Any] | Mapped[Any]) -> ColumnElement[Any]:
     """From the earliest purchase date; NULL (unknown) without one."""
     return case(
         (purchase > literal(p.novice_after, Date), Familiarity.novice.value),
@@ -253,15 +254,13 @@ class PreviousRun:
 def previous_run(conn: Connection, before: int) -> PreviousRun | None:
     """The latest committed recompute before run ``before``: its ``now``, its thresholds key
     and when the latest full pass ran (None: never ran)."""
-    runs = SegmentRun.__table__.c
+    runs = table_of(SegmentRun).c
     row = conn.execute(
         select(runs.at, runs.thresholds).where(runs.id < before).order_by(runs.id.desc()).limit(1)
     ).first()
     if row is None:
         return None
-    full_at = conn.execute(
-        select(func.max(runs.at)).where(runs.id < before, runs.mode == "full")
-    ).scalar()
+    full_at = conn.execute(select(func.max(runs.at)).where(runs.id < before, runs.mode == "full")).scalar()
     return PreviousRun(at=row[0], thresholds=row[1], last_full_at=full_at)
 
 
@@ -275,11 +274,13 @@ def start_run(conn: Connection, now: datetime) -> int:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-    runs = SegmentRun.__table__
+    runs = table_of(SegmentRun)
     result = conn.execute(
         insert(runs).values(at=_at(now), owners=0, changed=0, familiarity_changed=0, rebuilt=False, seconds=0.0)
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row has its key
+    return int(key[0])
 
 
 def finish_run(
@@ -293,8 +294,8 @@ def finish_run(
     thresholds: str | None = None,
 ) -> None:
     conn.execute(
-        update(SegmentRun.__table__)
-        .where(SegmentRun.__table__.c.id == run_id)
+        update(table_of(SegmentRun))
+        .where(table_of(SegmentRun).c.id == run_id)
         .values(
             mode=mode,
             thresholds=thresholds,
@@ -342,7 +343,7 @@ def movers(prev: SegmentParams, p: SegmentParams) -> list[Any]:
         ranges += _between(since, lo, hi)
     ranges += _between(since, prev.growing_online_before, p.growing_online_before)
     selects: list[Any] = [select(_O.id).where(r) for r in ranges]
-    v = Vehicle.__table__.c
+    v = table_of(Vehicle).c
     for name in ("novice_after", "veteran_until"):
         lo, hi = getattr(prev, name), getattr(p, name)
         if lo < hi:  # (lo, hi]
@@ -372,7 +373,7 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
         table.drop(conn, checkfirst=True)
         table.create(conn)
     try:
-        d = SegmentDirty.__table__.c
+        d = table_of(SegmentDirty).c
         # Only the queue rows this run has seen are deleted at its end. On SQLite the run holds
         # the write lock from its first statement, so every row up to the highest id is seen;
         # on PostgreSQL a transaction still open may hold a lower id and commit later, so the
@@ -384,7 +385,7 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
         else:
             conn.execute(insert(queued).from_select(["id"], select(d.id)))
             seen = d.id.in_(select(queued.c.id))
-        owners_total = conn.execute(select(func.count()).select_from(Owner.__table__)).scalar_one()
+        owners_total = conn.execute(select(func.count()).select_from(table_of(Owner))).scalar_one()
         evaluated = owners_total
         restrict = since is not None
         if restrict:
@@ -404,7 +405,7 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
             c.owner_id, c.from_maturity, c.from_activity, c.to_maturity, c.to_activity, _at(p.now)
         ).where(c.cell_changed == 1)
         conn.execute(
-            insert(SegmentTransition.__table__).from_select(
+            insert(table_of(SegmentTransition)).from_select(
                 ["owner_id", "from_maturity", "from_activity", "to_maturity", "to_activity", "at"],
                 transitions,
             )
@@ -412,7 +413,7 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
         rebuilt_indexes = _drop_cell_indexes(conn, c, owners_total)
         if rebuilt_indexes:  # no index over the cell to spare: one pass over the rows
             conn.execute(
-                update(Owner.__table__)
+                update(table_of(Owner))
                 .where(_O.id == c.owner_id)
                 .values(
                     maturity=c.to_maturity,
@@ -423,7 +424,7 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
             )
         else:  # only the owners whose cell moved touch the cell's indexes
             conn.execute(
-                update(Owner.__table__)
+                update(table_of(Owner))
                 .where(_O.id == c.owner_id, c.cell_changed == 1)
                 .values(
                     maturity=c.to_maturity,
@@ -433,16 +434,14 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
                 )
             )
             conn.execute(
-                update(Owner.__table__)
+                update(table_of(Owner))
                 .where(_O.id == c.owner_id, c.cell_changed == 0)
                 .values(segment_familiarity=c.to_familiarity)
             )
         for statement in rebuilt_indexes:
             conn.exec_driver_sql(statement)
-        conn.execute(SegmentDirty.__table__.delete().where(seen))
-        rows, cells = conn.execute(
-            select(func.count(), func.coalesce(func.sum(c.cell_changed), 0))
-        ).one()
+        conn.execute(table_of(SegmentDirty).delete().where(seen))
+        rows, cells = conn.execute(select(func.count(), func.coalesce(func.sum(c.cell_changed), 0))).one()
     finally:
         for table in temps:
             table.drop(conn, checkfirst=True)
@@ -484,22 +483,22 @@ def _drop_cell_indexes(conn: Connection, c: Any, owners_total: int) -> list[str]
 
 def _evaluate(conn: Connection, p: SegmentParams, dialect: str, changes: Table, only: Table | None) -> None:
     """Fill ``changes`` with the owners (all, or those in ``only``) whose stored values differ."""
-    owners: Any = Owner.__table__
+    owners: Any = table_of(Owner)
     if dialect == "sqlite" or only is not None:
         # One seek per owner in ix_vehicle_owner_purchase (SQLite has no hash join); the
         # earliest date is classified inside the subquery so that it runs once per owner.
         from_car: Any = (
-            select(car_familiarity(p, Vehicle.purchase_date))
-            .where(Vehicle.owner_id == _O.id, Vehicle.purchase_date.is_not(None))
-            .order_by(Vehicle.purchase_date)
+            select(car_familiarity(p, col(Vehicle.purchase_date)))
+            .where(col(Vehicle.owner_id) == _O.id, col(Vehicle.purchase_date).is_not(None))
+            .order_by(col(Vehicle.purchase_date))
             .limit(1)
             .scalar_subquery()
         )
     else:
         purchases = (
-            select(Vehicle.owner_id.label("owner_id"), func.min(Vehicle.purchase_date).label("p"))
-            .where(Vehicle.purchase_date.is_not(None))
-            .group_by(Vehicle.owner_id)
+            select(col(Vehicle.owner_id).label("owner_id"), func.min(col(Vehicle.purchase_date)).label("p"))
+            .where(col(Vehicle.purchase_date).is_not(None))
+            .group_by(col(Vehicle.owner_id))
             .subquery("purchases")
         )
         owners = owners.outerjoin(purchases, purchases.c.owner_id == _O.id)
@@ -540,7 +539,7 @@ def rebuild_counters(conn: Connection) -> int:
     The same values ``record()`` maintains one event at a time (max, min, counts of
     ``MEANINGFUL`` events), so running it on a consistent database changes nothing.
     """
-    e = Event.__table__.c
+    e = table_of(Event).c
     kinds = sorted(k.value for k in MEANINGFUL)
     # Grouping by ``owner_id + 0`` (same value) keeps SQLite from walking ix_event_owner_at
     # with one table lookup per event to read ``kind``; it scans and sorts instead (2-3× faster).
@@ -555,13 +554,13 @@ def rebuild_counters(conn: Connection) -> int:
             func.sum(case((and_(counted, e.kind == EventKind.referral_converted.value), 1), else_=0)).label("refs"),
             func.sum(case((and_(counted, e.kind == EventKind.service_visit.value), 1), else_=0)).label("visits"),
         )
-        .join(Owner.__table__, _O.id == e.owner_id)
+        .join(table_of(Owner), _O.id == e.owner_id)
         .where(e.kind.in_(kinds))
         .group_by(owner)
         .subquery("agg")
     )
     conn.execute(
-        update(Owner.__table__)
+        update(table_of(Owner))
         .where(
             or_(
                 _O.action_count != 0,
@@ -571,12 +570,10 @@ def rebuild_counters(conn: Connection) -> int:
                 _O.service_visits != 0,
             )
         )
-        .values(
-            last_active_at=None, first_action_at=None, action_count=0, referral_count=0, service_visits=0
-        )
+        .values(last_active_at=None, first_action_at=None, action_count=0, referral_count=0, service_visits=0)
     )
     result = conn.execute(
-        update(Owner.__table__)
+        update(table_of(Owner))
         .where(_O.id == agg.c.owner_id)
         .values(
             last_active_at=agg.c.last_at,

@@ -24,9 +24,7 @@ from storage.clock import utcnow
 
 class ServiceRecord(SQLModel, table=True):
     __tablename__ = "service_record"
-    __table_args__ = (
-        UniqueConstraint("vehicle_id", "service_date", "km", name="uq_service_record_visit"),
-    )
+    __table_args__ = (UniqueConstraint("vehicle_id", "service_date", "km", name="uq_service_record_visit"),)
 
     id: int | None = Field(default=None, primary_key=True)
     vehicle_id: int = Field(foreign_key="vehicle.id")

@@ -48,9 +48,7 @@ def pg_database_url() -> Iterator[str | None]:
     admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(
-        hide_password=False
-    )
+    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(hide_password=False)
     migrate.upgrade(url)
     yield url
     with admin.connect() as conn:

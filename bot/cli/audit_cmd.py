@@ -53,8 +53,18 @@ def audit(
         rows = audit_entries(session, since=start, kinds=kind, limit=limit)
     if fmt is Format.json:
         for row in rows:
-            typer.echo(json.dumps({"at": row.at.isoformat(), "kind": row.kind, "actor": row.actor,
-                                   "subject": row.subject, "data": row.data}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "at": row.at.isoformat(),
+                        "kind": row.kind,
+                        "actor": row.actor,
+                        "subject": row.subject,
+                        "data": row.data,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     table = Table(title=f"Audit log ({len(rows)} rows)")
     for column in ("at (UTC)", "kind", "actor", "subject"):

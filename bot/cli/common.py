@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-import sys
 
 import typer
 from rich.console import Console
@@ -72,8 +72,9 @@ def _audit_command(app: App, outcome: str) -> None:
     command, params = _current_command()
     try:
         with session_scope(app.engine) as session:
-            record_audit(session, AuditKind.operator_action, actor="cli", subject=command[:128],
-                         outcome=outcome, params=params)
+            record_audit(
+                session, AuditKind.operator_action, actor="cli", subject=command[:128], outcome=outcome, params=params
+            )
     except Exception:  # noqa: BLE001 - the audit row must never turn a done command into a failure
         logging.getLogger(__name__).warning("could not write the audit row for %s", command)
 
@@ -91,8 +92,7 @@ def _current_command() -> tuple[str, dict[str, object]]:
     ctx = get_current_context(silent=True)
     if ctx is None:
         return "", {}
-    params = {name: ("***" if _is_secret(name) else _plain(value))
-              for name, value in ctx.params.items()}
+    params = {name: ("***" if _is_secret(name) else _plain(value)) for name, value in ctx.params.items()}
     path = ctx.command_path.split(" ", 1)
     return (path[1] if len(path) > 1 else path[0]), params
 

@@ -26,7 +26,10 @@ def demo(
     logging.getLogger("aiogram").setLevel(logging.WARNING)
     result = run_demo(
         DemoOptions(
-            owners_per_partner=owners_per_partner, seed=seed, out_dir=out, days=days,
+            owners_per_partner=owners_per_partner,
+            seed=seed,
+            out_dir=out,
+            days=days,
             say=lambda text: console.print(f"[bold cyan]▶[/] {text}", highlight=False),
         )
     )
@@ -43,17 +46,25 @@ def demo(
         referral_text = ", ".join(f"{k} {v}" for k, v in sorted(d.referrals.items())) or "none"
         reasons = ", ".join(f"{k} {v}" for k, v in d.winback_answers.most_common()) or "none"
         leaders = ", ".join(f"{name} {n}" for name, n in d.leaderboard) or "none yet"
-        console.print(Panel(
-            f"flow messages sent: {d.flow_messages}\n"
-            f"gifts granted: {d.gifts_granted}, redeemed: {d.gifts_redeemed}\n"
-            f"referrals: {referral_text}\nreferral leaderboard: {leaders}\n"
-            f"churn reasons (win-back survey): {reasons}\nwon back: {d.won_back}",
-            title=f"{d.days} days of operations", expand=False,
-        ), highlight=False)
+        console.print(
+            Panel(
+                f"flow messages sent: {d.flow_messages}\n"
+                f"gifts granted: {d.gifts_granted}, redeemed: {d.gifts_redeemed}\n"
+                f"referrals: {referral_text}\nreferral leaderboard: {leaders}\n"
+                f"churn reasons (win-back survey): {reasons}\nwon back: {d.won_back}",
+                title=f"{d.days} days of operations",
+                expand=False,
+            ),
+            highlight=False,
+        )
         if d.service:
-            console.print(Panel(escape("\n".join(d.service)), title="a service moment (day 5)", expand=False), highlight=False)
+            console.print(
+                Panel(escape("\n".join(d.service)), title="a service moment (day 5)", expand=False), highlight=False
+            )
         if d.campaigns:
-            console.print(Panel(escape("\n".join(d.campaigns)), title="campaigns (day 7)", expand=False), highlight=False)
+            console.print(
+                Panel(escape("\n".join(d.campaigns)), title="campaigns (day 7)", expand=False), highlight=False
+            )
     if result.matrix_text:
         console.print(f"segment matrix: {result.matrix_text}", highlight=False)
     if result.funnel is not None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from bot.cli.common import console, fail, open_app
+from flows.community.partners import find_partner
 from flows.errors import AutoCircleError
 from flows.reports.owner_export import export_owners
-from flows.community.partners import find_partner
 from storage.db import session_scope
 
 app = typer.Typer(help="Exports for analysis in Excel.", no_args_is_help=True)
@@ -20,9 +20,7 @@ app = typer.Typer(help="Exports for analysis in Excel.", no_args_is_help=True)
 def owners(
     out: Path = typer.Option(..., "--out", help="The .xlsx file to write."),
     partner: str | None = typer.Option(None, "--partner", help="Only this advisor code's owners."),
-    masked: bool = typer.Option(
-        False, "--mask", help="Hide the middle of phones and VINs (as partners see them)."
-    ),
+    masked: bool = typer.Option(False, "--mask", help="Hide the middle of phones and VINs (as partners see them)."),
     locale: str | None = typer.Option(None, "--locale", help="zh or en headers (default: settings)."),
 ) -> None:
     """Owners with familiarity, maturity, activity, cell, last activity and funnel stage."""

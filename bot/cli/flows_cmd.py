@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.cli.common import console, fail, load_settings, open_app
+from flows.community.owners_view import owner_by_ref
 from flows.engine.flow_files import FlowFileError
 from flows.engine.flow_spec import ACTIVITIES, MATURITIES
 from flows.engine.flow_why import delivery_notes
-from flows.community.owners_view import owner_by_ref
 from flows.engine.playbook import PLAYBOOK_NAME, check_library, load_playbook
 from storage.flow_models import FlowRun, FlowRunLog
 
@@ -29,7 +29,9 @@ def _library_dir() -> Path:
 
 @app.command("check")
 def check(
-    path: Path | None = typer.Argument(None, help="A flow folder or one flow file (default: AUTOCIRCLE_FLOWS_DIR, else the shipped library)."),
+    path: Path | None = typer.Argument(
+        None, help="A flow folder or one flow file (default: AUTOCIRCLE_FLOWS_DIR, else the shipped library)."
+    ),
 ) -> None:
     """Validate flow files and the playbook against what the code knows (events, actions,
     gift types, templates in every locale); one line per problem: file:line: field: message."""
@@ -84,20 +86,22 @@ def show_flow(
 
 @app.command("runs")
 def runs(
-    owner: str | None = typer.Option(None, "--owner", help="Only this owner's runs and log (owner id from the import, or our id)."),
+    owner: str | None = typer.Option(
+        None, "--owner", help="Only this owner's runs and log (owner id from the import, or our id)."
+    ),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows per table."),
 ) -> None:
     """Flow runs and the why-log: entered, skipped by a rule, queued, and what became of each
     queued message (sent, waiting for quiet hours to end, skipped by the cap or an opt-out)."""
     with open_app() as ac, Session(ac.engine) as session:
-        run_query = select(FlowRun).order_by(FlowRun.id.desc()).limit(limit)  # type: ignore[union-attr]
-        log_query = select(FlowRunLog).order_by(FlowRunLog.id.desc()).limit(limit)  # type: ignore[union-attr]
+        run_query = select(FlowRun).order_by(col(FlowRun.id).desc()).limit(limit)
+        log_query = select(FlowRunLog).order_by(col(FlowRunLog.id).desc()).limit(limit)
         if owner is not None:
             found = owner_by_ref(session, owner)
             if found is None:
                 raise fail(f"no owner {owner!r}")
-            run_query = run_query.where(FlowRun.owner_id == found.id)
-            log_query = log_query.where(FlowRunLog.owner_id == found.id)
+            run_query = run_query.where(col(FlowRun.owner_id) == found.id)
+            log_query = log_query.where(col(FlowRunLog.owner_id) == found.id)
         run_rows = list(reversed(session.exec(run_query).all()))
         log_rows = list(reversed(session.exec(log_query).all()))
         settings = ac.settings
@@ -107,8 +111,14 @@ def runs(
         table.add_column(column)
     for run in run_rows:
         table.add_row(
-            str(run.id), str(run.owner_id), run.flow_key, run.flow_version, run.step_id or "",
-            run.status, f"{run.next_at:%Y-%m-%d %H:%M}" if run.next_at else "", run.end_reason or "",
+            str(run.id),
+            str(run.owner_id),
+            run.flow_key,
+            run.flow_version,
+            run.step_id or "",
+            run.status,
+            f"{run.next_at:%Y-%m-%d %H:%M}" if run.next_at else "",
+            run.end_reason or "",
         )
     console.print(table)
     zone = ZoneInfo(settings.timezone)
@@ -117,8 +127,13 @@ def runs(
         why.add_column(column)
     for row in log_rows:
         why.add_row(
-            f"{row.at.astimezone(zone):%Y-%m-%d %H:%M}", str(row.owner_id), row.flow_key,
-            str(row.run_id or ""), row.step_id or "", row.outcome, row.reason or "",
+            f"{row.at.astimezone(zone):%Y-%m-%d %H:%M}",
+            str(row.owner_id),
+            row.flow_key,
+            str(row.run_id or ""),
+            row.step_id or "",
+            row.outcome,
+            row.reason or "",
             delivery.get(row.id or 0, ""),
         )
     console.print(why)
@@ -140,8 +155,7 @@ def show(
         for activity in ACTIVITIES:
             table.add_column(activity, overflow="fold")
         for maturity in MATURITIES:
-            cells = [", ".join(playbook.flows_for(line, f"{maturity}/{activity}")) or "—"
-                     for activity in ACTIVITIES]
+            cells = [", ".join(playbook.flows_for(line, f"{maturity}/{activity}")) or "—" for activity in ACTIVITIES]
             table.add_row(maturity, *cells)
         console.print(table)
     if playbook.events:

@@ -10,7 +10,9 @@ cannot be imported.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -26,23 +28,22 @@ from rich.progress import (
 )
 
 from bot.cli.common import console, err_console, fail, open_app
+from bot.config import Settings
 from storage.importing import ImportFileError, ImportProgress, ImportSummary, import_owners
 from storage.importing.summary import RecordImportSummary
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Import owner and partner data.", no_args_is_help=True)
 
 # Options every file import shares (one declaration, so their words never drift apart).
-REJECTS = typer.Option(
-    None, "--rejects", help="Where rejected rows go (default: FILE-stem.rejects.csv beside FILE)."
-)
+REJECTS = typer.Option(None, "--rejects", help="Where rejected rows go (default: FILE-stem.rejects.csv beside FILE).")
 AS_JSON = typer.Option(False, "--json", help="Print the summary as one JSON object.")
 
 
 @app.command("owners")
 def owners(
-    file: Path = typer.Argument(
-        ..., help="Owner export: CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or XLSX."
-    ),
+    file: Path = typer.Argument(..., help="Owner export: CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or XLSX."),
     rejects: Path | None = REJECTS,
     as_json: bool = AS_JSON,
 ) -> None:
@@ -51,8 +52,12 @@ def owners(
         settings = application.settings
         summary = _run_with_progress(
             lambda bar: import_owners(
-                application.engine, file, rejects_path=rejects,
-                batch_size=settings.imports.batch_size, timezone=settings.timezone, progress=bar,
+                application.engine,
+                file,
+                rejects_path=rejects,
+                batch_size=settings.imports.batch_size,
+                timezone=settings.timezone,
+                progress=bar,
             )
         )
     if as_json:
@@ -63,9 +68,7 @@ def owners(
 
 @app.command("services")
 def services(
-    file: Path = typer.Argument(
-        ..., help="Service history: VIN, date, km and optional items, CSV or XLSX."
-    ),
+    file: Path = typer.Argument(..., help="Service history: VIN, date, km and optional items, CSV or XLSX."),
     rejects: Path | None = REJECTS,
     as_json: bool = AS_JSON,
 ) -> None:
@@ -74,7 +77,10 @@ def services(
     from storage.importing.services import import_services
 
     _import_records(
-        file, rejects, as_json, import_services,
+        file,
+        rejects,
+        as_json,
+        import_services,
         lambda settings: ServiceRowApplier(settings.service.limits(settings.timezone), source=f"import:{file.name}"),
     )
 
@@ -94,15 +100,27 @@ def telematics(
     from storage.importing.telematics import import_telematics
 
     _import_records(
-        file, rejects, as_json, import_telematics,
+        file,
+        rejects,
+        as_json,
+        import_telematics,
         lambda settings: TelematicsRowApplier(
-            Renderer(default_locale=settings.locale), settings.service.limits(settings.timezone),
-            settings.service.fault_policy(), source=f"import:{file.name}", now=utcnow,
+            Renderer(default_locale=settings.locale),
+            settings.service.limits(settings.timezone),
+            settings.service.fault_policy(),
+            source=f"import:{file.name}",
+            now=utcnow,
         ),
     )
 
 
-def _import_records(file: Path, rejects: Path | None, as_json: bool, importer, make_applier) -> None:  # noqa: ANN001
+def _import_records(
+    file: Path,
+    rejects: Path | None,
+    as_json: bool,
+    importer: Callable[..., RecordImportSummary],
+    make_applier: Callable[[Settings], Any],
+) -> None:
     """The shared run of a record import (service visits, telematics): settings, the row
     applier, a progress bar on a terminal, the one-line refusal of an unreadable file, the
     summary."""
@@ -111,14 +129,19 @@ def _import_records(file: Path, rejects: Path | None, as_json: bool, importer, m
         applier = make_applier(settings)
         summary = _run_with_progress(
             lambda bar: importer(
-                application.engine, file, applier, rejects_path=rejects,
-                batch_size=settings.service.batch_size, timezone=settings.timezone, progress=bar,
+                application.engine,
+                file,
+                applier,
+                rejects_path=rejects,
+                batch_size=settings.service.batch_size,
+                timezone=settings.timezone,
+                progress=bar,
             )
         )
     _print_records(summary, as_json)
 
 
-def _run_with_progress(run):  # noqa: ANN001, ANN202 - run(progress) -> the import's summary
+def _run_with_progress(run: Callable[[_ProgressBar | None], T]) -> T:
     """A progress bar on a terminal around ``run``; an unreadable file ends with one line."""
     bar = _ProgressBar() if err_console.is_terminal else None
     try:

@@ -10,10 +10,10 @@ import typer
 
 from bot.cli.common import console, fail, open_app
 from flows.community import invites
-from flows.errors import PartnerNotFoundError
 from flows.community.partners import find_partner
+from flows.errors import PartnerNotFoundError
 from storage.clock import utcnow
-from storage.db import session_scope
+from storage.db import pk, session_scope
 
 app = typer.Typer(help="Personal invite links for owners.", no_args_is_help=True)
 
@@ -34,19 +34,22 @@ def export(
     expired: security.invite_valid_days) and write owner id, name, phone, token, link."""
     if fmt is Format.xlsx and out is None:
         raise fail("--format xlsx needs --out FILE.xlsx")
-    with open_app() as ac:
-        with session_scope(ac.engine) as session:
-            try:
-                found = find_partner(session, partner)
-            except PartnerNotFoundError as exc:
-                raise fail(str(exc)) from None
-            if not found.active:
-                raise fail(f"partner {found.advisor_code} is inactive: links would lead to nobody")
-            partner_id = found.id
-            rows = invites.issue_invites(
-                session, partner_id, bot_username or ac.settings.bot_username, utcnow(),
-                valid_days=ac.settings.security.invite_valid_days, actor="cli",
-            )
+    with open_app() as ac, session_scope(ac.engine) as session:
+        try:
+            found = find_partner(session, partner)
+        except PartnerNotFoundError as exc:
+            raise fail(str(exc)) from None
+        if not found.active:
+            raise fail(f"partner {found.advisor_code} is inactive: links would lead to nobody")
+        partner_id = pk(found)
+        rows = invites.issue_invites(
+            session,
+            partner_id,
+            bot_username or ac.settings.bot_username,
+            utcnow(),
+            valid_days=ac.settings.security.invite_valid_days,
+            actor="cli",
+        )
     if fmt is Format.xlsx:
         assert out is not None
         out.write_bytes(invites.to_xlsx(rows))

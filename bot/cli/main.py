@@ -22,10 +22,18 @@ app.add_typer(db_cmd.app, name="db")
 def _register_optional() -> None:
     """Sub-apps that live in their own modules; each module owns its command group."""
     from bot.cli import (
-        flows_cmd, import_cmd, invites_cmd, partners_cmd, report_cmd, run_cmd, templates_cmd,
+        audit_cmd,
+        export_cmd,
+        flows_cmd,
+        import_cmd,
+        invites_cmd,
+        partners_cmd,
+        report_cmd,
+        run_cmd,
+        segments_cmd,
+        templates_cmd,
         winback_cmd,
     )
-    from bot.cli import audit_cmd, export_cmd, segments_cmd
 
     run_cmd.register(app)
     from bot.cli import web_cmd

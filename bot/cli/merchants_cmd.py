@@ -42,8 +42,17 @@ def add(
     with open_app() as ac:
         try:
             with session_scope(ac.engine) as session:
-                merchant, _ = directory.add_merchant(session, code=code, name=name, kind=kind, category=category,
-                                                     city=city, district=district, dealers=dealers, contact=contact)
+                merchant, _ = directory.add_merchant(
+                    session,
+                    code=code,
+                    name=name,
+                    kind=kind,
+                    category=category,
+                    city=city,
+                    district=district,
+                    dealers=dealers,
+                    contact=contact,
+                )
                 line = f"added merchant {merchant.code} ({merchant.name}, {merchant.kind})"
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
@@ -62,7 +71,12 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     for col in ("code", "name", "kind", "category", "city", "dealers", "staff", "live offers"):
         table.add_column(col)
     for r in rows:
-        table.add_row(*(escape(str(v)) for v in (r.code, r.name, r.kind, r.category, r.city, ",".join(r.dealers), r.staff, r.live_offers)))
+        table.add_row(
+            *(
+                escape(str(v))
+                for v in (r.code, r.name, r.kind, r.category, r.city, ",".join(r.dealers), r.staff, r.live_offers)
+            )
+        )
     console.print(table)
 
 
@@ -78,12 +92,17 @@ def code(
                 issued = directory.issue_staff_code(session, merchant, utcnow(), staff_name=staff)
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
-    console.print(f"{escape(issued.merchant_code)} staff code: [bold]{issued.code}[/] "
-                  f"(send /merchant {issued.code} to the bot; expires {issued.expires_at:%Y-%m-%d %H:%M} UTC)", highlight=False)
+    console.print(
+        f"{escape(issued.merchant_code)} staff code: [bold]{issued.code}[/] "
+        f"(send /merchant {issued.code} to the bot; expires {issued.expires_at:%Y-%m-%d %H:%M} UTC)",
+        highlight=False,
+    )
 
 
 def import_merchants(
-    file: Path = typer.Argument(..., help="Merchants CSV or XLSX: code, name, kind, category, city, district, dealers, contact."),
+    file: Path = typer.Argument(
+        ..., help="Merchants CSV or XLSX: code, name, kind, category, city, district, dealers, contact."
+    ),
     rejects: Path | None = typer.Option(None, "--rejects", help="Where rejected rows go."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -137,7 +156,9 @@ def offers_add(
     levels: str = typer.Option("", "--levels", help="silver, gold, black"),
     tags: str = typer.Option("", "--tags"),
     commission_fixed: str | None = typer.Option(None, "--commission-fixed", help="Partner commission, yuan."),
-    commission_percent: float | None = typer.Option(None, "--commission-percent", help="Percent of the declared order value."),
+    commission_percent: float | None = typer.Option(
+        None, "--commission-percent", help="Percent of the declared order value."
+    ),
     status: str = typer.Option("draft", "--status", help="draft | live"),
     key: str | None = typer.Option(None, "--key", help="A name flow files use (grant_coupon: {offer: KEY})."),
 ) -> None:
@@ -146,18 +167,46 @@ def offers_add(
         tz = ac.settings.timezone
         try:
             kind = "fixed" if commission_fixed else "percent" if commission_percent else "none"
-            targeting = {k: v for k, v in dict(product_lines=product_lines, cells=cells, models=models,
-                                               car_age_months=car_age, mileage_km=mileage, cities=cities,
-                                               dealers=dealers, levels=levels, tags=tags).items() if v}
+            targeting = {
+                k: v
+                for k, v in dict(
+                    product_lines=product_lines,
+                    cells=cells,
+                    models=models,
+                    car_age_months=car_age,
+                    mileage_km=mileage,
+                    cities=cities,
+                    dealers=dealers,
+                    levels=levels,
+                    tags=tags,
+                ).items()
+                if v
+            }
             with session_scope(ac.engine) as session:
                 offer = offers.create_offer(
-                    session, merchant_code=merchant, title=title, body=text, category=category, value_kind=value_kind,
-                    amount_fen=parse_yuan(amount) if amount else None, percent=percent,
-                    cap_fen=parse_yuan(cap) if cap else None, item=item, valid_from=_day(valid_from, tz),
-                    valid_until=_day(valid_until, tz, end=True), valid_days=valid_days, stock_total=stock,
-                    per_owner_limit=per_owner, points_price=points_price, targeting=targeting,
-                    commission_kind=kind, commission_fen=parse_yuan(commission_fixed) if commission_fixed else None,
-                    commission_percent=commission_percent, status=status, key=key)
+                    session,
+                    merchant_code=merchant,
+                    title=title,
+                    body=text,
+                    category=category,
+                    value_kind=value_kind,
+                    amount_fen=parse_yuan(amount) if amount else None,
+                    percent=percent,
+                    cap_fen=parse_yuan(cap) if cap else None,
+                    item=item,
+                    valid_from=_day(valid_from, tz),
+                    valid_until=_day(valid_until, tz, end=True),
+                    valid_days=valid_days,
+                    stock_total=stock,
+                    per_owner_limit=per_owner,
+                    points_price=points_price,
+                    targeting=targeting,
+                    commission_kind=kind,
+                    commission_fen=parse_yuan(commission_fixed) if commission_fixed else None,
+                    commission_percent=commission_percent,
+                    status=status,
+                    key=key,
+                )
                 line = f"added offer {offer.id} ({offer.title}) for {merchant}, {offer.status}"
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
@@ -179,17 +228,46 @@ def offers_list(
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps([{"id": r.offer.id, "merchant": r.offer.merchant_code, "title": r.offer.title,
-                                "status": r.offer.status, "stock_left": r.offer.stock_left, "claimed": r.claimed,
-                                "redeemed": r.redeemed, "targeting": r.offer.targeting} for r in rows], ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.offer.id,
+                        "merchant": r.offer.merchant_code,
+                        "title": r.offer.title,
+                        "status": r.offer.status,
+                        "stock_left": r.offer.stock_left,
+                        "claimed": r.claimed,
+                        "redeemed": r.redeemed,
+                        "targeting": r.offer.targeting,
+                    }
+                    for r in rows
+                ],
+                ensure_ascii=False,
+            )
+        )
         return
     table = Table(title="Offers")
     for col in ("id", "merchant", "title", "category", "status", "stock left", "claimed", "redeemed", "commission"):
         table.add_column(col)
     for r in rows:
         o = r.offer
-        table.add_row(*(escape(str(v)) for v in (o.id, o.merchant_code, o.title, o.category, o.status,
-                                                 "∞" if o.stock_left is None else o.stock_left, r.claimed, r.redeemed, o.commission)))
+        table.add_row(
+            *(
+                escape(str(v))
+                for v in (
+                    o.id,
+                    o.merchant_code,
+                    o.title,
+                    o.category,
+                    o.status,
+                    "∞" if o.stock_left is None else o.stock_left,
+                    r.claimed,
+                    r.redeemed,
+                    o.commission,
+                )
+            )
+        )
     console.print(table)
 
 
@@ -229,15 +307,23 @@ def settlement(
                 commission.settle_due(session, utcnow())
                 merchant_id = directory.find_merchant(session, merchant).id if merchant else None
                 partner_id = find_partner(session, partner).id if partner else None
-                report = commission.settlement(session, month, ac.settings.timezone,
-                                               merchant_id=merchant_id, partner_id=partner_id)
+                report = commission.settlement(
+                    session, month, ac.settings.timezone, merchant_id=merchant_id, partner_id=partner_id
+                )
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
     if fmt is SettlementFormat.json:
-        typer.echo(json.dumps({"month": report.month,
-                               "merchants": [t.__dict__ for t in report.merchants],
-                               "partners": [t.__dict__ for t in report.partners],
-                               "lines": [{**line.__dict__, "at": line.at.isoformat()} for line in report.lines]}, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {
+                    "month": report.month,
+                    "merchants": [t.__dict__ for t in report.merchants],
+                    "partners": [t.__dict__ for t in report.partners],
+                    "lines": [{**line.__dict__, "at": line.at.isoformat()} for line in report.lines],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     if fmt is SettlementFormat.xlsx:
         try:
@@ -246,19 +332,38 @@ def settlement(
             raise fail(f"cannot write {out}: {exc.strerror}") from None
         console.print(f"wrote {out}")
         return
-    for title, totals, who in (("Merchants owe", report.merchants, "merchant"), ("Partners earned", report.partners, "partner")):
+    for title, totals, who in (
+        ("Merchants owe", report.merchants, "merchant"),
+        ("Partners earned", report.partners, "partner"),
+    ):
         table = Table(title=f"{title} · {report.month}")
         for col in (who, "name", "redemptions", "settled", "pending", "cancelled"):
             table.add_column(col)
         for t in totals:
-            table.add_row(escape(t.key), escape(t.name), str(t.redemptions), yuan(t.settled_fen), yuan(t.pending_fen), str(t.cancelled))
+            table.add_row(
+                escape(t.key),
+                escape(t.name),
+                str(t.redemptions),
+                yuan(t.settled_fen),
+                yuan(t.pending_fen),
+                str(t.cancelled),
+            )
         console.print(table)
     table = Table(title="Entries")
     for col in ("redemption", "at", "merchant", "partner", "offer", "owner", "order value", "commission", "status"):
         table.add_column(col)
     for line in report.lines:
-        table.add_row(str(line.redemption_id), f"{line.at:%Y-%m-%d %H:%M}", escape(line.merchant_code), escape(line.partner_code),
-                      escape(line.offer_title), escape(line.owner_name), yuan(line.order_value_fen), yuan(line.amount_fen), line.status)
+        table.add_row(
+            str(line.redemption_id),
+            f"{line.at:%Y-%m-%d %H:%M}",
+            escape(line.merchant_code),
+            escape(line.partner_code),
+            escape(line.offer_title),
+            escape(line.owner_name),
+            yuan(line.order_value_fen),
+            yuan(line.amount_fen),
+            line.status,
+        )
     console.print(table)
 
 
@@ -267,20 +372,47 @@ def settlement_xlsx(report: commission.Settlement) -> bytes:
 
     book = Workbook()
     sheet = book.active
+    assert sheet is not None  # a new Workbook has one active worksheet
     sheet.title = "merchants"
     sheet.append(["merchant", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"])
     for t in report.merchants:
-        sheet.append([safe_cell(t.key), safe_cell(t.name), t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled])
+        sheet.append(
+            [safe_cell(t.key), safe_cell(t.name), t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled]
+        )
     sheet = book.create_sheet("partners")
     sheet.append(["partner", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"])
     for t in report.partners:
-        sheet.append([safe_cell(t.key), safe_cell(t.name), t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled])
+        sheet.append(
+            [safe_cell(t.key), safe_cell(t.name), t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled]
+        )
     sheet = book.create_sheet("entries")
-    sheet.append(["redemption", "at (UTC)", "merchant", "partner", "offer", "owner", "order value (yuan)", "commission (yuan)", "status"])
+    sheet.append(
+        [
+            "redemption",
+            "at (UTC)",
+            "merchant",
+            "partner",
+            "offer",
+            "owner",
+            "order value (yuan)",
+            "commission (yuan)",
+            "status",
+        ]
+    )
     for line in report.lines:
-        sheet.append([line.redemption_id, line.at.replace(tzinfo=None), safe_cell(line.merchant_code), safe_cell(line.partner_code),
-                      safe_cell(line.offer_title), safe_cell(line.owner_name),
-                      None if line.order_value_fen is None else line.order_value_fen / 100, line.amount_fen / 100, line.status])
+        sheet.append(
+            [
+                line.redemption_id,
+                line.at.replace(tzinfo=None),
+                safe_cell(line.merchant_code),
+                safe_cell(line.partner_code),
+                safe_cell(line.offer_title),
+                safe_cell(line.owner_name),
+                None if line.order_value_fen is None else line.order_value_fen / 100,
+                line.amount_fen / 100,
+                line.status,
+            ]
+        )
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -304,26 +436,73 @@ def offers_report(
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps({
-            "offers": [{**r.__dict__, "claim_rate": r.claim_rate, "redeem_rate": r.redeem_rate} for r in funnel],
-            "merchants": [m.__dict__ for m in merchants],
-            "points": {**{k: v for k, v in liability.__dict__.items() if k != "levels"},
-                       "levels": [lv.__dict__ for lv in liability.levels]},
-        }, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {
+                    "offers": [
+                        {**r.__dict__, "claim_rate": r.claim_rate, "redeem_rate": r.redeem_rate} for r in funnel
+                    ],
+                    "merchants": [m.__dict__ for m in merchants],
+                    "points": {
+                        **{k: v for k, v in liability.__dict__.items() if k != "levels"},
+                        "levels": [lv.__dict__ for lv in liability.levels],
+                    },
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     table = Table(title="Offer funnel")
-    for col in ("offer", "merchant", "title", "status", "shown", "claimed", "redeemed", "claimed/shown", "redeemed/claimed"):
+    for col in (
+        "offer",
+        "merchant",
+        "title",
+        "status",
+        "shown",
+        "claimed",
+        "redeemed",
+        "claimed/shown",
+        "redeemed/claimed",
+    ):
         table.add_column(col)
     for r in funnel:
-        table.add_row(str(r.offer_id), escape(r.merchant_code), escape(r.title), r.status, str(r.shown), str(r.claimed),
-                      str(r.redeemed), reports._rate(r.claim_rate), reports._rate(r.redeem_rate))
+        table.add_row(
+            str(r.offer_id),
+            escape(r.merchant_code),
+            escape(r.title),
+            r.status,
+            str(r.shown),
+            str(r.claimed),
+            str(r.redeemed),
+            reports._rate(r.claim_rate),
+            reports._rate(r.redeem_rate),
+        )
     console.print(table)
     table = Table(title="Merchants")
-    for col in ("merchant", "name", "live offers", "shown", "claimed", "redeemed", "undone", "order value", "commission"):
+    for col in (
+        "merchant",
+        "name",
+        "live offers",
+        "shown",
+        "claimed",
+        "redeemed",
+        "undone",
+        "order value",
+        "commission",
+    ):
         table.add_column(col)
     for m in merchants:
-        table.add_row(escape(m.code), escape(m.name), str(m.live_offers), str(m.shown), str(m.claimed), str(m.redeemed),
-                      str(m.undone), yuan(m.order_value_fen), yuan(m.commission_fen))
+        table.add_row(
+            escape(m.code),
+            escape(m.name),
+            str(m.live_offers),
+            str(m.shown),
+            str(m.claimed),
+            str(m.redeemed),
+            str(m.undone),
+            yuan(m.order_value_fen),
+            yuan(m.commission_fen),
+        )
     console.print(table)
     table = Table(title="Points liability")
     for col in ("level", "members", "points held"):

@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
+from sqlmodel import Session
 
 from bot.cli.common import console, fail, open_app
 from flows.errors import AutoCircleError
 from flows.opportunities import capacity, demand, matching, reports, tasks
 from storage.clock import utcnow
-from storage.db import session_scope
-from storage.opportunity_models import DemandAccount
+from storage.db import pk, session_scope
+from storage.opportunity_models import DemandAccount, Task
 
 demand_app = typer.Typer(help="Demand-side accounts (shippers, fleets): add, list, staff codes.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Transport tasks: add, list, import.", no_args_is_help=True)
@@ -27,8 +28,11 @@ capacity_app = typer.Typer(help="Commercial owners' vehicles as capacity.", no_a
 
 def _print_code(issued: demand.IssuedStaffCode, zone: str) -> None:
     until = issued.expires_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
-    console.print(f"{escape(issued.demand_code)} {escape(issued.company)}: staff code [bold]{issued.code}[/] "
-                  f"(send /demand {issued.code} to the bot; valid until {until})", highlight=False)
+    console.print(
+        f"{escape(issued.demand_code)} {escape(issued.company)}: staff code [bold]{issued.code}[/] "
+        f"(send /demand {issued.code} to the bot; valid until {until})",
+        highlight=False,
+    )
 
 
 @demand_app.command("add")
@@ -44,16 +48,26 @@ def demand_add(
     with open_app() as ac:
         try:
             with session_scope(ac.engine) as s:
-                issued = demand.create_account(s, code=code, company=company, city=city, contact_name=contact,
-                                               contact_phone=phone, partner_advisor_code=partner, now=utcnow())
+                issued = demand.create_account(
+                    s,
+                    code=code,
+                    company=company,
+                    city=city,
+                    contact_name=contact,
+                    contact_phone=phone,
+                    partner_advisor_code=partner,
+                    now=utcnow(),
+                )
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
         _print_code(issued, ac.settings.timezone)
 
 
 @demand_app.command("code")
-def demand_code(code: str = typer.Argument(..., help="Account code."),
-                name: str = typer.Option("", "--name", help="The staff member's name.")) -> None:
+def demand_code(
+    code: str = typer.Argument(..., help="Account code."),
+    name: str = typer.Option("", "--name", help="The staff member's name."),
+) -> None:
     """A one-time code for one more staff member of the account."""
     with open_app() as ac:
         try:
@@ -73,8 +87,11 @@ def demand_list(as_json: bool = typer.Option(False, "--json")) -> None:
         return
     for r in rows:
         status = "" if r.active else " inactive"
-        console.print(f"{escape(r.code)}\t{escape(r.company)}\t{escape(r.city)}\tstaff {r.registered_staff}/{r.staff}\t"
-                      f"tasks {r.tasks}{status}", highlight=False)
+        console.print(
+            f"{escape(r.code)}\t{escape(r.company)}\t{escape(r.city)}\tstaff {r.registered_staff}/{r.staff}\t"
+            f"tasks {r.tasks}{status}",
+            highlight=False,
+        )
 
 
 @demand_app.command("import")
@@ -86,7 +103,9 @@ def demand_import(path: Path = typer.Argument(..., exists=True, dir_okay=False))
                 result = demand.import_accounts(s, path, utcnow())
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
-        console.print(f"created {result.created}, updated {result.updated}, rejected {len(result.rejected)}", highlight=False)
+        console.print(
+            f"created {result.created}, updated {result.updated}, rejected {len(result.rejected)}", highlight=False
+        )
         for row in result.rejected:
             console.print(f"line {row.line}: {escape(row.reason)}", highlight=False)
         for issued in result.codes:
@@ -96,14 +115,24 @@ def demand_import(path: Path = typer.Argument(..., exists=True, dir_okay=False))
 _TASK_COLUMNS = ("account", "pickup", "dropoff", "window", "class", "payload", "price", "notes")
 
 
-def _add_task(s, account: str, pickup: str, dropoff: str, window: str, cls: str, payload: str,  # noqa: ANN001
-              price: str, notes: str, zone: str):  # noqa: ANN202
+def _add_task(
+    s: Session,
+    account: str,
+    pickup: str,
+    dropoff: str,
+    window: str,
+    cls: str,
+    payload: str,
+    price: str,
+    notes: str,
+    zone: str,
+) -> Task:
     now = utcnow()
     start, end = tasks.parse_window(window, now, zone)
     tonnes, volume = capacity.parse_payload(payload)
     acc: DemandAccount = demand.find_account(s, account)
     draft = tasks.TaskDraft(pickup, dropoff, start, end, cls, tonnes, volume, tasks.parse_price(price), notes)
-    return tasks.post_task(s, acc.id, draft, actor="cli", now=now)  # type: ignore[arg-type]
+    return tasks.post_task(s, pk(acc), draft, actor="cli", now=now)
 
 
 @tasks_app.command("add")
@@ -124,7 +153,9 @@ def tasks_add(
                 task = _add_task(s, account, pickup, dropoff, window, cls, payload, price, notes, ac.settings.timezone)
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
-        console.print(f"task #{task.id} posted ({escape(task.pickup_text)} → {escape(task.dropoff_text)})", highlight=False)
+        console.print(
+            f"task #{task.id} posted ({escape(task.pickup_text)} → {escape(task.dropoff_text)})", highlight=False
+        )
 
 
 @tasks_app.command("import")
@@ -133,19 +164,21 @@ def tasks_import(path: Path = typer.Argument(..., exists=True, dir_okay=False)) 
     row is reported with its line and reason, good rows import."""
     rejected: list[tuple[int, str]] = []
     created = 0
-    with open_app() as ac:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in _TASK_COLUMNS[:6] if c not in (reader.fieldnames or [])]
-            if missing:
-                raise fail(f"{path.name}: missing column(s) {', '.join(missing)}")
-            for line, row in enumerate(reader, start=2):
-                try:
-                    with session_scope(ac.engine) as s:
-                        _add_task(s, *(row.get(c) or "" for c in _TASK_COLUMNS), ac.settings.timezone)  # type: ignore[arg-type]
-                    created += 1
-                except AutoCircleError as exc:
-                    rejected.append((line, str(exc)))
+    with open_app() as ac, path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in _TASK_COLUMNS[:6] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise fail(f"{path.name}: missing column(s) {', '.join(missing)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                with session_scope(ac.engine) as s:
+                    account, pickup, dropoff, window, cls, payload, price, notes = (
+                        row.get(c) or "" for c in _TASK_COLUMNS
+                    )
+                    _add_task(s, account, pickup, dropoff, window, cls, payload, price, notes, ac.settings.timezone)
+                created += 1
+            except AutoCircleError as exc:
+                rejected.append((line, str(exc)))
     console.print(f"imported {created}, rejected {len(rejected)}", highlight=False)
     for line, reason in rejected:
         console.print(f"line {line}: {escape(reason)}", highlight=False)
@@ -158,14 +191,19 @@ def tasks_list(as_json: bool = typer.Option(False, "--json"), limit: int = typer
     from storage.opportunity_models import Task
 
     with open_app() as ac, session_scope(ac.engine) as s:
-        rows = [matching.task_view(t, ac.settings.timezone) | {"assigned_owner_id": t.assigned_owner_id}
-                for t in s.exec(select(Task).order_by(col(Task.id).desc()).limit(limit))]
+        rows = [
+            matching.task_view(t, ac.settings.timezone) | {"assigned_owner_id": t.assigned_owner_id}
+            for t in s.exec(select(Task).order_by(col(Task.id).desc()).limit(limit))
+        ]
     if as_json:
         console.print_json(json.dumps(rows, ensure_ascii=False, default=str))
         return
     for r in rows:
-        console.print(f"#{r['id']}\t{escape(r['pickup'])} → {escape(r['dropoff'])}\t{r['window_start']}\t"
-                      f"{r['vehicle_class']} {r['payload_t']}t\t{r['state']}\twave {r['wave']}", highlight=False)
+        console.print(
+            f"#{r['id']}\t{escape(r['pickup'])} → {escape(r['dropoff'])}\t{r['window_start']}\t"
+            f"{r['vehicle_class']} {r['payload_t']}t\t{r['state']}\twave {r['wave']}",
+            highlight=False,
+        )
 
 
 @capacity_app.command("sync")
@@ -191,15 +229,20 @@ def report_opportunities(
     if fmt == "json":
         console.print_json(json.dumps(report, ensure_ascii=False))
         return
-    console.print(f"posted {report['posted']}  matched {report['matched']}  completed {report['completed']}  "
-                  f"match rate {report['match_rate']:.0%}  time to match p50 {report['minutes_to_match_p50']} min "
-                  f"p95 {report['minutes_to_match_p95']} min", highlight=False)
+    console.print(
+        f"posted {report['posted']}  matched {report['matched']}  completed {report['completed']}  "
+        f"match rate {report['match_rate']:.0%}  time to match p50 {report['minutes_to_match_p50']} min "
+        f"p95 {report['minutes_to_match_p95']} min",
+        highlight=False,
+    )
     for r in report["by_region"]:
         console.print(f"region {escape(r['region'])}: {r['matched']}/{r['posted']} ({r['rate']:.0%})", highlight=False)
     for r in report["by_class"]:
         console.print(f"class {r['class']}: {r['matched']}/{r['posted']} ({r['rate']:.0%})", highlight=False)
     for r in report["by_partner"]:
-        console.print(f"partner {escape(r['advisor_code'])} {escape(r['name'])}: {r['completed']} deals", highlight=False)
+        console.print(
+            f"partner {escape(r['advisor_code'])} {escape(r['name'])}: {r['completed']} deals", highlight=False
+        )
     for r in report["by_dealer"]:
         console.print(f"dealer {escape(r['dealer_code'])} {escape(r['name'])}: {r['completed']} deals", highlight=False)
 

@@ -22,9 +22,7 @@ from flows.errors import AutoCircleError
 from storage.clock import utcnow
 from storage.db import session_scope
 
-app = typer.Typer(
-    help="Channel partners: add, list, registration codes, deactivate, handover.", no_args_is_help=True
-)
+app = typer.Typer(help="Channel partners: add, list, registration codes, deactivate, handover.", no_args_is_help=True)
 
 
 class Role(str, Enum):
@@ -209,9 +207,7 @@ def _partner_json(p: svc.PartnerSummary, now: datetime) -> dict[str, object]:
         "active": p.active,
         "registration": p.registration_status(now),
         "registered_at": p.registered_at.isoformat() if p.registered_at else None,
-        "code_expires_at": (
-            p.registration_expires_at.isoformat() if p.registration_expires_at else None
-        ),
+        "code_expires_at": (p.registration_expires_at.isoformat() if p.registration_expires_at else None),
         "telegram_linked": p.telegram_linked,
         "owners": p.owners,
     }
@@ -242,7 +238,11 @@ def handover_(
         try:
             with session_scope(ac.engine) as session:
                 result = handover(
-                    session, Renderer(default_locale=ac.settings.locale), from_code, to_code, utcnow(),
+                    session,
+                    Renderer(default_locale=ac.settings.locale),
+                    from_code,
+                    to_code,
+                    utcnow(),
                     actor="cli",
                 )
         except AutoCircleError as exc:
@@ -257,8 +257,11 @@ def handover_(
         f"also moved: {result.invites_moved} invite links, {result.bookings_moved} open bookings, "
         f"{result.prospects_moved} prospects; queued notices for {result.from_code}: "
         f"{result.notices_moved} re-addressed to {result.to_code}"
-        + (f", {result.notices_skipped} dropped ({result.to_code} has no Telegram account yet)"
-           if result.notices_skipped else "")
+        + (
+            f", {result.notices_skipped} dropped ({result.to_code} has no Telegram account yet)"
+            if result.notices_skipped
+            else ""
+        )
         + f"; {result.from_code} is now inactive",
         highlight=False,
     )

@@ -18,8 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.cli.common import console, fail, open_app
-from flows.errors import AutoCircleError
 from flows.community.funnel import FunnelReport, FunnelRow, funnel_report
+from flows.errors import AutoCircleError
 from flows.segments.matrix_report import (
     GOALS,
     NOT_ONLINE,
@@ -136,12 +136,8 @@ class MatrixFormat(str, Enum):
 def matrix(
     partner: str | None = typer.Option(None, "--partner", help="Only this advisor code's owners."),
     dealer: str | None = typer.Option(None, "--dealer", help="Only this dealer's owners."),
-    product_line: str | None = typer.Option(
-        None, "--product-line", help="passenger or commercial (default: both)."
-    ),
-    fmt: MatrixFormat = typer.Option(
-        MatrixFormat.table, "--format", help="table, csv, json, xlsx or png."
-    ),
+    product_line: str | None = typer.Option(None, "--product-line", help="passenger or commercial (default: both)."),
+    fmt: MatrixFormat = typer.Option(MatrixFormat.table, "--format", help="table, csv, json, xlsx or png."),
     out: Path | None = typer.Option(None, "--out", help="Write to this file (needed for xlsx, png)."),
     locale: str | None = typer.Option(None, "--locale", help="zh or en labels (png, xlsx)."),
 ) -> None:
@@ -153,9 +149,7 @@ def matrix(
     with open_app() as ac:
         settings = ac.settings
         try:
-            scope = MatrixScope(
-                advisor_code=partner, dealer_code=dealer, product_line=parse_line(product_line)
-            )
+            scope = MatrixScope(advisor_code=partner, dealer_code=dealer, product_line=parse_line(product_line))
             with session_scope(ac.engine) as session:
                 report = matrix_report(session, scope)
         except AutoCircleError as exc:
@@ -181,9 +175,7 @@ def matrix(
 def movement(
     partner: str | None = typer.Option(None, "--partner", help="Only this advisor code's owners."),
     dealer: str | None = typer.Option(None, "--dealer", help="Only this dealer's owners."),
-    product_line: str | None = typer.Option(
-        None, "--product-line", help="passenger or commercial (default: both)."
-    ),
+    product_line: str | None = typer.Option(None, "--product-line", help="passenger or commercial (default: both)."),
     since: str | None = typer.Option(None, "--since", help="First day, YYYY-MM-DD (local)."),
     until: str | None = typer.Option(None, "--until", help="Last day, YYYY-MM-DD (default: now)."),
     days: int = typer.Option(30, "--days", min=1, help="Period length when --since is not given."),
@@ -196,12 +188,8 @@ def movement(
         zone = ZoneInfo(ac.settings.timezone)
         try:
             end = utcnow() if until is None else start_of_local_day(_day(until) + timedelta(days=1), zone)
-            start = (
-                start_of_local_day(_day(since), zone) if since is not None else end - timedelta(days=days)
-            )
-            scope = MatrixScope(
-                advisor_code=partner, dealer_code=dealer, product_line=parse_line(product_line)
-            )
+            start = start_of_local_day(_day(since), zone) if since is not None else end - timedelta(days=days)
+            scope = MatrixScope(advisor_code=partner, dealer_code=dealer, product_line=parse_line(product_line))
             with session_scope(ac.engine) as session:
                 report = movement_report(session, scope, start, end)
         except AutoCircleError as exc:
@@ -266,9 +254,7 @@ def _matrix_table(report: MatrixReport, timezone: str) -> Table:
     for activity, cells in report.rows():
         table.add_row(activity, *(f"{c.count} {_pct(c.share)}" for c in cells))
     table.add_section()
-    table.add_row(
-        NOT_ONLINE, f"{report.not_online} {_pct(report.not_online_share)} of all", "", "", style="dim"
-    )
+    table.add_row(NOT_ONLINE, f"{report.not_online} {_pct(report.not_online_share)} of all", "", "", style="dim")
     return table
 
 
@@ -294,7 +280,13 @@ def _movement_table(report: MovementReport, zone: ZoneInfo) -> Table:
     for m in report.moves:
         table.add_row(m.from_cell, m.to_cell, str(m.count))
     table.add_section()
-    labels = dict(zip(GOALS, ("beginner → growing", "growing → mature", "dormant/churned → active", "declining → active"), strict=True))
+    labels = dict(
+        zip(
+            GOALS,
+            ("beginner → growing", "growing → mature", "dormant/churned → active", "declining → active"),
+            strict=True,
+        )
+    )
     for g in report.goals:
         table.add_row(labels[g.key], f"{g.reached}/{g.base}", _pct(g.rate), style="bold")
     return table
@@ -318,21 +310,24 @@ def delivery(
 
     from flows.delivery.delivery_report import delivery_report
 
-    with open_app() as ac:
-        with session_scope(ac.engine) as session:
-            report = delivery_report(session, now=utcnow(), days=days, timezone=ac.settings.timezone)
+    with open_app() as ac, session_scope(ac.engine) as session:
+        report = delivery_report(session, now=utcnow(), days=days, timezone=ac.settings.timezone)
     if fmt is DeliveryFormat.json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return
     table = Table(
-        title=f"Pushes queued {report.since} – {report.until} ({report.timezone})", box=box.SIMPLE_HEAD,
+        title=f"Pushes queued {report.since} – {report.until} ({report.timezone})",
+        box=box.SIMPLE_HEAD,
         caption="wait = sent_at − created_at; lag = sent_at − not_before (p50/p95)",
-        padding=(0, 0), show_edge=False,
+        padding=(0, 0),
+        show_edge=False,
     )
     for name in ("day", "class", "queued", "sent", "pending", "skipped", "failed", "wait", "lag"):
         table.add_column(
-            name, justify="left" if name in ("day", "class") else "right",
-            min_width=13 if name == "class" else None, no_wrap=True,
+            name,
+            justify="left" if name in ("day", "class") else "right",
+            min_width=13 if name == "class" else None,
+            no_wrap=True,
         )
     reasons = Table(title="Skipped and failed by reason", box=box.SIMPLE_HEAD)
     for name in ("day", "class", "outcome", "reason", "count"):
@@ -340,8 +335,13 @@ def delivery(
     for row in report.rows:
         data = row.as_dict()
         table.add_row(
-            f"{row.day:%m-%d}", row.message_class, str(row.queued), str(row.sent), str(row.pending),
-            str(sum(row.skipped.values())), str(sum(row.failed.values())),
+            f"{row.day:%m-%d}",
+            row.message_class,
+            str(row.queued),
+            str(row.sent),
+            str(row.pending),
+            str(sum(row.skipped.values())),
+            str(sum(row.failed.values())),
             f"{_dur(data['wait_p50_s'])}/{_dur(data['wait_p95_s'])}",
             f"{_dur(data['lag_p50_s'])}/{_dur(data['lag_p95_s'])}",
         )

@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from bot.cli.common import console, fail, open_app
 from bot.stopping import install_stop_signals
+
+if TYPE_CHECKING:  # imported lazily at run time, to keep the CLI quick to start
+    from aiohttp import web
+
+    from bot.app import App
+    from bot.runtime import BotRuntime
 
 log = logging.getLogger(__name__)
 STOP_SHARE = 0.8  # of the stop grace for in-flight updates and the sender; the rest for closing
@@ -29,7 +36,6 @@ def run(
     AUTOCIRCLE_BOT_TOKEN or AUTOCIRCLE_API_BASE (exit 1); a profile call the server lacks
     (descriptions, menus) is one warning and the bot runs on."""
     from bot.runtime import ConfigError
-
     from bot.scale.roles import Role, check_role
 
     if role not in {r.value for r in Role}:
@@ -48,7 +54,7 @@ def run(
             raise fail(str(exc)) from None
 
 
-async def _serve(app, webhook: str | None, listen: str, port: int, role: str = "all") -> None:  # noqa: ANN001
+async def _serve(app: App, webhook: str | None, listen: str, port: int, role: str = "all") -> None:
     from bot.runtime import ConfigError, StartupError, build_runtime
     from bot.scale.serve import apply_scale, close_parts, serve_role, stop_parts
 
@@ -100,9 +106,9 @@ async def _serve(app, webhook: str | None, listen: str, port: int, role: str = "
     console.print("stopped cleanly")
 
 
-async def _start_webhook(runtime, url: str, listen: str, port: int):  # noqa: ANN001, ANN202
-    from aiohttp import web
+async def _start_webhook(runtime: BotRuntime, url: str, listen: str, port: int) -> web.AppRunner:
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
 
     from bot.runtime import allowed_updates
 
@@ -137,13 +143,13 @@ async def _start_webhook(runtime, url: str, listen: str, port: int):  # noqa: AN
 # --- telematics endpoint (issue 7, service moments): served only when the secret is set -------
 
 
-def _telematics_options(runtime):  # noqa: ANN001, ANN202
+def _telematics_options(runtime: BotRuntime) -> dict[str, Any]:
     from bot.runtime import delivery_policy
 
     return {"policy": delivery_policy(runtime.app.settings), "on_enqueued": runtime.sender.wake}
 
 
-def _mount_telematics(web_app, runtime) -> None:  # noqa: ANN001
+def _mount_telematics(web_app: web.Application, runtime: BotRuntime) -> None:
     if runtime.app.settings.service.telematics_secret is None:
         return
     from bot.telematics import add_telematics_routes
@@ -152,7 +158,7 @@ def _mount_telematics(web_app, runtime) -> None:  # noqa: ANN001
     console.print("telematics at /telematics on the webhook server")
 
 
-async def _start_telematics(runtime):  # noqa: ANN001, ANN202 - aiohttp AppRunner or None
+async def _start_telematics(runtime: BotRuntime) -> web.AppRunner | None:
     service = runtime.app.settings.service
     if service.telematics_secret is None or not service.telematics_port:
         return None

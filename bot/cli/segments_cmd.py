@@ -23,9 +23,7 @@ def thresholds(settings: Settings) -> Thresholds:
 
 @app.command("recompute")
 def recompute(
-    rebuild: bool = typer.Option(
-        False, "--rebuild", help="First recompute the owners' counters from the event log."
-    ),
+    rebuild: bool = typer.Option(False, "--rebuild", help="First recompute the owners' counters from the event log."),
     full: bool = typer.Option(
         False, "--full", help="Evaluate every owner, not only those that changed or aged past a threshold."
     ),
@@ -34,9 +32,7 @@ def recompute(
     """Recompute owners' cells now (only what can have changed, unless --full); prints how many changed cell."""
     with open_app() as ac:
         try:
-            result = recompute_all(
-                ac.engine, thresholds(ac.settings), utcnow(), rebuild=rebuild, incremental=not full
-            )
+            result = recompute_all(ac.engine, thresholds(ac.settings), utcnow(), rebuild=rebuild, incremental=not full)
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
     if as_json:
@@ -55,6 +51,7 @@ def recompute(
     console.print(
         f"{result.changed} of {result.owners} owners changed cell "
         f"({result.familiarity_changed} more changed familiarity only) "
-        f"in {result.seconds:.2f}s ({result.mode}: {result.evaluated} evaluated)" + (", counters rebuilt from events" if result.rebuilt else ""),
+        f"in {result.seconds:.2f}s ({result.mode}: {result.evaluated} evaluated)"
+        + (", counters rebuilt from events" if result.rebuilt else ""),
         highlight=False,
     )

@@ -13,6 +13,7 @@ from contextlib import suppress
 
 import typer
 
+from bot.app import App
 from bot.cli.common import console, fail, open_app
 
 
@@ -29,12 +30,13 @@ def web(
         if link:
             if not app.settings.operator_ids:
                 raise fail("no operator: set AUTOCIRCLE_OPERATOR_IDS (e.g. '[900001]') to sign in with --link")
-            console.print(f"sign in (once, within {app.settings.console.link_minutes} min): "
-                          f"{public}/login?t={sign_in_token(app)}")
+            console.print(
+                f"sign in (once, within {app.settings.console.link_minutes} min): {public}/login?t={sign_in_token(app)}"
+            )
         asyncio.run(_serve(app, host, port, public))
 
 
-def sign_in_token(app) -> str:
+def sign_in_token(app: App) -> str:
     from sqlmodel import Session
 
     from flows.console import access
@@ -46,7 +48,7 @@ def sign_in_token(app) -> str:
     return token
 
 
-async def _serve(app, host: str, port: int, public: str) -> None:
+async def _serve(app: App, host: str, port: int, public: str) -> None:
     from aiohttp import web as aioweb
 
     from bot.web import build_web_app

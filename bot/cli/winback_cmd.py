@@ -13,10 +13,10 @@ import typer
 from rich.table import Table
 
 from bot.cli.common import console, fail, open_app
-from flows.growth import winback
-from flows.errors import AutoCircleError
-from flows.reports.operations_workbook import operations_xlsx
 from flows.community.partners import find_partner
+from flows.errors import AutoCircleError
+from flows.growth import winback
+from flows.reports.operations_workbook import operations_xlsx
 from storage.clock import utcnow
 from storage.db import session_scope
 
@@ -55,11 +55,23 @@ def _table(report: winback.ChurnReasons) -> Table:
     for column in ("answered", "runs", "won back"):
         table.add_column(column, justify="right")
     for row in report.partners:
-        table.add_row(row.partner_name, row.dealer_code,
-                      *(str(row.reasons[r]) for r in winback.REASONS),
-                      str(row.answered), str(row.runs), str(row.won_back))
-    table.add_row("total", "", *(str(report.totals[r]) for r in winback.REASONS),
-                  str(report.answered), str(report.runs), str(report.won_back), style="bold")
+        table.add_row(
+            row.partner_name,
+            row.dealer_code,
+            *(str(row.reasons[r]) for r in winback.REASONS),
+            str(row.answered),
+            str(row.runs),
+            str(row.won_back),
+        )
+    table.add_row(
+        "total",
+        "",
+        *(str(report.totals[r]) for r in winback.REASONS),
+        str(report.answered),
+        str(report.runs),
+        str(report.won_back),
+        style="bold",
+    )
     return table
 
 

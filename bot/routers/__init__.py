@@ -26,9 +26,28 @@ GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 
 def build_routers(settings: Settings) -> list[Router]:
     from bot.routers import (
-        bookings, campaigns, capacity, console, demand, errors, fallback, flow_buttons, gifts, group,
-        matchmaking, membership, merchant, offers, operator, owner, partner, posts, preferences,
-        public, reports, service,
+        bookings,
+        campaigns,
+        capacity,
+        console,
+        demand,
+        errors,
+        fallback,
+        flow_buttons,
+        gifts,
+        group,
+        matchmaking,
+        membership,
+        merchant,
+        offers,
+        operator,
+        owner,
+        partner,
+        posts,
+        preferences,
+        public,
+        reports,
+        service,
     )
 
     private = Router(name="private")

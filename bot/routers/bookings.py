@@ -12,7 +12,6 @@ it only takes its own callbacks and ``/followups``).
 
 from __future__ import annotations
 
-
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
@@ -22,11 +21,11 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import IsPartner
 from bot.routers.guard import refuse
-from flows.service import bookings
-from flows.service import slots
-from flows.service.bookings import FollowUpReason, PartnerAnswer
-from flows.errors import InvalidInputError, NotFoundError
+from bot.telegram_types import callback_message
 from flows.community.roles import Identity
+from flows.errors import InvalidInputError, NotFoundError
+from flows.service import bookings, slots
+from flows.service.bookings import FollowUpReason, PartnerAnswer
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -65,8 +64,12 @@ def build_router() -> Router:
 
 
 async def on_book_slot(
-    callback: CallbackQuery, callback_data: BookSlot, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    callback: CallbackQuery,
+    callback_data: BookSlot,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     loc = identity.locale
     if identity.owner_id is None:
@@ -74,26 +77,37 @@ async def on_book_slot(
         return
     at, policies = slots.from_minute(callback_data.at), settings.service.slot_policies()
     try:
-        bookings.check_slot_button(session, identity.owner_id, callback_data.vehicle_id, at,
-                                   slots=policies, timezone=settings.timezone)
+        bookings.check_slot_button(
+            session, identity.owner_id, callback_data.vehicle_id, at, slots=policies, timezone=settings.timezone
+        )
     except NotFoundError as exc:  # someone else's car, or a slot no button offered
         await refuse(callback, renderer, loc, session=session, why=str(exc))
         return
     try:
         view = bookings.book_slot(
-            session, renderer, identity.owner_id, callback_data.vehicle_id, at, utcnow(),
-            slots=policies, timezone=settings.timezone,
+            session,
+            renderer,
+            identity.owner_id,
+            callback_data.vehicle_id,
+            at,
+            utcnow(),
+            slots=policies,
+            timezone=settings.timezone,
         )
     except (InvalidInputError, NotFoundError) as exc:
         await callback.answer(renderer.render("bookings/unavailable", loc, reason=str(exc), no_signature=True))
         return
     await callback.answer()
-    await callback.message.answer(renderer.render("bookings/owner_requested", loc, booking=view))  # type: ignore[union-attr]
+    await callback_message(callback).answer(renderer.render("bookings/owner_requested", loc, booking=view))
 
 
 async def on_accept(
-    callback: CallbackQuery, callback_data: AcceptProposal, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    callback: CallbackQuery,
+    callback_data: AcceptProposal,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     if identity.owner_id is None:
         await refuse(callback, renderer, identity.locale)
@@ -106,20 +120,32 @@ async def on_accept(
         await refuse(callback, renderer, identity.locale, session=session, why=str(exc))
         return
     except InvalidInputError as exc:
-        await callback.answer(renderer.render("bookings/unavailable", identity.locale, reason=str(exc), no_signature=True))
+        await callback.answer(
+            renderer.render("bookings/unavailable", identity.locale, reason=str(exc), no_signature=True)
+        )
         return
     await callback.answer(renderer.render("common/thanks", identity.locale, no_signature=True))
 
 
 async def on_booking_answer(
-    callback: CallbackQuery, callback_data: BookingAnswer, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    callback: CallbackQuery,
+    callback_data: BookingAnswer,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     loc = identity.locale
     try:
         view = bookings.partner_answer(
-            session, renderer, identity.partner_id, callback_data.booking_id, callback_data.answer,  # type: ignore[arg-type]
-            utcnow(), slots=settings.service.slot_policies(), timezone=settings.timezone,
+            session,
+            renderer,
+            identity.require_partner_id(),
+            callback_data.booking_id,
+            callback_data.answer,
+            utcnow(),
+            slots=settings.service.slot_policies(),
+            timezone=settings.timezone,
         )
     except NotFoundError as exc:  # another partner's booking
         await refuse(callback, renderer, loc, session=session, why=str(exc))
@@ -128,17 +154,19 @@ async def on_booking_answer(
         await callback.answer(renderer.render("bookings/unavailable", loc, reason=str(exc), no_signature=True))
         return
     await callback.answer()
-    await callback.message.answer(renderer.render("bookings/partner_answered", loc, booking=view))  # type: ignore[union-attr]
+    await callback_message(callback).answer(renderer.render("bookings/partner_answered", loc, booking=view))
 
 
 async def on_followups(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
-    items = bookings.followups(session, identity.partner_id, utcnow())  # type: ignore[arg-type]
+    items = bookings.followups(session, identity.require_partner_id(), utcnow())
     loc = identity.locale
     rows = [
-        [InlineKeyboardButton(
-            text=renderer.render("bookings/button_contacted", loc, owner_ref=item.owner_ref, no_signature=True),
-            callback_data=Contacted(owner_id=item.owner_id, reason=item.reason).pack(),
-        )]
+        [
+            InlineKeyboardButton(
+                text=renderer.render("bookings/button_contacted", loc, owner_ref=item.owner_ref, no_signature=True),
+                callback_data=Contacted(owner_id=item.owner_id, reason=item.reason).pack(),
+            )
+        ]
         for item in items
     ]
     markup = InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
@@ -150,7 +178,11 @@ async def on_contacted(
 ) -> None:
     try:
         owner = bookings.mark_contacted(
-            session, identity.partner_id, callback_data.owner_id, callback_data.reason, utcnow()  # type: ignore[arg-type]
+            session,
+            identity.require_partner_id(),
+            callback_data.owner_id,
+            callback_data.reason,
+            utcnow(),
         )
     except NotFoundError as exc:  # not one of this partner's owners
         await refuse(callback, renderer, identity.locale, session=session, why=str(exc))
@@ -158,4 +190,6 @@ async def on_contacted(
     except InvalidInputError:  # already contacted: the line left the list
         await refuse(callback, renderer, identity.locale)
         return
-    await callback.answer(renderer.render("bookings/contacted", identity.locale, owner_name=owner.name, no_signature=True))
+    await callback.answer(
+        renderer.render("bookings/contacted", identity.locale, owner_name=owner.name, no_signature=True)
+    )

@@ -7,6 +7,7 @@ offer. A button counts only for the owner the offer was made to, while the offer
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Router
@@ -19,6 +20,7 @@ from bot.config import Settings
 from bot.filters import HasRole
 from bot.routers.demand import markup
 from bot.routers.guard import refuse
+from bot.telegram_types import callback_message
 from flows.community.roles import Identity, Role
 from flows.errors import AutoCircleError, InvalidInputError
 from flows.opportunities import capacity, matching, places, tasks
@@ -52,17 +54,18 @@ def _commercial(session: Session, identity: Identity) -> bool:
     return owner is not None and owner.product_line == ProductLine.commercial.value
 
 
-async def _say(message: Message, renderer: Renderer, identity: Identity, template: str, **kw) -> None:  # noqa: ANN003
+async def _say(message: Message, renderer: Renderer, identity: Identity, template: str, **kw: Any) -> None:
     await message.answer(renderer.render(T + template, identity.locale, **kw))
 
 
-async def on_vehicle(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                     identity: Identity) -> None:
+async def on_vehicle(
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     if not _commercial(session, identity):
         await _say(message, renderer, identity, "commercial_only")
         return
     parts = (command.args or "").split()
-    current = capacity.get(session, identity.owner_id)  # type: ignore[arg-type]
+    current = capacity.get(session, identity.require_owner_id())
     if len(parts) < 3:
         await _say(message, renderer, identity, "vehicle_usage", cap=capacity.view(current) if current else None)
         return
@@ -73,8 +76,16 @@ async def on_vehicle(message: Message, command: CommandObject, session: Session,
         tonnes, volume = capacity.parse_payload(parts[1][:30])
         base = " ".join(parts[2:])[:40]
         await asyncio.to_thread(places.resolve, base)
-        cap = capacity.set_vehicle(session, identity.owner_id, vehicle_class=parts[0][:30], payload_t=tonnes,  # type: ignore[arg-type]
-                                   volume_m3=volume, base=base, radius_km=radius, now=utcnow())
+        cap = capacity.set_vehicle(
+            session,
+            identity.require_owner_id(),
+            vehicle_class=parts[0][:30],
+            payload_t=tonnes,
+            volume_m3=volume,
+            base=base,
+            radius_km=radius,
+            now=utcnow(),
+        )
     except InvalidInputError as exc:
         await _say(message, renderer, identity, "bad_input", reason=str(exc))
         return
@@ -83,20 +94,26 @@ async def on_vehicle(message: Message, command: CommandObject, session: Session,
 
 async def on_available(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
     try:
-        capacity.set_available(session, identity.owner_id, utcnow())  # type: ignore[arg-type]
+        capacity.set_available(session, identity.require_owner_id(), utcnow())
     except InvalidInputError as exc:
         await _say(message, renderer, identity, "bad_input", reason=str(exc))
         return
     await _say(message, renderer, identity, "available")
 
 
-async def on_busy(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                  identity: Identity, settings: Settings) -> None:
+async def on_busy(
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+) -> None:
     args = (command.args or "").strip()[:40]
     now = utcnow()
     try:
         until = capacity.parse_until(args, now, settings.timezone) if args else None
-        capacity.set_busy(session, identity.owner_id, until, now)  # type: ignore[arg-type]
+        capacity.set_busy(session, identity.require_owner_id(), until, now)
     except InvalidInputError as exc:
         await _say(message, renderer, identity, "bad_input", reason=str(exc))
         return
@@ -104,14 +121,23 @@ async def on_busy(message: Message, command: CommandObject, session: Session, re
     await _say(message, renderer, identity, "busy", until=shown)
 
 
-async def on_my_tasks(message: Message, session: Session, renderer: Renderer, identity: Identity,
-                      settings: Settings) -> None:
-    rows = [matching.task_view(t, settings.timezone) for t in tasks.tasks_of_owner(session, identity.owner_id)]  # type: ignore[arg-type]
+async def on_my_tasks(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
+    rows = [
+        matching.task_view(t, settings.timezone) for t in tasks.tasks_of_owner(session, identity.require_owner_id())
+    ]
     await _say(message, renderer, identity, "my_tasks", tasks=rows)
 
 
-async def on_offer(callback: CallbackQuery, callback_data: OfferAnswer, session: Session, renderer: Renderer,
-                   identity: Identity, settings: Settings) -> None:
+async def on_offer(
+    callback: CallbackQuery,
+    callback_data: OfferAnswer,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+) -> None:
     loc = identity.locale
     if identity.owner_id is None:
         await refuse(callback, renderer, loc)
@@ -132,7 +158,7 @@ async def on_offer(callback: CallbackQuery, callback_data: OfferAnswer, session:
         matching.accept(session, renderer, callback_data.task_id, identity.owner_id, now)
     except AlreadyTakenError:
         await callback.answer(renderer.render(T + "already_taken", loc, no_signature=True), show_alert=True)
-        await callback.message.answer(renderer.render(T + "already_taken", loc))  # type: ignore[union-attr]
+        await callback_message(callback).answer(renderer.render(T + "already_taken", loc))
         return
     except OfferNotCurrentError as exc:
         await refuse(callback, renderer, loc, session=session, why=str(exc))
@@ -143,7 +169,9 @@ async def on_offer(callback: CallbackQuery, callback_data: OfferAnswer, session:
     task = tasks.get_task(session, callback_data.task_id)
     company, phone = accepted_contact(session, task)
     await callback.answer()
-    await callback.message.answer(  # type: ignore[union-attr]
-        renderer.render(T + "accepted_owner", loc, task=matching.task_view(task, settings.timezone), company=company, phone=phone),
+    await callback_message(callback).answer(
+        renderer.render(
+            T + "accepted_owner", loc, task=matching.task_view(task, settings.timezone), company=company, phone=phone
+        ),
         reply_markup=markup(matching.done_buttons(renderer, loc, callback_data.task_id)),
     )

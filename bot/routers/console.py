@@ -36,8 +36,9 @@ def console_url(settings: Settings) -> str | None:
     return url.rstrip("/") if url else None
 
 
-async def on_console(message: Message, session: Session, renderer: Renderer, identity: Identity,
-                     settings: Settings) -> None:
+async def on_console(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     base = console_url(settings)
     if identity.role not in (Role.operator, Role.partner, Role.merchant, Role.demand) or identity.user_id is None:
         await message.answer(renderer.render("console/not_for_you", identity.locale, no_signature=True))
@@ -57,8 +58,18 @@ async def on_console(message: Message, session: Session, renderer: Renderer, ide
         return
     markup = None
     if base.startswith("https://"):  # Telegram opens Mini Apps only over https
-        markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
-            text=renderer.render("console/open_button", identity.locale, no_signature=True),
-            web_app=WebAppInfo(url=f"{base}/app"))]])
-    await message.answer(renderer.render("console/mini_app", identity.locale, url=f"{base}/app", no_signature=True),
-                         reply_markup=markup, disable_web_page_preview=True)
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(
+                        text=renderer.render("console/open_button", identity.locale, no_signature=True),
+                        web_app=WebAppInfo(url=f"{base}/app"),
+                    )
+                ]
+            ]
+        )
+    await message.answer(
+        renderer.render("console/mini_app", identity.locale, url=f"{base}/app", no_signature=True),
+        reply_markup=markup,
+        disable_web_page_preview=True,
+    )

@@ -8,6 +8,7 @@ thread (the places library loads its tables on first use)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
@@ -20,12 +21,14 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import HasRole
 from bot.routers.guard import refuse
+from bot.telegram_types import callback_message, sender
 from flows.community.roles import Identity, Role
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.opportunities import capacity, demand, matching, places, ratings, tasks
 from flows.opportunities.ratings import Party
 from flows.templating import Renderer
 from storage.clock import utcnow
+from storage.opportunity_models import DemandAccount
 
 T = "opportunities/"
 
@@ -54,7 +57,7 @@ class ReasonCb(CallbackData, prefix="tkq"):
     reason: str
 
 
-def markup(rows: list[list[dict]] | None) -> InlineKeyboardMarkup | None:
+def markup(rows: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
     return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(**b) for b in row] for row in rows])
@@ -102,19 +105,22 @@ def party_of(identity: Identity) -> Party | None:
     return None
 
 
-async def on_register(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                      identity: Identity) -> None:
+async def on_register(
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     code = (command.args or "").strip()[:40]
     if not code:
         await message.answer(renderer.render(T + "usage_demand", identity.locale, no_signature=True))
         return
     try:
-        staff = demand.redeem_staff_code(session, code, message.from_user.id, utcnow())
+        staff = demand.redeem_staff_code(session, code, sender(message).id, utcnow())
     except AutoCircleError as exc:
         await message.answer(renderer.render(T + "code_refused", identity.locale, reason=str(exc)))
         return
-    account = session.get(demand.DemandAccount, staff.demand_id)
-    await message.answer(renderer.render(T + "demand_registered", identity.locale, company=account.company if account else ""))
+    account = session.get(DemandAccount, staff.demand_id)
+    await message.answer(
+        renderer.render(T + "demand_registered", identity.locale, company=account.company if account else "")
+    )
 
 
 async def on_help(message: Message, renderer: Renderer, identity: Identity) -> None:
@@ -136,8 +142,9 @@ async def _bad(message: Message, renderer: Renderer, identity: Identity, exc: Ex
     await message.answer(renderer.render(T + "bad_input", identity.locale, reason=str(exc), no_signature=True))
 
 
-async def _place_step(message: Message, state: FSMContext, renderer: Renderer, identity: Identity,
-                      key: str, nxt: State, ask: str) -> None:
+async def _place_step(
+    message: Message, state: FSMContext, renderer: Renderer, identity: Identity, key: str, nxt: State, ask: str
+) -> None:
     text = (message.text or "").strip()[:60]
     try:
         await asyncio.to_thread(places.resolve, text)
@@ -157,8 +164,9 @@ async def on_dropoff(message: Message, state: FSMContext, renderer: Renderer, id
     await _place_step(message, state, renderer, identity, "dropoff", PostTask.window, "ask_window")
 
 
-async def on_window(message: Message, state: FSMContext, renderer: Renderer, identity: Identity,
-                    settings: Settings) -> None:
+async def on_window(
+    message: Message, state: FSMContext, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     try:
         start, end = tasks.parse_window(message.text or "", utcnow(), settings.timezone)
         tasks.check_window(start, end, utcnow())
@@ -205,29 +213,43 @@ async def on_price(message: Message, state: FSMContext, renderer: Renderer, iden
     await message.answer(renderer.render(T + "ask_notes", identity.locale, no_signature=True))
 
 
-async def on_notes(message: Message, state: FSMContext, session: Session, renderer: Renderer,
-                   identity: Identity, settings: Settings) -> None:
+async def on_notes(
+    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     from datetime import datetime
 
     notes = (message.text or "").strip()
     data = await state.get_data()
     draft = tasks.TaskDraft(
-        pickup=data["pickup"], dropoff=data["dropoff"], window_start=datetime.fromisoformat(data["start"]),
-        window_end=datetime.fromisoformat(data["end"]), vehicle_class=data["class"], payload_t=data["t"],
-        volume_m3=data["m3"], price_cents=data["price"], notes="" if notes == "-" else notes,
+        pickup=data["pickup"],
+        dropoff=data["dropoff"],
+        window_start=datetime.fromisoformat(data["start"]),
+        window_end=datetime.fromisoformat(data["end"]),
+        vehicle_class=data["class"],
+        payload_t=data["t"],
+        volume_m3=data["m3"],
+        price_cents=data["price"],
+        notes="" if notes == "-" else notes,
     )
     try:
-        task = tasks.post_task(session, identity.demand_id, draft, actor=f"user:{identity.user_id}", now=utcnow())  # type: ignore[arg-type]
+        task = tasks.post_task(
+            session, identity.require_demand_id(), draft, actor=f"user:{identity.user_id}", now=utcnow()
+        )
     except InvalidInputError as exc:  # e.g. the window passed while the form was open
         await _bad(message, renderer, identity, exc)
         return
     await state.clear()
-    await message.answer(renderer.render(T + "posted", identity.locale, task=matching.task_view(task, settings.timezone)))
+    await message.answer(
+        renderer.render(T + "posted", identity.locale, task=matching.task_view(task, settings.timezone))
+    )
 
 
-async def on_my_tasks(message: Message, session: Session, renderer: Renderer, identity: Identity,
-                      settings: Settings) -> None:
-    rows = [matching.task_view(t, settings.timezone) for t in tasks.tasks_of_demand(session, identity.demand_id)]  # type: ignore[arg-type]
+async def on_my_tasks(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
+    rows = [
+        matching.task_view(t, settings.timezone) for t in tasks.tasks_of_demand(session, identity.require_demand_id())
+    ]
     await message.answer(renderer.render(T + "my_tasks", identity.locale, tasks=rows))
 
 
@@ -236,14 +258,17 @@ def _task_id(command: CommandObject) -> int | None:
     return int(arg) if arg.isdigit() and len(arg) < 10 else None
 
 
-async def on_cancel_task(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                         identity: Identity) -> None:
+async def on_cancel_task(
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     task_id = _task_id(command)
     if task_id is None:
-        await message.answer(renderer.render(T + "usage_task_id", identity.locale, command="canceltask", no_signature=True))
+        await message.answer(
+            renderer.render(T + "usage_task_id", identity.locale, command="canceltask", no_signature=True)
+        )
         return
     try:
-        tasks.cancel(session, task_id, identity.demand_id, actor=f"user:{identity.user_id}", now=utcnow())  # type: ignore[arg-type]
+        tasks.cancel(session, task_id, identity.require_demand_id(), actor=f"user:{identity.user_id}", now=utcnow())
     except AutoCircleError as exc:
         await _bad(message, renderer, identity, exc)
         return
@@ -257,8 +282,9 @@ async def _done(session: Session, renderer: Renderer, identity: Identity, task_i
     ratings.mark_done(session, renderer, task_id, party, utcnow())
 
 
-async def on_done_command(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                          identity: Identity) -> None:
+async def on_done_command(
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     task_id = _task_id(command)
     if task_id is None:
         await message.answer(renderer.render(T + "usage_task_id", identity.locale, command="done", no_signature=True))
@@ -271,8 +297,9 @@ async def on_done_command(message: Message, command: CommandObject, session: Ses
     await message.answer(renderer.render(T + "task_done", identity.locale, task_id=task_id))
 
 
-async def on_done(callback: CallbackQuery, callback_data: DoneCb, session: Session, renderer: Renderer,
-                  identity: Identity) -> None:
+async def on_done(
+    callback: CallbackQuery, callback_data: DoneCb, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     try:
         await _done(session, renderer, identity, callback_data.task_id)
     except NotFoundError as exc:
@@ -282,11 +309,14 @@ async def on_done(callback: CallbackQuery, callback_data: DoneCb, session: Sessi
         await refuse(callback, renderer, identity.locale)
         return
     await callback.answer()
-    await callback.message.answer(renderer.render(T + "task_done", identity.locale, task_id=callback_data.task_id))  # type: ignore[union-attr]
+    await callback_message(callback).answer(
+        renderer.render(T + "task_done", identity.locale, task_id=callback_data.task_id)
+    )
 
 
-async def on_rate(callback: CallbackQuery, callback_data: RateCb, session: Session, renderer: Renderer,
-                  identity: Identity) -> None:
+async def on_rate(
+    callback: CallbackQuery, callback_data: RateCb, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     party = party_of(identity)
     try:
         if party is None:
@@ -299,14 +329,15 @@ async def on_rate(callback: CallbackQuery, callback_data: RateCb, session: Sessi
         await refuse(callback, renderer, identity.locale)
         return
     await callback.answer()
-    await callback.message.answer(  # type: ignore[union-attr]
+    await callback_message(callback).answer(
         renderer.render(T + "rated", identity.locale, no_signature=True),
         reply_markup=markup(ratings.reason_buttons(renderer, identity.locale, callback_data.task_id)),
     )
 
 
-async def on_reason(callback: CallbackQuery, callback_data: ReasonCb, session: Session, renderer: Renderer,
-                    identity: Identity) -> None:
+async def on_reason(
+    callback: CallbackQuery, callback_data: ReasonCb, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     party = party_of(identity)
     try:
         if party is None:
@@ -321,4 +352,4 @@ async def on_reason(callback: CallbackQuery, callback_data: ReasonCb, session: S
     await callback.answer(renderer.render(T + "reason_added", identity.locale, no_signature=True))
 
 
-__all__ = ["build_router", "markup", "StateFilter"]
+__all__ = ["StateFilter", "build_router", "markup"]

@@ -9,11 +9,13 @@ import logging
 
 from aiogram import Router
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
-from aiogram.types import ErrorEvent
+from aiogram.types import ErrorEvent, User
 
 from flows.templating import Renderer, locale_from_telegram
 
 log = logging.getLogger(__name__)
+
+
 def build_router() -> Router:
     router = Router(name="errors")
     router.errors.register(on_unexpected_error)
@@ -36,18 +38,20 @@ async def on_unexpected_error(event: ErrorEvent, renderer: Renderer) -> bool:
         exc_info=event.exception,
     )
     chat_id = _chat_of(event)
-    if chat_id is not None and not isinstance(event.exception, TelegramAPIError):
+    bot = event.update.bot
+    if chat_id is not None and bot is not None and not isinstance(event.exception, TelegramAPIError):
         locale = user.language_code if user else None
         try:
-            await event.update.bot.send_message(chat_id, renderer.render("common/error", locale_from_telegram(locale)))
+            await bot.send_message(chat_id, renderer.render("common/error", locale_from_telegram(locale)))
         except TelegramAPIError:
             log.warning("could not send the apology for update %s", update.update_id)
     return True
 
 
-def _user_of(event: ErrorEvent):  # noqa: ANN202 - aiogram User or None
+def _user_of(event: ErrorEvent) -> User | None:
     inner = event.update.event
-    return getattr(inner, "from_user", None)
+    user = getattr(inner, "from_user", None)  # the update's event is any of Message, CallbackQuery, ...
+    return user if isinstance(user, User) else None
 
 
 def _chat_of(event: ErrorEvent) -> int | None:

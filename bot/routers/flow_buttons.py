@@ -12,9 +12,11 @@ from aiogram.types import CallbackQuery, Message
 from sqlmodel import Session
 
 from bot.routers.guard import refuse
-from flows.growth import winback
+from bot.telegram_types import text_of
 from flows.community.roles import Identity
-from flows.engine.runner import CALLBACK_PREFIX, record_button
+from flows.engine.flow_steps import CALLBACK_PREFIX
+from flows.engine.runner import record_button
+from flows.growth import winback
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -44,8 +46,12 @@ def build_router() -> Router:
 
 
 async def on_flow_answer(
-    callback: CallbackQuery, callback_data: FlowAnswer, session: Session,
-    renderer: Renderer, identity: Identity, state: FSMContext,
+    callback: CallbackQuery,
+    callback_data: FlowAnswer,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    state: FSMContext,
 ) -> None:
     accepted = record_button(session, callback_data.run_id, callback_data.action, callback.from_user.id, utcnow())
     if not accepted:  # not this user's run, or not the step the run is at now
@@ -61,7 +67,7 @@ async def on_other_text(
     message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity
 ) -> None:
     if identity.owner_id is not None:
-        winback.record_other_text(session, identity.owner_id, message.text, utcnow())
+        winback.record_other_text(session, identity.owner_id, text_of(message), utcnow())
     await state.clear()
     await message.answer(renderer.render("common/thanks", identity.locale))
 

@@ -13,9 +13,8 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
-from flows.growth import gifts
-from flows.growth import referrals
 from flows.community.roles import Identity, Role
+from flows.growth import gifts, referrals
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -62,7 +61,11 @@ async def on_invite(
     except referrals.NotVerifiedError:
         await message.answer(renderer.render("referrals/not_verified", identity.locale))
         return
-    await message.answer(renderer.render("referrals/invite", identity.locale, link=info.link, pending=info.pending, approved=info.approved))
+    await message.answer(
+        renderer.render(
+            "referrals/invite", identity.locale, link=info.link, pending=info.pending, approved=info.approved
+        )
+    )
 
 
 async def on_redeem(
@@ -73,16 +76,24 @@ async def on_redeem(
         await message.answer(renderer.render("gifts/usage_redeem", identity.locale, no_signature=True))
         return
     try:
-        grant = gifts.redeem(session, identity.partner_id, code, utcnow(), locale=renderer.locale_for(identity.locale))
+        grant = gifts.redeem(
+            session, identity.require_partner_id(), code, utcnow(), locale=renderer.locale_for(identity.locale)
+        )
     except gifts.GiftError as error:
         await message.answer(renderer.render(CODE_ANSWERS[type(error)], identity.locale, code=code))
         return
     name = gifts.owner_name(session, grant.owner_id)
-    await message.answer(renderer.render("gifts/redeemed", identity.locale, code=grant.code, value=grant.value, owner_name=name))
+    await message.answer(
+        renderer.render("gifts/redeemed", identity.locale, code=grant.code, value=grant.value, owner_name=name)
+    )
 
 
 async def on_converted(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity,
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
     settings: Settings,
 ) -> None:
     ref = (command.args or "").strip()[:16]
@@ -91,23 +102,31 @@ async def on_converted(
         return
     try:
         result = referrals.converted(
-            session, identity.partner_id, int(ref), utcnow(), policy=settings.referral_policy()
+            session, identity.require_partner_id(), int(ref), utcnow(), policy=settings.referral_policy()
         )
     except referrals.NotYourProspectError:
         await message.answer(renderer.render("referrals/not_your_prospect", identity.locale, ref=ref))
         return
     outcome = result.referral
-    await message.answer(renderer.render(
-        "referrals/converted", identity.locale, name=result.prospect_name, prospect_id=result.prospect_id,
-        status=outcome.status if outcome else "", reason=(outcome.reason or "") if outcome else "",
-    ))
+    await message.answer(
+        renderer.render(
+            "referrals/converted",
+            identity.locale,
+            name=result.prospect_name,
+            prospect_id=result.prospect_id,
+            status=outcome.status if outcome else "",
+            reason=(outcome.reason or "") if outcome else "",
+        )
+    )
 
 
 async def on_top(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
     in_group = message.chat.type != ChatType.PRIVATE
     partner_id = referrals.scope_partner(
-        session, chat_id=message.chat.id if in_group else None,
-        partner_id=identity.partner_id, owner_id=identity.owner_id,
+        session,
+        chat_id=message.chat.id if in_group else None,
+        partner_id=identity.partner_id,
+        owner_id=identity.owner_id,
     )
     leaders = referrals.leaderboard(session, partner_id) if partner_id is not None else []
     await message.answer(renderer.render("referrals/top", identity.locale, leaders=leaders))

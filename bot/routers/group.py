@@ -24,9 +24,9 @@ from bot import keyboards
 from bot.config import Settings
 from bot.filters import IsPartner
 from flows.community import circles
-from flows.errors import AutoCircleError
 from flows.community.invites import deep_link
 from flows.community.roles import Identity
+from flows.errors import AutoCircleError
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -36,8 +36,12 @@ LINK_ENTITIES = {"url", "text_link"}
 
 def build_router(settings: Settings) -> Router:
     router = Router(name="group")
-    router.my_chat_member.register(on_bot_blocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(MEMBER >> KICKED))
-    router.my_chat_member.register(on_bot_unblocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(KICKED >> MEMBER))
+    router.my_chat_member.register(
+        on_bot_blocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(MEMBER >> KICKED)
+    )
+    router.my_chat_member.register(
+        on_bot_unblocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(KICKED >> MEMBER)
+    )
     router.chat_member.register(on_join, ChatMemberUpdatedFilter(JOIN_TRANSITION))
     router.chat_member.register(on_leave, ChatMemberUpdatedFilter(LEAVE_TRANSITION))
     router.chat_join_request.register(on_join_request)
@@ -58,8 +62,13 @@ async def on_bot_unblocked(event: ChatMemberUpdated, session: Session) -> None:
 
 
 async def on_circle(
-    message: Message, command: CommandObject, bot: Bot, session: Session,
-    renderer: Renderer, identity: Identity, settings: Settings,
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     line = circles.parse_product_line(command.args or "passenger")
     if line is None:
@@ -71,7 +80,12 @@ async def on_circle(
         return
     try:
         info = circles.bind_circle(
-            session, identity.partner_id, message.chat.id, message.chat.title or "", line, utcnow(),
+            session,
+            identity.require_partner_id(),
+            message.chat.id,
+            message.chat.title or "",
+            line,
+            utcnow(),
             join_requests=settings.circles.join_requests,
         )
     except AutoCircleError:
@@ -79,7 +93,8 @@ async def on_circle(
         return
     if info.invite_link is None:
         link = await bot.create_chat_invite_link(
-            message.chat.id, name=f"AutoCircle circle {info.circle_id}"[:32],
+            message.chat.id,
+            name=f"AutoCircle circle {info.circle_id}"[:32],
             creates_join_request=settings.circles.join_requests,
         )
         circles.set_invite_link(session, info.circle_id, link.invite_link)
@@ -93,7 +108,7 @@ async def on_group_welcome(
     if not text:
         await message.reply(renderer.render("partner/usage_welcome", identity.locale, no_signature=True))
         return
-    info = circles.set_welcome(session, identity.partner_id, message.chat.id, text[:1000])
+    info = circles.set_welcome(session, identity.require_partner_id(), message.chat.id, text[:1000])
     template = "partner/welcome_set" if info else "circle/not_your_circle"
     await message.reply(renderer.render(template, identity.locale, title=info.title if info else ""))
 
@@ -102,9 +117,7 @@ async def on_partner_only(message: Message, renderer: Renderer, identity: Identi
     await message.reply(renderer.render("common/partners_only", identity.locale))
 
 
-async def on_join(
-    event: ChatMemberUpdated, bot: Bot, session: Session, renderer: Renderer, bot_username: str
-) -> None:
+async def on_join(event: ChatMemberUpdated, bot: Bot, session: Session, renderer: Renderer, bot_username: str) -> None:
     info = circles.circle_by_chat(session, event.chat.id)
     user = event.new_chat_member.user
     if info is None or user.is_bot:
@@ -134,7 +147,8 @@ async def on_join_request(
     url = deep_link(bot_username, "circle")
     try:
         await bot.send_message(
-            request.user_chat_id, renderer.render("circle/verify_first_private", None, title=info.title),
+            request.user_chat_id,
+            renderer.render("circle/verify_first_private", None, title=info.title),
             reply_markup=keyboards.verify_link(renderer.default_locale, url),
         )
     except TelegramAPIError:

@@ -19,12 +19,22 @@ from storage.clock import utcnow
 
 
 async def refuse(
-    callback: CallbackQuery, renderer: Renderer, locale: str | None,
-    *, session: Session | None = None, why: str = "",
+    callback: CallbackQuery,
+    renderer: Renderer,
+    locale: str | None,
+    *,
+    session: Session | None = None,
+    why: str = "",
 ) -> None:
     """Answer neutrally; with ``session`` and ``why`` the press is audited as forged."""
     if session is not None and why:
-        user = callback.from_user.id if callback.from_user else 0
-        record_audit(session, AuditKind.forged_callback, actor=f"user:{user}", at=utcnow(),
-                     callback_data=(callback.data or "")[:64], why=why)
+        user = callback.from_user.id
+        record_audit(
+            session,
+            AuditKind.forged_callback,
+            actor=f"user:{user}",
+            at=utcnow(),
+            callback_data=(callback.data or "")[:64],
+            why=why,
+        )
     await callback.answer(renderer.render("common/stale_button", locale, no_signature=True))

@@ -41,31 +41,59 @@ def build_router() -> Router:
     return router
 
 
-async def on_tasks(message: Message, session: Session, renderer: Renderer, identity: Identity,
-                   settings: Settings) -> None:
+async def on_tasks(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     options = settings.opportunities
-    items = matching.tasks_near_partner(session, identity.partner_id, utcnow(),  # type: ignore[arg-type]
-                                        policy=options.policy(settings.operator_ids), limit=options.partner_tasks_shown)
+    items = matching.tasks_near_partner(
+        session,
+        identity.require_partner_id(),
+        utcnow(),
+        policy=options.policy(settings.operator_ids),
+        limit=options.partner_tasks_shown,
+    )
     rows = [
-        [InlineKeyboardButton(
-            text=renderer.render(T + "button_push", identity.locale, task_id=n.task["id"], name=c["name"], no_signature=True),
-            callback_data=PushCb(task_id=n.task["id"], owner_id=c["owner_id"]).pack())]
-        for n in items for c in n.candidates if not c["offered"]
+        [
+            InlineKeyboardButton(
+                text=renderer.render(
+                    T + "button_push", identity.locale, task_id=n.task["id"], name=c["name"], no_signature=True
+                ),
+                callback_data=PushCb(task_id=n.task["id"], owner_id=c["owner_id"]).pack(),
+            )
+        ]
+        for n in items
+        for c in n.candidates
+        if not c["offered"]
     ][:20]
-    await message.answer(renderer.render(T + "partner_tasks", identity.locale, items=items),
-                         reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None)
+    await message.answer(
+        renderer.render(T + "partner_tasks", identity.locale, items=items),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None,
+    )
 
 
 async def on_deals(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
-    count = reports.partner_deals(session, identity.partner_id)  # type: ignore[arg-type]
+    count = reports.partner_deals(session, identity.require_partner_id())
     await message.answer(renderer.render(T + "deals", identity.locale, count=count))
 
 
-async def on_push(callback: CallbackQuery, callback_data: PushCb, session: Session, renderer: Renderer,
-                  identity: Identity, settings: Settings) -> None:
+async def on_push(
+    callback: CallbackQuery,
+    callback_data: PushCb,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+) -> None:
     try:
-        matching.partner_push(session, renderer, identity.partner_id, callback_data.task_id,  # type: ignore[arg-type]
-                              callback_data.owner_id, utcnow(), settings.opportunities.policy(settings.operator_ids))
+        matching.partner_push(
+            session,
+            renderer,
+            identity.require_partner_id(),
+            callback_data.task_id,
+            callback_data.owner_id,
+            utcnow(),
+            settings.opportunities.policy(settings.operator_ids),
+        )
     except (OfferNotCurrentError, TaskNotFoundError) as exc:
         await refuse(callback, renderer, identity.locale, session=session, why=str(exc))
         return
@@ -73,4 +101,6 @@ async def on_push(callback: CallbackQuery, callback_data: PushCb, session: Sessi
         await refuse(callback, renderer, identity.locale)
         return
     owner = session.get(Owner, callback_data.owner_id)
-    await callback.answer(renderer.render(T + "pushed", identity.locale, name=owner.name if owner else "", no_signature=True))
+    await callback.answer(
+        renderer.render(T + "pushed", identity.locale, name=owner.name if owner else "", no_signature=True)
+    )

@@ -20,12 +20,28 @@ from flows.templating import Renderer
 from storage.clock import utcnow
 
 REASONS = {
-    "zh": {"verification": "完成认证", "circle": "车主圈互动", "booking": "预约保养", "service_visit": "到店保养",
-           "referral": "推荐好友", "redemption": "使用优惠", "redemption_undone": "核销撤销", "offer": "积分兑换",
-           "expired": "积分过期"},
-    "en": {"verification": "verified", "circle": "circle activity", "booking": "booking", "service_visit": "service visit",
-           "referral": "referral", "redemption": "offer used", "redemption_undone": "redemption undone",
-           "offer": "spent on an offer", "expired": "expired"},
+    "zh": {
+        "verification": "完成认证",
+        "circle": "车主圈互动",
+        "booking": "预约保养",
+        "service_visit": "到店保养",
+        "referral": "推荐好友",
+        "redemption": "使用优惠",
+        "redemption_undone": "核销撤销",
+        "offer": "积分兑换",
+        "expired": "积分过期",
+    },
+    "en": {
+        "verification": "verified",
+        "circle": "circle activity",
+        "booking": "booking",
+        "service_visit": "service visit",
+        "referral": "referral",
+        "redemption": "offer used",
+        "redemption_undone": "redemption undone",
+        "offer": "spent on an offer",
+        "expired": "expired",
+    },
 }
 
 
@@ -41,16 +57,30 @@ def build_router() -> Router:
     return router
 
 
-async def on_points(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+async def on_points(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     summary = points.summary(session, identity.owner_id or 0, points_policy(settings), utcnow())
     locale = renderer.locale_for(identity.locale)
-    await message.answer(renderer.render("membership/points", identity.locale, s=summary, reasons=REASONS.get(locale, REASONS["en"])))
+    await message.answer(
+        renderer.render("membership/points", identity.locale, s=summary, reasons=REASONS.get(locale, REASONS["en"]))
+    )
 
 
-async def on_earnings(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+async def on_earnings(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     now = utcnow()
     commission.settle_due(session, now)
     report = commission.earnings(session, identity.partner_id or 0, now, settings.timezone)
-    await message.answer(renderer.render("membership/earnings", identity.locale, month=yuan(report.month_fen),
-                                         pending=yuan(report.pending_fen), settled=yuan(report.settled_fen),
-                                         lines=report.recent, yuan=yuan))
+    await message.answer(
+        renderer.render(
+            "membership/earnings",
+            identity.locale,
+            month=yuan(report.month_fen),
+            pending=yuan(report.pending_fen),
+            settled=yuan(report.settled_fen),
+            lines=report.recent,
+            yuan=yuan,
+        )
+    )

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.routers.guard import refuse
+from bot.telegram_types import sender
 from flows.community.roles import Identity
 from flows.errors import AutoCircleError
 from flows.membership.points import PointsPolicy
@@ -30,16 +31,22 @@ from storage.clock import utcnow
 from storage.merchant_models import Merchant
 
 
-
 def points_policy(settings: Settings) -> PointsPolicy:
     m = settings.membership
-    return PointsPolicy(amounts=dict(m.points), circle_daily_cap=m.circle_daily_cap,
-                        levels=tuple(sorted(m.levels.items(), key=lambda t: t[1])), timezone=settings.timezone)
+    return PointsPolicy(
+        amounts=dict(m.points),
+        circle_daily_cap=m.circle_daily_cap,
+        levels=tuple(sorted(m.levels.items(), key=lambda t: t[1])),
+        timezone=settings.timezone,
+    )
 
 
 def merchant_policy(settings: Settings) -> redemption.MerchantPolicy:
-    return redemption.MerchantPolicy(undo_window=timedelta(hours=settings.merchants.undo_window_hours),
-                                     freeze=timedelta(days=settings.merchants.freeze_days), points=points_policy(settings))
+    return redemption.MerchantPolicy(
+        undo_window=timedelta(hours=settings.merchants.undo_window_hours),
+        freeze=timedelta(days=settings.merchants.freeze_days),
+        points=points_policy(settings),
+    )
 
 
 class IsMerchant(BaseFilter):
@@ -82,24 +89,34 @@ def build_router() -> Router:
     return router
 
 
-async def on_register(message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity) -> None:
+async def on_register(
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+) -> None:
     code = (command.args or "").strip()[:40]
     if not code:
         await message.answer(renderer.render("merchants/usage_merchant", identity.locale, no_signature=True))
         return
     try:
-        _, merchant = directory.register_staff(session, code, message.from_user.id, utcnow())
+        _, merchant = directory.register_staff(session, code, sender(message).id, utcnow())
     except directory.StaffCodeError as exc:
         await message.answer(renderer.render("merchants/code_refused", identity.locale, reason=exc.reason))
         return
     await message.answer(renderer.render("merchants/registered", identity.locale, merchant=merchant.name))
 
 
-async def on_help(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+async def on_help(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     merchant = session.get(Merchant, identity.merchant_id)
-    await message.answer(renderer.render("merchants/help", identity.locale, merchant=merchant.name if merchant else "",
-                                         hours=f"{settings.merchants.undo_window_hours:g}",
-                                         is_owner=identity.owner_id is not None))
+    await message.answer(
+        renderer.render(
+            "merchants/help",
+            identity.locale,
+            merchant=merchant.name if merchant else "",
+            hours=f"{settings.merchants.undo_window_hours:g}",
+            is_owner=identity.owner_id is not None,
+        )
+    )
 
 
 async def on_staff_offers(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
@@ -107,23 +124,42 @@ async def on_staff_offers(message: Message, session: Session, renderer: Renderer
     await message.answer(renderer.render("merchants/staff_offers", identity.locale, offers=rows))
 
 
-async def on_deep_link(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                       identity: Identity, settings: Settings, state: FSMContext) -> None:
-    code = coupons.normalize_code((command.args or "")[len(coupons.LINK_PREFIX):][:20])
-    await _redeem(message, session, renderer, identity, settings, state, code, None, f"tg:{message.chat.id}:{message.message_id}")
+async def on_deep_link(
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
+    code = coupons.normalize_code((command.args or "")[len(coupons.LINK_PREFIX) :][:20])
+    await _redeem(
+        message, session, renderer, identity, settings, state, code, None, f"tg:{message.chat.id}:{message.message_id}"
+    )
 
 
-async def on_redeem(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                    identity: Identity, settings: Settings, state: FSMContext) -> None:
+async def on_redeem(
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
     code = coupons.normalize_code((command.args or "")[:20])
     if not code:
         await message.answer(renderer.render("merchants/usage_redeem", identity.locale, no_signature=True))
         return
-    await _redeem(message, session, renderer, identity, settings, state, code, None, f"tg:{message.chat.id}:{message.message_id}")
+    await _redeem(
+        message, session, renderer, identity, settings, state, code, None, f"tg:{message.chat.id}:{message.message_id}"
+    )
 
 
-async def on_order_value(message: Message, session: Session, renderer: Renderer, identity: Identity,
-                         settings: Settings, state: FSMContext) -> None:
+async def on_order_value(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings, state: FSMContext
+) -> None:
     data = await state.get_data()
     try:
         value = parse_yuan((message.text or "")[:20])
@@ -133,37 +169,80 @@ async def on_order_value(message: Message, session: Session, renderer: Renderer,
         await message.answer(renderer.render("merchants/bad_order_value", identity.locale, no_signature=True))
         return
     await state.clear()
-    await _redeem(message, session, renderer, identity, settings, state, str(data.get("code", "")), value,
-                  str(data.get("request_id", f"tg:{message.chat.id}:{message.message_id}")))
+    await _redeem(
+        message,
+        session,
+        renderer,
+        identity,
+        settings,
+        state,
+        str(data.get("code", "")),
+        value,
+        str(data.get("request_id", f"tg:{message.chat.id}:{message.message_id}")),
+    )
 
 
-async def _redeem(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings,
-                  state: FSMContext, code: str, order_value: int | None, request_id: str) -> None:
-    staff = directory.staff_of_user(session, message.from_user.id)
+async def _redeem(
+    message: Message,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+    state: FSMContext,
+    code: str,
+    order_value: int | None,
+    request_id: str,
+) -> None:
+    staff = directory.staff_of_user(session, sender(message).id)
     policy = merchant_policy(settings)
     try:
-        done = redemption.redeem(session, identity.merchant_id or 0, code, utcnow(), request_id=request_id,
-                                 staff_id=staff.id if staff else None, order_value_fen=order_value,
-                                 policy=policy, renderer=renderer)
+        done = redemption.redeem(
+            session,
+            identity.merchant_id or 0,
+            code,
+            utcnow(),
+            request_id=request_id,
+            staff_id=staff.id if staff else None,
+            order_value_fen=order_value,
+            policy=policy,
+            renderer=renderer,
+        )
     except redemption.RedeemError as exc:
         if exc.reason == "needs_value":
             await state.set_state(OrderValue.waiting)
             await state.update_data(code=code, request_id=request_id)
-            await message.answer(renderer.render("merchants/ask_order_value", identity.locale, code=code, no_signature=True))
+            await message.answer(
+                renderer.render("merchants/ask_order_value", identity.locale, code=code, no_signature=True)
+            )
             return
         await message.answer(renderer.render("merchants/redeem_refused", identity.locale, reason=exc.reason, code=code))
         return
-    button = InlineKeyboardButton(text=renderer.render("merchants/undo_button", identity.locale, no_signature=True),
-                                  callback_data=UndoRedemption(redemption_id=done.redemption_id).pack())
+    button = InlineKeyboardButton(
+        text=renderer.render("merchants/undo_button", identity.locale, no_signature=True),
+        callback_data=UndoRedemption(redemption_id=done.redemption_id).pack(),
+    )
     await message.answer(
-        renderer.render("merchants/redeemed", identity.locale, code=done.code, title=done.offer_title,
-                        owner_name=done.owner_name, order_value=yuan(done.order_value_fen) if done.order_value_fen else "",
-                        hours=f"{settings.merchants.undo_window_hours:g}"),
-        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]))
+        renderer.render(
+            "merchants/redeemed",
+            identity.locale,
+            code=done.code,
+            title=done.offer_title,
+            owner_name=done.owner_name,
+            order_value=yuan(done.order_value_fen) if done.order_value_fen else "",
+            hours=f"{settings.merchants.undo_window_hours:g}",
+        ),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]),
+    )
 
 
-async def on_undo(message: Message, command: CommandObject, session: Session, renderer: Renderer,
-                  identity: Identity, settings: Settings) -> None:
+async def on_undo(
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+) -> None:
     code = coupons.normalize_code((command.args or "")[:20])
     if not code:
         await message.answer(renderer.render("merchants/usage_undo", identity.locale, no_signature=True))
@@ -171,34 +250,60 @@ async def on_undo(message: Message, command: CommandObject, session: Session, re
     last = redemption.last_redemption(session, identity.merchant_id or 0, code)
     hours = f"{settings.merchants.undo_window_hours:g}"
     if last is None:
-        await message.answer(renderer.render("merchants/undo_refused", identity.locale, reason="not_found", hours=hours))
+        await message.answer(
+            renderer.render("merchants/undo_refused", identity.locale, reason="not_found", hours=hours)
+        )
         return
-    staff = directory.staff_of_user(session, message.from_user.id)
+    staff = directory.staff_of_user(session, sender(message).id)
     try:
-        done = redemption.undo(session, identity.merchant_id or 0, last.id or 0, utcnow(),
-                               staff_id=staff.id if staff else None, policy=merchant_policy(settings),
-                               renderer=renderer)
+        done = redemption.undo(
+            session,
+            identity.merchant_id or 0,
+            last.id or 0,
+            utcnow(),
+            staff_id=staff.id if staff else None,
+            policy=merchant_policy(settings),
+            renderer=renderer,
+        )
     except redemption.RedeemError as exc:
         await message.answer(renderer.render("merchants/undo_refused", identity.locale, reason=exc.reason, hours=hours))
         return
     await message.answer(renderer.render("merchants/undone", identity.locale, code=done.code))
 
 
-async def on_undo_button(callback: CallbackQuery, callback_data: UndoRedemption, session: Session,
-                         renderer: Renderer, identity: Identity, settings: Settings) -> None:
+async def on_undo_button(
+    callback: CallbackQuery,
+    callback_data: UndoRedemption,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+) -> None:
     staff = directory.staff_of_user(session, callback.from_user.id)
     try:
-        done = redemption.undo(session, identity.merchant_id or 0, callback_data.redemption_id, utcnow(),
-                               staff_id=staff.id if staff else None, policy=merchant_policy(settings),
-                               renderer=renderer)
+        done = redemption.undo(
+            session,
+            identity.merchant_id or 0,
+            callback_data.redemption_id,
+            utcnow(),
+            staff_id=staff.id if staff else None,
+            policy=merchant_policy(settings),
+            renderer=renderer,
+        )
     except redemption.RedeemError as exc:
         if exc.reason == "not_found":  # another merchant's redemption: not from a real button
             await refuse(callback, renderer, identity.locale, session=session, why="redemption of another merchant")
             return
         await callback.answer()
         if callback.message:
-            await callback.message.answer(renderer.render("merchants/undo_refused", identity.locale, reason=exc.reason,
-                                                          hours=f"{settings.merchants.undo_window_hours:g}"))
+            await callback.message.answer(
+                renderer.render(
+                    "merchants/undo_refused",
+                    identity.locale,
+                    reason=exc.reason,
+                    hours=f"{settings.merchants.undo_window_hours:g}",
+                )
+            )
         return
     await callback.answer()
     if callback.message:

@@ -10,8 +10,8 @@ from sqlmodel import Session
 from bot.filters import HasRole
 from bot.routers import partner
 from flows.community import handover
-from flows.errors import AutoCircleError
 from flows.community.roles import Identity, Role
+from flows.errors import AutoCircleError
 from flows.templating import Renderer
 from storage.clock import utcnow
 

@@ -22,15 +22,17 @@ from bot.config import Settings
 from bot.filters import HasRole
 from bot.middlewares import commit_before_reply
 from bot.routers.guard import refuse
+from bot.telegram_types import callback_message, sender, text_of
 from flows.community import onboarding
 from flows.community.phones import to_e164
+from flows.community.roles import Identity, Role
 from flows.engine.playbook import Library
 from flows.engine.runner import enter_deep_link
 from flows.growth.referrals import Touch
-from flows.community.roles import Identity, Role
 from flows.templating import Renderer, locale_from_telegram
 from storage.clock import utcnow
 from storage.models import Owner
+from storage.segments import Familiarity
 
 
 class Onboarding(StatesGroup):
@@ -78,20 +80,27 @@ def _loc(identity: Identity, message_or_cb: Message | CallbackQuery, renderer: R
 def _limits(settings: Settings) -> onboarding.VerifyLimits:
     sec = settings.security
     return onboarding.VerifyLimits(
-        max_per_user=sec.verify_max_failures_per_user, max_per_owner=sec.verify_max_failures_per_owner,
+        max_per_user=sec.verify_max_failures_per_user,
+        max_per_owner=sec.verify_max_failures_per_owner,
         window=timedelta(hours=sec.verify_window_hours),
     )
 
 
 async def on_start(
-    message: Message, command: CommandObject, state: FSMContext, session: Session,
-    renderer: Renderer, identity: Identity, flow_library: Library, settings: Settings,
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    flow_library: Library,
+    settings: Settings,
 ) -> None:
     loc = _loc(identity, message, renderer)
     param = (command.args or "").strip()[:64] or None
     now = utcnow()
     result = onboarding.start(
-        session, message.from_user.id, param, now, invite_valid_days=settings.security.invite_valid_days
+        session, sender(message).id, param, now, invite_valid_days=settings.security.invite_valid_days
     )
     if result.kind is onboarding.StartKind.already_verified:
         if param and result.owner_id is not None:
@@ -103,15 +112,19 @@ async def on_start(
         return
     await state.set_state(Onboarding.verify)
     await state.set_data({"owner_id": result.owner_id, "partner_id": result.partner_id})
-    if onboarding.user_locked(session, message.from_user.id, now, _limits(settings)):
+    if onboarding.user_locked(session, sender(message).id, now, _limits(settings)):
         await message.answer(renderer.render("owner/verify_locked", loc), reply_markup=keyboards.remove())
         return
     template = {
         onboarding.StartKind.token_ok: "onboarding/start_invited",
         onboarding.StartKind.token_dead: "owner/link_expired",
     }.get(result.kind, "owner/start_plain")
-    await message.answer(renderer.render(template, loc, name=result.owner_name), reply_markup=keyboards.share_contact(loc))
-    await message.answer(renderer.render("onboarding/not_owner_hint", loc, no_signature=True), reply_markup=keyboards.not_an_owner(loc))
+    await message.answer(
+        renderer.render(template, loc, name=result.owner_name), reply_markup=keyboards.share_contact(loc)
+    )
+    await message.answer(
+        renderer.render("onboarding/not_owner_hint", loc, no_signature=True), reply_markup=keyboards.not_an_owner(loc)
+    )
 
 
 async def on_help(message: Message, renderer: Renderer, identity: Identity) -> None:
@@ -120,50 +133,80 @@ async def on_help(message: Message, renderer: Renderer, identity: Identity) -> N
 
 async def on_cancel(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     await state.clear()
-    await message.answer(renderer.render("common/cancelled", _loc(identity, message, renderer)), reply_markup=keyboards.remove())
+    await message.answer(
+        renderer.render("common/cancelled", _loc(identity, message, renderer)), reply_markup=keyboards.remove()
+    )
 
 
 async def _attempt(message: Message, state: FSMContext, settings: Settings) -> onboarding.Attempt:
     """The verification attempt as the flow needs it: who, what the link named, the limits."""
     data = await state.get_data()
-    user = message.from_user
+    user = sender(message)
     return onboarding.Attempt(
-        user_id=user.id, user_label=user.full_name + (f" @{user.username}" if user.username else ""),
-        hint_owner_id=data.get("owner_id"), hint_partner_id=data.get("partner_id"),
-        limits=_limits(settings), operator_ids=tuple(settings.operator_ids),
+        user_id=user.id,
+        user_label=user.full_name + (f" @{user.username}" if user.username else ""),
+        hint_owner_id=data.get("owner_id"),
+        hint_partner_id=data.get("partner_id"),
+        limits=_limits(settings),
+        operator_ids=tuple(settings.operator_ids),
     )
 
 
 async def on_contact(
-    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
+    message: Message,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
     settings: Settings,
 ) -> None:
     loc = _loc(identity, message, renderer)
     contact = message.contact
-    if contact.user_id != message.from_user.id:
-        await message.answer(renderer.render("onboarding/not_own_contact", loc), reply_markup=keyboards.share_contact(loc))
+    if contact is None:  # registered with F.contact
+        return
+    if contact.user_id != sender(message).id:
+        await message.answer(
+            renderer.render("onboarding/not_own_contact", loc), reply_markup=keyboards.share_contact(loc)
+        )
         return
     result = onboarding.verify_by_phone(
-        session, renderer, await _attempt(message, state, settings), contact.phone_number,
-        now=utcnow(), referral_policy=settings.referral_policy(),
+        session,
+        renderer,
+        await _attempt(message, state, settings),
+        contact.phone_number,
+        now=utcnow(),
+        referral_policy=settings.referral_policy(),
     )
     await _after_match(message, state, session, renderer, loc, result, settings)
 
 
 async def on_vin_text(
-    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
+    message: Message,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
     settings: Settings,
 ) -> None:
     result = onboarding.verify_by_vin_suffix(
-        session, renderer, await _attempt(message, state, settings), message.text[:64],
-        now=utcnow(), referral_policy=settings.referral_policy(),
+        session,
+        renderer,
+        await _attempt(message, state, settings),
+        text_of(message)[:64],
+        now=utcnow(),
+        referral_policy=settings.referral_policy(),
     )
     await _after_match(message, state, session, renderer, _loc(identity, message, renderer), result, settings)
 
 
 async def _after_match(
-    message: Message, state: FSMContext, session: Session, renderer: Renderer,
-    loc: str | None, result: onboarding.MatchResult, settings: Settings,
+    message: Message,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    loc: str | None,
+    result: onboarding.MatchResult,
+    settings: Settings,
 ) -> None:
     """One reply per outcome; not found, ambiguous and taken read the same to the person."""
     if result.ok:
@@ -184,26 +227,37 @@ async def _after_match(
 
 
 async def _say_verified(
-    message: Message, session: Session, renderer: Renderer, loc: str | None, owner_id: int,
-    owner_name: str | None, settings: Settings,
+    message: Message,
+    session: Session,
+    renderer: Renderer,
+    loc: str | None,
+    owner_id: int,
+    owner_name: str | None,
+    settings: Settings,
 ) -> None:
-    """"Verified" and the familiarity question: after the match, and again whenever the owner
+    """ "Verified" and the familiarity question: after the match, and again whenever the owner
     writes instead of answering (or Telegram redelivers the matching message after a crash
     between the commit and these replies), so the person is never left without the question."""
     await message.answer(renderer.render("onboarding/verified", loc, name=owner_name), reply_markup=keyboards.remove())
     suggestion = _suggestion(session, owner_id, settings)
-    await message.answer(renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value),
-                         reply_markup=keyboards.familiarity(loc, owner_id, suggestion))
+    await message.answer(
+        renderer.render("onboarding/ask_familiarity", loc, suggested=suggestion.value),
+        reply_markup=keyboards.familiarity(loc, owner_id, suggestion),
+    )
 
 
-def _suggestion(session: Session, owner_id: int | None, settings: Settings) -> onboarding.Familiarity:
+def _suggestion(session: Session, owner_id: int | None, settings: Settings) -> Familiarity:
     purchase = onboarding.earliest_purchase(session, owner_id) if owner_id else None
     seg = settings.segments
     return onboarding.suggest_familiarity(purchase, utcnow().date(), seg.novice_max_months, seg.skilled_max_months)
 
 
 async def _onboarding_owner(
-    callback: CallbackQuery, owner_id: int, step: State, state: FSMContext, identity: Identity,
+    callback: CallbackQuery,
+    owner_id: int,
+    step: State,
+    state: FSMContext,
+    identity: Identity,
 ) -> str | None:
     """Why this onboarding button must do nothing, or None: the presser must be the owner
     linked to this account, the button must name that owner, and the step must be now."""
@@ -215,8 +269,12 @@ async def _onboarding_owner(
 
 
 async def on_familiarity(
-    callback: CallbackQuery, callback_data: keyboards.FamiliarityCb, state: FSMContext,
-    session: Session, renderer: Renderer, identity: Identity,
+    callback: CallbackQuery,
+    callback_data: keyboards.FamiliarityCb,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
 ) -> None:
     loc = _loc(identity, callback, renderer)
     why = await _onboarding_owner(callback, callback_data.owner_id, Onboarding.familiarity, state, identity)
@@ -226,13 +284,18 @@ async def on_familiarity(
     onboarding.set_familiarity(session, callback_data.owner_id, callback_data.value, utcnow())
     await callback.answer()
     await state.set_state(Onboarding.language)
-    await callback.message.answer(renderer.render("onboarding/ask_language", loc),
-                                  reply_markup=keyboards.languages(callback_data.owner_id))
+    await callback_message(callback).answer(
+        renderer.render("onboarding/ask_language", loc), reply_markup=keyboards.languages(callback_data.owner_id)
+    )
 
 
 async def on_locale(
-    callback: CallbackQuery, callback_data: keyboards.LocaleCb, state: FSMContext,
-    session: Session, renderer: Renderer, identity: Identity,
+    callback: CallbackQuery,
+    callback_data: keyboards.LocaleCb,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
 ) -> None:
     locale = callback_data.value if callback_data.value in ("zh", "en") else "zh"
     why = await _onboarding_owner(callback, callback_data.owner_id, Onboarding.language, state, identity)
@@ -242,7 +305,9 @@ async def on_locale(
     onboarding.set_locale(session, callback_data.owner_id, locale, utcnow())
     await callback.answer()
     await state.clear()
-    await _send_circle_link(callback.message, session, renderer, callback_data.owner_id, locale, "onboarding/done")
+    await _send_circle_link(
+        callback_message(callback), session, renderer, callback_data.owner_id, locale, "onboarding/done"
+    )
 
 
 async def _send_circle_link(
@@ -260,12 +325,12 @@ async def on_prospect_start(callback: CallbackQuery, state: FSMContext, renderer
         return
     await state.set_state(ProspectForm.name)
     await callback.answer()
-    await callback.message.answer(renderer.render("prospect/ask_name", loc))
+    await callback_message(callback).answer(renderer.render("prospect/ask_name", loc))
 
 
 async def on_prospect_name(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
     loc = _loc(identity, message, renderer)
-    name = message.text.strip()[:64]
+    name = text_of(message).strip()[:64]
     await state.update_data(name=name)
     await state.set_state(ProspectForm.phone)
     await message.answer(renderer.render("prospect/ask_phone", loc), reply_markup=keyboards.share_contact(loc))
@@ -287,14 +352,20 @@ async def on_prospect_model(
     message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity
 ) -> None:
     loc = _loc(identity, message, renderer)
-    await state.update_data(model=message.text.strip()[:64])
+    await state.update_data(model=text_of(message).strip()[:64])
     await state.set_state(ProspectForm.dealer)
-    await message.answer(renderer.render("prospect/ask_dealer", loc), reply_markup=keyboards.dealer_choice(onboarding.dealers(session)))
+    await message.answer(
+        renderer.render("prospect/ask_dealer", loc), reply_markup=keyboards.dealer_choice(onboarding.dealers(session))
+    )
 
 
 async def on_prospect_dealer(
-    callback: CallbackQuery, callback_data: keyboards.DealerCb, state: FSMContext,
-    session: Session, renderer: Renderer, identity: Identity,
+    callback: CallbackQuery,
+    callback_data: keyboards.DealerCb,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
 ) -> None:
     loc = _loc(identity, callback, renderer)
     if callback_data.code not in {choice.code for choice in onboarding.dealers(session)}:
@@ -302,16 +373,26 @@ async def on_prospect_dealer(
         return
     data = await state.get_data()
     result = onboarding.register_prospect(
-        session, renderer, user_id=callback.from_user.id, name=data.get("name", ""),
-        phone=data.get("phone", ""), model=data.get("model", ""), dealer_code=callback_data.code, now=utcnow(),
+        session,
+        renderer,
+        user_id=callback.from_user.id,
+        name=data.get("name", ""),
+        phone=data.get("phone", ""),
+        model=data.get("model", ""),
+        dealer_code=callback_data.code,
+        now=utcnow(),
     )
     await state.clear()
     await callback.answer()
-    await callback.message.answer(renderer.render("prospect/done", loc, partner_name=result.partner_name))
+    await callback_message(callback).answer(renderer.render("prospect/done", loc, partner_name=result.partner_name))
 
 
 async def on_unexpected_in_form(
-    message: Message, state: FSMContext, session: Session, renderer: Renderer, identity: Identity,
+    message: Message,
+    state: FSMContext,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
     settings: Settings,
 ) -> None:
     current = await state.get_state()

@@ -10,13 +10,10 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import IsPartner
 from bot.texts import send_long
-from flows.community import circles
-from flows.community import invites
-from flows.community import owners_view
+from flows.community import circles, invites, owners_view
 from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
-
 
 INVITES_IN_TEXT = 30
 
@@ -38,19 +35,29 @@ async def on_help(message: Message, renderer: Renderer, identity: Identity) -> N
 
 
 async def on_invites(
-    message: Message, session: Session, renderer: Renderer, identity: Identity, bot_username: str,
+    message: Message,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    bot_username: str,
     settings: Settings,
 ) -> None:
     rows = invites.issue_invites(
-        session, identity.partner_id, bot_username, utcnow(),
-        valid_days=settings.security.invite_valid_days, actor=f"user:{identity.user_id}",
+        session,
+        identity.require_partner_id(),
+        bot_username,
+        utcnow(),
+        valid_days=settings.security.invite_valid_days,
+        actor=f"user:{identity.user_id}",
     )
     shown = rows[:INVITES_IN_TEXT]  # the rest is in the Excel file: one message, not dozens
     text = renderer.render("partner/invites", identity.locale, rows=shown, count=len(rows))
     await send_long(message, text)
     if rows:
         document = BufferedInputFile(invites.to_xlsx(rows), filename="invites.xlsx")
-        await message.answer_document(document, caption=renderer.render("partner/invites_file", identity.locale, no_signature=True))
+        await message.answer_document(
+            document, caption=renderer.render("partner/invites_file", identity.locale, no_signature=True)
+        )
 
 
 def visible_scope(identity: Identity) -> int | None:
@@ -87,6 +94,6 @@ async def on_welcome(
     if not text:
         await message.answer(renderer.render("partner/usage_welcome", identity.locale, no_signature=True))
         return
-    circle = circles.set_welcome(session, identity.partner_id, None, text[:1000])
+    circle = circles.set_welcome(session, identity.require_partner_id(), None, text[:1000])
     template = "partner/welcome_set" if circle else "partner/welcome_which_circle"
     await message.answer(renderer.render(template, identity.locale, title=circle.title if circle else ""))

@@ -21,8 +21,8 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.filters import HasRole
 from bot.routers.guard import refuse
-from flows.growth import circle_posts as posts
 from flows.community.roles import Identity, Role
+from flows.growth import circle_posts as posts
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -76,8 +76,13 @@ def list_keyboard(items: list[posts.PostView], locale: str | None) -> InlineKeyb
 
 
 async def on_post(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings, state: FSMContext,
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+    state: FSMContext,
 ) -> None:
     try:
         request = posts.parse_post(command.args)
@@ -91,21 +96,32 @@ async def on_post(
     if len(circles) > 1:
         await state.set_state(PostForm.circle)
         await state.update_data(kind=request.kind, text=request.text, at=f"{request.at:%H:%M}", weekday=request.weekday)
-        await message.answer(renderer.render("posts/pick_circle", identity.locale, no_signature=True),
-                             reply_markup=circles_keyboard(circles))
+        await message.answer(
+            renderer.render("posts/pick_circle", identity.locale, no_signature=True),
+            reply_markup=circles_keyboard(circles),
+        )
         return
     view = posts.create_post(session, author_of(identity), circles[0].id, request, utcnow(), settings.timezone)
     await message.answer(renderer.render("posts/created", identity.locale, post=view))
 
 
 async def on_circle_picked(
-    callback: CallbackQuery, callback_data: CircleCb, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings, state: FSMContext,
+    callback: CallbackQuery,
+    callback_data: CircleCb,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
+    state: FSMContext,
 ) -> None:
     data = await state.get_data()
-    request = posts.PostRequest(kind=data["kind"], text=data["text"], at=time.fromisoformat(data["at"]), weekday=data["weekday"])
+    request = posts.PostRequest(
+        kind=data["kind"], text=data["text"], at=time.fromisoformat(data["at"]), weekday=data["weekday"]
+    )
     try:
-        view = posts.create_post(session, author_of(identity), callback_data.circle_id, request, utcnow(), settings.timezone)
+        view = posts.create_post(
+            session, author_of(identity), callback_data.circle_id, request, utcnow(), settings.timezone
+        )
     except posts.NotYourCircleError:  # a circle no button offered: the pick is still open
         await refuse(callback, renderer, identity.locale, session=session, why="not your circle")
         return
@@ -115,15 +131,23 @@ async def on_circle_picked(
         await callback.message.answer(renderer.render("posts/created", identity.locale, post=view))
 
 
-async def on_posts(message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings) -> None:
+async def on_posts(
+    message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
+) -> None:
     items = posts.list_posts(session, author_of(identity), settings.timezone)
-    await message.answer(renderer.render("posts/list", identity.locale, posts=items),
-                         reply_markup=list_keyboard(items, renderer.locale_for(identity.locale)) if items else None)
+    await message.answer(
+        renderer.render("posts/list", identity.locale, posts=items),
+        reply_markup=list_keyboard(items, renderer.locale_for(identity.locale)) if items else None,
+    )
 
 
 async def on_cancel(
-    callback: CallbackQuery, callback_data: PostCancelCb, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    callback: CallbackQuery,
+    callback_data: PostCancelCb,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     try:
         view = posts.cancel_post(session, author_of(identity), callback_data.post_id, utcnow(), settings.timezone)

@@ -9,8 +9,8 @@ from aiogram.filters import BaseFilter, Command
 from aiogram.types import Message, TelegramObject
 from sqlmodel import Session
 
-from flows.delivery import outbox
 from flows.community.roles import Identity
+from flows.delivery import outbox
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -31,15 +31,18 @@ def build_router() -> Router:
 
 
 async def on_stop(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
-    result = outbox.set_marketing_opt_out(session, identity.owner_id, True, utcnow())
+    result = outbox.set_marketing_opt_out(session, identity.require_owner_id(), True, utcnow())
     await message.answer(renderer.render("delivery/stopped", identity.locale, already=not result.changed))
 
 
 async def on_resume(message: Message, session: Session, renderer: Renderer, identity: Identity) -> None:
-    result = outbox.set_marketing_opt_out(session, identity.owner_id, False, utcnow())
+    result = outbox.set_marketing_opt_out(session, identity.require_owner_id(), False, utcnow())
     await message.answer(
         renderer.render(
-            "delivery/resumed", identity.locale, already=not result.changed,
-            cap=result.marketing_cap, days=result.cap_days,
+            "delivery/resumed",
+            identity.locale,
+            already=not result.changed,
+            cap=result.marketing_cap,
+            days=result.cap_days,
         )
     )

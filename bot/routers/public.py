@@ -11,14 +11,15 @@ from aiogram.types import Message
 from sqlmodel import Session
 
 from bot.commands import install_partner_commands
+from bot.telegram_types import sender
 from flows.community import partners
+from flows.community.roles import Identity
 from flows.errors import (
     ExpiredRegistrationCodeError,
     RegistrationError,
     TelegramAccountInUseError,
     UsedRegistrationCodeError,
 )
-from flows.community.roles import Identity
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -38,15 +39,19 @@ def build_router() -> Router:
 
 
 async def on_partner(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer,
-    identity: Identity, bot: Bot,
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    bot: Bot,
 ) -> None:
     code = (command.args or "").strip()
     if not code:
         await message.answer(renderer.render("partner/usage_partner", identity.locale, no_signature=True))
         return
     try:
-        partner = partners.redeem_registration_code(session, code, message.from_user.id, utcnow())
+        partner = partners.redeem_registration_code(session, code, sender(message).id, utcnow())
     except RegistrationError as exc:
         template = REGISTRATION_ERRORS.get(type(exc), "partner/code_unknown")
         await message.answer(renderer.render(template, identity.locale))

@@ -17,11 +17,11 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
+from flows.community.roles import Identity, Role
 from flows.errors import AutoCircleError, InvalidInputError
+from flows.reports.owner_export import owners_xlsx
 from flows.segments.matrix_picture import render_matrix_png
 from flows.segments.matrix_report import MatrixReport, matrix_report, parse_matrix_args
-from flows.reports.owner_export import owners_xlsx
-from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 
 
@@ -39,8 +39,12 @@ def build_router() -> Router:
 
 
 async def on_partner_matrix(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     try:
         scope = parse_matrix_args(command.args, operator=False)
@@ -52,8 +56,12 @@ async def on_partner_matrix(
 
 
 async def on_operator_matrix(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     try:
         report = matrix_report(session, parse_matrix_args(command.args, operator=True))
@@ -79,8 +87,11 @@ async def on_export(
     message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
 ) -> None:
     data, rows = owners_xlsx(
-        session, partner_id=identity.partner_id, masked=True,
-        locale=renderer.locale_for(identity.locale), timezone=settings.timezone,
+        session,
+        partner_id=identity.partner_id,
+        masked=True,
+        locale=renderer.locale_for(identity.locale),
+        timezone=settings.timezone,
     )
     if not rows:
         await message.answer(renderer.render("reports/export_empty", identity.locale))

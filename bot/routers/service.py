@@ -8,7 +8,6 @@ sub-router: ``/mileage`` for verified owners, ``/serviced`` for registered partn
 from __future__ import annotations
 
 import re
-
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,10 +18,10 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
+from flows.community.roles import Identity, Role
+from flows.errors import InvalidInputError
 from flows.service import bookings
 from flows.service import due as service
-from flows.errors import InvalidInputError
-from flows.community.roles import Identity, Role
 from flows.templating import Renderer
 from storage.clock import utcnow
 
@@ -40,8 +39,12 @@ def build_router() -> Router:
 
 
 async def on_mileage(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     loc, args = identity.locale, (command.args or "").split()
     km = _km(args[0]) if 1 <= len(args) <= 2 else None
@@ -52,20 +55,31 @@ async def on_mileage(
     car = args[1][:20] if len(args) > 1 else None
     try:
         report = service.owner_mileage(
-            session, identity.owner_id, km, utcnow(), rules=settings.service.rules(),  # type: ignore[arg-type]
-            limits=settings.service.limits(settings.timezone), vehicle_ref=car,
+            session,
+            identity.require_owner_id(),
+            km,
+            utcnow(),
+            rules=settings.service.rules(),
+            limits=settings.service.limits(settings.timezone),
+            vehicle_ref=car,
         )
     except (service.AmbiguousVehicleError, service.VehicleNotFoundError, service.OdometerRejectedError) as exc:
         await message.answer(_refusal(renderer, loc, exc, settings, "mileage", f"{km} ", car, partner=False))
         return
-    await message.answer(renderer.render(
-        "service/mileage_saved", loc, km=report.km, car=report.vehicle, due=report.due, unchanged=report.unchanged
-    ))
+    await message.answer(
+        renderer.render(
+            "service/mileage_saved", loc, km=report.km, car=report.vehicle, due=report.due, unchanged=report.unchanged
+        )
+    )
 
 
 async def on_serviced(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer,
-    identity: Identity, settings: Settings,
+    message: Message,
+    command: CommandObject,
+    session: Session,
+    renderer: Renderer,
+    identity: Identity,
+    settings: Settings,
 ) -> None:
     loc, parsed = identity.locale, _serviced_args(command.args)
     if parsed is None:
@@ -76,13 +90,24 @@ async def on_serviced(
         booking = BOOKING_REF.match(owner_ref)
         if booking is not None:  # /serviced B12: finish that booking
             visit = bookings.finish_booking(
-                session, identity.partner_id, int(booking.group(1)), utcnow(),  # type: ignore[arg-type]
-                rules=settings.service.rules(), limits=settings.service.limits(settings.timezone), km=km,
+                session,
+                identity.require_partner_id(),
+                int(booking.group(1)),
+                utcnow(),
+                rules=settings.service.rules(),
+                limits=settings.service.limits(settings.timezone),
+                km=km,
             )
         else:
             visit = service.partner_serviced(
-                session, identity.partner_id, owner_ref, utcnow(), rules=settings.service.rules(),  # type: ignore[arg-type]
-                limits=settings.service.limits(settings.timezone), km=km, vehicle_ref=car,
+                session,
+                identity.require_partner_id(),
+                owner_ref,
+                utcnow(),
+                rules=settings.service.rules(),
+                limits=settings.service.limits(settings.timezone),
+                km=km,
+                vehicle_ref=car,
             )
     except (service.OwnerNotFoundError, bookings.BookingError, bookings.BookingNotFoundError):
         await message.answer(renderer.render("partner/owner_not_found", loc, ref=owner_ref))
@@ -126,23 +151,38 @@ def _km(text: str) -> int | None:
 
 
 def _refusal(
-    renderer: Renderer, loc: str | None, exc: Exception, settings: Settings, command: str,
-    example: str, car: str | None, *, partner: bool,
+    renderer: Renderer,
+    loc: str | None,
+    exc: Exception,
+    settings: Settings,
+    command: str,
+    example: str,
+    car: str | None,
+    *,
+    partner: bool,
 ) -> str:
     """The reply for a value or a car the flow refused (the same three cases for both commands)."""
     if isinstance(exc, service.AmbiguousVehicleError):
         return renderer.render(
-            "service/which_vehicle", loc, vehicles=exc.vehicles, command=command,
-            example=example + exc.vehicles[0].ref, partner=partner,
+            "service/which_vehicle",
+            loc,
+            vehicles=exc.vehicles,
+            command=command,
+            example=example + exc.vehicles[0].ref,
+            partner=partner,
         )
     if isinstance(exc, service.VehicleNotFoundError):
         return renderer.render("service/no_vehicle", loc, ref=car or "", partner=partner)
     assert isinstance(exc, service.OdometerRejectedError)
     problem, other = exc.problem, exc.problem.other
     return renderer.render(
-        "service/serviced_rejected" if partner else "service/mileage_rejected", loc,
-        kind=problem.kind.value, km=problem.km, other_km=other.km if other else 0,
-        when=_local_day(other.at if other else None, settings.timezone), car=exc.vehicle,
+        "service/serviced_rejected" if partner else "service/mileage_rejected",
+        loc,
+        kind=problem.kind.value,
+        km=problem.km,
+        other_km=other.km if other else 0,
+        when=_local_day(other.at if other else None, settings.timezone),
+        car=exc.vehicle,
         max_per_day=settings.service.max_km_per_day,
     )
 

@@ -55,6 +55,7 @@ class Health:
         if self._redis is None:
             import redis.asyncio as aioredis
 
+            assert self.redis_url is not None  # check() only pings Redis when a URL is set
             self._redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=CHECK_TIMEOUT_S)
         await self._redis.ping()
 

@@ -21,6 +21,7 @@ idempotent by key anyway (bot.scheduler): a brief overlap cannot plan anything t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -42,12 +43,16 @@ def conninfo(url: str, **extra: object) -> str:
     """A libpq connection string from the app's SQLAlchemy URL."""
     parsed = make_url(normalize_url(url))
     params: dict[str, object] = {
-        "host": parsed.host, "port": parsed.port, "user": parsed.username,
-        "password": parsed.password, "dbname": parsed.database,
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "dbname": parsed.database,
     }
     params.update(parsed.query)
     params.update(extra)
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    # libpq keywords take text (make_conninfo is typed str | int | None; query values are str)
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
 
 
 class LeaderElection:
@@ -109,9 +114,7 @@ class LeaderElection:
                 if self.is_leader:  # still connected: the lock is still ours
                     await asyncio.wait_for(cur.execute("SELECT 1"), self.interval_s)
                 else:
-                    await asyncio.wait_for(
-                        cur.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)), self.interval_s
-                    )
+                    await asyncio.wait_for(cur.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)), self.interval_s)
                     row = await cur.fetchone()
                     if row and row[0]:
                         self._elect()
@@ -126,8 +129,13 @@ class LeaderElection:
             f"-c tcp_keepalives_count=3 -c application_name=autocircle-leader"
         )
         info = conninfo(
-            self.url, connect_timeout=max(2, int(self.takeover_s / 6)), keepalives=1,
-            keepalives_idle=idle, keepalives_interval=interval, keepalives_count=3, options=options,
+            self.url,
+            connect_timeout=max(2, int(self.takeover_s / 6)),
+            keepalives=1,
+            keepalives_idle=idle,
+            keepalives_interval=interval,
+            keepalives_count=3,
+            options=options,
         )
         return await asyncio.wait_for(
             psycopg.AsyncConnection.connect(info, autocommit=True), timeout=max(self.takeover_s / 3, 1.0)
@@ -157,7 +165,5 @@ class LeaderElection:
                 log.debug("closing the leader connection: %s", exc)
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
-        except TimeoutError:
-            pass

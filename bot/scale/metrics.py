@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
@@ -21,11 +21,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery import clock as app_clock
 from storage.flow_models import FlowRun
 from storage.models import OutboxMessage
+
+if TYPE_CHECKING:  # aiohttp is imported where the route is built, as before
+    from aiohttp import web
 
 OUTCOME_STATS = ("sent", "failed", "skipped", "retried", "http_429")
 
@@ -39,8 +42,10 @@ class Metrics:
         self.updates = Counter("autocircle_updates", "Updates handled, by type", ["type"], registry=self.registry)
         self.duplicates = Counter("autocircle_update_duplicates", "Redelivered updates skipped", registry=self.registry)
         self.latency = Histogram(
-            "autocircle_handler_seconds", "Time to handle one update (lock, unit of work, replies)",
-            ["type"], registry=self.registry,
+            "autocircle_handler_seconds",
+            "Time to handle one update (lock, unit of work, replies)",
+            ["type"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
         self.senders: list[Any] = []  # OutboxSender instances of this process
@@ -68,17 +73,25 @@ class _Collector:
 
     def collect(self) -> Iterable[Any]:
         m = self.m
-        stats = GaugeMetricFamily("autocircle_sender_outcomes", "Outbox outcomes recorded by this process's senders", labels=["outcome"])
+        stats = GaugeMetricFamily(
+            "autocircle_sender_outcomes", "Outbox outcomes recorded by this process's senders", labels=["outcome"]
+        )
         for key in OUTCOME_STATS:
             if key == "http_429":
                 continue
             stats.add_metric([key], sum(s.stats.get(key, 0) for s in m.senders))
         yield stats
-        yield GaugeMetricFamily("autocircle_telegram_429", "429 answers this process's senders received",
-                                value=sum(s.stats.get("http_429", 0) for s in m.senders))
+        yield GaugeMetricFamily(
+            "autocircle_telegram_429",
+            "429 answers this process's senders received",
+            value=sum(s.stats.get("http_429", 0) for s in m.senders),
+        )
         leader = m.leader
-        yield GaugeMetricFamily("autocircle_scheduler_leader", "1 while this process runs the scheduled jobs",
-                                value=1 if (leader is not None and leader.is_leader) else 0)
+        yield GaugeMetricFamily(
+            "autocircle_scheduler_leader",
+            "1 while this process runs the scheduled jobs",
+            value=1 if (leader is not None and leader.is_leader) else 0,
+        )
         if m.engine is not None:
             yield from _database_gauges(m.engine)
 
@@ -87,15 +100,15 @@ def _database_gauges(engine: Engine) -> Iterable[Any]:
     now = app_clock.current().now()
     t = OutboxMessage
     with Session(engine) as session:
-        depth = dict(session.execute(select(t.status, func.count()).group_by(t.status)).all())
+        depth = dict(session.execute(select(col(t.status), func.count()).group_by(col(t.status))).all())
         oldest = session.execute(
-            select(func.min(t.not_before)).where(t.status == "pending", t.not_before <= now)
+            select(func.min(col(t.not_before))).where(col(t.status) == "pending", col(t.not_before) <= now)
         ).scalar()
         failed = session.execute(
-            select(t.reason, func.count()).where(t.status == "failed").group_by(t.reason)
+            select(col(t.reason), func.count()).where(col(t.status) == "failed").group_by(col(t.reason))
         ).all()
         due = session.execute(
-            select(func.count()).select_from(FlowRun).where(FlowRun.status == "live", FlowRun.next_at <= now)
+            select(func.count()).select_from(FlowRun).where(col(FlowRun.status) == "live", col(FlowRun.next_at) <= now)
         ).scalar()
     rows = GaugeMetricFamily("autocircle_outbox_rows", "Outbox rows by status", labels=["status"])
     for status in ("pending", "sending", "sent", "failed", "skipped"):
@@ -138,7 +151,7 @@ class UpdateMetricsMiddleware(BaseMiddleware):
             self.metrics.observe_update(kind, time.perf_counter() - started)
 
 
-def metrics_route(metrics: Metrics):
+def metrics_route(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
     from aiohttp import web
 
     async def handle(_request: web.Request) -> web.Response:

@@ -50,21 +50,26 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
     metrics = Metrics(app.engine)
     dp.update.outer_middleware._middlewares.insert(0, UpdateMetricsMiddleware(metrics))
     install_chat_order(dp, redis_url, scale.chat_lock_s)
-    dedupe = install_dedupe(dp, make_update_dedupe(redis_url, bot.id, scale.update_ttl_s), on_duplicate=metrics.duplicate)
+    dedupe = install_dedupe(
+        dp, make_update_dedupe(redis_url, bot.id, scale.update_ttl_s), on_duplicate=metrics.duplicate
+    )
     parts = ScaleParts(role, plan, metrics, Health(app.engine, redis_url, bot, role.value), dedupe)
     if plan.sender:
         metrics.senders.append(runtime.sender)
         if redis_url and scale.share_limits:
             cfg = runtime.sender.config
-            parts.shared = SharedLimits(redis_url, bot.id, rate_per_s=cfg.rate_per_s, burst_s=cfg.burst_s,
-                                        chat_lease_s=cfg.lease_s)
+            parts.shared = SharedLimits(
+                redis_url, bot.id, rate_per_s=cfg.rate_per_s, burst_s=cfg.burst_s, chat_lease_s=cfg.lease_s
+            )
             runtime.sender.shared = parts.shared
     if plan.scheduler and runtime.scheduler is not None and app.engine.dialect.name == "postgresql":
         scheduler = runtime.scheduler
         scheduler.needs_leader = True
         parts.leader = LeaderElection(
-            settings.database_url, takeover_s=scale.leader_takeover_s,
-            on_elected=lambda: scheduler.lead(True), on_deposed=lambda: scheduler.lead(False),
+            settings.database_url,
+            takeover_s=scale.leader_takeover_s,
+            on_elected=lambda: scheduler.lead(True),
+            on_deposed=lambda: scheduler.lead(False),
         )
         metrics.leader = parts.leader
         runtime.tasks.append(asyncio.create_task(parts.leader.run(), name="scheduler-leader"))

@@ -80,8 +80,14 @@ class SharedLimits:
     """The bot's shared bucket, pause and per-chat turn in Redis (asyncio client)."""
 
     def __init__(
-        self, url: str, bot_id: int, *, rate_per_s: float, burst_s: float = 0.2,
-        chat_lease_s: float = 30.0, owner: str | None = None,
+        self,
+        url: str,
+        bot_id: int,
+        *,
+        rate_per_s: float,
+        burst_s: float = 0.2,
+        chat_lease_s: float = 30.0,
+        owner: str | None = None,
     ) -> None:
         import redis.asyncio as aioredis
 
@@ -104,8 +110,7 @@ class SharedLimits:
         chat_key = self.chat_prefix + str(chat_id if chat_id is not None else 0)
         wait_ms = await self._acquire(
             keys=[self.bucket_key, self.pause_key, chat_key],
-            args=[self.rate_per_s, self.capacity, self.owner, self.chat_lease_ms,
-                  "1" if chat_id is not None else "0"],
+            args=[self.rate_per_s, self.capacity, self.owner, self.chat_lease_ms, "1" if chat_id is not None else "0"],
         )
         if int(wait_ms) < 0:
             return None

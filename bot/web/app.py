@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -41,6 +41,9 @@ from storage.clock import utcnow
 from storage.console_models import ConsoleSession
 from storage.models import Partner
 
+if TYPE_CHECKING:  # bot.scheduler pulls in APScheduler; the console alone does not need it
+    from bot.scheduler import Scheduler
+
 HERE = Path(__file__).resolve().parent
 COOKIE = "ac_session"
 PRE_COOKIE = "ac_pre"  # the sign-in form's CSRF pair, before there is a session
@@ -53,7 +56,7 @@ ENGINE = web.AppKey("engine", Engine)
 JINJA = web.AppKey("jinja", Environment)
 RENDERER = web.AppKey("renderer", Renderer)
 BOT_TOKEN = web.AppKey("bot_token", str)
-SCHEDULER = web.AppKey("scheduler", object)  # the bot's Scheduler when the console runs inside the bot
+SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")  # the bot's Scheduler when the console runs inside the bot
 
 
 @dataclass(frozen=True)
@@ -72,20 +75,32 @@ class Viewer:
         return self.identity.role == Role.operator
 
 
-def build_web_app(settings: Settings, engine: Engine, renderer: Renderer | None = None, *,
-                  bot_token: str | None = None, scheduler: Any = None) -> web.Application:
+def build_web_app(
+    settings: Settings,
+    engine: Engine,
+    renderer: Renderer | None = None,
+    *,
+    bot_token: str | None = None,
+    scheduler: Any = None,
+) -> web.Application:
     """The console and Mini App as one aiohttp application (mount it or serve it alone)."""
     from bot.web import pages
 
-    jinja = Environment(loader=FileSystemLoader(str(HERE / "templates")),
-                        autoescape=select_autoescape(default=True, default_for_string=True),
-                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    jinja = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     app = web.Application(middlewares=[error_middleware(render_error)], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[ENGINE] = engine
     app[JINJA] = jinja
     app[RENDERER] = renderer or Renderer(default_locale=settings.locale)
-    token = bot_token if bot_token is not None else (settings.bot_token.get_secret_value() if settings.bot_token else "")
+    token = (
+        bot_token if bot_token is not None else (settings.bot_token.get_secret_value() if settings.bot_token else "")
+    )
     app[BOT_TOKEN] = token
     if scheduler is not None:  # "send now" books the one-off job; else the bot's send_due sends it
         app[SCHEDULER] = scheduler
@@ -103,16 +118,27 @@ def locale_of(request: web.Request, fallback: str | None = None) -> str:
     return wanted if wanted in ("zh", "en") else (settings.locale if settings.locale in ("zh", "en") else "zh")
 
 
-def render(request: web.Request, template: str, status: int = 200, viewer: Viewer | None = None,
-           **context: Any) -> web.Response:
+def render(
+    request: web.Request, template: str, status: int = 200, viewer: Viewer | None = None, **context: Any
+) -> web.Response:
     locale = viewer.locale if viewer else locale_of(request)
-    html = request.app[JINJA].get_template(template).render(
-        t=translator(locale), locale=locale, viewer=viewer, path=request.path,
-        query=dict(request.query), **context)
+    html = (
+        request.app[JINJA]
+        .get_template(template)
+        .render(
+            t=translator(locale), locale=locale, viewer=viewer, path=request.path, query=dict(request.query), **context
+        )
+    )
     response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
     if request.query.get("lang") in ("zh", "en") and not (viewer and viewer.mini_app):
-        response.set_cookie(LANG_COOKIE, request.query["lang"], httponly=True, samesite="Strict",
-                            secure=is_https(request), max_age=365 * 86400)
+        response.set_cookie(
+            LANG_COOKIE,
+            request.query["lang"],
+            httponly=True,
+            samesite="Strict",
+            secure=is_https(request),
+            max_age=365 * 86400,
+        )
     return response
 
 
@@ -169,7 +195,7 @@ async def console_viewer(request: web.Request) -> Viewer:
     settings = request.app[SETTINGS]
     locale = locale_of(request)
 
-    def work(session: Session) -> Viewer | None | bool:
+    def work(session: Session) -> Viewer | bool | None:
         row: ConsoleSession | None = access.current(session, cookie, utcnow())
         if row is None:
             return False
@@ -193,7 +219,9 @@ async def mini_app_viewer(request: web.Request) -> Viewer:
     except init_data.InitDataError:
         raise web.HTTPUnauthorized() from None
     lang = "en" if (user.language_code or "").startswith("en") else None
-    viewer = await db(request, lambda s: _viewer_for(s, settings, user.user_id, request.query.get("lang") or lang, mini_app=True))
+    viewer = await db(
+        request, lambda s: _viewer_for(s, settings, user.user_id, request.query.get("lang") or lang, mini_app=True)
+    )
     if viewer is None:
         raise web.HTTPForbidden()
     return viewer

@@ -31,6 +31,7 @@ from bot.web.app import (
 from flows.console import figures
 from flows.errors import AutoCircleError
 from flows.growth import campaigns as service
+from storage.campaign_models import PENDING_STATUSES
 from storage.clock import utcnow
 from storage.models import Partner
 
@@ -55,10 +56,11 @@ def add_routes(app: web.Application) -> None:
 
 def _partners(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
     """Whom the viewer may create a campaign for: a partner only themselves."""
-    query = select(Partner.id, Partner.name).where(col(Partner.active).is_(True))
+    query = select(col(Partner.id), col(Partner.name)).where(col(Partner.active).is_(True))
     if viewer.scope.partner_id is not None:
         query = query.where(col(Partner.id) == viewer.scope.partner_id)
-    return [(int(i), n or "") for i, n in session.exec(query.order_by(col(Partner.name), col(Partner.id))).all()]
+    rows = session.exec(query.order_by(col(Partner.name), col(Partner.id))).all()
+    return [(i, n or "") for i, n in rows if i is not None]  # a stored row always has its id
 
 
 def _partner_of(viewer: Viewer, value: Any, allowed: list[tuple[int, str]]) -> int:
@@ -82,18 +84,43 @@ def _picker(session: Session, viewer: Viewer, partner: str | None, line: str | N
     lines = service.product_lines(session, partner_id)
     if line not in lines:
         line = None
-    return {"partners": partners, "partner_id": partner_id, "lines": lines, "line": line,
-            "counts": service.cell_counts(session, partner_id, line)}
+    return {
+        "partners": partners,
+        "partner_id": partner_id,
+        "lines": lines,
+        "line": line,
+        "counts": service.cell_counts(session, partner_id, line),
+    }
 
 
-def _form_view(request: web.Request, viewer: Viewer, view: dict[str, Any], *, error: str | None = None,
-               status: int = 200, picked: list[str] | None = None, text: str = "",
-               window_value: str = "") -> web.Response:
+def _form_view(
+    request: web.Request,
+    viewer: Viewer,
+    view: dict[str, Any],
+    *,
+    error: str | None = None,
+    status: int = 200,
+    picked: list[str] | None = None,
+    text: str = "",
+    window_value: str = "",
+) -> web.Response:
     settings = request.app[SETTINGS]
-    return render(request, "campaign_new.html", status=status, viewer=viewer, error=error, picked=picked or [],
-                  text=text, templates=service.READY_TEMPLATES, maturities=figures.MATURITIES,
-                  activities=figures.ACTIVITIES, window=settings.campaigns.conversion_window_days,
-                  max_window=service.MAX_WINDOW_DAYS, window_value=window_value, **view)
+    return render(
+        request,
+        "campaign_new.html",
+        status=status,
+        viewer=viewer,
+        error=error,
+        picked=picked or [],
+        text=text,
+        templates=service.READY_TEMPLATES,
+        maturities=figures.MATURITIES,
+        activities=figures.ACTIVITIES,
+        window=settings.campaigns.conversion_window_days,
+        max_window=service.MAX_WINDOW_DAYS,
+        window_value=window_value,
+        **view,
+    )
 
 
 async def new_form(request: web.Request) -> web.Response:
@@ -111,7 +138,6 @@ async def create(request: web.Request) -> web.Response:
     cells = [str(c) for c in form.getall("cell", [])]
     choice = str(form.get("template", ""))
     text = str(form.get("text", ""))[: service.MAX_TEXT]
-    what: dict[str, str] = {"text": text} if choice == OWN else {"template": choice}
     raw_window = str(form.get("window_days", "")).strip()[:4]
     now = utcnow()
 
@@ -124,8 +150,17 @@ async def create(request: web.Request) -> web.Response:
         except ValueError:
             return view, f"the conversion window must be 1 to {service.MAX_WINDOW_DAYS} days"
         try:
-            draft = service.create(session, view["partner_id"], cells, now, product_line=view["line"],
-                                   holdout_percent=settings.campaigns.holdout_percent, window_days=window, **what)
+            draft = service.create(
+                session,
+                view["partner_id"],
+                cells,
+                now,
+                product_line=view["line"],
+                holdout_percent=settings.campaigns.holdout_percent,
+                window_days=window,
+                template=None if choice == OWN else choice,
+                text=text if choice == OWN else None,
+            )
         except AutoCircleError as error:
             return view, str(error)
         return int(draft.id or 0)
@@ -133,8 +168,9 @@ async def create(request: web.Request) -> web.Response:
     outcome = await db(request, work)
     if isinstance(outcome, tuple):
         view, error = outcome
-        return _form_view(request, viewer, view, error=error, status=400, picked=cells, text=text,
-                          window_value=raw_window)
+        return _form_view(
+            request, viewer, view, error=error, status=400, picked=cells, text=text, window_value=raw_window
+        )
     raise web.HTTPSeeOther(f"/campaigns/{outcome}")
 
 
@@ -147,10 +183,15 @@ def _detail_view(session: Session, request: web.Request, viewer: Viewer, campaig
     preview = service.preview(session, request.app[RENDERER], campaign.partner_id, campaign_id, viewer.locale)
     stats = service.stats(session, campaign, settings.campaigns.conversion_window_days, settings.console.min_group)
     partner = session.get(Partner, campaign.partner_id)
-    return {"campaign": campaign, "preview": preview, "c": stats, "partner_name": partner.name if partner else "",
-            "sample": plain(preview.sample),
-            "send_at_local": service.local_time(campaign.send_at, settings.timezone),
-            "pending": campaign.status in service.PENDING_STATUSES}
+    return {
+        "campaign": campaign,
+        "preview": preview,
+        "c": stats,
+        "partner_name": partner.name if partner else "",
+        "sample": plain(preview.sample),
+        "send_at_local": service.local_time(campaign.send_at, settings.timezone),
+        "pending": campaign.status in PENDING_STATUSES,
+    }
 
 
 async def detail(request: web.Request) -> web.Response:
@@ -178,8 +219,9 @@ async def send_now(request: web.Request) -> web.Response:
 
     error = await db(request, work)  # committed before the job can look for it
     if error is None and scheduler is not None:
-        scheduler.schedule_once(service.job_id(campaign_id), service.SEND_TASK, now,
-                                campaign_id=campaign_id, locale=viewer.locale)
+        scheduler.schedule_once(
+            service.job_id(campaign_id), service.SEND_TASK, now, campaign_id=campaign_id, locale=viewer.locale
+        )
     return _back(campaign_id, error)
 
 
@@ -205,8 +247,9 @@ async def schedule(request: web.Request) -> web.Response:
     if isinstance(outcome, str):
         return _back(campaign_id, outcome)
     if scheduler is not None and outcome is not None:
-        scheduler.schedule_once(service.job_id(campaign_id), service.SEND_TASK, outcome,
-                                campaign_id=campaign_id, locale=viewer.locale)
+        scheduler.schedule_once(
+            service.job_id(campaign_id), service.SEND_TASK, outcome, campaign_id=campaign_id, locale=viewer.locale
+        )
     return _back(campaign_id, None)
 
 

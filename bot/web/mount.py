@@ -14,8 +14,9 @@ def mount_console(web_app: web.Application, runtime: Any) -> None:
     from bot.web.app import build_web_app
 
     settings = runtime.app.settings
-    console_app = build_web_app(settings, runtime.app.engine, bot_token=bot_token(settings),
-                                scheduler=getattr(runtime, "scheduler", None))
+    console_app = build_web_app(
+        settings, runtime.app.engine, bot_token=bot_token(settings), scheduler=getattr(runtime, "scheduler", None)
+    )
     _merge(web_app, console_app)
 
 

@@ -82,7 +82,9 @@ async def login_form(request: web.Request) -> web.Response:
     or a mail scanner fetching the URL does not spend the one-time token."""
     pre = new_pre_token()
     response = render(request, "login.html", token=request.query.get("t", ""), pre=pre)
-    response.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="Strict", secure=is_https(request), max_age=900, path="/login")
+    response.set_cookie(
+        PRE_COOKIE, pre, httponly=True, samesite="Strict", secure=is_https(request), max_age=900, path="/login"
+    )
     return response
 
 
@@ -99,8 +101,9 @@ async def login(request: web.Request) -> web.Response:
         if access.locked_out(session, client, now, settings.max_failures, settings.failure_window_minutes):
             return "locked"
         try:
-            return access.redeem_link(session, str(form.get("t", "")), now, client=client,
-                                      session_hours=settings.session_hours)
+            return access.redeem_link(
+                session, str(form.get("t", "")), now, client=client, session_hours=settings.session_hours
+            )
         except access.SignInError:
             return "invalid"
 
@@ -111,8 +114,15 @@ async def login(request: web.Request) -> web.Response:
         return render(request, "error.html", status=403, message_key="link_invalid")
     assert isinstance(result, access.NewSession)
     response = web.HTTPSeeOther("/")
-    response.set_cookie(COOKIE, result.cookie, httponly=True, samesite="Strict", secure=is_https(request),
-                        max_age=int(settings.session_hours * 3600), path="/")
+    response.set_cookie(
+        COOKIE,
+        result.cookie,
+        httponly=True,
+        samesite="Strict",
+        secure=is_https(request),
+        max_age=int(settings.session_hours * 3600),
+        path="/",
+    )
     response.del_cookie(PRE_COOKIE, path="/login")
     raise response
 
@@ -154,15 +164,21 @@ async def overview(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
     data = await db(request, lambda s: figures.overview(s, viewer.scope))
     t = data.funnel.total
-    chart = _chart("bar", ["imported", "invited", "online", "verified"],
-                   {"owners": [t.imported, t.invited, t.online, t.verified]})
+    chart = _chart(
+        "bar", ["imported", "invited", "online", "verified"], {"owners": [t.imported, t.invited, t.online, t.verified]}
+    )
     return render(request, "overview.html", viewer=viewer, data=data, chart=chart)
 
 
 def _matrix_view(session: Session, viewer: Viewer, line: str | None) -> dict[str, Any]:
     report = figures.matrix(session, viewer.scope, line)
-    return {"report": report, "line": line, "maturities": figures.MATURITIES, "activities": figures.ACTIVITIES,
-            "peak": max(list(report.counts.values()) + [1])}
+    return {
+        "report": report,
+        "line": line,
+        "maturities": figures.MATURITIES,
+        "activities": figures.ACTIVITIES,
+        "peak": max([*list(report.counts.values()), 1]),
+    }
 
 
 async def matrix(request: web.Request) -> web.Response:
@@ -215,21 +231,48 @@ async def flows_page(request: web.Request) -> web.Response:
 
     funnels = await db(request, lambda s: figures.flow_funnels(s, viewer.scope))
     playbook = load_playbook(FLOWS_DIR / PLAYBOOK_NAME)
-    table = {line: [[", ".join(playbook.flows_for(line, f"{m}/{a}")) or "—" for a in figures.ACTIVITIES]
-                    for m in figures.MATURITIES] for line in LINES}
-    return render(request, "flows.html", viewer=viewer, funnels=funnels, playbook=table,
-                  maturities=figures.MATURITIES, activities=figures.ACTIVITIES, lines=LINES)
+    table = {
+        line: [
+            [", ".join(playbook.flows_for(line, f"{m}/{a}")) or "—" for a in figures.ACTIVITIES]
+            for m in figures.MATURITIES
+        ]
+        for line in LINES
+    }
+    return render(
+        request,
+        "flows.html",
+        viewer=viewer,
+        funnels=funnels,
+        playbook=table,
+        maturities=figures.MATURITIES,
+        activities=figures.ACTIVITIES,
+        lines=LINES,
+    )
 
 
 async def campaigns_page(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
     settings = request.app[SETTINGS]
     page = _int(request.query.get("page"))
-    result = await db(request, lambda s: figures.campaign_page(
-        s, viewer.scope, page, 20, window_days=settings.campaigns.conversion_window_days,
-        min_group=settings.console.min_group))
-    return render(request, "campaigns.html", viewer=viewer, page=result, base="/campaigns",
-                  window=settings.campaigns.conversion_window_days)
+    result = await db(
+        request,
+        lambda s: figures.campaign_page(
+            s,
+            viewer.scope,
+            page,
+            20,
+            window_days=settings.campaigns.conversion_window_days,
+            min_group=settings.console.min_group,
+        ),
+    )
+    return render(
+        request,
+        "campaigns.html",
+        viewer=viewer,
+        page=result,
+        base="/campaigns",
+        window=settings.campaigns.conversion_window_days,
+    )
 
 
 async def delivery(request: web.Request) -> web.Response:
@@ -237,8 +280,9 @@ async def delivery(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     health = await db(request, lambda s: figures.delivery_health(s, viewer.scope, utcnow(), settings.timezone))
     best = settings.delivery.policy(settings.timezone).best_hour
-    lift = await db(request, lambda s: figures.best_hour_engagement(
-        s, viewer.scope, utcnow(), best, settings.console.min_group))
+    lift = await db(
+        request, lambda s: figures.best_hour_engagement(s, viewer.scope, utcnow(), best, settings.console.min_group)
+    )
     return render(request, "delivery.html", viewer=viewer, health=health, best=best, lift=lift)
 
 
@@ -307,4 +351,6 @@ async def mini_cell(request: web.Request) -> web.Response:
     viewer = await mini_app_viewer(request)
     line, cell_name, work = _cell_page(request, viewer)
     result = await db(request, work)
-    return render(request, "fragment_cell.html", viewer=viewer, page=result, cell=cell_name, line=line, base="/app/cell")
+    return render(
+        request, "fragment_cell.html", viewer=viewer, page=result, cell=cell_name, line=line, base="/app/cell"
+    )

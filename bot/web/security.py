@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MINI_APP_PREFIX = "/app"
 NOT_OURS = ("/webhook", "/telematics")
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {fa}")
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {fa}"
+)
 
 
 def _is_mini_app(path: str) -> bool:
@@ -31,7 +33,8 @@ def _is_mini_app(path: str) -> bool:
 def apply_headers(request: web.Request, response: web.StreamResponse) -> None:
     mini = _is_mini_app(request.path)
     response.headers["Content-Security-Policy"] = _CSP.format(
-        fa="https://web.telegram.org https://*.telegram.org" if mini else "'none'")
+        fa="https://web.telegram.org https://*.telegram.org" if mini else "'none'"
+    )
     if not mini:
         response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -42,7 +45,9 @@ def apply_headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Cache-Control"] = "no-store"
 
 
-def error_middleware(render_error: Callable[[web.Request, int, str], web.Response]) -> Callable[..., Awaitable[web.StreamResponse]]:
+def error_middleware(
+    render_error: Callable[[web.Request, int, str], web.Response],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(NOT_OURS):  # mounted beside the webhook: leave its paths alone
@@ -53,8 +58,9 @@ def error_middleware(render_error: Callable[[web.Request, int, str], web.Respons
             apply_headers(request, redirect)
             raise
         except web.HTTPException as exc:
-            key = {400: "bad_request", 401: "need_sign_in", 403: "forbidden", 404: "not_found",
-                   429: "too_many"}.get(exc.status, "error")
+            key = {400: "bad_request", 401: "need_sign_in", 403: "forbidden", 404: "not_found", 429: "too_many"}.get(
+                exc.status, "error"
+            )
             response = render_error(request, exc.status, key)
         except Exception:
             log.exception("console error on %s %s", request.method, request.path)

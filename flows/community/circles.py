@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from flows.errors import AutoCircleError
 from flows.delivery.outbox import Push, enqueue
+from flows.errors import AutoCircleError
 from flows.templating import Renderer
 from storage.events import EventKind, record
 from storage.models import Circle, FunnelStage, Owner, Partner, ProductLine
@@ -66,7 +66,7 @@ def bind_circle(
     join_requests: bool = False,
 ) -> CircleInfo:
     """Make the group the partner's circle for a product line (re-binding updates it)."""
-    circle = session.execute(select(Circle).where(Circle.chat_id == chat_id)).scalars().first()
+    circle = session.execute(select(Circle).where(col(Circle.chat_id) == chat_id)).scalars().first()
     if circle is not None and circle.partner_id != partner_id:
         raise CircleTakenError("this group is already another partner's circle")
     if circle is None:
@@ -86,18 +86,20 @@ def set_invite_link(session: Session, circle_id: int, link: str) -> None:
 
 
 def circle_by_chat(session: Session, chat_id: int) -> CircleInfo | None:
-    circle = session.execute(select(Circle).where(Circle.chat_id == chat_id)).scalars().first()
+    circle = session.execute(select(Circle).where(col(Circle.chat_id) == chat_id)).scalars().first()
     return _info(circle) if circle else None
 
 
 def set_welcome(session: Session, partner_id: int, chat_id: int | None, text: str) -> CircleInfo | None:
     """Replace the welcome text of one of the partner's circles (the only one if no chat)."""
     if chat_id is not None:
-        circle = session.execute(
-            select(Circle).where(Circle.chat_id == chat_id, Circle.partner_id == partner_id)
-        ).scalars().first()
+        circle = (
+            session.execute(select(Circle).where(col(Circle.chat_id) == chat_id, col(Circle.partner_id) == partner_id))
+            .scalars()
+            .first()
+        )
     else:
-        circles = list(session.execute(select(Circle).where(Circle.partner_id == partner_id)).scalars())
+        circles = list(session.execute(select(Circle).where(col(Circle.partner_id) == partner_id)).scalars())
         circle = circles[0] if len(circles) == 1 else None
     if circle is None:
         return None
@@ -117,15 +119,13 @@ class Member:
 
 
 def member(session: Session, user_id: int) -> Member:
-    owner = session.execute(select(Owner).where(Owner.telegram_user_id == user_id)).scalars().first()
+    owner = session.execute(select(Owner).where(col(Owner.telegram_user_id) == user_id)).scalars().first()
     if owner is None:
         return Member(None, "", False, None)
     return Member(owner.id, owner.name, owner.stage == FunnelStage.verified.value, owner.locale)
 
 
-def record_join(
-    session: Session, circle: CircleInfo, user_id: int, invite_link: str | None, now: datetime
-) -> Member:
+def record_join(session: Session, circle: CircleInfo, user_id: int, invite_link: str | None, now: datetime) -> Member:
     """A join, attributed to the circle's link when it came through it."""
     who = member(session, user_id)
     attributed = invite_link is not None and invite_link == circle.invite_link
@@ -142,9 +142,7 @@ def record_join(
     return who
 
 
-def record_message(
-    session: Session, circle: CircleInfo, user_id: int, kind: str, now: datetime
-) -> Member:
+def record_message(session: Session, circle: CircleInfo, user_id: int, kind: str, now: datetime) -> Member:
     who = member(session, user_id)
     if who.owner_id is not None:
         record(session, who.owner_id, EventKind.circle_message, now, circle_id=circle.circle_id, content=kind)
@@ -169,7 +167,7 @@ def record_churn(
     circle: CircleInfo | None = None,
 ) -> bool:
     """Leaving a circle or blocking the bot: event, and an alert to the owner's partner."""
-    owner = session.execute(select(Owner).where(Owner.telegram_user_id == user_id)).scalars().first()
+    owner = session.execute(select(Owner).where(col(Owner.telegram_user_id) == user_id)).scalars().first()
     kind = EventKind.circle_left if how is Churn.left else EventKind.bot_blocked
     record(
         session,
@@ -207,7 +205,7 @@ def record_churn(
 
 
 def record_unblock(session: Session, user_id: int, now: datetime) -> None:
-    owner = session.execute(select(Owner).where(Owner.telegram_user_id == user_id)).scalars().first()
+    owner = session.execute(select(Owner).where(col(Owner.telegram_user_id) == user_id)).scalars().first()
     if owner is not None:
         owner.unreachable = False
         record(session, owner.id, EventKind.bot_unblocked, now)

@@ -11,6 +11,7 @@ previous stage (where the funnel leaks).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,9 @@ UNASSIGNED = "(unassigned)"
 TOTAL = "(total)"
 
 _STAMPS = {
-    FunnelStage.invited: Owner.invited_at,
-    FunnelStage.online: Owner.online_at,
-    FunnelStage.verified: Owner.verified_at,
+    FunnelStage.invited: col(Owner.invited_at),
+    FunnelStage.online: col(Owner.online_at),
+    FunnelStage.verified: col(Owner.verified_at),
 }
 
 
@@ -67,7 +68,7 @@ class FunnelRow:
             data[stage.value] = self.count(stage)
         for stage in FUNNEL_ORDER[1:]:
             data[f"{stage.value}_of_imported"] = _rounded(self.rate_of_imported(stage))
-        for previous, stage in zip(FUNNEL_ORDER[1:], FUNNEL_ORDER[2:], strict=False):
+        for previous, stage in itertools.pairwise(FUNNEL_ORDER[1:]):
             data[f"{stage.value}_of_{previous.value}"] = _rounded(self.rate_of_previous(stage))
         return data
 
@@ -91,7 +92,7 @@ def funnel_report(session: Session, advisor_code: str | None = None) -> FunnelRe
         *(func.sum(case((_reached(stage), 1), else_=0)) for stage in FUNNEL_ORDER[1:]),
     ).group_by(col(Owner.partner_id))
     partners_stmt = (
-        select(Partner, Dealer.code)
+        select(Partner, col(Dealer.code))
         .join(Dealer, col(Dealer.id) == col(Partner.dealer_id))
         .order_by(col(Dealer.code), col(Partner.advisor_code))
     )
@@ -125,9 +126,7 @@ def _reached(stage: FunnelStage) -> ColumnElement[bool]:
     )
 
 
-def _row(
-    advisor_code: str | None, name: str, dealer_code: str | None, counts: tuple[int, ...] | None
-) -> FunnelRow:
+def _row(advisor_code: str | None, name: str, dealer_code: str | None, counts: tuple[int, ...] | None) -> FunnelRow:
     imported, invited, online, verified = counts or (0, 0, 0, 0)
     return FunnelRow(advisor_code, name, dealer_code, imported, invited, online, verified)
 

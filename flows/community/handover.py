@@ -27,15 +27,16 @@ from datetime import datetime
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.sql.dml import Update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from flows.errors import InvalidInputError
-from flows.delivery.outbox import Push, enqueue_many
 from flows.community.partners import find_partner
+from flows.delivery.outbox import Push, enqueue_many
+from flows.errors import InvalidInputError
 from flows.templating import Renderer
 from storage import outbox as outbox_store
 from storage.audit import AuditKind, record_audit
 from storage.booking_models import OPEN_STATUSES, Booking
+from storage.db import rowcount
 from storage.events import EventKind, record
 from storage.models import Circle, InviteToken, Owner, Prospect
 
@@ -70,7 +71,7 @@ def handover(
     if not target.active:
         raise InvalidInputError(f"partner {target.advisor_code} is inactive: hand over to an active partner")
     assert source.id is not None and target.id is not None
-    owners = list(session.execute(select(Owner).where(Owner.partner_id == source.id)).scalars())
+    owners = list(session.execute(select(Owner).where(col(Owner.partner_id) == source.id)).scalars())
     owner_ids = [o.id for o in owners]
     notices = []
     for owner in owners:
@@ -79,40 +80,70 @@ def handover(
         owner.updated_at = now
         record(session, owner.id, EventKind.handover, now, from_partner=source.id, to_partner=target.id)
         if owner.telegram_user_id is not None and not owner.unreachable:
-            notices.append(Push(
-                dedupe_key=f"handover:{source.id}:{target.id}:{owner.id}",
-                chat_id=owner.telegram_user_id,
-                owner_id=owner.id,
-                partner_id=target.id,
-                text=renderer.render("owner/new_advisor", owner.locale, partner_name=target.name),
-            ))
+            notices.append(
+                Push(
+                    dedupe_key=f"handover:{source.id}:{target.id}:{owner.id}",
+                    chat_id=owner.telegram_user_id,
+                    owner_id=owner.id,
+                    partner_id=target.id,
+                    text=renderer.render("owner/new_advisor", owner.locale, partner_name=target.name),
+                )
+            )
     session.flush()
     readdressed = outbox_store.readdress_partner_notices(
         session, source.id, source.telegram_user_id, target.id, target.telegram_user_id, now
     )
     told = enqueue_many(session, notices)
-    circles = _moved(session, update(Circle).where(Circle.partner_id == source.id).values(partner_id=target.id))
-    invites = _moved(session, update(InviteToken).where(InviteToken.partner_id == source.id).values(partner_id=target.id))
+    circles = _moved(session, update(Circle).where(col(Circle.partner_id) == source.id).values(partner_id=target.id))
+    invites = _moved(
+        session, update(InviteToken).where(col(InviteToken.partner_id) == source.id).values(partner_id=target.id)
+    )
     for chunk in _chunks(owner_ids):  # tokens of these owners that named no partner, or another
-        invites += _moved(session, update(InviteToken).where(
-            InviteToken.owner_id.in_(chunk),
-            or_(InviteToken.partner_id.is_(None), InviteToken.partner_id != target.id),
-        ).values(partner_id=target.id))
-    bookings = _moved(session, update(Booking).where(
-        Booking.partner_id == source.id, Booking.status.in_(OPEN_STATUSES)
-    ).values(partner_id=target.id, updated_at=now))
-    prospects = _moved(session, update(Prospect).where(Prospect.partner_id == source.id).values(partner_id=target.id))
+        invites += _moved(
+            session,
+            update(InviteToken)
+            .where(
+                col(InviteToken.owner_id).in_(chunk),
+                or_(col(InviteToken.partner_id).is_(None), col(InviteToken.partner_id) != target.id),
+            )
+            .values(partner_id=target.id),
+        )
+    bookings = _moved(
+        session,
+        update(Booking)
+        .where(col(Booking.partner_id) == source.id, col(Booking.status).in_(OPEN_STATUSES))
+        .values(partner_id=target.id, updated_at=now),
+    )
+    prospects = _moved(
+        session, update(Prospect).where(col(Prospect.partner_id) == source.id).values(partner_id=target.id)
+    )
     source.active = False
     session.add(source)
     result = HandoverResult(
-        source.advisor_code, target.advisor_code, len(owners), circles, told,
-        invites_moved=invites, bookings_moved=bookings, prospects_moved=prospects,
-        notices_moved=readdressed.moved, notices_skipped=readdressed.skipped,
+        source.advisor_code,
+        target.advisor_code,
+        len(owners),
+        circles,
+        told,
+        invites_moved=invites,
+        bookings_moved=bookings,
+        prospects_moved=prospects,
+        notices_moved=readdressed.moved,
+        notices_skipped=readdressed.skipped,
     )
     record_audit(
-        session, AuditKind.handover, actor=actor, subject=f"partner:{source.advisor_code}", at=now,
-        to=target.advisor_code, owners=len(owners), circles=circles, invites=invites,
-        bookings=bookings, prospects=prospects, notices_moved=readdressed.moved,
+        session,
+        AuditKind.handover,
+        actor=actor,
+        subject=f"partner:{source.advisor_code}",
+        at=now,
+        to=target.advisor_code,
+        owners=len(owners),
+        circles=circles,
+        invites=invites,
+        bookings=bookings,
+        prospects=prospects,
+        notices_moved=readdressed.moved,
         notices_skipped=readdressed.skipped,
     )
     session.flush()
@@ -121,7 +152,7 @@ def handover(
 
 def _moved(session: Session, statement: Update) -> int:
     """Rows an UPDATE touched (the moved objects are not loaded: no session sync needed)."""
-    return session.execute(statement.execution_options(synchronize_session=False)).rowcount or 0
+    return rowcount(session.execute(statement.execution_options(synchronize_session=False))) or 0
 
 
 def _chunks(values: Sequence[int | None], size: int = 500) -> Iterator[Sequence[int | None]]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.audit import AuditKind, record_audit
 from storage.cells import safe_row
@@ -100,29 +100,34 @@ def issue_invites(
     owners = session.execute(
         select(Owner)
         .where(
-            Owner.partner_id == partner_id,
-            Owner.telegram_user_id.is_(None),
-            Owner.stage.in_([FunnelStage.imported.value, FunnelStage.invited.value]),
+            col(Owner.partner_id) == partner_id,
+            col(Owner.telegram_user_id).is_(None),
+            col(Owner.stage).in_([FunnelStage.imported.value, FunnelStage.invited.value]),
         )
-        .order_by(Owner.id)
+        .order_by(col(Owner.id))
         .limit(limit)
     ).scalars()
     rows = []
     fresh = 0
     for owner in owners:
-        invite = session.execute(
-            select(InviteToken)
-            .where(InviteToken.owner_id == owner.id)
-            .order_by(InviteToken.id.desc())
-        ).scalars().first()
+        invite = (
+            session.execute(
+                select(InviteToken).where(col(InviteToken.owner_id) == owner.id).order_by(col(InviteToken.id).desc())
+            )
+            .scalars()
+            .first()
+        )
         if invite is not None and token_expired(invite, now, valid_days):
             if invite.expires_at is None:
                 invite.expires_at = token_expiry(invite, valid_days)
             invite = None
         if invite is None:
             invite = InviteToken(
-                token=new_token(), owner_id=owner.id or 0, partner_id=partner_id,
-                created_at=now, expires_at=now + timedelta(days=valid_days),
+                token=new_token(),
+                owner_id=owner.id or 0,
+                partner_id=partner_id,
+                created_at=now,
+                expires_at=now + timedelta(days=valid_days),
             )
             session.add(invite)
             fresh += 1
@@ -144,10 +149,16 @@ def issue_invites(
                 expires_at=token_expiry(invite, valid_days),
             )
         )
-    advisor = session.execute(select(Partner.advisor_code).where(Partner.id == partner_id)).scalar()
+    advisor = session.execute(select(col(Partner.advisor_code)).where(col(Partner.id) == partner_id)).scalar()
     record_audit(
-        session, AuditKind.invites_issued, actor=actor, subject=f"partner:{advisor or partner_id}",
-        at=now, owners=len(rows), fresh=fresh, valid_days=valid_days,
+        session,
+        AuditKind.invites_issued,
+        actor=actor,
+        subject=f"partner:{advisor or partner_id}",
+        at=now,
+        owners=len(rows),
+        fresh=fresh,
+        valid_days=valid_days,
     )
     session.flush()
     return rows

@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy.orm import Mapped
+from sqlmodel import Session, col
 
 from flows.community import invites
-from flows.growth import referrals
-from flows.delivery.outbox import Push, enqueue
 from flows.community.phones import to_e164
+from flows.delivery.outbox import Push, enqueue
+from flows.growth import referrals
 from flows.segments.rules import completed_months, familiarity_for_months
 from flows.templating import Renderer
 from storage.audit import AuditKind, record_audit
+from storage.db import pk
 from storage.events import EventKind, record
-from storage.security_models import VerificationFailure
-from storage.segments import Familiarity  # onboarding's answer is the segment's familiarity
 from storage.models import (
     Circle,
     Dealer,
@@ -51,6 +51,8 @@ from storage.models import (
     Prospect,
     Vehicle,
 )
+from storage.security_models import VerificationFailure
+from storage.segments import Familiarity  # onboarding's answer is the segment's familiarity
 
 PUBLIC_START_PARAMS = frozenset({"circle", "verify"})  # shared links, not personal tokens
 VIN_SUFFIX = re.compile(r"^[A-HJ-NPR-Z0-9]{6}$")
@@ -120,8 +122,12 @@ class Attempt:
 
 
 def start(
-    session: Session, user_id: int, token: str | None, now: datetime,
-    *, invite_valid_days: int = invites.DEFAULT_VALID_DAYS,
+    session: Session,
+    user_id: int,
+    token: str | None,
+    now: datetime,
+    *,
+    invite_valid_days: int = invites.DEFAULT_VALID_DAYS,
 ) -> StartResult:
     """Resolve ``/start [TOKEN]``; a live personal token marks its owner ``online``; a
     referral token records the first touch and continues as a plain start. An unknown or
@@ -131,12 +137,12 @@ def start(
     if referrals.is_referral_token(token):
         touched = referrals.touch(session, user_id, token, now)
         token = None
-    linked = session.execute(select(Owner).where(Owner.telegram_user_id == user_id)).scalars().first()
+    linked = session.execute(select(Owner).where(col(Owner.telegram_user_id) == user_id)).scalars().first()
     if linked is not None and linked.stage == FunnelStage.verified.value:
         return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name, touched)
     if not token or token in PUBLIC_START_PARAMS:
         return StartResult(StartKind.plain)
-    invite = session.execute(select(InviteToken).where(InviteToken.token == token)).scalars().first()
+    invite = session.execute(select(InviteToken).where(col(InviteToken.token) == token)).scalars().first()
     owner = session.get(Owner, invite.owner_id) if invite is not None else None
     if invite is None or owner is None or invites.token_expired(invite, now, invite_valid_days):
         return StartResult(StartKind.token_dead)
@@ -161,18 +167,21 @@ def mark_online(session: Session, owner: Owner, now: datetime) -> None:
 # --- counting failures ---------------------------------------------------------------------
 
 
-def _failures(session: Session, column, value: int, since: datetime) -> int:  # noqa: ANN001
-    return int(session.execute(
-        select(func.count(VerificationFailure.id)).where(column == value, VerificationFailure.at >= since)
-    ).scalar() or 0)
+def _failures(session: Session, column: Mapped[int | None], value: int, since: datetime) -> int:
+    return int(
+        session.execute(
+            select(func.count(col(VerificationFailure.id))).where(column == value, col(VerificationFailure.at) >= since)
+        ).scalar()
+        or 0
+    )
 
 
 def user_failures(session: Session, user_id: int, now: datetime, limits: VerifyLimits) -> int:
-    return _failures(session, VerificationFailure.user_id, user_id, now - limits.window)
+    return _failures(session, col(VerificationFailure.user_id), user_id, now - limits.window)
 
 
 def owner_failures(session: Session, owner_id: int, now: datetime, limits: VerifyLimits) -> int:
-    return _failures(session, VerificationFailure.owner_id, owner_id, now - limits.window)
+    return _failures(session, col(VerificationFailure.owner_id), owner_id, now - limits.window)
 
 
 def user_locked(session: Session, user_id: int, now: datetime, limits: VerifyLimits) -> bool:
@@ -205,9 +214,9 @@ def verify_by_phone(
     e164 = to_e164(phone)
     if e164 is None:
         return MatchResult(failure=MatchFailure.bad_format)
-    candidates = list(session.execute(select(Owner).where(Owner.phone == e164)).scalars())
+    candidates = list(session.execute(select(Owner).where(col(Owner.phone) == e164)).scalars())
     owner, failure = _best(candidates, attempt)
-    if owner is not None and owner_locked(session, owner.id, now, attempt.limits):
+    if owner is not None and owner_locked(session, pk(owner), now, attempt.limits):
         return MatchResult(failure=MatchFailure.locked)
     if owner is not None:
         link_owner(session, owner, attempt.user_id, now, "phone", referral_policy)
@@ -240,10 +249,15 @@ def verify_by_vin_suffix(
         return MatchResult(failure=MatchFailure.needs_link)
     if owner_locked(session, owner_id, now, attempt.limits):
         return MatchResult(failure=MatchFailure.locked)
-    owner = session.execute(
-        select(Owner).join(Vehicle, Vehicle.owner_id == Owner.id)
-        .where(Owner.id == owner_id, Vehicle.vin.like("%" + suffix))
-    ).scalars().first()
+    owner = (
+        session.execute(
+            select(Owner)
+            .join(Vehicle, col(Vehicle.owner_id) == col(Owner.id))
+            .where(col(Owner.id) == owner_id, col(Vehicle.vin).like("%" + suffix))
+        )
+        .scalars()
+        .first()
+    )
     if owner is None:
         return _fail(session, renderer, attempt, MatchFailure.not_found, "vin", owner_id, now)
     if owner.telegram_user_id not in (None, attempt.user_id):
@@ -273,8 +287,13 @@ def _best(candidates: list[Owner], attempt: Attempt) -> tuple[Owner | None, Matc
 
 
 def _fail(
-    session: Session, renderer: Renderer, attempt: Attempt, failure: MatchFailure, via: str,
-    owner_id: int | None, now: datetime,
+    session: Session,
+    renderer: Renderer,
+    attempt: Attempt,
+    failure: MatchFailure,
+    via: str,
+    owner_id: int | None,
+    now: datetime,
 ) -> MatchResult:
     """Count one failed attempt (row, event, audit); the attempt that reaches a limit starts a
     lockout: audited once and told to whoever can help, once."""
@@ -283,8 +302,9 @@ def _fail(
     session.add(row)
     session.flush()
     actor, subject = f"user:{attempt.user_id}", f"owner:{owner_id}" if owner_id else ""
-    record_audit(session, AuditKind.verification_failed, actor=actor, subject=subject, at=now,
-                 reason=failure.value, via=via)
+    record_audit(
+        session, AuditKind.verification_failed, actor=actor, subject=subject, at=now, reason=failure.value, via=via
+    )
     if owner_id is not None:
         record(session, owner_id, EventKind.verification_failed, now, user_id=attempt.user_id, reason=failure.value)
     by_user = user_failures(session, attempt.user_id, now, limits)
@@ -292,8 +312,17 @@ def _fail(
     user_lock = by_user == limits.max_per_user
     owner_lock = owner_id is not None and by_owner == limits.max_per_owner
     if user_lock or owner_lock:
-        record_audit(session, AuditKind.verification_locked, actor=actor, subject=subject, at=now,
-                     user_failures=by_user, owner_failures=by_owner, user_locked=user_lock, owner_locked=owner_lock)
+        record_audit(
+            session,
+            AuditKind.verification_locked,
+            actor=actor,
+            subject=subject,
+            at=now,
+            user_failures=by_user,
+            owner_failures=by_owner,
+            user_locked=user_lock,
+            owner_locked=owner_lock,
+        )
         _tell_lockout(session, renderer, attempt, row, owner_id, by_user, by_owner, user_lock, owner_lock, now)
     left = max(limits.max_per_user - by_user, 0)
     if left == 0 or by_owner >= limits.max_per_owner:
@@ -302,8 +331,16 @@ def _fail(
 
 
 def _tell_lockout(
-    session: Session, renderer: Renderer, attempt: Attempt, row: VerificationFailure, owner_id: int | None,
-    by_user: int, by_owner: int, user_lock: bool, owner_lock: bool, now: datetime,
+    session: Session,
+    renderer: Renderer,
+    attempt: Attempt,
+    row: VerificationFailure,
+    owner_id: int | None,
+    by_user: int,
+    by_owner: int,
+    user_lock: bool,
+    owner_lock: bool,
+    now: datetime,
 ) -> None:
     """One notice per lockout (keyed by the failure that started it) to the partner of the
     owner in question, or to the operators when no partner can be reached."""
@@ -312,29 +349,51 @@ def _tell_lockout(
     partner_id = attempt.hint_partner_id or (owner.partner_id if owner else None)
     partner = session.get(Partner, partner_id) if partner_id else None
     since = now - limits.window
-    reasons = Counter(session.execute(
-        select(VerificationFailure.reason).where(
-            VerificationFailure.user_id == attempt.user_id, VerificationFailure.at >= since)
-    ).scalars().all())
+    reasons = Counter(
+        session.execute(
+            select(col(VerificationFailure.reason)).where(
+                col(VerificationFailure.user_id) == attempt.user_id, col(VerificationFailure.at) >= since
+            )
+        )
+        .scalars()
+        .all()
+    )
     text = renderer.render(
-        "partner/verification_failed", None,
-        user_label=attempt.user_label or str(attempt.user_id), user_id=attempt.user_id,
-        owner_name=owner.name if owner else "", owner_ref=(owner.external_id or str(owner.id)) if owner else "",
-        failures=by_user, owner_failures=by_owner, user_locked=user_lock, owner_locked=owner_lock,
-        hours=round(limits.window.total_seconds() / 3600), reasons=dict(sorted(reasons.items())),
+        "partner/verification_failed",
+        None,
+        user_label=attempt.user_label or str(attempt.user_id),
+        user_id=attempt.user_id,
+        owner_name=owner.name if owner else "",
+        owner_ref=(owner.external_id or str(owner.id)) if owner else "",
+        failures=by_user,
+        owner_failures=by_owner,
+        user_locked=user_lock,
+        owner_locked=owner_lock,
+        hours=round(limits.window.total_seconds() / 3600),
+        reasons=dict(sorted(reasons.items())),
     )
     if partner is not None and partner.active and partner.telegram_user_id is not None:
         chats = [(partner.telegram_user_id, partner.id)]
     else:
         chats = [(int(chat), None) for chat in attempt.operator_ids]
     for chat_id, to_partner in chats:
-        enqueue(session, Push(
-            dedupe_key=f"verify-locked:{row.id}:{chat_id}", chat_id=chat_id, partner_id=to_partner, text=text,
-        ))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"verify-locked:{row.id}:{chat_id}",
+                chat_id=chat_id,
+                partner_id=to_partner,
+                text=text,
+            ),
+        )
 
 
 def link_owner(
-    session: Session, owner: Owner, user_id: int, now: datetime, via: str,
+    session: Session,
+    owner: Owner,
+    user_id: int,
+    now: datetime,
+    via: str,
     referral_policy: referrals.ReferralPolicy = referrals.DEFAULT_POLICY,
 ) -> None:
     """Link the Telegram user and mark the owner ``verified`` (and ``online`` if not yet);
@@ -347,7 +406,7 @@ def link_owner(
     owner.unreachable = False
     session.flush()
     record(session, owner.id, EventKind.verified, now, via=via)
-    referrals.on_verified(session, owner.id, now, policy=referral_policy)
+    referrals.on_verified(session, pk(owner), now, policy=referral_policy)
 
 
 def suggest_familiarity(
@@ -361,7 +420,7 @@ def suggest_familiarity(
 
 def earliest_purchase(session: Session, owner_id: int) -> date | None:
     return session.execute(
-        select(func.min(Vehicle.purchase_date)).where(Vehicle.owner_id == owner_id)
+        select(func.min(col(Vehicle.purchase_date))).where(col(Vehicle.owner_id) == owner_id)
     ).scalar()
 
 
@@ -388,9 +447,9 @@ def circle_link_for(session: Session, owner_id: int) -> str | None:
     owner = session.get(Owner, owner_id)
     if owner is None or owner.partner_id is None:
         return None
-    circles = list(
+    circles: list[Circle] = list(
         session.execute(
-            select(Circle).where(Circle.partner_id == owner.partner_id).order_by(Circle.id)
+            select(Circle).where(col(Circle.partner_id) == owner.partner_id).order_by(col(Circle.id))
         ).scalars()
     )
     for circle in circles:
@@ -406,7 +465,7 @@ class DealerChoice:
 
 
 def dealers(session: Session) -> list[DealerChoice]:
-    rows = session.execute(select(Dealer.code, Dealer.name).order_by(Dealer.code)).all()
+    rows = session.execute(select(col(Dealer.code), col(Dealer.name)).order_by(col(Dealer.code))).all()
     return [DealerChoice(code, name or code) for code, name in rows]
 
 
@@ -430,9 +489,9 @@ def register_prospect(
 ) -> ProspectResult:
     """Store a prospect and route them to the dealer's sales partner with the fewest."""
     partner = _route_partner(session, dealer_code)
-    prospect = session.execute(
-        select(Prospect).where(Prospect.telegram_user_id == user_id)
-    ).scalars().first()
+    prospect: Prospect | None = (
+        session.execute(select(Prospect).where(col(Prospect.telegram_user_id) == user_id)).scalars().first()
+    )
     if prospect is None:
         prospect = Prospect(telegram_user_id=user_id, name=name, phone=phone, created_at=now)
         session.add(prospect)
@@ -440,7 +499,7 @@ def register_prospect(
     prospect.dealer_code = dealer_code
     prospect.partner_id = partner.id if partner else None
     session.flush()
-    referrals.on_prospect(session, prospect.id, user_id)
+    referrals.on_prospect(session, pk(prospect), user_id)
     record(session, None, EventKind.prospect_registered, now, prospect_id=prospect.id, dealer=dealer_code)
     if partner is not None and partner.telegram_user_id is not None:
         enqueue(
@@ -450,8 +509,13 @@ def register_prospect(
                 chat_id=partner.telegram_user_id,
                 partner_id=partner.id,
                 text=renderer.render(
-                    "partner/new_prospect", None, prospect_id=prospect.id, name=name,
-                    phone=phone, model=model, user_id=user_id,
+                    "partner/new_prospect",
+                    None,
+                    prospect_id=prospect.id,
+                    name=name,
+                    phone=phone,
+                    model=model,
+                    user_id=user_id,
                 ),
             ),
         )
@@ -459,15 +523,15 @@ def register_prospect(
 
 
 def _route_partner(session: Session, dealer_code: str) -> Partner | None:
-    dealer_id = session.execute(select(Dealer.id).where(Dealer.code == dealer_code)).scalar()
+    dealer_id = session.execute(select(col(Dealer.id)).where(col(Dealer.code) == dealer_code)).scalar()
     if dealer_id is None:
         return None
     load = (
-        select(Partner, func.count(Prospect.id).label("n"))
-        .outerjoin(Prospect, Prospect.partner_id == Partner.id)
-        .where(Partner.dealer_id == dealer_id, Partner.active.is_(True))
-        .group_by(Partner.id)
-        .order_by((Partner.role != PartnerRole.sales.value), "n", Partner.id)
+        select(Partner, func.count(col(Prospect.id)).label("n"))
+        .outerjoin(Prospect, col(Prospect.partner_id) == col(Partner.id))
+        .where(col(Partner.dealer_id) == dealer_id, col(Partner.active).is_(True))
+        .group_by(col(Partner.id))
+        .order_by((col(Partner.role) != PartnerRole.sales.value), "n", col(Partner.id))
     )
     row = session.execute(load).first()
     return row[0] if row else None

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from flows.reports.owner_export import mask_vin
 from flows.community.phones import mask
+from flows.reports.owner_export import mask_vin
 from storage.models import Event, FunnelStage, Owner, Vehicle
 
 STAGES = {s.value for s in FunnelStage}
@@ -61,17 +61,19 @@ def list_owners(
     """Owners matching a stage keyword or a name/ref/phone fragment; returns (page, total)."""
     conditions = []
     if partner_id is not None:
-        conditions.append(Owner.partner_id == partner_id)
+        conditions.append(col(Owner.partner_id) == partner_id)
     needle = text_filter.strip()
     if needle in STAGES:
-        conditions.append(Owner.stage == needle)
+        conditions.append(col(Owner.stage) == needle)
     elif needle in ("passenger", "commercial"):
-        conditions.append(Owner.product_line == needle)
+        conditions.append(col(Owner.product_line) == needle)
     elif needle:
         like = f"%{needle}%"
-        conditions.append(or_(Owner.name.like(like), Owner.external_id.like(like), Owner.phone.like(like)))
+        conditions.append(
+            or_(col(Owner.name).like(like), col(Owner.external_id).like(like), col(Owner.phone).like(like))
+        )
     total = session.execute(select(func.count()).select_from(Owner).where(*conditions)).scalar_one()
-    page = session.execute(select(Owner).where(*conditions).order_by(Owner.id).limit(limit)).scalars()
+    page = session.execute(select(Owner).where(*conditions).order_by(col(Owner.id)).limit(limit)).scalars()
     masked = partner_id is not None
     return [_line(o, masked) for o in page], total
 
@@ -80,7 +82,7 @@ def owner_by_ref(session: Session, ref: str, partner_id: int | None = None) -> O
     """An owner as people name them: the car maker's owner id (``external_id``), else our
     numeric id; ``None`` when there is none, or it is not this partner's (``partner_id``)."""
     ref = ref.strip()[:64]
-    owner = session.execute(select(Owner).where(Owner.external_id == ref)).scalars().first()
+    owner: Owner | None = session.execute(select(Owner).where(col(Owner.external_id) == ref)).scalars().first()
     if owner is None and ref.isdigit():
         owner = session.get(Owner, int(ref))
     if owner is None or (partner_id is not None and owner.partner_id != partner_id):
@@ -88,20 +90,18 @@ def owner_by_ref(session: Session, ref: str, partner_id: int | None = None) -> O
     return owner
 
 
-def owner_profile(
-    session: Session, partner_id: int | None, ref: str, timeline_size: int = 15
-) -> OwnerProfile | None:
+def owner_profile(session: Session, partner_id: int | None, ref: str, timeline_size: int = 15) -> OwnerProfile | None:
     """One owner by external id (or numeric id), if visible to this partner."""
     owner = owner_by_ref(session, ref, partner_id)
     if owner is None:
         return None
     vehicles = session.execute(
-        select(Vehicle.vin, Vehicle.plate, Vehicle.model).where(Vehicle.owner_id == owner.id)
+        select(col(Vehicle.vin), col(Vehicle.plate), col(Vehicle.model)).where(col(Vehicle.owner_id) == owner.id)
     ).all()
     events = session.execute(
-        select(Event.at, Event.kind)
-        .where(Event.owner_id == owner.id)
-        .order_by(Event.at.desc(), Event.id.desc())
+        select(col(Event.at), col(Event.kind))
+        .where(col(Event.owner_id) == owner.id)
+        .order_by(col(Event.at).desc(), col(Event.id).desc())
         .limit(timeline_size)
     ).all()
     masked = partner_id is not None

@@ -38,6 +38,7 @@ from flows.errors import (
 )
 from storage import outbox as outbox_store
 from storage.audit import AuditKind, record_audit
+from storage.db import rowcount
 from storage.importing.errors import ImportFileError
 from storage.importing.readers import open_source
 from storage.models import Dealer, Owner, Partner, PartnerRole
@@ -66,9 +67,7 @@ def generate_registration_code() -> str:
 def normalize_registration_code(code: str) -> str:
     """Fold what people change when typing a code: case, full-width forms, spaces, dashes."""
     folded = unicodedata.normalize("NFKC", code).upper()
-    return "".join(
-        ch for ch in folded if not (ch.isspace() or ch == "_" or unicodedata.category(ch) == "Pd")
-    )
+    return "".join(ch for ch in folded if not (ch.isspace() or ch == "_" or unicodedata.category(ch) == "Pd"))
 
 
 def hash_registration_code(code: str) -> str:
@@ -203,7 +202,7 @@ def _require_aware(now: datetime) -> None:
 def find_partner(session: Session, advisor_code: str) -> Partner:
     """The partner with this advisor code, or ``PartnerNotFoundError``."""
     code = advisor_code.strip()
-    partner = session.exec(select(Partner).where(Partner.advisor_code == code)).first()
+    partner = session.exec(select(Partner).where(col(Partner.advisor_code) == code)).first()
     if partner is None:
         raise PartnerNotFoundError(f"no partner with advisor code {code!r}")
     return partner
@@ -226,16 +225,14 @@ def create_partner(
     advisor_code = _clean_code(advisor_code, "advisor code")
     dealer_code = _clean_code(dealer_code, "dealer code")
     role = role if isinstance(role, PartnerRole) else parse_role(role)
-    exists = session.exec(select(Partner.id).where(Partner.advisor_code == advisor_code)).first()
+    exists = session.exec(select(col(Partner.id)).where(col(Partner.advisor_code) == advisor_code)).first()
     if exists is not None:
         raise DuplicatePartnerError(f"a partner with advisor code {advisor_code!r} already exists")
     dealer = _dealer(session, dealer_code, dealer_name, now)
     return _add_partner(session, dealer, name, advisor_code, role, now, actor)
 
 
-def issue_registration_code(
-    session: Session, advisor_code: str, now: datetime, *, actor: str = "cli"
-) -> IssuedCode:
+def issue_registration_code(session: Session, advisor_code: str, now: datetime, *, actor: str = "cli") -> IssuedCode:
     """Replace the partner's code with a new one; the old code stops working at once.
 
     Re-issuing also clears ``registered_at`` and unlinks the Telegram account: a code is
@@ -248,9 +245,7 @@ def issue_registration_code(
     return _issue(session, partner, now, actor)
 
 
-def deactivate_partner(
-    session: Session, advisor_code: str, now: datetime, *, actor: str = "cli"
-) -> PartnerState:
+def deactivate_partner(session: Session, advisor_code: str, now: datetime, *, actor: str = "cli") -> PartnerState:
     """Cut the partner off at once: no partner rights for their account, no registration with
     an outstanding code, and the notices queued for their chat are skipped. Owners and circles
     stay with the partner until a handover moves them. Idempotent."""
@@ -267,16 +262,19 @@ def deactivate_partner(
             session, partner.id, partner.telegram_user_id, outbox_store.PARTNER_INACTIVE, now
         )
     record_audit(
-        session, AuditKind.partner_deactivated, actor=actor, subject=f"partner:{partner.advisor_code}",
-        at=now, telegram_user_id=partner.telegram_user_id, notices_skipped=skipped,
+        session,
+        AuditKind.partner_deactivated,
+        actor=actor,
+        subject=f"partner:{partner.advisor_code}",
+        at=now,
+        telegram_user_id=partner.telegram_user_id,
+        notices_skipped=skipped,
     )
     session.flush()
     return _state(partner, changed=True, skipped=skipped)
 
 
-def reactivate_partner(
-    session: Session, advisor_code: str, now: datetime, *, actor: str = "cli"
-) -> PartnerState:
+def reactivate_partner(session: Session, advisor_code: str, now: datetime, *, actor: str = "cli") -> PartnerState:
     """Give a deactivated partner their rights back, on the Telegram account still linked
     (re-issue a code instead to move them to another account). Idempotent."""
     _require_aware(now)
@@ -286,8 +284,12 @@ def reactivate_partner(
     partner.active = True
     session.add(partner)
     record_audit(
-        session, AuditKind.partner_reactivated, actor=actor, subject=f"partner:{partner.advisor_code}",
-        at=now, telegram_user_id=partner.telegram_user_id,
+        session,
+        AuditKind.partner_reactivated,
+        actor=actor,
+        subject=f"partner:{partner.advisor_code}",
+        at=now,
+        telegram_user_id=partner.telegram_user_id,
     )
     session.flush()
     return _state(partner, changed=True)
@@ -296,9 +298,13 @@ def reactivate_partner(
 def _state(partner: Partner, *, changed: bool, skipped: int = 0) -> PartnerState:
     assert partner.id is not None
     return PartnerState(
-        partner_id=partner.id, advisor_code=partner.advisor_code, name=partner.name,
-        active=partner.active, changed=changed,
-        telegram_linked=partner.telegram_user_id is not None, notices_skipped=skipped,
+        partner_id=partner.id,
+        advisor_code=partner.advisor_code,
+        name=partner.name,
+        active=partner.active,
+        changed=changed,
+        telegram_linked=partner.telegram_user_id is not None,
+        notices_skipped=skipped,
     )
 
 
@@ -306,35 +312,25 @@ _UNKNOWN = "registration code not recognised: check it and retry"
 _USED = "this registration code was already used; ask the operator for a new one"
 
 
-def redeem_registration_code(
-    session: Session, code: str, telegram_user_id: int, now: datetime
-) -> Partner:
+def redeem_registration_code(session: Session, code: str, telegram_user_id: int, now: datetime) -> Partner:
     """Link the Telegram user to the partner the code was issued to; the code is then spent."""
     _require_aware(now)
     normalized = normalize_registration_code(code)
     if not _looks_like_code(normalized):
         raise UnknownRegistrationCodeError(_UNKNOWN)
     digest = hash_registration_code(normalized)
-    partner = session.exec(
-        select(Partner).where(Partner.registration_code_hash == digest)
-    ).first()
+    partner = session.exec(select(Partner).where(col(Partner.registration_code_hash) == digest)).first()
     if partner is None or not partner.active:
         raise UnknownRegistrationCodeError(_UNKNOWN)
     if partner.registered_at is not None:
         raise UsedRegistrationCodeError(_USED)
     if partner.registration_expires_at is None or now >= partner.registration_expires_at:
-        raise ExpiredRegistrationCodeError(
-            "this registration code has expired; ask the operator for a new one"
-        )
+        raise ExpiredRegistrationCodeError("this registration code has expired; ask the operator for a new one")
     other = session.exec(
-        select(Partner.id).where(
-            Partner.telegram_user_id == telegram_user_id, Partner.id != partner.id
-        )
+        select(col(Partner.id)).where(col(Partner.telegram_user_id) == telegram_user_id, col(Partner.id) != partner.id)
     ).first()
     if other is not None:
-        raise TelegramAccountInUseError(
-            "this Telegram account is already registered as another partner"
-        )
+        raise TelegramAccountInUseError("this Telegram account is already registered as another partner")
     # Spend the code with a conditional UPDATE: of two redemptions racing, exactly one wins.
     spent = session.exec(
         update(Partner)
@@ -346,12 +342,16 @@ def redeem_registration_code(
         .values(telegram_user_id=telegram_user_id, registered_at=now)
         .execution_options(synchronize_session=False)
     )
-    if spent.rowcount != 1:
+    if rowcount(spent) != 1:
         raise UsedRegistrationCodeError(_USED)
     session.refresh(partner)
     record_audit(
-        session, AuditKind.partner_registered, actor=f"user:{telegram_user_id}",
-        subject=f"partner:{partner.advisor_code}", at=now, telegram_user_id=telegram_user_id,
+        session,
+        AuditKind.partner_registered,
+        actor=f"user:{telegram_user_id}",
+        subject=f"partner:{partner.advisor_code}",
+        at=now,
+        telegram_user_id=telegram_user_id,
     )
     return partner
 
@@ -359,16 +359,16 @@ def redeem_registration_code(
 def list_partners(session: Session) -> list[PartnerSummary]:
     """Every partner with its dealer and owner count, by dealer then advisor code."""
     owners = (
-        select(Owner.partner_id, func.count().label("n"))
+        select(col(Owner.partner_id), func.count().label("n"))
         .where(col(Owner.partner_id).is_not(None))
         .group_by(col(Owner.partner_id))
         .subquery()
     )
     stmt = (
         select(Partner, Dealer, func.coalesce(owners.c.n, 0))
-        .join(Dealer, Dealer.id == Partner.dealer_id)
-        .outerjoin(owners, owners.c.partner_id == Partner.id)
-        .order_by(Dealer.code, Partner.advisor_code)
+        .join(Dealer, col(Dealer.id) == col(Partner.dealer_id))
+        .outerjoin(owners, owners.c.partner_id == col(Partner.id))
+        .order_by(col(Dealer.code), col(Partner.advisor_code))
     )
     return [
         PartnerSummary(
@@ -389,7 +389,7 @@ def list_partners(session: Session) -> list[PartnerSummary]:
 
 def _dealer(session: Session, code: str, name: str | None, now: datetime) -> Dealer:
     """Get or create the dealer; a given name is the latest word on what it is called."""
-    dealer = session.exec(select(Dealer).where(Dealer.code == code)).first()
+    dealer = session.exec(select(Dealer).where(col(Dealer.code) == code)).first()
     name = " ".join((name or "").split())
     if dealer is None:
         dealer = Dealer(code=code, name=name, created_at=now)
@@ -402,13 +402,16 @@ def _dealer(session: Session, code: str, name: str | None, now: datetime) -> Dea
 
 
 def _add_partner(
-    session: Session, dealer: Dealer, name: str, advisor_code: str, role: PartnerRole, now: datetime,
+    session: Session,
+    dealer: Dealer,
+    name: str,
+    advisor_code: str,
+    role: PartnerRole,
+    now: datetime,
     actor: str,
 ) -> IssuedCode:
     assert dealer.id is not None
-    partner = Partner(
-        name=name, dealer_id=dealer.id, advisor_code=advisor_code, role=role.value, created_at=now
-    )
+    partner = Partner(name=name, dealer_id=dealer.id, advisor_code=advisor_code, role=role.value, created_at=now)
     session.add(partner)
     session.flush()
     return _issue(session, partner, now, actor)
@@ -432,9 +435,14 @@ def _issue(session: Session, partner: Partner, now: datetime, actor: str) -> Iss
             session, partner.id, unlinked, outbox_store.PARTNER_ACCOUNT_CHANGED, now
         )
     record_audit(
-        session, AuditKind.partner_code_issued, actor=actor, subject=f"partner:{partner.advisor_code}",
-        at=now, expires_at=partner.registration_expires_at.isoformat(),
-        unlinked_telegram_user_id=unlinked, notices_skipped=skipped,
+        session,
+        AuditKind.partner_code_issued,
+        actor=actor,
+        subject=f"partner:{partner.advisor_code}",
+        at=now,
+        expires_at=partner.registration_expires_at.isoformat(),
+        unlinked_telegram_user_id=unlinked,
+        notices_skipped=skipped,
     )
     return IssuedCode(
         partner_id=partner.id,
@@ -557,7 +565,7 @@ def import_partners(
     _require_aware(now)
     known = {
         p.advisor_code: (p, d.code)
-        for p, d in session.exec(select(Partner, Dealer).join(Dealer, Dealer.id == Partner.dealer_id))
+        for p, d in session.exec(select(Partner, Dealer).join(Dealer, col(Dealer.id) == col(Partner.dealer_id)))
     }
     seen: dict[str, int] = {}
     created = updated = unchanged = 0
@@ -576,9 +584,7 @@ def import_partners(
             rejected.append(RejectedRow(row.line, str(exc)))
             continue
         if advisor_code in seen:
-            rejected.append(
-                RejectedRow(row.line, f"advisor code {advisor_code} repeats line {seen[advisor_code]}")
-            )
+            rejected.append(RejectedRow(row.line, f"advisor code {advisor_code} repeats line {seen[advisor_code]}"))
             continue
         seen[advisor_code] = row.line
         if advisor_code in known:

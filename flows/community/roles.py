@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.models import Owner, Partner
 
@@ -33,10 +33,25 @@ class Identity:
     demand_id: int | None = None  # the demand-side account a demand-staff account works for
     locale: str | None = None
 
+    # For handlers behind a role filter (IsPartner, IsOwner, ...): the id the filter
+    # guarantees, as an int; a handler registered without the filter fails loudly.
+    def require_partner_id(self) -> int:
+        if self.partner_id is None:
+            raise PermissionError("not a linked partner")
+        return self.partner_id
 
-def resolve_identity(
-    session: Session, user_id: int | None, operator_ids: Collection[int]
-) -> Identity:
+    def require_owner_id(self) -> int:
+        if self.owner_id is None:
+            raise PermissionError("not a linked owner")
+        return self.owner_id
+
+    def require_demand_id(self) -> int:
+        if self.demand_id is None:
+            raise PermissionError("not a demand-side staff member")
+        return self.demand_id
+
+
+def resolve_identity(session: Session, user_id: int | None, operator_ids: Collection[int]) -> Identity:
     """Operator by config, then partner, then owner by linked Telegram id; else unknown.
 
     Only an active partner counts: a deactivated or handed-over partner's account resolves as
@@ -46,13 +61,17 @@ def resolve_identity(
     if user_id is None:
         return Identity(user_id=None, role=Role.unknown)
     # One round trip: every lookup is a scalar subquery of the same SELECT.
-    linked = Owner.telegram_user_id == user_id
-    partner_id, owner_id, locale = session.execute(select(
-        select(Partner.id).where(Partner.telegram_user_id == user_id, Partner.active.is_(True))
-        .limit(1).scalar_subquery(),
-        select(Owner.id).where(linked).limit(1).scalar_subquery(),
-        select(Owner.locale).where(linked).limit(1).scalar_subquery(),
-    )).one()
+    linked = col(Owner.telegram_user_id) == user_id
+    partner_id, owner_id, locale = session.execute(
+        select(
+            select(col(Partner.id))
+            .where(col(Partner.telegram_user_id) == user_id, col(Partner.active).is_(True))
+            .limit(1)
+            .scalar_subquery(),
+            select(col(Owner.id)).where(linked).limit(1).scalar_subquery(),
+            select(col(Owner.locale)).where(linked).limit(1).scalar_subquery(),
+        )
+    ).one()
     if user_id in operator_ids:
         role = Role.operator
     elif partner_id is not None:
@@ -68,8 +87,13 @@ def resolve_identity(
     if demand_id is not None:  # a demand-side account's staff (issue 14) gets the demand menu
         role = Role.demand
     return Identity(
-        user_id=user_id, role=role, partner_id=partner_id, owner_id=owner_id, locale=locale,
-        merchant_id=merchant_id, demand_id=demand_id,
+        user_id=user_id,
+        role=role,
+        partner_id=partner_id,
+        owner_id=owner_id,
+        locale=locale,
+        merchant_id=merchant_id,
+        demand_id=demand_id,
     )
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, distinct, func, or_
+from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
 from sqlmodel import Session, col, select
 
 from flows.community.funnel import FunnelReport, FunnelRow, funnel_report
@@ -103,24 +104,37 @@ def overview(session: Session, scope: Scope) -> Overview:
         sums = by_dealer[row.dealer_code or "-"]
         for i, value in enumerate((row.imported, row.invited, row.online, row.verified)):
             sums[i] += value
-    dealers = [FunnelRow(advisor_code=None, name=code, dealer_code=code, imported=v[0], invited=v[1],
-                         online=v[2], verified=v[3]) for code, v in sorted(by_dealer.items())]
+    dealers = [
+        FunnelRow(
+            advisor_code=None, name=code, dealer_code=code, imported=v[0], invited=v[1], online=v[2], verified=v[3]
+        )
+        for code, v in sorted(by_dealer.items())
+    ]
     online = is_online()
-    row = session.exec(select(
-        func.coalesce(func.sum(case((online, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((online & col(Owner.activity).in_(("active", "declining")), 1), else_=0)), 0),
-        func.coalesce(func.sum(case((online & col(Owner.maturity).in_(("growing", "mature")), 1), else_=0)), 0),
-        func.coalesce(func.sum(case((online & (col(Owner.referral_count) > 0), 1), else_=0)), 0),
-        func.coalesce(func.sum(case((online & (col(Owner.service_visits) > 0), 1), else_=0)), 0),
-    ).where(*scope.owners())).one()
-    base, retained, activated, referring, revenue = (int(v or 0) for v in row)
-    referred = select(func.count()).select_from(Referral).join(
-        Owner, col(Owner.id) == col(Referral.referrer_owner_id)).where(
-        col(Referral.status) == ReferralStatus.approved.value, *scope.owners())
+    totals = session.execute(
+        sa_select(
+            func.coalesce(func.sum(case((online, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((online & col(Owner.activity).in_(("active", "declining")), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((online & col(Owner.maturity).in_(("growing", "mature")), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((online & (col(Owner.referral_count) > 0), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((online & (col(Owner.service_visits) > 0), 1), else_=0)), 0),
+        ).where(*scope.owners())
+    ).one()
+    base, retained, activated, referring, revenue = (int(v or 0) for v in totals)
+    referred = (
+        select(func.count())
+        .select_from(Referral)
+        .join(Owner, col(Owner.id) == col(Referral.referrer_owner_id))
+        .where(col(Referral.status) == ReferralStatus.approved.value, *scope.owners())
+    )
     acquired = int(session.exec(referred).one() or 0)
-    stages = [StageRate("retention", retained, base), StageRate("activation", activated, base),
-              StageRate("referral", referring, base), StageRate("revenue", revenue, base),
-              StageRate("acquisition", acquired, base)]
+    stages = [
+        StageRate("retention", retained, base),
+        StageRate("activation", activated, base),
+        StageRate("referral", referring, base),
+        StageRate("revenue", revenue, base),
+        StageRate("acquisition", acquired, base),
+    ]
     return Overview(report, dealers, stages)
 
 
@@ -143,8 +157,9 @@ class OwnerLine:
     last_active_at: datetime | None
 
 
-def cell_owners(session: Session, scope: Scope, product_line: str | None, cell: str,
-                page: int = 1, size: int = 50) -> Page:
+def cell_owners(
+    session: Session, scope: Scope, product_line: str | None, cell: str, page: int = 1, size: int = 50
+) -> Page:
     """The owners of one matrix cell (``maturity/activity`` or ``not_online``), one page of them."""
     where = list(scope.owners())
     if product_line:
@@ -158,23 +173,50 @@ def cell_owners(session: Session, scope: Scope, product_line: str | None, cell: 
         where += [is_online(), col(Owner.maturity) == maturity, col(Owner.activity) == activity]
     total = int(session.exec(select(func.count()).select_from(Owner).where(*where)).one())
     page, offset = page_bounds(page, size)
-    vin = select(func.min(Vehicle.vin)).where(col(Vehicle.owner_id) == col(Owner.id)).correlate(Owner).scalar_subquery()
-    rows = session.exec(
-        select(Owner.id, Owner.name, Owner.phone, vin, Partner.name, Owner.stage, Owner.maturity,
-               Owner.activity, Owner.last_active_at)
+    vin = (
+        select(func.min(col(Vehicle.vin)))
+        .where(col(Vehicle.owner_id) == col(Owner.id))
+        .correlate(Owner)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        sa_select(
+            col(Owner.id),
+            col(Owner.name),
+            col(Owner.phone),
+            vin,
+            col(Partner.name),
+            col(Owner.stage),
+            col(Owner.maturity),
+            col(Owner.activity),
+            col(Owner.last_active_at),
+        )
         .outerjoin(Partner, col(Partner.id) == col(Owner.partner_id))
-        .where(*where).order_by(col(Owner.id)).offset(offset).limit(size)
+        .where(*where)
+        .order_by(col(Owner.id))
+        .offset(offset)
+        .limit(size)
     ).all()
-    items = [OwnerLine(
-        id=r[0], name=r[1] or "", phone=(mask(r[2]) if scope.masked else (r[2] or "")),
-        vin=(mask_vin(r[3]) if scope.masked and r[3] else (r[3] or "")), partner=r[4] or "",
-        stage=r[5], cell=cell, last_active_at=r[8]) for r in rows]
+    items = [
+        OwnerLine(
+            id=r[0],
+            name=r[1] or "",
+            phone=(mask(r[2]) if scope.masked else (r[2] or "")),
+            vin=(mask_vin(r[3]) if scope.masked and r[3] else (r[3] or "")),
+            partner=r[4] or "",
+            stage=r[5],
+            cell=cell,
+            last_active_at=r[8],
+        )
+        for r in rows
+    ]
     return Page(items, total, page, size)
 
 
 def movement(session: Session, scope: Scope, product_line: str | None, now: datetime, days: int = 30) -> MovementReport:
-    return movement_report(session, MatrixScope(partner_id=scope.partner_id, product_line=product_line),
-                           now - timedelta(days=days), now)
+    return movement_report(
+        session, MatrixScope(partner_id=scope.partner_id, product_line=product_line), now - timedelta(days=days), now
+    )
 
 
 def movement_by_week(session: Session, scope: Scope, now: datetime, weeks: int = 8) -> list[tuple[str, int, int]]:
@@ -183,9 +225,10 @@ def movement_by_week(session: Session, scope: Scope, now: datetime, weeks: int =
     start = now - timedelta(weeks=weeks)
     from storage.models import SegmentTransition as T
 
-    rows = session.exec(
-        select(T.at, T.from_maturity, T.from_activity, T.to_maturity, T.to_activity)
-        .join(Owner, col(Owner.id) == col(T.owner_id)).where(col(T.at) >= start, *scope.owners())
+    rows = session.execute(
+        sa_select(col(T.at), col(T.from_maturity), col(T.from_activity), col(T.to_maturity), col(T.to_activity))
+        .join(Owner, col(Owner.id) == col(T.owner_id))
+        .where(col(T.at) >= start, *scope.owners())
     ).all()
     up: Counter[int] = Counter()
     down: Counter[int] = Counter()
@@ -215,8 +258,13 @@ class FlowFunnel:
     refused: dict[str, int] = field(default_factory=dict)  # at the entry (no run): owners per reason
 
 
-_FUNNEL_OUTCOMES = {"entered": "entered", "queued": "sent", "goal_reached": "goal_reached",
-                    "exited": "exited", "done": "done"}
+_FUNNEL_OUTCOMES = {
+    "entered": "entered",
+    "queued": "sent",
+    "goal_reached": "goal_reached",
+    "exited": "exited",
+    "done": "done",
+}
 
 
 def flow_funnels(session: Session, scope: Scope) -> list[FlowFunnel]:
@@ -230,11 +278,11 @@ def flow_funnels(session: Session, scope: Scope) -> list[FlowFunnel]:
     L = FlowRunLog
     refused = col(L.run_id).is_(None)
     unit = case((refused, col(L.owner_id)), else_=col(L.run_id))
-    rows = session.exec(
-        select(L.flow_key, L.outcome, L.reason, refused, func.count(distinct(unit)))
+    rows = session.execute(
+        sa_select(col(L.flow_key), col(L.outcome), col(L.reason), refused, func.count(distinct(unit)))
         .join(Owner, col(Owner.id) == col(L.owner_id))
         .where(col(L.outcome).in_(("skipped", "suppressed")), *scope.owners())
-        .group_by(L.flow_key, L.outcome, L.reason, refused)
+        .group_by(col(L.flow_key), col(L.outcome), col(L.reason), refused)
     ).all()
     funnels: dict[str, FlowFunnel] = {}
     for key, outcome, reason, no_run, n in rows:
@@ -243,10 +291,10 @@ def flow_funnels(session: Session, scope: Scope) -> list[FlowFunnel]:
         bucket = f.refused if no_run else f.skipped
         bucket[label] = bucket.get(label, 0) + int(n)
     for key, outcome, n in session.exec(
-        select(L.flow_key, L.outcome, func.count(distinct(col(L.run_id))))
+        select(col(L.flow_key), col(L.outcome), func.count(distinct(col(L.run_id))))
         .join(Owner, col(Owner.id) == col(L.owner_id))
         .where(col(L.outcome).in_(tuple(_FUNNEL_OUTCOMES)), ~refused, *scope.owners())
-        .group_by(L.flow_key, L.outcome)
+        .group_by(col(L.flow_key), col(L.outcome))
     ).all():
         setattr(funnels.setdefault(key, FlowFunnel(key)), _FUNNEL_OUTCOMES[outcome], int(n))
     return sorted(funnels.values(), key=lambda f: f.flow_key)
@@ -255,14 +303,21 @@ def flow_funnels(session: Session, scope: Scope) -> list[FlowFunnel]:
 # --- campaigns ------------------------------------------------------------------------------
 
 
-def campaign_page(session: Session, scope: Scope, page: int = 1, size: int = 20, *,
-                  window_days: int = 7, min_group: int = 30) -> Page:
+def campaign_page(
+    session: Session, scope: Scope, page: int = 1, size: int = 20, *, window_days: int = 7, min_group: int = 30
+) -> Page:
     """Campaigns newest first with their results (the same ``stats`` as the bot's /campaigns)."""
     where = [] if scope.partner_id is None else [col(Campaign.partner_id) == scope.partner_id]
     total = int(session.exec(select(func.count()).select_from(Campaign).where(*where)).one())
     page, offset = page_bounds(page, size)
-    rows = session.exec(select(Campaign, Partner.name).join(Partner, col(Partner.id) == col(Campaign.partner_id))
-                        .where(*where).order_by(col(Campaign.id).desc()).offset(offset).limit(size)).all()
+    rows = session.exec(
+        select(Campaign, col(Partner.name))
+        .join(Partner, col(Partner.id) == col(Campaign.partner_id))
+        .where(*where)
+        .order_by(col(Campaign.id).desc())
+        .offset(offset)
+        .limit(size)
+    ).all()
     items = [(name, campaign_service.stats(session, c, window_days, min_group)) for c, name in rows]
     return Page(items, total, page, size)
 
@@ -282,9 +337,14 @@ class DeliveryHealth:
 
 def delivery_health(session: Session, scope: Scope, now: datetime, timezone: str, days: int = 7) -> DeliveryHealth:
     where = [] if scope.partner_id is None else [col(OutboxMessage.partner_id) == scope.partner_id]
-    queue = {k: int(n) for k, n in session.exec(
-        select(OutboxMessage.message_class, func.count()).where(
-            col(OutboxMessage.status).in_(("pending", "sending")), *where).group_by(OutboxMessage.message_class)).all()}
+    queue = {
+        k: int(n)
+        for k, n in session.exec(
+            select(col(OutboxMessage.message_class), func.count())
+            .where(col(OutboxMessage.status).in_(("pending", "sending")), *where)
+            .group_by(col(OutboxMessage.message_class))
+        ).all()
+    }
     if scope.partner_id is not None:
         # the per-day report spans every partner; a partner sees their own queue only
         return DeliveryHealth(queue, 0, {}, {}, None, None)
@@ -296,16 +356,22 @@ def delivery_health(session: Session, scope: Scope, now: datetime, timezone: str
         failed.update(row.failed)
         skipped.update(row.skipped)
         waits.extend(row.wait_s)
-    return DeliveryHealth(queue, sum(r.sent for r in report.rows), dict(failed), dict(skipped),
-                          percentile(waits, 50), percentile(waits, 95))
+    return DeliveryHealth(
+        queue,
+        sum(r.sent for r in report.rows),
+        dict(failed),
+        dict(skipped),
+        percentile(waits, 50),
+        percentile(waits, 95),
+    )
 
 
-def best_hour_engagement(session: Session, scope: Scope, now: datetime, best: BestHour,
-                         min_group: int, days: int = 30) -> Comparison:
+def best_hour_engagement(
+    session: Session, scope: Scope, now: datetime, best: BestHour, min_group: int, days: int = 30
+) -> Comparison:
     """Best-hour owners against the plain-schedule share (issue 15, item 5): marketing pushes
     followed by a meaningful event within 24 h, in the scope's pushes of the last ``days``."""
-    return best_hour_report.engagement(session, now, best, days=days, min_group=min_group,
-                                       partner_id=scope.partner_id)
+    return best_hour_report.engagement(session, now, best, days=days, min_group=min_group, partner_id=scope.partner_id)
 
 
 def churn(session: Session, scope: Scope, now: datetime, days: int = 90) -> winback.ChurnReasons:
@@ -322,26 +388,41 @@ class GiftLine:
 
 def gifts(session: Session, scope: Scope, now: datetime) -> list[GiftLine]:
     rows = session.exec(
-        select(GiftGrant.gift_type, func.count(),
-               func.sum(case((col(GiftGrant.redeemed_at).is_not(None), 1), else_=0)),
-               func.sum(case(((col(GiftGrant.redeemed_at).is_(None)) & (col(GiftGrant.expires_at) < now), 1), else_=0)))
-        .join(Owner, col(Owner.id) == col(GiftGrant.owner_id)).where(*scope.owners())
-        .group_by(GiftGrant.gift_type).order_by(GiftGrant.gift_type)
+        select(
+            col(GiftGrant.gift_type),
+            func.count(),
+            func.sum(case((col(GiftGrant.redeemed_at).is_not(None), 1), else_=0)),
+            func.sum(case(((col(GiftGrant.redeemed_at).is_(None)) & (col(GiftGrant.expires_at) < now), 1), else_=0)),
+        )
+        .join(Owner, col(Owner.id) == col(GiftGrant.owner_id))
+        .where(*scope.owners())
+        .group_by(col(GiftGrant.gift_type))
+        .order_by(col(GiftGrant.gift_type))
     ).all()
     return [GiftLine(t, int(n), int(r or 0), int(e or 0)) for t, n, r, e in rows]
 
 
 def referrals(session: Session, scope: Scope, limit: int = 20) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
     """Referrals by status, and the leaderboard (owner name, partner, approved)."""
-    by_status = {s: int(n) for s, n in session.exec(
-        select(Referral.status, func.count()).join(Owner, col(Owner.id) == col(Referral.referrer_owner_id))
-        .where(*scope.owners()).group_by(Referral.status)).all()}
-    n = func.count(Referral.id).label("n")
+    by_status = {
+        s: int(n)
+        for s, n in session.exec(
+            select(col(Referral.status), func.count())
+            .join(Owner, col(Owner.id) == col(Referral.referrer_owner_id))
+            .where(*scope.owners())
+            .group_by(col(Referral.status))
+        ).all()
+    }
+    n = func.count(col(Referral.id)).label("n")
     leaders = session.exec(
-        select(Owner.name, Partner.name, n).join(Referral, col(Referral.referrer_owner_id) == col(Owner.id))
+        select(col(Owner.name), col(Partner.name), n)
+        .join(Referral, col(Referral.referrer_owner_id) == col(Owner.id))
         .outerjoin(Partner, col(Partner.id) == col(Owner.partner_id))
         .where(col(Referral.status) == ReferralStatus.approved.value, *scope.owners())
-        .group_by(Owner.id, Owner.name, Partner.name).order_by(n.desc(), Owner.id).limit(limit)).all()
+        .group_by(col(Owner.id), col(Owner.name), col(Partner.name))
+        .order_by(n.desc(), col(Owner.id))
+        .limit(limit)
+    ).all()
     return by_status, [(a or "", b or "", int(c)) for a, b, c in leaders]
 
 
@@ -366,21 +447,38 @@ def owner_in_scope(session: Session, scope: Scope, owner_id: int) -> Owner | Non
 def timeline(session: Session, owner_id: int, limit: int = 200) -> list[TimelineItem]:
     """An owner's events, messages, flow runs and gifts, newest first (each source capped)."""
     items: list[TimelineItem] = []
-    for kind, at in session.exec(select(Event.kind, Event.at).where(col(Event.owner_id) == owner_id)
-                                 .order_by(col(Event.at).desc()).limit(limit)).all():
+    for kind, at in session.exec(
+        select(col(Event.kind), col(Event.at))
+        .where(col(Event.owner_id) == owner_id)
+        .order_by(col(Event.at).desc())
+        .limit(limit)
+    ).all():
         items.append(TimelineItem(at, "event", kind))
-    for cls, status, reason, at, sent_at in session.exec(
-            select(OutboxMessage.message_class, OutboxMessage.status, OutboxMessage.reason,
-                   OutboxMessage.created_at, OutboxMessage.sent_at)
-            .where(col(OutboxMessage.owner_id) == owner_id).order_by(col(OutboxMessage.id).desc()).limit(limit)).all():
+    for cls, status, reason, at, sent_at in session.execute(
+        sa_select(
+            col(OutboxMessage.message_class),
+            col(OutboxMessage.status),
+            col(OutboxMessage.reason),
+            col(OutboxMessage.created_at),
+            col(OutboxMessage.sent_at),
+        )
+        .where(col(OutboxMessage.owner_id) == owner_id)
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(limit)
+    ).all():
         items.append(TimelineItem(sent_at or at, "message", f"{cls}: {status}", reason or ""))
     for key, status, entered, end_reason in session.exec(
-            select(FlowRun.flow_key, FlowRun.status, FlowRun.entered_at, FlowRun.end_reason)
-            .where(col(FlowRun.owner_id) == owner_id).order_by(col(FlowRun.id).desc()).limit(limit)).all():
+        select(col(FlowRun.flow_key), col(FlowRun.status), col(FlowRun.entered_at), col(FlowRun.end_reason))
+        .where(col(FlowRun.owner_id) == owner_id)
+        .order_by(col(FlowRun.id).desc())
+        .limit(limit)
+    ).all():
         items.append(TimelineItem(entered, "flow", f"{key}: {status}", end_reason or ""))
     for gift_type, granted, redeemed in session.exec(
-            select(GiftGrant.gift_type, GiftGrant.granted_at, GiftGrant.redeemed_at)
-            .where(col(GiftGrant.owner_id) == owner_id)).all():
+        select(col(GiftGrant.gift_type), col(GiftGrant.granted_at), col(GiftGrant.redeemed_at)).where(
+            col(GiftGrant.owner_id) == owner_id
+        )
+    ).all():
         items.append(TimelineItem(granted, "gift", gift_type, "redeemed" if redeemed else ""))
     items.sort(key=lambda i: i.at, reverse=True)
     return items[:limit]
@@ -395,6 +493,17 @@ def search_owners(session: Session, scope: Scope, query: str, page: int = 1, siz
     total = int(session.exec(select(func.count()).select_from(Owner).where(*where)).one())
     page, offset = page_bounds(page, size)
     rows = session.exec(select(Owner).where(*where).order_by(col(Owner.id)).offset(offset).limit(size)).all()
-    items = [OwnerLine(o.id or 0, o.name, mask(o.phone) if scope.masked else (o.phone or ""), "", "", o.stage,
-                       f"{o.maturity}/{o.activity}", o.last_active_at) for o in rows]
+    items = [
+        OwnerLine(
+            o.id or 0,
+            o.name,
+            mask(o.phone) if scope.masked else (o.phone or ""),
+            "",
+            "",
+            o.stage,
+            f"{o.maturity}/{o.activity}",
+            o.last_active_at,
+        )
+        for o in rows
+    ]
     return Page(items, total, page, size)

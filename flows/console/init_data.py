@@ -74,7 +74,8 @@ def validate(init_data: str, bot_token: str, now: datetime, max_age_s: int = DEF
     except (ValueError, KeyError, TypeError) as exc:
         raise InitDataError("no user") from exc
     return WebAppUser(
-        user_id=user_id, first_name=str(user.get("first_name", ""))[:64],
+        user_id=user_id,
+        first_name=str(user.get("first_name", ""))[:64],
         language_code=user.get("language_code") if isinstance(user.get("language_code"), str) else None,
         auth_date=auth_date,
     )

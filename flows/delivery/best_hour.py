@@ -31,11 +31,12 @@ from sqlalchemy import Integer, cast, extract, func, select
 from sqlmodel import Session
 
 from flows.delivery.delivery_rules import BestHour, DeliveryPolicy, zone
+from storage.db import table_of
 from storage.events import MEANINGFUL
 from storage.models import Event, Owner
 
-_E = Event.__table__
-_O = Owner.__table__
+_E = table_of(Event)
+_O = table_of(Owner)
 _KINDS = sorted(k.value for k in MEANINGFUL)
 _CHUNK = 500
 
@@ -94,9 +95,9 @@ def usual_hours(
     own: dict[int, Counter[int]] = defaultdict(Counter)
     for chunk in _chunks(wanted):
         rows = session.execute(
-            select(_E.c.owner_id, hour, func.count()).where(
-                _E.c.owner_id.in_(chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since
-            ).group_by(_E.c.owner_id, hour)
+            select(_E.c.owner_id, hour, func.count())
+            .where(_E.c.owner_id.in_(chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since)
+            .group_by(_E.c.owner_id, hour)
         ).all()
         for owner_id, h, n in rows:
             own[owner_id][_local(int(h), offset)] += int(n)
@@ -118,7 +119,8 @@ def _circle_hours(
     partner_of: dict[int, int] = {}
     for chunk in _chunks(list(owner_ids)):
         partner_of.update(
-            (o, p) for o, p in session.execute(
+            (o, p)
+            for o, p in session.execute(
                 select(_O.c.id, _O.c.partner_id).where(_O.c.id.in_(chunk), _O.c.partner_id.is_not(None))
             ).all()
         )
@@ -149,9 +151,7 @@ class Wanted:
     expires_at: datetime | None = None
 
 
-def best_starts(
-    session: Session, pushes: Sequence[Wanted], now: datetime, policy: DeliveryPolicy
-) -> list[datetime]:
+def best_starts(session: Session, pushes: Sequence[Wanted], now: datetime, policy: DeliveryPolicy) -> list[datetime]:
     """Each push's start moved to its owner's next usual hour (or left as it was: the setting
     off, no owner, the plain-schedule share, no history, or the hour past the push's expiry).
     """
@@ -159,8 +159,9 @@ def best_starts(
     starts = [p.start for p in pushes]
     if not best.enabled:
         return starts
-    owners = {p.owner_id for p in pushes
-              if p.owner_id is not None and not in_plain_share(p.owner_id, best.plain_percent)}
+    owners = {
+        p.owner_id for p in pushes if p.owner_id is not None and not in_plain_share(p.owner_id, best.plain_percent)
+    }
     hours = usual_hours(session, owners, now, best, policy.timezone)
     if not hours:
         return starts

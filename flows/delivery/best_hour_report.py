@@ -14,17 +14,23 @@ from sqlmodel import Session
 from flows.delivery.best_hour import in_plain_share
 from flows.delivery.delivery_rules import BestHour
 from flows.growth.uplift import Comparison
+from storage.db import table_of
 from storage.events import MEANINGFUL
 from storage.models import Event, MessageClass, OutboxMessage, OutboxStatus
 
-_E = Event.__table__
-_OUT = OutboxMessage.__table__
+_E = table_of(Event)
+_OUT = table_of(OutboxMessage)
 _KINDS = sorted(k.value for k in MEANINGFUL)
 ENGAGEMENT_WINDOW = timedelta(hours=24)
 
 
 def engagement(
-    session: Session, now: datetime, best: BestHour, *, days: int = 30, min_group: int = 30,
+    session: Session,
+    now: datetime,
+    best: BestHour,
+    *,
+    days: int = 30,
+    min_group: int = 30,
     partner_id: int | None = None,
 ) -> Comparison:
     """Marketing pushes sent in the last ``days`` days, and how many were followed by a
@@ -35,9 +41,7 @@ def engagement(
         within = _E.c.at <= _OUT.c.sent_at + ENGAGEMENT_WINDOW
     else:
         within = _E.c.at <= func.datetime(_OUT.c.sent_at, "+1 day")
-    engaged = exists().where(
-        _E.c.owner_id == _OUT.c.owner_id, _E.c.kind.in_(_KINDS), later, within
-    )
+    engaged = exists().where(_E.c.owner_id == _OUT.c.owner_id, _E.c.kind.in_(_KINDS), later, within)
     where = [
         _OUT.c.message_class == MessageClass.marketing.value,
         _OUT.c.status == OutboxStatus.sent.value,
@@ -48,7 +52,8 @@ def engagement(
         where.append(_OUT.c.partner_id == partner_id)
     rows = session.execute(
         select(_OUT.c.owner_id, func.count(), func.sum(case((engaged, 1), else_=0)))
-        .where(and_(*where)).group_by(_OUT.c.owner_id)
+        .where(and_(*where))
+        .group_by(_OUT.c.owner_id)
     ).all()
     counts = {True: [0, 0], False: [0, 0]}  # plain? -> [pushes, engaged]
     for owner_id, n, x in rows:
@@ -56,6 +61,9 @@ def engagement(
         arm[0] += int(n)
         arm[1] += int(x or 0)
     return Comparison(
-        treated_n=counts[False][0], treated_x=counts[False][1],
-        holdout_n=counts[True][0], holdout_x=counts[True][1], min_group=min_group,
+        treated_n=counts[False][0],
+        treated_x=counts[False][1],
+        holdout_n=counts[True][0],
+        holdout_x=counts[True][1],
+        min_group=min_group,
     )

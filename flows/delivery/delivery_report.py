@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery.delivery_rules import zone
 from storage.models import OutboxMessage, OutboxStatus
@@ -88,9 +88,13 @@ def delivery_report(
     start = datetime.combine(since, datetime.min.time(), tzinfo=tz)
     rows: dict[tuple[date, str], DeliveryRow] = {}
     query = select(
-        OutboxMessage.created_at, OutboxMessage.message_class, OutboxMessage.status,
-        OutboxMessage.reason, OutboxMessage.sent_at, OutboxMessage.not_before,
-    ).where(OutboxMessage.created_at >= start)
+        col(OutboxMessage.created_at),
+        col(OutboxMessage.message_class),
+        col(OutboxMessage.status),
+        col(OutboxMessage.reason),
+        col(OutboxMessage.sent_at),
+        col(OutboxMessage.not_before),
+    ).where(col(OutboxMessage.created_at) >= start)
     for created_at, message_class, status, reason, sent_at, not_before in session.execute(query):
         day = created_at.astimezone(tz).date()
         row = rows.get((day, message_class))

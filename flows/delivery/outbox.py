@@ -40,15 +40,15 @@ from flows.delivery.delivery_rules import (
 )
 from storage import outbox as store
 from storage.clock import utcnow
-from storage.db import session_scope
+from storage.db import session_scope, table_of
 from storage.delivery_models import OutboxTopic, OwnerPreference
 from storage.events import EventKind, record
 from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner
 
 log = logging.getLogger(__name__)
 
-OUTBOX = OutboxMessage.__table__
-TOPIC = OutboxTopic.__table__
+OUTBOX = table_of(OutboxMessage)
+TOPIC = table_of(OutboxTopic)
 PRIORITY = {MessageClass.reply: 0, MessageClass.transactional: 10, MessageClass.marketing: 50}
 POLICY_KEY = "delivery_policy"
 
@@ -99,9 +99,7 @@ def enqueue(session: Session, push: Push, policy: DeliveryPolicy | None = None) 
     return enqueue_many(session, [push], policy) == 1
 
 
-def enqueue_many(
-    session: Session, pushes: Sequence[Push], policy: DeliveryPolicy | None = None
-) -> int:
+def enqueue_many(session: Session, pushes: Sequence[Push], policy: DeliveryPolicy | None = None) -> int:
     """Enqueue many pushes with a few queries; returns how many rows were created."""
     policy = policy_of(session, policy)
     now = utcnow()
@@ -127,16 +125,25 @@ def enqueue_many(
         # enqueue only plans: opted-out/unreachable may change before sending; `screen` decides
         recipient = replace(
             _recipient(owners.get(push.chat_id), push.chat_id in staff),
-            opted_out=False, unreachable=False,
+            opted_out=False,
+            unreachable=False,
         )
         decision = plan(
-            _cls(push).value, start, expires_at=push.expires_at, recipient=recipient,
-            policy=policy, marketing_times=planned.get(push.chat_id, ()),
+            _cls(push).value,
+            start,
+            expires_at=push.expires_at,
+            recipient=recipient,
+            policy=policy,
+            marketing_times=planned.get(push.chat_id, ()),
         )
         if not decision.send and start != asked:  # the best hour would lose it: plain schedule
             decision = plan(
-                _cls(push).value, asked, expires_at=push.expires_at, recipient=recipient,
-                policy=policy, marketing_times=planned.get(push.chat_id, ()),
+                _cls(push).value,
+                asked,
+                expires_at=push.expires_at,
+                recipient=recipient,
+                policy=policy,
+                marketing_times=planned.get(push.chat_id, ()),
             )
         if decision.send and _cls(push) is MessageClass.marketing:
             planned.setdefault(push.chat_id, []).append(decision.at or start)
@@ -145,21 +152,26 @@ def enqueue_many(
 
 
 def _starts(
-    session: Session, pushes: Sequence[Push], owners: dict[int, store.ChatOwner],
-    now: datetime, policy: DeliveryPolicy,
+    session: Session,
+    pushes: Sequence[Push],
+    owners: dict[int, store.ChatOwner],
+    now: datetime,
+    policy: DeliveryPolicy,
 ) -> list[tuple[datetime, datetime]]:
     """``(planned start, asked start)`` per push: marketing pushes to an owner may wait for
     the owner's best hour (``flows.delivery.best_hour``); every other push starts as asked."""
     asked = [max(now, p.not_before) if p.not_before else now for p in pushes]
     marketing = [
-        i for i, p in enumerate(pushes)
-        if _cls(p) is MessageClass.marketing and _owner_of(p, owners) is not None
+        i for i, p in enumerate(pushes) if _cls(p) is MessageClass.marketing and _owner_of(p, owners) is not None
     ]
     if not policy.best_hour.enabled or not marketing:
         return list(zip(asked, asked, strict=True))
-    moved = best_hour.best_starts(session, [
-        best_hour.Wanted(_owner_of(pushes[i], owners), asked[i], pushes[i].expires_at) for i in marketing
-    ], now, policy)
+    moved = best_hour.best_starts(
+        session,
+        [best_hour.Wanted(_owner_of(pushes[i], owners), asked[i], pushes[i].expires_at) for i in marketing],
+        now,
+        policy,
+    )
     starts = list(asked)
     for i, at in zip(marketing, moved, strict=True):
         starts[i] = at
@@ -231,8 +243,11 @@ def _insert_chunk(session: Session, rows: Sequence[tuple[dict[str, Any], Push]])
         # multi-row INSERT … RETURNING of a thousand rows is mostly psycopg parsing it
         session.execute(insert(OUTBOX), values)
         keys = [v["dedupe_key"] for v in values]
-        ids = dict(session.execute(select(OUTBOX.c.dedupe_key, OUTBOX.c.id).where(
-            store.among(session, OUTBOX.c.dedupe_key, keys))).all())
+        ids = dict(
+            session.execute(
+                select(OUTBOX.c.dedupe_key, OUTBOX.c.id).where(store.among(session, OUTBOX.c.dedupe_key, keys))
+            ).all()
+        )
     else:
         ids = dict(session.execute(insert(OUTBOX).returning(OUTBOX.c.dedupe_key, OUTBOX.c.id), values).all())
     topics = [
@@ -259,7 +274,8 @@ def _recipient(owner: store.ChatOwner | None, staff: bool = False) -> Recipient:
         except ValueError:
             log.warning(
                 "owner %s has unreadable quiet hours %r; using the default",
-                owner.owner_id, owner.quiet_hours,
+                owner.owner_id,
+                owner.quiet_hours,
             )
     return Recipient(
         owner_id=owner.owner_id,
@@ -356,15 +372,17 @@ def screen(
     staff = _staff(session, (r.chat_id for r in rows), policy)
     topics = store.topics_of(session, (r.id for r in rows))
     candidates = [
-        Candidate(r.id, r.chat_id, r.owner_id, r.message_class, *topics.get(r.id, (None, None)))
-        for r in rows
+        Candidate(r.id, r.chat_id, r.owner_id, r.message_class, *topics.get(r.id, (None, None))) for r in rows
     ]
     vetoes = (suppressions or Suppressions()).run(session, candidates)
     for outbox_id, reason in store.partner_vetoes(session, rows).items():
         vetoes.setdefault(outbox_id, reason)  # a partner notice for an inactive/unlinked partner
     marketing_chats = {r.chat_id for r in rows if r.message_class == MARKETING}
     sent = store.marketing_times(
-        session, marketing_chats, now - policy.cap_window, include_planned=False,
+        session,
+        marketing_chats,
+        now - policy.cap_window,
+        include_planned=False,
         exclude_ids={r.id for r in rows},
     )
     verdicts = []
@@ -373,8 +391,11 @@ def screen(
             verdicts.append(Verdict(row.id, False, reason=vetoes[row.id]))
             continue
         decision = plan(
-            row.message_class, now, expires_at=row.expires_at,
-            recipient=_recipient(owners.get(row.chat_id), row.chat_id in staff), policy=policy,
+            row.message_class,
+            now,
+            expires_at=row.expires_at,
+            recipient=_recipient(owners.get(row.chat_id), row.chat_id in staff),
+            policy=policy,
             marketing_times=sent.get(row.chat_id, ()),
         )
         if not decision.send:
@@ -389,7 +410,10 @@ def screen(
 
 
 def cancel_topic(
-    session: Session, topic: str, subject: str = "", reason: str = "cancelled",
+    session: Session,
+    topic: str,
+    subject: str = "",
+    reason: str = "cancelled",
     now: datetime | None = None,
 ) -> bool:
     """Stop every queued push about ``topic`` (and ``subject``; empty = all of the topic):

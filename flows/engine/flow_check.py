@@ -63,8 +63,9 @@ def _templates(spec: FlowSpec) -> Iterable[tuple[Loc, str]]:
             yield ("steps", i, "notify_partner", "template"), step.notify_partner.template
 
 
-def check_references(flows: dict[str, LoadedFlow], templates: Path = TEMPLATES_DIR,
-                     locales: Iterable[str] = LOCALES) -> list[FlowProblem]:
+def check_references(
+    flows: dict[str, LoadedFlow], templates: Path = TEMPLATES_DIR, locales: Iterable[str] = LOCALES
+) -> list[FlowProblem]:
     """Every name the flows use that the code does not know, with file, line and field."""
     locales = tuple(locales)
     events = registry.known_events()
@@ -72,7 +73,8 @@ def check_references(flows: dict[str, LoadedFlow], templates: Path = TEMPLATES_D
     offered = {p for flow in flows.values() for _, a in _actions(flow.spec) for p in _prefixes(a)}
     listened = {name for flow in flows.values() for _, name in _listened(flow.spec)}
     context = registry.CheckContext(
-        locales=locales, template_exists=lambda t, loc: (templates / loc / f"{t}.j2").is_file())
+        locales=locales, template_exists=lambda t, loc: (templates / loc / f"{t}.j2").is_file()
+    )
     problems: list[FlowProblem] = []
     for flow in flows.values():
         node = yaml.compose(flow.source, Loader=_Loader)

@@ -46,11 +46,19 @@ def _describe(step: Step) -> str:
     if step.send is not None:
         return f"send {step.send.template}"
     if step.wait is not None:
-        return f"wait until {step.wait.until} (≤ {step.wait.timeout})" if step.wait.until else f"wait {step.wait.duration}"
+        return (
+            f"wait until {step.wait.until} (≤ {step.wait.timeout})" if step.wait.until else f"wait {step.wait.duration}"
+        )
     if step.branch is not None:
         condition = step.branch.if_
-        test = next((f"{k} {v!r}" for k, v in (("=", condition.equals), ("in", condition.in_), ("set", condition.is_set))
-                     if v is not None), "")
+        test = next(
+            (
+                f"{k} {v!r}"
+                for k, v in (("=", condition.equals), ("in", condition.in_), ("set", condition.is_set))
+                if v is not None
+            ),
+            "",
+        )
         return f"if {condition.field} {test}"
     if step.notify_partner is not None:
         return f"tell partner {step.notify_partner.template}"
@@ -129,12 +137,27 @@ def to_png(graph: FlowGraph, path: Path) -> None:
     figure = Figure(figsize=(9, 1.1 + 1.0 * len(rows)))
     FigureCanvasAgg(figure)  # the object API: no pyplot state, safe in any thread
     ax = figure.add_subplot()
-    colours = {"send": "#dbeafe", "wait": "#fef3c7", "branch": "#fde68a", "exit": "#e5e7eb",
-               "trigger": "#dcfce7", "end": "#e5e7eb", "notify_partner": "#ede9fe"}
+    colours = {
+        "send": "#dbeafe",
+        "wait": "#fef3c7",
+        "branch": "#fde68a",
+        "exit": "#e5e7eb",
+        "trigger": "#dcfce7",
+        "end": "#e5e7eb",
+        "notify_partner": "#ede9fe",
+    }
     for node in rows:
         y = y_of[node.id]
-        ax.add_patch(FancyBboxPatch((-3.2, y - 0.4), 6.4, 0.8, boxstyle="round,pad=0.05",
-                                    facecolor=colours.get(node.kind, "#fce7f3"), edgecolor="#374151"))
+        ax.add_patch(
+            FancyBboxPatch(
+                (-3.2, y - 0.4),
+                6.4,
+                0.8,
+                boxstyle="round,pad=0.05",
+                facecolor=colours.get(node.kind, "#fce7f3"),
+                edgecolor="#374151",
+            )
+        )
         text = node.label if node.id in ("__start__", END) else f"{node.id}: {node.label}"
         ax.text(0, y, text[:70], ha="center", va="center", fontsize=9, fontproperties=font)
     edges = [Edge("__start__", rows[1].id if len(rows) > 2 else END), *graph.edges]
@@ -142,16 +165,27 @@ def to_png(graph: FlowGraph, path: Path) -> None:
     for n, edge in enumerate(edges):
         y0, y1 = y_of[edge.source], y_of[edge.target]
         if order[edge.target] == order[edge.source] + 1:
-            ax.annotate("", xy=(0, y1 + 0.42), xytext=(0, y0 - 0.42),
-                        arrowprops={"arrowstyle": "-|>", "color": "#374151"})
+            ax.annotate(
+                "", xy=(0, y1 + 0.42), xytext=(0, y0 - 0.42), arrowprops={"arrowstyle": "-|>", "color": "#374151"}
+            )
             if edge.label:
                 ax.text(0.15, (y0 + y1) / 2, edge.label, fontsize=8, color="#b45309", va="center")
             continue
         bend = 0.35 + 0.08 * (n % 4)
-        ax.add_patch(FancyArrowPatch((3.25, y0), (3.25, y1), connectionstyle=f"arc3,rad={-bend if y1 < y0 else bend}",
-                                     arrowstyle="-|>", mutation_scale=12, color="#b45309"))
+        ax.add_patch(
+            FancyArrowPatch(
+                (3.25, y0),
+                (3.25, y1),
+                connectionstyle=f"arc3,rad={-bend if y1 < y0 else bend}",
+                arrowstyle="-|>",
+                mutation_scale=12,
+                color="#b45309",
+            )
+        )
         if edge.label:
-            ax.text(3.35 + bend * abs(y1 - y0) / 2.2, (y0 + y1) / 2, edge.label, fontsize=8, color="#b45309", va="center")
+            ax.text(
+                3.35 + bend * abs(y1 - y0) / 2.2, (y0 + y1) / 2, edge.label, fontsize=8, color="#b45309", va="center"
+            )
     ax.set_xlim(-3.6, 6.5)
     ax.set_ylim(min(y_of.values()) - 0.8, 0.8)
     ax.axis("off")

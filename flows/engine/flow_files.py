@@ -10,13 +10,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from flows.errors import InvalidFileError
 from flows.engine.flow_spec import FlowSpec, WordError
+from flows.errors import InvalidFileError
 
 FLOWS_DIR = Path(__file__).resolve().parents[1] / "library"
 
@@ -65,7 +66,10 @@ class LoadedFlow:
     source: str
 
 
-def load_model(path: Path, model: type[BaseModel]) -> tuple[Any, str]:
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(path: Path, model: type[M]) -> tuple[M, str]:
     """Parse ``path`` as YAML and validate it as ``model``; errors carry lines."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -73,7 +77,7 @@ def load_model(path: Path, model: type[BaseModel]) -> tuple[Any, str]:
         raise FlowFileError([FlowProblem(str(path), 1, "", f"cannot read: {exc}")]) from None
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -114,7 +118,9 @@ def load_flows(folder: Path = FLOWS_DIR) -> dict[str, LoadedFlow]:
             problems.extend(exc.problems)
             continue
         if flow.spec.key in flows:
-            problems.append(FlowProblem(str(path), 1, "key", f"{flow.spec.key!r} is also the key of {flows[flow.spec.key].path}"))
+            problems.append(
+                FlowProblem(str(path), 1, "key", f"{flow.spec.key!r} is also the key of {flows[flow.spec.key].path}")
+            )
             continue
         flows[flow.spec.key] = flow
     if problems:
@@ -134,7 +140,7 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     message = str(error.get("msg", "invalid"))
     return message.removeprefix("Value error, ")
 

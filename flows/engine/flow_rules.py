@@ -108,7 +108,7 @@ def condition_holds(condition: Condition, owner: OwnerView) -> bool:
         return any_cell_matches([str(w) for w in wanted], str(value))
     if condition.in_ is not None:
         return value in condition.in_
-    return value == condition.equals
+    return bool(value == condition.equals)
 
 
 def event_names(kind: str, data: Mapping[str, Any] | None) -> set[str]:
@@ -122,8 +122,9 @@ def event_names(kind: str, data: Mapping[str, Any] | None) -> set[str]:
     return names
 
 
-def goal_reached(goals: Sequence[Goal], kind: str, data: Mapping[str, Any] | None,
-                 run_context: Mapping[str, Any]) -> Goal | None:
+def goal_reached(
+    goals: Sequence[Goal], kind: str, data: Mapping[str, Any] | None, run_context: Mapping[str, Any]
+) -> Goal | None:
     """The goal this event meets for a run, if any. A goal about a gift type (or a run about
     one gift) is met only by that gift's event."""
     names = event_names(kind, data)

@@ -85,7 +85,9 @@ class Trigger(Strict):
 
     event: str | None = None
     cell_entered: list[str] | None = None
-    schedule: str | None = Field(default=None, description="cron: minute hour day month weekday, read in Settings.timezone")
+    schedule: str | None = Field(
+        default=None, description="cron: minute hour day month weekday, read in Settings.timezone"
+    )
     date: DateTrigger | None = None
     deep_link: str | None = None
 
@@ -137,10 +139,12 @@ class EntryRules(Strict):
         return value
 
 
+def _all_product_lines() -> list[Literal["passenger", "commercial"]]:
+    return ["passenger", "commercial"]
+
+
 class Audience(Strict):
-    product_lines: list[Literal["passenger", "commercial"]] = Field(
-        default_factory=lambda: ["passenger", "commercial"]
-    )
+    product_lines: list[Literal["passenger", "commercial"]] = Field(default_factory=_all_product_lines)
     cells: list[str] | None = None
     verified_only: bool = True
 
@@ -214,15 +218,13 @@ class Condition(Strict):
         known = CONDITION_FIELDS | registry.condition_fields()  # a capability's (member.level)
         if not (self.field in known or self.field.startswith(("attribute.", "tag."))):
             raise ValueError(
-                f"unknown field {self.field!r}; use one of {', '.join(sorted(known))}, "
-                "attribute.NAME or tag.NAME"
+                f"unknown field {self.field!r}; use one of {', '.join(sorted(known))}, attribute.NAME or tag.NAME"
             )
         return self
 
 
 CONDITION_FIELDS = frozenset(
-    {"owner.familiarity", "owner.product_line", "owner.locale", "cell", "maturity", "activity",
-     "owner.stage"}
+    {"owner.familiarity", "owner.product_line", "owner.locale", "cell", "maturity", "activity", "owner.stage"}
 )
 
 

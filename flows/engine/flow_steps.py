@@ -19,17 +19,18 @@ from typing import Any
 import yaml
 from jinja2 import TemplateError
 from sqlalchemy import tuple_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import Push, enqueue_many
 from flows.engine import registry
 from flows.engine.flow_files import LoadedFlow, _Loader  # the same YAML 1.2 reading as the files
 from flows.engine.flow_rules import TAGS_KEY, OwnerView, condition_holds, event_names
 from flows.engine.flow_spec import FlowSpec, Step, parse_duration
-from flows.delivery.outbox import Push, enqueue_many
-from storage import outbox as store
 from flows.engine.playbook_spec import Playbook
 from flows.templating import Renderer
+from storage import outbox as store
+from storage.db import pk
 from storage.events import EventKind
 from storage.flow_models import FlowRun, FlowRunLog, FlowRunStatus
 from storage.models import Event, MessageClass, OutboxStatus, Owner, Partner
@@ -75,7 +76,7 @@ def spec_from_source(source: str) -> FlowSpec:
     """The spec a run started with, from the YAML text it keeps (cached by text)."""
     spec = _SPECS.get(source)
     if spec is None:
-        spec = FlowSpec.model_validate(yaml.load(source, Loader=_Loader))  # noqa: S506
+        spec = FlowSpec.model_validate(yaml.load(source, Loader=_Loader))
         if len(_SPECS) > 256:
             _SPECS.clear()
         _SPECS[source] = spec
@@ -112,28 +113,32 @@ class StepRunner:
         """One batch of due runs: claimed with one UPDATE, loaded with their owners and
         partners in three SELECTs, then advanced one by one (each in its own savepoint)."""
         due = self.session.exec(
-            select(FlowRun.id, FlowRun.rev).where(
-                FlowRun.status == FlowRunStatus.live, FlowRun.next_at <= self.now
-            ).order_by(FlowRun.next_at, FlowRun.id).limit(self.batch)
+            select(col(FlowRun.id), col(FlowRun.rev))
+            .where(col(FlowRun.status) == FlowRunStatus.live, col(FlowRun.next_at) <= self.now)
+            .order_by(col(FlowRun.next_at), col(FlowRun.id))
+            .limit(self.batch)
         ).all()
         if not due:
             return False
         claimed = self._claim(list(due))
-        runs = {run.id: run for run in self.session.exec(
-            select(FlowRun).where(FlowRun.id.in_(claimed))  # type: ignore[union-attr]
-            .execution_options(populate_existing=True)
-        ).all()}
+        runs = {
+            run.id: run
+            for run in self.session.exec(
+                select(FlowRun).where(col(FlowRun.id).in_(claimed)).execution_options(populate_existing=True)
+            ).all()
+        }
         self._preload(runs.values())
         for run_id, _rev in due:
             run = runs.get(run_id)
             if run is None:
                 continue  # another pass has it
+            assert run_id is not None  # it keyed a loaded row, so it is a stored id
             mark = len(self.pending)
             try:
                 with self.session.begin_nested():
                     self.advance(run)
                     self.session.flush()
-            except Exception as exc:  # noqa: BLE001 - one broken run must not stall every pass
+            except Exception as exc:
                 del self.pending[mark:]  # its pushes went with its rolled-back step
                 log.exception("flow run %s (%s) failed at step %s", run_id, run.flow_key, run.step_id)
                 self._fail(run_id, f"error: {type(exc).__name__}")
@@ -146,13 +151,20 @@ class StepRunner:
         claimed: list[int] = []
         for start in range(0, len(due), CLAIM_CHUNK):
             chunk = due[start : start + CLAIM_CHUNK]
-            claimed += self.session.execute(
-                update(FlowRun).where(
-                    tuple_(FlowRun.id, FlowRun.rev).in_([(i, r) for i, r in chunk]),
-                    FlowRun.status == FlowRunStatus.live,
-                ).values(rev=FlowRun.rev + 1).returning(FlowRun.id)
-                .execution_options(synchronize_session=False)  # the batch is loaded fresh next
-            ).scalars().all()
+            claimed += (
+                self.session.execute(
+                    update(FlowRun)
+                    .where(
+                        tuple_(col(FlowRun.id), col(FlowRun.rev)).in_([(i, r) for i, r in chunk]),
+                        col(FlowRun.status) == FlowRunStatus.live,
+                    )
+                    .values(rev=col(FlowRun.rev) + 1)
+                    .returning(col(FlowRun.id))
+                    .execution_options(synchronize_session=False)  # the batch is loaded fresh next
+                )
+                .scalars()
+                .all()
+            )
         return claimed
 
     def _preload(self, runs: Any) -> None:
@@ -161,14 +173,10 @@ class StepRunner:
         owner_ids = {run.owner_id for run in runs}
         if not owner_ids:
             return
-        owners = self.session.exec(
-            select(Owner).where(Owner.id.in_(owner_ids))  # type: ignore[union-attr]
-        ).all()
+        owners = self.session.exec(select(Owner).where(col(Owner.id).in_(owner_ids))).all()
         partner_ids = {o.partner_id for o in owners if o.partner_id is not None}
         if partner_ids:
-            self.session.exec(
-                select(Partner).where(Partner.id.in_(partner_ids))  # type: ignore[union-attr]
-            ).all()
+            self.session.exec(select(Partner).where(col(Partner.id).in_(partner_ids))).all()
 
     def _fail(self, run_id: int, reason: str) -> None:
         """End a run whose step raised (its step's work was rolled back), with the reason."""
@@ -180,7 +188,7 @@ class StepRunner:
     def advance(self, run: FlowRun) -> None:
         try:
             spec = spec_from_source(run.flow_source)
-        except Exception as exc:  # noqa: BLE001 - a stored run whose text no longer parses
+        except Exception as exc:
             log.exception("flow run %s: stored flow text does not load", run.id)
             self._finish(run, FlowRunStatus.exited, f"flow text does not load: {type(exc).__name__}")
             return
@@ -213,8 +221,9 @@ class StepRunner:
             return _STOP
         return kind.handler(self, run, spec, owner, step, step.action)
 
-    def log(self, run: FlowRun, owner_id: int, flow_key: str, outcome: str,
-            reason: str | None, step_id: str | None = None) -> None:
+    def log(
+        self, run: FlowRun, owner_id: int, flow_key: str, outcome: str, reason: str | None, step_id: str | None = None
+    ) -> None:
         """The why-log line a registered step writes (``registry.StepContext``)."""
         self._log(run, owner_id, flow_key, outcome, reason, step_id)
 
@@ -231,20 +240,36 @@ class StepRunner:
         if labels is None:
             return _STOP
         buttons = [
-            [{"text": labels[id(b)], "url": b.url} if b.url else
-             {"text": labels[id(b)], "callback_data": callback_data(run.id or 0, b.action or "")}
-             for b in row]
+            [
+                {"text": labels[id(b)], "url": b.url}
+                if b.url
+                else {"text": labels[id(b)], "callback_data": callback_data(run.id or 0, b.action or "")}
+                for b in row
+            ]
             for row in send.buttons
         ]
         # issue 7 part B: rows the trigger computed (booking slots), after the file's own
         buttons += (run.context.get("facts") or {}).get("buttons") or []
         expires = self.now + parse_duration(send.expires_after) if send.expires_after else None
-        self._push(run, owner, spec.key, step.id, Push(
-            dedupe_key=_dedupe_key(spec.key, run, step.id), chat_id=owner.telegram_user_id,
-            text=text, message_class=MessageClass(send.message_class), owner_id=owner.id,
-            partner_id=owner.partner_id, buttons=buttons or None, expires_at=expires,
-            **_topic(run, spec),
-        ))
+        topic = _topic(run, spec)
+        self._push(
+            run,
+            owner,
+            spec.key,
+            step.id,
+            Push(
+                dedupe_key=_dedupe_key(spec.key, run, step.id),
+                chat_id=owner.telegram_user_id,
+                text=text,
+                message_class=MessageClass(send.message_class),
+                owner_id=owner.id,
+                partner_id=owner.partner_id,
+                buttons=buttons or None,
+                expires_at=expires,
+                topic=topic.get("topic"),
+                subject=topic.get("subject"),
+            ),
+        )
         return None
 
     def _step_notify_partner(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
@@ -257,10 +282,19 @@ class StepRunner:
         text = self._render(run, notify.template, None, owner)
         if text is None:
             return _STOP
-        self._push(run, owner, spec.key, step.id, Push(
-            dedupe_key=_dedupe_key(spec.key, run, step.id), chat_id=partner.telegram_user_id,
-            text=text, message_class=MessageClass.transactional, partner_id=partner.id,
-        ))
+        self._push(
+            run,
+            owner,
+            spec.key,
+            step.id,
+            Push(
+                dedupe_key=_dedupe_key(spec.key, run, step.id),
+                chat_id=partner.telegram_user_id,
+                text=text,
+                message_class=MessageClass.transactional,
+                partner_id=partner.id,
+            ),
+        )
         return None
 
     def _step_wait(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
@@ -269,16 +303,29 @@ class StepRunner:
         state = run.context.get("wait") or {}
         if state.get("step") != step.id:
             deadline = self.now + parse_duration(wait.duration or wait.timeout or "0s")
-            run.context = {**run.context, "wait": {
-                "step": step.id, "until": wait.until, "since": self.now.isoformat(),
-                "deadline": deadline.isoformat()}}
+            run.context = {
+                **run.context,
+                "wait": {
+                    "step": step.id,
+                    "until": wait.until,
+                    "since": self.now.isoformat(),
+                    "deadline": deadline.isoformat(),
+                },
+            }
             run.next_at = deadline
-            self._log(run, owner.id, spec.key, "waiting",
-                      f"until {wait.until}" if wait.until else f"for {wait.duration}", step.id)
+            self._log(
+                run,
+                owner.id,
+                spec.key,
+                "waiting",
+                f"until {wait.until}" if wait.until else f"for {wait.duration}",
+                step.id,
+            )
             return _STOP
         deadline = datetime.fromisoformat(state["deadline"])
         answered = wait.until is not None and self._answered(
-            owner.id, wait.until, datetime.fromisoformat(state["since"]))
+            pk(owner), wait.until, datetime.fromisoformat(state["since"])
+        )
         if not answered and self.now < deadline:
             run.next_at = deadline
             return _STOP
@@ -321,9 +368,10 @@ class StepRunner:
     def _answered(self, owner_id: int, name: str, since: datetime) -> bool:
         """Whether the owner did ``name`` (an event kind or a button action) since ``since``."""
         events = self.session.exec(
-            select(Event.kind, Event.data).where(
-                Event.owner_id == owner_id, Event.at >= since,
-                Event.kind.in_([name, EventKind.button.value]),  # type: ignore[attr-defined]
+            select(col(Event.kind), col(Event.data)).where(
+                col(Event.owner_id) == owner_id,
+                col(Event.at) >= since,
+                col(Event.kind).in_([name, EventKind.button.value]),
             )
         ).all()
         return any(name in event_names(kind, data) for kind, data in events)
@@ -331,10 +379,13 @@ class StepRunner:
     def _last_answer(self, run: FlowRun) -> str:
         """The run's latest button answer (``winback.price``), from the event log."""
         rows = self.session.exec(
-            select(Event.data).where(Event.owner_id == run.owner_id,
-                                     Event.kind == EventKind.button.value,
-                                     Event.at >= run.entered_at)
-            .order_by(Event.id.desc())  # type: ignore[union-attr]
+            select(col(Event.data))
+            .where(
+                col(Event.owner_id) == run.owner_id,
+                col(Event.kind) == EventKind.button.value,
+                col(Event.at) >= run.entered_at,
+            )
+            .order_by(col(Event.id).desc())
         ).all()
         return next((str(d.get("action")) for d in rows if d.get("run_id") == run.id), "")
 
@@ -344,9 +395,12 @@ class StepRunner:
         locale = self.renderer.locale_for(locale)
         try:
             return self.renderer.render(
-                template, locale,
-                owner_name=owner.name or "", owner_phone=owner.phone or "",
-                owner_id=owner.id, cell=f"{owner.maturity}/{owner.activity}",
+                template,
+                locale,
+                owner_name=owner.name or "",
+                owner_phone=owner.phone or "",
+                owner_id=owner.id,
+                cell=f"{owner.maturity}/{owner.activity}",
                 partner_name=partner.name if partner else "",
                 answer=self._last_answer(run),
                 flow=run.flow_key,
@@ -378,8 +432,13 @@ class StepRunner:
         end of the batch (``_plan_pushes``). Its why-log line is written now, in step order,
         and gets its outcome then."""
         line = FlowRunLog(
-            run_id=run.id, owner_id=owner.id, flow_key=key, step_id=step_id, outcome="queued",
-            reason=None, at=self.now,
+            run_id=run.id,
+            owner_id=pk(owner),
+            flow_key=key,
+            step_id=step_id,
+            outcome="queued",
+            reason=None,
+            at=self.now,
         )
         self.session.add(line)
         self.pending.append(_PendingPush(push, line))
@@ -420,26 +479,47 @@ class StepRunner:
         run.updated_at = self.now
         run.next_at = None
         run.end_reason = reason[:200]
-        self._log(run, run.owner_id, run.flow_key, "done" if status == FlowRunStatus.done else status,
-                  reason, run.step_id)
+        self._log(
+            run, run.owner_id, run.flow_key, "done" if status == FlowRunStatus.done else status, reason, run.step_id
+        )
         self.result.ended += 1
         self.session.flush()
 
-    def _log(self, run: FlowRun | None, owner_id: int | None, flow_key: str, outcome: str,
-             reason: str | None, step_id: str | None = None, *, entry_key: str | None = None) -> None:
+    def _log(
+        self,
+        run: FlowRun | None,
+        owner_id: int | None,
+        flow_key: str,
+        outcome: str,
+        reason: str | None,
+        step_id: str | None = None,
+        *,
+        entry_key: str | None = None,
+    ) -> None:
         assert owner_id is not None
-        self.session.add(FlowRunLog(
-            run_id=run.id if run else None, owner_id=owner_id, flow_key=flow_key,
-            step_id=step_id, entry_key=entry_key, outcome=outcome,
-            reason=(reason or None) and reason[:300], at=self.now,
-        ))
+        self.session.add(
+            FlowRunLog(
+                run_id=run.id if run else None,
+                owner_id=owner_id,
+                flow_key=flow_key,
+                step_id=step_id,
+                entry_key=entry_key,
+                outcome=outcome,
+                reason=(reason or None) and reason[:300],
+                at=self.now,
+            )
+        )
 
 
 def owner_view(owner: Owner) -> OwnerView:
     return OwnerView(
-        product_line=owner.product_line, maturity=owner.maturity, activity=owner.activity,
-        stage=owner.stage, familiarity=owner.familiarity or owner.segment_familiarity,
-        locale=owner.locale, attributes=owner.attributes,
+        product_line=owner.product_line,
+        maturity=owner.maturity,
+        activity=owner.activity,
+        stage=owner.stage,
+        familiarity=owner.familiarity or owner.segment_familiarity,
+        locale=owner.locale,
+        attributes=owner.attributes,
         lookup=lambda name: registry.condition_value(owner, name),  # member.level and the like
     )
 

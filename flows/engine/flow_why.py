@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.engine.flow_steps import step_dedupe_key
 from storage.flow_models import FlowRunLog
@@ -22,13 +22,17 @@ from storage.models import OutboxMessage, OutboxStatus
 def delivery_notes(session: Session, rows: Sequence[FlowRunLog], timezone: str) -> dict[int, str]:
     """``log id → what happened to the message`` for the ``queued`` rows among ``rows``:
     ``sent 03-02 10:00``, ``waiting until 03-03 08:00 (quiet_hours)``, ``skipped: cap`` …"""
-    keys = {row.id: step_dedupe_key(row.flow_key, row.run_id, row.step_id)
-            for row in rows if row.outcome == "queued" and row.run_id and row.step_id}
+    keys = {
+        row.id: step_dedupe_key(row.flow_key, row.run_id, row.step_id)
+        for row in rows
+        if row.outcome == "queued" and row.run_id and row.step_id
+    }
     if not keys:
         return {}
-    found = {m.dedupe_key: m for m in session.exec(
-        select(OutboxMessage).where(OutboxMessage.dedupe_key.in_(set(keys.values())))  # type: ignore[attr-defined]
-    ).all()}
+    found = {
+        m.dedupe_key: m
+        for m in session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).in_(set(keys.values())))).all()
+    }
     zone = ZoneInfo(timezone)
     notes = {}
     for log_id, key in keys.items():

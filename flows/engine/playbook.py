@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from flows.engine.flow_check import check_references
 from flows.engine.flow_files import (
     FLOWS_DIR,
     FlowFileError,
@@ -26,7 +27,6 @@ from flows.engine.flow_files import (
     load_flows,
     load_model,
 )
-from flows.engine.flow_check import check_references
 from flows.engine.flow_rules import any_cell_matches
 from flows.engine.flow_spec import TriggerKind
 from flows.engine.playbook_spec import Playbook
@@ -51,7 +51,7 @@ def check_playbook(playbook: Playbook, flows: dict[str, LoadedFlow], path: Path)
     node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
     problems: list[FlowProblem] = []
 
-    def problem(loc: tuple, message: str) -> None:
+    def problem(loc: tuple[str | int, ...], message: str) -> None:
         problems.append(FlowProblem(str(path), _line_of(node, loc), _dotted(loc), message))
 
     for line in ("passenger", "commercial"):

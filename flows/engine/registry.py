@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 if TYPE_CHECKING:  # the engine's own types, for the handler signatures only
     from flows.engine.flow_spec import DateTrigger, FlowSpec, Step
+    from flows.templating import Renderer
     from storage.flow_models import FlowRun
     from storage.models import Owner
 
@@ -37,9 +38,11 @@ class StepContext(Protocol):
 
     session: Session
     now: datetime
+    renderer: Renderer | None  # None only where no step renders (the flow check, some tests)
 
-    def log(self, run: FlowRun, owner_id: int, flow_key: str, outcome: str,
-            reason: str | None, step_id: str | None = None) -> None: ...
+    def log(
+        self, run: FlowRun, owner_id: int, flow_key: str, outcome: str, reason: str | None, step_id: str | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,7 @@ class _Registry:
 _REGISTRY = _Registry()
 
 
-def register_step(name: str, model: type[BaseModel], handler: StepHandler,
-                  check: StepCheck | None = None) -> None:
+def register_step(name: str, model: type[BaseModel], handler: StepHandler, check: StepCheck | None = None) -> None:
     """Teach flows the step word ``name`` (its value validated as ``model``)."""
     _REGISTRY.steps[name] = StepKind(name, model, handler, check)
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,9 +37,10 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import cancel_topic
 from flows.engine import registry
 from flows.engine.flow_files import LoadedFlow
 from flows.engine.flow_rules import (
@@ -61,16 +62,22 @@ from flows.engine.flow_steps import (
     owner_view,
     spec_from_source,
 )
-from flows.delivery.outbox import cancel_topic
 from flows.engine.playbook_spec import Playbook
 from flows.templating import Renderer
+from storage.db import pk, rowcount
 from storage.events import EventKind, record
 from storage.flow_models import FlowCursor, FlowRun, FlowRunLog, FlowRunStatus
 from storage.models import Event, Owner, SegmentTransition
 
 __all__ = [
-    "RunnerResult", "callback_data", "enter_deep_link", "flows_job", "parse_callback",
-    "record_button", "run_due_flows", "spec_from_source",
+    "RunnerResult",
+    "callback_data",
+    "enter_deep_link",
+    "flows_job",
+    "parse_callback",
+    "record_button",
+    "run_due_flows",
+    "spec_from_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,7 +110,10 @@ def run_due_flows(
     """One pass of the runner (see the module docstring); safe to run twice or concurrently."""
     total = RunnerResult()
     phases: list[Callable[[_Pass], bool]] = [
-        _Pass.read_events, _Pass.read_transitions, _Pass.enter_dates, _Pass.enter_schedules,
+        _Pass.read_events,
+        _Pass.read_transitions,
+        _Pass.enter_dates,
+        _Pass.enter_schedules,
         _Pass.advance_due,
     ]
     started = time.monotonic()
@@ -122,7 +132,8 @@ def run_due_flows(
             # due runs: batch after batch (each its own short transaction) until none is due
             # or the pass's time budget is spent; the other phases keep their batch count
             if (advancing and time.monotonic() - started >= advance_budget_s) or (
-                    not advancing and done >= max_batches):
+                not advancing and done >= max_batches
+            ):
                 total.more = True
                 break
     return total
@@ -134,9 +145,7 @@ def flows_job(
     """A scheduler job (``ctx`` has ``engine``, ``now``, ``policy``): one pass per call."""
 
     def job(ctx: Any) -> RunnerResult:
-        return run_due_flows(
-            ctx.engine, renderer, flows, playbook, ctx.now, policy=ctx.policy, timezone=timezone
-        )
+        return run_due_flows(ctx.engine, renderer, flows, playbook, ctx.now, policy=ctx.policy, timezone=timezone)
 
     job.__name__ = "run_due_flows_job"
     return job
@@ -145,9 +154,7 @@ def flows_job(
 # --- entry points for the bot ------------------------------------------------------------
 
 
-def enter_deep_link(
-    session: Session, flows: Flows, owner_id: int, param: str, now: datetime
-) -> FlowRun | None:
+def enter_deep_link(session: Session, flows: Flows, owner_id: int, param: str, now: datetime) -> FlowRun | None:
     """``/start <param>``: enter the flow whose trigger is ``deep_link: <param>``; the next
     pass advances it. ``None`` when no flow matches or a rule refuses (logged)."""
     owner = session.get(Owner, owner_id)
@@ -168,9 +175,7 @@ def parse_callback(data: str) -> tuple[int, str] | None:
     return int(run_id), action
 
 
-def record_button(
-    session: Session, run_id: int, action: str, telegram_user_id: int, now: datetime
-) -> bool:
+def record_button(session: Session, run_id: int, action: str, telegram_user_id: int, now: datetime) -> bool:
     """An owner pressed a flow button: record it as a ``button`` event (the survey answer
     that reports read; the next pass wakes a run waiting for it). False, and nothing
     recorded, unless the run is this user's, still live, and waiting right now for this
@@ -194,19 +199,25 @@ def record_button(
         return False
     offered = {
         button.action
-        for step in steps[: run.step_index] if step.send is not None
-        for row in step.send.buttons for button in row if button.action
+        for step in steps[: run.step_index]
+        if step.send is not None
+        for row in step.send.buttons
+        for button in row
+        if button.action
     }
     if action not in offered:
         return False
     since = datetime.fromisoformat(waiting["since"])
-    answered = session.exec(select(Event.data).where(
-        Event.owner_id == run.owner_id, Event.kind == EventKind.button.value, Event.at >= since,
-    )).all()
+    answered = session.exec(
+        select(col(Event.data)).where(
+            col(Event.owner_id) == run.owner_id,
+            col(Event.kind) == EventKind.button.value,
+            col(Event.at) >= since,
+        )
+    ).all()
     if any((data or {}).get("run_id") == run.id for data in answered):
         return False
-    record(session, run.owner_id, EventKind.button, now, action=action, run_id=run.id,
-           flow=run.flow_key)
+    record(session, run.owner_id, EventKind.button, now, action=action, run_id=run.id, flow=run.flow_key)
     # capabilities act on an answer as it is recorded (win-back's "too many messages" lowers
     # the owner's marketing cap at once)
     registry.answer(session, run.owner_id, action, now)
@@ -227,20 +238,24 @@ class _Pass(StepRunner):
     def read_events(self) -> bool:
         cursor = self._cursor("events", Event)
         events = self.session.exec(
-            select(Event).where(Event.id > cursor.position).order_by(Event.id).limit(self.batch)
+            select(Event).where(col(Event.id) > cursor.position).order_by(col(Event.id)).limit(self.batch)
         ).all()
         owner_ids = {e.owner_id for e in events if e.owner_id is not None}
         live: dict[int, list[FlowRun]] = {}
         if owner_ids:
-            for run in self.session.exec(select(FlowRun).where(
-                FlowRun.owner_id.in_(owner_ids),  # type: ignore[attr-defined]
-                FlowRun.status == FlowRunStatus.live,
-            ).order_by(FlowRun.id)).all():
+            for run in self.session.exec(
+                select(FlowRun)
+                .where(
+                    col(FlowRun.owner_id).in_(owner_ids),
+                    col(FlowRun.status) == FlowRunStatus.live,
+                )
+                .order_by(col(FlowRun.id))
+            ).all():
                 live.setdefault(run.owner_id, []).append(run)
         for event in events:
             if event.owner_id is not None:
                 self._on_event(event, live.setdefault(event.owner_id, []))
-            cursor.position = event.id
+            cursor.position = pk(event)
         return len(events) == self.batch
 
     def _on_event(self, event: Event, live: list[FlowRun]) -> None:
@@ -258,7 +273,8 @@ class _Pass(StepRunner):
                 self._end_by_goal(run, f"goal {goal.event}")
             elif names & {s.wait.until for s in spec.steps if s.wait and s.wait.until}:
                 self.session.execute(
-                    update(FlowRun).where(FlowRun.id == run.id, FlowRun.status == FlowRunStatus.live)
+                    update(FlowRun)
+                    .where(col(FlowRun.id) == run.id, col(FlowRun.status) == FlowRunStatus.live)
                     .values(next_at=self.now)
                 )
         owner = None
@@ -271,23 +287,24 @@ class _Pass(StepRunner):
                     # booking buttons, flows.service.bookings.scan_due) become the run's context
                     facts = (event.data or {}).get("facts")
                     context = {"facts": facts} if isinstance(facts, dict) else {}
-                    run = self.try_enter(flow, owner, f"event:{event.id}", context)
-                    if run is not None:
-                        live.append(run)
+                    entered = self.try_enter(flow, owner, f"event:{event.id}", context)
+                    if entered is not None:
+                        live.append(entered)
 
     # phase 2: cells ----------------------------------------------------------------------
     def read_transitions(self) -> bool:
         cursor = self._cursor("transitions", SegmentTransition)
         rows = self.session.exec(
-            select(SegmentTransition).where(SegmentTransition.id > cursor.position)
-            .order_by(SegmentTransition.id).limit(self.batch)
+            select(SegmentTransition)
+            .where(col(SegmentTransition.id) > cursor.position)
+            .order_by(col(SegmentTransition.id))
+            .limit(self.batch)
         ).all()
-        cell_flows = [f for f in self.flows.values()
-                      if f.spec.trigger.kind is TriggerKind.cell_entered]
+        cell_flows = [f for f in self.flows.values() if f.spec.trigger.kind is TriggerKind.cell_entered]
         ids = {row.owner_id for row in rows}
-        owners = {o.id: o for o in self.session.exec(select(Owner).where(Owner.id.in_(ids))).all()} if ids else {}  # type: ignore[union-attr]
+        owners = {o.id: o for o in self.session.exec(select(Owner).where(col(Owner.id).in_(ids))).all()} if ids else {}
         for row in rows:
-            cursor.position = row.id
+            cursor.position = pk(row)
             cell = f"{row.to_maturity}/{row.to_activity}"
             owner = owners.get(row.owner_id)
             if owner is None:
@@ -316,8 +333,9 @@ class _Pass(StepRunner):
                 continue
             kind = registry.date_source(trigger.attribute)
             if kind is None:
-                log.warning("date attribute %s is registered by no capability; flow %s waits",
-                            trigger.attribute, flow.spec.key)
+                log.warning(
+                    "date attribute %s is registered by no capability; flow %s waits", trigger.attribute, flow.spec.key
+                )
                 continue
             full = self._enter_registered(flow, kind, offset) or full
         return full
@@ -342,9 +360,10 @@ class _Pass(StepRunner):
     def _enter_verified(self, flow: LoadedFlow, offset: timedelta) -> bool:
         latest = self.now - offset
         owners = self.session.exec(
-            select(Owner).where(Owner.verified_at <= latest,
-                                Owner.verified_at > latest - DATE_LOOKBACK)
-            .order_by(Owner.id).limit(self.batch)
+            select(Owner)
+            .where(col(Owner.verified_at) <= latest, col(Owner.verified_at) > latest - DATE_LOOKBACK)
+            .order_by(col(Owner.id))
+            .limit(self.batch)
         ).all()
         for owner in owners:
             self.try_enter(flow, owner, f"date:verified:{owner.id}", {})
@@ -361,25 +380,23 @@ class _Pass(StepRunner):
             if cursor.at is None:
                 cursor.at = self.now  # a new schedule starts now; no backfill
                 continue
-            slot = _cron(expr, self.timezone).get_next_fire_time(
-                None, cursor.at + timedelta(seconds=1)
-            )
+            slot = _cron(expr, self.timezone).get_next_fire_time(None, cursor.at + timedelta(seconds=1))
             if slot is None or slot > self.now:
                 continue
             slot = slot.astimezone(UTC)  # keys and the cursor stay in UTC
             audience = flow.spec.audience
             query = select(Owner).where(
-                Owner.id > cursor.position,
-                Owner.telegram_user_id.is_not(None),  # type: ignore[union-attr]
-                Owner.product_line.in_(audience.product_lines),  # type: ignore[attr-defined]
+                col(Owner.id) > cursor.position,
+                col(Owner.telegram_user_id).is_not(None),
+                col(Owner.product_line).in_(audience.product_lines),
             )
             if audience.verified_only:
-                query = query.where(Owner.stage == "verified")
-            owners = self.session.exec(query.order_by(Owner.id).limit(self.batch)).all()
+                query = query.where(col(Owner.stage) == "verified")
+            owners = self.session.exec(query.order_by(col(Owner.id)).limit(self.batch)).all()
             for owner in owners:
                 self.try_enter(flow, owner, f"schedule:{slot:%Y%m%dT%H%M}", {})
             if len(owners) == self.batch:
-                cursor.position = owners[-1].id
+                cursor.position = pk(owners[-1])
                 full = True
             else:
                 cursor.at, cursor.position = slot, 0
@@ -390,12 +407,16 @@ class _Pass(StepRunner):
         self, flow: LoadedFlow, owner: Owner, entry_key: str | None, context: dict[str, Any]
     ) -> FlowRun | None:
         key = flow.spec.key
-        if entry_key is not None and self._seen(key, owner.id, entry_key):
+        if entry_key is not None and self._seen(key, pk(owner), entry_key):
             return None
-        past = [PastRun(entered_at, status) for entered_at, status in self.session.exec(
-            select(FlowRun.entered_at, FlowRun.status)
-            .where(FlowRun.owner_id == owner.id, FlowRun.flow_key == key)
-        ).all()]
+        past = [
+            PastRun(entered_at, status)
+            for entered_at, status in self.session.exec(
+                select(col(FlowRun.entered_at), col(FlowRun.status)).where(
+                    col(FlowRun.owner_id) == owner.id, col(FlowRun.flow_key) == key
+                )
+            ).all()
+        ]
         refusal = audience_refusal(flow.spec.audience, owner_view(owner)) or entry_refusal(
             flow.spec.entry, past, self.now
         )
@@ -404,10 +425,18 @@ class _Pass(StepRunner):
             self.result.skipped += 1
             return None
         run = FlowRun(
-            owner_id=owner.id, flow_key=key, flow_version=flow.version, flow_source=flow.source,
-            entry_key=entry_key, step_index=0, step_id=flow.spec.steps[0].id,
-            status=FlowRunStatus.live, next_at=self.now, context=context,
-            entered_at=self.now, updated_at=self.now,
+            owner_id=pk(owner),
+            flow_key=key,
+            flow_version=flow.version,
+            flow_source=flow.source,
+            entry_key=entry_key,
+            step_index=0,
+            step_id=flow.spec.steps[0].id,
+            status=FlowRunStatus.live,
+            next_at=self.now,
+            context=context,
+            entered_at=self.now,
+            updated_at=self.now,
         )
         try:
             with self.session.begin_nested():
@@ -420,22 +449,39 @@ class _Pass(StepRunner):
         return run
 
     def _seen(self, flow_key: str, owner_id: int, entry_key: str) -> bool:
-        run = self.session.exec(select(FlowRun.id).where(
-            FlowRun.owner_id == owner_id, FlowRun.flow_key == flow_key,
-            FlowRun.entry_key == entry_key)).first()
+        run = self.session.exec(
+            select(col(FlowRun.id)).where(
+                col(FlowRun.owner_id) == owner_id,
+                col(FlowRun.flow_key) == flow_key,
+                col(FlowRun.entry_key) == entry_key,
+            )
+        ).first()
         if run is not None:
             return True
-        logged = self.session.exec(select(FlowRunLog.id).where(
-            FlowRunLog.flow_key == flow_key, FlowRunLog.owner_id == owner_id,
-            FlowRunLog.entry_key == entry_key)).first()
+        logged = self.session.exec(
+            select(col(FlowRunLog.id)).where(
+                col(FlowRunLog.flow_key) == flow_key,
+                col(FlowRunLog.owner_id) == owner_id,
+                col(FlowRunLog.entry_key) == entry_key,
+            )
+        ).first()
         return logged is not None
 
     def _end_by_goal(self, run: FlowRun, reason: str) -> None:
-        ended = self.session.execute(
-            update(FlowRun).where(FlowRun.id == run.id, FlowRun.status == FlowRunStatus.live)
-            .values(status=FlowRunStatus.goal_reached, ended_at=self.now, updated_at=self.now,
-                    next_at=None, end_reason=reason, rev=FlowRun.rev + 1)
-        ).rowcount
+        ended = rowcount(
+            self.session.execute(
+                update(FlowRun)
+                .where(col(FlowRun.id) == run.id, col(FlowRun.status) == FlowRunStatus.live)
+                .values(
+                    status=FlowRunStatus.goal_reached,
+                    ended_at=self.now,
+                    updated_at=self.now,
+                    next_at=None,
+                    end_reason=reason,
+                    rev=col(FlowRun.rev) + 1,
+                )
+            )
+        )
         if ended != 1:
             return
         self.ended.add(run.id or 0)  # later events in this batch leave it alone
@@ -449,9 +495,10 @@ class _Pass(StepRunner):
             position = 0
             if table is not None:  # start a day back, not at the beginning of history
                 column = table.at
-                position = self.session.exec(
-                    select(func.max(table.id)).where(column < self.now - FIRST_PASS_LOOKBACK)
-                ).first() or 0
+                position = (
+                    self.session.exec(select(func.max(table.id)).where(column < self.now - FIRST_PASS_LOOKBACK)).first()
+                    or 0
+                )
             cursor = FlowCursor(name=name, position=position)
             try:
                 with self.session.begin_nested():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -21,14 +22,16 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import escape
 from sqlalchemy import and_, func, insert, or_, update
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
+from sqlmodel import Session, col, select
 
-from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
-from flows.engine.flow_spec import ACTIVITIES, MATURITIES
 from flows.delivery.outbox import Push, cancel_topic, enqueue, enqueue_many, job_scope
+from flows.engine.flow_spec import ACTIVITIES, MATURITIES
+from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.growth.uplift import Comparison
 from flows.templating import Renderer
 from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
+from storage.db import rowcount, table_of
 from storage.events import EventKind
 from storage.models import Event, FunnelStage, MessageClass, OutboxMessage, Owner
 
@@ -99,10 +102,17 @@ def create(
     if window_days is not None and not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise InvalidInputError(f"the conversion window must be 1 to {MAX_WINDOW_DAYS} days")
     campaign = Campaign(
-        partner_id=partner_id, cells=sorted(set(cells), key=CELLS.index),
-        product_line=product_line, template=template, text=text,
-        status=CampaignStatus.draft, goal_events=list(goal_events or DEFAULT_GOALS),
-        holdout_percent=holdout_percent, conversion_window_days=window_days, created_at=now, updated_at=now,
+        partner_id=partner_id,
+        cells=sorted(set(cells), key=CELLS.index),
+        product_line=product_line,
+        template=template,
+        text=text,
+        status=CampaignStatus.draft,
+        goal_events=list(goal_events or DEFAULT_GOALS),
+        holdout_percent=holdout_percent,
+        conversion_window_days=window_days,
+        created_at=now,
+        updated_at=now,
     )
     session.add(campaign)
     session.flush()
@@ -121,14 +131,14 @@ def _reachable(partner_id: int, product_line: str | None) -> list[Any]:
     """Conditions for the partner's own owners who can be reached now: verified, linked to
     Telegram, not unreachable, not opted out of marketing (and of the line, if one is picked)."""
     conditions = [
-        Owner.partner_id == partner_id,
-        Owner.stage == FunnelStage.verified.value,
-        Owner.telegram_user_id.is_not(None),  # type: ignore[union-attr]
-        Owner.unreachable == False,  # noqa: E712
-        Owner.opted_out == False,  # noqa: E712
+        col(Owner.partner_id) == partner_id,
+        col(Owner.stage) == FunnelStage.verified.value,
+        col(Owner.telegram_user_id).is_not(None),
+        col(Owner.unreachable) == False,  # noqa: E712
+        col(Owner.opted_out) == False,  # noqa: E712
     ]
     if product_line:
-        conditions.append(Owner.product_line == product_line)
+        conditions.append(col(Owner.product_line) == product_line)
     return conditions
 
 
@@ -136,17 +146,19 @@ def audience(session: Session, campaign: Campaign) -> list[Owner]:
     """The reachable owners of the partner (see ``_reachable``) in the campaign's cells."""
     query = select(Owner).where(*_reachable(campaign.partner_id, campaign.product_line))
     cells = set(campaign.cells)
-    return [o for o in session.exec(query.order_by(Owner.id)).all()
-            if f"{o.maturity}/{o.activity}" in cells]
+    return [o for o in session.exec(query.order_by(col(Owner.id))).all() if f"{o.maturity}/{o.activity}" in cells]
 
 
 def product_lines(session: Session, partner_id: int) -> list[str]:
     """The product lines among the partner's owners: a choice to offer only when there are
     two or more (each line has its own matrix, DESIGN.md)."""
     rows = session.exec(
-        select(Owner.product_line).where(
-            Owner.partner_id == partner_id, Owner.product_line.is_not(None)  # type: ignore[union-attr]
-        ).distinct()
+        select(col(Owner.product_line))
+        .where(
+            col(Owner.partner_id) == partner_id,
+            col(Owner.product_line).is_not(None),
+        )
+        .distinct()
     ).all()
     return sorted(str(line) for line in rows if line)
 
@@ -154,9 +166,9 @@ def product_lines(session: Session, partner_id: int) -> list[str]:
 def cell_counts(session: Session, partner_id: int, product_line: str | None = None) -> dict[str, int]:
     """Reachable owners per ``maturity/activity`` cell, drawn on the matrix keyboard."""
     rows = session.exec(
-        select(Owner.maturity, Owner.activity, func.count())
+        select(col(Owner.maturity), col(Owner.activity), func.count())
         .where(*_reachable(partner_id, product_line))
-        .group_by(Owner.maturity, Owner.activity)
+        .group_by(col(Owner.maturity), col(Owner.activity))
     ).all()
     return {f"{m}/{a}": int(n) for m, a, n in rows if f"{m}/{a}" in CELLS}
 
@@ -172,19 +184,22 @@ class Preview:
     sample: str  # the message as the first recipient would see it (or in the default locale)
 
 
-def preview(session: Session, renderer: Renderer, partner_id: int, campaign_id: int,
-            locale: str | None = None) -> Preview:
+def preview(
+    session: Session, renderer: Renderer, partner_id: int, campaign_id: int, locale: str | None = None
+) -> Preview:
     campaign = get(session, partner_id, campaign_id)
     owners = audience(session, campaign)
     held = sum(is_holdout(o.id or 0, campaign.partner_id, campaign.holdout_percent) for o in owners)
     sample = render(renderer, campaign, locale, owner_name=owners[0].name if owners else "")
-    return Preview(campaign.id or 0, list(campaign.cells), campaign.product_line, len(owners),
-                   held, len(owners) - held, sample)
+    return Preview(
+        campaign.id or 0, list(campaign.cells), campaign.product_line, len(owners), held, len(owners) - held, sample
+    )
 
 
 def render(renderer: Renderer, campaign: Campaign, locale: str | None, owner_name: str = "") -> str:
-    return renderer.render(campaign.template or CUSTOM_TEMPLATE, locale,
-                           text=campaign.text or "", owner_name=owner_name)
+    return renderer.render(
+        campaign.template or CUSTOM_TEMPLATE, locale, text=campaign.text or "", owner_name=owner_name
+    )
 
 
 def parse_send_time(value: str, now: datetime, timezone: str) -> datetime:
@@ -208,8 +223,7 @@ def parse_send_time(value: str, now: datetime, timezone: str) -> datetime:
     return at.astimezone(now.tzinfo)
 
 
-def schedule(session: Session, partner_id: int, campaign_id: int, send_at: datetime,
-             now: datetime) -> Campaign:
+def schedule(session: Session, partner_id: int | None, campaign_id: int, send_at: datetime, now: datetime) -> Campaign:
     """Confirm a draft for later; the caller books the job (``job_id``, ``SEND_TASK``)."""
     campaign = get(session, partner_id, campaign_id)
     if campaign.status not in (CampaignStatus.draft, CampaignStatus.scheduled):
@@ -230,8 +244,14 @@ class Queued:
     holdout_percent: int
 
 
-def confirm(session: Session, renderer: Renderer, partner_id: int, campaign_id: int,
-            send_at: str | datetime | None, now: datetime) -> Queued | Campaign:
+def confirm(
+    session: Session,
+    renderer: Renderer,
+    partner_id: int,
+    campaign_id: int,
+    send_at: str | datetime | None,
+    now: datetime,
+) -> Queued | Campaign:
     """The partner's final yes: send now (``send_at`` None or past) or schedule for
     ``send_at``. "Now" never plans in the caller: the campaign becomes ``scheduled`` with no
     send time (``queue_now``) and the caller books ``SEND_TASK`` for it."""
@@ -243,8 +263,9 @@ def confirm(session: Session, renderer: Renderer, partner_id: int, campaign_id: 
     return schedule(session, partner_id, campaign_id, at, now)
 
 
-def queue_now(session: Session, partner_id: int | None, campaign_id: int, now: datetime, *,
-              fallback_due: bool = False) -> Queued:
+def queue_now(
+    session: Session, partner_id: int | None, campaign_id: int, now: datetime, *, fallback_due: bool = False
+) -> Queued:
     """Mark a draft to be sent by the job at once (cheap: one UPDATE and one COUNT).
     ``fallback_due``: also give it a send time of ``now``, so that the every-minute
     ``send_due`` picks it up when no job can be booked."""
@@ -255,15 +276,18 @@ def queue_now(session: Session, partner_id: int | None, campaign_id: int, now: d
     campaign.send_at = now if fallback_due else None
     campaign.updated_at = now
     session.flush()
-    count = session.execute(select(func.count()).select_from(Owner).where(
-        *_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))).scalar_one()
+    count = session.execute(
+        select(func.count())
+        .select_from(Owner)
+        .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
+    ).scalar_one()
     return Queued(campaign_id, int(count), campaign.holdout_percent)
 
 
 def _in_cells(cells: list[str]) -> Any:
     """SQL: the owner's matrix cell is one of ``cells`` (``maturity/activity``)."""
     pairs = [cell.split("/", 1) for cell in cells]
-    return or_(*(and_(Owner.maturity == m, Owner.activity == a) for m, a in pairs))
+    return or_(*(and_(col(Owner.maturity) == m, col(Owner.activity) == a) for m, a in pairs))
 
 
 def local_time(at: datetime | None, timezone: str) -> str:
@@ -282,8 +306,9 @@ class SendResult:
     queued: int = 0
 
 
-def send(session: Session, renderer: Renderer, campaign_id: int, now: datetime,
-         partner_id: int | None = None) -> SendResult:
+def send(
+    session: Session, renderer: Renderer, campaign_id: int, now: datetime, partner_id: int | None = None
+) -> SendResult:
     """Pick the members and enqueue the pushes. Safe to run twice (members are unique per
     owner and pushes by dedupe key); a cancelled or finished campaign sends nothing.
 
@@ -293,17 +318,21 @@ def send(session: Session, renderer: Renderer, campaign_id: int, now: datetime,
     runs it as a job (``SEND_TASK``), never inside a handler.
     """
     campaign = get(session, partner_id, campaign_id)
-    claimed = session.execute(  # a guarded UPDATE: a second scheduler finds nothing to claim
-        update(Campaign).where(
-            Campaign.id == campaign_id,  # type: ignore[arg-type]
-            Campaign.status.in_(PENDING_STATUSES),  # type: ignore[attr-defined]
-        ).values(status=CampaignStatus.sending, updated_at=now)
-    ).rowcount
+    claimed = rowcount(
+        session.execute(  # a guarded UPDATE: a second scheduler finds nothing to claim
+            update(Campaign)
+            .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(PENDING_STATUSES))
+            .values(status=CampaignStatus.sending, updated_at=now)
+        )
+    )
     session.refresh(campaign)
     if claimed != 1:
         return SendResult(campaign_id, campaign.status)
-    known = set(session.execute(
-        select(CampaignMember.owner_id).where(CampaignMember.campaign_id == campaign_id)).scalars())
+    known = set(
+        session.execute(
+            select(col(CampaignMember.owner_id)).where(col(CampaignMember.campaign_id) == campaign_id)
+        ).scalars()
+    )
     text_for = _texts(renderer, campaign)
     members: list[dict[str, Any]] = []
     pushes: list[Push] = []
@@ -312,20 +341,27 @@ def send(session: Session, renderer: Renderer, campaign_id: int, now: datetime,
         holdout = is_holdout(oid, campaign.partner_id, campaign.holdout_percent)
         key = None if holdout else f"campaign:{campaign_id}:{oid}"
         if oid not in known:
-            members.append({"campaign_id": campaign_id, "owner_id": oid, "holdout": holdout,
-                            "dedupe_key": key, "extra": {}})
+            members.append(
+                {"campaign_id": campaign_id, "owner_id": oid, "holdout": holdout, "dedupe_key": key, "extra": {}}
+            )
         if holdout:
             held += 1
             continue
         treated += 1
-        pushes.append(Push(
-            dedupe_key=key or "", chat_id=chat_id or 0, text=text_for(locale, name),
-            message_class=MessageClass.marketing, owner_id=oid,
-            partner_id=campaign.partner_id, topic=topic_of(campaign_id),
-            subject=f"owner:{oid}",
-        ))
+        pushes.append(
+            Push(
+                dedupe_key=key or "",
+                chat_id=chat_id or 0,
+                text=text_for(locale, name),
+                message_class=MessageClass.marketing,
+                owner_id=oid,
+                partner_id=campaign.partner_id,
+                topic=topic_of(campaign_id),
+                subject=f"owner:{oid}",
+            )
+        )
     for start in range(0, len(members), MEMBER_CHUNK):
-        session.execute(insert(CampaignMember.__table__), members[start : start + MEMBER_CHUNK])
+        session.execute(insert(table_of(CampaignMember)), members[start : start + MEMBER_CHUNK])
     queued = enqueue_many(session, pushes)
     campaign.status = CampaignStatus.done
     campaign.sent_at = campaign.sent_at or now
@@ -342,11 +378,22 @@ def _audience_rows(session: Session, campaign: Campaign) -> list[tuple[int, int 
     order, as ``audience``), as plain rows."""
     cells = set(campaign.cells)
     rows = session.execute(
-        select(Owner.id, Owner.telegram_user_id, Owner.locale, Owner.name, Owner.maturity, Owner.activity)
-        .where(*_reachable(campaign.partner_id, campaign.product_line)).order_by(Owner.id)
+        sa_select(
+            col(Owner.id),
+            col(Owner.telegram_user_id),
+            col(Owner.locale),
+            col(Owner.name),
+            col(Owner.maturity),
+            col(Owner.activity),
+        )
+        .where(*_reachable(campaign.partner_id, campaign.product_line))
+        .order_by(col(Owner.id))
     ).all()
-    return [(oid, chat, locale, name) for oid, chat, locale, name, maturity, activity in rows
-            if f"{maturity}/{activity}" in cells]
+    return [
+        (oid, chat, locale, name)
+        for oid, chat, locale, name, maturity, activity in rows
+        if f"{maturity}/{activity}" in cells
+    ]
 
 
 _PROBES = ("\x01Probe\x01", "\x02Zweiter & <Name> 2\x02")
@@ -390,10 +437,14 @@ def send_due(session: Session, renderer: Renderer, now: datetime) -> list[SendRe
     job lost with its store, never booked (no scheduler, a crash between the commit and the
     booking), or a bot that was down, still sends once; the partner hears "on its way" from
     whichever run sent it (the notice's dedupe key keeps it to one)."""
-    due = session.exec(select(Campaign.id).where(
-        Campaign.status == CampaignStatus.scheduled,
-        or_(Campaign.send_at.is_(None), Campaign.send_at <= now),  # type: ignore[union-attr, operator]
-    ).order_by(Campaign.id)).all()
+    due = session.exec(
+        select(col(Campaign.id))
+        .where(
+            col(Campaign.status) == CampaignStatus.scheduled,
+            or_(col(Campaign.send_at).is_(None), col(Campaign.send_at) <= now),
+        )
+        .order_by(col(Campaign.id))
+    ).all()
     results = []
     for cid in due:
         if cid is None:
@@ -426,11 +477,16 @@ def _tell_partner(session: Session, renderer: Renderer, result: SendResult, loca
     partner = session.get(Partner, campaign.partner_id) if campaign else None
     if partner is None or partner.telegram_user_id is None:
         return
-    enqueue(session, Push(
-        dedupe_key=f"campaign:{result.campaign_id}:sent", chat_id=partner.telegram_user_id,
-        text=renderer.render("campaigns/queued", locale, r=result),
-        message_class=MessageClass.transactional, partner_id=partner.id,
-    ))
+    enqueue(
+        session,
+        Push(
+            dedupe_key=f"campaign:{result.campaign_id}:sent",
+            chat_id=partner.telegram_user_id,
+            text=renderer.render("campaigns/queued", locale, r=result),
+            message_class=MessageClass.transactional,
+            partner_id=partner.id,
+        ),
+    )
 
 
 def cancel(session: Session, partner_id: int | None, campaign_id: int, now: datetime) -> Campaign:
@@ -453,16 +509,25 @@ def _has_pending(session: Session, campaign_id: int) -> bool:
     keys = _keys(session, campaign_id)
     if not keys:
         return False
-    row = session.exec(select(OutboxMessage.id).where(
-        OutboxMessage.dedupe_key.in_(keys),  # type: ignore[attr-defined]
-        OutboxMessage.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
-    ).limit(1)).first()
+    row = session.exec(
+        select(col(OutboxMessage.id))
+        .where(
+            col(OutboxMessage.dedupe_key).in_(keys),
+            col(OutboxMessage.status).in_(("pending", "sending")),
+        )
+        .limit(1)
+    ).first()
     return row is not None
 
 
 def _keys(session: Session, campaign_id: int) -> list[str]:
-    return [k for k in session.exec(select(CampaignMember.dedupe_key).where(
-        CampaignMember.campaign_id == campaign_id)).all() if k]
+    return [
+        k
+        for k in session.exec(
+            select(col(CampaignMember.dedupe_key)).where(col(CampaignMember.campaign_id) == campaign_id)
+        ).all()
+        if k
+    ]
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -526,24 +591,27 @@ class CampaignStats:
     @property
     def cancellable(self) -> bool:
         return self.status in (CampaignStatus.draft, CampaignStatus.scheduled) or (
-            self.status == CampaignStatus.done and self.pending > 0)
+            self.status == CampaignStatus.done and self.pending > 0
+        )
 
 
-def stats(session: Session, campaign: Campaign, window_days: int = DEFAULT_WINDOW_DAYS,
-          min_group: int = DEFAULT_MIN_GROUP) -> CampaignStats:
+def stats(
+    session: Session, campaign: Campaign, window_days: int = DEFAULT_WINDOW_DAYS, min_group: int = DEFAULT_MIN_GROUP
+) -> CampaignStats:
     """Audience, what the outbox did with each push, and conversions (a goal event inside the
     conversion window, ``window_days`` after the send) of the treated against the holdout.
     Marks ``converted_at`` on members; a mark outside the window (an older rule's) does not count.
     The campaign's own window, when it has one, wins over ``window_days`` (the setting's)."""
     window_days = campaign.conversion_window_days or window_days
     cid = campaign.id or 0
-    members = session.exec(select(CampaignMember).where(CampaignMember.campaign_id == cid)).all()
+    members = session.exec(select(CampaignMember).where(col(CampaignMember.campaign_id) == cid)).all()
     keys = [m.dedupe_key for m in members if m.dedupe_key]
     sent = pending = 0
     skipped: Counter[str] = Counter()
     if keys:
-        for status, reason in session.exec(select(OutboxMessage.status, OutboxMessage.reason).where(
-                OutboxMessage.dedupe_key.in_(keys))).all():  # type: ignore[attr-defined]
+        for status, reason in session.exec(
+            select(col(OutboxMessage.status), col(OutboxMessage.reason)).where(col(OutboxMessage.dedupe_key).in_(keys))
+        ).all():
             if status == "sent":
                 sent += 1
             elif status in ("pending", "sending"):
@@ -555,21 +623,30 @@ def stats(session: Session, campaign: Campaign, window_days: int = DEFAULT_WINDO
     window_end = campaign.sent_at + timedelta(days=window_days) if campaign.sent_at else None
 
     def counted(m: CampaignMember) -> bool:
-        return (m.converted_at is not None and window_end is not None
-                and _aware(m.converted_at) < window_end)
+        return m.converted_at is not None and window_end is not None and _aware(m.converted_at) < window_end
+
     treated = [m for m in members if not m.holdout]
     held = [m for m in members if m.holdout]
     size = len(members)
     if not members and campaign.status in (CampaignStatus.draft, CampaignStatus.scheduled):
         size = len(audience(session, campaign))
     return CampaignStats(
-        id=cid, status=campaign.status, cells=list(campaign.cells),
-        template=campaign.template or CUSTOM_TEMPLATE, send_at=campaign.send_at,
-        sent_at=campaign.sent_at, audience=size, treated=len(treated), holdout=len(held),
-        sent=sent, pending=pending, skipped=dict(skipped),
+        id=cid,
+        status=campaign.status,
+        cells=list(campaign.cells),
+        template=campaign.template or CUSTOM_TEMPLATE,
+        send_at=campaign.send_at,
+        sent_at=campaign.sent_at,
+        audience=size,
+        treated=len(treated),
+        holdout=len(held),
+        sent=sent,
+        pending=pending,
+        skipped=dict(skipped),
         converted=sum(1 for m in treated if counted(m)),
         holdout_converted=sum(1 for m in held if counted(m)),
-        window_days=window_days, min_group=min_group,
+        window_days=window_days,
+        min_group=min_group,
     )
 
 
@@ -577,17 +654,22 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo("UTC"))
 
 
-def _mark_conversions(session: Session, campaign: Campaign, members: list[CampaignMember],
-                      window_days: int = DEFAULT_WINDOW_DAYS) -> None:
+def _mark_conversions(
+    session: Session, campaign: Campaign, members: Sequence[CampaignMember], window_days: int = DEFAULT_WINDOW_DAYS
+) -> None:
     open_ids = {m.owner_id: m for m in members if m.converted_at is None}
     if not open_ids or campaign.sent_at is None:
         return
-    rows = session.exec(select(Event.owner_id, Event.at).where(
-        Event.owner_id.in_(list(open_ids)),  # type: ignore[union-attr]
-        Event.kind.in_(campaign.goal_events),  # type: ignore[attr-defined]
-        Event.at >= campaign.sent_at,  # type: ignore[operator]
-        Event.at < campaign.sent_at + timedelta(days=window_days),  # type: ignore[operator]
-    ).order_by(Event.at)).all()
+    rows = session.exec(
+        select(col(Event.owner_id), col(Event.at))
+        .where(
+            col(Event.owner_id).in_(list(open_ids)),
+            col(Event.kind).in_(campaign.goal_events),
+            col(Event.at) >= campaign.sent_at,
+            col(Event.at) < campaign.sent_at + timedelta(days=window_days),
+        )
+        .order_by(col(Event.at))
+    ).all()
     for owner_id, at in rows:
         member = open_ids.get(owner_id or 0)
         if member is not None and member.converted_at is None:
@@ -595,11 +677,23 @@ def _mark_conversions(session: Session, campaign: Campaign, members: list[Campai
     session.flush()
 
 
-def list_stats(session: Session, partner_id: int, limit: int = 10, *, offset: int = 0,
-               window_days: int = DEFAULT_WINDOW_DAYS, min_group: int = DEFAULT_MIN_GROUP) -> list[CampaignStats]:
+def list_stats(
+    session: Session,
+    partner_id: int,
+    limit: int = 10,
+    *,
+    offset: int = 0,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    min_group: int = DEFAULT_MIN_GROUP,
+) -> list[CampaignStats]:
     """The partner's latest campaigns, newest first (paged in SQL with ``offset``)."""
-    rows = session.exec(select(Campaign).where(Campaign.partner_id == partner_id)
-                        .order_by(Campaign.id.desc()).offset(offset).limit(limit)).all()  # type: ignore[union-attr]
+    rows = session.exec(
+        select(Campaign)
+        .where(col(Campaign.partner_id) == partner_id)
+        .order_by(col(Campaign.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
     return [stats(session, c, window_days, min_group) for c in rows]
 
 

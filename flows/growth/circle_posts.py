@@ -22,10 +22,10 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.delivery.outbox import Push, enqueue, job_scope
+from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.templating import Renderer
 from storage.models import Circle
 from storage.post_models import CirclePost, PostKind
@@ -107,7 +107,7 @@ def parse_post(args: str | None) -> PostRequest:
             raise PostError("usage")
         kind, weekday, words = PostKind.weekly, WEEKDAYS.index(parts[0].upper()[:3]), parts[1:]
     else:
-        words = (words + [""])[:2]
+        words = ([*words, ""])[:2]
     clock, text = words[0], (words[1] if len(words) > 1 else "").strip()
     match = _TIME.match(clock)
     if not match or not text:
@@ -133,9 +133,9 @@ def next_occurrence(kind: str, at: time, weekday: int | None, after: datetime, t
 
 def circles_for(session: Session, author: Author) -> list[CircleChoice]:
     """The circles this author may post to: a partner's own, every circle for an operator."""
-    query = select(Circle).order_by(Circle.id)
+    query = select(Circle).order_by(col(Circle.id))
     if not author.is_operator:
-        query = query.where(Circle.partner_id == author.partner_id)
+        query = query.where(col(Circle.partner_id) == author.partner_id)
     return [CircleChoice(c.id or 0, c.title) for c in session.exec(query).all()]
 
 
@@ -146,11 +146,16 @@ def create_post(
     if circle is None or not (author.is_operator or circle.partner_id == author.partner_id):
         raise NotYourCircleError("not your circle")
     post = CirclePost(
-        circle_id=circle_id, author_partner_id=None if author.is_operator else author.partner_id,
-        author_operator_id=author.operator_id, text=request.text, kind=request.kind,
-        weekday=request.weekday, local_time=f"{request.at:%H:%M}",
+        circle_id=circle_id,
+        author_partner_id=None if author.is_operator else author.partner_id,
+        author_operator_id=author.operator_id,
+        text=request.text,
+        kind=request.kind,
+        weekday=request.weekday,
+        local_time=f"{request.at:%H:%M}",
         next_at=next_occurrence(request.kind, request.at, request.weekday, now, timezone),
-        created_at=now, updated_at=now,
+        created_at=now,
+        updated_at=now,
     )
     session.add(post)
     session.flush()
@@ -160,20 +165,24 @@ def create_post(
 def list_posts(session: Session, author: Author, timezone: str) -> list[PostView]:
     """Active posts in the author's circles (every circle for an operator), soonest first."""
     query = (
-        select(CirclePost, Circle).join(Circle, Circle.id == CirclePost.circle_id)  # type: ignore[arg-type]
-        .where(CirclePost.active == True)  # noqa: E712
-        .order_by(CirclePost.next_at, CirclePost.id)
+        select(CirclePost, Circle)
+        .join(Circle, col(Circle.id) == col(CirclePost.circle_id))
+        .where(col(CirclePost.active) == True)  # noqa: E712
+        .order_by(col(CirclePost.next_at), col(CirclePost.id))
     )
     if not author.is_operator:
-        query = query.where(Circle.partner_id == author.partner_id)
+        query = query.where(col(Circle.partner_id) == author.partner_id)
     return [_view(post, circle, timezone) for post, circle in session.exec(query).all()]
 
 
 def cancel_post(session: Session, author: Author, post_id: int, now: datetime, timezone: str) -> PostView:
     post = session.get(CirclePost, post_id)
     circle = session.get(Circle, post.circle_id) if post else None
-    if post is None or circle is None or not post.active or not (
-        author.is_operator or circle.partner_id == author.partner_id
+    if (
+        post is None
+        or circle is None
+        or not post.active
+        or not (author.is_operator or circle.partner_id == author.partner_id)
     ):
         raise PostNotFoundError(f"no active post #{post_id}")
     post.active = False
@@ -187,9 +196,11 @@ def plan_due_posts(
 ) -> int:
     """Queue every due occurrence (see the module docstring); returns how many were queued."""
     due = session.exec(
-        select(CirclePost, Circle).join(Circle, Circle.id == CirclePost.circle_id)  # type: ignore[arg-type]
-        .where(CirclePost.active == True, CirclePost.next_at <= now)  # noqa: E712
-        .order_by(CirclePost.next_at, CirclePost.id).limit(BATCH)
+        select(CirclePost, Circle)
+        .join(Circle, col(Circle.id) == col(CirclePost.circle_id))
+        .where(col(CirclePost.active) == True, col(CirclePost.next_at) <= now)  # noqa: E712
+        .order_by(col(CirclePost.next_at), col(CirclePost.id))
+        .limit(BATCH)
     ).all()
     queued = 0
     for post, circle in due:
@@ -198,8 +209,12 @@ def plan_due_posts(
         if now - occurrence <= LATE_GRACE:
             text = renderer.render(POST_TEMPLATE, locale, text=post.text)
             push = Push(
-                dedupe_key=f"post:{post.id}:{occurrence:%Y%m%dT%H%M}", chat_id=circle.chat_id,
-                text=text, partner_id=circle.partner_id, topic=TOPIC, subject=f"post:{post.id}",
+                dedupe_key=f"post:{post.id}:{occurrence:%Y%m%dT%H%M}",
+                chat_id=circle.chat_id,
+                text=text,
+                partner_id=circle.partner_id,
+                topic=TOPIC,
+                subject=f"post:{post.id}",
                 expires_at=occurrence + LATE_GRACE,
             )
             if enqueue(session, push):
@@ -230,8 +245,14 @@ def posts_job(renderer: Renderer, timezone: str, locale: str | None = None) -> C
 def _view(post: CirclePost, circle: Circle, timezone: str) -> PostView:
     local = post.next_at.astimezone(ZoneInfo(timezone)) if post.next_at else None
     return PostView(
-        id=post.id or 0, circle_id=circle.id or 0, circle_title=circle.title, kind=post.kind,
-        text=post.text, weekday=WEEKDAYS[post.weekday] if post.weekday is not None else None,
-        local_time=post.local_time or "", next_at=post.next_at,
-        next_local=f"{local:%Y-%m-%d %H:%M}" if local else "", active=post.active,
+        id=post.id or 0,
+        circle_id=circle.id or 0,
+        circle_title=circle.title,
+        kind=post.kind,
+        text=post.text,
+        weekday=WEEKDAYS[post.weekday] if post.weekday is not None else None,
+        local_time=post.local_time or "",
+        next_at=post.next_at,
+        next_local=f"{local:%Y-%m-%d %H:%M}" if local else "",
+        active=post.active,
     )

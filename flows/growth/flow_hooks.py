@@ -42,8 +42,7 @@ def gift_context(grant: Any) -> dict[str, Any]:
     }
 
 
-def _grant_gift(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any,
-                action: GrantGiftStep) -> None:
+def _grant_gift(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any, action: GrantGiftStep) -> None:
     try:
         granted = gifts.grant(ctx.session, owner.id, action.gift_type, ctx.now)
     except AutoCircleError as exc:

@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from flows.delivery.outbox import Candidate, Push, Suppressions, cancel_topic, enqueue, job_scope
 from flows.errors import AutoCircleError
 from flows.growth.gift_types import DEFAULT_GIFT_TYPES, GiftType
-from flows.delivery.outbox import Candidate, Push, Suppressions, cancel_topic, enqueue, job_scope
 from flows.templating import Renderer
+from storage.db import rowcount
 from storage.events import EventKind, record
 from storage.gift_models import GiftGrant
 from storage.models import MessageClass, Owner
@@ -94,24 +95,32 @@ def is_well_formed(code: str) -> bool:
 
 def _to_grant(row: GiftGrant, locale: str | None, catalogue: Mapping[str, GiftType], created: bool = False) -> Grant:
     return Grant(
-        id=row.id or 0, owner_id=row.owner_id, gift_type=row.gift_type, code=row.code,
-        granted_at=row.granted_at, expires_at=row.expires_at, redeemed_at=row.redeemed_at,
-        value=value_of(row.gift_type, locale, catalogue), created=created,
+        id=row.id or 0,
+        owner_id=row.owner_id,
+        gift_type=row.gift_type,
+        code=row.code,
+        granted_at=row.granted_at,
+        expires_at=row.expires_at,
+        redeemed_at=row.redeemed_at,
+        value=value_of(row.gift_type, locale, catalogue),
+        created=created,
     )
 
 
-def value_of(
-    gift_type: str, locale: str | None, catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES
-) -> str:
+def value_of(gift_type: str, locale: str | None, catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES) -> str:
     """A gift type's value in words, in the locale the message around it is written in."""
     kind = catalogue.get(gift_type)
     return kind.value(locale) if kind else gift_type
 
 
 def _find(session: Session, owner_id: int, gift_type: str) -> GiftGrant | None:
-    return session.execute(
-        select(GiftGrant).where(GiftGrant.owner_id == owner_id, GiftGrant.gift_type == gift_type)
-    ).scalars().first()
+    return (
+        session.execute(
+            select(GiftGrant).where(col(GiftGrant.owner_id) == owner_id, col(GiftGrant.gift_type) == gift_type)
+        )
+        .scalars()
+        .first()
+    )
 
 
 def grant(
@@ -137,7 +146,10 @@ def grant(
         return _to_grant(existing, owner.locale, catalogue)
     for _ in range(5):
         row = GiftGrant(
-            owner_id=owner_id, gift_type=gift_type, code=new_code(), granted_at=now,
+            owner_id=owner_id,
+            gift_type=gift_type,
+            code=new_code(),
+            granted_at=now,
             expires_at=now + timedelta(days=kind.validity_days),
         )
         try:
@@ -156,17 +168,24 @@ def grant(
     raise RuntimeError("could not draw a free gift code")
 
 
-def _announce(
-    session: Session, renderer: Renderer, owner: Owner, g: Grant, catalogue: Mapping[str, GiftType]
-) -> None:
+def _announce(session: Session, renderer: Renderer, owner: Owner, g: Grant, catalogue: Mapping[str, GiftType]) -> None:
     if owner.telegram_user_id is None:
         return
     loc = renderer.locale_for(owner.locale)
-    text = renderer.render("gifts/granted", loc, value=value_of(g.gift_type, loc, catalogue), code=g.code, expires_at=g.expires_at)
-    enqueue(session, Push(
-        dedupe_key=f"gift-granted:{g.id}", chat_id=owner.telegram_user_id, owner_id=owner.id,
-        text=text, message_class=MessageClass.transactional, expires_at=g.expires_at,
-    ))
+    text = renderer.render(
+        "gifts/granted", loc, value=value_of(g.gift_type, loc, catalogue), code=g.code, expires_at=g.expires_at
+    )
+    enqueue(
+        session,
+        Push(
+            dedupe_key=f"gift-granted:{g.id}",
+            chat_id=owner.telegram_user_id,
+            owner_id=owner.id,
+            text=text,
+            message_class=MessageClass.transactional,
+            expires_at=g.expires_at,
+        ),
+    )
 
 
 def redeem(
@@ -183,7 +202,7 @@ def redeem(
     wanted = normalize_code(code)
     row = None
     if is_well_formed(wanted):
-        row = session.execute(select(GiftGrant).where(GiftGrant.code == wanted)).scalars().first()
+        row = session.execute(select(GiftGrant).where(col(GiftGrant.code) == wanted)).scalars().first()
     if row is None:
         raise UnknownGiftCodeError(wanted)
     owner = session.get(Owner, row.owner_id)
@@ -195,19 +214,30 @@ def redeem(
         raise ExpiredGiftCodeError(wanted)
     done = session.execute(
         update(GiftGrant)
-        .where(GiftGrant.id == row.id, GiftGrant.redeemed_at.is_(None))
+        .where(col(GiftGrant.id) == row.id, col(GiftGrant.redeemed_at).is_(None))
         .values(redeemed_at=now, redeemed_by_partner_id=partner_id)
     )
-    if done.rowcount != 1:  # redeemed at the same moment at another counter
+    if rowcount(done) != 1:  # redeemed at the same moment at another counter
         raise UsedGiftCodeError(wanted)
     session.refresh(row)
-    record(session, row.owner_id, EventKind.gift_redeemed, now, gift_type=row.gift_type, grant_id=row.id, partner_id=partner_id)
+    record(
+        session,
+        row.owner_id,
+        EventKind.gift_redeemed,
+        now,
+        gift_type=row.gift_type,
+        grant_id=row.id,
+        partner_id=partner_id,
+    )
     cancel_topic(session, REMINDER_TOPIC, f"gift:{row.id}", REDEEMED, now)
     return _to_grant(row, locale, catalogue)
 
 
 def gifts_of(
-    session: Session, owner_id: int, *, locale: str | None = None,
+    session: Session,
+    owner_id: int,
+    *,
+    locale: str | None = None,
     catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES,
 ) -> list[Grant]:
     """The owner's gifts, values worded in ``locale`` (default: the owner's own)."""
@@ -215,26 +245,31 @@ def gifts_of(
         owner = session.get(Owner, owner_id)
         locale = owner.locale if owner else None
     rows = session.execute(
-        select(GiftGrant).where(GiftGrant.owner_id == owner_id).order_by(GiftGrant.granted_at, GiftGrant.id)
+        select(GiftGrant)
+        .where(col(GiftGrant.owner_id) == owner_id)
+        .order_by(col(GiftGrant.granted_at), col(GiftGrant.id))
     ).scalars()
     return [_to_grant(r, locale, catalogue) for r in rows]
 
 
 def expiring(
-    session: Session, offset: timedelta, now: datetime,
-    *, catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES,
+    session: Session,
+    offset: timedelta,
+    now: datetime,
+    *,
+    catalogue: Mapping[str, GiftType] = DEFAULT_GIFT_TYPES,
 ) -> list[tuple[int, Grant]]:
     """Unredeemed grants that expire within ``offset`` from now (and have not yet expired):
     the date trigger "``offset`` before a gift expires" of reminder flows."""
     rows = session.execute(
-        select(GiftGrant, Owner.locale)
-        .join(Owner, Owner.id == GiftGrant.owner_id)
+        select(GiftGrant, col(Owner.locale))
+        .join(Owner, col(Owner.id) == col(GiftGrant.owner_id))
         .where(
-            GiftGrant.redeemed_at.is_(None),
-            GiftGrant.expires_at > now,
-            GiftGrant.expires_at <= now + offset,
+            col(GiftGrant.redeemed_at).is_(None),
+            col(GiftGrant.expires_at) > now,
+            col(GiftGrant.expires_at) <= now + offset,
         )
-        .order_by(GiftGrant.expires_at, GiftGrant.id)
+        .order_by(col(GiftGrant.expires_at), col(GiftGrant.id))
     ).all()
     return [(row.owner_id, _to_grant(row, locale, catalogue)) for row, locale in rows]
 
@@ -266,12 +301,27 @@ def plan_reminders(
             continue
         days = max(1, round(offset / timedelta(days=1)))
         loc = renderer.locale_for(locale)
-        text = renderer.render("gifts/reminder", loc, value=value_of(g.gift_type, loc, catalogue), code=g.code, expires_at=g.expires_at, days=days)
-        created += enqueue(session, Push(
-            dedupe_key=f"gift-reminder:{g.id}:{int(offset.total_seconds())}", chat_id=chat,
-            owner_id=g.owner_id, text=text, message_class=MessageClass.transactional,
-            expires_at=g.expires_at, topic=REMINDER_TOPIC, subject=f"gift:{g.id}",
-        ))
+        text = renderer.render(
+            "gifts/reminder",
+            loc,
+            value=value_of(g.gift_type, loc, catalogue),
+            code=g.code,
+            expires_at=g.expires_at,
+            days=days,
+        )
+        created += enqueue(
+            session,
+            Push(
+                dedupe_key=f"gift-reminder:{g.id}:{int(offset.total_seconds())}",
+                chat_id=chat,
+                owner_id=g.owner_id,
+                text=text,
+                message_class=MessageClass.transactional,
+                expires_at=g.expires_at,
+                topic=REMINDER_TOPIC,
+                subject=f"gift:{g.id}",
+            ),
+        )
     return created
 
 
@@ -279,7 +329,7 @@ def _chats(session: Session, owner_ids: set[int]) -> dict[int, tuple[int | None,
     if not owner_ids:
         return {}
     rows = session.execute(
-        select(Owner.id, Owner.telegram_user_id, Owner.locale).where(Owner.id.in_(owner_ids))
+        select(col(Owner.id), col(Owner.telegram_user_id), col(Owner.locale)).where(col(Owner.id).in_(owner_ids))
     ).all()
     return {oid: (chat, locale) for oid, chat, locale in rows}
 
@@ -293,7 +343,7 @@ def redeemed_reminders(session: Session, candidates: Sequence[Candidate]) -> dic
     if not by_grant:
         return {}
     redeemed = session.execute(
-        select(GiftGrant.id).where(GiftGrant.id.in_(by_grant), GiftGrant.redeemed_at.is_not(None))
+        select(col(GiftGrant.id)).where(col(GiftGrant.id).in_(by_grant), col(GiftGrant.redeemed_at).is_not(None))
     ).scalars()
     return {outbox_id: REDEEMED for gid in redeemed for outbox_id in by_grant[gid]}
 
@@ -309,9 +359,7 @@ def owner_name(session: Session, owner_id: int) -> str:
     return owner.name if owner else ""
 
 
-def reminder_job(
-    renderer: Renderer, offsets: Sequence[timedelta] = DEFAULT_REMINDER_OFFSETS
-) -> Callable[[Any], int]:
+def reminder_job(renderer: Renderer, offsets: Sequence[timedelta] = DEFAULT_REMINDER_OFFSETS) -> Callable[[Any], int]:
     """A scheduler job: ``scheduler.every("gifts.reminders", reminder_job(r), minutes=15)``.
 
     The job gets a context with ``engine``, ``now`` (the application's clock) and ``policy``;

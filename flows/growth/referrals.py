@@ -22,13 +22,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from flows.growth import gifts
-from flows.errors import AutoCircleError, NotFoundError
-from flows.growth.gift_types import DEFAULT_GIFT_TYPES, GiftKind, GiftType
 from flows.community.invites import deep_link
 from flows.delivery.outbox import Push, enqueue, job_scope
+from flows.errors import AutoCircleError, NotFoundError
+from flows.growth import gifts
+from flows.growth.gift_types import DEFAULT_GIFT_TYPES, GiftKind, GiftType
 from flows.segments.rules import local_date, start_of_local_day
 from flows.templating import Renderer
 from storage.events import EventKind, record
@@ -131,7 +131,9 @@ def code_for(session: Session, owner_id: int, now: datetime) -> str:
     owner = session.get(Owner, owner_id)
     if owner is None or owner.stage != FunnelStage.verified.value:
         raise NotVerifiedError("only verified owners can invite")
-    existing = session.execute(select(ReferralCode.code).where(ReferralCode.owner_id == owner_id)).scalar()
+    existing: str | None = session.execute(
+        select(col(ReferralCode.code)).where(col(ReferralCode.owner_id) == owner_id)
+    ).scalar()
     if existing:
         return existing
     for _ in range(5):
@@ -142,21 +144,29 @@ def code_for(session: Session, owner_id: int, now: datetime) -> str:
                 session.flush()
             return code
         except IntegrityError:
-            existing = session.execute(select(ReferralCode.code).where(ReferralCode.owner_id == owner_id)).scalar()
+            existing = session.execute(
+                select(col(ReferralCode.code)).where(col(ReferralCode.owner_id) == owner_id)
+            ).scalar()
             if existing:
-                return existing
+                return str(existing)
     raise RuntimeError("could not draw a free referral code")
 
 
 def invite(session: Session, owner_id: int, bot_username: str, now: datetime) -> Invite:
     """``/invite``: the owner's deep link and how their referrals stand."""
     code = code_for(session, owner_id, now)
-    counts = dict(session.execute(
-        select(Referral.status, func.count()).where(Referral.referrer_owner_id == owner_id).group_by(Referral.status)
-    ).all())
+    counts = dict(
+        session.execute(
+            select(col(Referral.status), func.count())
+            .where(col(Referral.referrer_owner_id) == owner_id)
+            .group_by(col(Referral.status))
+        ).all()
+    )
     return Invite(
-        link=deep_link(bot_username, PREFIX + code), code=code,
-        pending=counts.get(ReferralStatus.pending.value, 0), approved=counts.get(ReferralStatus.approved.value, 0),
+        link=deep_link(bot_username, PREFIX + code),
+        code=code,
+        pending=counts.get(ReferralStatus.pending.value, 0),
+        approved=counts.get(ReferralStatus.approved.value, 0),
     )
 
 
@@ -164,22 +174,28 @@ def invite(session: Session, owner_id: int, bot_username: str, now: datetime) ->
 
 
 def is_referral_token(token: str | None) -> bool:
-    return bool(token) and token.startswith(PREFIX)
+    return token is not None and token.startswith(PREFIX)
 
 
 def touch(session: Session, user_id: int, token: str | None, now: datetime) -> Touch:
     """``/start r_<code>`` by ``user_id``: record the first touch (never overwritten)."""
-    if not is_referral_token(token):
+    if token is None or not is_referral_token(token):
         return Touch.not_referral
-    code = token[len(PREFIX):].strip().lower()
-    referrer = session.execute(
-        select(Owner).join(ReferralCode, ReferralCode.owner_id == Owner.id).where(ReferralCode.code == code)
-    ).scalars().first()
+    code = token[len(PREFIX) :].strip().lower()
+    referrer = (
+        session.execute(
+            select(Owner)
+            .join(ReferralCode, col(ReferralCode.owner_id) == col(Owner.id))
+            .where(col(ReferralCode.code) == code)
+        )
+        .scalars()
+        .first()
+    )
     if referrer is None or referrer.stage != FunnelStage.verified.value:
         return Touch.unknown_code
     if referrer.telegram_user_id == user_id:
         return Touch.self_referral
-    if session.execute(select(Referral.id).where(Referral.referee_user_id == user_id)).scalar() is not None:
+    if session.execute(select(col(Referral.id)).where(col(Referral.referee_user_id) == user_id)).scalar() is not None:
         return Touch.already_referred
     if _known_user(session, user_id):
         return Touch.not_referable
@@ -195,10 +211,10 @@ def touch(session: Session, user_id: int, token: str | None, now: datetime) -> T
 def _known_user(session: Session, user_id: int) -> bool:
     """Someone already in the circle's world: an owner who was online, a partner, a prospect."""
     online = session.execute(
-        select(Owner.id).where(Owner.telegram_user_id == user_id, Owner.online_at.is_not(None))
+        select(col(Owner.id)).where(col(Owner.telegram_user_id) == user_id, col(Owner.online_at).is_not(None))
     ).scalar()
-    partner = session.execute(select(Partner.id).where(Partner.telegram_user_id == user_id)).scalar()
-    prospect = session.execute(select(Prospect.id).where(Prospect.telegram_user_id == user_id)).scalar()
+    partner = session.execute(select(col(Partner.id)).where(col(Partner.telegram_user_id) == user_id)).scalar()
+    prospect = session.execute(select(col(Prospect.id)).where(col(Prospect.telegram_user_id) == user_id)).scalar()
     return any(x is not None for x in (online, partner, prospect))
 
 
@@ -229,18 +245,26 @@ def on_prospect(session: Session, prospect_id: int, user_id: int) -> None:
 
 
 def _open_referral(session: Session, user_id: int) -> Referral | None:
-    return session.execute(
-        select(Referral).where(
-            Referral.referee_user_id == user_id,
-            Referral.status == ReferralStatus.pending.value,
-            Referral.qualified_at.is_(None),
+    return (
+        session.execute(
+            select(Referral).where(
+                col(Referral.referee_user_id) == user_id,
+                col(Referral.status) == ReferralStatus.pending.value,
+                col(Referral.qualified_at).is_(None),
+            )
         )
-    ).scalars().first()
+        .scalars()
+        .first()
+    )
 
 
 def converted(
-    session: Session, partner_id: int, prospect_id: int, now: datetime,
-    *, policy: ReferralPolicy = DEFAULT_POLICY,
+    session: Session,
+    partner_id: int,
+    prospect_id: int,
+    now: datetime,
+    *,
+    policy: ReferralPolicy = DEFAULT_POLICY,
 ) -> Converted:
     """``/converted ID``: the partner records a test drive or purchase of their prospect."""
     prospect = session.get(Prospect, prospect_id)
@@ -259,14 +283,19 @@ def converted(
 
 def _qualify(session: Session, ref: Referral, now: datetime, policy: ReferralPolicy) -> Outcome:
     month = policy.month_start(now)
-    this_month = session.execute(
-        select(func.count()).select_from(Referral).where(
-            Referral.referrer_owner_id == ref.referrer_owner_id,
-            Referral.id != ref.id,
-            Referral.status != ReferralStatus.void.value,
-            Referral.qualified_at >= month,
-        )
-    ).scalar() or 0
+    this_month = (
+        session.execute(
+            select(func.count())
+            .select_from(Referral)
+            .where(
+                col(Referral.referrer_owner_id) == ref.referrer_owner_id,
+                col(Referral.id) != ref.id,
+                col(Referral.status) != ReferralStatus.void.value,
+                col(Referral.qualified_at) >= month,
+            )
+        ).scalar()
+        or 0
+    )
     if this_month >= policy.monthly_cap:
         return _void(session, ref, Void.monthly_cap, now)
     ref.qualified_at = now
@@ -300,13 +329,17 @@ def approve_due(
     """Settle every qualified referral whose hold has passed: void it if the referee left
     the circle or blocked the bot within the hold, else approve it and reward both sides.
     Idempotent: a settled referral is never looked at again."""
-    due = list(session.execute(
-        select(Referral).where(
-            Referral.status == ReferralStatus.pending.value,
-            Referral.qualified_at.is_not(None),
-            Referral.qualified_at <= now - policy.hold,
-        ).order_by(Referral.qualified_at, Referral.id)
-    ).scalars())
+    due = list(
+        session.execute(
+            select(Referral)
+            .where(
+                col(Referral.status) == ReferralStatus.pending.value,
+                col(Referral.qualified_at).is_not(None),
+                col(Referral.qualified_at) <= now - policy.hold,
+            )
+            .order_by(col(Referral.qualified_at), col(Referral.id))
+        ).scalars()
+    )
     results = []
     for ref in due:
         churn = _churn_within_hold(session, ref, policy.hold)
@@ -317,9 +350,7 @@ def approve_due(
     return results
 
 
-def approve_job(
-    renderer: Renderer, policy: ReferralPolicy = DEFAULT_POLICY
-) -> Callable[[Any], list[Outcome]]:
+def approve_job(renderer: Renderer, policy: ReferralPolicy = DEFAULT_POLICY) -> Callable[[Any], list[Outcome]]:
     """A scheduler job: ``scheduler.every("referrals.approve", approve_job(r, policy), hours=1)``.
 
     The job gets a context with ``engine``, ``now`` and ``policy``; it commits."""
@@ -332,23 +363,33 @@ def approve_job(
 
 
 def _churn_within_hold(session: Session, ref: Referral, hold: timedelta) -> Void | None:
-    if ref.referee_owner_id is None:
+    if ref.referee_owner_id is None or ref.qualified_at is None:
         return None
     kinds = {EventKind.circle_left.value: Void.referee_left, EventKind.bot_blocked.value: Void.referee_blocked}
-    kind = session.execute(
-        select(Event.kind).where(
-            Event.owner_id == ref.referee_owner_id,
-            Event.kind.in_(kinds),
-            Event.at >= ref.qualified_at,
-            Event.at <= ref.qualified_at + hold,
-        ).order_by(Event.at)
-    ).scalars().first()
+    kind = (
+        session.execute(
+            select(col(Event.kind))
+            .where(
+                col(Event.owner_id) == ref.referee_owner_id,
+                col(Event.kind).in_(kinds),
+                col(Event.at) >= ref.qualified_at,
+                col(Event.at) <= ref.qualified_at + hold,
+            )
+            .order_by(col(Event.at))
+        )
+        .scalars()
+        .first()
+    )
     return kinds[kind] if kind else None
 
 
 def _approve(
-    session: Session, ref: Referral, now: datetime, tiers: Sequence[int],
-    renderer: Renderer | None, catalogue: Mapping[str, GiftType],
+    session: Session,
+    ref: Referral,
+    now: datetime,
+    tiers: Sequence[int],
+    renderer: Renderer | None,
+    catalogue: Mapping[str, GiftType],
 ) -> Outcome:
     ref.status = ReferralStatus.approved.value
     ref.approved_at = now
@@ -365,22 +406,30 @@ def _approve(
 
 
 def approved_count(session: Session, owner_id: int) -> int:
-    return session.execute(
-        select(func.count()).select_from(Referral).where(
-            Referral.referrer_owner_id == owner_id, Referral.status == ReferralStatus.approved.value
-        )
-    ).scalar() or 0
+    return (
+        session.execute(
+            select(func.count())
+            .select_from(Referral)
+            .where(col(Referral.referrer_owner_id) == owner_id, col(Referral.status) == ReferralStatus.approved.value)
+        ).scalar()
+        or 0
+    )
 
 
 def _tier_notice(session: Session, renderer: Renderer, owner_id: int, approved: int) -> None:
     owner = session.get(Owner, owner_id)
     if owner is None or owner.telegram_user_id is None:
         return
-    enqueue(session, Push(
-        dedupe_key=f"referral-tier:{owner_id}:{approved}", chat_id=owner.telegram_user_id,
-        owner_id=owner_id, text=renderer.render("referrals/tier", owner.locale, count=approved),
-        message_class=MessageClass.transactional,
-    ))
+    enqueue(
+        session,
+        Push(
+            dedupe_key=f"referral-tier:{owner_id}:{approved}",
+            chat_id=owner.telegram_user_id,
+            owner_id=owner_id,
+            text=renderer.render("referrals/tier", owner.locale, count=approved),
+            message_class=MessageClass.transactional,
+        ),
+    )
 
 
 # --- the leaderboard --------------------------------------------------------------------------
@@ -388,13 +437,13 @@ def _tier_notice(session: Session, renderer: Renderer, owner_id: int, approved: 
 
 def leaderboard(session: Session, partner_id: int, limit: int = 10) -> list[Leader]:
     """The partner's owners ranked by approved referrals (ties: earlier first approval)."""
-    n = func.count(Referral.id).label("n")
+    n = func.count(col(Referral.id)).label("n")
     rows = session.execute(
-        select(Owner.id, Owner.name, n, func.min(Referral.approved_at))
-        .join(Referral, Referral.referrer_owner_id == Owner.id)
-        .where(Owner.partner_id == partner_id, Referral.status == ReferralStatus.approved.value)
-        .group_by(Owner.id, Owner.name)
-        .order_by(n.desc(), func.min(Referral.approved_at), Owner.id)
+        select(col(Owner.id), col(Owner.name), n, func.min(col(Referral.approved_at)))
+        .join(Referral, col(Referral.referrer_owner_id) == col(Owner.id))
+        .where(col(Owner.partner_id) == partner_id, col(Referral.status) == ReferralStatus.approved.value)
+        .group_by(col(Owner.id), col(Owner.name))
+        .order_by(n.desc(), func.min(col(Referral.approved_at)), col(Owner.id))
         .limit(limit)
     ).all()
     return [Leader(i + 1, oid, name, count) for i, (oid, name, count, _) in enumerate(rows)]
@@ -404,7 +453,9 @@ def scope_partner(session: Session, *, chat_id: int | None, partner_id: int | No
     """Whose leaderboard ``/top`` shows: the circle's partner in a group, else the caller's
     own (partner) or their partner's (owner)."""
     if chat_id is not None:
-        found = session.execute(select(Circle.partner_id).where(Circle.chat_id == chat_id)).scalar()
+        found: int | None = session.execute(
+            select(col(Circle.partner_id)).where(col(Circle.chat_id) == chat_id)
+        ).scalar()
         if found is not None:
             return found
     if partner_id is not None:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.delivery_models import OwnerPreference
 from storage.events import EventKind, record
@@ -32,7 +32,7 @@ def reason_of(action: str | None) -> str | None:
     """``winback.price`` -> ``price``; anything else (not a win-back answer) -> None."""
     if not action or not action.startswith(ACTION_PREFIX):
         return None
-    reason = action[len(ACTION_PREFIX):]
+    reason = action[len(ACTION_PREFIX) :]
     return reason if reason in REASONS else "other"
 
 
@@ -95,13 +95,21 @@ class ChurnReasons:
         return {
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
-            "totals": self.totals, "answered": self.answered, "runs": self.runs,
+            "totals": self.totals,
+            "answered": self.answered,
+            "runs": self.runs,
             "won_back": self.won_back,
             "other_texts": self.other_texts,
             "partners": [
-                {"partner_id": p.partner_id, "partner": p.partner_name, "dealer": p.dealer_code,
-                 "reasons": p.reasons, "answered": p.answered, "runs": p.runs,
-                 "won_back": p.won_back}
+                {
+                    "partner_id": p.partner_id,
+                    "partner": p.partner_name,
+                    "dealer": p.dealer_code,
+                    "reasons": p.reasons,
+                    "answered": p.answered,
+                    "runs": p.runs,
+                    "won_back": p.won_back,
+                }
                 for p in self.partners
             ],
         }
@@ -115,18 +123,21 @@ def record_other_text(session: Session, owner_id: int, text: str, now: datetime)
     record(session, owner_id, EventKind.survey_text, now, flow=FLOW_KEY, text=text.strip()[:OTHER_TEXT_LIMIT])
 
 
-def _other_texts(session: Session, partner_id: int | None, since: datetime | None,
-                 until: datetime | None, limit: int = 10) -> list[str]:
-    query = select(Event.data).join(Owner, Owner.id == Event.owner_id).where(  # type: ignore[arg-type]
-        Event.kind == EventKind.survey_text.value
+def _other_texts(
+    session: Session, partner_id: int | None, since: datetime | None, until: datetime | None, limit: int = 10
+) -> list[str]:
+    query = (
+        select(col(Event.data))
+        .join(Owner, col(Owner.id) == col(Event.owner_id))
+        .where(col(Event.kind) == EventKind.survey_text.value)
     )
     if partner_id is not None:
-        query = query.where(Owner.partner_id == partner_id)
+        query = query.where(col(Owner.partner_id) == partner_id)
     if since is not None:
-        query = query.where(Event.at >= since)
+        query = query.where(col(Event.at) >= since)
     if until is not None:
-        query = query.where(Event.at < until)
-    rows = session.exec(query.order_by(Event.at.desc()).limit(limit)).all()
+        query = query.where(col(Event.at) < until)
+    rows = session.exec(query.order_by(col(Event.at).desc()).limit(limit)).all()
     return [str((data or {}).get("text", "")) for data in rows if (data or {}).get("text")]
 
 
@@ -139,23 +150,33 @@ def churn_reasons(
     """Reasons per partner (each owner counted once per reason), win-back runs started in the
     period and how many of them ended by renewed activity. ``partner_id``: that partner's
     owners only."""
-    answers = select(Event.owner_id, Event.data, Owner.partner_id).join(
-        Owner, Owner.id == Event.owner_id  # type: ignore[arg-type]
-    ).where(Event.kind == EventKind.button.value)
-    runs = select(FlowRun.status, Owner.partner_id).join(
-        Owner, Owner.id == FlowRun.owner_id  # type: ignore[arg-type]
-    ).where(FlowRun.flow_key == FLOW_KEY)
+    answers = (
+        select(col(Event.owner_id), col(Event.data), col(Owner.partner_id))
+        .join(
+            Owner,
+            col(Owner.id) == col(Event.owner_id),
+        )
+        .where(col(Event.kind) == EventKind.button.value)
+    )
+    runs = (
+        select(col(FlowRun.status), col(Owner.partner_id))
+        .join(
+            Owner,
+            col(Owner.id) == col(FlowRun.owner_id),
+        )
+        .where(col(FlowRun.flow_key) == FLOW_KEY)
+    )
     if partner_id is not None:
-        answers = answers.where(Owner.partner_id == partner_id)
-        runs = runs.where(Owner.partner_id == partner_id)
+        answers = answers.where(col(Owner.partner_id) == partner_id)
+        runs = runs.where(col(Owner.partner_id) == partner_id)
     if since is not None:
-        answers = answers.where(Event.at >= since)
-        runs = runs.where(FlowRun.entered_at >= since)
+        answers = answers.where(col(Event.at) >= since)
+        runs = runs.where(col(FlowRun.entered_at) >= since)
     if until is not None:
-        answers = answers.where(Event.at < until)
-        runs = runs.where(FlowRun.entered_at < until)
+        answers = answers.where(col(Event.at) < until)
+        runs = runs.where(col(FlowRun.entered_at) < until)
 
-    seen: dict[int | None, set[tuple[int, str]]] = {}
+    seen: dict[int | None, set[tuple[int | None, str]]] = {}
     for owner_id, data, owner_partner in session.exec(answers).all():
         reason = reason_of((data or {}).get("action"))
         if reason is not None:
@@ -174,11 +195,17 @@ def churn_reasons(
         pairs = seen.get(pid, set())
         counts = Counter(reason for _, reason in pairs)
         name, dealer = names.get(pid, ("—", "—")) if pid is not None else ("—", "—")
-        rows.append(PartnerReasons(
-            partner_id=pid, partner_name=name, dealer_code=dealer,
-            reasons={reason: counts.get(reason, 0) for reason in REASONS},
-            answered=len({owner for owner, _ in pairs}), runs=started[pid], won_back=won[pid],
-        ))
+        rows.append(
+            PartnerReasons(
+                partner_id=pid,
+                partner_name=name,
+                dealer_code=dealer,
+                reasons={reason: counts.get(reason, 0) for reason in REASONS},
+                answered=len({owner for owner, _ in pairs}),
+                runs=started[pid],
+                won_back=won[pid],
+            )
+        )
     return ChurnReasons(since, until, rows, _other_texts(session, partner_id, since, until))
 
 
@@ -186,8 +213,8 @@ def _partner_names(session: Session, ids: set[int]) -> dict[int, tuple[str, str]
     if not ids:
         return {}
     rows = session.exec(
-        select(Partner.id, Partner.name, Dealer.code)
-        .join(Dealer, Dealer.id == Partner.dealer_id)  # type: ignore[arg-type]
-        .where(Partner.id.in_(ids))  # type: ignore[union-attr]
+        select(col(Partner.id), col(Partner.name), col(Dealer.code))
+        .join(Dealer, col(Dealer.id) == col(Partner.dealer_id))
+        .where(col(Partner.id).in_(ids))
     ).all()
-    return {pid: (name, code) for pid, name, code in rows}
+    return {pid: (name, code) for pid, name, code in rows if pid is not None}

@@ -7,14 +7,16 @@ Commission lines settle and old points expire in the same job."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery.outbox import job_scope
 from flows.membership import points
+from flows.templating import Renderer
 from storage.events import EventKind
 from storage.flow_models import FlowCursor
 from storage.membership_models import PointsLine
@@ -34,13 +36,21 @@ REASONS = {
 CHUNK = 200  # events per transaction in the job: SQLite has one writer, keep its lock short
 
 
-def award_from_events(session: Session, policy: points.PointsPolicy, now, renderer=None, *,
-                      limit: int = BATCH) -> int:
+def award_from_events(
+    session: Session,
+    policy: points.PointsPolicy,
+    now: datetime,
+    renderer: Renderer | None = None,
+    *,
+    limit: int = BATCH,
+) -> int:
     """One pass over up to ``limit`` new events; returns the lines written."""
     return _award_pass(session, policy, now, renderer, limit)[1]
 
 
-def _award_pass(session: Session, policy: points.PointsPolicy, now, renderer, limit: int) -> tuple[int, int]:
+def _award_pass(
+    session: Session, policy: points.PointsPolicy, now: datetime, renderer: Renderer | None, limit: int
+) -> tuple[int, int]:
     """``(events read, lines written)``; the cursor moves in the same transaction as the lines."""
     cursor = session.get(FlowCursor, CURSOR)
     if cursor is None:
@@ -49,9 +59,16 @@ def _award_pass(session: Session, policy: points.PointsPolicy, now, renderer, li
         session.flush()
     zone = ZoneInfo(policy.timezone)
     written = 0
-    rows = session.execute(select(Event.id, Event.owner_id, Event.kind, Event.at).where(
-        Event.id > cursor.position, Event.kind.in_(REASONS), Event.owner_id.is_not(None),
-    ).order_by(Event.id).limit(limit)).all()
+    rows = session.execute(
+        select(col(Event.id), col(Event.owner_id), col(Event.kind), col(Event.at))
+        .where(
+            col(Event.id) > cursor.position,
+            col(Event.kind).in_(REASONS),
+            col(Event.owner_id).is_not(None),
+        )
+        .order_by(col(Event.id))
+        .limit(limit)
+    ).all()
     touched: set[int] = set()
     for event_id, owner_id, kind, at in rows:
         reason = REASONS[kind]
@@ -59,8 +76,11 @@ def _award_pass(session: Session, policy: points.PointsPolicy, now, renderer, li
         key = f"event:{event_id}"
         if reason == "circle":
             day = at.astimezone(zone).date().isoformat()
-            used = session.execute(select(func.count()).select_from(PointsLine).where(
-                PointsLine.owner_id == owner_id, PointsLine.key.like(f"circle:{owner_id}:{day}:%"))).scalar_one()
+            used = session.execute(
+                select(func.count())
+                .select_from(PointsLine)
+                .where(col(PointsLine.owner_id) == owner_id, col(PointsLine.key).like(f"circle:{owner_id}:{day}:%"))
+            ).scalar_one()
             if used >= policy.circle_daily_cap:
                 continue
             key = f"circle:{owner_id}:{day}:{used + 1}"
@@ -78,7 +98,7 @@ def _award_pass(session: Session, policy: points.PointsPolicy, now, renderer, li
     return len(rows), written
 
 
-def points_job(renderer, policy: points.PointsPolicy) -> Callable[[Any], int]:
+def points_job(renderer: Renderer | None, policy: points.PointsPolicy) -> Callable[[Any], int]:
     """``scheduler.every("membership.points", points_job(renderer, policy), minutes=1)``."""
     from flows.merchants.commission import settle_due
 
@@ -98,4 +118,5 @@ def points_job(renderer, policy: points.PointsPolicy) -> Callable[[Any], int]:
         with job_scope(ctx) as session:
             points.expire_due(session, ctx.now, policy.timezone)
         return written
+
     return job

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.engine import registry
 from flows.membership import points
@@ -27,16 +27,16 @@ def _account_value(owner: Any, column: Any, empty: Any) -> Any:
     session = object_session(owner)
     if session is None or owner.id is None:
         return empty
-    value = session.execute(select(column).where(MemberAccount.owner_id == owner.id)).scalar()
+    value = session.execute(select(column).where(col(MemberAccount.owner_id) == owner.id)).scalar()
     return empty if value is None else value
 
 
 def member_level(owner: Any) -> str:
-    return str(_account_value(owner, MemberAccount.level, ""))
+    return str(_account_value(owner, col(MemberAccount.level), ""))
 
 
 def member_points(owner: Any) -> int:
-    return int(_account_value(owner, MemberAccount.balance, 0))
+    return int(_account_value(owner, col(MemberAccount.balance), 0))
 
 
 def _on_answer(session: Session, owner_id: int, action: str, now: datetime) -> None:

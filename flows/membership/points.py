@@ -13,16 +13,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
 
 from flows.errors import AutoCircleError
+from flows.templating import Renderer
 from storage.clock import utcnow
+from storage.db import dialect_insert, rowcount, table_of
 from storage.membership_models import MemberAccount, PointsLine
 from storage.models import Owner
 
-DEFAULT_AMOUNTS = {"verification": 50, "circle": 2, "booking": 20, "service_visit": 30,
-                   "referral": 100, "redemption": 10, "welcome": 20}
+DEFAULT_AMOUNTS = {
+    "verification": 50,
+    "circle": 2,
+    "booking": 20,
+    "service_visit": 30,
+    "referral": 100,
+    "redemption": 10,
+    "welcome": 20,
+}
 DEFAULT_LEVELS = (("silver", 0), ("gold", 500), ("black", 2000))
 
 
@@ -46,31 +56,45 @@ class PointsPolicy:
 DEFAULT_POLICY = PointsPolicy()
 
 
-def _insert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+def _insert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+    return dialect_insert(session.get_bind().dialect.name, table)
 
 
 def _ensure_account(session: Session, owner_id: int, now: datetime) -> None:
-    insert = _insert(session)
-    session.execute(insert(MemberAccount.__table__).values(
-        owner_id=owner_id, balance=0, earned=0, level="", joined_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["owner_id"]))
+    session.execute(
+        _insert(session, table_of(MemberAccount))
+        .values(
+            owner_id=owner_id,
+            balance=0,
+            earned=0,
+            level="",
+            joined_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["owner_id"])
+    )
 
 
 def _add_line(session: Session, owner_id: int, delta: int, reason: str, key: str, now: datetime, note: str) -> bool:
-    insert = _insert(session)
-    result = session.execute(insert(PointsLine.__table__).values(
-        owner_id=owner_id, delta=delta, reason=reason[:32], key=key[:120], note=note[:200], at=now,
-    ).on_conflict_do_nothing(index_elements=["key"]).returning(PointsLine.__table__.c.id))
+    result = session.execute(
+        _insert(session, table_of(PointsLine))
+        .values(
+            owner_id=owner_id,
+            delta=delta,
+            reason=reason[:32],
+            key=key[:120],
+            note=note[:200],
+            at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(table_of(PointsLine).c.id)
+    )
     return result.first() is not None  # rowcount is not reliable for INSERT … ON CONFLICT on every driver
 
 
-def award(session: Session, owner_id: int, amount: int, reason: str, key: str,
-          now: datetime | None = None, note: str = "") -> bool:
+def award(
+    session: Session, owner_id: int, amount: int, reason: str, key: str, now: datetime | None = None, note: str = ""
+) -> bool:
     """Add ``amount`` points once per ``key``; True when this call added them."""
     now = now or utcnow()
     if amount <= 0:
@@ -78,34 +102,47 @@ def award(session: Session, owner_id: int, amount: int, reason: str, key: str,
     if not _add_line(session, owner_id, amount, reason, key, now, note):
         return False
     _ensure_account(session, owner_id, now)
-    session.execute(update(MemberAccount).where(MemberAccount.owner_id == owner_id).values(
-        balance=MemberAccount.balance + amount, earned=MemberAccount.earned + amount, updated_at=now))
+    session.execute(
+        update(MemberAccount)
+        .where(col(MemberAccount.owner_id) == owner_id)
+        .values(balance=col(MemberAccount.balance) + amount, earned=col(MemberAccount.earned) + amount, updated_at=now)
+    )
     return True
 
 
-def spend(session: Session, owner_id: int, amount: int, reason: str, key: str, now: datetime | None = None,
-          note: str = "") -> bool:
+def spend(
+    session: Session, owner_id: int, amount: int, reason: str, key: str, now: datetime | None = None, note: str = ""
+) -> bool:
     """Take ``amount`` points once per ``key``; refuses (NotEnoughPointsError) rather than go
     below zero. False when ``key`` was spent already (a retry)."""
     now = now or utcnow()
     if amount <= 0:
         return False
     _ensure_account(session, owner_id, now)
-    done = session.execute(update(MemberAccount).where(
-        MemberAccount.owner_id == owner_id, MemberAccount.balance >= amount,
-    ).values(balance=MemberAccount.balance - amount, updated_at=now))
-    if done.rowcount != 1:
+    done = session.execute(
+        update(MemberAccount)
+        .where(
+            col(MemberAccount.owner_id) == owner_id,
+            col(MemberAccount.balance) >= amount,
+        )
+        .values(balance=col(MemberAccount.balance) - amount, updated_at=now)
+    )
+    if rowcount(done) != 1:
         raise NotEnoughPointsError(f"owner {owner_id} has fewer than {amount} points")
     if not _add_line(session, owner_id, -amount, reason, key, now, note):
         # a retry of a spend already booked: give back what this call just took
-        session.execute(update(MemberAccount).where(MemberAccount.owner_id == owner_id)
-                        .values(balance=MemberAccount.balance + amount))
+        session.execute(
+            update(MemberAccount)
+            .where(col(MemberAccount.owner_id) == owner_id)
+            .values(balance=col(MemberAccount.balance) + amount)
+        )
         return False
     return True
 
 
-def take_back(session: Session, owner_id: int, amount: int, reason: str, key: str,
-              now: datetime | None = None, note: str = "") -> int:
+def take_back(
+    session: Session, owner_id: int, amount: int, reason: str, key: str, now: datetime | None = None, note: str = ""
+) -> int:
     """Take back up to ``amount`` (what was awarded for something undone), never below zero.
     Returns the points taken; 0 on a retry."""
     now = now or utcnow()
@@ -113,19 +150,29 @@ def take_back(session: Session, owner_id: int, amount: int, reason: str, key: st
         return 0
     _ensure_account(session, owner_id, now)
     for _ in range(5):
-        balance = session.execute(select(MemberAccount.balance).where(MemberAccount.owner_id == owner_id)).scalar_one()
+        balance: int = session.execute(
+            select(col(MemberAccount.balance)).where(col(MemberAccount.owner_id) == owner_id)
+        ).scalar_one()
         take = min(balance, amount)
         if take <= 0:
             _add_line(session, owner_id, 0, reason, key, now, note)  # the reason is kept even for 0
             return 0
-        done = session.execute(update(MemberAccount).where(
-            MemberAccount.owner_id == owner_id, MemberAccount.balance == balance,
-        ).values(balance=MemberAccount.balance - take, updated_at=now))
-        if done.rowcount == 1:
+        done = session.execute(
+            update(MemberAccount)
+            .where(
+                col(MemberAccount.owner_id) == owner_id,
+                col(MemberAccount.balance) == balance,
+            )
+            .values(balance=col(MemberAccount.balance) - take, updated_at=now)
+        )
+        if rowcount(done) == 1:
             if _add_line(session, owner_id, -take, reason, key, now, note):
                 return take
-            session.execute(update(MemberAccount).where(MemberAccount.owner_id == owner_id)
-                            .values(balance=MemberAccount.balance + take))
+            session.execute(
+                update(MemberAccount)
+                .where(col(MemberAccount.owner_id) == owner_id)
+                .values(balance=col(MemberAccount.balance) + take)
+            )
             return 0
     return 0
 
@@ -141,12 +188,20 @@ def join(session: Session, owner_id: int, now: datetime | None = None, policy: P
 
 
 def balance_of(session: Session, owner_id: int) -> int:
-    return session.execute(select(MemberAccount.balance).where(MemberAccount.owner_id == owner_id)).scalar() or 0
+    return (
+        session.execute(select(col(MemberAccount.balance)).where(col(MemberAccount.owner_id) == owner_id)).scalar() or 0
+    )
 
 
 def lines_of(session: Session, owner_id: int, limit: int = 10) -> list[PointsLine]:
-    return list(session.execute(select(PointsLine).where(PointsLine.owner_id == owner_id)
-                                .order_by(PointsLine.at.desc(), PointsLine.id.desc()).limit(limit)).scalars())
+    return list(
+        session.execute(
+            select(PointsLine)
+            .where(col(PointsLine.owner_id) == owner_id)
+            .order_by(col(PointsLine.at).desc(), col(PointsLine.id).desc())
+            .limit(limit)
+        ).scalars()
+    )
 
 
 # --- levels -------------------------------------------------------------------------------
@@ -178,15 +233,22 @@ def check_level(session: Session, owner_id: int, policy: PointsPolicy, now: date
     if wanted == account.level:
         return None
     order = [name for name, _ in sorted(policy.levels, key=lambda t: t[1])]
-    went_up = account.level == "" or (wanted in order and account.level in order and order.index(wanted) > order.index(account.level))
-    done = session.execute(update(MemberAccount).where(
-        MemberAccount.owner_id == owner_id, MemberAccount.level == account.level,
-    ).values(level=wanted, level_at=now))
+    went_up = account.level == "" or (
+        wanted in order and account.level in order and order.index(wanted) > order.index(account.level)
+    )
+    done = session.execute(
+        update(MemberAccount)
+        .where(
+            col(MemberAccount.owner_id) == owner_id,
+            col(MemberAccount.level) == account.level,
+        )
+        .values(level=wanted, level_at=now)
+    )
     session.refresh(account)
-    return wanted if done.rowcount == 1 and went_up else None
+    return wanted if rowcount(done) == 1 and went_up else None
 
 
-def notify_level(session: Session, owner_id: int, level: str, renderer, now: datetime) -> bool:
+def notify_level(session: Session, owner_id: int, level: str, renderer: Renderer, now: datetime) -> bool:
     """The level-up notice, once per owner and level, through the outbox."""
     from flows.delivery.outbox import Push, enqueue
     from storage.models import MessageClass
@@ -195,8 +257,16 @@ def notify_level(session: Session, owner_id: int, level: str, renderer, now: dat
     if owner is None or owner.telegram_user_id is None:
         return False
     text = renderer.render("membership/level_up", owner.locale, level=level, name=owner.name)
-    return enqueue(session, Push(dedupe_key=f"member:level:{owner_id}:{level}", chat_id=owner.telegram_user_id,
-                                 text=text, owner_id=owner_id, message_class=MessageClass.transactional))
+    return enqueue(
+        session,
+        Push(
+            dedupe_key=f"member:level:{owner_id}:{level}",
+            chat_id=owner.telegram_user_id,
+            text=text,
+            owner_id=owner_id,
+            message_class=MessageClass.transactional,
+        ),
+    )
 
 
 # --- expiry -------------------------------------------------------------------------------
@@ -208,18 +278,38 @@ def expire_due(session: Session, now: datetime, timezone: str = "Asia/Shanghai")
     year = now.astimezone(ZoneInfo(timezone)).year
     cutoff_year = year - 2  # earned in cutoff_year or before: expired at the end of cutoff_year + 1
     cutoff = datetime(cutoff_year + 1, 1, 1, tzinfo=ZoneInfo(timezone))
-    owners = session.execute(select(PointsLine.owner_id).where(PointsLine.at < cutoff, PointsLine.delta > 0)
-                             .group_by(PointsLine.owner_id)).scalars().all()
+    owners = (
+        session.execute(
+            select(col(PointsLine.owner_id))
+            .where(col(PointsLine.at) < cutoff, col(PointsLine.delta) > 0)
+            .group_by(col(PointsLine.owner_id))
+        )
+        .scalars()
+        .all()
+    )
     total = 0
     for owner_id in owners:
-        old = session.execute(select(func.coalesce(func.sum(PointsLine.delta), 0)).where(
-            PointsLine.owner_id == owner_id, PointsLine.at < cutoff, PointsLine.delta > 0)).scalar_one()
-        used = -session.execute(select(func.coalesce(func.sum(PointsLine.delta), 0)).where(
-            PointsLine.owner_id == owner_id, PointsLine.delta < 0)).scalar_one()
+        old = session.execute(
+            select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
+                col(PointsLine.owner_id) == owner_id, col(PointsLine.at) < cutoff, col(PointsLine.delta) > 0
+            )
+        ).scalar_one()
+        used = -session.execute(
+            select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
+                col(PointsLine.owner_id) == owner_id, col(PointsLine.delta) < 0
+            )
+        ).scalar_one()
         due = max(0, int(old) - int(used))
         if due:
-            total += take_back(session, owner_id, due, "expired", f"expire:{owner_id}:{cutoff_year}", now,
-                               note=f"earned in {cutoff_year} or before")
+            total += take_back(
+                session,
+                owner_id,
+                due,
+                "expired",
+                f"expire:{owner_id}:{cutoff_year}",
+                now,
+                note=f"earned in {cutoff_year} or before",
+            )
     return total
 
 
@@ -242,10 +332,24 @@ def summary(session: Session, owner_id: int, policy: PointsPolicy, now: datetime
     zone = ZoneInfo(policy.timezone)
     year = now.astimezone(zone).year
     start = datetime(year, 1, 1, tzinfo=zone)
-    old = session.execute(select(func.coalesce(func.sum(PointsLine.delta), 0)).where(
-        PointsLine.owner_id == owner_id, PointsLine.at < start, PointsLine.delta > 0)).scalar_one()
-    used = -session.execute(select(func.coalesce(func.sum(PointsLine.delta), 0)).where(
-        PointsLine.owner_id == owner_id, PointsLine.delta < 0)).scalar_one()
+    old = session.execute(
+        select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
+            col(PointsLine.owner_id) == owner_id, col(PointsLine.at) < start, col(PointsLine.delta) > 0
+        )
+    ).scalar_one()
+    used = -session.execute(
+        select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
+            col(PointsLine.owner_id) == owner_id, col(PointsLine.delta) < 0
+        )
+    ).scalar_one()
     expiring = min(balance, max(0, int(old) - int(used)))
-    return PointsSummary(balance, earned, level or level_for(earned, policy.levels), nxt[0] if nxt else None,
-                         nxt[1] if nxt else 0, tuple(lines_of(session, owner_id)), expiring, f"{year}-12-31")
+    return PointsSummary(
+        balance,
+        earned,
+        level or level_for(earned, policy.levels),
+        nxt[0] if nxt else None,
+        nxt[1] if nxt else 0,
+        tuple(lines_of(session, owner_id)),
+        expiring,
+        f"{year}-12-31",
+    )

@@ -10,25 +10,35 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery.outbox import job_scope
 from flows.errors import InvalidInputError
+from storage.db import rowcount
 from storage.merchant_models import CommissionEntry, Merchant, Offer
 from storage.models import Owner, Partner
 
 
 def settle_due(session: Session, now: datetime) -> int:
     """Settle every pending line past its freeze; one UPDATE, safe to run anywhere twice."""
-    return session.execute(update(CommissionEntry).where(
-        CommissionEntry.status == "pending", CommissionEntry.settle_after <= now,
-    ).values(status="settled", settled_at=now).execution_options(synchronize_session=False)).rowcount
+    return rowcount(
+        session.execute(
+            update(CommissionEntry)
+            .where(
+                col(CommissionEntry.status) == "pending",
+                col(CommissionEntry.settle_after) <= now,
+            )
+            .values(status="settled", settled_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def settle_job() -> Callable[[Any], int]:
     def job(ctx: Any) -> int:
         with job_scope(ctx) as session:
             return settle_due(session, ctx.now)
+
     return job
 
 
@@ -75,32 +85,63 @@ class Settlement:
     partners: tuple[SettlementTotal, ...]
 
 
-def settlement(session: Session, month: str, timezone: str = "Asia/Shanghai", *,
-               merchant_id: int | None = None, partner_id: int | None = None) -> Settlement:
+def settlement(
+    session: Session,
+    month: str,
+    timezone: str = "Asia/Shanghai",
+    *,
+    merchant_id: int | None = None,
+    partner_id: int | None = None,
+) -> Settlement:
     start, end = month_bounds(month, timezone)
     query = (
-        select(CommissionEntry, Merchant.code, Merchant.name, Partner.advisor_code, Partner.name, Offer.title, Owner.name)
-        .join(Merchant, Merchant.id == CommissionEntry.merchant_id)
-        .join(Offer, Offer.id == CommissionEntry.offer_id)
-        .join(Owner, Owner.id == CommissionEntry.owner_id)
-        .outerjoin(Partner, Partner.id == CommissionEntry.partner_id)
-        .where(CommissionEntry.created_at >= start, CommissionEntry.created_at < end)
-        .order_by(CommissionEntry.created_at, CommissionEntry.id)
+        select(
+            CommissionEntry,
+            col(Merchant.code),
+            col(Merchant.name),
+            col(Partner.advisor_code),
+            col(Partner.name),
+            col(Offer.title),
+            col(Owner.name),
+        )
+        .join(Merchant, col(Merchant.id) == col(CommissionEntry.merchant_id))
+        .join(Offer, col(Offer.id) == col(CommissionEntry.offer_id))
+        .join(Owner, col(Owner.id) == col(CommissionEntry.owner_id))
+        .outerjoin(Partner, col(Partner.id) == col(CommissionEntry.partner_id))
+        .where(col(CommissionEntry.created_at) >= start, col(CommissionEntry.created_at) < end)
+        .order_by(col(CommissionEntry.created_at), col(CommissionEntry.id))
     )
     if merchant_id is not None:
-        query = query.where(CommissionEntry.merchant_id == merchant_id)
+        query = query.where(col(CommissionEntry.merchant_id) == merchant_id)
     if partner_id is not None:
-        query = query.where(CommissionEntry.partner_id == partner_id)
-    lines = [SettlementLine(e.redemption_id, e.created_at, mc, mn, pc or "", pn or "", title, owner,
-                            e.order_value_fen, e.amount_fen, e.status)
-             for e, mc, mn, pc, pn, title, owner in session.execute(query)]
+        query = query.where(col(CommissionEntry.partner_id) == partner_id)
+    lines = [
+        SettlementLine(
+            e.redemption_id,
+            e.created_at,
+            mc,
+            mn,
+            pc or "",
+            pn or "",
+            title,
+            owner,
+            e.order_value_fen,
+            e.amount_fen,
+            e.status,
+        )
+        for e, mc, mn, pc, pn, title, owner in session.execute(query)
+    ]
     return Settlement(month, tuple(lines), _totals(lines, "merchant"), _totals(lines, "partner"))
 
 
 def _totals(lines: list[SettlementLine], by: str) -> tuple[SettlementTotal, ...]:
     acc: dict[str, list[Any]] = {}
     for line in lines:
-        key, name = (line.merchant_code, line.merchant_name) if by == "merchant" else (line.partner_code or "-", line.partner_name or "-")
+        key, name = (
+            (line.merchant_code, line.merchant_name)
+            if by == "merchant"
+            else (line.partner_code or "-", line.partner_name or "-")
+        )
         row = acc.setdefault(key, [name, 0, 0, 0, 0])
         if line.status == "cancelled":
             row[4] += 1
@@ -119,8 +160,13 @@ class Earnings:
 
 
 def earnings(session: Session, partner_id: int, now: datetime, timezone: str = "Asia/Shanghai") -> Earnings:
-    totals = dict(session.execute(select(CommissionEntry.status, func.coalesce(func.sum(CommissionEntry.amount_fen), 0))
-                                  .where(CommissionEntry.partner_id == partner_id).group_by(CommissionEntry.status)).all())
+    totals = dict(
+        session.execute(
+            select(col(CommissionEntry.status), func.coalesce(func.sum(col(CommissionEntry.amount_fen)), 0))
+            .where(col(CommissionEntry.partner_id) == partner_id)
+            .group_by(col(CommissionEntry.status))
+        ).all()
+    )
     month = now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
     report = settlement(session, month, timezone, partner_id=partner_id)
     month_fen = sum(line.amount_fen for line in report.lines if line.status != "cancelled")

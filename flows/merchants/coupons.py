@@ -20,12 +20,13 @@ from datetime import datetime, timedelta
 import segno
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.errors import AutoCircleError
 from flows.membership import points
 from flows.merchants.offers import OfferView, matches, owner_profile, view
 from storage.clock import utcnow
+from storage.db import rowcount
 from storage.merchant_models import Coupon, Merchant, Offer
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -65,7 +66,7 @@ def new_code() -> str:
 
 def normalize_code(text: str) -> str:
     cleaned = "".join(ch for ch in (text or "").upper() if ch.isalnum())
-    return cleaned[len(LINK_PREFIX) - 1:] if cleaned.startswith("CP") and len(cleaned) == CODE_LENGTH + 2 else cleaned
+    return cleaned[len(LINK_PREFIX) - 1 :] if cleaned.startswith("CP") and len(cleaned) == CODE_LENGTH + 2 else cleaned
 
 
 def is_well_formed(code: str) -> bool:
@@ -96,18 +97,38 @@ def _to_view(session: Session, row: Coupon, created: bool = False) -> CouponView
     offer = session.get(Offer, row.offer_id)
     merchant = session.get(Merchant, offer.merchant_id) if offer else None
     assert offer is not None and merchant is not None
-    return CouponView(row.id or 0, row.code, view(offer, merchant), row.status, row.claimed_at, row.expires_at,
-                      row.redeemed_at, created)
+    return CouponView(
+        row.id or 0,
+        row.code,
+        view(offer, merchant),
+        row.status,
+        row.claimed_at,
+        row.expires_at,
+        row.redeemed_at,
+        created,
+    )
 
 
 def _existing(session: Session, owner_id: int, request_id: str | None) -> Coupon | None:
     if not request_id:
         return None
-    return session.execute(select(Coupon).where(Coupon.owner_id == owner_id, Coupon.request_id == request_id)).scalars().first()
+    return (
+        session.execute(select(Coupon).where(col(Coupon.owner_id) == owner_id, col(Coupon.request_id) == request_id))
+        .scalars()
+        .first()
+    )
 
 
-def claim(session: Session, offer_id: int, owner_id: int, now: datetime | None = None, *,
-          request_id: str | None = None, check_targeting: bool = True, pay_points: bool = True) -> CouponView:
+def claim(
+    session: Session,
+    offer_id: int,
+    owner_id: int,
+    now: datetime | None = None,
+    *,
+    request_id: str | None = None,
+    check_targeting: bool = True,
+    pay_points: bool = True,
+) -> CouponView:
     """Give the owner a coupon of the offer, or say why not (ClaimError)."""
     now = now or utcnow()
     earlier = _existing(session, owner_id, request_id)
@@ -116,25 +137,46 @@ def claim(session: Session, offer_id: int, owner_id: int, now: datetime | None =
     offer = session.get(Offer, offer_id)
     if offer is None:
         raise ClaimError("not_found")
-    if offer.status != "live" or (offer.valid_from and now < offer.valid_from) or (offer.valid_until and now >= offer.valid_until):
+    if (
+        offer.status != "live"
+        or (offer.valid_from and now < offer.valid_from)
+        or (offer.valid_until and now >= offer.valid_until)
+    ):
         raise ClaimError("not_live")
     if check_targeting and not matches(offer.targeting or {}, owner_profile(session, owner_id, now))[0]:
         raise ClaimError("not_for_you")
-    held = session.execute(select(func.count()).select_from(Coupon).where(
-        Coupon.offer_id == offer_id, Coupon.owner_id == owner_id)).scalar_one()
+    held = session.execute(
+        select(func.count())
+        .select_from(Coupon)
+        .where(col(Coupon.offer_id) == offer_id, col(Coupon.owner_id) == owner_id)
+    ).scalar_one()
     if held >= offer.per_owner_limit:
         raise ClaimError("limit")
     try:
         with session.begin_nested():
-            taken = session.execute(update(Offer).where(
-                Offer.id == offer_id, Offer.status == "live",
-                or_(Offer.stock_total.is_(None), Offer.stock_claimed < Offer.stock_total),
-            ).values(stock_claimed=Offer.stock_claimed + 1).execution_options(synchronize_session=False))
-            if taken.rowcount != 1:
+            taken = session.execute(
+                update(Offer)
+                .where(
+                    col(Offer.id) == offer_id,
+                    col(Offer.status) == "live",
+                    or_(col(Offer.stock_total).is_(None), col(Offer.stock_claimed) < col(Offer.stock_total)),
+                )
+                .values(stock_claimed=col(Offer.stock_claimed) + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(taken) != 1:
                 raise ClaimError("sold_out")
             price = offer.points_price or 0
-            coupon = Coupon(offer_id=offer_id, owner_id=owner_id, code=new_code(), claim_no=held + 1,
-                            request_id=request_id, claimed_at=now, expires_at=_expiry(offer, now), points_paid=price)
+            coupon = Coupon(
+                offer_id=offer_id,
+                owner_id=owner_id,
+                code=new_code(),
+                claim_no=held + 1,
+                request_id=request_id,
+                claimed_at=now,
+                expires_at=_expiry(offer, now),
+                points_paid=price,
+            )
             session.add(coupon)
             session.flush()
             if price and pay_points:
@@ -152,8 +194,12 @@ def claim(session: Session, offer_id: int, owner_id: int, now: datetime | None =
 
 
 def coupons_of(session: Session, owner_id: int) -> list[CouponView]:
-    rows = session.execute(select(Coupon).where(Coupon.owner_id == owner_id)
-                           .order_by(Coupon.claimed_at.desc(), Coupon.id.desc()).limit(30)).scalars()
+    rows = session.execute(
+        select(Coupon)
+        .where(col(Coupon.owner_id) == owner_id)
+        .order_by(col(Coupon.claimed_at).desc(), col(Coupon.id).desc())
+        .limit(30)
+    ).scalars()
     return [_to_view(session, r) for r in rows]
 
 

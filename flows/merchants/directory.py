@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.community.partners import (
     CODE_TTL,
@@ -27,12 +27,21 @@ from flows.community.partners import (
 )
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from storage.audit import AuditKind, record_audit
+from storage.db import rowcount
 from storage.merchant_models import Merchant, MerchantStaff
 from storage.security_models import AuditEntry
 
-KINDS = {"after_sales": "after_sales", "after-sales": "after_sales", "车后": "after_sales",
-         "车后服务": "after_sales", "售后": "after_sales", "car_life": "car_life",
-         "car-life": "car_life", "车生活": "car_life", "生活": "car_life"}
+KINDS = {
+    "after_sales": "after_sales",
+    "after-sales": "after_sales",
+    "车后": "after_sales",
+    "车后服务": "after_sales",
+    "售后": "after_sales",
+    "car_life": "car_life",
+    "car-life": "car_life",
+    "车生活": "car_life",
+    "生活": "car_life",
+}
 _HASH_DOMAIN = b"autocircle/merchant-staff/v1:"
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(hours=24)
@@ -109,13 +118,25 @@ def _clean(value: str | None, what: str, limit: int, required: bool = False) -> 
 
 
 def parse_dealers(value: str | Sequence[str] | None) -> list[str]:
-    items = value.replace("，", ",").replace(";", ",").replace("|", ",").split(",") if isinstance(value, str) else list(value or [])
+    items = (
+        value.replace("，", ",").replace(";", ",").replace("|", ",").split(",")
+        if isinstance(value, str)
+        else list(value or [])
+    )
     return sorted({_clean(v, "dealer code", 32) for v in items if _clean(v, "dealer code", 32)})
 
 
 def add_merchant(
-    session: Session, *, code: str, name: str, kind: str, category: str = "", city: str = "",
-    district: str = "", dealers: str | Sequence[str] | None = None, contact: str = "",
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    kind: str,
+    category: str = "",
+    city: str = "",
+    district: str = "",
+    dealers: str | Sequence[str] | None = None,
+    contact: str = "",
     update_existing: bool = False,
 ) -> tuple[Merchant, bool]:
     """Add (or with ``update_existing`` change) a merchant; returns (merchant, created)."""
@@ -123,12 +144,15 @@ def add_merchant(
     if " " in code:
         raise InvalidInputError(f"merchant code {code!r} contains spaces")
     values: dict[str, Any] = dict(
-        name=_clean(name, "name", 120, required=True), kind=parse_kind(kind),
-        category=_clean(category, "category", 32).lower(), city=_clean(city, "city", 64),
-        district=_clean(district, "district", 64), dealer_codes=parse_dealers(dealers),
+        name=_clean(name, "name", 120, required=True),
+        kind=parse_kind(kind),
+        category=_clean(category, "category", 32).lower(),
+        city=_clean(city, "city", 64),
+        district=_clean(district, "district", 64),
+        dealer_codes=parse_dealers(dealers),
         contact=_clean(contact, "contact", 120),
     )
-    existing = session.execute(select(Merchant).where(Merchant.code == code)).scalars().first()
+    existing = session.execute(select(Merchant).where(col(Merchant.code) == code)).scalars().first()
     if existing is not None:
         if not update_existing:
             raise DuplicateMerchantError(f"merchant {code} exists already")
@@ -144,7 +168,9 @@ def add_merchant(
 
 
 def find_merchant(session: Session, code: str) -> Merchant:
-    merchant = session.execute(select(Merchant).where(Merchant.code == (code or "").strip())).scalars().first()
+    merchant: Merchant | None = (
+        session.execute(select(Merchant).where(col(Merchant.code) == (code or "").strip())).scalars().first()
+    )
     if merchant is None:
         raise MerchantNotFoundError(f"no merchant with code {code!r}")
     return merchant
@@ -153,38 +179,80 @@ def find_merchant(session: Session, code: str) -> Merchant:
 def list_merchants(session: Session) -> list[MerchantSummary]:
     from storage.merchant_models import Offer
 
-    staff = dict(session.execute(
-        select(MerchantStaff.merchant_id, func.count()).where(MerchantStaff.registered_at.is_not(None), MerchantStaff.active.is_(True))
-        .group_by(MerchantStaff.merchant_id)).all())
-    live = dict(session.execute(
-        select(Offer.merchant_id, func.count()).where(Offer.status == "live").group_by(Offer.merchant_id)).all())
-    rows = session.execute(select(Merchant).order_by(Merchant.code)).scalars()
-    return [MerchantSummary(m.code, m.name, m.kind, m.category, m.city, m.district, tuple(m.dealer_codes or ()),
-                            m.contact, staff.get(m.id, 0), live.get(m.id, 0)) for m in rows]
+    staff = dict(
+        session.execute(
+            select(col(MerchantStaff.merchant_id), func.count())
+            .where(col(MerchantStaff.registered_at).is_not(None), col(MerchantStaff.active).is_(True))
+            .group_by(col(MerchantStaff.merchant_id))
+        ).all()
+    )
+    live = dict(
+        session.execute(
+            select(col(Offer.merchant_id), func.count())
+            .where(col(Offer.status) == "live")
+            .group_by(col(Offer.merchant_id))
+        ).all()
+    )
+    rows = session.execute(select(Merchant).order_by(col(Merchant.code))).scalars()
+    return [
+        MerchantSummary(
+            m.code,
+            m.name,
+            m.kind,
+            m.category,
+            m.city,
+            m.district,
+            tuple(m.dealer_codes or ()),
+            m.contact,
+            staff.get(m.id, 0),
+            live.get(m.id, 0),
+        )
+        for m in rows
+    ]
 
 
 def issue_staff_code(
-    session: Session, merchant_code: str, now: datetime, *, staff_name: str = "", actor: str = "cli",
+    session: Session,
+    merchant_code: str,
+    now: datetime,
+    *,
+    staff_name: str = "",
+    actor: str = "cli",
 ) -> StaffCode:
     """A one-time code for a new staff account of the merchant (one per code)."""
     merchant = find_merchant(session, merchant_code)
     code = generate_registration_code()
-    staff = MerchantStaff(merchant_id=merchant.id or 0, name=_clean(staff_name, "staff name", 120),
-                          registration_code_hash=hash_staff_code(code), registration_expires_at=now + CODE_TTL)
+    staff = MerchantStaff(
+        merchant_id=merchant.id or 0,
+        name=_clean(staff_name, "staff name", 120),
+        registration_code_hash=hash_staff_code(code),
+        registration_expires_at=now + CODE_TTL,
+    )
     session.add(staff)
     session.flush()
-    record_audit(session, MerchantAuditKind.staff_code_issued, actor=actor,
-                 subject=f"merchant:{merchant.code}", at=now, staff_id=staff.id,
-                 expires_at=staff.registration_expires_at.isoformat())
+    record_audit(
+        session,
+        MerchantAuditKind.staff_code_issued,
+        actor=actor,
+        subject=f"merchant:{merchant.code}",
+        at=now,
+        staff_id=staff.id,
+        expires_at=(now + CODE_TTL).isoformat(),
+    )
     return StaffCode(merchant.code, merchant.name, staff.id or 0, staff.name, code, now + CODE_TTL)
 
 
 def _recent_failures(session: Session, user_id: int, now: datetime) -> int:
-    return session.execute(
-        select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.kind == MerchantAuditKind.staff_code_failed.value,
-            AuditEntry.actor == f"user:{user_id}", AuditEntry.at >= now - FAILURE_WINDOW)
+    failures: int = session.execute(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            col(AuditEntry.kind) == MerchantAuditKind.staff_code_failed.value,
+            col(AuditEntry.actor) == f"user:{user_id}",
+            col(AuditEntry.at) >= now - FAILURE_WINDOW,
+        )
     ).scalar_one()
+    return failures
 
 
 def _fail(session: Session, user_id: int, now: datetime, reason: str) -> StaffCodeError:
@@ -203,7 +271,11 @@ def register_staff(session: Session, code: str, telegram_user_id: int, now: date
     if not _looks_like_code(normalized):
         raise _fail(session, telegram_user_id, now, "unknown")
     digest = hash_staff_code(normalized)
-    staff = session.execute(select(MerchantStaff).where(MerchantStaff.registration_code_hash == digest)).scalars().first()
+    staff = (
+        session.execute(select(MerchantStaff).where(col(MerchantStaff.registration_code_hash) == digest))
+        .scalars()
+        .first()
+    )
     merchant = session.get(Merchant, staff.merchant_id) if staff else None
     if staff is None or merchant is None or not staff.active or not merchant.active:
         raise _fail(session, telegram_user_id, now, "unknown")
@@ -211,31 +283,49 @@ def register_staff(session: Session, code: str, telegram_user_id: int, now: date
         raise _fail(session, telegram_user_id, now, "used")
     if staff.registration_expires_at is None or now >= staff.registration_expires_at:
         raise _fail(session, telegram_user_id, now, "expired")
-    other = session.execute(select(MerchantStaff.id).where(
-        MerchantStaff.telegram_user_id == telegram_user_id, MerchantStaff.active.is_(True))).first()
+    other = session.execute(
+        select(col(MerchantStaff.id)).where(
+            col(MerchantStaff.telegram_user_id) == telegram_user_id, col(MerchantStaff.active).is_(True)
+        )
+    ).first()
     if other is not None:
         raise StaffCodeError("in_use")
     try:
         spent = session.execute(
             update(MerchantStaff)
-            .where(MerchantStaff.id == staff.id, MerchantStaff.registered_at.is_(None))
+            .where(col(MerchantStaff.id) == staff.id, col(MerchantStaff.registered_at).is_(None))
             .values(telegram_user_id=telegram_user_id, registered_at=now)
             .execution_options(synchronize_session=False)
         )
     except IntegrityError:
         raise StaffCodeError("in_use") from None
-    if spent.rowcount != 1:
+    if rowcount(spent) != 1:
         raise StaffCodeError("used")
     session.refresh(staff)
-    record_audit(session, MerchantAuditKind.staff_registered, actor=f"user:{telegram_user_id}",
-                 subject=f"merchant:{merchant.code}", at=now, staff_id=staff.id)
+    record_audit(
+        session,
+        MerchantAuditKind.staff_registered,
+        actor=f"user:{telegram_user_id}",
+        subject=f"merchant:{merchant.code}",
+        at=now,
+        staff_id=staff.id,
+    )
     return staff, merchant
 
 
 def staff_of_user(session: Session, telegram_user_id: int) -> MerchantStaff | None:
     """The active, registered staff account of this Telegram user at an active merchant."""
-    return session.execute(
-        select(MerchantStaff).join(Merchant, Merchant.id == MerchantStaff.merchant_id).where(
-            MerchantStaff.telegram_user_id == telegram_user_id, MerchantStaff.active.is_(True),
-            MerchantStaff.registered_at.is_not(None), Merchant.active.is_(True))
-    ).scalars().first()
+    return (
+        session.execute(
+            select(MerchantStaff)
+            .join(Merchant, col(Merchant.id) == col(MerchantStaff.merchant_id))
+            .where(
+                col(MerchantStaff.telegram_user_id) == telegram_user_id,
+                col(MerchantStaff.active).is_(True),
+                col(MerchantStaff.registered_at).is_not(None),
+                col(Merchant.active).is_(True),
+            )
+        )
+        .scalars()
+        .first()
+    )

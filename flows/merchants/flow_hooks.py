@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery.outbox import Push, enqueue
 from flows.engine import registry
@@ -66,7 +66,8 @@ def coupon_context(coupon: Any) -> dict[str, Any]:
     offer = getattr(coupon, "offer", None)
     expires = coupon.expires_at
     return {
-        "id": coupon.id, "code": coupon.code,
+        "id": coupon.id,
+        "code": coupon.code,
         "title": getattr(offer, "title", "") if offer is not None else "",
         "merchant": getattr(offer, "merchant_name", "") if offer is not None else "",
         "expires_at": expires.isoformat() if expires else None,
@@ -80,22 +81,49 @@ def _topic(run: Any) -> dict[str, str]:
     return {"topic": PUSH_TOPIC, "subject": f"run:{run.id}"}
 
 
-def _send(ctx: Any, run: Any, spec: Any, owner: Any, step: Any, text: str, buttons: list | None,
-          message_class: MessageClass, topic: Mapping[str, str]) -> None:
+def _send(
+    ctx: Any,
+    run: Any,
+    spec: Any,
+    owner: Any,
+    step: Any,
+    text: str,
+    buttons: list[list[dict[str, Any]]] | None,
+    message_class: MessageClass,
+    topic: Mapping[str, str],
+) -> None:
     from flows.engine.flow_steps import step_dedupe_key
 
-    created = enqueue(ctx.session, Push(
-        dedupe_key=step_dedupe_key(spec.key, run.id, step.id), chat_id=owner.telegram_user_id, text=text,
-        message_class=message_class, owner_id=owner.id, partner_id=owner.partner_id, buttons=buttons or None,
-        **topic), getattr(ctx, "policy", None))
+    created = enqueue(
+        ctx.session,
+        Push(
+            dedupe_key=step_dedupe_key(spec.key, run.id, step.id),
+            chat_id=owner.telegram_user_id,
+            text=text,
+            message_class=message_class,
+            owner_id=owner.id,
+            partner_id=owner.partner_id,
+            buttons=buttons or None,
+            topic=topic.get("topic"),
+            subject=topic.get("subject"),
+        ),
+        getattr(ctx, "policy", None),
+    )
     ctx.log(run, owner.id, spec.key, "queued", None if created else "already in the outbox", step.id)
 
 
-def _render(ctx: Any, run: Any, owner: Any, template: str, **values: Any) -> str:
+def _render(ctx: registry.StepContext, run: Any, owner: Any, template: str, **values: Any) -> str:
     renderer = ctx.renderer
+    assert renderer is not None  # the runner that advances flows always has one
     locale = renderer.locale_for(owner.locale)
-    return renderer.render(template, locale, owner_name=owner.name or "", flow=run.flow_key,
-                           **registry.render_vars(run.context, locale), **values)
+    return renderer.render(
+        template,
+        locale,
+        owner_name=owner.name or "",
+        flow=run.flow_key,
+        **registry.render_vars(run.context, locale),
+        **values,
+    )
 
 
 def _offer(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any, action: OfferStep) -> None:
@@ -108,10 +136,18 @@ def _offer(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any
         ctx.log(run, owner.id, spec.key, "skipped", f"no {action.category} offer for this owner", step.id)
         return
     renderer = ctx.renderer
+    assert renderer is not None  # the runner that advances flows always has one
     locale = renderer.locale_for(owner.locale)
     text = _render(ctx, run, owner, action.template, offers=ranked, category=action.category)
-    buttons = [[{"text": f"{renderer.render(CLAIM_LABEL, locale, n=i, no_signature=True).strip()} · {o.title[:30]}",
-                 "callback_data": claim_callback(owner.id, o.id)}] for i, o in enumerate(ranked, 1)]
+    buttons = [
+        [
+            {
+                "text": f"{renderer.render(CLAIM_LABEL, locale, n=i, no_signature=True).strip()} · {o.title[:30]}",
+                "callback_data": claim_callback(owner.id, o.id),
+            }
+        ]
+        for i, o in enumerate(ranked, 1)
+    ]
     _send(ctx, run, spec, owner, step, text, buttons, MessageClass.marketing, _topic(run))
     shown.record_shown(ctx.session, owner.id, [o.id for o in ranked], ctx.now, via="flow")
     return
@@ -124,8 +160,9 @@ def _grant(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any
         return
     try:
         with ctx.session.begin_nested():
-            coupon = coupons.claim(ctx.session, offer.id or 0, owner.id, ctx.now,
-                                   request_id=f"flow:{run.id}:{step.id}", pay_points=False)
+            coupon = coupons.claim(
+                ctx.session, offer.id or 0, owner.id, ctx.now, request_id=f"flow:{run.id}:{step.id}", pay_points=False
+            )
     except coupons.ClaimError as exc:
         ctx.log(run, owner.id, spec.key, "skipped", f"coupon {action.offer}: {exc.reason}", step.id)
         return
@@ -166,17 +203,27 @@ def _check_grant(action: GrantCouponStep, ctx: registry.CheckContext) -> Iterato
 
 def expiring(session: Session, ahead: timedelta, now: datetime) -> list[tuple[Coupon, Offer, Merchant]]:
     """Unredeemed coupons that expire within ``ahead`` (and have not yet expired)."""
-    return list(session.execute(
-        select(Coupon, Offer, Merchant).join(Offer, Offer.id == Coupon.offer_id)
-        .join(Merchant, Merchant.id == Offer.merchant_id)
-        .where(Coupon.status == "claimed", Coupon.expires_at > now, Coupon.expires_at <= now + ahead)
-        .order_by(Coupon.expires_at, Coupon.id)).all())
+    return list(
+        session.execute(
+            select(Coupon, Offer, Merchant)
+            .join(Offer, col(Offer.id) == col(Coupon.offer_id))
+            .join(Merchant, col(Merchant.id) == col(Offer.merchant_id))
+            .where(col(Coupon.status) == "claimed", col(Coupon.expires_at) > now, col(Coupon.expires_at) <= now + ahead)
+            .order_by(col(Coupon.expires_at), col(Coupon.id))
+        ).all()
+    )
 
 
 def _expiring(session: Session, ahead: timedelta, now: datetime, _trigger: Any) -> Iterator[registry.DateEntry]:
     for coupon, offer, merchant in expiring(session, ahead, now):
-        context = {"id": coupon.id, "code": coupon.code, "title": offer.title, "merchant": merchant.name,
-                   "expires_at": coupon.expires_at.isoformat(), "expires_on": f"{coupon.expires_at:%Y-%m-%d}"}
+        context = {
+            "id": coupon.id,
+            "code": coupon.code,
+            "title": offer.title,
+            "merchant": merchant.name,
+            "expires_at": coupon.expires_at.isoformat(),
+            "expires_on": f"{coupon.expires_at:%Y-%m-%d}",
+        }
         yield registry.DateEntry(coupon.owner_id, f"date:coupon:{coupon.code}", {"coupon": context})
 
 

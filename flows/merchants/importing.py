@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,7 +27,11 @@ MERCHANT_COLUMNS = HeaderSpec(
         FieldSpec("category", "category/品类", ("category", "品类", "类别", "服务类别")),
         FieldSpec("city", "city/城市", ("city", "城市")),
         FieldSpec("district", "district/区县", ("district", "区县", "区")),
-        FieldSpec("dealers", "dealers/服务经销商", ("dealers", "dealer codes", "dealer code", "服务经销商", "经销商代码", "经销商")),
+        FieldSpec(
+            "dealers",
+            "dealers/服务经销商",
+            ("dealers", "dealer codes", "dealer code", "服务经销商", "经销商代码", "经销商"),
+        ),
         FieldSpec("contact", "contact/联系方式", ("contact", "phone", "联系方式", "联系人", "电话")),
     ),
     ("code", "name", "kind"),
@@ -47,12 +51,13 @@ def _kind(value: object) -> str:
         raise FieldError(str(exc)) from None
 
 
-def _text(limit: int):
+def _text(limit: int) -> Callable[[object], str]:
     def parse(value: object) -> str:
         text = fields.parse_text(value)
         if len(text) > limit:
             raise FieldError(f"longer than {limit} characters")
         return text
+
     return parse
 
 
@@ -62,9 +67,16 @@ def merchant_parser(columns: ColumnMap) -> RecordParser[MerchantRow]:
 
     return RecordParser(
         columns,
-        {"code": lambda v: fields.parse_code(v, 32), "name": _text(120), "kind": _kind,
-         "category": _text(32), "city": _text(64), "district": _text(64), "dealers": _text(500),
-         "contact": _text(120)},
+        {
+            "code": lambda v: fields.parse_code(v, 32),
+            "name": _text(120),
+            "kind": _kind,
+            "category": _text(32),
+            "city": _text(64),
+            "district": _text(64),
+            "dealers": _text(500),
+            "contact": _text(120),
+        },
         MERCHANT_COLUMNS.required,
         build,
     )
@@ -75,8 +87,14 @@ def apply_rows(session: Session, rows: Sequence[MerchantRow]) -> list[RowOutcome
     for row in rows:
         try:
             with session.begin_nested():
-                _, created = add_merchant(session, update_existing=True, **{
-                    k: row.data.get(k) or "" for k in ("code", "name", "kind", "category", "city", "district", "dealers", "contact")})
+                _, created = add_merchant(
+                    session,
+                    update_existing=True,
+                    **{
+                        k: row.data.get(k) or ""
+                        for k in ("code", "name", "kind", "category", "city", "district", "dealers", "contact")
+                    },
+                )
         except AutoCircleError as exc:
             outcomes.append(RowOutcome.rejected("", str(exc)))
             continue
@@ -84,7 +102,16 @@ def apply_rows(session: Session, rows: Sequence[MerchantRow]) -> list[RowOutcome
     return outcomes
 
 
-def import_merchants(engine: Engine, path: str | Path, *, rejects_path: str | Path | None = None,
-                     batch_size: int = 500) -> RecordImportSummary:
-    return run_records(engine, path, kind="merchants", spec=MERCHANT_COLUMNS, make_parser=merchant_parser,
-                       apply=apply_rows, rejects_path=rejects_path, batch_size=batch_size)
+def import_merchants(
+    engine: Engine, path: str | Path, *, rejects_path: str | Path | None = None, batch_size: int = 500
+) -> RecordImportSummary:
+    return run_records(
+        engine,
+        path,
+        kind="merchants",
+        spec=MERCHANT_COLUMNS,
+        make_parser=merchant_parser,
+        apply=apply_rows,
+        rejects_path=rejects_path,
+        batch_size=batch_size,
+    )

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session
+from sqlmodel import col as sqlmodel_col
 
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.merchants.directory import find_merchant
@@ -41,14 +43,18 @@ COMMISSION_KINDS = ("none", "fixed", "percent")
 STATUSES = ("draft", "live", "paused", "ended")
 TRANSITIONS = {"draft": {"live", "ended"}, "live": {"paused", "ended"}, "paused": {"live", "ended"}, "ended": set()}
 # the categories flows may name (``offer: {category: …}``); operators may use others in offers
-AFTER_SALES_CATEGORIES = frozenset({"maintenance", "tyres", "repair", "parts", "battery", "detailing", "insurance", "ac"})
+AFTER_SALES_CATEGORIES = frozenset(
+    {"maintenance", "tyres", "repair", "parts", "battery", "detailing", "insurance", "ac"}
+)
 CAR_LIFE_CATEGORIES = frozenset({"car_wash", "charging", "parking", "dining", "fuel", "rescue"})
 CATEGORIES = AFTER_SALES_CATEGORIES | CAR_LIFE_CATEGORIES
 TARGET_LISTS = ("product_lines", "cells", "models", "cities", "dealers", "levels", "tags")
 TARGET_RANGES = ("car_age_months", "mileage_km")
 AFTER_SALES_DUE = frozenset({"maintenance", "tyres", "tires", "repair", "parts", "battery", "保养", "轮胎", "维修"})
-SEASONS = {frozenset({12, 1, 2}): frozenset({"tyres", "tires", "battery", "charging", "轮胎", "充电"}),
-           frozenset({6, 7, 8}): frozenset({"car_wash", "wash", "ac", "detailing", "洗车", "美容"})}
+SEASONS = {
+    frozenset({12, 1, 2}): frozenset({"tyres", "tires", "battery", "charging", "轮胎", "充电"}),
+    frozenset({6, 7, 8}): frozenset({"car_wash", "wash", "ac", "detailing", "洗车", "美容"}),
+}
 
 
 class OfferNotFoundError(NotFoundError):
@@ -114,29 +120,60 @@ def owner_profile(session: Session, owner_id: int, now: datetime | None = None) 
     owner = session.get(Owner, owner_id)
     if owner is None:
         raise NotFoundError(f"owner {owner_id} not found")
-    cars = session.execute(select(Vehicle.model, Vehicle.purchase_date, Vehicle.mileage_km, Vehicle.last_service_km)
-                           .where(Vehicle.owner_id == owner_id)).all()
+    cars = session.execute(
+        select(
+            sqlmodel_col(Vehicle.model),
+            sqlmodel_col(Vehicle.purchase_date),
+            sqlmodel_col(Vehicle.mileage_km),
+            sqlmodel_col(Vehicle.last_service_km),
+        ).where(sqlmodel_col(Vehicle.owner_id) == owner_id)
+    ).all()
     dates = [c.purchase_date for c in cars if c.purchase_date]
     kms = [c.mileage_km or c.last_service_km for c in cars if (c.mileage_km or c.last_service_km)]
     attrs = owner.attributes or {}
     raw_tags = attrs.get("tags") or attrs.get("标签") or []
     tags = raw_tags.replace("，", ",").split(",") if isinstance(raw_tags, str) else list(raw_tags)
-    level = session.execute(select(MemberAccount.level).where(MemberAccount.owner_id == owner_id)).scalar() or ""
-    due = session.execute(select(Event.id).where(
-        Event.owner_id == owner_id, Event.kind == EventKind.maintenance_due.value,
-        Event.at >= now - timedelta(days=30)).limit(1)).first() is not None
+    level = (
+        session.execute(
+            select(sqlmodel_col(MemberAccount.level)).where(sqlmodel_col(MemberAccount.owner_id) == owner_id)
+        ).scalar()
+        or ""
+    )
+    due = (
+        session.execute(
+            select(sqlmodel_col(Event.id))
+            .where(
+                sqlmodel_col(Event.owner_id) == owner_id,
+                sqlmodel_col(Event.kind) == EventKind.maintenance_due.value,
+                sqlmodel_col(Event.at) >= now - timedelta(days=30),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
     coupons = session.execute(
-        select(Coupon.offer_id, Coupon.status, Offer.category, Offer.merchant_id)
-        .join(Offer, Offer.id == Coupon.offer_id).where(Coupon.owner_id == owner_id)).all()
+        select(
+            sqlmodel_col(Coupon.offer_id),
+            sqlmodel_col(Coupon.status),
+            sqlmodel_col(Offer.category),
+            sqlmodel_col(Offer.merchant_id),
+        )
+        .join(Offer, sqlmodel_col(Offer.id) == sqlmodel_col(Coupon.offer_id))
+        .where(sqlmodel_col(Coupon.owner_id) == owner_id)
+    ).all()
     return OwnerProfile(
-        owner_id=owner_id, product_line=owner.product_line, cell=f"{owner.maturity}/{owner.activity}",
+        owner_id=owner_id,
+        product_line=owner.product_line,
+        cell=f"{owner.maturity}/{owner.activity}",
         models=frozenset((c.model or "").strip().lower() for c in cars if c.model),
         car_age_months=_months_between(min(dates), now.date()) if dates else None,
         mileage_km=max(kms) if kms else None,
         city=str(attrs.get("city") or attrs.get("城市") or "").strip(),
-        dealer_code=owner.dealer_code or "", level=level,
+        dealer_code=owner.dealer_code or "",
+        level=level,
         tags=frozenset(str(t).strip().lower() for t in tags if str(t).strip()),
-        maintenance_due=due, month=now.month,
+        maintenance_due=due,
+        month=now.month,
         held=frozenset(c.offer_id for c in coupons if c.status == "claimed"),
         claims=Counter(c.offer_id for c in coupons),
         categories=Counter(c.category for c in coupons if c.category),
@@ -155,8 +192,13 @@ def clean_targeting(raw: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if key in TARGET_LISTS:
             items = value.split(",") if isinstance(value, str) else list(value)
-            cleaned = sorted({str(v).strip() if key in ("cells", "dealers", "cities") else str(v).strip().lower()
-                              for v in items if str(v).strip()})
+            cleaned = sorted(
+                {
+                    str(v).strip() if key in ("cells", "dealers", "cities") else str(v).strip().lower()
+                    for v in items
+                    if str(v).strip()
+                }
+            )
             if key == "cells" and any(c.count("/") != 1 for c in cleaned):
                 raise InvalidInputError("cells are maturity/activity, e.g. beginner/declining")
             out[key] = cleaned
@@ -248,9 +290,13 @@ def audience_columns(target: Mapping[str, Any]) -> dict[str, Any]:
     dims = [k for k in (*TARGET_LISTS, *TARGET_RANGES) if k in target]
     values = [f"{k}={_norm(k, v)}" for k in TARGET_LISTS for v in target.get(k) or ()]
     out: dict[str, Any] = {
-        "t_dims": "|" + "".join(f"{k}|" for k in dims), "t_values": "|" + "".join(f"{v}|" for v in values),
+        "t_dims": "|" + "".join(f"{k}|" for k in dims),
+        "t_values": "|" + "".join(f"{v}|" for v in values),
         "t_specificity": sum(_SPECIFICITY.get(k, 2.0) for k in dims),
-        "t_km_min": None, "t_km_max": None, "t_age_min": None, "t_age_max": None,
+        "t_km_min": None,
+        "t_km_max": None,
+        "t_age_min": None,
+        "t_age_max": None,
     }
     for key, col in (("mileage_km", "km"), ("car_age_months", "age")):
         if key in target:
@@ -264,17 +310,17 @@ def _norm(key: str, value: Any) -> str:
     return str(value) if key in ("cells", "dealers", "cities") else str(value).lower()
 
 
-def _named(dim: str):
-    return Offer.t_dims.contains(f"|{dim}|", autoescape=True)
+def _named(dim: str) -> ColumnElement[bool]:
+    return sqlmodel_col(Offer.t_dims).contains(f"|{dim}|", autoescape=True)
 
 
-def _has(dim: str, values: Iterable[str]):
+def _has(dim: str, values: Iterable[str]) -> ColumnElement[bool]:
     """The offer does not name ``dim``, or names one of the owner's ``values`` for it."""
     wanted = [v for v in dict.fromkeys(values) if v]
-    return or_(~_named(dim), *[Offer.t_values.contains(f"|{dim}={v}|", autoescape=True) for v in wanted])
+    return or_(~_named(dim), *[sqlmodel_col(Offer.t_values).contains(f"|{dim}={v}|", autoescape=True) for v in wanted])
 
 
-def _within(low, high, value: int | None):
+def _within(low: Mapped[int | None], high: Mapped[int | None], value: int | None) -> ColumnElement[bool]:
     if value is None:
         return low.is_(None)
     return or_(low.is_(None), and_(low <= value, high >= value))
@@ -283,52 +329,75 @@ def _within(low, high, value: int | None):
 def _audience(p: OwnerProfile) -> list[Any]:
     """Every targeting dimension, exactly as ``matches`` decides it, in SQL."""
     return [
-        _has("product_lines", [p.product_line.lower()]), _has("cells", [p.cell]), _has("models", p.models),
-        _has("cities", [p.city]), _has("dealers", [p.dealer_code]), _has("levels", [p.level.lower(), p.level]),
-        _has("tags", p.tags), _within(Offer.t_age_min, Offer.t_age_max, p.car_age_months),
-        _within(Offer.t_km_min, Offer.t_km_max, p.mileage_km),
+        _has("product_lines", [p.product_line.lower()]),
+        _has("cells", [p.cell]),
+        _has("models", p.models),
+        _has("cities", [p.city]),
+        _has("dealers", [p.dealer_code]),
+        _has("levels", [p.level.lower(), p.level]),
+        _has("tags", p.tags),
+        _within(sqlmodel_col(Offer.t_age_min), sqlmodel_col(Offer.t_age_max), p.car_age_months),
+        _within(sqlmodel_col(Offer.t_km_min), sqlmodel_col(Offer.t_km_max), p.mileage_km),
     ]
 
 
-def _floor_query(p: OwnerProfile, now: datetime, category: str | None = None, columns: Sequence[Any] = (Offer.id,)):
+def _floor_query(
+    p: OwnerProfile, now: datetime, category: str | None = None, columns: Sequence[Any] = (sqlmodel_col(Offer.id),)
+) -> Select[*tuple[Any, ...]]:
     """The owner's offers by the plain SQL filter: live, in dates, in stock, in the audience."""
     query = (
-        select(*columns).join(Merchant, Merchant.id == Offer.merchant_id)
+        select(*columns)
+        .join(Merchant, sqlmodel_col(Merchant.id) == sqlmodel_col(Offer.merchant_id))
         .where(
-            Offer.status == "live", Merchant.active.is_(True),
-            or_(Offer.valid_from.is_(None), Offer.valid_from <= now),
-            or_(Offer.valid_until.is_(None), Offer.valid_until > now),
-            or_(Offer.stock_total.is_(None), Offer.stock_claimed < Offer.stock_total),
-            or_(Offer.product_line.is_(None), Offer.product_line == p.product_line),
-            or_(Offer.city.is_(None), Offer.city == p.city),
+            sqlmodel_col(Offer.status) == "live",
+            sqlmodel_col(Merchant.active).is_(True),
+            or_(sqlmodel_col(Offer.valid_from).is_(None), sqlmodel_col(Offer.valid_from) <= now),
+            or_(sqlmodel_col(Offer.valid_until).is_(None), sqlmodel_col(Offer.valid_until) > now),
+            or_(
+                sqlmodel_col(Offer.stock_total).is_(None),
+                sqlmodel_col(Offer.stock_claimed) < sqlmodel_col(Offer.stock_total),
+            ),
+            or_(sqlmodel_col(Offer.product_line).is_(None), sqlmodel_col(Offer.product_line) == p.product_line),
+            or_(sqlmodel_col(Offer.city).is_(None), sqlmodel_col(Offer.city) == p.city),
             *_audience(p),
         )
     )
     if category:
-        query = query.where(Offer.category == category)
+        query = query.where(sqlmodel_col(Offer.category) == category)
     return query
 
 
-def _score_sql(p: OwnerProfile, now: datetime):
+def _score_sql(p: OwnerProfile, now: datetime) -> ColumnElement[float]:
     """``score`` as one SQL expression (the owner's facts are parameters), so the database
     sorts and only the top rows come back."""
-    terms: list[Any] = [Offer.t_specificity]
+    terms: list[Any] = [sqlmodel_col(Offer.t_specificity)]
     if p.maintenance_due:
-        terms.append(case((Offer.category.in_(AFTER_SALES_DUE), 3.0), else_=0.0))
+        terms.append(case((sqlmodel_col(Offer.category).in_(AFTER_SALES_DUE), 3.0), else_=0.0))
     season = [c for months, cats in SEASONS.items() if p.month in months for c in cats]
     if season:
-        terms.append(case((Offer.category.in_(season), 1.0), else_=0.0))
+        terms.append(case((sqlmodel_col(Offer.category).in_(season), 1.0), else_=0.0))
     past = [c for c, n in p.categories.items() if n]
     if past:
-        terms.append(case((Offer.category.in_(past), 1.0), else_=0.0))
+        terms.append(case((sqlmodel_col(Offer.category).in_(past), 1.0), else_=0.0))
     if p.merchants:
-        terms.append(case((Offer.merchant_id.in_(sorted(p.merchants)), 1.0), else_=0.0))
+        terms.append(case((sqlmodel_col(Offer.merchant_id).in_(sorted(p.merchants)), 1.0), else_=0.0))
     if p.city:
-        terms.append(case((Merchant.city == p.city, 1.0), else_=0.0))
-    terms.append(case((and_(Offer.valid_until.is_not(None), Offer.valid_until <= now + timedelta(days=7)), 0.5), else_=0.0))
+        terms.append(case((sqlmodel_col(Merchant.city) == p.city, 1.0), else_=0.0))
+    terms.append(
+        case(
+            (
+                and_(
+                    sqlmodel_col(Offer.valid_until).is_not(None),
+                    sqlmodel_col(Offer.valid_until) <= now + timedelta(days=7),
+                ),
+                0.5,
+            ),
+            else_=0.0,
+        )
+    )
     if p.held:
-        terms.append(case((Offer.id.in_(sorted(p.held)), -5.0), else_=0.0))
-    total = terms[0]
+        terms.append(case((sqlmodel_col(Offer.id).in_(sorted(p.held)), -5.0), else_=0.0))
+    total: ColumnElement[float] = terms[0]
     for term in terms[1:]:
         total = total + term
     return total
@@ -339,16 +408,17 @@ def floor_offers(session: Session, p: OwnerProfile, now: datetime) -> list[int]:
     return list(session.execute(_floor_query(p, now)).scalars())
 
 
-def rank_offers(session: Session, p: OwnerProfile, now: datetime, *, limit: int = 5,
-                category: str | None = None) -> list[OfferView]:
+def rank_offers(
+    session: Session, p: OwnerProfile, now: datetime, *, limit: int = 5, category: str | None = None
+) -> list[OfferView]:
     """The offers the owner may claim, most relevant first: the SQL filter, the owner's
     per-offer limits, and ``score`` computed and sorted by the database; one query for the
     top ``limit`` rows (and one for their merchants)."""
     relevance = _score_sql(p, now).label("relevance")
     query = _floor_query(p, now, category, (Offer, relevance))
     for offer_id, n in p.claims.items():  # an offer the owner holds its limit of is not claimable
-        query = query.where(or_(Offer.id != offer_id, Offer.per_owner_limit > n))
-    rows = session.execute(query.order_by(relevance.desc(), Offer.id.desc()).limit(limit)).all()
+        query = query.where(or_(sqlmodel_col(Offer.id) != offer_id, sqlmodel_col(Offer.per_owner_limit) > n))
+    rows = session.execute(query.order_by(relevance.desc(), sqlmodel_col(Offer.id).desc()).limit(limit)).all()
     merchants = _merchants(session, {o.merchant_id for o, _ in rows})
     return [view(o, merchants[o.merchant_id], float(s)) for o, s in rows]
 
@@ -356,7 +426,7 @@ def rank_offers(session: Session, p: OwnerProfile, now: datetime, *, limit: int 
 def _merchants(session: Session, ids: set[int]) -> dict[int, Merchant]:
     if not ids:
         return {}
-    return {m.id: m for m in session.execute(select(Merchant).where(Merchant.id.in_(ids))).scalars()}
+    return {m.id: m for m in session.execute(select(Merchant).where(sqlmodel_col(Merchant.id).in_(ids))).scalars()}
 
 
 def commission_text(offer: Offer) -> str:
@@ -370,12 +440,26 @@ def commission_text(offer: Offer) -> str:
 def view(offer: Offer, merchant: Merchant, value: float = 0.0) -> OfferView:
     left = None if offer.stock_total is None else max(0, offer.stock_total - offer.stock_claimed)
     return OfferView(
-        id=offer.id or 0, merchant_code=merchant.code, merchant_name=merchant.name, title=offer.title,
-        body=offer.body, category=offer.category, value_kind=offer.value_kind, amount=yuan(offer.amount_fen),
-        percent=offer.percent, cap=yuan(offer.cap_fen) if offer.cap_fen else "", item=offer.item,
-        valid_until=offer.valid_until, valid_days=offer.valid_days, stock_left=left,
-        per_owner_limit=offer.per_owner_limit, points_price=offer.points_price, status=offer.status,
-        commission=commission_text(offer), targeting=dict(offer.targeting or {}), score=value,
+        id=offer.id or 0,
+        merchant_code=merchant.code,
+        merchant_name=merchant.name,
+        title=offer.title,
+        body=offer.body,
+        category=offer.category,
+        value_kind=offer.value_kind,
+        amount=yuan(offer.amount_fen),
+        percent=offer.percent,
+        cap=yuan(offer.cap_fen) if offer.cap_fen else "",
+        item=offer.item,
+        valid_until=offer.valid_until,
+        valid_days=offer.valid_days,
+        stock_left=left,
+        per_owner_limit=offer.per_owner_limit,
+        points_price=offer.points_price,
+        status=offer.status,
+        commission=commission_text(offer),
+        targeting=dict(offer.targeting or {}),
+        score=value,
     )
 
 
@@ -383,19 +467,39 @@ def view(offer: Offer, merchant: Merchant, value: float = 0.0) -> OfferView:
 
 
 def create_offer(
-    session: Session, *, merchant_code: str, title: str, body: str = "", category: str = "",
-    value_kind: str, amount_fen: int | None = None, percent: int | None = None, cap_fen: int | None = None,
-    item: str = "", valid_from: datetime | None = None, valid_until: datetime | None = None,
-    valid_days: int | None = None, stock_total: int | None = None, per_owner_limit: int = 1,
-    points_price: int | None = None, targeting: Mapping[str, Any] | None = None,
-    commission_kind: str = "none", commission_fen: int | None = None, commission_percent: float | None = None,
-    status: str = "draft", now: datetime | None = None, key: str | None = None,
+    session: Session,
+    *,
+    merchant_code: str,
+    title: str,
+    body: str = "",
+    category: str = "",
+    value_kind: str,
+    amount_fen: int | None = None,
+    percent: int | None = None,
+    cap_fen: int | None = None,
+    item: str = "",
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    valid_days: int | None = None,
+    stock_total: int | None = None,
+    per_owner_limit: int = 1,
+    points_price: int | None = None,
+    targeting: Mapping[str, Any] | None = None,
+    commission_kind: str = "none",
+    commission_fen: int | None = None,
+    commission_percent: float | None = None,
+    status: str = "draft",
+    now: datetime | None = None,
+    key: str | None = None,
 ) -> Offer:
     """Validate everything an operator gives and add the offer (draft unless told). ``key``
     names the offer for flow files (``grant_coupon: {offer: first_wash}``); unique."""
     merchant = find_merchant(session, merchant_code)
     key = clean_key(key) if key else None
-    if key and session.execute(select(Offer.id).where(Offer.key == key)).first() is not None:
+    if (
+        key
+        and session.execute(select(sqlmodel_col(Offer.id)).where(sqlmodel_col(Offer.key) == key)).first() is not None
+    ):
         raise InvalidInputError(f"an offer with key {key!r} exists already")
     title = " ".join((title or "").split())
     if not title or len(title) > 120:
@@ -434,14 +538,32 @@ def create_offer(
     lines = target.get("product_lines") or []
     cities = target.get("cities") or []
     offer = Offer(
-        merchant_id=merchant.id or 0, key=key, title=title, body=(body or "").strip(), category=(category or "").strip().lower(),
-        value_kind=value_kind, amount_fen=amount_fen, percent=percent, cap_fen=cap_fen, item=item.strip(),
-        valid_from=valid_from, valid_until=valid_until, valid_days=valid_days, stock_total=stock_total,
-        per_owner_limit=per_owner_limit, points_price=points_price, targeting=target,
-        product_line=lines[0] if len(lines) == 1 else None, city=cities[0] if len(cities) == 1 else None,
-        **audience_columns(target), commission_kind=commission_kind, commission_fen=commission_fen if commission_kind == "fixed" else None,
-        commission_percent=commission_percent if commission_kind == "percent" else None, status=status,
-        created_at=now or utcnow(), updated_at=now or utcnow(),
+        merchant_id=merchant.id or 0,
+        key=key,
+        title=title,
+        body=(body or "").strip(),
+        category=(category or "").strip().lower(),
+        value_kind=value_kind,
+        amount_fen=amount_fen,
+        percent=percent,
+        cap_fen=cap_fen,
+        item=item.strip(),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        valid_days=valid_days,
+        stock_total=stock_total,
+        per_owner_limit=per_owner_limit,
+        points_price=points_price,
+        targeting=target,
+        product_line=lines[0] if len(lines) == 1 else None,
+        city=cities[0] if len(cities) == 1 else None,
+        **audience_columns(target),
+        commission_kind=commission_kind,
+        commission_fen=commission_fen if commission_kind == "fixed" else None,
+        commission_percent=commission_percent if commission_kind == "percent" else None,
+        status=status,
+        created_at=now or utcnow(),
+        updated_at=now or utcnow(),
     )
     session.add(offer)
     session.flush()
@@ -460,7 +582,9 @@ def clean_key(key: str) -> str:
 
 
 def offer_by_key(session: Session, key: str) -> Offer | None:
-    return session.execute(select(Offer).where(Offer.key == (key or "").strip().lower())).scalars().first()
+    return (
+        session.execute(select(Offer).where(sqlmodel_col(Offer.key) == (key or "").strip().lower())).scalars().first()
+    )
 
 
 def set_status(session: Session, offer_id: int, status: str, now: datetime | None = None) -> Offer:
@@ -486,15 +610,29 @@ class OfferRow:
 
 
 def list_offers(session: Session, merchant_id: int | None = None, status: str | None = None) -> list[OfferRow]:
-    query = select(Offer).order_by(Offer.id)
+    query = select(Offer).order_by(sqlmodel_col(Offer.id))
     if merchant_id is not None:
-        query = query.where(Offer.merchant_id == merchant_id)
+        query = query.where(sqlmodel_col(Offer.merchant_id) == merchant_id)
     if status:
-        query = query.where(Offer.status == status)
+        query = query.where(sqlmodel_col(Offer.status) == status)
     offers = list(session.execute(query).scalars())
     merchants = _merchants(session, {o.merchant_id for o in offers})
-    claimed = dict(session.execute(select(Coupon.offer_id, func.count()).group_by(Coupon.offer_id)).all())
-    redeemed = dict(session.execute(
-        select(Coupon.offer_id, func.count()).join(Redemption, and_(Redemption.coupon_id == Coupon.id, Redemption.undone_at.is_(None)))
-        .group_by(Coupon.offer_id)).all())
+    claimed = dict(
+        session.execute(
+            select(sqlmodel_col(Coupon.offer_id), func.count()).group_by(sqlmodel_col(Coupon.offer_id))
+        ).all()
+    )
+    redeemed = dict(
+        session.execute(
+            select(sqlmodel_col(Coupon.offer_id), func.count())
+            .join(
+                Redemption,
+                and_(
+                    sqlmodel_col(Redemption.coupon_id) == sqlmodel_col(Coupon.id),
+                    sqlmodel_col(Redemption.undone_at).is_(None),
+                ),
+            )
+            .group_by(sqlmodel_col(Coupon.offer_id))
+        ).all()
+    )
     return [OfferRow(view(o, merchants[o.merchant_id]), claimed.get(o.id, 0), redeemed.get(o.id, 0)) for o in offers]

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery.outbox import Push, cancel_topic, enqueue
 from flows.errors import AutoCircleError
 from flows.membership import points
 from flows.merchants.coupons import REMINDER_TOPIC
 from flows.merchants.money import yuan
+from flows.templating import Renderer
 from storage.audit import record_audit
 from storage.clock import utcnow
+from storage.db import rowcount
 from storage.merchant_models import CommissionEntry, Coupon, Merchant, Offer, Redemption
 from storage.models import MessageClass, Owner, Partner
 
@@ -67,13 +69,19 @@ def commission_for(offer: Offer, order_value_fen: int | None) -> int:
     if offer.commission_kind == "fixed":
         return offer.commission_fen or 0
     if offer.commission_kind == "percent" and order_value_fen:
-        return int(round(order_value_fen * (offer.commission_percent or 0) / 100))
+        return round(order_value_fen * (offer.commission_percent or 0) / 100)
     return 0
 
 
 def needs_order_value(session: Session, code: str) -> bool:
     """True when the coupon's commission is a percent of a declared order value."""
-    offer = session.execute(select(Offer).join(Coupon, Coupon.offer_id == Offer.id).where(Coupon.code == code)).scalars().first()
+    offer = (
+        session.execute(
+            select(Offer).join(Coupon, col(Coupon.offer_id) == col(Offer.id)).where(col(Coupon.code) == code)
+        )
+        .scalars()
+        .first()
+    )
     return offer is not None and offer.commission_kind == "percent"
 
 
@@ -81,28 +89,57 @@ def _result(session: Session, red: Redemption, retried: bool) -> Redeemed:
     coupon = session.get(Coupon, red.coupon_id)
     offer = session.get(Offer, coupon.offer_id) if coupon else None
     owner = session.get(Owner, coupon.owner_id) if coupon else None
-    entry = session.execute(select(CommissionEntry).where(CommissionEntry.redemption_id == red.id)).scalars().first()
+    entry = (
+        session.execute(select(CommissionEntry).where(col(CommissionEntry.redemption_id) == red.id)).scalars().first()
+    )
     assert coupon and offer and owner
-    return Redeemed(red.id or 0, coupon.id or 0, coupon.code, offer.title, owner.id or 0, owner.name,
-                    entry.amount_fen if entry else 0, red.order_value_fen, red.at, retried)
+    return Redeemed(
+        red.id or 0,
+        coupon.id or 0,
+        coupon.code,
+        offer.title,
+        owner.id or 0,
+        owner.name,
+        entry.amount_fen if entry else 0,
+        red.order_value_fen,
+        red.at,
+        retried,
+    )
 
 
-def redeem(session: Session, merchant_id: int, code: str, now: datetime | None = None, *,
-           request_id: str, staff_id: int | None = None, order_value_fen: int | None = None,
-           policy: MerchantPolicy = DEFAULT_POLICY, renderer=None) -> Redeemed:
+def redeem(
+    session: Session,
+    merchant_id: int,
+    code: str,
+    now: datetime | None = None,
+    *,
+    request_id: str,
+    staff_id: int | None = None,
+    order_value_fen: int | None = None,
+    policy: MerchantPolicy = DEFAULT_POLICY,
+    renderer: Renderer | None = None,
+) -> Redeemed:
     now = now or utcnow()
     code = (code or "").strip().upper()
     if order_value_fen is None and needs_order_value(session, code):
         raise RedeemError("needs_value")
-    ours = select(Offer.id).where(Offer.merchant_id == merchant_id).scalar_subquery()
-    won = session.execute(update(Coupon).where(
-        Coupon.code == code, Coupon.status == "claimed", Coupon.expires_at > now, Coupon.offer_id.in_(ours),
-    ).values(status="redeemed", redeemed_at=now).execution_options(synchronize_session=False))
-    if won.rowcount != 1:
-        earlier = session.execute(select(Redemption).where(Redemption.request_id == request_id)).scalars().first()
+    ours = select(col(Offer.id)).where(col(Offer.merchant_id) == merchant_id).scalar_subquery()
+    won = session.execute(
+        update(Coupon)
+        .where(
+            col(Coupon.code) == code,
+            col(Coupon.status) == "claimed",
+            col(Coupon.expires_at) > now,
+            col(Coupon.offer_id).in_(ours),
+        )
+        .values(status="redeemed", redeemed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(won) != 1:
+        earlier = session.execute(select(Redemption).where(col(Redemption.request_id) == request_id)).scalars().first()
         if earlier is not None:
             return _result(session, earlier, retried=True)
-        coupon = session.execute(select(Coupon).where(Coupon.code == code)).scalars().first()
+        coupon = session.execute(select(Coupon).where(col(Coupon.code) == code)).scalars().first()
         if coupon is None:
             raise RedeemError("unknown")
         offer = session.get(Offer, coupon.offer_id)
@@ -111,52 +148,107 @@ def redeem(session: Session, merchant_id: int, code: str, now: datetime | None =
         if coupon.status == "redeemed":
             raise RedeemError("used")
         raise RedeemError("expired")
-    coupon = session.execute(select(Coupon).where(Coupon.code == code)).scalars().one()
+    coupon = session.execute(select(Coupon).where(col(Coupon.code) == code)).scalars().one()
     session.refresh(coupon)
     offer = session.get(Offer, coupon.offer_id)
     owner = session.get(Owner, coupon.owner_id)
     assert offer is not None and owner is not None
-    red = Redemption(coupon_id=coupon.id or 0, merchant_id=merchant_id, staff_id=staff_id, request_id=request_id[:80],
-                     order_value_fen=order_value_fen, at=now)
+    red = Redemption(
+        coupon_id=coupon.id or 0,
+        merchant_id=merchant_id,
+        staff_id=staff_id,
+        request_id=request_id[:80],
+        order_value_fen=order_value_fen,
+        at=now,
+    )
     session.add(red)
     session.flush()
     amount = commission_for(offer, order_value_fen)
-    entry = CommissionEntry(redemption_id=red.id or 0, partner_id=owner.partner_id, merchant_id=merchant_id,
-                            offer_id=offer.id or 0, owner_id=owner.id or 0, amount_fen=amount,
-                            order_value_fen=order_value_fen, created_at=now, settle_after=now + policy.freeze)
+    entry = CommissionEntry(
+        redemption_id=red.id or 0,
+        partner_id=owner.partner_id,
+        merchant_id=merchant_id,
+        offer_id=offer.id or 0,
+        owner_id=owner.id or 0,
+        amount_fen=amount,
+        order_value_fen=order_value_fen,
+        created_at=now,
+        settle_after=now + policy.freeze,
+    )
     session.add(entry)
     session.flush()
-    points.award(session, owner.id or 0, policy.points.amount("redemption"), "redemption",
-                 f"redemption:{red.id}", now, note=offer.title[:200])
+    points.award(
+        session,
+        owner.id or 0,
+        policy.points.amount("redemption"),
+        "redemption",
+        f"redemption:{red.id}",
+        now,
+        note=offer.title[:200],
+    )
     cancel_topic(session, REMINDER_TOPIC, f"coupon:{coupon.id}", "coupon_redeemed", now)  # its reminders stop
     if renderer is not None:
         _notify(session, renderer, red, offer, owner, amount, policy, now)
     return _result(session, red, retried=False)
 
 
-def _notify(session: Session, renderer, red: Redemption, offer: Offer, owner: Owner, amount: int,
-            policy: MerchantPolicy, now: datetime) -> None:
+def _notify(
+    session: Session,
+    renderer: Renderer,
+    red: Redemption,
+    offer: Offer,
+    owner: Owner,
+    amount: int,
+    policy: MerchantPolicy,
+    now: datetime,
+) -> None:
     merchant = session.get(Merchant, offer.merchant_id)
     merchant_name = merchant.name if merchant else ""
     if owner.telegram_user_id is not None:
-        enqueue(session, Push(
-            dedupe_key=f"redeemed:owner:{red.id}", chat_id=owner.telegram_user_id, owner_id=owner.id,
-            text=renderer.render("merchants/owner_thanks", owner.locale, title=offer.title, merchant=merchant_name),
-            message_class=MessageClass.transactional))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"redeemed:owner:{red.id}",
+                chat_id=owner.telegram_user_id,
+                owner_id=owner.id,
+                text=renderer.render("merchants/owner_thanks", owner.locale, title=offer.title, merchant=merchant_name),
+                message_class=MessageClass.transactional,
+            ),
+        )
     level = points.check_level(session, owner.id or 0, policy.points, now)
     if level:
         points.notify_level(session, owner.id or 0, level, renderer, now)
     partner = session.get(Partner, owner.partner_id) if owner.partner_id else None
     if partner is not None and partner.active and partner.telegram_user_id is not None:
-        enqueue(session, Push(
-            dedupe_key=f"redeemed:partner:{red.id}", chat_id=partner.telegram_user_id, partner_id=partner.id,
-            text=renderer.render("merchants/partner_commission", None, owner_name=owner.name, title=offer.title,
-                                 merchant=merchant_name, amount=yuan(amount)),
-            message_class=MessageClass.transactional))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"redeemed:partner:{red.id}",
+                chat_id=partner.telegram_user_id,
+                partner_id=partner.id,
+                text=renderer.render(
+                    "merchants/partner_commission",
+                    None,
+                    owner_name=owner.name,
+                    title=offer.title,
+                    merchant=merchant_name,
+                    amount=yuan(amount),
+                ),
+                message_class=MessageClass.transactional,
+            ),
+        )
 
 
-def undo(session: Session, merchant_id: int, redemption_id: int, now: datetime | None = None, *,
-         staff_id: int | None = None, policy: MerchantPolicy = DEFAULT_POLICY, renderer=None) -> Redeemed:
+def undo(
+    session: Session,
+    merchant_id: int,
+    redemption_id: int,
+    now: datetime | None = None,
+    *,
+    staff_id: int | None = None,
+    policy: MerchantPolicy = DEFAULT_POLICY,
+    renderer: Renderer | None = None,
+) -> Redeemed:
     """Reverse a redemption of this merchant within the window: the coupon is usable again,
     its commission cancelled, its points taken back, and (with a renderer) the owner told.
     Compare-and-set, so an undo counts once."""
@@ -168,39 +260,90 @@ def undo(session: Session, merchant_id: int, redemption_id: int, now: datetime |
         raise RedeemError("used")
     if now - red.at > policy.undo_window:
         raise RedeemError("window")
-    done = session.execute(update(Redemption).where(
-        Redemption.id == redemption_id, Redemption.undone_at.is_(None), Redemption.at >= now - policy.undo_window,
-    ).values(undone_at=now).execution_options(synchronize_session=False))
-    if done.rowcount != 1:
+    done = session.execute(
+        update(Redemption)
+        .where(
+            col(Redemption.id) == redemption_id,
+            col(Redemption.undone_at).is_(None),
+            col(Redemption.at) >= now - policy.undo_window,
+        )
+        .values(undone_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(done) != 1:
         raise RedeemError("used")
-    session.execute(update(Coupon).where(Coupon.id == red.coupon_id, Coupon.status == "redeemed")
-                    .values(status="claimed", redeemed_at=None).execution_options(synchronize_session=False))
-    session.execute(update(CommissionEntry).where(
-        CommissionEntry.redemption_id == redemption_id, CommissionEntry.status == "pending",
-    ).values(status="cancelled", cancelled_at=now).execution_options(synchronize_session=False))
+    session.execute(
+        update(Coupon)
+        .where(col(Coupon.id) == red.coupon_id, col(Coupon.status) == "redeemed")
+        .values(status="claimed", redeemed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(CommissionEntry)
+        .where(
+            col(CommissionEntry.redemption_id) == redemption_id,
+            col(CommissionEntry.status) == "pending",
+        )
+        .values(status="cancelled", cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
     coupon = session.get(Coupon, red.coupon_id)
     assert coupon is not None
     session.refresh(coupon)
     session.refresh(red)
-    taken = points.take_back(session, coupon.owner_id, policy.points.amount("redemption"), "redemption_undone",
-                             f"redemption_undone:{redemption_id}", now)
+    taken = points.take_back(
+        session,
+        coupon.owner_id,
+        policy.points.amount("redemption"),
+        "redemption_undone",
+        f"redemption_undone:{redemption_id}",
+        now,
+    )
     owner = session.get(Owner, coupon.owner_id)
     offer = session.get(Offer, coupon.offer_id)
     merchant = session.get(Merchant, merchant_id)
     if renderer is not None and owner is not None and owner.telegram_user_id is not None and offer is not None:
-        enqueue(session, Push(
-            dedupe_key=f"undone:owner:{redemption_id}", chat_id=owner.telegram_user_id, owner_id=owner.id,
-            text=renderer.render("merchants/owner_points_back", owner.locale, title=offer.title,
-                                 merchant=merchant.name if merchant else "", points=taken),
-            message_class=MessageClass.transactional))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"undone:owner:{redemption_id}",
+                chat_id=owner.telegram_user_id,
+                owner_id=owner.id,
+                text=renderer.render(
+                    "merchants/owner_points_back",
+                    owner.locale,
+                    title=offer.title,
+                    merchant=merchant.name if merchant else "",
+                    points=taken,
+                ),
+                message_class=MessageClass.transactional,
+            ),
+        )
     from flows.merchants.directory import MerchantAuditKind
 
-    record_audit(session, MerchantAuditKind.redemption_undone, actor=f"staff:{staff_id}",
-                 subject=f"redemption:{redemption_id}", at=now, code=coupon.code)
+    record_audit(
+        session,
+        MerchantAuditKind.redemption_undone,
+        actor=f"staff:{staff_id}",
+        subject=f"redemption:{redemption_id}",
+        at=now,
+        code=coupon.code,
+    )
     return _result(session, red, retried=False)
 
 
 def last_redemption(session: Session, merchant_id: int, code: str) -> Redemption | None:
-    return session.execute(select(Redemption).join(Coupon, Coupon.id == Redemption.coupon_id).where(
-        Coupon.code == code.strip().upper(), Redemption.merchant_id == merchant_id, Redemption.undone_at.is_(None),
-    ).order_by(Redemption.id.desc())).scalars().first()
+    return (
+        session.execute(
+            select(Redemption)
+            .join(Coupon, col(Coupon.id) == col(Redemption.coupon_id))
+            .where(
+                col(Coupon.code) == code.strip().upper(),
+                col(Redemption.merchant_id) == merchant_id,
+                col(Redemption.undone_at).is_(None),
+            )
+            .order_by(col(Redemption.id).desc())
+        )
+        .scalars()
+        .first()
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.merchants import commission
 from storage.clock import utcnow
@@ -88,17 +88,34 @@ def _counts(session: Session, query: Any) -> dict[int, int]:
 
 
 def offer_funnel(session: Session, merchant_id: int | None = None) -> list[FunnelRow]:
-    shown = _counts(session, select(OfferShown.offer_id, func.count()).group_by(OfferShown.offer_id))
-    claimed = _counts(session, select(Coupon.offer_id, func.count()).group_by(Coupon.offer_id))
-    redeemed = _counts(session, select(Coupon.offer_id, func.count(func.distinct(Coupon.id)))
-                       .join(Redemption, and_(Redemption.coupon_id == Coupon.id, Redemption.undone_at.is_(None)))
-                       .group_by(Coupon.offer_id))
-    query = select(Offer, Merchant.code, Merchant.name).join(Merchant, Merchant.id == Offer.merchant_id)
+    shown = _counts(session, select(col(OfferShown.offer_id), func.count()).group_by(col(OfferShown.offer_id)))
+    claimed = _counts(session, select(col(Coupon.offer_id), func.count()).group_by(col(Coupon.offer_id)))
+    redeemed = _counts(
+        session,
+        select(col(Coupon.offer_id), func.count(func.distinct(col(Coupon.id))))
+        .join(Redemption, and_(col(Redemption.coupon_id) == col(Coupon.id), col(Redemption.undone_at).is_(None)))
+        .group_by(col(Coupon.offer_id)),
+    )
+    query = select(Offer, col(Merchant.code), col(Merchant.name)).join(
+        Merchant, col(Merchant.id) == col(Offer.merchant_id)
+    )
     if merchant_id is not None:
-        query = query.where(Offer.merchant_id == merchant_id)
-    return [FunnelRow(o.id or 0, o.key or "", code, name, o.title, o.category, o.status,
-                      shown.get(o.id or 0, 0), claimed.get(o.id or 0, 0), redeemed.get(o.id or 0, 0))
-            for o, code, name in session.execute(query.order_by(Merchant.code, Offer.id))]
+        query = query.where(col(Offer.merchant_id) == merchant_id)
+    return [
+        FunnelRow(
+            o.id or 0,
+            o.key or "",
+            code,
+            name,
+            o.title,
+            o.category,
+            o.status,
+            shown.get(o.id or 0, 0),
+            claimed.get(o.id or 0, 0),
+            redeemed.get(o.id or 0, 0),
+        )
+        for o, code, name in session.execute(query.order_by(col(Merchant.code), col(Offer.id)))
+    ]
 
 
 def merchant_performance(session: Session) -> list[MerchantRow]:
@@ -110,30 +127,60 @@ def merchant_performance(session: Session) -> list[MerchantRow]:
         acc[1] += row.shown
         acc[2] += row.claimed
         acc[3] += row.redeemed
-    undone = _counts(session, select(Redemption.merchant_id, func.count()).where(Redemption.undone_at.is_not(None))
-                     .group_by(Redemption.merchant_id))
-    value = _counts(session, select(Redemption.merchant_id, func.coalesce(func.sum(Redemption.order_value_fen), 0))
-                    .where(Redemption.undone_at.is_(None)).group_by(Redemption.merchant_id))
-    earned = _counts(session, select(CommissionEntry.merchant_id, func.coalesce(func.sum(CommissionEntry.amount_fen), 0))
-                     .where(CommissionEntry.status != "cancelled").group_by(CommissionEntry.merchant_id))
+    undone = _counts(
+        session,
+        select(col(Redemption.merchant_id), func.count())
+        .where(col(Redemption.undone_at).is_not(None))
+        .group_by(col(Redemption.merchant_id)),
+    )
+    value = _counts(
+        session,
+        select(col(Redemption.merchant_id), func.coalesce(func.sum(col(Redemption.order_value_fen)), 0))
+        .where(col(Redemption.undone_at).is_(None))
+        .group_by(col(Redemption.merchant_id)),
+    )
+    earned = _counts(
+        session,
+        select(col(CommissionEntry.merchant_id), func.coalesce(func.sum(col(CommissionEntry.amount_fen)), 0))
+        .where(col(CommissionEntry.status) != "cancelled")
+        .group_by(col(CommissionEntry.merchant_id)),
+    )
     out = []
-    for m in session.execute(select(Merchant).order_by(Merchant.code)).scalars():
+    for m in session.execute(select(Merchant).order_by(col(Merchant.code))).scalars():
         live, shown, claimed, redeemed = by.get(m.code, [0, 0, 0, 0])
-        out.append(MerchantRow(m.code, m.name, m.kind, live, shown, claimed, redeemed, undone.get(m.id or 0, 0),
-                               value.get(m.id or 0, 0), earned.get(m.id or 0, 0)))
+        out.append(
+            MerchantRow(
+                m.code,
+                m.name,
+                m.kind,
+                live,
+                shown,
+                claimed,
+                redeemed,
+                undone.get(m.id or 0, 0),
+                value.get(m.id or 0, 0),
+                earned.get(m.id or 0, 0),
+            )
+        )
     return out
 
 
 def points_liability(session: Session) -> Liability:
     members, balance = session.execute(
-        select(func.count(), func.coalesce(func.sum(MemberAccount.balance), 0)).select_from(MemberAccount)).one()
-    lines = session.execute(select(PointsLine.delta, PointsLine.reason)).all()
+        select(func.count(), func.coalesce(func.sum(col(MemberAccount.balance)), 0)).select_from(MemberAccount)
+    ).one()
+    lines = session.execute(select(col(PointsLine.delta), col(PointsLine.reason))).all()
     earned = sum(d for d, _ in lines if d > 0)
     expired = -sum(d for d, r in lines if d < 0 and r == "expired")
     spent = -sum(d for d, r in lines if d < 0 and r != "expired")
-    levels = tuple(LevelRow(level or "-", int(n), int(b)) for level, n, b in session.execute(
-        select(MemberAccount.level, func.count(), func.coalesce(func.sum(MemberAccount.balance), 0))
-        .group_by(MemberAccount.level).order_by(MemberAccount.level)).all())
+    levels = tuple(
+        LevelRow(level or "-", int(n), int(b))
+        for level, n, b in session.execute(
+            select(col(MemberAccount.level), func.count(), func.coalesce(func.sum(col(MemberAccount.balance)), 0))
+            .group_by(col(MemberAccount.level))
+            .order_by(col(MemberAccount.level))
+        ).all()
+    )
     return Liability(int(members), int(balance), earned, spent, expired, levels)
 
 
@@ -141,31 +188,96 @@ def _rate(value: float | None) -> str:
     return "" if value is None else f"{value:.0%}"
 
 
-def sheets(session: Session, now: datetime | None = None, timezone: str = "Asia/Shanghai") -> list[tuple[str, Iterable[list[Any]]]]:
+def sheets(
+    session: Session, now: datetime | None = None, timezone: str = "Asia/Shanghai"
+) -> list[tuple[str, Iterable[list[Any]]]]:
     """The operations workbook's revenue sheets: this month's settlement, the offer funnel,
     the merchants and the points liability (rows of plain values; the workbook makes them safe)."""
     now = now or utcnow()
     month = now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
     report = commission.settlement(session, month, timezone)
-    settlement_rows: list[list[Any]] = [[f"settlement {month}"], ["merchant", "name", "redemptions", "settled (yuan)",
-                                                                    "pending (yuan)", "cancelled"]]
-    settlement_rows += [[t.key, t.name, t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled]
-                        for t in report.merchants]
+    settlement_rows: list[list[Any]] = [
+        [f"settlement {month}"],
+        ["merchant", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"],
+    ]
+    settlement_rows += [
+        [t.key, t.name, t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled] for t in report.merchants
+    ]
     settlement_rows += [[], ["partner", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"]]
-    settlement_rows += [[t.key, t.name, t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled]
-                        for t in report.partners]
-    offers_rows: list[list[Any]] = [["offer", "key", "merchant", "title", "category", "status", "shown", "claimed",
-                                     "redeemed", "claimed/shown", "redeemed/claimed"]]
-    offers_rows += [[r.offer_id, r.key, r.merchant_code, r.title, r.category, r.status, r.shown, r.claimed, r.redeemed,
-                     _rate(r.claim_rate), _rate(r.redeem_rate)] for r in offer_funnel(session)]
-    merchant_rows: list[list[Any]] = [["merchant", "name", "kind", "live offers", "shown", "claimed", "redeemed",
-                                       "undone", "order value (yuan)", "commission (yuan)"]]
-    merchant_rows += [[m.code, m.name, m.kind, m.live_offers, m.shown, m.claimed, m.redeemed, m.undone,
-                       m.order_value_fen / 100, m.commission_fen / 100] for m in merchant_performance(session)]
+    settlement_rows += [
+        [t.key, t.name, t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled] for t in report.partners
+    ]
+    offers_rows: list[list[Any]] = [
+        [
+            "offer",
+            "key",
+            "merchant",
+            "title",
+            "category",
+            "status",
+            "shown",
+            "claimed",
+            "redeemed",
+            "claimed/shown",
+            "redeemed/claimed",
+        ]
+    ]
+    offers_rows += [
+        [
+            r.offer_id,
+            r.key,
+            r.merchant_code,
+            r.title,
+            r.category,
+            r.status,
+            r.shown,
+            r.claimed,
+            r.redeemed,
+            _rate(r.claim_rate),
+            _rate(r.redeem_rate),
+        ]
+        for r in offer_funnel(session)
+    ]
+    merchant_rows: list[list[Any]] = [
+        [
+            "merchant",
+            "name",
+            "kind",
+            "live offers",
+            "shown",
+            "claimed",
+            "redeemed",
+            "undone",
+            "order value (yuan)",
+            "commission (yuan)",
+        ]
+    ]
+    merchant_rows += [
+        [
+            m.code,
+            m.name,
+            m.kind,
+            m.live_offers,
+            m.shown,
+            m.claimed,
+            m.redeemed,
+            m.undone,
+            m.order_value_fen / 100,
+            m.commission_fen / 100,
+        ]
+        for m in merchant_performance(session)
+    ]
     liability = points_liability(session)
-    points_rows: list[list[Any]] = [["members", "points held", "earned", "spent", "expired"],
-                                    [liability.members, liability.balance, liability.earned, liability.spent,
-                                     liability.expired], [], ["level", "members", "points held"]]
+    points_rows: list[list[Any]] = [
+        ["members", "points held", "earned", "spent", "expired"],
+        [liability.members, liability.balance, liability.earned, liability.spent, liability.expired],
+        [],
+        ["level", "members", "points held"],
+    ]
     points_rows += [[lv.level, lv.members, lv.balance] for lv in liability.levels]
-    return [("settlement", settlement_rows), ("offers", offers_rows), ("merchants", merchant_rows),
-            ("points", points_rows)]
+    return [
+        ("settlement", settlement_rows),
+        ("offers", offers_rows),
+        ("merchants", merchant_rows),
+        ("points", points_rows),
+    ]

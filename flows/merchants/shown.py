@@ -9,16 +9,18 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from storage.db import dialect_insert, table_of
 from storage.merchant_models import OfferShown
 
 
-def record_shown(session: Session, owner_id: int, offer_ids: Iterable[int], now: datetime, *, via: str = "offers") -> None:
+def record_shown(
+    session: Session, owner_id: int, offer_ids: Iterable[int], now: datetime, *, via: str = "offers"
+) -> None:
     rows = [{"offer_id": i, "owner_id": owner_id, "first_at": now, "via": via} for i in dict.fromkeys(offer_ids)]
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    session.execute(insert(OfferShown.__table__).values(rows).on_conflict_do_nothing(  # type: ignore[attr-defined]
-        index_elements=["offer_id", "owner_id"]))
+    session.execute(
+        dialect_insert(session.get_bind().dialect.name, table_of(OfferShown))
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["offer_id", "owner_id"])
+    )

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -32,12 +33,18 @@ _MODEL_WORDS: tuple[tuple[VehicleClass, tuple[str, ...]], ...] = (
 )
 #: What a class can carry at most (t) and a typical load when the import says nothing.
 MAX_PAYLOAD_T = {
-    VehicleClass.van: 3.0, VehicleClass.light_truck: 10.0, VehicleClass.heavy_truck: 49.0,
-    VehicleClass.refrigerated: 30.0, VehicleClass.tipper: 40.0,
+    VehicleClass.van: 3.0,
+    VehicleClass.light_truck: 10.0,
+    VehicleClass.heavy_truck: 49.0,
+    VehicleClass.refrigerated: 30.0,
+    VehicleClass.tipper: 40.0,
 }
 DEFAULT_PAYLOAD_T = {
-    VehicleClass.van: 1.5, VehicleClass.light_truck: 3.0, VehicleClass.heavy_truck: 25.0,
-    VehicleClass.refrigerated: 5.0, VehicleClass.tipper: 15.0,
+    VehicleClass.van: 1.5,
+    VehicleClass.light_truck: 3.0,
+    VehicleClass.heavy_truck: 25.0,
+    VehicleClass.refrigerated: 5.0,
+    VehicleClass.tipper: 15.0,
 }
 MAX_VOLUME_M3 = 150.0
 #: Recorded each time a vehicle is saved, so a flow can wait for it.
@@ -45,11 +52,21 @@ VEHICLE_SET_EVENT = "vehicle_set"
 DEFAULT_RADIUS_KM = 100
 MAX_RADIUS_KM = 300
 _CLASS_WORDS = {
-    "van": VehicleClass.van, "面包车": VehicleClass.van, "厢式车": VehicleClass.van,
-    "light": VehicleClass.light_truck, "light_truck": VehicleClass.light_truck, "轻卡": VehicleClass.light_truck,
-    "heavy": VehicleClass.heavy_truck, "heavy_truck": VehicleClass.heavy_truck, "重卡": VehicleClass.heavy_truck,
-    "refrigerated": VehicleClass.refrigerated, "reefer": VehicleClass.refrigerated, "冷藏车": VehicleClass.refrigerated,
-    "tipper": VehicleClass.tipper, "dump": VehicleClass.tipper, "自卸车": VehicleClass.tipper,
+    "van": VehicleClass.van,
+    "面包车": VehicleClass.van,
+    "厢式车": VehicleClass.van,
+    "light": VehicleClass.light_truck,
+    "light_truck": VehicleClass.light_truck,
+    "轻卡": VehicleClass.light_truck,
+    "heavy": VehicleClass.heavy_truck,
+    "heavy_truck": VehicleClass.heavy_truck,
+    "重卡": VehicleClass.heavy_truck,
+    "refrigerated": VehicleClass.refrigerated,
+    "reefer": VehicleClass.refrigerated,
+    "冷藏车": VehicleClass.refrigerated,
+    "tipper": VehicleClass.tipper,
+    "dump": VehicleClass.tipper,
+    "自卸车": VehicleClass.tipper,
 }
 
 
@@ -65,12 +82,14 @@ def parse_class(value: str) -> VehicleClass:
     key = unicodedata.normalize("NFKC", value or "").strip().lower()
     found = _CLASS_WORDS.get(key) or class_of_model(key)
     if found is None:
-        raise InvalidInputError(f"unknown vehicle class {value!r}: use van, light_truck, heavy_truck, refrigerated or tipper")
+        raise InvalidInputError(
+            f"unknown vehicle class {value!r}: use van, light_truck, heavy_truck, refrigerated or tipper"
+        )
     return found
 
 
 def parse_payload(value: str) -> tuple[float, float]:
-    """"3t", "3.5 吨", "12m3", "3t 16m3" → (tonnes, cubic metres)."""
+    """ "3t", "3.5 吨", "12m3", "3t 16m3" → (tonnes, cubic metres)."""
     text = unicodedata.normalize("NFKC", value or "").lower().replace("³", "3")
     tonnes = volume = 0.0
     for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(t|吨|m3|方|立方)?", text):
@@ -106,17 +125,32 @@ class CapacityView:
 
 
 def view(cap: Capacity) -> CapacityView:
-    return CapacityView(cap.owner_id, cap.vehicle_class, cap.payload_t, cap.volume_m3, cap.base_text,
-                        cap.radius_km, cap.available, cap.busy_until)
+    return CapacityView(
+        cap.owner_id,
+        cap.vehicle_class,
+        cap.payload_t,
+        cap.volume_m3,
+        cap.base_text,
+        cap.radius_km,
+        cap.available,
+        cap.busy_until,
+    )
 
 
 def get(session: Session, owner_id: int) -> Capacity | None:
-    return session.exec(select(Capacity).where(Capacity.owner_id == owner_id)).first()
+    return session.exec(select(Capacity).where(col(Capacity.owner_id) == owner_id)).first()
 
 
 def set_vehicle(
-    session: Session, owner_id: int, *, vehicle_class: str | VehicleClass, payload_t: float,
-    volume_m3: float = 0.0, base: str, radius_km: int | None = None, now: datetime,
+    session: Session,
+    owner_id: int,
+    *,
+    vehicle_class: str | VehicleClass,
+    payload_t: float,
+    volume_m3: float = 0.0,
+    base: str,
+    radius_km: int | None = None,
+    now: datetime,
 ) -> Capacity:
     """Create or change the owner's capacity; only commercial owners have capacity."""
     owner = session.get(Owner, owner_id)
@@ -130,7 +164,7 @@ def set_vehicle(
         raise InvalidInputError(f"working radius must be 1–{MAX_RADIUS_KM} km")
     cap = get(session, owner_id) or Capacity(owner_id=owner_id, vehicle_class=cls.value)
     if cap.vehicle_id is None:
-        cap.vehicle_id = session.exec(select(Vehicle.id).where(Vehicle.owner_id == owner_id)).first()
+        cap.vehicle_id = session.exec(select(col(Vehicle.id)).where(col(Vehicle.owner_id) == owner_id)).first()
     cap.vehicle_class, cap.payload_t, cap.volume_m3 = cls.value, payload_t, volume_m3
     cap.base_text, cap.base_adcode, cap.lat, cap.lon = base.strip()[:40], place.adcode, place.lat, place.lon
     cap.h3_cell = geo.cell_of(place.lat, place.lon)
@@ -174,7 +208,7 @@ def _require(session: Session, owner_id: int) -> Capacity:
 
 
 def parse_until(text: str, now: datetime, timezone: str) -> datetime:
-    """"18:00", "2026-12-05", "2026-12-05 18:00", "3d", "12h" → aware UTC."""
+    """ "18:00", "2026-12-05", "2026-12-05 18:00", "3d", "12h" → aware UTC."""
     zone = ZoneInfo(timezone)
     raw = unicodedata.normalize("NFKC", text or "").strip().lower().removeprefix("until").strip()
     local = now.astimezone(zone)
@@ -203,7 +237,7 @@ _BASE_KEYS = ("base", "城市/区", "常驻地", "所在地", "城市")
 _CLASS_KEYS = ("vehicle class", "vehicle_class", "车辆类型", "车型类别")
 
 
-def _attr(attrs: dict, keys: tuple[str, ...]) -> str:
+def _attr(attrs: dict[str, Any], keys: tuple[str, ...]) -> str:
     lowered = {str(k).strip().lower(): v for k, v in attrs.items()}
     for key in keys:
         value = lowered.get(key.lower())
@@ -215,11 +249,13 @@ def _attr(attrs: dict, keys: tuple[str, ...]) -> str:
 def sync_from_import(session: Session, now: datetime) -> tuple[int, list[tuple[int, str]]]:
     """Capacity for commercial owners who have none yet, from the vehicle model and the
     import's extra columns (payload, base). Returns (created, [(owner id, why skipped)])."""
-    have = set(session.exec(select(Capacity.owner_id)))
+    have = set(session.exec(select(col(Capacity.owner_id))))
     created, skipped = 0, []
     rows = session.exec(
-        select(Owner, Vehicle).join(Vehicle, Vehicle.owner_id == Owner.id)
-        .where(Owner.product_line == ProductLine.commercial.value).order_by(col(Owner.id))
+        select(Owner, Vehicle)
+        .join(Vehicle, col(Vehicle.owner_id) == col(Owner.id))
+        .where(col(Owner.product_line) == ProductLine.commercial.value)
+        .order_by(col(Owner.id))
     )
     for owner, vehicle in rows:
         assert owner.id is not None
@@ -239,8 +275,9 @@ def sync_from_import(session: Session, now: datetime) -> tuple[int, list[tuple[i
             if vol:
                 volume = parse_payload(vol + "m3")[1]
             with session.begin_nested():
-                set_vehicle(session, owner.id, vehicle_class=cls, payload_t=tonnes, volume_m3=volume,
-                            base=base, now=now)
+                set_vehicle(
+                    session, owner.id, vehicle_class=cls, payload_t=tonnes, volume_m3=volume, base=base, now=now
+                )
             have.add(owner.id)
             created += 1
         except InvalidInputError as exc:

@@ -55,8 +55,13 @@ class VehicleKnownStep(BaseModel):
 
 
 def usable(cap: Capacity | None) -> bool:
-    return cap is not None and cap.h3_cell is not None and cap.lat is not None and cap.lon is not None \
+    return (
+        cap is not None
+        and cap.h3_cell is not None
+        and cap.lat is not None
+        and cap.lon is not None
         and (cap.payload_t > 0 or cap.volume_m3 > 0)
+    )
 
 
 def tasks_near(session: Session, cap: Capacity, since: datetime) -> int:
@@ -64,21 +69,28 @@ def tasks_near(session: Session, cap: Capacity, since: datetime) -> int:
     assert cap.h3_cell is not None and cap.lat is not None and cap.lon is not None
     radius = float(cap.radius_km)
     lat0, lat1, lon0, lon1 = _box(cap.lat, cap.lon, radius)
-    rows = session.exec(select(Task.pickup_lat, Task.pickup_lon).where(
-        col(Task.pickup_h3).in_(geo.disk(cap.h3_cell, radius)), Task.vehicle_class == cap.vehicle_class,
-        Task.payload_t <= cap.payload_t, Task.volume_m3 <= cap.volume_m3, Task.created_at >= since,
-        col(Task.pickup_lat).between(lat0, lat1), col(Task.pickup_lon).between(lon0, lon1),
-        col(Task.state).not_in(_COUNTED),
-    ))
+    rows = session.exec(
+        select(col(Task.pickup_lat), col(Task.pickup_lon)).where(
+            col(Task.pickup_h3).in_(geo.disk(cap.h3_cell, radius)),
+            col(Task.vehicle_class) == cap.vehicle_class,
+            col(Task.payload_t) <= cap.payload_t,
+            col(Task.volume_m3) <= cap.volume_m3,
+            col(Task.created_at) >= since,
+            col(Task.pickup_lat).between(lat0, lat1),
+            col(Task.pickup_lon).between(lon0, lon1),
+            col(Task.state).not_in(_COUNTED),
+        )
+    )
     return sum(1 for lat, lon in rows if geo.distance_km(cap.lat, cap.lon, lat, lon) <= radius)
 
 
 def _capacity(session: Session, owner_id: int) -> Capacity | None:
-    return session.exec(select(Capacity).where(Capacity.owner_id == owner_id)).first()
+    return session.exec(select(Capacity).where(col(Capacity.owner_id) == owner_id)).first()
 
 
-def _nearby_tasks(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any,
-                  action: NearbyTasksStep) -> str | None:
+def _nearby_tasks(
+    ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any, action: NearbyTasksStep
+) -> str | None:
     cap = _capacity(ctx.session, owner.id)
     if not usable(cap):
         ctx.log(run, owner.id, spec.key, "skipped", "no vehicle with class, payload and base", step.id)
@@ -86,13 +98,20 @@ def _nearby_tasks(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, st
     assert cap is not None
     count = tasks_near(ctx.session, cap, ctx.now - timedelta(days=action.days))
     run.context = {**run.context, "nearby": {"count": count, "days": action.days, "base": cap.base_text}}
-    ctx.log(run, owner.id, spec.key, "counted", f"{count} fitting task(s) within {cap.radius_km} km in {action.days}d",
-            step.id)
+    ctx.log(
+        run,
+        owner.id,
+        spec.key,
+        "counted",
+        f"{count} fitting task(s) within {cap.radius_km} km in {action.days}d",
+        step.id,
+    )
     return action.none if count == 0 else None
 
 
-def _vehicle_known(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any,
-                   action: VehicleKnownStep) -> str | None:
+def _vehicle_known(
+    ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any, action: VehicleKnownStep
+) -> str | None:
     if usable(_capacity(ctx.session, owner.id)):
         ctx.log(run, owner.id, spec.key, "skipped", "vehicle already set", step.id)
         return action.then
@@ -143,4 +162,5 @@ def install() -> None:
     registry.register_render_vars(_nearby_vars)
     registry.register_events([VEHICLE_SET])
     registry.register_answer_hook(
-        _on_answer, [VEHICLE_ACTION + c.value for c in VehicleClass] + [WORK_OFFERS, WORK_PAUSE])
+        _on_answer, [VEHICLE_ACTION + c.value for c in VehicleClass] + [WORK_OFFERS, WORK_PAUSE]
+    )

@@ -17,16 +17,16 @@ import h3
 RESOLUTION = 4
 #: A lower bound for the distance between neighbouring cell centres at this resolution (km);
 #: dividing a radius by it gives rings enough to cover the circle everywhere in China.
-_RING_KM = math.sqrt(3) * h3.average_hexagon_edge_length(RESOLUTION, "km") * 0.75
+_RING_KM: float = math.sqrt(3) * h3.average_hexagon_edge_length(RESOLUTION, "km") * 0.75  # h3 is untyped
 EARTH_KM = 6371.0088
 
 
 def cell_of(lat: float, lon: float) -> str:
-    return h3.latlng_to_cell(lat, lon, RESOLUTION)
+    return str(h3.latlng_to_cell(lat, lon, RESOLUTION))  # h3 is untyped
 
 
 def rings_for(radius_km: float) -> int:
-    return int(math.ceil(radius_km / _RING_KM)) + 1
+    return math.ceil(radius_km / _RING_KM) + 1
 
 
 def disk(cell: str, radius_km: float) -> list[str]:

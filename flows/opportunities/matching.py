@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, update
+from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
 from sqlmodel import Session, col, select
 
 from flows.delivery.outbox import Push, enqueue, job_scope
@@ -41,6 +42,7 @@ from flows.opportunities.errors import (
 from flows.opportunities.ranking import Candidate
 from flows.templating import Renderer
 from storage.clock import utcnow
+from storage.db import rowcount
 from storage.models import FunnelStage, MessageClass, Owner, Partner, ProductLine
 from storage.opportunity_models import (
     Capacity,
@@ -67,20 +69,35 @@ class MatchPolicy:
 
 
 def offer_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
-    return [[
-        {"text": renderer.render("opportunities/button_accept", locale, no_signature=True),
-         "callback_data": f"{OFFER_PREFIX}:{task_id}:a"},
-        {"text": renderer.render("opportunities/button_decline", locale, no_signature=True),
-         "callback_data": f"{OFFER_PREFIX}:{task_id}:d"},
-    ]]
+    return [
+        [
+            {
+                "text": renderer.render("opportunities/button_accept", locale, no_signature=True),
+                "callback_data": f"{OFFER_PREFIX}:{task_id}:a",
+            },
+            {
+                "text": renderer.render("opportunities/button_decline", locale, no_signature=True),
+                "callback_data": f"{OFFER_PREFIX}:{task_id}:d",
+            },
+        ]
+    ]
 
 
 # --- candidates -----------------------------------------------------------------------------
 
 #: The capacity columns a candidate needs: read as plain rows, never whole objects.
 _CAPACITY_COLUMNS = (
-    Capacity.id, Capacity.owner_id, Capacity.lat, Capacity.lon, Capacity.radius_km, Capacity.rating_sum,
-    Capacity.rating_count, Capacity.offers, Capacity.accepted, Capacity.completed, Capacity.last_task_at,
+    col(Capacity.id),
+    col(Capacity.owner_id),
+    col(Capacity.lat),
+    col(Capacity.lon),
+    col(Capacity.radius_km),
+    col(Capacity.rating_sum),
+    col(Capacity.rating_count),
+    col(Capacity.offers),
+    col(Capacity.accepted),
+    col(Capacity.completed),
+    col(Capacity.last_task_at),
 )
 #: Owners checked for eligibility per round trip while walking the ranked list.
 _CHUNK = 50
@@ -105,11 +122,15 @@ def _nearby(session: Session, task: Task, radius_km: float, exclude: set[int]) -
         and_(col(Capacity.available).is_(True), col(Capacity.busy_until).is_(None)),
         col(Capacity.busy_until) <= task.window_start,
     )
-    query = select(*_CAPACITY_COLUMNS).where(
-        Capacity.vehicle_class == task.vehicle_class, col(Capacity.h3_cell).in_(cells),
-        Capacity.payload_t >= task.payload_t, col(Capacity.lat).between(lat0, lat1),
-        col(Capacity.lon).between(lon0, lon1), Capacity.volume_m3 >= task.volume_m3,
-        col(Capacity.opted_out).is_(False), available,
+    query = sa_select(*_CAPACITY_COLUMNS).where(
+        col(Capacity.vehicle_class) == task.vehicle_class,
+        col(Capacity.h3_cell).in_(cells),
+        col(Capacity.payload_t) >= task.payload_t,
+        col(Capacity.lat).between(lat0, lat1),
+        col(Capacity.lon).between(lon0, lon1),
+        col(Capacity.volume_m3) >= task.volume_m3,
+        col(Capacity.opted_out).is_(False),
+        available,
     )
     found = []
     for cap_id, owner_id, lat, lon, radius, r_sum, r_count, offers, accepted, completed, last in session.execute(query):
@@ -119,30 +140,49 @@ def _nearby(session: Session, task: Task, radius_km: float, exclude: set[int]) -
         reach = min(radius_km, float(radius))
         if distance > reach:
             continue
-        found.append(Candidate(
-            owner_id=owner_id, capacity_id=cap_id, distance_km=distance, reach_km=reach, rating_sum=r_sum,
-            rating_count=r_count, offers=offers, accepted=accepted, completed=completed, last_task_at=last,
-        ))
+        found.append(
+            Candidate(
+                owner_id=owner_id,
+                capacity_id=cap_id,
+                distance_km=distance,
+                reach_km=reach,
+                rating_sum=r_sum,
+                rating_count=r_count,
+                offers=offers,
+                accepted=accepted,
+                completed=completed,
+                last_task_at=last,
+            )
+        )
     return found
 
 
-def _eligible(session: Session, task: Task, owner_ids: Sequence[int],
-              only_partner: int | None) -> dict[int, tuple[int | None, int | None, str, str | None]]:
+def _eligible(
+    session: Session, task: Task, owner_ids: Sequence[int], only_partner: int | None
+) -> dict[int, tuple[int | None, int | None, str, str | None]]:
     """Of ``owner_ids``, the verified, reachable commercial owners (of ``only_partner``) not
     already assigned to a task whose window overlaps this one: primary-key lookups."""
     if not owner_ids:
         return {}
     overlapping = exists().where(
-        col(Task.assigned_owner_id) == Owner.id, col(Task.state).in_(_BUSY_STATES), col(Task.id) != task.id,
-        Task.window_start < task.window_end, Task.window_end > task.window_start,
+        col(Task.assigned_owner_id) == col(Owner.id),
+        col(Task.state).in_(_BUSY_STATES),
+        col(Task.id) != task.id,
+        col(Task.window_start) < task.window_end,
+        col(Task.window_end) > task.window_start,
     )
-    query = select(Owner.id, Owner.partner_id, Owner.telegram_user_id, Owner.name, Owner.locale).where(
-        col(Owner.id).in_(list(owner_ids)), Owner.product_line == ProductLine.commercial.value,
-        Owner.stage == FunnelStage.verified.value, col(Owner.unreachable).is_(False),
-        col(Owner.telegram_user_id).is_not(None), ~overlapping,
+    query = sa_select(
+        col(Owner.id), col(Owner.partner_id), col(Owner.telegram_user_id), col(Owner.name), col(Owner.locale)
+    ).where(
+        col(Owner.id).in_(list(owner_ids)),
+        col(Owner.product_line) == ProductLine.commercial.value,
+        col(Owner.stage) == FunnelStage.verified.value,
+        col(Owner.unreachable).is_(False),
+        col(Owner.telegram_user_id).is_not(None),
+        ~overlapping,
     )
     if only_partner is not None:
-        query = query.where(Owner.partner_id == only_partner)
+        query = query.where(col(Owner.partner_id) == only_partner)
     return {oid: (pid, chat, name, locale) for oid, pid, chat, name, locale in session.execute(query)}
 
 
@@ -151,15 +191,23 @@ def _with_owner(c: Candidate, info: tuple[int | None, int | None, str, str | Non
     return replace(c, partner_id=partner_id, chat_id=chat_id, name=name, locale=locale)
 
 
-def best(session: Session, task: Task, radius_km: float, k: int, now: datetime, *,
-         exclude: Sequence[int] = (), only_partner: int | None = None) -> list[tuple[float, Candidate]]:
+def best(
+    session: Session,
+    task: Task,
+    radius_km: float,
+    k: int,
+    now: datetime,
+    *,
+    exclude: Sequence[int] = (),
+    only_partner: int | None = None,
+) -> list[tuple[float, Candidate]]:
     """The ``k`` best eligible owners: capacity ranked first (plain rows, scored in Python),
     then owners checked in ranked chunks until ``k`` pass, so only the top rows are read."""
     ranked = ranking.rank(_nearby(session, task, radius_km, set(exclude)), now)
     out: list[tuple[float, Candidate]] = []
     chunk = min(max(_CHUNK, 4 * k), 1000)
     for start in range(0, len(ranked), chunk):
-        part = ranked[start:start + chunk]
+        part = ranked[start : start + chunk]
         ok = _eligible(session, task, [c.owner_id for _, c in part], only_partner)
         out.extend((sc, _with_owner(c, ok[c.owner_id])) for sc, c in part if c.owner_id in ok)
         if len(out) >= k:
@@ -168,7 +216,11 @@ def best(session: Session, task: Task, radius_km: float, k: int, now: datetime, 
 
 
 def candidates(
-    session: Session, task: Task, radius_km: float, *, exclude: Sequence[int] = (),
+    session: Session,
+    task: Task,
+    radius_km: float,
+    *,
+    exclude: Sequence[int] = (),
     only_partner: int | None = None,
 ) -> list[Candidate]:
     """Every eligible owner within ``radius_km`` of the pickup (see the module docstring)."""
@@ -176,7 +228,7 @@ def candidates(
 
 
 def offered_owner_ids(session: Session, task_id: int) -> list[int]:
-    return list(session.exec(select(TaskOffer.owner_id).where(TaskOffer.task_id == task_id)))
+    return list(session.exec(select(col(TaskOffer.owner_id)).where(col(TaskOffer.task_id) == task_id)))
 
 
 # --- offers ---------------------------------------------------------------------------------
@@ -184,23 +236,53 @@ def offered_owner_ids(session: Session, task_id: int) -> list[int]:
 
 def _offer_push(renderer: Renderer, task: Task, c: Candidate, *, via_partner: str = "") -> Push:
     assert task.id is not None and c.chat_id is not None
-    text = renderer.render("opportunities/offer", c.locale, task=task_view(task), distance_km=round(c.distance_km),
-                           via_partner=via_partner)
+    text = renderer.render(
+        "opportunities/offer", c.locale, task=task_view(task), distance_km=round(c.distance_km), via_partner=via_partner
+    )
     return Push(
-        dedupe_key=f"task:{task.id}:offer:{c.owner_id}", chat_id=c.chat_id, text=text,
-        message_class=MessageClass.transactional, owner_id=c.owner_id,
-        buttons=offer_buttons(renderer, c.locale, task.id), expires_at=task.window_start,
-        topic="task_offer", subject=f"task:{task.id}",
+        dedupe_key=f"task:{task.id}:offer:{c.owner_id}",
+        chat_id=c.chat_id,
+        text=text,
+        message_class=MessageClass.transactional,
+        owner_id=c.owner_id,
+        buttons=offer_buttons(renderer, c.locale, task.id),
+        expires_at=task.window_start,
+        topic="task_offer",
+        subject=f"task:{task.id}",
     )
 
 
-def _make_offer(session: Session, renderer: Renderer, task: Task, c: Candidate, sc: float, rank_: int,
-                now: datetime, *, via_partner_id: int | None = None, via_partner: str = "") -> None:
+def _make_offer(
+    session: Session,
+    renderer: Renderer,
+    task: Task,
+    c: Candidate,
+    sc: float,
+    rank_: int,
+    now: datetime,
+    *,
+    via_partner_id: int | None = None,
+    via_partner: str = "",
+) -> None:
     assert task.id is not None
-    session.add(TaskOffer(task_id=task.id, owner_id=c.owner_id, wave=task.wave, rank=rank_, score=round(sc, 4),
-                          distance_km=round(c.distance_km, 1), via_partner_id=via_partner_id, offered_at=now))
-    session.exec(update(Capacity).where(col(Capacity.id) == c.capacity_id)
-                 .values(offers=Capacity.offers + 1).execution_options(synchronize_session=False))
+    session.add(
+        TaskOffer(
+            task_id=task.id,
+            owner_id=c.owner_id,
+            wave=task.wave,
+            rank=rank_,
+            score=round(sc, 4),
+            distance_km=round(c.distance_km, 1),
+            via_partner_id=via_partner_id,
+            offered_at=now,
+        )
+    )
+    session.exec(
+        update(Capacity)
+        .where(col(Capacity.id) == c.capacity_id)
+        .values(offers=col(Capacity.offers) + 1)
+        .execution_options(synchronize_session=False)
+    )
     enqueue(session, _offer_push(renderer, task, c, via_partner=via_partner))
 
 
@@ -212,11 +294,12 @@ def send_wave(session: Session, renderer: Renderer, task: Task, policy: MatchPol
     chosen = best(session, task, radius, policy.per_wave, now, exclude=offered_owner_ids(session, task.id))
     source = task.state
     moved = session.exec(
-        update(Task).where(col(Task.id) == task.id, col(Task.state).in_(tasks.LIVE), Task.wave == task.wave)
+        update(Task)
+        .where(col(Task.id) == task.id, col(Task.state).in_(tasks.LIVE), col(Task.wave) == task.wave)
         .values(wave=wave, wave_at=now, state=TaskState.offered.value)
         .execution_options(synchronize_session=False)
     )
-    if moved.rowcount != 1:
+    if rowcount(moved) != 1:
         return 0  # another scheduler sent this wave
     session.refresh(task)
     if source != TaskState.offered.value:
@@ -227,9 +310,13 @@ def send_wave(session: Session, renderer: Renderer, task: Task, policy: MatchPol
 
 
 def current_offer(session: Session, task_id: int, owner_id: int) -> TaskOffer | None:
-    return session.exec(select(TaskOffer).where(
-        TaskOffer.task_id == task_id, TaskOffer.owner_id == owner_id,
-        TaskOffer.status == OfferStatus.pending.value)).first()
+    return session.exec(
+        select(TaskOffer).where(
+            col(TaskOffer.task_id) == task_id,
+            col(TaskOffer.owner_id) == owner_id,
+            col(TaskOffer.status) == OfferStatus.pending.value,
+        )
+    ).first()
 
 
 @dataclass(frozen=True)
@@ -243,21 +330,28 @@ class Accepted:
 def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, now: datetime) -> Accepted:
     """First acceptance wins. The compare-and-set is the unit of work's first write."""
     pending = exists().where(
-        TaskOffer.task_id == task_id, TaskOffer.owner_id == owner_id,
-        TaskOffer.status == OfferStatus.pending.value,
+        col(TaskOffer.task_id) == task_id,
+        col(TaskOffer.owner_id) == owner_id,
+        col(TaskOffer.status) == OfferStatus.pending.value,
     )
     won = session.exec(
         update(Task)
-        .where(col(Task.id) == task_id, col(Task.state) == TaskState.offered.value,
-               col(Task.assigned_owner_id).is_(None), pending)
+        .where(
+            col(Task.id) == task_id,
+            col(Task.state) == TaskState.offered.value,
+            col(Task.assigned_owner_id).is_(None),
+            pending,
+        )
         .values(state=TaskState.assigned.value, assigned_owner_id=owner_id, assigned_at=now)
         .execution_options(synchronize_session=False)
     )
-    if won.rowcount != 1:
-        offer = session.exec(select(TaskOffer).where(TaskOffer.task_id == task_id, TaskOffer.owner_id == owner_id)).first()
+    if rowcount(won) != 1:
+        offer = session.exec(
+            select(TaskOffer).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id)
+        ).first()
         if offer is None:
             raise OfferNotCurrentError("this offer is not yours")
-        taken = session.exec(select(Task.assigned_owner_id).where(Task.id == task_id)).first()
+        taken = session.exec(select(col(Task.assigned_owner_id)).where(col(Task.id) == task_id)).first()
         if offer.status in (OfferStatus.pending.value, OfferStatus.lost.value) and taken not in (None, owner_id):
             if offer.status == OfferStatus.pending.value:
                 offer.status, offer.answered_at = OfferStatus.lost.value, now
@@ -270,13 +364,24 @@ def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, no
     session.refresh(task)
     offer = current_offer(session, task_id, owner_id)
     via = offer.via_partner_id if offer else None
-    session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id)
-                 .values(status=OfferStatus.accepted.value, answered_at=now).execution_options(synchronize_session=False))
-    session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task_id,
-                                         col(TaskOffer.status) == OfferStatus.pending.value)
-                 .values(status=OfferStatus.lost.value, answered_at=now).execution_options(synchronize_session=False))
-    session.exec(update(Capacity).where(col(Capacity.owner_id) == owner_id)
-                 .values(accepted=Capacity.accepted + 1, last_task_at=now).execution_options(synchronize_session=False))
+    session.exec(
+        update(TaskOffer)
+        .where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id)
+        .values(status=OfferStatus.accepted.value, answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.exec(
+        update(TaskOffer)
+        .where(col(TaskOffer.task_id) == task_id, col(TaskOffer.status) == OfferStatus.pending.value)
+        .values(status=OfferStatus.lost.value, answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.exec(
+        update(Capacity)
+        .where(col(Capacity.owner_id) == owner_id)
+        .values(accepted=col(Capacity.accepted) + 1, last_task_at=now)
+        .execution_options(synchronize_session=False)
+    )
     owner = session.get(Owner, owner_id)
     partner_id = via or (owner.partner_id if owner else None)
     task.partner_id = partner_id
@@ -287,7 +392,7 @@ def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, no
 
 def owner_card(session: Session, owner_id: int) -> dict[str, Any]:
     owner = session.get(Owner, owner_id)
-    cap = session.exec(select(Capacity).where(Capacity.owner_id == owner_id)).first()
+    cap = session.exec(select(Capacity).where(col(Capacity.owner_id) == owner_id)).first()
     partner = session.get(Partner, owner.partner_id) if owner and owner.partner_id else None
     return {
         "name": owner.name if owner else "",
@@ -300,36 +405,59 @@ def owner_card(session: Session, owner_id: int) -> dict[str, Any]:
     }
 
 
-def _tell_accepted(session: Session, renderer: Renderer, task: Task, owner: Owner | None, partner_id: int | None) -> None:
+def _tell_accepted(
+    session: Session, renderer: Renderer, task: Task, owner: Owner | None, partner_id: int | None
+) -> None:
     assert task.id is not None and owner is not None
     card = owner_card(session, owner.id or 0)
     for chat in staff_chats(session, task.demand_id):
-        enqueue(session, Push(
-            dedupe_key=f"task:{task.id}:assigned:demand:{chat}", chat_id=chat,
-            text=renderer.render("opportunities/assigned_demand", None, task=task_view(task), owner=card),
-            message_class=MessageClass.transactional, buttons=done_buttons(renderer, None, task.id),
-        ))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"task:{task.id}:assigned:demand:{chat}",
+                chat_id=chat,
+                text=renderer.render("opportunities/assigned_demand", None, task=task_view(task), owner=card),
+                message_class=MessageClass.transactional,
+                buttons=done_buttons(renderer, None, task.id),
+            ),
+        )
     partner = session.get(Partner, partner_id) if partner_id else None
     if partner and partner.active and partner.telegram_user_id:
-        enqueue(session, Push(
-            dedupe_key=f"task:{task.id}:assigned:partner", chat_id=partner.telegram_user_id,
-            partner_id=partner.id, message_class=MessageClass.transactional,
-            text=renderer.render("opportunities/deal_partner", None, task=task_view(task), owner=card),
-        ))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"task:{task.id}:assigned:partner",
+                chat_id=partner.telegram_user_id,
+                partner_id=partner.id,
+                message_class=MessageClass.transactional,
+                text=renderer.render("opportunities/deal_partner", None, task=task_view(task), owner=card),
+            ),
+        )
 
 
 def done_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
-    return [[{"text": renderer.render("opportunities/button_done", locale, no_signature=True),
-              "callback_data": f"tkd:{task_id}"}]]
+    return [
+        [
+            {
+                "text": renderer.render("opportunities/button_done", locale, no_signature=True),
+                "callback_data": f"tkd:{task_id}",
+            }
+        ]
+    ]
 
 
 def decline(session: Session, task_id: int, owner_id: int, now: datetime) -> None:
     done = session.exec(
-        update(TaskOffer).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id,
-                                col(TaskOffer.status) == OfferStatus.pending.value)
-        .values(status=OfferStatus.declined.value, answered_at=now).execution_options(synchronize_session=False)
+        update(TaskOffer)
+        .where(
+            col(TaskOffer.task_id) == task_id,
+            col(TaskOffer.owner_id) == owner_id,
+            col(TaskOffer.status) == OfferStatus.pending.value,
+        )
+        .values(status=OfferStatus.declined.value, answered_at=now)
+        .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:
+    if rowcount(done) != 1:
         raise OfferNotCurrentError("this offer is no longer open")
 
 
@@ -342,46 +470,90 @@ class NearbyTask:
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
-def tasks_near_partner(session: Session, partner_id: int, now: datetime, *, policy: MatchPolicy = MatchPolicy(),
-                       limit: int = 10) -> list[NearbyTask]:
+def tasks_near_partner(
+    session: Session, partner_id: int, now: datetime, *, policy: MatchPolicy = MatchPolicy(), limit: int = 10
+) -> list[NearbyTask]:
     """Open tasks with at least one fitting owner of this partner, with those owners ranked."""
     out = []
-    live = session.exec(select(Task).where(col(Task.state).in_(tasks.LIVE), Task.window_end > now)
-                        .order_by(col(Task.id).desc()).limit(200))
+    live = session.exec(
+        select(Task)
+        .where(col(Task.state).in_(tasks.LIVE), col(Task.window_end) > now)
+        .order_by(col(Task.id).desc())
+        .limit(200)
+    )
     for task in live:
         assert task.id is not None
         ranked = ranking.rank(candidates(session, task, policy.wave_radii_km[-1], only_partner=partner_id), now)[:5]
         if not ranked:
             continue
         offered = set(offered_owner_ids(session, task.id))
-        out.append(NearbyTask(task_view(task), [
-            {"owner_id": c.owner_id, "name": c.name, "distance_km": round(c.distance_km),
-             "score": round(sc, 2), "offered": c.owner_id in offered} for sc, c in ranked
-        ]))
+        out.append(
+            NearbyTask(
+                task_view(task),
+                [
+                    {
+                        "owner_id": c.owner_id,
+                        "name": c.name,
+                        "distance_km": round(c.distance_km),
+                        "score": round(sc, 2),
+                        "offered": c.owner_id in offered,
+                    }
+                    for sc, c in ranked
+                ],
+            )
+        )
         if len(out) >= limit:
             break
     return out
 
 
-def partner_push(session: Session, renderer: Renderer, partner_id: int, task_id: int, owner_id: int,
-                 now: datetime, policy: MatchPolicy = MatchPolicy()) -> None:
+def partner_push(
+    session: Session,
+    renderer: Renderer,
+    partner_id: int,
+    task_id: int,
+    owner_id: int,
+    now: datetime,
+    policy: MatchPolicy = MatchPolicy(),
+) -> None:
     """The partner hands a task to one of their owners by hand; the owner must fit it."""
     task = session.get(Task, task_id)
     if task is None or task.state not in tasks.LIVE:
         raise TaskNotFoundError(f"task {task_id} is not open")
-    fits = [c for c in candidates(session, task, policy.wave_radii_km[-1], only_partner=partner_id) if c.owner_id == owner_id]
+    fits = [
+        c
+        for c in candidates(session, task, policy.wave_radii_km[-1], only_partner=partner_id)
+        if c.owner_id == owner_id
+    ]
     if not fits:
         raise OfferNotCurrentError(f"owner {owner_id} is not one of yours who fits task {task_id}")
     if owner_id in offered_owner_ids(session, task_id):
         raise OfferNotCurrentError(f"owner {owner_id} already has this offer")
     if task.state == TaskState.open.value:
-        tasks.move(session, task_id, TaskState.offered, actor=f"partner:{partner_id}", reason="pushed by partner",
-                   now=now, sources=[TaskState.open.value], wave_at=now)
+        tasks.move(
+            session,
+            task_id,
+            TaskState.offered,
+            actor=f"partner:{partner_id}",
+            reason="pushed by partner",
+            now=now,
+            sources=[TaskState.open.value],
+            wave_at=now,
+        )
         session.refresh(task)
     partner = session.get(Partner, partner_id)
     c = fits[0]
-    _make_offer(session, renderer, task, c, ranking.score(c, now), 0, now, via_partner_id=partner_id,
-                via_partner=partner.name if partner else "")
+    _make_offer(
+        session,
+        renderer,
+        task,
+        c,
+        ranking.score(c, now),
+        0,
+        now,
+        via_partner_id=partner_id,
+        via_partner=partner.name if partner else "",
+    )
 
 
 # --- the scheduler job ----------------------------------------------------------------------
@@ -389,40 +561,80 @@ def partner_push(session: Session, renderer: Renderer, partner_id: int, task_id:
 
 def _escalate(session: Session, renderer: Renderer, task: Task, policy: MatchPolicy, now: datetime) -> None:
     assert task.id is not None
-    moved = session.exec(update(Task).where(col(Task.id) == task.id, col(Task.escalated_at).is_(None))
-                         .values(escalated_at=now).execution_options(synchronize_session=False))
-    if moved.rowcount != 1:
+    moved = session.exec(
+        update(Task)
+        .where(col(Task.id) == task.id, col(Task.escalated_at).is_(None))
+        .values(escalated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(moved) != 1:
         return
     session.refresh(task)
     view = task_view(task)
     cells = geo.disk(task.pickup_h3, policy.wave_radii_km[-1])
     partners = session.exec(
-        select(Partner.id, Partner.telegram_user_id).distinct()
-        .join(Owner, Owner.partner_id == Partner.id).join(Capacity, Capacity.owner_id == Owner.id)
-        .where(col(Capacity.h3_cell).in_(cells), col(Partner.active).is_(True), col(Partner.telegram_user_id).is_not(None))
+        select(col(Partner.id), col(Partner.telegram_user_id))
+        .distinct()
+        .join(Owner, col(Owner.partner_id) == col(Partner.id))
+        .join(Capacity, col(Capacity.owner_id) == col(Owner.id))
+        .where(
+            col(Capacity.h3_cell).in_(cells), col(Partner.active).is_(True), col(Partner.telegram_user_id).is_not(None)
+        )
     )
     for pid, chat in partners:
-        enqueue(session, Push(dedupe_key=f"task:{task.id}:escalate:partner:{pid}", chat_id=chat, partner_id=pid,
-                              text=renderer.render("opportunities/escalate_partner", None, task=view),
-                              message_class=MessageClass.transactional))
+        if chat is None:  # excluded by the query (telegram_user_id IS NOT NULL)
+            continue
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"task:{task.id}:escalate:partner:{pid}",
+                chat_id=chat,
+                partner_id=pid,
+                text=renderer.render("opportunities/escalate_partner", None, task=view),
+                message_class=MessageClass.transactional,
+            ),
+        )
     for op in policy.operator_ids:
-        enqueue(session, Push(dedupe_key=f"task:{task.id}:escalate:operator:{op}", chat_id=op,
-                              text=renderer.render("opportunities/escalate_operator", None, task=view),
-                              message_class=MessageClass.transactional))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"task:{task.id}:escalate:operator:{op}",
+                chat_id=op,
+                text=renderer.render("opportunities/escalate_operator", None, task=view),
+                message_class=MessageClass.transactional,
+            ),
+        )
     tasks.log(session, task.id, task.state, TaskState(task.state), "system", "escalated to partners and operators", now)
 
 
 def _expire(session: Session, renderer: Renderer, task: Task, now: datetime) -> None:
     assert task.id is not None
-    if not tasks.move(session, task.id, TaskState.expired, actor="system", reason="window started unassigned",
-                      now=now, sources=list(tasks.LIVE)):
+    if not tasks.move(
+        session,
+        task.id,
+        TaskState.expired,
+        actor="system",
+        reason="window started unassigned",
+        now=now,
+        sources=list(tasks.LIVE),
+    ):
         return
-    session.exec(update(TaskOffer).where(col(TaskOffer.task_id) == task.id, col(TaskOffer.status) == OfferStatus.pending.value)
-                 .values(status=OfferStatus.lapsed.value, answered_at=now).execution_options(synchronize_session=False))
+    session.exec(
+        update(TaskOffer)
+        .where(col(TaskOffer.task_id) == task.id, col(TaskOffer.status) == OfferStatus.pending.value)
+        .values(status=OfferStatus.lapsed.value, answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
     for chat in staff_chats(session, task.demand_id):
-        enqueue(session, Push(dedupe_key=f"task:{task.id}:expired:{chat}", chat_id=chat,
-                              text=renderer.render("opportunities/expired_demand", None, task=task_view(task)),
-                              message_class=MessageClass.transactional))
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"task:{task.id}:expired:{chat}",
+                chat_id=chat,
+                text=renderer.render("opportunities/expired_demand", None, task=task_view(task)),
+                message_class=MessageClass.transactional,
+            ),
+        )
 
 
 def run_waves(session: Session, renderer: Renderer, policy: MatchPolicy, now: datetime) -> dict[str, int]:
@@ -434,8 +646,11 @@ def run_waves(session: Session, renderer: Renderer, policy: MatchPolicy, now: da
             _expire(session, renderer, task, now)
             counts["expired"] += 1
             continue
-        pending = session.exec(select(TaskOffer.id).where(
-            TaskOffer.task_id == task.id, TaskOffer.status == OfferStatus.pending.value)).first()
+        pending = session.exec(
+            select(col(TaskOffer.id)).where(
+                col(TaskOffer.task_id) == task.id, col(TaskOffer.status) == OfferStatus.pending.value
+            )
+        ).first()
         due = task.wave == 0 or task.wave_at is None or now >= task.wave_at + policy.wave_timeout or pending is None
         if not due:
             continue
@@ -453,6 +668,7 @@ def waves_job(renderer: Renderer, policy: MatchPolicy) -> Callable[[Any], dict[s
     def job(ctx: Any) -> dict[str, int]:
         with job_scope(ctx) as session:
             return run_waves(session, renderer, policy, ctx.now)
+
     return job
 
 
@@ -468,12 +684,18 @@ def task_view(task: Task, timezone: str = DISPLAY_ZONE) -> dict[str, Any]:
 
     zone = ZoneInfo(timezone)
     return {
-        "id": task.id, "pickup": task.pickup_text, "dropoff": task.dropoff_text,
+        "id": task.id,
+        "pickup": task.pickup_text,
+        "dropoff": task.dropoff_text,
         "window_start": task.window_start.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         "window_end": task.window_end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-        "vehicle_class": task.vehicle_class, "payload_t": task.payload_t, "volume_m3": task.volume_m3,
-        "price": None if task.price_cents is None else task.price_cents / 100, "notes": task.notes,
-        "state": task.state, "wave": task.wave,
+        "vehicle_class": task.vehicle_class,
+        "payload_t": task.payload_t,
+        "volume_m3": task.volume_m3,
+        "price": None if task.price_cents is None else task.price_cents / 100,
+        "notes": task.notes,
+        "state": task.state,
+        "wave": task.wave,
     }
 
 

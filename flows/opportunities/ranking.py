@@ -49,8 +49,13 @@ def score(c: Candidate, now: datetime) -> float:
     else:
         recency = min(max((now - c.last_task_at).total_seconds() / 86400, 0.0), RECENCY_DAYS) / RECENCY_DAYS
     w = WEIGHTS
-    return (w["distance"] * distance + w["rating"] * rating + w["acceptance"] * acceptance
-            + w["completion"] * completion + w["recency"] * recency)
+    return (
+        w["distance"] * distance
+        + w["rating"] * rating
+        + w["acceptance"] * acceptance
+        + w["completion"] * completion
+        + w["recency"] * recency
+    )
 
 
 def rank(candidates: list[Candidate], now: datetime) -> list[tuple[float, Candidate]]:

@@ -18,6 +18,7 @@ from flows.errors import InvalidInputError
 from flows.opportunities import capacity as capacity_rules
 from flows.opportunities import geo, places
 from flows.opportunities.errors import TaskNotFoundError, TaskStateError
+from storage.db import rowcount
 from storage.opportunity_models import Task, TaskState, TaskTransition, VehicleClass
 
 S = TaskState
@@ -26,7 +27,9 @@ ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     S.offered: frozenset({S.assigned, S.cancelled, S.expired}),
     S.assigned: frozenset({S.in_progress, S.done, S.cancelled}),
     S.in_progress: frozenset({S.done, S.cancelled}),
-    S.done: frozenset(), S.cancelled: frozenset(), S.expired: frozenset(),
+    S.done: frozenset(),
+    S.cancelled: frozenset(),
+    S.expired: frozenset(),
 }
 LIVE = (S.open.value, S.offered.value)
 MAX_NOTES = 500
@@ -71,7 +74,7 @@ def check_load(vehicle_class: str, payload_t: float, volume_m3: float) -> Vehicl
 
 
 def parse_price(text: str) -> int | None:
-    """"quote"/"报价"/"-" → None (ask for quotes); "800", "¥1,200.50" → cents."""
+    """ "quote"/"报价"/"-" → None (ask for quotes); "800", "¥1,200.50" → cents."""
     raw = unicodedata.normalize("NFKC", text or "").strip().lower().lstrip("¥￥").replace(",", "")
     if raw in ("", "-", "quote", "quotes", "ask", "报价", "询价", "面议"):
         return None
@@ -81,7 +84,7 @@ def parse_price(text: str) -> int | None:
         raise InvalidInputError("price: a number in yuan, or 'quote' to ask for quotes") from None
     if not 0 < value <= 1_000_000:
         raise InvalidInputError("price must be between 0 and 1,000,000 yuan")
-    return int(round(value * 100))
+    return round(value * 100)
 
 
 def post_task(session: Session, demand_id: int, draft: TaskDraft, *, actor: str, now: datetime) -> Task:
@@ -93,14 +96,26 @@ def post_task(session: Session, demand_id: int, draft: TaskDraft, *, actor: str,
     if len(notes) > MAX_NOTES:
         raise InvalidInputError(f"notes are longer than {MAX_NOTES} characters")
     task = Task(
-        demand_id=demand_id, posted_by=actor[:64],
-        pickup_text=draft.pickup.strip()[:40], pickup_adcode=pickup.adcode, pickup_lat=pickup.lat,
-        pickup_lon=pickup.lon, pickup_h3=geo.cell_of(pickup.lat, pickup.lon),
-        dropoff_text=draft.dropoff.strip()[:40], dropoff_adcode=dropoff.adcode,
-        dropoff_lat=dropoff.lat, dropoff_lon=dropoff.lon,
-        window_start=draft.window_start, window_end=draft.window_end, vehicle_class=cls.value,
-        payload_t=draft.payload_t, volume_m3=draft.volume_m3, price_cents=draft.price_cents,
-        notes=notes, state=S.open.value, created_at=now,
+        demand_id=demand_id,
+        posted_by=actor[:64],
+        pickup_text=draft.pickup.strip()[:40],
+        pickup_adcode=pickup.adcode,
+        pickup_lat=pickup.lat,
+        pickup_lon=pickup.lon,
+        pickup_h3=geo.cell_of(pickup.lat, pickup.lon),
+        dropoff_text=draft.dropoff.strip()[:40],
+        dropoff_adcode=dropoff.adcode,
+        dropoff_lat=dropoff.lat,
+        dropoff_lon=dropoff.lon,
+        window_start=draft.window_start,
+        window_end=draft.window_end,
+        vehicle_class=cls.value,
+        payload_t=draft.payload_t,
+        volume_m3=draft.volume_m3,
+        price_cents=draft.price_cents,
+        notes=notes,
+        state=S.open.value,
+        created_at=now,
     )
     session.add(task)
     session.flush()
@@ -110,22 +125,34 @@ def post_task(session: Session, demand_id: int, draft: TaskDraft, *, actor: str,
 
 
 def log(session: Session, task_id: int, source: str, target: TaskState, actor: str, reason: str, now: datetime) -> None:
-    session.add(TaskTransition(task_id=task_id, from_state=source, to_state=target.value, at=now,
-                               actor=actor[:64], reason=reason[:200]))
+    session.add(
+        TaskTransition(
+            task_id=task_id, from_state=source, to_state=target.value, at=now, actor=actor[:64], reason=reason[:200]
+        )
+    )
 
 
 def move(
-    session: Session, task_id: int, target: TaskState, *, actor: str, reason: str, now: datetime,
-    sources: list[str] | None = None, **values: object,
+    session: Session,
+    task_id: int,
+    target: TaskState,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    sources: list[str] | None = None,
+    **values: object,
 ) -> bool:
     """Compare-and-set the task's state; True when this call made the move (and logged it)."""
     allowed = sources if sources is not None else sources_of(target)
-    before = session.exec(select(Task.state).where(Task.id == task_id)).first()
+    before = session.exec(select(col(Task.state)).where(col(Task.id) == task_id)).first()
     result = session.exec(
-        update(Task).where(col(Task.id) == task_id, col(Task.state).in_(allowed))
-        .values(state=target.value, **values).execution_options(synchronize_session=False)
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state).in_(allowed))
+        .values(state=target.value, **values)
+        .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return False
     log(session, task_id, before or "", target, actor, reason, now)
     task = session.get(Task, task_id)
@@ -142,21 +169,25 @@ def get_task(session: Session, task_id: int) -> Task:
 
 
 def tasks_of_demand(session: Session, demand_id: int, limit: int = 20) -> list[Task]:
-    return list(session.exec(
-        select(Task).where(Task.demand_id == demand_id).order_by(col(Task.id).desc()).limit(limit)
-    ))
+    return list(
+        session.exec(select(Task).where(col(Task.demand_id) == demand_id).order_by(col(Task.id).desc()).limit(limit))
+    )
 
 
 def tasks_of_owner(session: Session, owner_id: int, limit: int = 20) -> list[Task]:
-    return list(session.exec(
-        select(Task).where(Task.assigned_owner_id == owner_id).order_by(col(Task.id).desc()).limit(limit)
-    ))
+    return list(
+        session.exec(
+            select(Task).where(col(Task.assigned_owner_id) == owner_id).order_by(col(Task.id).desc()).limit(limit)
+        )
+    )
 
 
 def transitions(session: Session, task_id: int) -> list[TaskTransition]:
-    return list(session.exec(
-        select(TaskTransition).where(TaskTransition.task_id == task_id).order_by(col(TaskTransition.id))
-    ))
+    return list(
+        session.exec(
+            select(TaskTransition).where(col(TaskTransition.task_id) == task_id).order_by(col(TaskTransition.id))
+        )
+    )
 
 
 def cancel(session: Session, task_id: int, demand_id: int, *, actor: str, now: datetime) -> None:
@@ -176,7 +207,7 @@ def start(session: Session, task_id: int, owner_id: int, *, now: datetime) -> No
 
 
 def parse_window(text: str, now: datetime, timezone: str) -> tuple[datetime, datetime]:
-    """"2026-12-05 09:00-18:00", "2026-12-05 09:00 - 2026-12-06 12:00", "2026-12-05"
+    """ "2026-12-05 09:00-18:00", "2026-12-05 09:00 - 2026-12-06 12:00", "2026-12-05"
     (08:00–18:00) in the dealers' calendar → aware UTC start and end."""
     import re
     from zoneinfo import ZoneInfo

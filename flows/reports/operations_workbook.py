@@ -13,16 +13,12 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from flows.growth import campaigns
-
-from flows.growth import referrals
-
-from flows.growth import winback
+from flows.community.funnel import funnel_report
+from flows.growth import campaigns, referrals, winback
 from flows.merchants import reports as merchant_reports
 from flows.opportunities import reports as opportunity_reports
-from flows.community.funnel import funnel_report
 from flows.segments.matrix_report import MatrixScope, matrix_report
 from storage.cells import safe_row
 from storage.models import Owner, Partner, ProductLine
@@ -51,7 +47,7 @@ def operations_xlsx(session: Session) -> bytes:
 
 
 def _partners(session: Session) -> list[Partner]:
-    return list(session.exec(select(Partner).order_by(Partner.advisor_code, Partner.id)).all())
+    return list(session.exec(select(Partner).order_by(col(Partner.advisor_code), col(Partner.id))).all())
 
 
 def _funnel(session: Session) -> Iterable[list[Any]]:
@@ -66,8 +62,10 @@ def _funnel(session: Session) -> Iterable[list[Any]]:
 
 def _matrix(session: Session) -> Iterable[list[Any]]:
     yield ["product line", "activity", "beginner", "growing", "mature", "not online"]
-    lines = sorted({str(line) for line in session.exec(select(Owner.product_line).distinct()).all() if line}
-                   or {ProductLine.passenger.value})
+    lines = sorted(
+        {str(line) for line in session.exec(select(col(Owner.product_line)).distinct()).all() if line}
+        or {ProductLine.passenger.value}
+    )
     for line in lines:
         report = matrix_report(session, MatrixScope(product_line=line))
         for activity, cells in report.rows():
@@ -76,16 +74,48 @@ def _matrix(session: Session) -> Iterable[list[Any]]:
 
 
 def _campaigns(session: Session) -> Iterable[list[Any]]:
-    yield ["partner", "campaign", "status", "cells", "template", "audience", "treated", "holdout",
-           "sent", "skipped", "converted", "holdout converted", "uplift (pp)",
-           "uplift 95% low (pp)", "uplift 95% high (pp)", "conversion window (days)", "verdict"]
+    yield [
+        "partner",
+        "campaign",
+        "status",
+        "cells",
+        "template",
+        "audience",
+        "treated",
+        "holdout",
+        "sent",
+        "skipped",
+        "converted",
+        "holdout converted",
+        "uplift (pp)",
+        "uplift 95% low (pp)",
+        "uplift 95% high (pp)",
+        "conversion window (days)",
+        "verdict",
+    ]
     for partner in _partners(session):
         for item in campaigns.list_stats(session, partner.id or 0, limit=1000):
             low, high = item.uplift_ci or (None, None)
             verdict = "too few owners to tell" if item.too_few else ""
-            yield [partner.advisor_code, item.id, item.status, ", ".join(item.cells), item.template,
-                   item.audience, item.treated, item.holdout, item.sent, sum(item.skipped.values()),
-                   item.converted, item.holdout_converted, item.uplift, low, high, item.window_days, verdict]
+            yield [
+                partner.advisor_code,
+                item.id,
+                item.status,
+                ", ".join(item.cells),
+                item.template,
+                item.audience,
+                item.treated,
+                item.holdout,
+                item.sent,
+                sum(item.skipped.values()),
+                item.converted,
+                item.holdout_converted,
+                item.uplift,
+                low,
+                high,
+                item.window_days,
+                verdict,
+            ]
 
 
 def _referrals(session: Session) -> Iterable[list[Any]]:
@@ -99,8 +129,14 @@ def _churn(session: Session) -> Iterable[list[Any]]:
     report = winback.churn_reasons(session)
     yield ["partner", "dealer", *winback.REASONS, "answered", "win-back runs", "won back"]
     for row in report.partners:
-        yield [row.partner_name, row.dealer_code, *(row.reasons.get(r, 0) for r in winback.REASONS),
-               row.answered, row.runs, row.won_back]
+        yield [
+            row.partner_name,
+            row.dealer_code,
+            *(row.reasons.get(r, 0) for r in winback.REASONS),
+            row.answered,
+            row.runs,
+            row.won_back,
+        ]
     yield ["(total)", None, *(report.totals[r] for r in winback.REASONS), report.answered, report.runs, report.won_back]
     for text in report.other_texts:
         yield ["other, in the owner's words", None, text]

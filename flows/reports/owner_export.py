@@ -25,7 +25,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.community.phones import mask
 from flows.templating import labels
@@ -38,13 +38,40 @@ BATCH = 2000
 
 _HEADERS = {
     "zh": (
-        "编号", "姓名", "手机", "VIN", "车型线", "顾问编号", "顾问", "经销商", "漏斗阶段",
-        "熟悉度", "成熟度", "活跃度", "分层", "最近活跃 ({tz})", "进入该层 ({tz})", "上线时间 ({tz})",
+        "编号",
+        "姓名",
+        "手机",
+        "VIN",
+        "车型线",
+        "顾问编号",
+        "顾问",
+        "经销商",
+        "漏斗阶段",
+        "熟悉度",
+        "成熟度",
+        "活跃度",
+        "分层",
+        "最近活跃 ({tz})",
+        "进入该层 ({tz})",
+        "上线时间 ({tz})",
     ),
     "en": (
-        "ref", "name", "phone", "VIN", "product line", "advisor code", "partner", "dealer",
-        "funnel stage", "familiarity", "maturity", "activity", "cell", "last active ({tz})",
-        "in cell since ({tz})", "online since ({tz})",
+        "ref",
+        "name",
+        "phone",
+        "VIN",
+        "product line",
+        "advisor code",
+        "partner",
+        "dealer",
+        "funnel stage",
+        "familiarity",
+        "maturity",
+        "activity",
+        "cell",
+        "last active ({tz})",
+        "in cell since ({tz})",
+        "online since ({tz})",
     ),
 }
 _VALUES: dict[str, dict[str, str]] = {  # the export's own words over the one vocabulary catalogue
@@ -93,44 +120,40 @@ def owners_xlsx(
 ) -> tuple[bytes, int]:
     """The export as bytes (for sending as a document) and its row count."""
     buffer = io.BytesIO()
-    result = export_owners(
-        session, buffer, partner_id=partner_id, masked=masked, locale=locale, timezone=timezone
-    )
+    result = export_owners(session, buffer, partner_id=partner_id, masked=masked, locale=locale, timezone=timezone)
     return buffer.getvalue(), result.rows
 
 
-def _rows(
-    session: Session, partner_id: int | None, masked: bool, loc: str, zone: ZoneInfo
-) -> Iterator[list[Any]]:
+def _rows(session: Session, partner_id: int | None, masked: bool, loc: str, zone: ZoneInfo) -> Iterator[list[Any]]:
     stmt = (
         select(
-            Owner.id,
-            Owner.external_id,
-            Owner.name,
-            Owner.phone,
-            Owner.product_line,
-            Partner.advisor_code,
-            Partner.name,
-            Owner.dealer_code,
-            Dealer.code,
-            Owner.stage,
-            Owner.segment_familiarity,
-            Owner.maturity,
-            Owner.activity,
+            col(Owner.id),
+            col(Owner.external_id),
+            col(Owner.name),
+            col(Owner.phone),
+            col(Owner.product_line),
+            col(Partner.advisor_code),
+            col(Partner.name),
+            col(Owner.dealer_code),
+            col(Dealer.code),
+            col(Owner.stage),
+            col(Owner.segment_familiarity),
+            col(Owner.maturity),
+            col(Owner.activity),
             is_online(),
-            Owner.last_active_at,
-            Owner.segment_at,
-            Owner.online_at,
-            Vehicle.vin,
+            col(Owner.last_active_at),
+            col(Owner.segment_at),
+            col(Owner.online_at),
+            col(Vehicle.vin),
         )
-        .outerjoin(Partner, Partner.id == Owner.partner_id)
-        .outerjoin(Dealer, Dealer.id == Partner.dealer_id)
-        .outerjoin(Vehicle, Vehicle.owner_id == Owner.id)
-        .order_by(Owner.id, Vehicle.id)
+        .outerjoin(Partner, col(Partner.id) == col(Owner.partner_id))
+        .outerjoin(Dealer, col(Dealer.id) == col(Partner.dealer_id))
+        .outerjoin(Vehicle, col(Vehicle.owner_id) == col(Owner.id))
+        .order_by(col(Owner.id), col(Vehicle.id))
         .execution_options(yield_per=BATCH)
     )
     if partner_id is not None:
-        stmt = stmt.where(Owner.partner_id == partner_id)
+        stmt = stmt.where(col(Owner.partner_id) == partner_id)
     words = {**labels(loc).words(), **_VALUES[loc]}
 
     def word(value: str | None) -> str:
@@ -139,8 +162,26 @@ def _rows(
     result = session.execute(stmt)
     for _, group in groupby(result, key=lambda r: r[0]):
         rows = list(group)
-        (oid, ref, name, phone, line, advisor, partner_name, own_dealer, dealer, stage, fam,
-         maturity, activity, online, last_active, since, online_at, _) = rows[0]
+        (
+            oid,
+            ref,
+            name,
+            phone,
+            line,
+            advisor,
+            partner_name,
+            own_dealer,
+            dealer,
+            stage,
+            fam,
+            maturity,
+            activity,
+            online,
+            last_active,
+            since,
+            online_at,
+            _,
+        ) = rows[0]
         vins = [r[-1] for r in rows if r[-1]]
         cell = f"{word(maturity)}/{word(activity)}" if online else word(NOT_ONLINE)
         yield [

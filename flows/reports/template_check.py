@@ -27,11 +27,22 @@ MAX_MESSAGE_CHARS = 4096  # Telegram's limit for one text message, after entity 
 
 # Tags Telegram's HTML parse mode accepts, with the attributes each may carry.
 _ALLOWED_ATTRS: dict[str, frozenset[str]] = {
-    "b": frozenset(), "strong": frozenset(), "i": frozenset(), "em": frozenset(),
-    "u": frozenset(), "ins": frozenset(), "s": frozenset(), "strike": frozenset(),
-    "del": frozenset(), "tg-spoiler": frozenset(), "pre": frozenset(),
-    "span": frozenset({"class"}), "a": frozenset({"href"}), "code": frozenset({"class"}),
-    "blockquote": frozenset({"expandable"}), "tg-emoji": frozenset({"emoji-id"}),
+    "b": frozenset(),
+    "strong": frozenset(),
+    "i": frozenset(),
+    "em": frozenset(),
+    "u": frozenset(),
+    "ins": frozenset(),
+    "s": frozenset(),
+    "strike": frozenset(),
+    "del": frozenset(),
+    "tg-spoiler": frozenset(),
+    "pre": frozenset(),
+    "span": frozenset({"class"}),
+    "a": frozenset({"href"}),
+    "code": frozenset({"class"}),
+    "blockquote": frozenset({"expandable"}),
+    "tg-emoji": frozenset({"emoji-id"}),
 }
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _AMP = re.compile(r"&(?!(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z]+);)")
@@ -153,7 +164,7 @@ class _TelegramHTML(HTMLParser):
         elif self.stack[-1] != tag:
             self.errors.append(f"</{tag}> closes <{self.stack[-1]}>")
             if tag in self.stack:
-                del self.stack[len(self.stack) - 1 - self.stack[::-1].index(tag):]
+                del self.stack[len(self.stack) - 1 - self.stack[::-1].index(tag) :]
         else:
             self.stack.pop()
 
@@ -216,7 +227,9 @@ def check_templates(root: Path = TEMPLATES_DIR, samples_path: Path | None = None
     ids = _message_ids(root)
     problems: list[TemplateProblem] = []
     for template_id in sorted(set(samples.templates) - set(ids)):
-        problems.append(TemplateProblem(template_id, "*", f"sample for a template that does not exist ({samples_path.name})"))
+        problems.append(
+            TemplateProblem(template_id, "*", f"sample for a template that does not exist ({samples_path.name})")
+        )
     for template_id in ids:
         if template_id not in samples.templates:
             problems.append(TemplateProblem(template_id, "*", f"no sample context in {samples_path.name}"))
@@ -237,7 +250,9 @@ def problem_lines(problems: Iterable[TemplateProblem]) -> list[str]:
     return [f"{locale}/{template_id}: {'; '.join(messages)}" for (locale, template_id), messages in grouped.items()]
 
 
-def _check_one(renderer: Renderer, template_id: str, locale: str, contexts: Iterable[dict[str, Any]]) -> list[TemplateProblem]:
+def _check_one(
+    renderer: Renderer, template_id: str, locale: str, contexts: Iterable[dict[str, Any]]
+) -> list[TemplateProblem]:
     problems: list[TemplateProblem] = []
     for n, context in enumerate(contexts, start=1):
         where = f"sample {n}: " if n > 1 else ""
@@ -246,7 +261,7 @@ def _check_one(renderer: Renderer, template_id: str, locale: str, contexts: Iter
         except TemplateError as exc:
             problems.append(TemplateProblem(template_id, locale, f"{where}{type(exc).__name__}: {exc}"))
             continue
-        except Exception as exc:  # a sample of the wrong shape: still this template's problem
+        except Exception as exc:  # noqa: BLE001 - a sample of the wrong shape: still this template's problem
             problems.append(TemplateProblem(template_id, locale, f"{where}{type(exc).__name__}: {exc}"))
             continue
         for error in telegram_html_errors(text):

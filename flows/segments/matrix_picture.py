@@ -14,8 +14,8 @@ import io
 from zoneinfo import ZoneInfo
 
 from flows.pictures import cjk_font
-from flows.templating import labels
 from flows.segments.matrix_report import MatrixReport
+from flows.templating import labels
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER
 
 #: The picture's own words; the vocabulary (segments, product lines) comes from the
@@ -87,7 +87,9 @@ def render_matrix_png(report: MatrixReport, *, locale: str | None, timezone: str
         for c, cell in enumerate(cells):
             share = "–" if cell.share is None else f"{cell.share:.0%}"
             colour = "white" if cell.count > peak * 0.55 else "#1b1b1b"
-            ax.text(c, r - 0.12, f"{cell.count:,}", ha="center", va="center", color=colour, fontproperties=bold, fontsize=15)
+            ax.text(
+                c, r - 0.12, f"{cell.count:,}", ha="center", va="center", color=colour, fontproperties=bold, fontsize=15
+            )
             ax.text(c, r + 0.22, share, ha="center", va="center", color=colour, fontproperties=font, fontsize=10)
     ax.set_xticks(range(len(MATURITY_ORDER)), [text[m.value] for m in MATURITY_ORDER], fontproperties=font, fontsize=11)
     ax.set_yticks(range(len(ACTIVITY_ORDER)), [text[a.value] for a in ACTIVITY_ORDER], fontproperties=font, fontsize=11)
@@ -106,12 +108,41 @@ def render_matrix_png(report: MatrixReport, *, locale: str | None, timezone: str
     side.set_yticks([])
     share = "–" if report.not_online_share is None else f"{report.not_online_share:.0%}"
     side.text(0, -0.25, text["not_online"], ha="center", va="center", fontproperties=bold, fontsize=12, color="#333333")
-    side.text(0, 0.02, f"{report.not_online:,}", ha="center", va="center", fontproperties=bold, fontsize=17, color="#1b1b1b")
-    side.text(0, 0.25, f"{text['of_all']} {share}", ha="center", va="center", fontproperties=font, fontsize=10, color="#333333")
+    side.text(
+        0, 0.02, f"{report.not_online:,}", ha="center", va="center", fontproperties=bold, fontsize=17, color="#1b1b1b"
+    )
+    side.text(
+        0,
+        0.25,
+        f"{text['of_all']} {share}",
+        ha="center",
+        va="center",
+        fontproperties=font,
+        fontsize=10,
+        color="#333333",
+    )
 
     figure.text(0.5, 0.955, _title(report, text), ha="center", va="center", fontproperties=bold, fontsize=15)
-    figure.text(0.5, 0.905, _subtitle(report, text, loc), ha="center", va="center", fontproperties=font, fontsize=10, color="#444444")
-    figure.text(0.5, 0.045, _footer(report, text, timezone), ha="center", va="center", fontproperties=font, fontsize=9, color="#555555")
+    figure.text(
+        0.5,
+        0.905,
+        _subtitle(report, text, loc),
+        ha="center",
+        va="center",
+        fontproperties=font,
+        fontsize=10,
+        color="#444444",
+    )
+    figure.text(
+        0.5,
+        0.045,
+        _footer(report, text, timezone),
+        ha="center",
+        va="center",
+        fontproperties=font,
+        fontsize=9,
+        color="#555555",
+    )
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -29,10 +29,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from flows.errors import InvalidInputError, NotFoundError
 from flows.community.partners import find_partner
+from flows.errors import InvalidInputError, NotFoundError
 from flows.templating import labels
 from storage.cells import safe_row
 from storage.models import Dealer, Owner, Partner, ProductLine, SegmentRun, SegmentTransition
@@ -110,17 +110,11 @@ class MatrixReport:
 
     def rows(self) -> list[tuple[str, list[MatrixCell]]]:
         """Activity rows (active first), each with its maturity cells (beginner first)."""
-        return [
-            (a.value, [self.cell(m.value, a.value) for m in MATURITY_ORDER]) for a in ACTIVITY_ORDER
-        ]
+        return [(a.value, [self.cell(m.value, a.value) for m in MATURITY_ORDER]) for a in ACTIVITY_ORDER]
 
     def as_dict(self) -> dict[str, int]:
         """Per-cell counts keyed ``"<maturity>/<activity>"`` plus ``"not_online"``."""
-        data = {
-            f"{m.value}/{a.value}": self.count(m.value, a.value)
-            for m in MATURITY_ORDER
-            for a in ACTIVITY_ORDER
-        }
+        data = {f"{m.value}/{a.value}": self.count(m.value, a.value) for m in MATURITY_ORDER for a in ACTIVITY_ORDER}
         data[NOT_ONLINE] = self.not_online
         return data
 
@@ -161,10 +155,7 @@ class MovementReport:
             "end": self.end.isoformat(),
             "product_line": self.product_line,
             "moves": [{"from": m.from_cell, "to": m.to_cell, "count": m.count} for m in self.moves],
-            "goals": {
-                g.key: {"base": g.base, "reached": g.reached, "rate": _rounded(g.rate)}
-                for g in self.goals
-            },
+            "goals": {g.key: {"base": g.base, "reached": g.reached, "rate": _rounded(g.rate)} for g in self.goals},
         }
 
 
@@ -214,18 +205,18 @@ def _resolve(session: Session, scope: MatrixScope) -> tuple[list[ColumnElement[b
                 raise NotFoundError(f"no partner with id {scope.partner_id}")
         else:
             partner = find_partner(session, scope.advisor_code or "")
-        where.append(Owner.partner_id == partner.id)
+        where.append(col(Owner.partner_id) == partner.id)
         label = ScopeLabel("partner", partner.advisor_code, partner.name)
     elif scope.dealer_code:
         code = scope.dealer_code.strip()
-        dealer = session.execute(select(Dealer).where(Dealer.code == code)).scalars().first()
+        dealer = session.execute(select(Dealer).where(col(Dealer.code) == code)).scalars().first()
         if dealer is None:
             raise NotFoundError(f"no dealer with code {code!r}")
-        partners = select(Partner.id).where(Partner.dealer_id == dealer.id)
-        where.append(or_(Owner.partner_id.in_(partners), Owner.dealer_code == code))
+        partners = select(col(Partner.id)).where(col(Partner.dealer_id) == dealer.id)
+        where.append(or_(col(Owner.partner_id).in_(partners), col(Owner.dealer_code) == code))
         label = ScopeLabel("dealer", dealer.code, dealer.name)
     if scope.product_line:
-        where.append(Owner.product_line == scope.product_line)
+        where.append(col(Owner.product_line) == scope.product_line)
     return where, label
 
 
@@ -237,9 +228,9 @@ def matrix_report(session: Session, scope: MatrixScope) -> MatrixReport:
     where, label = _resolve(session, scope)
     online = is_online().label("online")
     stmt = (
-        select(Owner.maturity, Owner.activity, online, func.count())
+        select(col(Owner.maturity), col(Owner.activity), online, func.count())
         .where(*where)
-        .group_by(Owner.maturity, Owner.activity, online)
+        .group_by(col(Owner.maturity), col(Owner.activity), online)
     )
     counts: dict[tuple[str, str], int] = {}
     not_online = 0
@@ -248,16 +239,14 @@ def matrix_report(session: Session, scope: MatrixScope) -> MatrixReport:
             counts[(maturity, activity)] = counts.get((maturity, activity), 0) + int(n)
         else:
             not_online += int(n)
-    as_of = session.execute(select(func.max(SegmentRun.at))).scalar()
+    as_of = session.execute(select(func.max(col(SegmentRun.at)))).scalar()
     return MatrixReport(label, scope.product_line, counts, not_online, as_of)
 
 
 # --- movement -------------------------------------------------------------------------------
 
 
-def movement_report(
-    session: Session, scope: MatrixScope, start: datetime, end: datetime
-) -> MovementReport:
+def movement_report(session: Session, scope: MatrixScope, start: datetime, end: datetime) -> MovementReport:
     """Transitions in ``[start, end)`` per from → to, and the stage goals as rates."""
     if start.utcoffset() is None or end.utcoffset() is None:
         raise ValueError("start and end must be aware datetimes")
@@ -266,10 +255,10 @@ def movement_report(
     where, label = _resolve(session, scope)
     t = SegmentTransition
     moves_stmt = (
-        select(t.from_maturity, t.from_activity, t.to_maturity, t.to_activity, func.count())
-        .join(Owner, Owner.id == t.owner_id)
-        .where(t.at >= start, t.at < end, *where)
-        .group_by(t.from_maturity, t.from_activity, t.to_maturity, t.to_activity)
+        select(col(t.from_maturity), col(t.from_activity), col(t.to_maturity), col(t.to_activity), func.count())
+        .join(Owner, col(Owner.id) == col(t.owner_id))
+        .where(col(t.at) >= start, col(t.at) < end, *where)
+        .group_by(col(t.from_maturity), col(t.from_activity), col(t.to_maturity), col(t.to_activity))
     )
     moves = sorted(
         (Move(f"{fm}/{fa}", f"{tm}/{ta}", int(n)) for fm, fa, tm, ta, n in session.execute(moves_stmt)),
@@ -278,35 +267,33 @@ def movement_report(
     return MovementReport(label, scope.product_line, start, end, tuple(moves), _goals(session, where, start, end))
 
 
-def _goals(
-    session: Session, where: list[ColumnElement[bool]], start: datetime, end: datetime
-) -> tuple[GoalRate, ...]:
+def _goals(session: Session, where: list[ColumnElement[bool]], start: datetime, end: datetime) -> tuple[GoalRate, ...]:
     t = SegmentTransition
     ranked = (
         select(
-            t.owner_id,
-            t.from_maturity,
-            t.from_activity,
-            func.row_number().over(partition_by=t.owner_id, order_by=(t.at, t.id)).label("rn"),
+            col(t.owner_id),
+            col(t.from_maturity),
+            col(t.from_activity),
+            func.row_number().over(partition_by=col(t.owner_id), order_by=(col(t.at), col(t.id))).label("rn"),
         )
-        .where(t.at >= start)
+        .where(col(t.at) >= start)
         .subquery("ranked")
     )
     first = select(ranked).where(ranked.c.rn == 1).subquery("first_after")
     grown = (Maturity.growing.value, Maturity.mature.value)
     reached = (
         select(
-            t.owner_id,
-            func.max(case((t.to_maturity.in_(grown), 1), else_=0)).label("grew"),
-            func.max(case((t.to_maturity == Maturity.mature.value, 1), else_=0)).label("matured"),
-            func.max(case((t.to_activity == Activity.active.value, 1), else_=0)).label("woke"),
+            col(t.owner_id),
+            func.max(case((col(t.to_maturity).in_(grown), 1), else_=0)).label("grew"),
+            func.max(case((col(t.to_maturity) == Maturity.mature.value, 1), else_=0)).label("matured"),
+            func.max(case((col(t.to_activity) == Activity.active.value, 1), else_=0)).label("woke"),
         )
-        .where(t.at >= start, t.at < end)
-        .group_by(t.owner_id)
+        .where(col(t.at) >= start, col(t.at) < end)
+        .group_by(col(t.owner_id))
         .subquery("reached")
     )
-    start_m = func.coalesce(first.c.from_maturity, Owner.maturity)
-    start_a = func.coalesce(first.c.from_activity, Owner.activity)
+    start_m = func.coalesce(first.c.from_maturity, col(Owner.maturity))
+    start_a = func.coalesce(first.c.from_activity, col(Owner.activity))
     grew = func.coalesce(reached.c.grew, 0) == 1
     matured = func.coalesce(reached.c.matured, 0) == 1
     woke = func.coalesce(reached.c.woke, 0) == 1
@@ -324,24 +311,26 @@ def _goals(
     stmt = (
         select(*columns)
         .select_from(Owner)
-        .outerjoin(first, first.c.owner_id == Owner.id)
-        .outerjoin(reached, reached.c.owner_id == Owner.id)
-        .where(Owner.created_at < start, *where)
+        .outerjoin(first, first.c.owner_id == col(Owner.id))
+        .outerjoin(reached, reached.c.owner_id == col(Owner.id))
+        .where(col(Owner.created_at) < start, *where)
     )
     row = session.execute(stmt).one()
-    return tuple(
-        GoalRate(key, int(row[2 * i]), int(row[2 * i + 1])) for i, (key, _, _) in enumerate(groups)
-    )
+    return tuple(GoalRate(key, int(row[2 * i]), int(row[2 * i + 1])) for i, (key, _, _) in enumerate(groups))
 
 
 # --- files ----------------------------------------------------------------------------------
 
 _XLSX_WORDS = {
     "zh": {
-        "sheet": "分层矩阵", "corner": "活跃度 \\ 成熟度", "total": "合计",
+        "sheet": "分层矩阵",
+        "corner": "活跃度 \\ 成熟度",
+        "total": "合计",
     },
     "en": {
-        "sheet": "matrix", "corner": "activity \\ maturity", "total": "total",
+        "sheet": "matrix",
+        "corner": "activity \\ maturity",
+        "total": "total",
     },
 }
 

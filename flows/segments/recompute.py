@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.segments.rules import (
     OwnerFacts,
@@ -152,19 +152,13 @@ def recompute_job(thresholds: Thresholds) -> Callable[[Any], RecomputeResult]:
     return job
 
 
-def segment_from_events(
-    session: Session, owner_id: int, thresholds: Thresholds, now: datetime
-) -> Segment | None:
+def segment_from_events(session: Session, owner_id: int, thresholds: Thresholds, now: datetime) -> Segment | None:
     """One owner's segment read from the raw event log (no counters): the reference reading."""
     owner = session.get(Owner, owner_id)
     if owner is None:
         return None
-    events = session.execute(
-        select(Event.kind, Event.at).where(Event.owner_id == owner_id)
-    ).all()
-    purchases = session.execute(
-        select(Vehicle.purchase_date).where(Vehicle.owner_id == owner_id)
-    ).scalars()
+    events = session.execute(select(col(Event.kind), col(Event.at)).where(col(Event.owner_id) == owner_id)).all()
+    purchases = session.execute(select(col(Vehicle.purchase_date)).where(col(Vehicle.owner_id) == owner_id)).scalars()
     facts = facts_from_events(
         [(kind, at) for kind, at in events],
         stage=owner.stage,
@@ -176,9 +170,7 @@ def segment_from_events(
     return segment(facts, now, thresholds)
 
 
-def segment_from_counters(
-    owner: Owner, first_purchase: date | None, thresholds: Thresholds, now: datetime
-) -> Segment:
+def segment_from_counters(owner: Owner, first_purchase: date | None, thresholds: Thresholds, now: datetime) -> Segment:
     """The Python rules applied to the counters ``record()`` keeps (no event scan)."""
     facts = OwnerFacts(
         online=is_online(owner.stage, owner.online_at, owner.verified_at),

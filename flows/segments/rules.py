@@ -231,9 +231,7 @@ def maturity(f: OwnerFacts, now: datetime, th: Thresholds) -> str:
         return Maturity.mature.value
     if f.actions >= th.growing_after_actions:
         return Maturity.growing.value
-    if f.online_since is not None and (
-        calendar_days(f.online_since, now, th.zone) >= th.growing_after_days_online
-    ):
+    if f.online_since is not None and (calendar_days(f.online_since, now, th.zone) >= th.growing_after_days_online):
         return Maturity.growing.value
     return Maturity.beginner.value
 

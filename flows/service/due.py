@@ -24,10 +24,10 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from flows.errors import InvalidInputError, NotFoundError
 from flows.community.owners_view import owner_by_ref
+from flows.errors import InvalidInputError, NotFoundError
 from flows.segments.rules import local_date
 from flows.service.service_plan import (  # DueStatus, due_status, the limits: also importable from here
     CarFacts,
@@ -41,13 +41,13 @@ from flows.service.service_plan import (  # DueStatus, due_status, the limits: a
     check_odometer,
     due_status,
 )
+from storage.db import pk
 from storage.events import EventKind, record
 from storage.importing.fields import FieldError, parse_kilometres
 from storage.importing.records import RowOutcome, Status
 from storage.importing.services import ServiceRow
 from storage.models import Owner, Vehicle
 from storage.service_models import OdometerReading, ServiceRecord
-
 
 # --- errors (a person can fix these) ----------------------------------------------------------
 
@@ -121,9 +121,9 @@ def vehicle_label(vehicle: Vehicle) -> VehicleLabel:
 def service_history(session: Session, vehicle_id: int) -> tuple[ServiceEntry, ...]:
     """The car's service records, oldest first."""
     rows = session.execute(
-        select(ServiceRecord.service_date, ServiceRecord.km, ServiceRecord.items)
-        .where(ServiceRecord.vehicle_id == vehicle_id)
-        .order_by(ServiceRecord.service_date, ServiceRecord.km)
+        select(col(ServiceRecord.service_date), col(ServiceRecord.km), col(ServiceRecord.items))
+        .where(col(ServiceRecord.vehicle_id) == vehicle_id)
+        .order_by(col(ServiceRecord.service_date), col(ServiceRecord.km))
     ).all()
     return tuple(ServiceEntry(on, km, tuple(items or ())) for on, km, items in rows)
 
@@ -131,10 +131,10 @@ def service_history(session: Session, vehicle_id: int) -> tuple[ServiceEntry, ..
 def car_facts(session: Session, vehicle: Vehicle, timezone: str) -> CarFacts:
     """The vehicle's own facts plus its first and latest dated readings (enough for the pace)."""
     readings = []
-    for order in (OdometerReading.at.asc(), OdometerReading.at.desc()):
+    for order in (col(OdometerReading.at).asc(), col(OdometerReading.at).desc()):
         row = session.execute(
-            select(OdometerReading.at, OdometerReading.km)
-            .where(OdometerReading.vehicle_id == vehicle.id)
+            select(col(OdometerReading.at), col(OdometerReading.km))
+            .where(col(OdometerReading.vehicle_id) == vehicle.id)
             .order_by(order)
             .limit(1)
         ).first()
@@ -157,21 +157,22 @@ def due_for_vehicle(
     car = vehicle if isinstance(vehicle, Vehicle) else session.get(Vehicle, vehicle)
     if car is None:
         raise VehicleNotFoundError(f"no vehicle {vehicle}")
-    return due_status(car_facts(session, car, timezone), service_history(session, car.id), rules, today)  # type: ignore[arg-type]
+    return due_status(car_facts(session, car, timezone), service_history(session, pk(car)), rules, today)
 
 
 def owner_vehicle(session: Session, owner_id: int, ref: str | None = None) -> Vehicle:
     """The owner's car: the only one, or the one ``ref`` names (plate, or the VIN's last 4+
     characters). Raises ``VehicleNotFoundError`` / ``AmbiguousVehicleError``."""
-    cars = list(
-        session.execute(select(Vehicle).where(Vehicle.owner_id == owner_id).order_by(Vehicle.id)).scalars()
+    cars: list[Vehicle] = list(
+        session.execute(select(Vehicle).where(col(Vehicle.owner_id) == owner_id).order_by(col(Vehicle.id))).scalars()
     )
     if not cars:
         raise VehicleNotFoundError("no car is registered for this owner")
     if ref:
         wanted = _compact(ref)
         cars = [
-            c for c in cars
+            c
+            for c in cars
             if (c.plate and _compact(c.plate) == wanted) or (len(wanted) >= 4 and c.vin.endswith(wanted))
         ]
         if not cars:
@@ -206,38 +207,47 @@ def _neighbours(
     after: list[OdometerPoint] = []
     reading = OdometerReading
     row = session.execute(
-        select(reading.at, reading.km).where(reading.vehicle_id == vid, reading.at < moment)
-        .order_by(reading.at.desc()).limit(1)
+        select(col(reading.at), col(reading.km))
+        .where(col(reading.vehicle_id) == vid, col(reading.at) < moment)
+        .order_by(col(reading.at).desc())
+        .limit(1)
     ).first()
     if row is not None:
         before.append(OdometerPoint(row.at, row.km))
     row = session.execute(
-        select(reading.at, reading.km).where(reading.vehicle_id == vid, reading.at > moment)
-        .order_by(reading.at.asc()).limit(1)
+        select(col(reading.at), col(reading.km))
+        .where(col(reading.vehicle_id) == vid, col(reading.at) > moment)
+        .order_by(col(reading.at).asc())
+        .limit(1)
     ).first()
     if row is not None:
         after.append(OdometerPoint(row.at, row.km))
     day = moment.astimezone(tz).date()
     visit = ServiceRecord
     for on, km in session.execute(
-        select(visit.service_date, visit.km).where(visit.vehicle_id == vid, visit.service_date <= day)
-        .order_by(visit.service_date.desc(), visit.km.desc()).limit(3)
+        select(col(visit.service_date), col(visit.km))
+        .where(col(visit.vehicle_id) == vid, col(visit.service_date) <= day)
+        .order_by(col(visit.service_date).desc(), col(visit.km).desc())
+        .limit(3)
     ):
         if _noon(on, tz) < moment:
             before.append(OdometerPoint(_noon(on, tz), km))
             break
     for on, km in session.execute(
-        select(visit.service_date, visit.km).where(visit.vehicle_id == vid, visit.service_date >= day)
-        .order_by(visit.service_date.asc(), visit.km.asc()).limit(3)
+        select(col(visit.service_date), col(visit.km))
+        .where(col(visit.vehicle_id) == vid, col(visit.service_date) >= day)
+        .order_by(col(visit.service_date).asc(), col(visit.km).asc())
+        .limit(3)
     ):
         if _noon(on, tz) > moment:
             after.append(OdometerPoint(_noon(on, tz), km))
             break
     if vehicle.last_service_date is not None and vehicle.last_service_km is not None:
-        point = OdometerPoint(_noon(vehicle.last_service_date, tz), vehicle.last_service_km)
-        if point.at < moment:  # type: ignore[operator]
+        at = _noon(vehicle.last_service_date, tz)
+        point = OdometerPoint(at, vehicle.last_service_km)
+        if at < moment:
             before.append(point)
-        elif point.at > moment:  # type: ignore[operator]
+        elif at > moment:
             after.append(point)
     first_before = max(before, key=lambda p: (p.at, p.km)) if before else None
     first_after = min(after, key=lambda p: (p.at, p.km)) if after else None
@@ -261,7 +271,7 @@ def _raise_mileage(session: Session, vehicle: Vehicle, km: int) -> None:
     (the bot and a telematics batch) can never lower it."""
     session.execute(
         update(Vehicle)
-        .where(Vehicle.id == vehicle.id, or_(Vehicle.mileage_km.is_(None), Vehicle.mileage_km < km))  # type: ignore[union-attr,operator]
+        .where(col(Vehicle.id) == vehicle.id, or_(col(Vehicle.mileage_km).is_(None), col(Vehicle.mileage_km) < km))
         .values(mileage_km=km)
     )
 
@@ -287,7 +297,9 @@ def record_odometer(
     if at > now + limits.future_tolerance:
         return OdometerOutcome(Status.rejected, OdometerProblem(OdometerProblemKind.future, km))
     same = session.execute(
-        select(OdometerReading.km).where(OdometerReading.vehicle_id == vehicle.id, OdometerReading.at == at)
+        select(col(OdometerReading.km)).where(
+            col(OdometerReading.vehicle_id) == vehicle.id, col(OdometerReading.at) == at
+        )
     ).scalar()
     if same is not None:
         if same == km:
@@ -298,7 +310,7 @@ def record_odometer(
     problem = _check(session, vehicle, km, at, limits, live)
     if problem is not None:
         return OdometerOutcome(Status.rejected, problem)
-    session.add(OdometerReading(vehicle_id=vehicle.id, km=km, at=at, source=source[:80], created_at=now))
+    session.add(OdometerReading(vehicle_id=pk(vehicle), km=km, at=at, source=source[:80], created_at=now))
     _raise_mileage(session, vehicle, km)
     session.flush()
     return OdometerOutcome(Status.imported)
@@ -362,11 +374,17 @@ def record_visit(
     vehicle's last service and mileage, and a ``service_visit`` event at ``at``. The same
     visit again with other items corrects the items (``updated``, no second event) when
     ``correct_items`` (a file is the dealer system's word; a repeated command is not)."""
-    existing = session.execute(
-        select(ServiceRecord).where(
-            ServiceRecord.vehicle_id == vehicle.id, ServiceRecord.service_date == on, ServiceRecord.km == km
+    existing = (
+        session.execute(
+            select(ServiceRecord).where(
+                col(ServiceRecord.vehicle_id) == vehicle.id,
+                col(ServiceRecord.service_date) == on,
+                col(ServiceRecord.km) == km,
+            )
         )
-    ).scalars().first()
+        .scalars()
+        .first()
+    )
     if existing is not None:
         if not correct_items or list(existing.items or []) == list(items):
             return VisitOutcome(Status.unchanged, existing.id)
@@ -377,7 +395,11 @@ def record_visit(
     if problem is not None:
         return VisitOutcome(Status.rejected, problem=problem)
     visit = ServiceRecord(
-        vehicle_id=vehicle.id, service_date=on, km=km, items=list(items), source=source[:80],
+        vehicle_id=pk(vehicle),
+        service_date=on,
+        km=km,
+        items=list(items),
+        source=source[:80],
         partner_id=partner_id,
     )
     session.add(visit)
@@ -386,8 +408,16 @@ def record_visit(
     _raise_mileage(session, vehicle, km)
     session.flush()
     record(
-        session, vehicle.owner_id, EventKind.service_visit, at, vehicle_id=vehicle.id, vin=vehicle.vin,
-        date=on.isoformat(), km=km, source=source[:80], record_id=visit.id,
+        session,
+        vehicle.owner_id,
+        EventKind.service_visit,
+        at,
+        vehicle_id=vehicle.id,
+        vin=vehicle.vin,
+        date=on.isoformat(),
+        km=km,
+        source=source[:80],
+        record_id=visit.id,
     )
     return VisitOutcome(Status.imported, visit.id)
 
@@ -428,7 +458,7 @@ def partner_serviced(
     owners (another's is "not found"). Without ``km`` the car's known mileage is used. The
     items recorded are the checklist that was due: the partner confirms the planned service."""
     owner = _partner_owner(session, partner_id, owner_ref)
-    vehicle = owner_vehicle(session, owner.id, vehicle_ref)  # type: ignore[arg-type]
+    vehicle = owner_vehicle(session, pk(owner), vehicle_ref)
     km = km if km is not None else vehicle.mileage_km
     if km is None:
         raise KmRequiredError("the car's mileage is not known: give the km")
@@ -436,15 +466,31 @@ def partner_serviced(
     planned = due_for_vehicle(session, vehicle, rules, today, limits.timezone)
     items = tuple(item.code for item in planned.checklist)
     outcome = record_visit(
-        session, vehicle, on=today, km=km, items=items, source="partner", at=now, limits=limits,
-        live=True, partner_id=partner_id, correct_items=False,
+        session,
+        vehicle,
+        on=today,
+        km=km,
+        items=items,
+        source="partner",
+        at=now,
+        limits=limits,
+        live=True,
+        partner_id=partner_id,
+        correct_items=False,
     )
     if outcome.problem is not None:
         raise OdometerRejectedError(outcome.problem, vehicle_label(vehicle))
     due = due_for_vehicle(session, vehicle, rules, today, limits.timezone)
     return ServiceVisit(
-        owner.id, owner.name, owner.external_id or str(owner.id), vehicle_label(vehicle), today, km,  # type: ignore[arg-type]
-        items, outcome.status is Status.imported, due,
+        pk(owner),
+        owner.name,
+        owner.external_id or str(owner.id),
+        vehicle_label(vehicle),
+        today,
+        km,
+        items,
+        outcome.status is Status.imported,
+        due,
     )
 
 
@@ -477,14 +523,23 @@ class ServiceRowApplier:
             seen = self._seen.get(key)
             if seen is not None:
                 outcomes.append(
-                    RowOutcome(Status.unchanged) if seen == row.items else RowOutcome.rejected(
+                    RowOutcome(Status.unchanged)
+                    if seen == row.items
+                    else RowOutcome.rejected(
                         "items", f"the visit of {row.date} at {row.km} km appears earlier in this file with other items"
                     )
                 )
                 continue
             outcome = record_visit(
-                session, vehicle, on=row.date, km=row.km, items=row.items, source=self.source,
-                at=_noon(row.date, self.limits.tz), limits=self.limits, live=False,
+                session,
+                vehicle,
+                on=row.date,
+                km=row.km,
+                items=row.items,
+                source=self.source,
+                at=_noon(row.date, self.limits.tz),
+                limits=self.limits,
+                live=False,
             )
             if outcome.problem is not None:
                 outcomes.append(RowOutcome.rejected("km", outcome.problem.reason()))
@@ -500,7 +555,7 @@ def vehicles_by_vin(session: Session, vins: Iterable[str]) -> dict[str, Vehicle]
     found: dict[str, Vehicle] = {}
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        for vehicle in session.execute(select(Vehicle).where(Vehicle.vin.in_(chunk))).scalars():  # type: ignore[attr-defined]
+        for vehicle in session.execute(select(Vehicle).where(col(Vehicle.vin).in_(chunk))).scalars():
             found[vehicle.vin] = vehicle
     return found
 

@@ -172,15 +172,11 @@ class DueStatus:
 
     @property
     def due_now(self) -> bool:
-        return (self.km_left is not None and self.km_left <= 0) or (
-            self.days_left is not None and self.days_left <= 0
-        )
+        return (self.km_left is not None and self.km_left <= 0) or (self.days_left is not None and self.days_left <= 0)
 
     @property
     def overdue(self) -> bool:
-        return (self.km_left is not None and self.km_left < 0) or (
-            self.days_left is not None and self.days_left < 0
-        )
+        return (self.km_left is not None and self.km_left < 0) or (self.days_left is not None and self.days_left < 0)
 
     @property
     def overdue_items(self) -> tuple[str, ...]:
@@ -191,8 +187,10 @@ class DueStatus:
         """Which limit comes first: ``"km"`` (the predicted day) or ``"time"``."""
         if self.next_date is None:
             return "km" if self.km_left is not None else None
-        if self.predicted_date is not None and self.predicted_date == self.next_date and (
-            self.due_date is None or self.predicted_date < self.due_date
+        if (
+            self.predicted_date is not None
+            and self.predicted_date == self.next_date
+            and (self.due_date is None or self.predicted_date < self.due_date)
         ):
             return "km"
         return "time"
@@ -224,9 +222,7 @@ def average_daily_km(points: Iterable[tuple[date, int]], min_span_days: int = 14
     return (last_km - first_km) / span
 
 
-def due_status(
-    vehicle: Any, history: Sequence[ServiceEntry], rules: ServiceRules, today: date
-) -> DueStatus:
+def due_status(vehicle: Any, history: Sequence[ServiceEntry], rules: ServiceRules, today: date) -> DueStatus:
     """The next service of ``vehicle`` (a ``CarFacts`` or a ``Vehicle``) given its past
     services (``history``, any order; the vehicle's own last service is merged in)."""
     rule = rules.rule_for(vehicle.model)
@@ -234,6 +230,7 @@ def due_status(
     purchase: date | None = vehicle.purchase_date
     last = services[-1] if services else None
     if last is None:
+        basis_km: int | None
         kind, basis_date, basis_km = ServiceKind.first, purchase, 0
         due_km: int | None = rule.first_km
         due_date = add_months(purchase, rule.first_months) if purchase else None
@@ -270,9 +267,18 @@ def due_status(
     days_left = (next_date - today).days if next_date is not None else None
 
     status = DueStatus(
-        kind=kind, rule=rule, basis_date=basis_date, basis_km=basis_km, due_km=due_km,
-        due_date=due_date, predicted_date=predicted, next_date=next_date, km_now=km_now,
-        daily_km=daily, km_left=km_left, days_left=days_left,
+        kind=kind,
+        rule=rule,
+        basis_date=basis_date,
+        basis_km=basis_km,
+        due_km=due_km,
+        due_date=due_date,
+        predicted_date=predicted,
+        next_date=next_date,
+        km_now=km_now,
+        daily_km=daily,
+        km_left=km_left,
+        days_left=days_left,
     )
     items = checklist(status, services, purchase, rules.plan, today)
     return replace(status, checklist=items)
@@ -316,8 +322,13 @@ def checklist(
         if item.every_service:
             items.append(
                 ChecklistItem(
-                    item.code, True, status.due_km, status.next_date, status.overdue,
-                    last.on if last else None, last is None,
+                    item.code,
+                    True,
+                    status.due_km,
+                    status.next_date,
+                    status.overdue,
+                    last.on if last else None,
+                    last is None,
                 )
             )
             continue

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.booking_models import OPEN_STATUSES, Booking
 
@@ -71,21 +71,32 @@ def from_minute(minute: int) -> datetime:
 
 
 def free_slots(
-    session: Session, dealer_code: str, policy: SlotPolicy, now: datetime, timezone: str,
-    *, limit: int = SLOT_BUTTONS, after: datetime | None = None, exclude_booking: int | None = None,
+    session: Session,
+    dealer_code: str,
+    policy: SlotPolicy,
+    now: datetime,
+    timezone: str,
+    *,
+    limit: int = SLOT_BUTTONS,
+    after: datetime | None = None,
+    exclude_booking: int | None = None,
 ) -> list[datetime]:
     """The dealer's next free slots (fewer than ``per_slot`` open bookings), earliest first."""
     candidates = _candidates(policy, now, ZoneInfo(timezone), after)
     if not candidates:
         return []
     query = (
-        select(Booking.slot_start, func.count())
-        .where(Booking.dealer_code == dealer_code, Booking.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
-               Booking.slot_start >= candidates[0], Booking.slot_start <= candidates[-1])
-        .group_by(Booking.slot_start)
+        select(col(Booking.slot_start), func.count())
+        .where(
+            col(Booking.dealer_code) == dealer_code,
+            col(Booking.status).in_(OPEN_STATUSES),
+            col(Booking.slot_start) >= candidates[0],
+            col(Booking.slot_start) <= candidates[-1],
+        )
+        .group_by(col(Booking.slot_start))
     )
     if exclude_booking is not None:
-        query = query.where(Booking.id != exclude_booking)
+        query = query.where(col(Booking.id) != exclude_booking)
     taken = {slot_minute(at): n for at, n in session.execute(query).all()}
     free = [c for c in candidates if taken.get(slot_minute(c), 0) < policy.per_slot]
     return free[:limit]

@@ -23,13 +23,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery.outbox import Push, enqueue
 from flows.service.due import record_odometer, unknown_vin, vehicle_label, vehicles_by_vin
 from flows.service.service_plan import FaultPolicy, OdometerLimits, OdometerProblemKind
 from flows.templating import Renderer
 from storage.audit import AuditKind, record_audit
+from storage.db import pk
 from storage.importing.records import RowOutcome, Status
 from storage.importing.telematics import TelematicsRow
 from storage.models import Owner, Partner, Vehicle
@@ -107,10 +108,13 @@ def check_signature(
 def record_refusal(session: Session, reason: str, *, remote: str | None, status: int, **data: Any) -> None:
     """One audit row for a refused telematics request (who sent what that was refused)."""
     record_audit(
-        session, AuditKind.telematics_refused, actor=f"telematics:{remote or '?'}", subject=reason,
-        status=status, **data,
+        session,
+        AuditKind.telematics_refused,
+        actor=f"telematics:{remote or '?'}",
+        subject=reason,
+        status=status,
+        **data,
     )
-
 
 
 # --- telematics -----------------------------------------------------------------------------
@@ -207,8 +211,15 @@ def apply_readings(
         future = outcome.problem is not None and outcome.problem.kind is OdometerProblemKind.future
         if reading.fault_codes and not future:
             new, alerts = report_faults(
-                session, renderer, vehicle, reading.fault_codes, reading.at, now,
-                policy=faults, source=source, timezone=limits.timezone,
+                session,
+                renderer,
+                vehicle,
+                reading.fault_codes,
+                reading.at,
+                now,
+                policy=faults,
+                source=source,
+                timezone=limits.timezone,
             )
         status = {
             Status.imported: ReadingStatus.applied,
@@ -223,9 +234,7 @@ class TelematicsRowApplier:
     """``apply`` for ``storage.importing.telematics.import_telematics``. File readings are
     history, not live: an undated current mileage does not bound them."""
 
-    def __init__(
-        self, renderer: Renderer, limits: OdometerLimits, faults: FaultPolicy, source: str, now: Any
-    ) -> None:
+    def __init__(self, renderer: Renderer, limits: OdometerLimits, faults: FaultPolicy, source: str, now: Any) -> None:
         self.renderer = renderer
         self.limits = limits
         self.faults = faults
@@ -235,8 +244,14 @@ class TelematicsRowApplier:
     def __call__(self, session: Session, rows: Sequence[TelematicsRow]) -> list[RowOutcome]:
         readings = [Reading(r.vin, r.odometer_km, r.at, r.fault_codes) for r in rows]
         result = apply_readings(
-            session, self.renderer, readings, self._now(), limits=self.limits, faults=self.faults,
-            source=self.source, live=False,
+            session,
+            self.renderer,
+            readings,
+            self._now(),
+            limits=self.limits,
+            faults=self.faults,
+            source=self.source,
+            live=False,
         )
         outcomes = []
         for item in result.results:
@@ -272,19 +287,27 @@ def report_faults(
     new codes). Returns (new occurrences, pushes enqueued). Idempotent for a re-sent report."""
     fresh: list[VehicleFault] = []
     for code in dict.fromkeys(codes):
-        latest = session.execute(
-            select(VehicleFault)
-            .where(VehicleFault.vehicle_id == vehicle.id, VehicleFault.code == code)
-            .order_by(VehicleFault.last_seen_at.desc())
-            .limit(1)
-        ).scalars().first()
+        latest = (
+            session.execute(
+                select(VehicleFault)
+                .where(col(VehicleFault.vehicle_id) == vehicle.id, col(VehicleFault.code) == code)
+                .order_by(col(VehicleFault.last_seen_at).desc())
+                .limit(1)
+            )
+            .scalars()
+            .first()
+        )
         window = policy.reopen_after
         if latest is not None and latest.first_seen_at - window <= at <= latest.last_seen_at + window:
             if at > latest.last_seen_at:
                 latest.last_seen_at = at
             continue
         fault = VehicleFault(
-            vehicle_id=vehicle.id, code=code, first_seen_at=at, last_seen_at=at, source=source[:80],
+            vehicle_id=pk(vehicle),
+            code=code,
+            first_seen_at=at,
+            last_seen_at=at,
+            source=source[:80],
             created_at=now,
         )
         session.add(fault)
@@ -298,8 +321,12 @@ def report_faults(
 
 
 def _alert(
-    session: Session, renderer: Renderer, vehicle: Vehicle, faults: Sequence[VehicleFault],
-    at: datetime, timezone: str,
+    session: Session,
+    renderer: Renderer,
+    vehicle: Vehicle,
+    faults: Sequence[VehicleFault],
+    at: datetime,
+    timezone: str,
 ) -> int:
     owner = session.get(Owner, vehicle.owner_id)
     if owner is None:
@@ -310,21 +337,37 @@ def _alert(
     local = at.astimezone(ZoneInfo(timezone))
     pushes = []
     if owner.telegram_user_id is not None:
-        pushes.append(Push(
-            dedupe_key=f"{key}:owner", chat_id=owner.telegram_user_id, owner_id=owner.id,
-            partner_id=owner.partner_id,
-            text=renderer.render("service/fault_owner", owner.locale, codes=codes, car=label, at=local),
-            topic="fault", subject=f"vehicle:{vehicle.id}",
-        ))
+        pushes.append(
+            Push(
+                dedupe_key=f"{key}:owner",
+                chat_id=owner.telegram_user_id,
+                owner_id=owner.id,
+                partner_id=owner.partner_id,
+                text=renderer.render("service/fault_owner", owner.locale, codes=codes, car=label, at=local),
+                topic="fault",
+                subject=f"vehicle:{vehicle.id}",
+            )
+        )
     partner = session.get(Partner, owner.partner_id) if owner.partner_id else None
     if partner is not None and partner.telegram_user_id is not None:
-        pushes.append(Push(
-            dedupe_key=f"{key}:partner", chat_id=partner.telegram_user_id, owner_id=owner.id,
-            partner_id=partner.id,
-            text=renderer.render(
-                "service/fault_partner", None, codes=codes, car=label, at=local, owner_name=owner.name,
-                owner_ref=owner.external_id or str(owner.id), online=owner.telegram_user_id is not None,
-            ),
-            topic="fault", subject=f"vehicle:{vehicle.id}",
-        ))
+        pushes.append(
+            Push(
+                dedupe_key=f"{key}:partner",
+                chat_id=partner.telegram_user_id,
+                owner_id=owner.id,
+                partner_id=partner.id,
+                text=renderer.render(
+                    "service/fault_partner",
+                    None,
+                    codes=codes,
+                    car=label,
+                    at=local,
+                    owner_name=owner.name,
+                    owner_ref=owner.external_id or str(owner.id),
+                    online=owner.telegram_user_id is not None,
+                ),
+                topic="fault",
+                subject=f"vehicle:{vehicle.id}",
+            )
+        )
     return sum(enqueue(session, push) for push in pushes)

@@ -151,9 +151,7 @@ def parse_phone(s: object, default_region: str = "CN") -> str:
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 # Province, issuing-authority letter, then 5 characters (ordinary) or 6 (new-energy, 8 in all),
 # or 4 and a suffix (trailer, driving school, police, Hong Kong/Macau). No I or O on plates.
-_PLATE = re.compile(
-    rf"[{_PROVINCES}][A-HJ-NP-Z](?:[A-HJ-NP-Z0-9]{{5,6}}|[A-HJ-NP-Z0-9]{{4}}[挂学警港澳])"
-)
+_PLATE = re.compile(rf"[{_PROVINCES}][A-HJ-NP-Z](?:[A-HJ-NP-Z0-9]{{5,6}}|[A-HJ-NP-Z0-9]{{4}}[挂学警港澳])")
 _PLATE_SEPARATORS = re.compile(r"[\s\-_.·•・‧]+")
 
 
@@ -266,7 +264,7 @@ def parse_kilometres(value: object) -> int:
         raise FieldError("must not be negative")
     if number > MAX_KM:
         raise FieldError(f"implausibly large (over {MAX_KM:,} km)")
-    return number if type(number) is int else int(round(number))
+    return number if type(number) is int else round(number)
 
 
 # --- instants --------------------------------------------------------------------------------
@@ -384,7 +382,7 @@ def product_line(value: object) -> str | None:
 
 
 def parse_product_line(s: object) -> str:
-    found = PRODUCT_LINES.get(s)  # type: ignore[call-overload]
+    found = PRODUCT_LINES.get(s) if isinstance(s, str) else None
     if found is not None:
         return found
     s = parse_text(s)

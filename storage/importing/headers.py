@@ -28,60 +28,216 @@ class FieldSpec:
     aliases: tuple[str, ...]
 
 
-VIN_FIELD = FieldSpec("vin", "VIN/车架号", (
-    "vin", "vin no", "vin code", "vin number", "chassis no", "chassis number", "车架号",
-    "车辆识别代号", "车辆识别码", "vin码", "底盘号",
-))
+VIN_FIELD = FieldSpec(
+    "vin",
+    "VIN/车架号",
+    (
+        "vin",
+        "vin no",
+        "vin code",
+        "vin number",
+        "chassis no",
+        "chassis number",
+        "车架号",
+        "车辆识别代号",
+        "车辆识别码",
+        "vin码",
+        "底盘号",
+    ),
+)
 
 FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("owner_id", "owner id/车主编号", (
-        "owner id", "owner no", "owner number", "owner code", "customer id", "customer no",
-        "client id", "车主编号", "车主id", "车主代码", "车主号", "客户编号", "客户id", "客户代码",
-    )),
-    FieldSpec("name", "name/姓名", (
-        "name", "owner name", "customer name", "full name", "姓名", "车主姓名", "客户姓名",
-        "车主名称", "客户名称", "车主",
-    )),
-    FieldSpec("phone", "phone/手机号", (
-        "phone", "mobile", "mobile phone", "phone number", "mobile no", "mobile number", "tel",
-        "telephone", "cell", "cellphone", "手机号", "手机", "手机号码", "电话", "联系电话",
-        "电话号码", "联系方式",
-    )),
+    FieldSpec(
+        "owner_id",
+        "owner id/车主编号",
+        (
+            "owner id",
+            "owner no",
+            "owner number",
+            "owner code",
+            "customer id",
+            "customer no",
+            "client id",
+            "车主编号",
+            "车主id",
+            "车主代码",
+            "车主号",
+            "客户编号",
+            "客户id",
+            "客户代码",
+        ),
+    ),
+    FieldSpec(
+        "name",
+        "name/姓名",
+        (
+            "name",
+            "owner name",
+            "customer name",
+            "full name",
+            "姓名",
+            "车主姓名",
+            "客户姓名",
+            "车主名称",
+            "客户名称",
+            "车主",
+        ),
+    ),
+    FieldSpec(
+        "phone",
+        "phone/手机号",
+        (
+            "phone",
+            "mobile",
+            "mobile phone",
+            "phone number",
+            "mobile no",
+            "mobile number",
+            "tel",
+            "telephone",
+            "cell",
+            "cellphone",
+            "手机号",
+            "手机",
+            "手机号码",
+            "电话",
+            "联系电话",
+            "电话号码",
+            "联系方式",
+        ),
+    ),
     VIN_FIELD,
-    FieldSpec("plate", "plate/车牌号", (
-        "plate", "plate no", "plate number", "license plate", "licence plate", "registration",
-        "车牌号", "车牌", "车牌号码",
-    )),
-    FieldSpec("model", "model/车型", (
-        "model", "vehicle model", "car model", "车型", "车型名称", "车辆型号",
-    )),
-    FieldSpec("product_line", "product line/产品线", (
-        "product line", "business line", "产品线", "业务线",
-    )),
-    FieldSpec("purchase_date", "purchase date/购车日期", (
-        "purchase date", "date of purchase", "purchased", "purchased on", "buy date",
-        "sale date", "sales date", "购车日期", "购买日期", "购车时间", "开票日期", "销售日期",
-    )),
-    FieldSpec("dealer_code", "dealer code/经销商代码", (
-        "dealer code", "dealer", "dealer id", "dealer no", "经销商代码", "经销商编号",
-        "经销商编码", "门店代码", "门店编号",
-    )),
-    FieldSpec("advisor_code", "advisor code/顾问编号", (
-        "advisor code", "advisor", "advisor id", "advisor no", "consultant code",
-        "sales advisor code", "顾问编号", "顾问代码", "顾问编码", "销售顾问编号", "服务顾问编号",
-    )),
-    FieldSpec("last_service_date", "last service date/最近保养日期", (
-        "last service date", "last service", "last service on", "last maintenance date",
-        "最近保养日期", "上次保养日期", "最后保养日期",
-    )),
-    FieldSpec("last_service_km", "last service km/最近保养里程", (
-        "last service km", "last service mileage", "last service odometer",
-        "last maintenance km", "最近保养里程", "上次保养里程", "最后保养里程",
-    )),
-    FieldSpec("mileage_km", "mileage km/当前里程", (
-        "mileage km", "mileage", "odometer", "odometer km", "current mileage", "current km",
-        "km", "当前里程", "里程", "行驶里程", "总里程", "公里数",
-    )),
+    FieldSpec(
+        "plate",
+        "plate/车牌号",
+        (
+            "plate",
+            "plate no",
+            "plate number",
+            "license plate",
+            "licence plate",
+            "registration",
+            "车牌号",
+            "车牌",
+            "车牌号码",
+        ),
+    ),
+    FieldSpec(
+        "model",
+        "model/车型",
+        (
+            "model",
+            "vehicle model",
+            "car model",
+            "车型",
+            "车型名称",
+            "车辆型号",
+        ),
+    ),
+    FieldSpec(
+        "product_line",
+        "product line/产品线",
+        (
+            "product line",
+            "business line",
+            "产品线",
+            "业务线",
+        ),
+    ),
+    FieldSpec(
+        "purchase_date",
+        "purchase date/购车日期",
+        (
+            "purchase date",
+            "date of purchase",
+            "purchased",
+            "purchased on",
+            "buy date",
+            "sale date",
+            "sales date",
+            "购车日期",
+            "购买日期",
+            "购车时间",
+            "开票日期",
+            "销售日期",
+        ),
+    ),
+    FieldSpec(
+        "dealer_code",
+        "dealer code/经销商代码",
+        (
+            "dealer code",
+            "dealer",
+            "dealer id",
+            "dealer no",
+            "经销商代码",
+            "经销商编号",
+            "经销商编码",
+            "门店代码",
+            "门店编号",
+        ),
+    ),
+    FieldSpec(
+        "advisor_code",
+        "advisor code/顾问编号",
+        (
+            "advisor code",
+            "advisor",
+            "advisor id",
+            "advisor no",
+            "consultant code",
+            "sales advisor code",
+            "顾问编号",
+            "顾问代码",
+            "顾问编码",
+            "销售顾问编号",
+            "服务顾问编号",
+        ),
+    ),
+    FieldSpec(
+        "last_service_date",
+        "last service date/最近保养日期",
+        (
+            "last service date",
+            "last service",
+            "last service on",
+            "last maintenance date",
+            "最近保养日期",
+            "上次保养日期",
+            "最后保养日期",
+        ),
+    ),
+    FieldSpec(
+        "last_service_km",
+        "last service km/最近保养里程",
+        (
+            "last service km",
+            "last service mileage",
+            "last service odometer",
+            "last maintenance km",
+            "最近保养里程",
+            "上次保养里程",
+            "最后保养里程",
+        ),
+    ),
+    FieldSpec(
+        "mileage_km",
+        "mileage km/当前里程",
+        (
+            "mileage km",
+            "mileage",
+            "odometer",
+            "odometer km",
+            "current mileage",
+            "current km",
+            "km",
+            "当前里程",
+            "里程",
+            "行驶里程",
+            "总里程",
+            "公里数",
+        ),
+    ),
 )
 
 # A row must name its vehicle (the VIN also identifies the owner when there is no owner id),
@@ -179,9 +335,7 @@ class HeaderSpec:
                 extras.append((index, attribute))
             elif key in fields:
                 first = header[fields[key]]
-                raise ImportFileError(
-                    f"columns {first!r} and {name!r} both mean {labels[key]}: keep one of them"
-                )
+                raise ImportFileError(f"columns {first!r} and {name!r} both mean {labels[key]}: keep one of them")
             else:
                 fields[key] = index
         missing = [labels[key] for key in self.required if key not in fields]

@@ -37,9 +37,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from storage.clock import utcnow
+from storage.db import pk, table_of
 from storage.events import EventKind
 from storage.importing.batches import ProgressCallback, Reject, stream_batches
 from storage.importing.headers import ColumnMap, map_columns
@@ -49,26 +51,49 @@ from storage.importing.rows import OwnerRow, RowParser
 from storage.importing.summary import ImportSummary
 from storage.models import Dealer, Event, FunnelStage, Owner, Partner, Vehicle
 
-
-OWNER = Owner.__table__  # type: ignore[attr-defined]
-VEHICLE = Vehicle.__table__  # type: ignore[attr-defined]
-DEALER = Dealer.__table__  # type: ignore[attr-defined]
-PARTNER = Partner.__table__  # type: ignore[attr-defined]
-EVENT = Event.__table__  # type: ignore[attr-defined]
+OWNER = table_of(Owner)
+VEHICLE = table_of(Vehicle)
+DEALER = table_of(Dealer)
+PARTNER = table_of(Partner)
+EVENT = table_of(Event)
 
 _OWNER_INSERT = (
-    "id", "external_id", "name", "phone", "product_line", "dealer_code", "advisor_code",
-    "partner_id", "stage", "attributes", "row_hash", "unreachable", "opted_out", "created_at",
+    "id",
+    "external_id",
+    "name",
+    "phone",
+    "product_line",
+    "dealer_code",
+    "advisor_code",
+    "partner_id",
+    "stage",
+    "attributes",
+    "row_hash",
+    "unreachable",
+    "opted_out",
+    "created_at",
     "updated_at",
 )
 _VEHICLE_INSERT = (
-    "id", "owner_id", "vin", "plate", "model", "purchase_date", "last_service_date",
-    "last_service_km", "mileage_km",
+    "id",
+    "owner_id",
+    "vin",
+    "plate",
+    "model",
+    "purchase_date",
+    "last_service_date",
+    "last_service_km",
+    "mileage_km",
 )
 # The owner fields an import writes, in the order of an owner-values tuple.
 OWNER_FIELDS = ("name", "phone", "product_line", "dealer_code", "advisor_code", "partner_id")
 VEHICLE_FIELDS = (
-    "plate", "model", "purchase_date", "last_service_date", "last_service_km", "mileage_km",
+    "plate",
+    "model",
+    "purchase_date",
+    "last_service_date",
+    "last_service_km",
+    "mileage_km",
 )
 _HASH_VERSION = "v1"
 _LOOKUP_CHUNK = 5000  # IN-list size, well under SQLite's and PostgreSQL's parameter limits
@@ -147,7 +172,7 @@ class _IdSet:
 
 
 class _Owner:
-    __slots__ = ("id", "ext", "hash", "values", "full", "new", "seen")
+    __slots__ = ("ext", "full", "hash", "id", "new", "seen", "values")
 
     def __init__(self, id_: int | None, ext: str | None, row_hash: str | None, seen: bool) -> None:
         self.id = id_
@@ -160,11 +185,9 @@ class _Owner:
 
 
 class _Vehicle:
-    __slots__ = ("id", "vin", "owner", "values", "new", "seen")
+    __slots__ = ("id", "new", "owner", "seen", "values", "vin")
 
-    def __init__(
-        self, id_: int | None, vin: str, owner: _Owner, values: tuple[Any, ...], seen: bool
-    ) -> None:
+    def __init__(self, id_: int | None, vin: str, owner: _Owner, values: tuple[Any, ...], seen: bool) -> None:
         self.id = id_
         self.vin = vin
         self.owner = owner
@@ -211,9 +234,7 @@ class _OwnerStore:
         self._vin_column = columns.column_name("vin")
         self._owner_column = columns.column_name("owner_id")
         self._columns = columns
-        self.partners = {
-            code.upper(): pid for pid, code in conn.execute(select(PARTNER.c.id, PARTNER.c.advisor_code))
-        }
+        self.partners = {code.upper(): pid for pid, code in conn.execute(select(PARTNER.c.id, PARTNER.c.advisor_code))}
         self.dealers = set(conn.execute(select(DEALER.c.code)).scalars())
         conn.commit()
         self.seen_owners = _IdSet()
@@ -239,11 +260,11 @@ class _OwnerStore:
             conn.rollback()
             raise
         for owner in batch.touched_owners:
-            self.seen_owners.add(owner.id)  # type: ignore[arg-type]
+            self.seen_owners.add(pk(owner))
         for owner in batch.new_owners:
-            self.created_owners.add(owner.id)  # type: ignore[arg-type]
+            self.created_owners.add(pk(owner))
         for vehicle in batch.touched_vehicles:
-            self.seen_vehicles.add(vehicle.id)  # type: ignore[arg-type]
+            self.seen_vehicles.add(pk(vehicle))
         self.dealers |= batch.new_dealers
         self.dealers_created |= batch.new_dealers
         return batch.rejects
@@ -263,8 +284,13 @@ class _OwnerStore:
         hashes: list[str] = []
         for row in rows:
             values = (
-                row.name, row.phone, row.product_line, row.dealer_code, row.advisor_code,
-                partners.get(row.advisor_code) if row.advisor_code else None, row.attributes,
+                row.name,
+                row.phone,
+                row.product_line,
+                row.dealer_code,
+                row.advisor_code,
+                partners.get(row.advisor_code) if row.advisor_code else None,
+                row.attributes,
             )
             owner_values.append(values)
             hashes.append(_owner_hash(values, self._layout.signature))
@@ -309,8 +335,7 @@ class _OwnerStore:
                     problems.append(
                         (
                             self._vin_column,
-                            f"VIN {vin} appears earlier in this file with different "
-                            f"{self._names(vehicle_changes)}",
+                            f"VIN {vin} appears earlier in this file with different {self._names(vehicle_changes)}",
                         )
                     )
             if problems:
@@ -332,9 +357,9 @@ class _OwnerStore:
                     if owner.values is None:
                         batch.owner_updates.append(owner)
                     owner.values = self._layout.merge_owner(self._current(owner), values)
-                    if adopt:
+                    if adopt and ext is not None:  # adopt is only set when the row names an ext
                         owner.ext = ext
-                        by_ext[ext] = owner  # type: ignore[index]
+                        by_ext[ext] = owner
                 elif hash_only and not owner.seen:
                     batch.hash_updates.append(owner)
                 owner.hash = row_hash
@@ -358,7 +383,7 @@ class _OwnerStore:
                     self.unchanged += 1
             batch.touched_vehicles.append(vehicle)
 
-            existed_before = not owner.new and owner.id not in self.created_owners
+            existed_before = not owner.new and pk(owner) not in self.created_owners
             if existed_before and (owner_changes or vehicle_changes or vehicle.new):
                 changes = {**owner_changes, **vehicle_changes}
                 if vehicle.new:
@@ -379,9 +404,7 @@ class _OwnerStore:
                 batch.new_dealers.add(row.dealer_code)
         return batch
 
-    def _lookup(
-        self, rows: Sequence[OwnerRow], hashes: list[str]
-    ) -> tuple[dict[str, _Owner], dict[str, _Vehicle]]:
+    def _lookup(self, rows: Sequence[OwnerRow], hashes: list[str]) -> tuple[dict[str, _Owner], dict[str, _Vehicle]]:
         """The batch's owners (by owner id) and vehicles (by VIN) already in the database,
         with the stored fields of every owner a row would change."""
         by_id: dict[int, _Owner] = {}
@@ -392,9 +415,12 @@ class _OwnerStore:
             by_id[oid] = by_ext[ext] = _Owner(oid, ext, row_hash, oid in self.seen_owners)
         by_vin: dict[str, _Vehicle] = {}
         query = select(
-            VEHICLE.c.id, VEHICLE.c.vin, VEHICLE.c.owner_id,
+            VEHICLE.c.id,
+            VEHICLE.c.vin,
+            VEHICLE.c.owner_id,
             *(VEHICLE.c[name] for name in VEHICLE_FIELDS),
-            OWNER.c.external_id, OWNER.c.row_hash,
+            OWNER.c.external_id,
+            OWNER.c.row_hash,
         ).join(OWNER, OWNER.c.id == VEHICLE.c.owner_id)
         for record in self._in(query, VEHICLE.c.vin, {row.vin for row in rows}):
             vid, vin, oid = record[0], record[1], record[2]
@@ -407,11 +433,13 @@ class _OwnerStore:
         if by_id:
             wanted: set[int] = set()
             for row, row_hash in zip(rows, hashes, strict=True):
-                candidates = (by_ext.get(row.external_id) if row.external_id else None,
-                              by_vin[row.vin].owner if row.vin in by_vin else None)
+                candidates = (
+                    by_ext.get(row.external_id) if row.external_id else None,
+                    by_vin[row.vin].owner if row.vin in by_vin else None,
+                )
                 for owner in candidates:
                     if owner is not None and owner.hash != row_hash:
-                        wanted.add(owner.id)  # type: ignore[arg-type]
+                        wanted.add(pk(owner))
             self._load_fields(by_id, wanted)
         return by_ext, by_vin
 
@@ -428,8 +456,9 @@ class _OwnerStore:
         if owner.values is not None:
             return _as_fields(owner.values)
         if owner.full is None:
-            self._load_fields({owner.id: owner}, [owner.id])  # type: ignore[dict-item,list-item]
-        return owner.full  # type: ignore[return-value]
+            self._load_fields({pk(owner): owner}, [pk(owner)])
+        assert owner.full is not None  # _load_fields fills it
+        return owner.full
 
     def _in(self, query: Any, column: Any, keys: Iterable[Any]) -> Iterable[Any]:
         """``query WHERE column IN keys``, in chunks; one cached statement, keys as a list."""
@@ -467,26 +496,40 @@ class _OwnerStore:
             imported = FunnelStage.imported.value
             for owner, oid in zip(batch.new_owners, ids, strict=True):
                 owner.id = oid
-                name, phone, line, dealer, advisor, partner, attributes = owner.values  # type: ignore[misc]
+                assert owner.values is not None  # a new owner carries its row's values
+                name, phone, line, dealer, advisor, partner, attributes = owner.values
                 params.append(
-                    (oid, owner.ext, name, phone, line, dealer, advisor, partner, imported,
-                     json_of(attributes) if attributes else empty, owner.hash, False, False,
-                     stamp, stamp)
+                    (
+                        oid,
+                        owner.ext,
+                        name,
+                        phone,
+                        line,
+                        dealer,
+                        advisor,
+                        partner,
+                        imported,
+                        json_of(attributes) if attributes else empty,
+                        owner.hash,
+                        False,
+                        False,
+                        stamp,
+                        stamp,
+                    )
                 )
             conn.exec_driver_sql(self._insert_owner_sql, params)
             self.owners_created += len(params)
         if batch.new_vehicles:
             ids = self._allocate("vehicle", len(batch.new_vehicles))
             day = self._day
-            params = []
+            vehicle_params = []
             for vehicle, vid in zip(batch.new_vehicles, ids, strict=True):
                 vehicle.id = vid
                 plate, model, bought, serviced, serviced_km, km = vehicle.values
-                params.append(
-                    (vid, vehicle.owner.id, vehicle.vin, plate, model, day(bought), day(serviced),
-                     serviced_km, km)
+                vehicle_params.append(
+                    (vid, pk(vehicle.owner), vehicle.vin, plate, model, day(bought), day(serviced), serviced_km, km)
                 )
-            conn.exec_driver_sql(self._insert_vehicle_sql, params)
+            conn.exec_driver_sql(self._insert_vehicle_sql, vehicle_params)
         if batch.owner_updates:
             conn.execute(_UPDATE_OWNER, [_owner_update(o, now) for o in batch.owner_updates])
         if batch.hash_updates:
@@ -511,10 +554,14 @@ class _OwnerStore:
             query = f"SELECT COALESCE(MAX(id), 0) FROM {table}"
             last = self.conn.exec_driver_sql(query).scalar_one()
             return range(last + 1, last + 1 + count)
-        return self.conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-            {"table": table, "n": count},
-        ).scalars().all()
+        return (
+            self.conn.execute(
+                text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                {"table": table, "n": count},
+            )
+            .scalars()
+            .all()
+        )
 
 
 _OWNER_UPDATE = (*OWNER_FIELDS, "attributes", "external_id", "row_hash", "updated_at")
@@ -523,9 +570,7 @@ _UPDATE_OWNER = (
     .where(OWNER.c.id == bindparam("b_id"))
     .values({name: bindparam(f"b_{name}") for name in _OWNER_UPDATE})
 )
-_UPDATE_HASH = (
-    update(OWNER).where(OWNER.c.id == bindparam("b_id")).values(row_hash=bindparam("b_row_hash"))
-)
+_UPDATE_HASH = update(OWNER).where(OWNER.c.id == bindparam("b_id")).values(row_hash=bindparam("b_row_hash"))
 _UPDATE_VEHICLE = (
     update(VEHICLE)
     .where(VEHICLE.c.id == bindparam("b_id"))
@@ -534,7 +579,8 @@ _UPDATE_VEHICLE = (
 
 
 def _owner_update(owner: _Owner, now: Any) -> dict[str, Any]:
-    values = (*owner.values, owner.ext, owner.hash, now)  # type: ignore[misc]
+    assert owner.values is not None  # only owners with changes are updated
+    values = (*owner.values, owner.ext, owner.hash, now)
     return {"b_id": owner.id, **{f"b_{name}": v for name, v in zip(_OWNER_UPDATE, values, strict=True)}}
 
 
@@ -544,10 +590,8 @@ def _vehicle_update(vehicle: _Vehicle) -> dict[str, Any]:
 
 def _insert_ignoring_duplicates(dialect_name: str) -> Any:
     if dialect_name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    return dialect_insert(DEALER).on_conflict_do_nothing(index_elements=["code"])
+        return sqlite.insert(DEALER).on_conflict_do_nothing(index_elements=["code"])
+    return postgresql.insert(DEALER).on_conflict_do_nothing(index_elements=["code"])
 
 
 def _insert_sql(dialect: Any, table: str, columns: tuple[str, ...], mark: str) -> str:
@@ -566,8 +610,7 @@ def _owner_hash(values: tuple[Any, ...], layout: str) -> str:
     name, phone, line, dealer, advisor, partner, attributes = values
     extra = json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else ""
     key = "\x1f".join(
-        (_HASH_VERSION, layout, name, phone or "", line, dealer or "", advisor or "",
-         str(partner or ""), extra)
+        (_HASH_VERSION, layout, name, phone or "", line, dealer or "", advisor or "", str(partner or ""), extra)
     )
     return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
@@ -586,7 +629,7 @@ class _Layout:
 
     def __init__(self, columns: ColumnMap) -> None:
         has = columns.fields.__contains__
-        self.owner = tuple(has(name) for name in OWNER_FIELDS[:5]) + (has("advisor_code"),)
+        self.owner = (*tuple(has(name) for name in OWNER_FIELDS[:5]), has("advisor_code"))
         self.vehicle = tuple(has(name) for name in VEHICLE_FIELDS)
         self.extras = tuple(name for _, name in columns.extras)
         # Part of the row hash: a file with other columns never looks "unchanged" by hash
@@ -605,8 +648,10 @@ class _Layout:
         return changes
 
     def merge_owner(self, stored: dict[str, Any], values: tuple[Any, ...]) -> tuple[Any, ...]:
-        merged = [new if present else stored[name]
-                  for name, new, present in zip(OWNER_FIELDS, values, self.owner, strict=False)]
+        merged = [
+            new if present else stored[name]
+            for name, new, present in zip(OWNER_FIELDS, values, self.owner, strict=False)
+        ]
         attributes = {k: v for k, v in (stored["attributes"] or {}).items() if k not in self.extras}
         attributes.update(values[6])
         return (*merged, attributes)

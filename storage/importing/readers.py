@@ -55,7 +55,8 @@ class _Replacements:
 
 def _replace_and_count(exc: UnicodeError) -> tuple[str, int]:
     _Replacements.count += 1
-    return "\ufffd", exc.end  # type: ignore[attr-defined]
+    assert isinstance(exc, UnicodeDecodeError)  # registered for decoding only
+    return "\ufffd", exc.end
 
 
 _ERRORS = "autocircle.import.replace"
@@ -67,12 +68,19 @@ HeaderTest = Callable[[list[object]], bool]  # does this row look like the heade
 
 
 class RowSource(Protocol):
-    format: str  # "csv" or "xlsx"
-    encoding: str | None
-    header: list[object]
-    header_line: int
-    unit: str  # what progress counts: "bytes" or "rows"
-    total: int | None
+    # read-only members: each source sets them its own way (class attribute, __init__)
+    @property
+    def format(self) -> str: ...  # "csv" or "xlsx"
+    @property
+    def encoding(self) -> str | None: ...
+    @property
+    def header(self) -> list[object]: ...
+    @property
+    def header_line(self) -> int: ...
+    @property
+    def unit(self) -> str: ...  # what progress counts: "bytes" or "rows"
+    @property
+    def total(self) -> int | None: ...
 
     def rows(self) -> Iterator[Row]: ...
 
@@ -108,9 +116,7 @@ def open_source(path: Path, is_header: HeaderTest = looks_like_header) -> RowSou
         raise
 
 
-def _first_header(
-    source_rows: Iterator[Row], path: Path, is_header: HeaderTest
-) -> tuple[int, list[object], list[Row]]:
+def _first_header(source_rows: Iterator[Row], path: Path, is_header: HeaderTest) -> tuple[int, list[object], list[Row]]:
     """Find the header: the first of the first few non-empty rows that names the required
     fields (else the first non-empty row, which the column check then refuses with reasons).
     Returns it and the rows read past it, to be yielded again."""
@@ -130,7 +136,7 @@ def _first_header(
 
 
 def _is_blank(values: list[object]) -> bool:
-    for value in values:
+    for value in values:  # noqa: SIM110 - the loop reads better than all(not (...))
         if value is not None and (type(value) is not str or value.strip()):
             return False
     return True
@@ -178,7 +184,8 @@ class CsvSource(_AfterHeader):
                 problem = None
                 if _Replacements.count != replaced_before and any("\ufffd" in v for v in values):
                     problem = f"bytes that are not valid {self.encoding} text"
-                yield start, values, problem  # type: ignore[misc]
+                cells: list[object] = [*values]  # list[str] is not a list[object] to the type checker
+                yield start, cells, problem
         except csv.Error as exc:
             raise ImportFileError(f"line {last_line + 1}: malformed CSV ({exc})") from None
 
@@ -215,9 +222,7 @@ def _detect_encoding(handle: BinaryIO, head: bytes, path: Path) -> tuple[str, st
     name = max(decoded_before_error, key=decoded_before_error.__getitem__)
     if decoded_before_error[name] >= _ENOUGH_TEXT:
         return name, "gb18030" if name == "gbk" else name
-    raise ImportFileError(
-        f"{path.name} is not a CSV or XLSX file: its text is neither UTF-8 nor GBK/GB18030"
-    )
+    raise ImportFileError(f"{path.name} is not a CSV or XLSX file: its text is neither UTF-8 nor GBK/GB18030")
 
 
 def _first_non_ascii(handle: BinaryIO, head: bytes) -> tuple[bytes | None, bool]:

@@ -28,8 +28,8 @@ from sqlmodel import Session
 
 from storage.db import session_scope
 from storage.importing import fields
-from storage.importing.fields import FieldError
 from storage.importing.batches import ProgressCallback, stream_batches
+from storage.importing.fields import FieldError
 from storage.importing.headers import ColumnMap, HeaderSpec
 from storage.importing.readers import open_source
 from storage.importing.rejects import Problem, RejectWriter, check_target, default_rejects_path
@@ -58,8 +58,11 @@ class RowOutcome:
 
 
 class ParsedRow(Protocol):
-    line: int
-    values: list[object]
+    # read-only members, so that NamedTuple rows (whose fields cannot be set) satisfy it
+    @property
+    def line(self) -> int: ...
+    @property
+    def values(self) -> list[object]: ...
 
 
 R = TypeVar("R", bound=ParsedRow)
@@ -88,9 +91,7 @@ class RecordParser(Generic[R]):
         self._build = build
         self._order = {name: index for index, name in reversed(list(enumerate(columns.header)))}
 
-    def parse(
-        self, line: int, values: list[object], row_problem: str | None = None
-    ) -> tuple[R | None, list[Problem]]:
+    def parse(self, line: int, values: list[object], row_problem: str | None = None) -> tuple[R | None, list[Problem]]:
         problems: list[Problem] = [("", row_problem)] if row_problem else []
         width = self.width
         if len(values) < width:
@@ -140,11 +141,18 @@ def run_records(
         check_target(target, source_path)
         parser = make_parser(columns)
         rejects = RejectWriter(target, columns.header)
+
+        def write_batch(rows: Sequence[R]) -> list[tuple[int, list[object], list[Problem]]]:
+            return _apply_batch(engine, apply, rows, columns, statuses, counts)
+
         try:
             read = stream_batches(
-                source, parser, rejects,
-                lambda rows: _apply_batch(engine, apply, rows, columns, statuses, counts),
-                batch_size, progress,
+                source,
+                parser,
+                rejects,
+                write_batch,
+                batch_size,
+                progress,
             )
         finally:
             rejects.close()

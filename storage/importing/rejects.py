@@ -16,6 +16,7 @@ that an earlier run left at the same path, so the file never describes an older 
 
 from __future__ import annotations
 
+import _csv  # the writer type (csv.writer() returns a _csv.Writer)
 import csv
 import os
 from pathlib import Path
@@ -53,7 +54,7 @@ class RejectWriter:
         self.path = path
         self._header = header
         self._file: TextIO | None = None
-        self._writer: csv.Writer | None = None  # type: ignore[name-defined]
+        self._writer: _csv.Writer | None = None
         self.rows = 0
 
     def write(self, line: int, values: list[object], problems: list[Problem]) -> None:

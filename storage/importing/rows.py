@@ -41,8 +41,19 @@ class OwnerRow(NamedTuple):
 
 # Field order of OwnerRow after (line, values); the parser fills a list in this order.
 _FIELD_ORDER = (
-    "owner_id", "name", "phone", "product_line", "dealer_code", "advisor_code", None,
-    "vin", "plate", "model", "purchase_date", "last_service_date", "last_service_km",
+    "owner_id",
+    "name",
+    "phone",
+    "product_line",
+    "dealer_code",
+    "advisor_code",
+    None,
+    "vin",
+    "plate",
+    "model",
+    "purchase_date",
+    "last_service_date",
+    "last_service_km",
     "mileage_km",
 )
 # Parsers take a stripped, non-empty cell; None means "text as it is".
@@ -82,9 +93,7 @@ class RowParser:
             for position, key in enumerate(_FIELD_ORDER)
             if key is not None and key in columns.fields
         )
-        self._required = tuple(
-            (_POSITION[key], columns.column_name(key)) for key in REQUIRED
-        )
+        self._required = tuple((_POSITION[key], columns.column_name(key)) for key in REQUIRED)
         self._extras = columns.extras
         self._column = {key: columns.column_name(key) for key in _PARSERS}
         self._order = {name: index for index, name in reversed(list(enumerate(columns.header)))}
@@ -99,9 +108,7 @@ class RowParser:
         if len(values) < width:
             values = values + [None] * (width - len(values))
         elif len(values) > width and any(fields.text(v) for v in values[width:]):
-            problems.append(
-                ("", f"row has {len(values)} values but the header has {width} columns")
-            )
+            problems.append(("", f"row has {len(values)} values but the header has {width} columns"))
         out: list[object] = [None] * len(_FIELD_ORDER)
         for position, index, parse, column in self._specs:
             value = values[index]
@@ -134,17 +141,18 @@ class RowParser:
             if len(problems) > 1:  # left to right, as the columns stand in the file
                 problems.sort(key=lambda problem: self._order.get(problem[0], -1))
             return None, problems
-        return OwnerRow(line, values, *out), problems  # type: ignore[arg-type]
+        return OwnerRow._make((line, values, *out)), problems  # out: one parsed value per field, in order
 
     def _check_dates_and_km(self, out: list[object], problems: list[Problem]) -> None:
         today = self.today
         for position in _DATES:
             value = out[position]
-            if value is not None and value > today:  # type: ignore[operator]
-                column = self._column[_FIELD_ORDER[position]]  # type: ignore[index]
+            field_name = _FIELD_ORDER[position]
+            if isinstance(value, date) and value > today and field_name is not None:
+                column = self._column[field_name]
                 problems.append((column, f"date {value} is in the future (today is {today})"))
         mileage, serviced_at = out[_MILEAGE], out[_SERVICE_KM]
-        if mileage is not None and serviced_at is not None and mileage < serviced_at:  # type: ignore[operator]
+        if isinstance(mileage, int) and isinstance(serviced_at, int) and mileage < serviced_at:
             problems.append(
                 (
                     self._column["mileage_km"],

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 from storage.clock import utcnow
 from storage.importing import fields
-from storage.importing.headers import VIN_FIELD, ColumnMap, FieldSpec, HeaderSpec
 from storage.importing.batches import ProgressCallback
+from storage.importing.headers import VIN_FIELD, ColumnMap, FieldSpec, HeaderSpec
 from storage.importing.records import Apply, RecordParser, run_records
 from storage.importing.rejects import Problem
 from storage.importing.summary import RecordImportSummary
@@ -27,18 +27,56 @@ from storage.importing.summary import RecordImportSummary
 SERVICE_COLUMNS = HeaderSpec(
     (
         VIN_FIELD,
-        FieldSpec("date", "service date/保养日期", (
-            "service date", "date", "visit date", "serviced on", "repair date", "保养日期",
-            "维修日期", "进厂日期", "服务日期", "日期", "结算日期",
-        )),
-        FieldSpec("km", "km/进厂里程", (
-            "km", "mileage", "odometer", "service km", "mileage km", "odometer km", "里程",
-            "进厂里程", "保养里程", "公里数", "行驶里程",
-        )),
-        FieldSpec("items", "items/保养项目", (
-            "items", "service items", "work", "work done", "operations", "保养项目", "项目",
-            "维修项目", "服务项目", "作业项目",
-        )),
+        FieldSpec(
+            "date",
+            "service date/保养日期",
+            (
+                "service date",
+                "date",
+                "visit date",
+                "serviced on",
+                "repair date",
+                "保养日期",
+                "维修日期",
+                "进厂日期",
+                "服务日期",
+                "日期",
+                "结算日期",
+            ),
+        ),
+        FieldSpec(
+            "km",
+            "km/进厂里程",
+            (
+                "km",
+                "mileage",
+                "odometer",
+                "service km",
+                "mileage km",
+                "odometer km",
+                "里程",
+                "进厂里程",
+                "保养里程",
+                "公里数",
+                "行驶里程",
+            ),
+        ),
+        FieldSpec(
+            "items",
+            "items/保养项目",
+            (
+                "items",
+                "service items",
+                "work",
+                "work done",
+                "operations",
+                "保养项目",
+                "项目",
+                "维修项目",
+                "服务项目",
+                "作业项目",
+            ),
+        ),
     ),
     ("vin", "date", "km"),
 )

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from storage.importing import fields
-from storage.importing.headers import VIN_FIELD, ColumnMap, FieldSpec, HeaderSpec
 from storage.importing.batches import ProgressCallback
+from storage.importing.headers import VIN_FIELD, ColumnMap, FieldSpec, HeaderSpec
 from storage.importing.records import Apply, RecordParser, run_records
 from storage.importing.rejects import Problem
 from storage.importing.summary import RecordImportSummary
@@ -27,18 +27,54 @@ from storage.importing.summary import RecordImportSummary
 TELEMATICS_COLUMNS = HeaderSpec(
     (
         VIN_FIELD,
-        FieldSpec("odometer_km", "odometer km/里程", (
-            "odometer", "odometer km", "km", "mileage", "mileage km", "total mileage", "里程",
-            "总里程", "当前里程", "仪表里程", "累计里程",
-        )),
-        FieldSpec("at", "time/时间", (
-            "at", "time", "timestamp", "datetime", "reading time", "recorded at", "reported at",
-            "时间", "采集时间", "上报时间", "记录时间",
-        )),
-        FieldSpec("fault_codes", "fault codes/故障码", (
-            "fault codes", "fault code", "faults", "dtc", "dtcs", "trouble codes", "故障码",
-            "故障代码",
-        )),
+        FieldSpec(
+            "odometer_km",
+            "odometer km/里程",
+            (
+                "odometer",
+                "odometer km",
+                "km",
+                "mileage",
+                "mileage km",
+                "total mileage",
+                "里程",
+                "总里程",
+                "当前里程",
+                "仪表里程",
+                "累计里程",
+            ),
+        ),
+        FieldSpec(
+            "at",
+            "time/时间",
+            (
+                "at",
+                "time",
+                "timestamp",
+                "datetime",
+                "reading time",
+                "recorded at",
+                "reported at",
+                "时间",
+                "采集时间",
+                "上报时间",
+                "记录时间",
+            ),
+        ),
+        FieldSpec(
+            "fault_codes",
+            "fault codes/故障码",
+            (
+                "fault codes",
+                "fault code",
+                "faults",
+                "dtc",
+                "dtcs",
+                "trouble codes",
+                "故障码",
+                "故障代码",
+            ),
+        ),
     ),
     ("vin", "odometer_km", "at"),
 )
@@ -57,9 +93,7 @@ def telematics_parser(columns: ColumnMap, timezone: str) -> RecordParser[Telemat
     tz = ZoneInfo(timezone)
 
     def build(line: int, values: list[object], out: dict[str, Any], problems: list[Problem]) -> TelematicsRow:
-        return TelematicsRow(
-            line, values, out["vin"], out["odometer_km"], out["at"], out.get("fault_codes") or ()
-        )
+        return TelematicsRow(line, values, out["vin"], out["odometer_km"], out["at"], out.get("fault_codes") or ())
 
     return RecordParser(
         columns,

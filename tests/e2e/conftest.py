@@ -15,7 +15,7 @@ from tests.support.harness import BotHarness
 
 
 @pytest.fixture
-async def sandbox():  # noqa: ANN201
+async def sandbox():
     from sandbox import Sandbox, SandboxConfig
 
     async with Sandbox(SandboxConfig()) as sb:
@@ -23,7 +23,7 @@ async def sandbox():  # noqa: ANN201
 
 
 @pytest.fixture
-def daytime_clock():  # noqa: ANN201
+def daytime_clock():
     """App time that runs at real speed from 10:00 Asia/Shanghai today, so pushes are not
     held by quiet hours whenever the suite happens to run (tests of quiet hours set their own)."""
     from datetime import UTC, datetime, time
@@ -45,7 +45,7 @@ def harness_settings(request: pytest.FixtureRequest) -> dict:
 
 
 @pytest.fixture
-async def harness(sandbox, sqlite_url: str, daytime_clock, harness_settings: dict):  # noqa: ANN001, ANN201
+async def harness(sandbox, sqlite_url: str, daytime_clock, harness_settings: dict):
     bot_harness = BotHarness(sandbox, sqlite_url, **harness_settings)
     await bot_harness.start()
     try:
@@ -55,7 +55,7 @@ async def harness(sandbox, sqlite_url: str, daytime_clock, harness_settings: dic
 
 
 @pytest.fixture
-def frozen(daytime_clock) -> Iterator[FrozenClock]:  # noqa: ANN001
+def frozen(daytime_clock) -> Iterator[FrozenClock]:
     """App time frozen at 10:00 Asia/Shanghai today; the test moves it."""
     clock = FrozenClock(datetime.combine(datetime.now(UTC).date(), time(2, 0), UTC))
     clock.install()
@@ -69,5 +69,5 @@ def library() -> Library:
 
 
 @pytest.fixture
-def flows(harness, frozen, library) -> Flows:  # noqa: ANN001
+def flows(harness, frozen, library) -> Flows:
     return Flows(harness, frozen, library)

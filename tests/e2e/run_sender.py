@@ -21,9 +21,7 @@ async def main(args: argparse.Namespace) -> None:
     settings = Settings(database_url=args.database_url, api_base=args.api_base)
     engine = make_engine(args.database_url)
     bot = create_bot(settings)
-    config = SenderConfig(
-        rate_per_s=args.rate, lease_s=args.lease, window=args.window, poll_interval_s=0.05
-    )
+    config = SenderConfig(rate_per_s=args.rate, lease_s=args.lease, window=args.window, poll_interval_s=0.05)
     sender = OutboxSender(bot, engine, config, policy=DeliveryPolicy(quiet_hours=NO_QUIET_HOURS))
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, sender.stop)

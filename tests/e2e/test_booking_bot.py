@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.booking_models import Booking
 from storage.clock import utcnow
@@ -27,7 +27,9 @@ VIN = "LSVAB2BJ7MN123456"
 
 
 @pytest.fixture
-async def harness(sandbox, sqlite_url: str, daytime_clock, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:  # noqa: ANN001
+async def harness(
+    sandbox, sqlite_url: str, daytime_clock, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[BotHarness]:
     """The bot with no quiet hours."""
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__QUIET_HOURS", "off")
     bot_harness = BotHarness(sandbox, sqlite_url)
@@ -40,9 +42,16 @@ async def harness(sandbox, sqlite_url: str, daytime_clock, monkeypatch: pytest.M
 
 async def _owner_online(harness: BotHarness) -> int:
     bought = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=120)
-    owner_id = await harness.add_owner("C0001", name="Owner C0001", vin=VIN, advisor_code="A101",
-                                       purchase_date=bought, phone="13800000000",
-                                       telegram_user_id=OWNER_TG, locale="en")
+    owner_id = await harness.add_owner(
+        "C0001",
+        name="Owner C0001",
+        vin=VIN,
+        advisor_code="A101",
+        purchase_date=bought,
+        phone="13800000000",
+        telegram_user_id=OWNER_TG,
+        locale="en",
+    )
     await harness.sandbox.add_user(OWNER_TG, first_name="C0001")
     await harness.sandbox.send_text(OWNER_TG, OWNER_TG, "/help")
     await harness.sandbox.wait_for_bot_message(OWNER_TG)
@@ -53,27 +62,32 @@ def _mileage(harness: BotHarness) -> int | None:
     from storage.models import Vehicle
 
     with harness.session() as session:
-        return session.execute(select(Vehicle.mileage_km).where(Vehicle.vin == VIN)).scalar()
+        return session.execute(select(col(Vehicle.mileage_km)).where(col(Vehicle.vin) == VIN)).scalar()
 
 
 def _scan_and_run(harness: BotHarness) -> int:
     """One reminder scan and one flow runner pass, as the scheduler's jobs would do."""
-    from flows.service import bookings
     from flows.engine.playbook import load_library
     from flows.engine.runner import run_due_flows
+    from flows.service import bookings
     from flows.templating import Renderer
 
     settings = harness.app.settings
     with Session(harness.app.engine) as session:
         emitted = bookings.scan_due(
-            session, utcnow(), rules=settings.service.rules(), within_km=settings.service.remind_within_km,
-            within_days=settings.service.remind_within_days, timezone=settings.timezone,
+            session,
+            utcnow(),
+            rules=settings.service.rules(),
+            within_km=settings.service.remind_within_km,
+            within_days=settings.service.remind_within_days,
+            timezone=settings.timezone,
             slots=settings.service.slot_policies(),
         )
         session.commit()
     library = load_library()
-    run_due_flows(harness.app.engine, Renderer(default_locale=settings.locale), library.flows,
-                  library.playbook, utcnow())
+    run_due_flows(
+        harness.app.engine, Renderer(default_locale=settings.locale), library.flows, library.playbook, utcnow()
+    )
     return emitted
 
 
@@ -111,12 +125,12 @@ async def test_a_car_nearing_its_service_gets_the_reminder_books_and_the_partner
 
     def status() -> str | None:
         with harness.session() as session:
-            return session.execute(select(Booking.status).where(Booking.owner_id == owner_id)).scalar()
+            return session.execute(select(col(Booking.status)).where(col(Booking.owner_id) == owner_id)).scalar()
 
     assert await harness.eventually(lambda: status() == "confirmed")
 
     booking_id = await asyncio.to_thread(
-        lambda: harness.session().execute(select(Booking.id).where(Booking.owner_id == owner_id)).scalar()
+        lambda: harness.session().execute(select(col(Booking.id)).where(col(Booking.owner_id) == owner_id)).scalar()
     )
     await sb.send_text(PARTNER_TG, PARTNER_TG, f"/serviced B{booking_id} 5,020")
     await harness.eventually(lambda: status() == "done")
@@ -149,9 +163,12 @@ async def test_followups_list_reasons_and_contacted_records_an_event(harness) ->
 
     def contacted() -> list[dict]:
         with harness.session() as session:
-            return [e.data for e in session.execute(
-                select(Event).where(Event.owner_id == owner_id, Event.kind == EventKind.contacted.value)
-            ).scalars()]
+            return [
+                e.data
+                for e in session.execute(
+                    select(Event).where(col(Event.owner_id) == owner_id, col(Event.kind) == EventKind.contacted.value)
+                ).scalars()
+            ]
 
     events = await harness.eventually(contacted)
     assert events and events[0]["reason"] == "churn_risk"

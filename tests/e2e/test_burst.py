@@ -18,7 +18,7 @@ BURST = 300
 
 
 @pytest.fixture
-async def burst_harness(db_url: str, daytime_clock):  # noqa: ANN001, ANN201
+async def burst_harness(db_url: str, daytime_clock):
     from sandbox import Sandbox, SandboxConfig
 
     async with Sandbox(SandboxConfig(enforce_limits=False)) as sb:

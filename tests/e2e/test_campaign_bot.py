@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from storage.campaign_models import Campaign, CampaignMember
 from storage.models import Owner
@@ -19,19 +20,21 @@ A_OWNERS, B_OWNER = (6101, 6102, 6103, 6104), 6201
 
 
 @pytest.fixture
-def campaign_harness(harness):  # noqa: ANN001, ANN201
+def campaign_harness(harness):
     """The real bot with its real wiring (the campaigns router before the partner router)."""
     return harness
 
 
-async def _owner(harness, ext: str, tg: int, advisor: str, line: str = "passenger") -> int:  # noqa: ANN001
+async def _owner(harness, ext: str, tg: int, advisor: str, line: str = "passenger") -> int:
     owner_id = await harness.add_owner(ext, name=f"Owner {tg}", advisor_code=advisor, product_line=line)
 
     def link() -> None:
         with harness.session() as session:
-            session.execute(update(Owner).where(Owner.id == owner_id).values(
-                telegram_user_id=tg, stage="verified", maturity="growing", activity="active",
-                locale="en"))
+            session.execute(
+                update(Owner)
+                .where(col(Owner.id) == owner_id)
+                .values(telegram_user_id=tg, stage="verified", maturity="growing", activity="active", locale="en")
+            )
             session.commit()
 
     await asyncio.to_thread(link)
@@ -40,13 +43,13 @@ async def _owner(harness, ext: str, tg: int, advisor: str, line: str = "passenge
     return owner_id
 
 
-def _keyboard(message: dict) -> list[str]:  # noqa: ANN001
+def _keyboard(message: dict) -> list[str]:
     rows = message.get("reply_markup", {}).get("inline_keyboard", [])
     return [b.get("callback_data", "") for row in rows for b in row]
 
 
-async def _edited(harness, chat_id: int, message_id: int, wanted: str) -> dict:  # noqa: ANN001
-    def probe():  # noqa: ANN202
+async def _edited(harness, chat_id: int, message_id: int, wanted: str) -> dict:
+    def probe():
         stored = harness.sandbox.history.get(chat_id, message_id)
         return stored.view() if stored and wanted in _keyboard(stored.view()) else None
 
@@ -55,7 +58,7 @@ async def _edited(harness, chat_id: int, message_id: int, wanted: str) -> dict: 
     return found
 
 
-async def test_partner_builds_previews_confirms_and_cancels(campaign_harness) -> None:  # noqa: ANN001
+async def test_partner_builds_previews_confirms_and_cancels(campaign_harness) -> None:
     from bot.routers.campaigns import CancelCb, CellCb, Step, StepCb, TemplateCb
 
     harness, sb = campaign_harness, campaign_harness.sandbox
@@ -72,7 +75,9 @@ async def test_partner_builds_previews_confirms_and_cancels(campaign_harness) ->
     await sb.press_button(A_TG, A_TG, matrix["message_id"], cell)
     nxt = StepCb(step=Step.next).pack()
     await _edited(harness, A_TG, matrix["message_id"], nxt)
-    await harness.eventually(lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or ""))
+    await harness.eventually(
+        lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or "")
+    )
     await sb.press_button(A_TG, A_TG, matrix["message_id"], nxt)
     template = TemplateCb(index=0).pack()
     await _edited(harness, A_TG, matrix["message_id"], template)
@@ -105,7 +110,9 @@ async def test_partner_builds_previews_confirms_and_cancels(campaign_harness) ->
     await sb.send_text(A_TG, A_TG, "/campaign")
     matrix = await sb.wait_for_bot_message(A_TG, contains="New campaign")
     await sb.press_button(A_TG, A_TG, matrix["message_id"], cell)
-    await harness.eventually(lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or ""))
+    await harness.eventually(
+        lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or "")
+    )
     await sb.press_button(A_TG, A_TG, matrix["message_id"], nxt)
     own = StepCb(step=Step.own).pack()
     await _edited(harness, A_TG, matrix["message_id"], own)
@@ -125,11 +132,12 @@ async def test_partner_builds_previews_confirms_and_cancels(campaign_harness) ->
     listing = await sb.wait_for_bot_message(A_TG, contains="Your campaigns")
     assert "scheduled" in listing["text"] and "Audience 4" in listing["text"]
     with harness.session() as session:
-        scheduled = session.execute(select(Campaign).where(Campaign.status == "scheduled")).scalar_one()
+        scheduled = session.execute(select(Campaign).where(col(Campaign.status) == "scheduled")).scalar_one()
     cancel = CancelCb(campaign_id=scheduled.id).pack()
     assert cancel in _keyboard(listing)
     await sb.press_button(A_TG, A_TG, listing["message_id"], cancel)
     await sb.wait_for_bot_message(A_TG, contains=f"Campaign #{scheduled.id} is cancelled")
+
     def status() -> str | None:
         with harness.session() as session:
             found = session.get(Campaign, scheduled.id).status
@@ -144,8 +152,8 @@ async def test_partner_builds_previews_confirms_and_cancels(campaign_harness) ->
     await sb.wait_for_bot_message(B_TG, contains="Why owners left")
 
 
-async def test_cancel_in_any_step_and_reasons_per_partner(campaign_harness) -> None:  # noqa: ANN001
-    from bot.routers.campaigns import CellCb, StepCb, Step, TemplateCb
+async def test_cancel_in_any_step_and_reasons_per_partner(campaign_harness) -> None:
+    from bot.routers.campaigns import CellCb, Step, StepCb, TemplateCb
     from storage.events import EventKind, record
 
     harness, sb = campaign_harness, campaign_harness.sandbox
@@ -160,7 +168,9 @@ async def test_cancel_in_any_step_and_reasons_per_partner(campaign_harness) -> N
     await sb.press_button(A_TG, A_TG, matrix["message_id"], CellCb(maturity=1, activity=0).pack())
     nxt = StepCb(step=Step.next).pack()
     await _edited(harness, A_TG, matrix["message_id"], nxt)
-    await harness.eventually(lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or ""))
+    await harness.eventually(
+        lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or "")
+    )
     await sb.press_button(A_TG, A_TG, matrix["message_id"], nxt)
     template = TemplateCb(index=1).pack()
     await _edited(harness, A_TG, matrix["message_id"], template)
@@ -171,7 +181,7 @@ async def test_cancel_in_any_step_and_reasons_per_partner(campaign_harness) -> N
 
     def statuses() -> list[str]:
         with harness.session() as session:
-            return list(session.execute(select(Campaign.status)).scalars())
+            return list(session.execute(select(col(Campaign.status))).scalars())
 
     assert await harness.eventually(lambda: statuses() == ["cancelled"])
     assert not any("weekend drive" in (m.get("text") or "") for m in sb.history.messages(A_OWNERS[0]))
@@ -190,7 +200,7 @@ async def test_cancel_in_any_step_and_reasons_per_partner(campaign_harness) -> N
     assert "Price: 0" in theirs["text"] and "Answered: 0" in theirs["text"]
 
 
-async def test_product_line_row_narrows_the_matrix_and_the_audience(campaign_harness) -> None:  # noqa: ANN001
+async def test_product_line_row_narrows_the_matrix_and_the_audience(campaign_harness) -> None:
     """A partner with passenger and commercial owners picks a line above the matrix: the cell
     counts and the campaign's audience follow it."""
     from bot.routers.campaigns import CellCb, LineCb, Step, StepCb, TemplateCb
@@ -213,12 +223,16 @@ async def test_product_line_row_narrows_the_matrix_and_the_audience(campaign_har
     assert shown[commercial] == "Commercial" and shown[LineCb(index=1).pack()] == "Passenger"
 
     await sb.press_button(A_TG, A_TG, matrix["message_id"], commercial)
-    await harness.eventually(lambda: "Product line: Commercial" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or ""))
+    await harness.eventually(
+        lambda: "Product line: Commercial" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or "")
+    )
     shown = cells(sb.history.get(A_TG, matrix["message_id"]).view())
     assert shown[growing_active] == "1" and shown[commercial] == "✓ Commercial"
 
     await sb.press_button(A_TG, A_TG, matrix["message_id"], growing_active)
-    await harness.eventually(lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or ""))
+    await harness.eventually(
+        lambda: "growing/active" in (sb.history.get(A_TG, matrix["message_id"]).view().get("text") or "")
+    )
     assert cells(sb.history.get(A_TG, matrix["message_id"]).view())[growing_active] == "✓ 1"
     nxt = StepCb(step=Step.next).pack()
     await sb.press_button(A_TG, A_TG, matrix["message_id"], nxt)
@@ -228,4 +242,4 @@ async def test_product_line_row_narrows_the_matrix_and_the_audience(campaign_har
     preview = await sb.wait_for_bot_message(A_TG, contains="preview")
     assert "(Commercial)" in preview["text"] and "Audience: 1 owners" in preview["text"]
     with harness.session() as session:
-        assert session.execute(select(Campaign.product_line)).scalar_one() == "commercial"
+        assert session.execute(select(col(Campaign.product_line))).scalar_one() == "commercial"

@@ -1,4 +1,4 @@
-""""Send now" never plans inside the button's handler (issue 17, item 3): the partner gets an
+""" "Send now" never plans inside the button's handler (issue 17, item 3): the partner gets an
 immediate "sending to N owners" reply while the campaign waits, unplanned, for its one-off
 job; the job plans it and the "on its way" notice comes through the outbox.
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from storage.campaign_models import Campaign, CampaignMember
 from storage.models import OutboxMessage
@@ -20,7 +21,7 @@ PARTNER_TG = 5301
 OWNERS = (6301, 6302, 6303)
 
 
-async def test_send_now_answers_at_once_and_the_job_plans_it(harness) -> None:  # noqa: ANN001
+async def test_send_now_answers_at_once_and_the_job_plans_it(harness) -> None:
     from bot.routers.campaigns import CellCb, Step, StepCb, TemplateCb
     from flows.growth import campaigns
 
@@ -34,7 +35,9 @@ async def test_send_now_answers_at_once_and_the_job_plans_it(harness) -> None:  
     await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], CellCb(maturity=1, activity=0).pack())
     nxt = StepCb(step=Step.next).pack()
     await _edited(harness, PARTNER_TG, matrix["message_id"], nxt)
-    await harness.eventually(lambda: "growing/active" in (sb.history.get(PARTNER_TG, matrix["message_id"]).view().get("text") or ""))
+    await harness.eventually(
+        lambda: "growing/active" in (sb.history.get(PARTNER_TG, matrix["message_id"]).view().get("text") or "")
+    )
     await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], nxt)
     template = TemplateCb(index=0).pack()
     await _edited(harness, PARTNER_TG, matrix["message_id"], template)
@@ -53,14 +56,17 @@ async def test_send_now_answers_at_once_and_the_job_plans_it(harness) -> None:  
         with harness.session() as session:
             campaign = session.execute(select(Campaign)).scalar_one()
             members = session.execute(select(func.count()).select_from(CampaignMember)).scalar_one()
-            pushes = session.execute(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.dedupe_key.like(f"campaign:{campaign.id}:%"))).scalar_one()
+            pushes = session.execute(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(col(OutboxMessage.dedupe_key).like(f"campaign:{campaign.id}:%"))
+            ).scalar_one()
             return campaign.status, members, pushes
 
     status, members, pushes = await harness.eventually(lambda: snapshot() if snapshot()[0] == "scheduled" else None)
     assert (status, members, pushes) == ("scheduled", 0, 0)  # the handler planned nothing
     with harness.session() as session:
-        campaign_id = session.execute(select(Campaign.id)).scalar_one()
+        campaign_id = session.execute(select(col(Campaign.id))).scalar_one()
     assert campaigns.job_id(campaign_id) in harness.runtime.scheduler.job_ids()
 
     aps.resume()

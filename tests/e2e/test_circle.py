@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from storage.models import Event
 
@@ -13,7 +14,7 @@ PARTNER_TG, OWNER_TG, STRANGER_TG = 5001, 6001, 6002
 VIN = "LSVAB2BJ7MN654321"
 
 
-async def _verified_owner(harness) -> None:  # noqa: ANN001
+async def _verified_owner(harness) -> None:
     sb = harness.sandbox
     await harness.add_owner("C1", name="Li Lei", vin=VIN, advisor_code="A101")
     await sb.add_user(OWNER_TG, first_name="Lei")
@@ -22,15 +23,15 @@ async def _verified_owner(harness) -> None:  # noqa: ANN001
     await sb.wait_for_bot_message(OWNER_TG, contains="Verified")
 
 
-async def _setup(harness) -> tuple[int, str]:  # noqa: ANN001
+async def _setup(harness) -> tuple[int, str]:
     code = await harness.add_partner("A101", name="Alice")
     await harness.register_partner(PARTNER_TG, code)
     return await harness.make_circle(PARTNER_TG, title="Han EV Owners")
 
 
-def _events(harness, kind: str) -> list[Event]:  # noqa: ANN001
+def _events(harness, kind: str) -> list[Event]:
     with harness.session() as session:
-        return list(session.execute(select(Event).where(Event.kind == kind)).scalars())
+        return list(session.execute(select(Event).where(col(Event.kind) == kind)).scalars())
 
 
 async def test_join_through_circle_link_is_attributed_and_welcomed(harness) -> None:
@@ -57,7 +58,9 @@ async def test_unknown_joiner_is_asked_to_verify_and_links_are_removed(harness) 
 
     sent = await sb.send_text(STRANGER_TG, chat_id, "cheap parts at https://spam.example")
     await harness.eventually(lambda: _events(harness, "message_removed"))
-    assert any(m["message_id"] == sent["message_id"] and m.get("deleted") for m in sb.messages(chat_id, include_deleted=True))
+    assert any(
+        m["message_id"] == sent["message_id"] and m.get("deleted") for m in sb.messages(chat_id, include_deleted=True)
+    )
 
 
 async def test_owner_messages_are_recorded_without_text(harness) -> None:

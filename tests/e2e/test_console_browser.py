@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
+from sqlmodel import col
 
 from flows.community.funnel import funnel_report
 from flows.console.init_data import make_init_data
@@ -22,8 +23,14 @@ from tests.support.harness import OPERATOR_ID
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 A_TG, B_TG = 5201, 5202
 
 
@@ -47,8 +54,12 @@ async def console(harness):
     from bot.runtime import bot_token
     from bot.web import build_web_app
 
-    app = build_web_app(harness.app.settings, harness.app.engine, bot_token=bot_token(harness.app.settings),
-                        scheduler=harness.runtime.scheduler)
+    app = build_web_app(
+        harness.app.settings,
+        harness.app.engine,
+        bot_token=bot_token(harness.app.settings),
+        scheduler=harness.runtime.scheduler,
+    )
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", PORT).start()
@@ -84,10 +95,22 @@ async def _seed(harness) -> None:
     await harness.register_partner(A_TG, code_a)
     await harness.register_partner(B_TG, code_b)
     for n in range(3):
-        await harness.add_owner(f"CA{n}", name=f"Alice owner {n}", phone=f"+8613800001{n:03d}",
-                                vin=f"LSVAB2BJ7MN10000{n}", advisor_code="A301", telegram_user_id=7100 + n)
-    await harness.add_owner("CB0", name="Bob owner 0", phone="+8613900001000", vin="LSVAB2BJ7MN200000",
-                            advisor_code="B301", telegram_user_id=7200)
+        await harness.add_owner(
+            f"CA{n}",
+            name=f"Alice owner {n}",
+            phone=f"+8613800001{n:03d}",
+            vin=f"LSVAB2BJ7MN10000{n}",
+            advisor_code="A301",
+            telegram_user_id=7100 + n,
+        )
+    await harness.add_owner(
+        "CB0",
+        name="Bob owner 0",
+        phone="+8613900001000",
+        vin="LSVAB2BJ7MN200000",
+        advisor_code="B301",
+        telegram_user_id=7200,
+    )
     await harness.add_owner("CX0", name="Not yet online", advisor_code="A301")
 
 
@@ -126,7 +149,9 @@ async def test_operator_signs_in_from_the_bot_and_drills_down(harness, console, 
     assert "no longer valid" in await again.text_content("#message")  # the link worked once
 
 
-async def test_partner_mini_app_shows_only_their_owners_and_forged_data_gets_401(harness, console, browser, tmp_path) -> None:
+async def test_partner_mini_app_shows_only_their_owners_and_forged_data_gets_401(
+    harness, console, browser, tmp_path
+) -> None:
     from bot.runtime import bot_token
 
     await _seed(harness)
@@ -167,8 +192,11 @@ async def test_the_webhook_server_serves_the_console_beside_the_webhook(sandbox,
     runner = await _start_webhook(harness.runtime, f"http://127.0.0.1:{port}", "127.0.0.1", port)
     try:
         async with aiohttp.ClientSession() as http:
-            bad = await http.post(f"http://127.0.0.1:{port}/webhook", json={"update_id": 1},
-                                  headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+            bad = await http.post(
+                f"http://127.0.0.1:{port}/webhook",
+                json={"update_id": 1},
+                headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+            )
             assert bad.status == 401 and "Content-Security-Policy" not in bad.headers  # the webhook's own answer
             assert (await http.get(f"http://127.0.0.1:{port}/", allow_redirects=False)).status == 401
             shell = await http.get(f"http://127.0.0.1:{port}/app")
@@ -202,8 +230,11 @@ async def _reachable_owner(harness, ext: str, tg: int, advisor: str) -> int:
 
     def link() -> None:
         with harness.session() as session:
-            session.execute(update(Owner).where(Owner.id == owner_id).values(
-                telegram_user_id=tg, stage="verified", maturity="growing", activity="active", locale="en"))
+            session.execute(
+                update(Owner)
+                .where(col(Owner.id) == owner_id)
+                .values(telegram_user_id=tg, stage="verified", maturity="growing", activity="active", locale="en")
+            )
             session.commit()
 
     await asyncio.to_thread(link)
@@ -225,7 +256,7 @@ async def test_a_campaign_made_in_the_console_is_sent_by_the_bot(harness, consol
     drivers = {tg: await _reachable_owner(harness, f"CD{tg}", tg, "A401") for tg in (7301, 7302, 7303, 7304)}
     bobs = await _reachable_owner(harness, "CD7399", 7399, "B401")
     with harness.session() as session:
-        alice = session.exec(select(Partner).where(Partner.advisor_code == "A401")).one()
+        alice = session.exec(select(Partner).where(col(Partner.advisor_code) == "A401")).one()
     treated = [tg for tg, oid in drivers.items() if not is_holdout(oid, alice.id)]
     assert treated and bobs
 

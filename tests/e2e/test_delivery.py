@@ -13,15 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.config import Settings
 from bot.runtime import create_bot
-from sandbox import Sandbox, SandboxConfig
 from bot.scheduler import JobContext, Scheduler
 from bot.sender import OutboxSender, SenderConfig
 from flows.delivery.clock import FrozenClock, uninstall
 from flows.delivery.outbox import Push, enqueue_many
+from sandbox import Sandbox, SandboxConfig
 from storage.db import make_engine
 from storage.delivery_models import scheduler_jobs
 from storage.models import MessageClass, OutboxMessage, Owner, Partner
@@ -47,7 +47,9 @@ def transport() -> str:
 
 
 @pytest.fixture
-async def bot(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock, transport: str) -> AsyncIterator:  # noqa: ANN001
+async def bot(
+    sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock, transport: str
+) -> AsyncIterator:
     """The harness bot with fast retries."""
     from tests.support.harness import BotHarness
 
@@ -61,7 +63,7 @@ async def bot(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, clock: 
         await harness.stop()
 
 
-async def _owner(h, tg: int, name: str = "Owner") -> int:  # noqa: ANN001
+async def _owner(h, tg: int, name: str = "Owner") -> int:
     """A verified owner linked to Telegram user ``tg`` who has started the bot."""
     owner_id = await h.add_owner(f"C{tg}", name=name, telegram_user_id=tg, locale="en")
     user = await h.sandbox.add_user(tg, first_name=name)
@@ -69,7 +71,7 @@ async def _owner(h, tg: int, name: str = "Owner") -> int:  # noqa: ANN001
     return owner_id
 
 
-async def _enqueue(h, *pushes: Push) -> int:  # noqa: ANN001
+async def _enqueue(h, *pushes: Push) -> int:
     def run() -> int:
         with h.session() as session:
             made = enqueue_many(session, list(pushes))
@@ -81,22 +83,22 @@ async def _enqueue(h, *pushes: Push) -> int:  # noqa: ANN001
     return made
 
 
-def _row(h, key: str) -> OutboxMessage | None:  # noqa: ANN001
+def _row(h, key: str) -> OutboxMessage | None:
     with h.session() as session:
-        return session.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key == key)).scalar_one_or_none()
+        return session.execute(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == key)).scalar_one_or_none()
 
 
-def _done(h, key: str) -> OutboxMessage | None:  # noqa: ANN001
+def _done(h, key: str) -> OutboxMessage | None:
     row = _row(h, key)
     return row if row is not None and row.status in ("sent", "failed", "skipped") else None
 
 
-def _push(key: str, chat: int, cls: MessageClass = MessageClass.transactional, text: str | None = None, **kw) -> Push:  # noqa: ANN003
+def _push(key: str, chat: int, cls: MessageClass = MessageClass.transactional, text: str | None = None, **kw) -> Push:
     return Push(dedupe_key=key, chat_id=chat, text=text or f"Notice {key}", message_class=cls, **kw)
 
 
 @pytest.mark.parametrize("transport", ["direct", "aiogram"])
-async def test_429_storm_then_everything_sent_exactly_once(bot) -> None:  # noqa: ANN001
+async def test_429_storm_then_everything_sent_exactly_once(bot) -> None:
     sb = bot.sandbox
     chats = [7000 + i for i in range(40)]
     for tg in chats:
@@ -106,25 +108,29 @@ async def test_429_storm_then_everything_sent_exactly_once(bot) -> None:  # noqa
 
     def all_sent() -> bool:
         with bot.session() as session:
-            return session.execute(select(func.count()).where(OutboxMessage.status == "sent")).scalar() == len(chats)
+            return session.execute(select(func.count()).where(col(OutboxMessage.status) == "sent")).scalar() == len(
+                chats
+            )
 
     assert await bot.eventually(all_sent, timeout=20)
     assert [len(sb.bot_messages(tg)) for tg in chats] == [1] * len(chats)
     concurrency = bot.runtime.sender.config.concurrency
     assert 0 < sb.too_many_requests <= concurrency * 3  # paused as told, not hammering
     with bot.session() as session:
-        attempts = session.execute(select(func.max(OutboxMessage.attempts))).scalar()
+        attempts = session.execute(select(func.max(col(OutboxMessage.attempts)))).scalar()
     assert attempts == 1  # a 429 does not count as an attempt
 
 
 @pytest.mark.parametrize("transport", ["direct", "aiogram"])
-async def test_user_who_blocked_the_bot(bot, clock) -> None:  # noqa: ANN001
+async def test_user_who_blocked_the_bot(bot, clock) -> None:
     sb = bot.sandbox
     blocked_id = await _owner(bot, 7101, "Blocked")
     await _owner(bot, 7102, "Fine")
     sb.world.blocked.add(7101)  # blocked without the bot seeing an update: the send finds out
     await _enqueue(
-        bot, _push("b:now", 7101), _push("b:later", 7101, not_before=NOON + timedelta(hours=1)),
+        bot,
+        _push("b:now", 7101),
+        _push("b:later", 7101, not_before=NOON + timedelta(hours=1)),
         _push("fine", 7102),
     )
     first = await bot.eventually(lambda: _done(bot, "b:now"))
@@ -152,7 +158,7 @@ async def test_user_who_blocked_the_bot(bot, clock) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("transport", ["direct", "aiogram"])
-async def test_bad_html_fails_with_telegrams_description(bot) -> None:  # noqa: ANN001
+async def test_bad_html_fails_with_telegrams_description(bot) -> None:
     await _owner(bot, 7201)
     await _enqueue(bot, _push("bad", 7201, text="<b>unclosed"), _push("good", 7201, text="<b>fine</b>"))
     bad = await bot.eventually(lambda: _done(bot, "bad"))
@@ -164,7 +170,7 @@ async def test_bad_html_fails_with_telegrams_description(bot) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize("transport", ["direct", "aiogram"])
-async def test_server_errors_are_retried_with_backoff(bot) -> None:  # noqa: ANN001
+async def test_server_errors_are_retried_with_backoff(bot) -> None:
     await _owner(bot, 7301)
     bot.sandbox.set_failure(method="sendMessage", status=502, count=2)
     await _enqueue(bot, _push("flaky", 7301))
@@ -173,7 +179,7 @@ async def test_server_errors_are_retried_with_backoff(bot) -> None:  # noqa: ANN
     assert len(bot.sandbox.bot_messages(7301)) == 1
 
 
-async def test_a_busy_chat_does_not_hold_up_the_others(bot) -> None:  # noqa: ANN001
+async def test_a_busy_chat_does_not_hold_up_the_others(bot) -> None:
     sb = bot.sandbox
     busy, others = 7601, [7610 + i for i in range(20)]
     for tg in (busy, *others):
@@ -191,7 +197,7 @@ async def test_a_busy_chat_does_not_hold_up_the_others(bot) -> None:  # noqa: AN
     assert sb.too_many_requests == 0  # 1/s per private chat (burst 2) kept
 
 
-async def test_quiet_hours_hold_pushes_but_not_replies(bot, clock) -> None:  # noqa: ANN001
+async def test_quiet_hours_hold_pushes_but_not_replies(bot, clock) -> None:
     sb = bot.sandbox
     clock.set(LATE)
     await _owner(bot, 7401)
@@ -200,11 +206,13 @@ async def test_quiet_hours_hold_pushes_but_not_replies(bot, clock) -> None:  # n
 
     def registered() -> bool:  # the bot commits after its reply
         with bot.session() as session:
-            return session.execute(select(Partner.id).where(Partner.telegram_user_id == 7499)).first() is not None
+            return (
+                session.execute(select(col(Partner.id)).where(col(Partner.telegram_user_id) == 7499)).first()
+                is not None
+            )
 
     assert await bot.eventually(registered)
-    await _enqueue(bot, _push("night", 7401), _push("night-m", 7401, MessageClass.marketing),
-                   _push("staff", 7499))
+    await _enqueue(bot, _push("night", 7401), _push("night-m", 7401, MessageClass.marketing), _push("staff", 7499))
     assert _row(bot, "night").not_before == MORNING
     await sb.send_text(7401, 7401, "/help")
     await sb.wait_for_bot_message(7401, contains="/start")  # the reply is not held
@@ -217,7 +225,7 @@ async def test_quiet_hours_hold_pushes_but_not_replies(bot, clock) -> None:  # n
     await sb.wait_for_bot_message(7401, contains="Notice night-m")
 
 
-async def test_stop_ends_marketing_and_resume_brings_it_back(bot) -> None:  # noqa: ANN001
+async def test_stop_ends_marketing_and_resume_brings_it_back(bot) -> None:
     sb = bot.sandbox
     await _owner(bot, 7501)
     await sb.send_text(7501, 7501, "/stop")
@@ -255,7 +263,7 @@ async def _world(sb: Sandbox, db_url: str, count: int, first_tg: int) -> list[tu
     return await asyncio.to_thread(seed)
 
 
-def _count(db_url: str, *where) -> int:  # noqa: ANN002
+def _count(db_url: str, *where) -> int:
     engine = make_engine(db_url)
     with Session(engine) as session:
         value = session.execute(select(func.count()).select_from(OutboxMessage).where(*where)).scalar()
@@ -263,7 +271,7 @@ def _count(db_url: str, *where) -> int:  # noqa: ANN002
     return value
 
 
-async def _until(probe, timeout: float = 20.0):  # noqa: ANN001, ANN202
+async def _until(probe, timeout: float = 20.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await asyncio.to_thread(probe)
@@ -272,7 +280,7 @@ async def _until(probe, timeout: float = 20.0):  # noqa: ANN001, ANN202
         await asyncio.sleep(0.05)
 
 
-async def test_two_senders_at_once_send_each_push_once(db_url: str, clock) -> None:  # noqa: ANN001
+async def test_two_senders_at_once_send_each_push_once(db_url: str, clock) -> None:
     async with Sandbox(SandboxConfig(bot_rate_per_s=3000)) as sb:
         owners = await _world(sb, db_url, 300, 8_000_000)
 
@@ -288,10 +296,14 @@ async def test_two_senders_at_once_send_each_push_once(db_url: str, clock) -> No
         senders = []
         for _ in range(2):
             engine = make_engine(db_url)
-            senders.append(OutboxSender(create_bot(settings), engine, SenderConfig(rate_per_s=200, batch_size=20, poll_interval_s=0.05)))
+            senders.append(
+                OutboxSender(
+                    create_bot(settings), engine, SenderConfig(rate_per_s=200, batch_size=20, poll_interval_s=0.05)
+                )
+            )
         tasks = [asyncio.create_task(s.run()) for s in senders]
         try:
-            assert await _until(lambda: _count(db_url, OutboxMessage.status == "sent") == len(owners))
+            assert await _until(lambda: _count(db_url, col(OutboxMessage.status) == "sent") == len(owners))
         finally:
             for s in senders:
                 s.stop()
@@ -304,7 +316,7 @@ async def test_two_senders_at_once_send_each_push_once(db_url: str, clock) -> No
         assert sum(s.stats["sent"] for s in senders) == len(owners)
 
 
-async def test_second_scheduler_plans_nothing_twice(db_url: str, clock) -> None:  # noqa: ANN001
+async def test_second_scheduler_plans_nothing_twice(db_url: str, clock) -> None:
     async with Sandbox(SandboxConfig(bot_rate_per_s=3000)) as sb:
         owners = await _world(sb, db_url, 30, 9_000_000)
         runs: list[str] = []
@@ -318,23 +330,32 @@ async def test_second_scheduler_plans_nothing_twice(db_url: str, clock) -> None:
         def campaign(ctx: JobContext, name: str) -> None:
             runs.append(name)
             with Session(ctx.engine) as session:
-                enqueue_many(session, [_push(f"campaign:{name}:{tg}", tg, MessageClass.marketing) for _, tg in owners], ctx.policy)
+                enqueue_many(
+                    session,
+                    [_push(f"campaign:{name}:{tg}", tg, MessageClass.marketing) for _, tg in owners],
+                    ctx.policy,
+                )
                 session.commit()
 
         engines = [make_engine(db_url) for _ in range(3)]
-        sender = OutboxSender(create_bot(Settings(database_url=db_url, api_base=sb.base_url)), engines[2],
-                              SenderConfig(rate_per_s=500, poll_interval_s=0.05))
+        sender = OutboxSender(
+            create_bot(Settings(database_url=db_url, api_base=sb.base_url)),
+            engines[2],
+            SenderConfig(rate_per_s=500, poll_interval_s=0.05),
+        )
         schedulers = [Scheduler(engine, on_planned=sender.wake) for engine in engines[:2]]
         for scheduler in schedulers:  # the same fixed job and task in both, as two bot processes would
             scheduler.every("test.digest", digest, seconds=0.1)
             scheduler.register_task("test.campaign", campaign)
-        schedulers[0].schedule_once("campaign:spring", "test.campaign", clock.now() + timedelta(seconds=0.3), name="spring")
+        schedulers[0].schedule_once(
+            "campaign:spring", "test.campaign", clock.now() + timedelta(seconds=0.3), name="spring"
+        )
         sender_task = asyncio.create_task(sender.run())
         for scheduler in schedulers:
             scheduler.start()
         try:
             assert await _until(lambda: "spring" in runs and runs.count("digest") >= 4, timeout=10)
-            assert await _until(lambda: _count(db_url, OutboxMessage.status == "sent") == 2 * len(owners))
+            assert await _until(lambda: _count(db_url, col(OutboxMessage.status) == "sent") == 2 * len(owners))
             await asyncio.sleep(0.5)  # more digest ticks, from both schedulers
         finally:
             for scheduler in schedulers:
@@ -350,11 +371,11 @@ async def test_second_scheduler_plans_nothing_twice(db_url: str, clock) -> None:
             engine.dispose()
 
 
-async def test_one_off_jobs_survive_a_restart(sqlite_url: str, clock) -> None:  # noqa: ANN001
+async def test_one_off_jobs_survive_a_restart(sqlite_url: str, clock) -> None:
     engine = make_engine(sqlite_url)
     ran: list[dict] = []
 
-    def task(ctx: JobContext, **kwargs) -> None:  # noqa: ANN003
+    def task(ctx: JobContext, **kwargs) -> None:
         ran.append(kwargs)
 
     first = Scheduler(engine)

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_short_demo_runs_and_writes_its_reports(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = await Demo(
-        DemoOptions(owners_per_partner=2, failures=1, days=7, out_dir=tmp_path, say=lines.append)
-    ).run()
+    result = await Demo(DemoOptions(owners_per_partner=2, failures=1, days=7, out_dir=tmp_path, say=lines.append)).run()
     assert result.owners_import.rejected == 8
     assert result.circles >= 6
     assert result.verified == 11 and result.failed == 1
@@ -26,8 +24,18 @@ async def test_short_demo_runs_and_writes_its_reports(tmp_path: Path) -> None:
     assert (tmp_path / "matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "owners.xlsx").stat().st_size > 0
     book = load_workbook(tmp_path / "operations.xlsx", read_only=True)
-    assert book.sheetnames == ["funnel", "matrix", "campaigns", "referrals", "churn reasons",
-                               "settlement", "offers", "merchants", "points", "tasks"]
+    assert book.sheetnames == [
+        "funnel",
+        "matrix",
+        "campaigns",
+        "referrals",
+        "churn reasons",
+        "settlement",
+        "offers",
+        "merchants",
+        "points",
+        "tasks",
+    ]
     funnel = list(book["funnel"].iter_rows(values_only=True))
     assert funnel[0][:4] == ("advisor_code", "name", "dealer_code", "imported")
     assert funnel[-1][3] == result.funnel.total.imported  # the same numbers as the printed funnel

@@ -10,13 +10,12 @@ them back into the flow's cells.
 
 from __future__ import annotations
 
-
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
-from tests.support.flows import Flows
 from storage.flow_models import FlowRun, FlowRunLog
 from storage.models import Event, OutboxMessage, Owner
+from tests.support.flows import Flows
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +24,7 @@ VIN = "LSVAB2BJ7MN778899"
 STAY_BEGINNER = {"segments": {"growing_after_actions": 1000, "growing_after_days_online": 10_000}}
 
 
-async def _owner_in_circle(harness) -> tuple[int, int]:  # noqa: ANN001
+async def _owner_in_circle(harness) -> tuple[int, int]:
     """A partner with a circle; their owner verified through the bot and in the circle."""
     sb = harness.sandbox
     await harness.register_partner(PARTNER_TG, await harness.add_partner("A601", name="Wang Fang"))
@@ -36,11 +35,16 @@ async def _owner_in_circle(harness) -> tuple[int, int]:  # noqa: ANN001
     return owner_id, circle_id
 
 
-async def _chat(harness, flows: Flows, owner_id: int, circle_id: int) -> None:  # noqa: ANN001
+async def _chat(harness, flows: Flows, owner_id: int, circle_id: int) -> None:
     """The owner says something in the circle (a meaningful action and the nudge's goal);
     then the scheduler's work a few minutes later."""
+
     def said() -> int:
-        return len(flows.query(select(Event.id).where(Event.owner_id == owner_id, Event.kind == "circle_message")))
+        return len(
+            flows.query(
+                select(col(Event.id)).where(col(Event.owner_id) == owner_id, col(Event.kind) == "circle_message")
+            )
+        )
 
     before = said()
     await harness.sandbox.send_text(OWNER_TG, circle_id, "Any tips for the first service?")
@@ -49,24 +53,38 @@ async def _chat(harness, flows: Flows, owner_id: int, circle_id: int) -> None:  
 
 
 def _cell(flows: Flows, owner_id: int) -> str:
-    [(maturity, activity)] = flows.query(select(Owner.maturity, Owner.activity).where(Owner.id == owner_id))
+    [(maturity, activity)] = flows.query(
+        select(col(Owner.maturity), col(Owner.activity)).where(col(Owner.id) == owner_id)
+    )
     return f"{maturity}/{activity}"
 
 
 @pytest.mark.parametrize("harness_settings", [STAY_BEGINNER], indirect=True)
-async def test_beginner_nudge_honours_its_cooldown_and_max_entries(harness, flows: Flows) -> None:  # noqa: ANN001
+async def test_beginner_nudge_honours_its_cooldown_and_max_entries(harness, flows: Flows) -> None:
     owner_id, circle_id = await _owner_in_circle(harness)
     await flows.advance(minutes=5)
 
     def runs() -> list[FlowRun]:
-        return flows.query(select(FlowRun).where(FlowRun.owner_id == owner_id, FlowRun.flow_key == "beginner_nudge")
-                           .order_by(FlowRun.id))
+        return flows.query(
+            select(FlowRun)
+            .where(col(FlowRun.owner_id) == owner_id, col(FlowRun.flow_key) == "beginner_nudge")
+            .order_by(col(FlowRun.id))
+        )
 
     def refusals() -> list[str]:
-        return [log.reason or "" for log in flows.query(select(FlowRunLog).where(
-            FlowRunLog.owner_id == owner_id, FlowRunLog.flow_key == "beginner_nudge",
-            FlowRunLog.outcome == "skipped", FlowRunLog.run_id.is_(None),  # entry refusals, not a step's skip
-        ).order_by(FlowRunLog.id))]
+        return [
+            log.reason or ""
+            for log in flows.query(
+                select(FlowRunLog)
+                .where(
+                    col(FlowRunLog.owner_id) == owner_id,
+                    col(FlowRunLog.flow_key) == "beginner_nudge",
+                    col(FlowRunLog.outcome) == "skipped",
+                    col(FlowRunLog.run_id).is_(None),  # entry refusals, not a step's skip
+                )
+                .order_by(col(FlowRunLog.id))
+            )
+        ]
 
     # Day 8 of silence: beginner/declining, the first entry; the nudge reaches the owner.
     await flows.advance(days=8)
@@ -100,11 +118,15 @@ async def test_beginner_nudge_honours_its_cooldown_and_max_entries(harness, flow
     assert len(runs()) == 3 and refusals() == ["cooldown 30d", "max_entries 3"]
 
     # Each entry sent its nudge once, and the owner received all three.
-    nudges = flows.query(select(OutboxMessage).where(
-        OutboxMessage.owner_id == owner_id,
-        OutboxMessage.dedupe_key.like("flow:beginner_nudge:%:nudge")))  # type: ignore[attr-defined]
+    nudges = flows.query(
+        select(OutboxMessage).where(
+            col(OutboxMessage.owner_id) == owner_id, col(OutboxMessage.dedupe_key).like("flow:beginner_nudge:%:nudge")
+        )
+    )
     assert len(nudges) == 3
     assert {m.dedupe_key for m in nudges} == {f"flow:beginner_nudge:{r.id}:nudge" for r in runs()}
-    seen = [m for m in harness.sandbox.history.messages(OWNER_TG, only_bot=True) if "We miss you" in (m.get("text") or "")]
+    seen = [
+        m for m in harness.sandbox.history.messages(OWNER_TG, only_bot=True) if "We miss you" in (m.get("text") or "")
+    ]
     assert [m.status for m in nudges] == ["sent"] * 3 and len(seen) == 3
     assert first.id == runs()[0].id

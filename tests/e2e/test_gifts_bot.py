@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from flows.growth import gifts
 from storage.clock import utcnow
@@ -21,19 +22,19 @@ VIN_NEW = "LSVAB2BJ7MN654321"
 
 
 @pytest.fixture
-async def gift_harness(harness):  # noqa: ANN001, ANN201
+async def gift_harness(harness):
     """The gifts router and the referral hooks are part of the real wiring."""
     return harness
 
 
-def _grant(harness, owner_id: int, kind: str, days_ago: int = 0) -> str:  # noqa: ANN001
+def _grant(harness, owner_id: int, kind: str, days_ago: int = 0) -> str:
     with harness.session() as session:
         g = gifts.grant(session, owner_id, kind, utcnow() - timedelta(days=days_ago))
         session.commit()
         return g.code
 
 
-async def test_gifts_listed_and_redeemed_with_four_distinct_refusals(gift_harness) -> None:  # noqa: ANN001
+async def test_gifts_listed_and_redeemed_with_four_distinct_refusals(gift_harness) -> None:
     harness, sb = gift_harness, gift_harness.sandbox
     code = await harness.add_partner("A101")
     other = await harness.add_partner("A102")
@@ -68,7 +69,7 @@ async def test_gifts_listed_and_redeemed_with_four_distinct_refusals(gift_harnes
     assert "redeemed" in after["text"]
 
 
-async def test_invite_link_brings_a_new_owner_as_a_pending_referral(gift_harness) -> None:  # noqa: ANN001
+async def test_invite_link_brings_a_new_owner_as_a_pending_referral(gift_harness) -> None:
     harness, sb = gift_harness, gift_harness.sandbox
     code = await harness.add_partner("A101")
     await harness.register_partner(PARTNER_TG, code)
@@ -89,9 +90,15 @@ async def test_invite_link_brings_a_new_owner_as_a_pending_referral(gift_harness
 
     def pending() -> Referral | None:
         with harness.session() as session:
-            return session.execute(
-                select(Referral).where(Referral.referee_owner_id == newcomer, Referral.qualified_at.is_not(None))
-            ).scalars().first()
+            return (
+                session.execute(
+                    select(Referral).where(
+                        col(Referral.referee_owner_id) == newcomer, col(Referral.qualified_at).is_not(None)
+                    )
+                )
+                .scalars()
+                .first()
+            )
 
     ref = await harness.eventually(pending)
     assert ref is not None and ref.status == "pending" and ref.referee_user_id == NEW_TG

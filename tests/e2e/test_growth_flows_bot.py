@@ -13,14 +13,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
-from tests.support.flows import Flows
 from flows.engine.flow_rules import TAGS_KEY
 from storage.events import EventKind
 from storage.flow_models import FlowRun
 from storage.gift_models import GiftGrant
 from storage.models import Event, Owner
+from tests.support.flows import Flows
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ VIN, FRIEND_VIN = "LSVAB2BJ7MN445566", "LSVAB2BJ7MN998877"
 ROOMY_CAP = {"delivery": {"marketing_cap": 20}}
 
 
-async def _verified_in_circle(harness) -> tuple[int, int]:  # noqa: ANN001
+async def _verified_in_circle(harness) -> tuple[int, int]:
     sb = harness.sandbox
     await harness.register_partner(PARTNER_TG, await harness.add_partner("A701", name="Wang Fang"))
     circle_id, link = await harness.make_circle(PARTNER_TG)
@@ -40,28 +40,36 @@ async def _verified_in_circle(harness) -> tuple[int, int]:  # noqa: ANN001
 
 
 def _cell(flows: Flows, owner_id: int) -> str:
-    [(maturity, activity)] = flows.query(select(Owner.maturity, Owner.activity).where(Owner.id == owner_id))
+    [(maturity, activity)] = flows.query(
+        select(col(Owner.maturity), col(Owner.activity)).where(col(Owner.id) == owner_id)
+    )
     return f"{maturity}/{activity}"
 
 
 def _tags(flows: Flows, owner_id: int) -> list[str]:
-    [attributes] = flows.query(select(Owner.attributes).where(Owner.id == owner_id))
+    [attributes] = flows.query(select(col(Owner.attributes)).where(col(Owner.id) == owner_id))
     return list((attributes or {}).get(TAGS_KEY) or [])
 
 
 def _flow_keys(flows: Flows, owner_id: int) -> set[str]:
-    return set(flows.query(select(FlowRun.flow_key).where(FlowRun.owner_id == owner_id)))
+    return set(flows.query(select(col(FlowRun.flow_key)).where(col(FlowRun.owner_id) == owner_id)))
 
 
 @pytest.mark.parametrize("harness_settings", [ROOMY_CAP], indirect=True)
-async def test_growing_owner_gets_tasks_and_membership_and_a_reward_for_the_first_booking(harness, flows: Flows) -> None:  # noqa: ANN001
+async def test_growing_owner_gets_tasks_and_membership_and_a_reward_for_the_first_booking(
+    harness, flows: Flows
+) -> None:
     sb = harness.sandbox
     owner_id, circle_id = await _verified_in_circle(harness)
     for text in ("Hello everyone", "Where do you charge?", "Thanks!"):  # three meaningful actions
         await sb.send_text(OWNER_TG, circle_id, text)
 
     def chats() -> int:
-        return len(flows.query(select(Event.id).where(Event.owner_id == owner_id, Event.kind == "circle_message")))
+        return len(
+            flows.query(
+                select(col(Event.id)).where(col(Event.owner_id) == owner_id, col(Event.kind) == "circle_message")
+            )
+        )
 
     assert await harness.eventually(lambda: chats() == 3)
     await flows.advance(minutes=5)
@@ -73,8 +81,11 @@ async def test_growing_owner_gets_tasks_and_membership_and_a_reward_for_the_firs
     [join] = [b["callback_data"] for row in invite["reply_markup"]["inline_keyboard"] for b in row]
     query = await sb.press_button(OWNER_TG, OWNER_TG, invite["message_id"], join)
     await sb.wait_for_callback_answer(query["id"])
-    assert await harness.eventually(lambda: flows.query(select(Event.id).where(
-        Event.owner_id == owner_id, Event.kind == EventKind.button.value)))
+    assert await harness.eventually(
+        lambda: flows.query(
+            select(col(Event.id)).where(col(Event.owner_id) == owner_id, col(Event.kind) == EventKind.button.value)
+        )
+    )
     await flows.advance(minutes=5)
     await sb.wait_for_bot_message(OWNER_TG, contains="Welcome aboard as a member")
     await sb.wait_for_bot_message(PARTNER_TG, contains="Owner Li Lei joined the membership")
@@ -85,7 +96,7 @@ async def test_growing_owner_gets_tasks_and_membership_and_a_reward_for_the_firs
     await flows.event(owner_id, EventKind.booking)
     await flows.advance(minutes=5)
     await sb.wait_for_bot_message(OWNER_TG, contains="Task done, thank you!")
-    kinds = set(flows.query(select(GiftGrant.gift_type).where(GiftGrant.owner_id == owner_id)))
+    kinds = set(flows.query(select(col(GiftGrant.gift_type)).where(col(GiftGrant.owner_id) == owner_id)))
     assert "first_order" in kinds
     assert "task_booking_done" in _tags(flows, owner_id)
 
@@ -93,15 +104,22 @@ async def test_growing_owner_gets_tasks_and_membership_and_a_reward_for_the_firs
 @pytest.mark.parametrize(
     "harness_settings", [{**ROOMY_CAP, "segments": {"mature_after_service_visits": 1}}], indirect=True
 )
-async def test_mature_owner_is_invited_to_refer_and_thanked_when_the_referral_is_approved(harness, flows: Flows) -> None:  # noqa: ANN001
+async def test_mature_owner_is_invited_to_refer_and_thanked_when_the_referral_is_approved(
+    harness, flows: Flows
+) -> None:
     sb = harness.sandbox
     owner_id, _ = await _verified_in_circle(harness)
 
     # The partner records a service visit: with this deployment's threshold, a mature owner.
     await sb.send_text(PARTNER_TG, PARTNER_TG, "/serviced G0001 5200")
     await sb.wait_for_bot_message(PARTNER_TG, contains="G0001")
-    assert await harness.eventually(lambda: flows.query(select(Event.id).where(
-        Event.owner_id == owner_id, Event.kind == EventKind.service_visit.value)))
+    assert await harness.eventually(
+        lambda: flows.query(
+            select(col(Event.id)).where(
+                col(Event.owner_id) == owner_id, col(Event.kind) == EventKind.service_visit.value
+            )
+        )
+    )
     await flows.advance(minutes=5)
     assert _cell(flows, owner_id) == "mature/active"
     assert {"referral_invite", "membership"} <= _flow_keys(flows, owner_id)
@@ -122,5 +140,7 @@ async def test_mature_owner_is_invited_to_refer_and_thanked_when_the_referral_is
     await flows.run()
     await sb.wait_for_bot_message(OWNER_TG, contains="Your referral is approved")
     await sb.wait_for_bot_message(PARTNER_TG, contains="Owner Li Lei made a successful referral")
-    [run] = flows.query(select(FlowRun).where(FlowRun.owner_id == owner_id, FlowRun.flow_key == "referral_invite"))
+    [run] = flows.query(
+        select(FlowRun).where(col(FlowRun.owner_id) == owner_id, col(FlowRun.flow_key) == "referral_invite")
+    )
     assert run.status != "live"

@@ -28,10 +28,40 @@ async def test_owner_staff_keeps_owner_commands_and_undo_tells_the_owner(harness
     monkeypatch.setenv("AUTOCIRCLE_DATABASE_URL", harness.database_url)
     run = lambda args: asyncio.to_thread(_cli, args)
 
-    await run(["merchants", "add", "--code", "M2", "--name", "Tyre Town", "--kind", "after_sales",
-               "--category", "tyres", "--dealers", "D001"])
-    await run(["offers", "add", "--merchant", "M2", "--title", "Tyre check", "--value", "amount_off",
-               "--amount", "30", "--valid-days", "30", "--status", "live"])
+    await run(
+        [
+            "merchants",
+            "add",
+            "--code",
+            "M2",
+            "--name",
+            "Tyre Town",
+            "--kind",
+            "after_sales",
+            "--category",
+            "tyres",
+            "--dealers",
+            "D001",
+        ]
+    )
+    await run(
+        [
+            "offers",
+            "add",
+            "--merchant",
+            "M2",
+            "--title",
+            "Tyre check",
+            "--value",
+            "amount_off",
+            "--amount",
+            "30",
+            "--valid-days",
+            "30",
+            "--status",
+            "live",
+        ]
+    )
     staff_code = re.search(r"staff code: (\S+)", await run(["merchants", "code", "M2", "--staff", "Zhao"])).group(1)
     await harness.add_owner("C-601", name="Zhao", vin="LSVAB2BJ7MN006011", telegram_user_id=STAFF_OWNER_TG, locale="en")
     await harness.add_owner("C-602", name="Qian", vin="LSVAB2BJ7MN006022", telegram_user_id=OWNER_TG, locale="en")
@@ -56,7 +86,9 @@ async def test_owner_staff_keeps_owner_commands_and_undo_tells_the_owner(harness
 
     await sb.send_text(OWNER_TG, OWNER_TG, "/offers")
     listing = await sb.wait_for_bot_message(OWNER_TG, contains="Offers picked for you")
-    await sb.press_button(OWNER_TG, OWNER_TG, listing["message_id"], listing["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await sb.press_button(
+        OWNER_TG, OWNER_TG, listing["message_id"], listing["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    )
     code = re.search(r"Code (\w+)", (await sb.wait_for_bot_message(OWNER_TG, contains="Claimed"))["text"]).group(1)
     await sb.send_text(STAFF_OWNER_TG, STAFF_OWNER_TG, f"/redeem {code}")
     await sb.wait_for_bot_message(STAFF_OWNER_TG, contains="Redeemed")

@@ -33,15 +33,68 @@ def _cli(args: list[str]) -> str:
 async def test_merchant_offer_claim_redeem_commission_settlement(harness, monkeypatch) -> None:
     sb = harness.sandbox
     monkeypatch.setenv("AUTOCIRCLE_DATABASE_URL", harness.database_url)
-    run = lambda args: asyncio.to_thread(_cli, args)  # noqa: E731 - the CLI blocks: off the loop
+    run = lambda args: asyncio.to_thread(_cli, args)
 
-    await run(["merchants", "add", "--code", "M1", "--name", "Shine Wash", "--kind", "car_life",
-               "--category", "car_wash", "--city", "Shanghai", "--dealers", "D001"])
-    await run(["offers", "add", "--merchant", "M1", "--title", "Generic polish", "--value", "amount_off",
-               "--amount", "20", "--valid-days", "30", "--status", "live"])
-    await run(["offers", "add", "--merchant", "M1", "--title", "First wash free", "--value", "free_item",
-               "--item", "car wash", "--valid-days", "30", "--stock", "10", "--cells", "beginner/dormant",
-               "--commission-fixed", "5", "--status", "live"])
+    await run(
+        [
+            "merchants",
+            "add",
+            "--code",
+            "M1",
+            "--name",
+            "Shine Wash",
+            "--kind",
+            "car_life",
+            "--category",
+            "car_wash",
+            "--city",
+            "Shanghai",
+            "--dealers",
+            "D001",
+        ]
+    )
+    await run(
+        [
+            "offers",
+            "add",
+            "--merchant",
+            "M1",
+            "--title",
+            "Generic polish",
+            "--value",
+            "amount_off",
+            "--amount",
+            "20",
+            "--valid-days",
+            "30",
+            "--status",
+            "live",
+        ]
+    )
+    await run(
+        [
+            "offers",
+            "add",
+            "--merchant",
+            "M1",
+            "--title",
+            "First wash free",
+            "--value",
+            "free_item",
+            "--item",
+            "car wash",
+            "--valid-days",
+            "30",
+            "--stock",
+            "10",
+            "--cells",
+            "beginner/dormant",
+            "--commission-fixed",
+            "5",
+            "--status",
+            "live",
+        ]
+    )
     code_line = await run(["merchants", "code", "M1", "--staff", "Li"])
     staff_code = re.search(r"staff code: (\S+)", code_line).group(1)
 
@@ -53,8 +106,9 @@ async def test_merchant_offer_claim_redeem_commission_settlement(harness, monkey
 
     partner_code = await harness.add_partner("A501", name="Alice")
     await harness.register_partner(PARTNER_TG, partner_code)
-    await harness.add_owner("C-501", name="Wang", vin="LSVAB2BJ7MN005011", advisor_code="A501",
-                            telegram_user_id=OWNER_TG, locale="en")
+    await harness.add_owner(
+        "C-501", name="Wang", vin="LSVAB2BJ7MN005011", advisor_code="A501", telegram_user_id=OWNER_TG, locale="en"
+    )
     await sb.add_user(OWNER_TG, first_name="Wang")
 
     await sb.send_text(OWNER_TG, OWNER_TG, "/offers")

@@ -131,7 +131,9 @@ async def test_message_over_4096_characters_gets_a_short_answer(harness) -> None
 
 
 @pytest.mark.parametrize("language_code", [None, "de"])
-async def test_buttons_speak_the_language_of_the_text_for_people_without_a_known_language(harness, language_code) -> None:  # noqa: ANN001
+async def test_buttons_speak_the_language_of_the_text_for_people_without_a_known_language(
+    harness, language_code
+) -> None:
     """This deployment's default is English; a person whose Telegram app says nothing useful
     gets English text and English buttons, not one language above the other."""
     sb = harness.sandbox

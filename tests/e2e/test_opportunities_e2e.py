@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from flows.opportunities import capacity, demand, matching
 from flows.opportunities.matching import MatchPolicy
@@ -21,39 +21,62 @@ A, B, C, PASSENGER, SMALL, FAR = 73_001, 73_002, 73_003, 73_004, 73_005, 73_006
 POLICY = MatchPolicy(per_wave=2, wave_radii_km=(30.0, 150.0, 300.0), wave_timeout=timedelta(minutes=15))
 
 
-def _seed(harness) -> str:  # noqa: ANN001
+def _seed(harness) -> str:
     """Commercial owners with capacity (one more sets it in the bot), a passenger owner, and a
     demand-side account; returns the staff member's one-time code."""
     from storage.models import Owner, Partner
 
     with harness.session() as s:
-        partner_id = s.exec(select(Partner.id).where(Partner.advisor_code == "A1")).one()
-        rows = [(A, "广州/越秀区", 5.0), (B, "广州/海珠区", 5.0), (C, None, 5.0), (SMALL, "广州/天河区", 1.0),
-                (FAR, "北京/朝阳区", 5.0)]
+        partner_id = s.exec(select(col(Partner.id)).where(col(Partner.advisor_code) == "A1")).one()
+        rows = [
+            (A, "广州/越秀区", 5.0),
+            (B, "广州/海珠区", 5.0),
+            (C, None, 5.0),
+            (SMALL, "广州/天河区", 1.0),
+            (FAR, "北京/朝阳区", 5.0),
+        ]
         for tg, base, payload in rows:
-            o = Owner(external_id=f"E{tg}", name=f"Driver {tg}", product_line="commercial", stage="verified",
-                      telegram_user_id=tg, partner_id=partner_id, locale="en")
+            o = Owner(
+                external_id=f"E{tg}",
+                name=f"Driver {tg}",
+                product_line="commercial",
+                stage="verified",
+                telegram_user_id=tg,
+                partner_id=partner_id,
+                locale="en",
+            )
             s.add(o)
             s.flush()
             if base:
-                capacity.set_vehicle(s, o.id, vehicle_class="light_truck", payload_t=payload, base=base,
-                                     radius_km=300, now=utcnow())
-        s.add(Owner(external_id="P1", name="Passenger", product_line="passenger", stage="verified",
-                    telegram_user_id=PASSENGER, partner_id=partner_id, locale="en"))
-        issued = demand.create_account(s, code="S001", company="Acme Logistics", city="广州",
-                                       contact_phone="13800000001", now=utcnow())
+                capacity.set_vehicle(
+                    s, o.id, vehicle_class="light_truck", payload_t=payload, base=base, radius_km=300, now=utcnow()
+                )
+        s.add(
+            Owner(
+                external_id="P1",
+                name="Passenger",
+                product_line="passenger",
+                stage="verified",
+                telegram_user_id=PASSENGER,
+                partner_id=partner_id,
+                locale="en",
+            )
+        )
+        issued = demand.create_account(
+            s, code="S001", company="Acme Logistics", city="广州", contact_phone="13800000001", now=utcnow()
+        )
         s.commit()
         return issued.code
 
 
-def _waves(harness, minutes: float = 0) -> dict:  # noqa: ANN001
+def _waves(harness, minutes: float = 0) -> dict:
     with harness.session() as s:
         counts = matching.run_waves(s, Renderer(default_locale="en"), POLICY, utcnow() + timedelta(minutes=minutes))
         s.commit()
         return counts
 
 
-def _offers_seen(sb, user: int) -> list[dict]:  # noqa: ANN001
+def _offers_seen(sb, user: int) -> list[dict]:
     return [m for m in sb.messages(user) if "New task near you" in (m.get("text") or "")]
 
 
@@ -132,7 +155,9 @@ async def test_demand_posts_right_owners_get_waves_first_accept_wins_done_rated(
     await asyncio.gather(*(sb.press_button(u, u, msgs[u]["message_id"], accept[u]) for u in racers))
     outcomes = {}
     for u in racers:
-        reply = await sb.wait_for_bot_message(u, predicate=lambda m: "is yours" in m["text"] or "Already taken" in m["text"])
+        reply = await sb.wait_for_bot_message(
+            u, predicate=lambda m: "is yours" in m["text"] or "Already taken" in m["text"]
+        )
         outcomes[u] = "won" if "is yours" in reply["text"] else "taken"
     assert sorted(outcomes.values()) == ["taken", "won"]
     winner = next(u for u, o in outcomes.items() if o == "won")
@@ -156,8 +181,12 @@ async def test_demand_posts_right_owners_get_waves_first_accept_wins_done_rated(
     five = staff_prompt["reply_markup"]["inline_keyboard"][0][4]["callback_data"]
     await sb.press_button(STAFF, STAFF, staff_prompt["message_id"], five)
     reasons = await sb.wait_for_bot_message(STAFF, contains="Add a reason")
-    great = next(b["callback_data"] for row in reasons["reply_markup"]["inline_keyboard"] for b in row
-                 if b["callback_data"].endswith(":great"))
+    great = next(
+        b["callback_data"]
+        for row in reasons["reply_markup"]["inline_keyboard"]
+        for b in row
+        if b["callback_data"].endswith(":great")
+    )
     await sb.press_button(STAFF, STAFF, reasons["message_id"], great)
     four = owner_prompt["reply_markup"]["inline_keyboard"][0][3]["callback_data"]
     await sb.press_button(winner, winner, owner_prompt["message_id"], four)

@@ -12,15 +12,15 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
-from tests.support.flows import Flows
 from flows.growth import winback
 from storage.events import EventKind
 from storage.flow_models import FlowRun
 from storage.gift_models import GiftGrant, Referral
 from storage.importing import import_owners
 from storage.models import Event, Owner
+from tests.support.flows import Flows
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +34,17 @@ EXPORT = (
 )
 
 
-async def _bot_says(harness, chat_id: int, contains: str, timeout: float = 10.0) -> dict:  # noqa: ANN001
+async def _bot_says(harness, chat_id: int, contains: str, timeout: float = 10.0) -> dict:
     return await harness.sandbox.wait_for_bot_message(chat_id, contains=contains, timeout=timeout)
 
 
-async def _chat(harness, flows: Flows, owner_id: int, circle_id: int, text: str) -> None:  # noqa: ANN001
+async def _chat(harness, flows: Flows, owner_id: int, circle_id: int, text: str) -> None:
     def said() -> int:
-        return len(flows.query(select(Event.id).where(Event.owner_id == owner_id, Event.kind == "circle_message")))
+        return len(
+            flows.query(
+                select(col(Event.id)).where(col(Event.owner_id) == owner_id, col(Event.kind) == "circle_message")
+            )
+        )
 
     before = said()
     await harness.sandbox.send_text(OWNER_TG, circle_id, text)
@@ -48,7 +52,7 @@ async def _chat(harness, flows: Flows, owner_id: int, circle_id: int, text: str)
 
 
 @pytest.mark.parametrize("harness_settings", [{"delivery": {"marketing_cap": 20}}], indirect=True)
-async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) -> None:
     sb = harness.sandbox
     await harness.register_partner(PARTNER_TG, await harness.add_partner("A801", name="Wang Fang"))
     circle_id, circle_link = await harness.make_circle(PARTNER_TG)
@@ -58,7 +62,9 @@ async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) ->
     export.write_text(EXPORT, encoding="utf-8")
     summary = await asyncio.to_thread(import_owners, harness.app.engine, export, timezone="Asia/Shanghai")
     assert (summary.imported, summary.rejected) == (2, 1)
-    [(owner_id, partner_id)] = flows.query(select(Owner.id, Owner.partner_id).where(Owner.external_id == "J0001"))
+    [(owner_id, partner_id)] = flows.query(
+        select(col(Owner.id), col(Owner.partner_id)).where(col(Owner.external_id) == "J0001")
+    )
     assert partner_id is not None
 
     # Invited: the advisor's personal link for this owner.
@@ -77,14 +83,14 @@ async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) ->
     await flows.run()
     await _bot_says(harness, OWNER_TG, "Welcome to the owner circle")
     gifted = await _bot_says(harness, OWNER_TG, "newcomer gift is ready")
-    [gift] = flows.query(select(GiftGrant).where(GiftGrant.owner_id == owner_id))
+    [gift] = flows.query(select(GiftGrant).where(col(GiftGrant.owner_id) == owner_id))
     assert gift.code in gifted["text"]
 
     # Active in the circle for a few weeks: growing, with the growth flows.
     for week in range(3):
         await _chat(harness, flows, owner_id, circle_id, f"Week {week}: all good with the car")
         await flows.advance(days=7)
-    assert flows.query(select(Owner.maturity).where(Owner.id == owner_id)) == ["growing"]
+    assert flows.query(select(col(Owner.maturity)).where(col(Owner.id) == owner_id)) == ["growing"]
 
     # Reminded: three days before the newcomer gift expires.
     expires = gift.expires_at if gift.expires_at.tzinfo else gift.expires_at.replace(tzinfo=UTC)
@@ -113,14 +119,17 @@ async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) ->
     # Churning: five weeks of silence; the win-back survey asks why.
     for _ in range(5):
         await flows.advance(days=7)
-    assert flows.query(select(Owner.activity).where(Owner.id == owner_id)) == ["churned"]
+    assert flows.query(select(col(Owner.activity)).where(col(Owner.id) == owner_id)) == ["churned"]
     survey = await _bot_says(harness, OWNER_TG, "we have not seen you in a while", timeout=15)
     buttons = [b for row in survey["reply_markup"]["inline_keyboard"] for b in row]
     service = next(b["callback_data"] for b in buttons if b["callback_data"].endswith(":winback.service"))
     query = await sb.press_button(OWNER_TG, OWNER_TG, survey["message_id"], service)
     await sb.wait_for_callback_answer(query["id"])
-    assert await harness.eventually(lambda: flows.query(select(Event.id).where(
-        Event.owner_id == owner_id, Event.kind == EventKind.button.value)))
+    assert await harness.eventually(
+        lambda: flows.query(
+            select(col(Event.id)).where(col(Event.owner_id) == owner_id, col(Event.kind) == EventKind.button.value)
+        )
+    )
     await flows.advance(minutes=5)
     await _bot_says(harness, OWNER_TG, "Thank you for telling us")
     await _bot_says(harness, PARTNER_TG, "gave a reason for leaving")
@@ -129,9 +138,9 @@ async def test_an_owners_whole_journey(harness, flows: Flows, tmp_path: Path) ->
     flows.clock.advance(timedelta(days=10))
     await _chat(harness, flows, owner_id, circle_id, "Back after the service issue was fixed")
     await flows.advance(minutes=5)
-    [run] = flows.query(select(FlowRun).where(FlowRun.owner_id == owner_id, FlowRun.flow_key == "winback"))
+    [run] = flows.query(select(FlowRun).where(col(FlowRun.owner_id) == owner_id, col(FlowRun.flow_key) == "winback"))
     assert run.status == "goal_reached"
-    assert flows.query(select(Owner.activity).where(Owner.id == owner_id)) == ["active"]
+    assert flows.query(select(col(Owner.activity)).where(col(Owner.id) == owner_id)) == ["active"]
     with harness.session() as session:
         report = winback.churn_reasons(session)
     assert report.totals["service"] == 1 and report.won_back == 1

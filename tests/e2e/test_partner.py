@@ -8,14 +8,15 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from tests.support.harness import OPERATOR_ID
 from flows.delivery.outbox import Push, enqueue
 from storage.clock import utcnow
 from storage.db import make_engine, session_scope
 from storage.models import InviteToken, OutboxMessage, Owner, Partner
+from tests.support.harness import OPERATOR_ID
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,8 @@ async def test_wrong_expired_and_reused_codes_get_clear_replies(harness) -> None
     expired = await harness.add_partner("A102")
     with harness.session() as session:
         session.execute(
-            update(Partner).where(Partner.advisor_code == "A102")
+            update(Partner)
+            .where(col(Partner.advisor_code) == "A102")
             .values(registration_expires_at=utcnow() - timedelta(minutes=1))
         )
         session.commit()
@@ -52,8 +54,12 @@ async def test_partner_sees_only_their_own_owners(harness) -> None:
     sb = harness.sandbox
     code_a = await harness.add_partner("A101", name="Alice")
     code_b = await harness.add_partner("B201", name="Bob", dealer_code="D002")
-    await harness.add_owner("C-A1", name="Owner of A", phone="+8613800000001", vin="LSVAB2BJ7MN000001", advisor_code="A101")
-    await harness.add_owner("C-B1", name="Owner of B", phone="+8613800000002", vin="LSVAB2BJ7MN000002", advisor_code="B201")
+    await harness.add_owner(
+        "C-A1", name="Owner of A", phone="+8613800000001", vin="LSVAB2BJ7MN000001", advisor_code="A101"
+    )
+    await harness.add_owner(
+        "C-B1", name="Owner of B", phone="+8613800000002", vin="LSVAB2BJ7MN000002", advisor_code="B201"
+    )
     await harness.register_partner(A_TG, code_a)
     await harness.register_partner(B_TG, code_b)
 
@@ -83,7 +89,7 @@ async def test_partner_b_cannot_bind_partner_a_circle(harness) -> None:
     code_b = await harness.add_partner("B201", dealer_code="D002")
     await harness.register_partner(A_TG, code_a)
     await harness.register_partner(B_TG, code_b)
-    chat_id, link = await harness.make_circle(A_TG)
+    chat_id, _link = await harness.make_circle(A_TG)
     await sb.add_member(chat_id, B_TG)
     await sb.send_text(B_TG, chat_id, "/circle")
     await sb.wait_for_bot_message(chat_id, contains="another partner")
@@ -125,7 +131,7 @@ async def test_operator_hands_over_owners_and_owners_are_told(harness) -> None:
     await sb.wait_for_bot_message(OWNER_TG, contains="Your advisor is now Carol")
     with harness.session() as session:
         owner = session.get(Owner, owner_id)
-        carol = session.execute(select(Partner).where(Partner.advisor_code == "A102")).scalar_one()
+        carol = session.execute(select(Partner).where(col(Partner.advisor_code) == "A102")).scalar_one()
         assert owner.partner_id == carol.id
 
 
@@ -157,7 +163,7 @@ async def test_prospect_registers_and_is_routed_to_a_partner(harness) -> None:
 # --- issue 11, items 2 and 4: accounts are cut off, handover leaves nothing behind ------------
 
 
-async def _cli(harness, monkeypatch, *args: str) -> str:  # noqa: ANN001
+async def _cli(harness, monkeypatch, *args: str) -> str:
     """``autocircle ARGS`` against the running bot's database, off the event loop."""
     monkeypatch.setenv("AUTOCIRCLE_DATABASE_URL", harness.database_url)
     result = await asyncio.to_thread(CliRunner().invoke, cli, list(args))
@@ -169,15 +175,21 @@ def _queue_partner_notice(url: str, key: str, advisor: str, owner_id: int, chat:
     """A notice to a partner about an owner, as a flow queues one (e.g. a booking request)."""
     engine = make_engine(url)
     with session_scope(engine) as session:
-        partner = session.execute(select(Partner).where(Partner.advisor_code == advisor)).scalar_one()
-        assert enqueue(session, Push(
-            dedupe_key=key, chat_id=chat or partner.telegram_user_id, partner_id=partner.id,
-            owner_id=owner_id, text=f"Booking request from Li ({key})",
-        ))
+        partner = session.execute(select(Partner).where(col(Partner.advisor_code) == advisor)).scalar_one()
+        assert enqueue(
+            session,
+            Push(
+                dedupe_key=key,
+                chat_id=chat or partner.telegram_user_id,
+                partner_id=partner.id,
+                owner_id=owner_id,
+                text=f"Booking request from Li ({key})",
+            ),
+        )
     engine.dispose()
 
 
-async def test_after_handover_the_old_partner_chat_receives_nothing(harness, monkeypatch) -> None:  # noqa: ANN001
+async def test_after_handover_the_old_partner_chat_receives_nothing(harness, monkeypatch) -> None:
     sb = harness.sandbox
     code_a = await harness.add_partner("A101", name="Alice")
     code_c = await harness.add_partner("A102", name="Carol")
@@ -203,19 +215,24 @@ async def test_after_handover_the_old_partner_chat_receives_nothing(harness, mon
 
     def settled() -> list:
         with harness.session() as session:
-            return [] if session.execute(select(OutboxMessage.id).where(
-                OutboxMessage.status.in_(("pending", "sending")))).first() else [1]
+            return (
+                []
+                if session.execute(
+                    select(col(OutboxMessage.id)).where(col(OutboxMessage.status).in_(("pending", "sending")))
+                ).first()
+                else [1]
+            )
 
     assert await harness.eventually(settled, timeout=10)
     assert len(sb.bot_messages(A_TG)) == seen_by_alice  # nothing more reached the old partner
     with harness.session() as session:
-        late = session.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key == "churn:late")).scalar_one()
+        late = session.execute(select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == "churn:late")).scalar_one()
         assert (late.status, late.reason) == ("skipped", "partner_inactive")
     await sb.send_text(A_TG, A_TG, "/owners")
     await sb.wait_for_bot_message(A_TG, contains="partners only")
 
 
-async def test_a_deactivated_partner_commands_stop_working(harness, monkeypatch) -> None:  # noqa: ANN001
+async def test_a_deactivated_partner_commands_stop_working(harness, monkeypatch) -> None:
     sb = harness.sandbox
     code = await harness.add_partner("A101", name="Alice")
     await harness.add_owner("C1", name="Owner of A", advisor_code="A101")
@@ -235,7 +252,7 @@ async def test_a_deactivated_partner_commands_stop_working(harness, monkeypatch)
     await sb.wait_for_bot_message(A_TG, contains="Owners 1/1")
 
 
-async def test_a_reissued_code_unlinks_the_old_account(harness, monkeypatch) -> None:  # noqa: ANN001
+async def test_a_reissued_code_unlinks_the_old_account(harness, monkeypatch) -> None:
     sb = harness.sandbox
     code = await harness.add_partner("A101", name="Alice")
     await harness.add_owner("C1", name="Owner of A", advisor_code="A101")
@@ -253,7 +270,7 @@ async def test_a_reissued_code_unlinks_the_old_account(harness, monkeypatch) -> 
     await sb.wait_for_bot_message(A_TG, contains="partners only")
 
 
-async def test_invites_replace_an_expired_link_with_a_fresh_one(harness) -> None:  # noqa: ANN001
+async def test_invites_replace_an_expired_link_with_a_fresh_one(harness) -> None:
     sb = harness.sandbox
     code = await harness.add_partner("A101", name="Alice")
     owner_id = await harness.add_owner("C1", name="Owner of A", advisor_code="A101")
@@ -265,13 +282,16 @@ async def test_invites_replace_an_expired_link_with_a_fresh_one(harness) -> None
 
     def stored() -> list:
         with harness.session() as session:
-            return list(session.execute(select(InviteToken).where(InviteToken.owner_id == owner_id)).scalars())
+            return list(session.execute(select(InviteToken).where(col(InviteToken.owner_id) == owner_id)).scalars())
 
     [invite] = await harness.eventually(stored)  # the bot commits after its reply
     assert invite.expires_at is not None  # 30 days by default (security.invite_valid_days)
     with harness.session() as session:
-        session.execute(update(InviteToken).where(InviteToken.token == token)
-                        .values(expires_at=utcnow() - timedelta(minutes=1)))
+        session.execute(
+            update(InviteToken)
+            .where(col(InviteToken.token) == token)
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
         session.commit()
     await sb.send_text(A_TG, A_TG, "/invites")
     second = await sb.wait_for_bot_message(A_TG, contains="not yet online")

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from flows.growth import circle_posts
 from flows.delivery.clock import FrozenClock
+from flows.growth import circle_posts
 from flows.templating import Renderer
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +19,7 @@ PARTNER_TG, OTHER_PARTNER_TG = 5301, 5302
 
 
 @pytest.fixture
-def frozen(daytime_clock) -> Iterator[FrozenClock]:  # noqa: ANN001
+def frozen(daytime_clock) -> Iterator[FrozenClock]:
     """10:00 Asia/Shanghai today, standing still until the test moves it."""
     clock = FrozenClock(datetime.combine(datetime.now(UTC).date(), time(2, 0), UTC))
     clock.install()
@@ -27,7 +27,7 @@ def frozen(daytime_clock) -> Iterator[FrozenClock]:  # noqa: ANN001
     daytime_clock.install()
 
 
-async def _plan(harness, clock: FrozenClock) -> int:  # noqa: ANN001
+async def _plan(harness, clock: FrozenClock) -> int:
     job = circle_posts.posts_job(Renderer(default_locale="en"), harness.app.settings.timezone)
 
     from bot.runtime import delivery_policy
@@ -43,7 +43,7 @@ def _buttons(message: dict) -> list[dict]:
     return [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
 
 
-async def test_partner_schedules_lists_and_cancels_posts_in_their_circles(harness, frozen) -> None:  # noqa: ANN001
+async def test_partner_schedules_lists_and_cancels_posts_in_their_circles(harness, frozen) -> None:
     sb = harness.sandbox
     await harness.register_partner(PARTNER_TG, await harness.add_partner("A301", name="Wang"))
     await harness.register_partner(OTHER_PARTNER_TG, await harness.add_partner("A302", name="Zhao"))

@@ -14,12 +14,12 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
-from tests.support.flows import Flows
 from storage.events import EventKind
 from storage.gift_models import GiftGrant, Referral
 from storage.models import Event
+from tests.support.flows import Flows
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +32,7 @@ def _vin(n: int) -> str:
     return f"LSVAB2BJ7MN{n:06d}"
 
 
-async def _invite(harness, user_id: int) -> tuple[str, str]:  # noqa: ANN001
+async def _invite(harness, user_id: int) -> tuple[str, str]:
     """``/invite``: the owner's personal link's start parameter, and the reply's text."""
     sb = harness.sandbox
     before = len(sb.history.messages(user_id, only_bot=True))
@@ -48,12 +48,12 @@ async def _invite(harness, user_id: int) -> tuple[str, str]:  # noqa: ANN001
     return link.split("start=", 1)[1], found["text"]
 
 
-async def _referrer(harness, n: int = 1, user_id: int = REFERRER_TG) -> tuple[int, str]:  # noqa: ANN001
+async def _referrer(harness, n: int = 1, user_id: int = REFERRER_TG) -> tuple[int, str]:
     """A partner (once), and a verified owner of theirs with a referral link."""
     with harness.session() as session:
         from storage.models import Partner
 
-        registered = session.exec(select(Partner.id).where(Partner.advisor_code == "A501")).first()
+        registered = session.exec(select(col(Partner.id)).where(col(Partner.advisor_code) == "A501")).first()
     if registered is None:
         await harness.register_partner(PARTNER_TG, await harness.add_partner("A501", name="Wang Fang"))
     owner_id = await harness.add_owner(f"R{n:04d}", name=f"Referrer {n}", vin=_vin(n), advisor_code="A501")
@@ -62,17 +62,17 @@ async def _referrer(harness, n: int = 1, user_id: int = REFERRER_TG) -> tuple[in
     return owner_id, token
 
 
-async def _friend(harness, n: int) -> int:  # noqa: ANN001
+async def _friend(harness, n: int) -> int:
     """An imported owner who has never opened the bot."""
     return await harness.add_owner(f"F{n:04d}", name=f"Friend {n}", vin=_vin(n), advisor_code="A501")
 
 
-def _referrals(harness) -> list[Referral]:  # noqa: ANN001
+def _referrals(harness) -> list[Referral]:
     with harness.session() as session:
-        return list(session.exec(select(Referral).order_by(Referral.id)).all())
+        return list(session.exec(select(Referral).order_by(col(Referral.id))).all())
 
 
-async def test_self_referral_and_known_owners_are_not_referred(harness) -> None:  # noqa: ANN001
+async def test_self_referral_and_known_owners_are_not_referred(harness) -> None:
     sb = harness.sandbox
     _, token = await _referrer(harness)
 
@@ -105,7 +105,7 @@ async def test_self_referral_and_known_owners_are_not_referred(harness) -> None:
     assert "Pending: 0 · Approved: 0" in text
 
 
-async def test_first_touch_wins_and_a_second_link_changes_nothing(harness) -> None:  # noqa: ANN001
+async def test_first_touch_wins_and_a_second_link_changes_nothing(harness) -> None:
     first_id, first_token = await _referrer(harness, 1, REFERRER_TG)
     _, second_token = await _referrer(harness, 2, OTHER_REFERRER_TG)
     friend = await _friend(harness, 11)
@@ -124,7 +124,7 @@ async def test_first_touch_wins_and_a_second_link_changes_nothing(harness) -> No
 
 
 @pytest.mark.parametrize("harness_settings", [{"referrals": {"monthly_cap": 1}}], indirect=True)
-async def test_monthly_cap_from_the_settings_voids_the_referral_over_it(harness) -> None:  # noqa: ANN001
+async def test_monthly_cap_from_the_settings_voids_the_referral_over_it(harness) -> None:
     _, token = await _referrer(harness)
     for n, user_id in zip((11, 12), FRIEND_TGS, strict=False):
         await _friend(harness, n)
@@ -134,7 +134,7 @@ async def test_monthly_cap_from_the_settings_voids_the_referral_over_it(harness)
     assert "Pending: 1 · Approved: 0" in text
 
 
-async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_blocked(harness, flows: Flows) -> None:  # noqa: ANN001
+async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_blocked(harness, flows: Flows) -> None:
     sb = harness.sandbox
     referrer_id, token = await _referrer(harness)
     circle_id, circle_link = await harness.make_circle(PARTNER_TG)
@@ -151,8 +151,13 @@ async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_
 
     def churned() -> list[str]:
         with harness.session() as session:
-            return sorted(session.exec(select(Event.kind).where(
-                Event.kind.in_((EventKind.circle_left.value, EventKind.bot_blocked.value)))).all())  # type: ignore[attr-defined]
+            return sorted(
+                session.exec(
+                    select(col(Event.kind)).where(
+                        col(Event.kind).in_((EventKind.circle_left.value, EventKind.bot_blocked.value))
+                    )
+                ).all()
+            )
 
     assert await harness.eventually(lambda: churned() == ["bot_blocked", "circle_left"])
 
@@ -174,25 +179,28 @@ async def test_after_the_hold_both_sides_are_rewarded_unless_the_friend_left_or_
         await sb.wait_for_bot_message(user_id, contains="Referral reward")
     await sb.wait_for_bot_message(REFERRER_TG, contains="1 approved referral!")
     with harness.session() as session:
-        rewarded = set(session.exec(select(GiftGrant.owner_id).where(GiftGrant.gift_type == "referral_reward")).all())
+        rewarded = set(
+            session.exec(select(col(GiftGrant.owner_id)).where(col(GiftGrant.gift_type) == "referral_reward")).all()
+        )
     assert rewarded == {referrer_id, ids[stays]}
     await asyncio.sleep(0.3)
-    assert not any("Referral reward" in (m.get("text") or "")
-                   for m in sb.history.messages(leaves, only_bot=True))
+    assert not any("Referral reward" in (m.get("text") or "") for m in sb.history.messages(leaves, only_bot=True))
 
     await sb.send_text(PARTNER_TG, PARTNER_TG, "/top")
     board = await sb.wait_for_bot_message(PARTNER_TG, contains="Referral leaderboard")
     assert "1. Referrer 1 — 1" in board["text"]
 
 
-async def _register_prospect(harness, user_id: int, start: str) -> str:  # noqa: ANN001
+async def _register_prospect(harness, user_id: int, start: str) -> str:
     """A person without a car opens the bot and registers as a prospect; returns the text of
     the partner's notice."""
     sb = harness.sandbox
     await sb.add_user(user_id, first_name="Prospect")
     await sb.send_text(user_id, user_id, start)
     hint = await sb.wait_for_bot_message(user_id, contains="Not an owner yet")
-    await sb.press_button(user_id, user_id, hint["message_id"], hint["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await sb.press_button(
+        user_id, user_id, hint["message_id"], hint["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    )
     await sb.wait_for_bot_message(user_id, contains="your name")
     await sb.send_text(user_id, user_id, f"Zhang {user_id}")
     await sb.wait_for_bot_message(user_id, contains="phone")
@@ -200,12 +208,14 @@ async def _register_prospect(harness, user_id: int, start: str) -> str:  # noqa:
     await sb.wait_for_bot_message(user_id, contains="Which model")
     await sb.send_text(user_id, user_id, "Han EV")
     dealers = await sb.wait_for_bot_message(user_id, contains="dealer")
-    await sb.press_button(user_id, user_id, dealers["message_id"], dealers["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await sb.press_button(
+        user_id, user_id, dealers["message_id"], dealers["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    )
     notice = await sb.wait_for_bot_message(PARTNER_TG, contains=f"Zhang {user_id}")
     return notice["text"]
 
 
-async def test_a_referred_prospect_counts_when_the_partner_records_the_purchase(harness) -> None:  # noqa: ANN001
+async def test_a_referred_prospect_counts_when_the_partner_records_the_purchase(harness) -> None:
     """The prospect path: a referred prospect qualifies on ``/converted``; a prospect who
     registered before opening the link was not brought by the referrer."""
     sb = harness.sandbox
@@ -229,5 +239,7 @@ async def test_a_referred_prospect_counts_when_the_partner_records_the_purchase(
     assert "referral" not in reply["text"]
 
     refs = _referrals(harness)
-    assert [(r.referrer_owner_id, r.status, r.referee_prospect_id) for r in refs] == [(referrer_id, "pending", prospect_id)]
+    assert [(r.referrer_owner_id, r.status, r.referee_prospect_id) for r in refs] == [
+        (referrer_id, "pending", prospect_id)
+    ]
     assert refs[0].qualified_at is not None

@@ -13,14 +13,21 @@ pytestmark = pytest.mark.e2e
 A_TG, B_TG = 5001, 5002
 
 
-async def _seed(harness) -> None:  # noqa: ANN001
+async def _seed(harness) -> None:
     code_a = await harness.add_partner("A101", name="Alice")
     code_b = await harness.add_partner("B201", name="Bob", dealer_code="D002")
     for i in range(3):
-        await harness.add_owner(f"A-{i}", name=f"Owner A{i}", phone=f"+861380000000{i}",
-                                vin=f"LSVAB2BJ7MN00000{i}", advisor_code="A101")
-    await harness.add_owner("B-0", name="Owner B0", phone="+8613900000000", vin="LSVAB2BJ7MN100000",
-                            advisor_code="B201", product_line="commercial")
+        await harness.add_owner(
+            f"A-{i}", name=f"Owner A{i}", phone=f"+861380000000{i}", vin=f"LSVAB2BJ7MN00000{i}", advisor_code="A101"
+        )
+    await harness.add_owner(
+        "B-0",
+        name="Owner B0",
+        phone="+8613900000000",
+        vin="LSVAB2BJ7MN100000",
+        advisor_code="B201",
+        product_line="commercial",
+    )
     await harness.register_partner(A_TG, code_a)
     await harness.register_partner(B_TG, code_b)
 

@@ -29,8 +29,14 @@ def _free_port() -> int:
 async def test_run_command_polls_and_stops_cleanly_on_sigterm(sandbox, sqlite_url, tmp_path) -> None:
     env = dict(os.environ, AUTOCIRCLE_DATABASE_URL=sqlite_url, AUTOCIRCLE_API_BASE=sandbox.base_url)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli.main", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "bot.cli.main",
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         await sandbox.add_user(USER, first_name="Ann")
@@ -57,8 +63,11 @@ async def test_webhook_checks_the_secret_and_handles_updates(sandbox, sqlite_url
     runner = await _start_webhook(harness.runtime, f"http://127.0.0.1:{port}", "127.0.0.1", port)
     try:
         async with aiohttp.ClientSession() as http:
-            bad = await http.post(f"http://127.0.0.1:{port}/webhook", json={"update_id": 1},
-                                  headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+            bad = await http.post(
+                f"http://127.0.0.1:{port}/webhook",
+                json={"update_id": 1},
+                headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+            )
             assert bad.status == 401
         await sandbox.add_user(USER, first_name="Ann")
         await sandbox.send_text(USER, USER, "/help")
@@ -81,7 +90,7 @@ async def test_start_up_survives_failing_set_my_commands(sandbox, sqlite_url) ->
 
 
 @pytest.mark.parametrize("answer", ["json", "html"])
-async def test_start_up_survives_a_server_without_set_my_description(sqlite_url, answer, caplog) -> None:  # noqa: ANN001
+async def test_start_up_survives_a_server_without_set_my_description(sqlite_url, answer, caplog) -> None:
     """An older or self-hosted Bot API server lacks setMyDescription: Telegram's 404 error, or
     a web server's 404 page that is not JSON. One warning; the rest of the profile is set and
     the bot answers."""
@@ -98,16 +107,24 @@ async def test_start_up_survives_a_server_without_set_my_description(sqlite_url,
             await sb.wait_for_bot_message(USER, contains="/start")
             assert sb.world.descriptions == {}
             assert sb.world.short_descriptions and sb.world.commands  # the other calls went through
-            warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("bot")]
+            warnings = [
+                r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("bot")
+            ]
             assert len(warnings) == 1 and "setMyDescription" in warnings[0], warnings
         finally:
             await harness.stop()
 
 
-async def _run_fails(env: dict[str, str], cwd) -> str:  # noqa: ANN001
+async def _run_fails(env: dict[str, str], cwd) -> str:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli.main", "run", cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "bot.cli.main",
+        "run",
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     text = output.decode()
@@ -118,16 +135,20 @@ async def _run_fails(env: dict[str, str], cwd) -> str:  # noqa: ANN001
     return lines[0]
 
 
-async def test_run_stops_with_one_line_when_the_bot_api_cannot_be_reached(sqlite_url, tmp_path) -> None:  # noqa: ANN001
+async def test_run_stops_with_one_line_when_the_bot_api_cannot_be_reached(sqlite_url, tmp_path) -> None:
     base = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     env = dict(os.environ, AUTOCIRCLE_DATABASE_URL=sqlite_url, AUTOCIRCLE_API_BASE=base)
     line = await _run_fails(env, tmp_path)
     assert "cannot reach the Bot API" in line and base in line and "AUTOCIRCLE_API_BASE" in line
 
 
-async def test_run_stops_with_one_line_when_the_token_is_refused(sandbox, sqlite_url, tmp_path) -> None:  # noqa: ANN001
-    env = dict(os.environ, AUTOCIRCLE_DATABASE_URL=sqlite_url, AUTOCIRCLE_API_BASE=sandbox.base_url,
-               AUTOCIRCLE_BOT_TOKEN="123456:not.a.token.the.server.knows")
+async def test_run_stops_with_one_line_when_the_token_is_refused(sandbox, sqlite_url, tmp_path) -> None:
+    env = dict(
+        os.environ,
+        AUTOCIRCLE_DATABASE_URL=sqlite_url,
+        AUTOCIRCLE_API_BASE=sandbox.base_url,
+        AUTOCIRCLE_BOT_TOKEN="123456:not.a.token.the.server.knows",
+    )
     line = await _run_fails(env, tmp_path)
     assert "refused the bot token" in line and "AUTOCIRCLE_BOT_TOKEN" in line
     env["AUTOCIRCLE_BOT_TOKEN"] = "not-a-token"

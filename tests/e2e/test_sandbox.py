@@ -121,9 +121,7 @@ async def test_start_with_deep_link_gets_reply(sandbox: Sandbox, bot: Bot) -> No
 
     @router.message(CommandStart())
     async def start(message: Message, command: CommandObject) -> None:
-        await message.answer(
-            f"Hello, <b>{message.from_user.first_name}</b>! token={command.args}", parse_mode="HTML"
-        )
+        await message.answer(f"Hello, <b>{message.from_user.first_name}</b>! token={command.args}", parse_mode="HTML")
 
     dp = Dispatcher()
     dp.include_router(router)
@@ -266,9 +264,7 @@ async def test_offset_confirms_and_discards_earlier_updates(sandbox: Sandbox, bo
     assert sandbox.pending_updates() == []
 
 
-async def test_allowed_updates_filter_chat_member_and_is_remembered(
-    sandbox: Sandbox, bot: Bot
-) -> None:
+async def test_allowed_updates_filter_chat_member_and_is_remembered(sandbox: Sandbox, bot: Bot) -> None:
     await group_with_admin_bot(sandbox)
     await sandbox.add_user(BORIS, "Boris")
     await sandbox.add_user(VERA, "Vera")
@@ -382,9 +378,7 @@ async def test_storm_with_duration_and_5xx_for_n_calls(sandbox: Sandbox, bot: Bo
         ),
     ],
 )
-async def test_send_message_validation(
-    sandbox: Sandbox, bot: Bot, kwargs: dict[str, Any], error: str
-) -> None:
+async def test_send_message_validation(sandbox: Sandbox, bot: Bot, kwargs: dict[str, Any], error: str) -> None:
     await sandbox.add_user(ANNA, "Anna")
     await sandbox.send_text(ANNA, ANNA, "/start")
     with pytest.raises(TelegramBadRequest, match=error):
@@ -438,9 +432,7 @@ async def test_json_and_form_bodies_are_both_understood(sandbox: Sandbox) -> Non
     await sandbox.add_user(ANNA, "Anna")
     await sandbox.send_text(ANNA, ANNA, "/start")
     keyboard = {"inline_keyboard": [[{"text": "Go", "callback_data": "go"}]]}
-    status, body = await raw_call(
-        sandbox, "sendMessage", chat_id=ANNA, text="json", reply_markup=keyboard
-    )
+    status, body = await raw_call(sandbox, "sendMessage", chat_id=ANNA, text="json", reply_markup=keyboard)
     assert status == 200 and body["result"]["reply_markup"] == keyboard
     form = {
         "chat_id": str(ANNA),
@@ -483,9 +475,7 @@ async def test_webhook_blocks_get_updates_and_receives_updates(sandbox: Sandbox,
     received: asyncio.Queue[tuple[str | None, dict[str, Any]]] = asyncio.Queue()
 
     async def hook(request: web.Request) -> web.Response:
-        await received.put(
-            (request.headers.get("X-Telegram-Bot-Api-Secret-Token"), await request.json())
-        )
+        await received.put((request.headers.get("X-Telegram-Bot-Api-Secret-Token"), await request.json()))
         return web.json_response({})
 
     app = web.Application()
@@ -615,9 +605,7 @@ async def test_control_http_api(sandbox: Sandbox, bot: Bot) -> None:
         await bot.send_message(ANNA, "hi from bot")
         message = await control("wait_for_bot_message", chat_id=ANNA, timeout=5, contains="hi")
         assert message["text"] == "hi from bot"
-        contact = await control(
-            "share_contact", user_id=ANNA, phone="+8613800000000", contact_user_id=ANNA
-        )
+        contact = await control("share_contact", user_id=ANNA, phone="+8613800000000", contact_user_id=ANNA)
         assert contact["contact"]["user_id"] == ANNA
         async with http.get(f"{sandbox.base_url}/control/chats/{ANNA}/messages") as resp:
             history = (await resp.json())["result"]
@@ -635,9 +623,7 @@ async def test_control_http_api(sandbox: Sandbox, bot: Bot) -> None:
 def test_html_parser_offsets_are_utf16_and_errors_are_telegram_like() -> None:
     text, entities = parse_html('🚗 <a href="https://x.org/?a=1&amp;b=2">car</a> &lt;3 &#8381;')
     assert text == "🚗 car <3 ₽"
-    assert entities == [
-        {"type": "text_link", "offset": 3, "length": 3, "url": "https://x.org/?a=1&b=2"}
-    ]
+    assert entities == [{"type": "text_link", "offset": 3, "length": 3, "url": "https://x.org/?a=1&b=2"}]
     assert parse_html('<pre><code class="language-python">x</code></pre>')[1] == [
         {"type": "pre", "offset": 0, "length": 1, "language": "python"}
     ]

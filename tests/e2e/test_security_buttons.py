@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from tests.support.flows import Flows
 from flows.growth import campaigns
 from storage.booking_models import Booking
 from storage.clock import utcnow
@@ -28,6 +27,7 @@ from storage.flow_models import FlowRun
 from storage.models import Circle, Event, Owner, Prospect, SegmentTransition, Vehicle
 from storage.post_models import CirclePost
 from storage.security_models import AuditEntry
+from tests.support.flows import Flows
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ OWNER_TG, OTHER_OWNER_TG, STRANGER_TG = 6801, 6802, 6803
 VIN, OTHER_VIN = "LSVAB2BJ7MN515151", "LSVAB2BJ7MN626262"
 
 
-async def _forge(harness, user_id: int, data: str, message_id: int | None = None) -> str:  # noqa: ANN001
+async def _forge(harness, user_id: int, data: str, message_id: int | None = None) -> str:
     """Press a made-up button on a bot message in the user's private chat (the latest one
     unless named); returns the text of the bot's answer to the callback query."""
     sb = harness.sandbox
@@ -47,7 +47,7 @@ async def _forge(harness, user_id: int, data: str, message_id: int | None = None
     return (await sb.wait_for_callback_answer(query["id"])).get("text") or ""
 
 
-async def _press(harness, user_id: int, message: dict, data: str) -> str:  # noqa: ANN001
+async def _press(harness, user_id: int, message: dict, data: str) -> str:
     query = await harness.sandbox.press_button(user_id, user_id, message["message_id"], data)
     return (await harness.sandbox.wait_for_callback_answer(query["id"])).get("text") or ""
 
@@ -56,24 +56,29 @@ def _buttons(message: dict) -> list[dict]:
     return [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
 
 
-def _owner(harness, owner_id: int) -> Owner:  # noqa: ANN001
+def _owner(harness, owner_id: int) -> Owner:
     with harness.session() as session:
         return session.get(Owner, owner_id)
 
 
-def _forged_audits(harness) -> int:  # noqa: ANN001
+def _forged_audits(harness) -> int:
     with harness.session() as session:
-        return int(session.execute(select(func.count(AuditEntry.id)).where(AuditEntry.kind == "forged_callback")).scalar() or 0)
+        return int(
+            session.execute(
+                select(func.count(col(AuditEntry.id))).where(col(AuditEntry.kind) == "forged_callback")
+            ).scalar()
+            or 0
+        )
 
 
-async def _say_hello(harness, user_id: int) -> None:  # noqa: ANN001
+async def _say_hello(harness, user_id: int) -> None:
     """A verified owner's chat with one bot message in it (something to press on)."""
     await harness.sandbox.add_user(user_id, first_name=f"U{user_id}")
     await harness.sandbox.send_text(user_id, user_id, "/help")
     await harness.sandbox.wait_for_bot_message(user_id)
 
 
-async def test_onboarding_buttons_act_only_for_the_presser_s_own_owner_at_the_current_step(harness) -> None:  # noqa: ANN001
+async def test_onboarding_buttons_act_only_for_the_presser_s_own_owner_at_the_current_step(harness) -> None:
     sb = harness.sandbox
     await harness.add_partner("A101")
     mine = await harness.add_owner("C0001", name="Li Lei", vin=VIN, advisor_code="A101")
@@ -116,7 +121,7 @@ async def test_onboarding_buttons_act_only_for_the_presser_s_own_owner_at_the_cu
     assert _forged_audits(harness) >= 3  # owner ids that were never the presser's
 
 
-async def test_a_dealer_no_button_offered_registers_no_prospect(harness) -> None:  # noqa: ANN001
+async def test_a_dealer_no_button_offered_registers_no_prospect(harness) -> None:
     sb = harness.sandbox
     await harness.add_partner("A101", dealer_code="D001")
     await sb.add_user(STRANGER_TG, first_name="Prospect")
@@ -137,19 +142,21 @@ async def test_a_dealer_no_button_offered_registers_no_prospect(harness) -> None
 
     def prospects() -> list[str | None]:
         with harness.session() as session:
-            return list(session.execute(select(Prospect.dealer_code)).scalars())
+            return list(session.execute(select(col(Prospect.dealer_code))).scalars())
 
     assert await harness.eventually(lambda: prospects() == ["D001"])
 
 
-async def test_a_survey_answers_once_for_its_own_owner_while_the_run_waits(harness, flows: Flows) -> None:  # noqa: ANN001
+async def test_a_survey_answers_once_for_its_own_owner_while_the_run_waits(harness, flows: Flows) -> None:
     sb = harness.sandbox
     code = await harness.add_partner("A101")
     await harness.register_partner(PARTNER_TG, code)
-    owner_id = await harness.add_owner("C0001", name="Li Lei", vin=VIN, advisor_code="A101",
-                                       telegram_user_id=OWNER_TG, locale="en")
-    await harness.add_owner("C0002", name="Zhou", vin=OTHER_VIN, advisor_code="A101",
-                            telegram_user_id=OTHER_OWNER_TG, locale="en")
+    owner_id = await harness.add_owner(
+        "C0001", name="Li Lei", vin=VIN, advisor_code="A101", telegram_user_id=OWNER_TG, locale="en"
+    )
+    await harness.add_owner(
+        "C0002", name="Zhou", vin=OTHER_VIN, advisor_code="A101", telegram_user_id=OTHER_OWNER_TG, locale="en"
+    )
     await _say_hello(harness, OWNER_TG)
     await _say_hello(harness, OTHER_OWNER_TG)
 
@@ -157,18 +164,26 @@ async def test_a_survey_answers_once_for_its_own_owner_while_the_run_waits(harne
         with harness.session() as session:
             owner = session.get(Owner, owner_id)
             owner.maturity, owner.activity = "growing", "churned"
-            session.add(SegmentTransition(owner_id=owner_id, from_maturity="growing", from_activity="active",
-                                          to_maturity="growing", to_activity="churned", at=flows.clock.now()))
+            session.add(
+                SegmentTransition(
+                    owner_id=owner_id,
+                    from_maturity="growing",
+                    from_activity="active",
+                    to_maturity="growing",
+                    to_activity="churned",
+                    at=flows.clock.now(),
+                )
+            )
             session.commit()
 
     await asyncio.to_thread(churn)
     await flows.run()
     survey = await sb.wait_for_bot_message(OWNER_TG, contains="we have not seen you in a while", timeout=10)
-    [run] = flows.query(select(FlowRun).where(FlowRun.owner_id == owner_id, FlowRun.flow_key == "winback"))
+    [run] = flows.query(select(FlowRun).where(col(FlowRun.owner_id) == owner_id, col(FlowRun.flow_key) == "winback"))
     actions = {b["callback_data"].rsplit(":", 1)[1]: b["callback_data"] for b in _buttons(survey)}
 
     def answers() -> list[Event]:
-        return flows.query(select(Event).where(Event.kind == EventKind.button.value))
+        return flows.query(select(Event).where(col(Event.kind) == EventKind.button.value))
 
     # Someone else's run, and an action the survey never offered.
     assert await _forge(harness, OTHER_OWNER_TG, f"fl:{run.id}:winback.price") == STALE
@@ -185,43 +200,63 @@ async def test_a_survey_answers_once_for_its_own_owner_while_the_run_waits(harne
     assert (event.owner_id, event.data["action"], event.data["run_id"]) == (owner_id, "winback.price", run.id)
 
 
-def _scan_and_run(harness) -> None:  # noqa: ANN001
+def _scan_and_run(harness) -> None:
     """One reminder scan and one runner pass, as the scheduler's jobs would do."""
-    from flows.service import bookings
     from flows.engine.playbook import load_library
     from flows.engine.runner import run_due_flows
+    from flows.service import bookings
     from flows.templating import Renderer
 
     settings = harness.app.settings
     with Session(harness.app.engine) as session:
-        bookings.scan_due(session, utcnow(), rules=settings.service.rules(), within_km=settings.service.remind_within_km,
-                          within_days=settings.service.remind_within_days, timezone=settings.timezone,
-                          slots=settings.service.slot_policies())
+        bookings.scan_due(
+            session,
+            utcnow(),
+            rules=settings.service.rules(),
+            within_km=settings.service.remind_within_km,
+            within_days=settings.service.remind_within_days,
+            timezone=settings.timezone,
+            slots=settings.service.slot_policies(),
+        )
         session.commit()
     library = load_library()
     run_due_flows(harness.app.engine, Renderer(default_locale="en"), library.flows, library.playbook, utcnow())
 
 
-async def test_bookings_follow_ups_campaigns_and_circles_of_others_cannot_be_pressed(harness) -> None:  # noqa: ANN001
+async def test_bookings_follow_ups_campaigns_and_circles_of_others_cannot_be_pressed(harness) -> None:
     sb = harness.sandbox
     await harness.register_partner(PARTNER_TG, await harness.add_partner("A101", name="Wang"))
     await harness.register_partner(OTHER_PARTNER_TG, await harness.add_partner("A102", name="Zhao"))
     bought = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=120)
-    owner_id = await harness.add_owner("C0001", name="Owner C0001", vin=VIN, advisor_code="A101",
-                                       purchase_date=bought, telegram_user_id=OWNER_TG, locale="en")
-    await harness.add_owner("C0002", name="Owner C0002", vin=OTHER_VIN, advisor_code="A101",
-                            purchase_date=bought, telegram_user_id=OTHER_OWNER_TG, locale="en")
+    owner_id = await harness.add_owner(
+        "C0001",
+        name="Owner C0001",
+        vin=VIN,
+        advisor_code="A101",
+        purchase_date=bought,
+        telegram_user_id=OWNER_TG,
+        locale="en",
+    )
+    await harness.add_owner(
+        "C0002",
+        name="Owner C0002",
+        vin=OTHER_VIN,
+        advisor_code="A101",
+        purchase_date=bought,
+        telegram_user_id=OTHER_OWNER_TG,
+        locale="en",
+    )
     await _say_hello(harness, OWNER_TG)
     await _say_hello(harness, OTHER_OWNER_TG)
     await sb.send_text(OWNER_TG, OWNER_TG, "/mileage 4,500")
     await sb.wait_for_bot_message(OWNER_TG, contains="Noted: 4,500 km")
     with harness.session() as session:
-        vehicle_id = session.execute(select(Vehicle.id).where(Vehicle.owner_id == owner_id)).scalar()
-        other_vehicle = session.execute(select(Vehicle.id).where(Vehicle.vin == OTHER_VIN)).scalar()
+        vehicle_id = session.execute(select(col(Vehicle.id)).where(col(Vehicle.owner_id) == owner_id)).scalar()
+        other_vehicle = session.execute(select(col(Vehicle.id)).where(col(Vehicle.vin) == OTHER_VIN)).scalar()
 
     def bookings_now() -> list[tuple[int, str]]:
         with harness.session() as session:
-            return [(b.id, b.status) for b in session.execute(select(Booking).order_by(Booking.id)).scalars()]
+            return [(b.id, b.status) for b in session.execute(select(Booking).order_by(col(Booking.id))).scalars()]
 
     # No reminder offered this car slots yet: a made-up slot button books nothing.
     minute = int((utcnow() + timedelta(days=3)).timestamp() // 60)
@@ -256,7 +291,7 @@ async def test_bookings_follow_ups_campaigns_and_circles_of_others_cannot_be_pre
     assert await _forge(harness, OTHER_PARTNER_TG, f"fu:{owner_id}:due_not_booked") == STALE
     assert await _forge(harness, PARTNER_TG, f"fu:{owner_id}:fault") == STALE
     with harness.session() as session:
-        assert session.execute(select(Event).where(Event.kind == EventKind.contacted.value)).scalars().all() == []
+        assert session.execute(select(Event).where(col(Event.kind) == EventKind.contacted.value)).scalars().all() == []
 
     # Another partner's campaign.
     def draft() -> int:
@@ -276,7 +311,7 @@ async def test_bookings_follow_ups_campaigns_and_circles_of_others_cannot_be_pre
     await harness.make_circle(PARTNER_TG, title="Model 3 owners")
     foreign, _ = await harness.make_circle(OTHER_PARTNER_TG, title="Zhao's owners")
     with harness.session() as session:
-        foreign_circle = session.execute(select(Circle.id).where(Circle.chat_id == foreign)).scalar()
+        foreign_circle = session.execute(select(col(Circle.id)).where(col(Circle.chat_id) == foreign)).scalar()
     await sb.send_text(PARTNER_TG, PARTNER_TG, "/post 10:30 Coffee and a drive")
     pick = await sb.wait_for_bot_message(PARTNER_TG, contains="Which circle")
     assert await _forge(harness, PARTNER_TG, f"pc:{foreign_circle}", pick["message_id"]) == STALE
@@ -284,8 +319,9 @@ async def test_bookings_follow_ups_campaigns_and_circles_of_others_cannot_be_pre
     await _press(harness, PARTNER_TG, pick, own)
     created = await sb.wait_for_bot_message(PARTNER_TG, contains="is scheduled")
     assert "Model 3 owners" in created["text"]
+
     def posts() -> list[int]:
         with harness.session() as session:
-            return list(session.execute(select(CirclePost.circle_id)).scalars().all())
+            return list(session.execute(select(col(CirclePost.circle_id))).scalars().all())
 
     assert await harness.eventually(lambda: len(posts()) == 1) and foreign_circle not in posts()

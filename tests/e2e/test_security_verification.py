@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from storage.clock import utcnow
 from storage.models import InviteToken, OutboxMessage, Owner
@@ -38,7 +39,7 @@ def vin_searches(engine: Engine) -> Iterator[list[str]]:
     """Every SQL statement that matches VIN endings (``vin LIKE``) while the block runs."""
     seen: list[str] = []
 
-    def listen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def listen(conn, cursor, statement, parameters, context, executemany) -> None:
         lowered = statement.lower()
         if "vin" in lowered and " like " in lowered:
             seen.append(statement)
@@ -50,15 +51,15 @@ def vin_searches(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", listen)
 
 
-def _texts(harness, chat_id: int) -> list[str]:  # noqa: ANN001
+def _texts(harness, chat_id: int) -> list[str]:
     return [m.get("text") or "" for m in harness.sandbox.history.messages(chat_id, only_bot=True)]
 
 
-async def _reply(harness, chat_id: int) -> str:  # noqa: ANN001
+async def _reply(harness, chat_id: int) -> str:
     return (await harness.sandbox.wait_for_bot_message(chat_id, timeout=8))["text"]
 
 
-async def _start(harness, user_id: int, start: str, username: str | None = None) -> str:  # noqa: ANN001
+async def _start(harness, user_id: int, start: str, username: str | None = None) -> str:
     """Open the bot; returns the greeting (the not-an-owner hint after it is consumed)."""
     sb = harness.sandbox
     await sb.add_user(user_id, first_name=f"U{user_id}", username=username)
@@ -69,23 +70,23 @@ async def _start(harness, user_id: int, start: str, username: str | None = None)
     return greeting
 
 
-def _linked(harness, user_id: int) -> list[int]:  # noqa: ANN001
+def _linked(harness, user_id: int) -> list[int]:
     with harness.session() as session:
-        return list(session.execute(select(Owner.id).where(Owner.telegram_user_id == user_id)).scalars())
+        return list(session.execute(select(col(Owner.id)).where(col(Owner.telegram_user_id) == user_id)).scalars())
 
 
-def _count(harness, statement) -> int:  # noqa: ANN001
+def _count(harness, statement) -> int:
     with harness.session() as session:
         return int(session.execute(statement).scalar() or 0)
 
 
-async def _partner_with_owner(harness, vin: str = VIN, ext: str = "C0001", name: str = "Li Lei") -> int:  # noqa: ANN001
+async def _partner_with_owner(harness, vin: str = VIN, ext: str = "C0001", name: str = "Li Lei") -> int:
     code = await harness.add_partner("A101", name="Wang Advisor")
     await harness.register_partner(PARTNER_TG, code)
     return await harness.add_owner(ext, name=name, vin=vin, advisor_code="A101")
 
 
-async def test_a_few_hundred_vin_guesses_without_a_link_search_nothing_and_verify_nobody(harness) -> None:  # noqa: ANN001
+async def test_a_few_hundred_vin_guesses_without_a_link_search_nothing_and_verify_nobody(harness) -> None:
     sb = harness.sandbox
     sb.config.enforce_limits = False  # the guesser's own chat pace is not under test; it would take minutes
     guesses = [f"{(n * 7919) % 1_000_000:06d}" for n in range(1, 301)]
@@ -96,7 +97,7 @@ async def test_a_few_hundred_vin_guesses_without_a_link_search_nothing_and_verif
 
     with vin_searches(harness.app.engine) as searches:
         for chunk in range(0, len(guesses), 25):
-            for ending in guesses[chunk:chunk + 25]:
+            for ending in guesses[chunk : chunk + 25]:
                 await sb.send_text(STRANGER_TG, STRANGER_TG, ending)
             want = 2 + chunk + 25
             assert await harness.eventually(lambda want=want: len(_texts(harness, STRANGER_TG)) >= want, timeout=20)
@@ -105,16 +106,16 @@ async def test_a_few_hundred_vin_guesses_without_a_link_search_nothing_and_verif
         await sb.send_text(STRANGER_TG, STRANGER_TG, guesses[0])
         await harness.eventually(lambda: len(_texts(harness, STRANGER_TG)) >= 2 + 300 + 3, timeout=10)
 
-    replies = _texts(harness, STRANGER_TG)[2:2 + 300]
+    replies = _texts(harness, STRANGER_TG)[2 : 2 + 300]
     assert len(set(replies)) == 1 and "personal link" in replies[0] and "phone number" in replies[0]
     assert not any("Verified" in text for text in _texts(harness, STRANGER_TG))
     assert _linked(harness, STRANGER_TG) == []
-    assert _count(harness, select(func.count(Owner.id)).where(Owner.telegram_user_id.is_not(None))) == 0
+    assert _count(harness, select(func.count(col(Owner.id))).where(col(Owner.telegram_user_id).is_not(None))) == 0
     assert searches == []  # a VIN ending without a link never reaches the database
     assert "verify" in greeting and "personal link" in greeting  # the greeting says how, too
 
 
-async def test_five_wrong_endings_on_a_link_lock_the_user_and_the_lockout_outlives_start_and_restart(harness) -> None:  # noqa: ANN001
+async def test_five_wrong_endings_on_a_link_lock_the_user_and_the_lockout_outlives_start_and_restart(harness) -> None:
     sb = harness.sandbox
     owner_id = await _partner_with_owner(harness)
     token = await harness.personal_token(VIN)
@@ -148,15 +149,19 @@ async def test_five_wrong_endings_on_a_link_lock_the_user_and_the_lockout_outliv
     with harness.session() as session:
         owner = session.get(Owner, owner_id)
         assert owner.telegram_user_id is None and owner.stage != "verified"
-        failures = session.execute(select(VerificationFailure).where(VerificationFailure.user_id == STRANGER_TG)).scalars().all()
+        failures = (
+            session.execute(select(VerificationFailure).where(col(VerificationFailure.user_id) == STRANGER_TG))
+            .scalars()
+            .all()
+        )
         assert [(f.owner_id, f.via, f.reason) for f in failures] == [(owner_id, "vin", "not_found")] * 5
-        kinds = [a.kind for a in session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars()]
+        kinds = [a.kind for a in session.execute(select(AuditEntry).order_by(col(AuditEntry.id))).scalars()]
         assert kinds.count("verification_failed") == 5 and kinds.count("verification_locked") == 1
-        notices = session.execute(select(OutboxMessage).where(OutboxMessage.chat_id == PARTNER_TG)).scalars().all()
+        notices = session.execute(select(OutboxMessage).where(col(OutboxMessage.chat_id) == PARTNER_TG)).scalars().all()
         assert len([m for m in notices if NOTICE in m.text]) == 1  # once per lockout
 
 
-async def test_ten_accounts_failing_on_one_link_lock_the_owner_record(harness) -> None:  # noqa: ANN001
+async def test_ten_accounts_failing_on_one_link_lock_the_owner_record(harness) -> None:
     sb = harness.sandbox
     owner_id = await _partner_with_owner(harness)
     token = await harness.personal_token(VIN)
@@ -179,17 +184,23 @@ async def test_ten_accounts_failing_on_one_link_lock_the_owner_record(harness) -
     assert "C0001" in notice["text"] and "10 failed attempts" in notice["text"]
     with harness.session() as session:
         assert session.get(Owner, owner_id).telegram_user_id is None
-        notices = session.execute(select(OutboxMessage).where(OutboxMessage.chat_id == PARTNER_TG)).scalars().all()
+        notices = session.execute(select(OutboxMessage).where(col(OutboxMessage.chat_id) == PARTNER_TG)).scalars().all()
         assert len([m for m in notices if NOTICE in m.text]) == 1
-        assert session.execute(select(func.count(AuditEntry.id)).where(AuditEntry.kind == "verification_locked")).scalar() == 1
+        assert (
+            session.execute(
+                select(func.count(col(AuditEntry.id))).where(col(AuditEntry.kind) == "verification_locked")
+            ).scalar()
+            == 1
+        )
 
 
-async def test_not_found_ambiguous_and_taken_read_the_same_and_only_the_partner_hears_which(harness) -> None:  # noqa: ANN001
+async def test_not_found_ambiguous_and_taken_read_the_same_and_only_the_partner_hears_which(harness) -> None:
     sb = harness.sandbox
     await _partner_with_owner(harness)
     taken_phone, shared_phone = "+8613911110001", "+8613911110002"
-    taken = await harness.add_owner("C0002", name="Taken", phone=taken_phone, vin="LSVAB2BJ7MN000002",
-                                    advisor_code="A101", telegram_user_id=7777)
+    taken = await harness.add_owner(
+        "C0002", name="Taken", phone=taken_phone, vin="LSVAB2BJ7MN000002", advisor_code="A101", telegram_user_id=7777
+    )
     await harness.add_owner("C0003", name="Twin A", phone=shared_phone, vin="LSVAB2BJ7MN000003")
     await harness.add_owner("C0004", name="Twin B", phone=shared_phone, vin="LSVAB2BJ7MN000004")
 
@@ -199,8 +210,11 @@ async def test_not_found_ambiguous_and_taken_read_the_same_and_only_the_partner_
     not_found_vin = await _reply(harness, 6601)
 
     replies = {"not_found (vin)": not_found_vin}
-    for user, phone, label in ((6602, "+8613911119999", "not_found (phone)"), (6603, taken_phone, "taken"),
-                               (6604, shared_phone, "ambiguous")):
+    for user, phone, label in (
+        (6602, "+8613911119999", "not_found (phone)"),
+        (6603, taken_phone, "taken"),
+        (6604, shared_phone, "ambiguous"),
+    ):
         await _start(harness, user, "/start")
         await sb.share_contact(user, phone.lstrip("+"), contact_user_id=user)
         replies[label] = await _reply(harness, user)
@@ -225,7 +239,7 @@ async def test_not_found_ambiguous_and_taken_read_the_same_and_only_the_partner_
     assert _linked(harness, 6603) == [] and _linked(harness, 6604) == []
 
 
-async def test_a_lockout_after_a_plain_start_tells_the_operators(harness) -> None:  # noqa: ANN001
+async def test_a_lockout_after_a_plain_start_tells_the_operators(harness) -> None:
     sb = harness.sandbox
     await sb.add_user(OPERATOR_ID, first_name="Operator")
     await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/help")
@@ -239,15 +253,21 @@ async def test_a_lockout_after_a_plain_start_tells_the_operators(harness) -> Non
     assert "@prober" in notice["text"]
 
 
-async def test_expired_links_and_links_of_linked_owners_are_dead(harness) -> None:  # noqa: ANN001
+async def test_expired_links_and_links_of_linked_owners_are_dead(harness) -> None:
     owner_id = await _partner_with_owner(harness)
     linked = await harness.add_owner("C0009", name="Linked", vin="LSVAB2BJ7MN090909", telegram_user_id=7778)
     now = utcnow()
 
     def tokens() -> None:
         with harness.session() as session:
-            session.add(InviteToken(token="texpired1", owner_id=owner_id, created_at=now - timedelta(days=2),
-                                    expires_at=now - timedelta(minutes=1)))
+            session.add(
+                InviteToken(
+                    token="texpired1",
+                    owner_id=owner_id,
+                    created_at=now - timedelta(days=2),
+                    expires_at=now - timedelta(minutes=1),
+                )
+            )
             session.add(InviteToken(token="told31", owner_id=owner_id, created_at=now - timedelta(days=31)))
             session.add(InviteToken(token="tlinked1", owner_id=linked, created_at=now))
             session.commit()

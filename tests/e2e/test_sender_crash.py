@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from sandbox import Sandbox, SandboxConfig
 from flows.delivery.delivery_rules import NO_QUIET_HOURS, DeliveryPolicy
 from flows.delivery.outbox import Push, enqueue_many
+from sandbox import Sandbox, SandboxConfig
 from storage.db import make_engine
 from storage.models import MessageClass, OutboxMessage, Owner
 
@@ -32,13 +32,19 @@ FIRST_TG = 1_000_000
 def _seed(url: str, owners: int) -> None:
     engine = make_engine(url)
     with Session(engine) as session:
-        session.execute(insert(Owner), [
-            {"name": f"Owner {i}", "telegram_user_id": FIRST_TG + i, "attributes": {}} for i in range(owners)
-        ])
-        ids = session.execute(select(Owner.id, Owner.telegram_user_id)).all()
+        session.execute(
+            insert(Owner),
+            [{"name": f"Owner {i}", "telegram_user_id": FIRST_TG + i, "attributes": {}} for i in range(owners)],
+        )
+        ids = session.execute(select(col(Owner.id), col(Owner.telegram_user_id))).all()
         pushes = [
-            Push(dedupe_key=f"broadcast:spring:{owner_id}", chat_id=tg, owner_id=owner_id,
-                 text=f"Spring service week, owner {owner_id}", message_class=MessageClass.transactional)
+            Push(
+                dedupe_key=f"broadcast:spring:{owner_id}",
+                chat_id=tg,
+                owner_id=owner_id,
+                text=f"Spring service week, owner {owner_id}",
+                message_class=MessageClass.transactional,
+            )
             for owner_id, tg in ids
         ]
         assert enqueue_many(session, pushes, DeliveryPolicy(quiet_hours=NO_QUIET_HOURS)) == owners
@@ -49,7 +55,9 @@ def _seed(url: str, owners: int) -> None:
 def _statuses(url: str) -> Counter[str]:
     engine = make_engine(url)
     with Session(engine) as session:
-        rows = session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+        rows = session.execute(
+            select(col(OutboxMessage.status), func.count()).group_by(col(OutboxMessage.status))
+        ).all()
     engine.dispose()
     return Counter(dict(rows))
 
@@ -57,9 +65,21 @@ def _statuses(url: str) -> Counter[str]:
 async def _start_child(url: str, api_base: str) -> asyncio.subprocess.Process:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(CHILD), "--database-url", url, "--api-base", api_base,
-        "--rate", "500", "--lease", "2", "--window", str(WINDOW),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(CHILD),
+        "--database-url",
+        url,
+        "--api-base",
+        api_base,
+        "--rate",
+        "500",
+        "--lease",
+        "2",
+        "--window",
+        str(WINDOW),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -103,7 +123,9 @@ async def _crash_and_recover(db_url: str, owners: int) -> None:
         per_chat = [len(sb.bot_messages(FIRST_TG + i)) for i in range(owners)]
         missing = sum(1 for n in per_chat if n == 0)
         duplicates = sum(n - 1 for n in per_chat if n > 1)
-        print(f"\n{owners} owners: {at_kill} sends before SIGKILL, {duplicates} duplicates (bound {WINDOW}), {missing} missing")
+        print(
+            f"\n{owners} owners: {at_kill} sends before SIGKILL, {duplicates} duplicates (bound {WINDOW}), {missing} missing"
+        )
         assert missing == 0
         assert duplicates <= WINDOW
         assert sb.too_many_requests == 0

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
-
-from storage.clock import utcnow
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
+from sqlmodel import col
 
+from storage.clock import utcnow
 from storage.models import OutboxMessage, Owner, Vehicle
 from storage.service_models import OdometerReading, ServiceRecord
 from tests.support.harness import BotHarness
@@ -28,7 +28,7 @@ VIN, OTHER_VIN = "LSVAB2BJ7MN123456", "LFV2A21K8E3123456"
 
 
 @pytest.fixture
-async def harness(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:  # noqa: ANN001
+async def harness(sandbox, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:
     """The bot with a telematics secret and no quiet hours, so pushes go out whatever the
     time of day."""
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__QUIET_HOURS", "off")
@@ -56,8 +56,13 @@ async def _owner_online(harness: BotHarness, external_id: str, tg: int, vin: str
     """An imported owner who verified on the bot (English), with a car bought 120 days ago."""
     bought = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=120)
     owner_id = await harness.add_owner(
-        external_id, name=f"Owner {external_id}", vin=vin, advisor_code=advisor, purchase_date=bought,
-        telegram_user_id=tg, locale="en",
+        external_id,
+        name=f"Owner {external_id}",
+        vin=vin,
+        advisor_code=advisor,
+        purchase_date=bought,
+        telegram_user_id=tg,
+        locale="en",
     )
     await harness.sandbox.add_user(tg, first_name=external_id)
     await harness.sandbox.send_text(tg, tg, "/help")  # the owner has talked to the bot before
@@ -75,7 +80,7 @@ def _add_car(harness: BotHarness, owner_id: int, vin: str, plate: str) -> int:
 
 def _vehicle(harness: BotHarness, vin: str) -> Vehicle:
     with harness.session() as session:
-        return session.execute(select(Vehicle).where(Vehicle.vin == vin)).scalar_one()
+        return session.execute(select(Vehicle).where(col(Vehicle.vin) == vin)).scalar_one()
 
 
 def _readings(harness: BotHarness) -> int:
@@ -163,13 +168,13 @@ async def test_partner_records_a_service_for_own_owner_only(harness) -> None:
     assert second_car
 
     with harness.session() as session:
-        planned = session.execute(select(ServiceRecord.items)).scalar_one()
+        planned = session.execute(select(col(ServiceRecord.items))).scalar_one()
     assert "engine_oil" in planned  # the checklist that was due is what the visit did
 
     await sb.send_text(PARTNER_TG, PARTNER_TG, "/serviced C0001 MN123456")  # same day, known mileage
     await sb.wait_for_bot_message(PARTNER_TG, contains="already recorded")
     with harness.session() as session:
-        assert session.execute(select(ServiceRecord.items)).scalar_one() == planned
+        assert session.execute(select(col(ServiceRecord.items))).scalar_one() == planned
     await sb.send_text(PARTNER_TG, PARTNER_TG, "/serviced C0001 4000 MN123456")
     await sb.wait_for_bot_message(PARTNER_TG, contains="Not recorded: 4,000 km is below")
 
@@ -205,17 +210,24 @@ async def test_signed_batch_is_applied_and_a_fault_code_tells_owner_and_partner(
     code = await harness.add_partner("A101", name="Wang")
     await harness.register_partner(PARTNER_TG, code)
     await _owner_online(harness, "C0001", OWNER_TG, VIN)
-    body = _body([
-        {"vin": VIN, "odometer_km": 8000, "at": _now_iso(60)},
-        {"vin": VIN, "odometer_km": 8042.4, "at": _now_iso(5), "fault_codes": ["p0301"]},
-        {"vin": "LGXCE4CB5M0123456", "odometer_km": 10, "at": _now_iso(5)},
-        {"vin": VIN, "odometer_km": 7000, "at": _now_iso(1)},
-    ])
+    body = _body(
+        [
+            {"vin": VIN, "odometer_km": 8000, "at": _now_iso(60)},
+            {"vin": VIN, "odometer_km": 8042.4, "at": _now_iso(5), "fault_codes": ["p0301"]},
+            {"vin": "LGXCE4CB5M0123456", "odometer_km": 10, "at": _now_iso(5)},
+            {"vin": VIN, "odometer_km": 7000, "at": _now_iso(1)},
+        ]
+    )
     response = await endpoint.post("/telematics", data=body, headers=_signed(body))
     assert response.status == 200, await response.text()
     result = await response.json()
     assert {k: result[k] for k in ("received", "applied", "rejected", "unknown_vin", "new_faults", "alerts")} == {
-        "received": 4, "applied": 2, "rejected": 1, "unknown_vin": 1, "new_faults": 1, "alerts": 2,
+        "received": 4,
+        "applied": 2,
+        "rejected": 1,
+        "unknown_vin": 1,
+        "new_faults": 1,
+        "alerts": 2,
     }
     assert [item["status"] for item in result["items"]] == ["applied", "applied", "unknown_vin", "rejected"]
     assert "below the 8042 km" in result["items"][3]["reason"]
@@ -245,15 +257,17 @@ async def test_unsigned_badly_signed_and_malformed_requests_change_nothing(harne
     response = await endpoint.post("/telematics", data=not_json, headers=_signed(not_json))
     assert response.status == 400 and "not valid JSON" in (await response.json())["error"]
 
-    wrong_shape = b'[1, 2, 3]'
+    wrong_shape = b"[1, 2, 3]"
     response = await endpoint.post("/telematics", data=wrong_shape, headers=_signed(wrong_shape))
     assert response.status == 400 and '"readings" array' in (await response.json())["error"]
 
     # one good reading and one bad: all or nothing
-    mixed = _body([
-        {"vin": VIN, "odometer_km": 1000, "at": _now_iso(), "fault_codes": ["P0301"]},
-        {"vin": VIN, "odometer_km": "1,100", "at": "2026-11-26 10:00"},
-    ])
+    mixed = _body(
+        [
+            {"vin": VIN, "odometer_km": 1000, "at": _now_iso(), "fault_codes": ["P0301"]},
+            {"vin": VIN, "odometer_km": "1,100", "at": "2026-11-26 10:00"},
+        ]
+    )
     response = await endpoint.post("/telematics", data=mixed, headers=_signed(mixed))
     assert response.status == 400
     error = await response.json()
@@ -282,7 +296,6 @@ async def test_webhook_mode_can_share_one_application(harness) -> None:
         assert response.status == 200 and (await response.json())["received"] == 0
 
 
-
 # --- replay, nesting and size (issue 11, item 8) ----------------------------------------------
 
 
@@ -306,30 +319,40 @@ async def test_a_signature_without_a_fresh_timestamp_is_refused_as_a_replay(harn
     headers = {"Content-Type": "application/json"}
 
     # The old scheme, HMAC over the body alone: no time in it, so replayable for ever.
-    old = await endpoint.post("/telematics", data=body, headers={**headers, "X-AutoCircle-Signature": f"sha256={digest}"})
+    old = await endpoint.post(
+        "/telematics", data=body, headers={**headers, "X-AutoCircle-Signature": f"sha256={digest}"}
+    )
     assert old.status == 401 and "timestamp" in (await old.json())["error"]
     # Signed six minutes ago (a captured request sent again), or as far ahead.
     for skew in (-360, 360):
-        stale = await endpoint.post("/telematics", data=body, headers={
-            **headers, "X-AutoCircle-Signature": sign(SECRET, body, time.time() + skew)})
+        stale = await endpoint.post(
+            "/telematics",
+            data=body,
+            headers={**headers, "X-AutoCircle-Signature": sign(SECRET, body, time.time() + skew)},
+        )
         assert stale.status == 401 and "replay" in (await stale.json())["error"]
     # The timestamp is inside the signature: moving it forward breaks the signature.
     captured = sign(SECRET, body, time.time() - 360)
-    t, rest = captured.split(",", 1)
-    moved = await endpoint.post("/telematics", data=body, headers={
-        **headers, "X-AutoCircle-Signature": f"t={int(time.time())},{rest}"})
+    _t, rest = captured.split(",", 1)
+    moved = await endpoint.post(
+        "/telematics", data=body, headers={**headers, "X-AutoCircle-Signature": f"t={int(time.time())},{rest}"}
+    )
     assert moved.status == 403
     assert _readings(harness) == 0
 
     # Fresh: four minutes old is still within the default five.
-    ok = await endpoint.post("/telematics", data=body, headers={
-        **headers, "X-AutoCircle-Signature": sign(SECRET, body, time.time() - 240)})
+    ok = await endpoint.post(
+        "/telematics", data=body, headers={**headers, "X-AutoCircle-Signature": sign(SECRET, body, time.time() - 240)}
+    )
     assert ok.status == 200 and (await ok.json())["applied"] == 1
     # The timestamp may travel in its own header, the HMAC input is the same.
     now = int(time.time())
     digest = hmac.new(SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
-    split = await endpoint.post("/telematics", data=body, headers={
-        **headers, "X-AutoCircle-Signature": f"sha256={digest}", "X-AutoCircle-Timestamp": str(now)})
+    split = await endpoint.post(
+        "/telematics",
+        data=body,
+        headers={**headers, "X-AutoCircle-Signature": f"sha256={digest}", "X-AutoCircle-Timestamp": str(now)},
+    )
     assert split.status == 200 and (await split.json())["unchanged"] == 1
     assert set(_refusals(harness)) == {"no_timestamp", "stale", "mismatch"}
 
@@ -350,7 +373,7 @@ async def test_deeply_nested_or_oversized_json_is_a_400_and_changes_nothing(harn
 
     async def chunks():  # no Content-Length: the limit holds while reading
         for start in range(0, len(padded), 64 * 1024):
-            yield padded[start:start + 64 * 1024]
+            yield padded[start : start + 64 * 1024]
 
     response = await endpoint.post("/telematics", data=chunks(), headers=_signed(padded))
     assert response.status == 400 and "too large" in (await response.json())["error"]

@@ -26,7 +26,7 @@ MARGIN_S = 4.0
 USERS = range(7_000_001, 7_000_201)
 
 
-def _hold_the_write_lock(url: str):  # noqa: ANN202 - (engine, connection) kept open by the test
+def _hold_the_write_lock(url: str):
     engine = create_engine(normalize_url(url))
     conn = engine.connect()
     if engine.dialect.name == "sqlite":
@@ -36,18 +36,29 @@ def _hold_the_write_lock(url: str):  # noqa: ANN202 - (engine, connection) kept 
     return engine, conn
 
 
-async def test_sigterm_during_a_stuck_burst_stops_within_the_grace(db_url: str, tmp_path) -> None:  # noqa: ANN001
+async def test_sigterm_during_a_stuck_burst_stops_within_the_grace(db_url: str, tmp_path) -> None:
     from sandbox import Sandbox, SandboxConfig
 
     async with Sandbox(SandboxConfig(enforce_limits=False)) as sb:
         for user in USERS:
             await sb.add_user(user, first_name=f"U{user}")
-        env = dict(os.environ, AUTOCIRCLE_DATABASE_URL=db_url, AUTOCIRCLE_API_BASE=sb.base_url,
-                   AUTOCIRCLE_STOP_GRACE_S=str(GRACE_S), AUTOCIRCLE_LOCALE="en")
+        env = dict(
+            os.environ,
+            AUTOCIRCLE_DATABASE_URL=db_url,
+            AUTOCIRCLE_API_BASE=sb.base_url,
+            AUTOCIRCLE_STOP_GRACE_S=str(GRACE_S),
+            AUTOCIRCLE_LOCALE="en",
+        )
         env.pop("AUTOCIRCLE_BOT_TOKEN", None)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli.main", "run", cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "bot.cli.main",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         engine = conn = None
         try:

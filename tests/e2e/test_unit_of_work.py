@@ -13,7 +13,7 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from sqlalchemy import event, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.middlewares import commit_before_reply
 from storage.models import Dealer, FsmRecord
@@ -60,7 +60,7 @@ async def commit_then_fail(message: Message, session: Session) -> None:
 
 
 @pytest.fixture
-async def bot(sandbox, db_url: str) -> AsyncIterator[BotHarness]:  # noqa: ANN001
+async def bot(sandbox, db_url: str) -> AsyncIterator[BotHarness]:
     from bot.app import build_app
     from bot.runtime import build_runtime
 
@@ -68,8 +68,12 @@ async def bot(sandbox, db_url: str) -> AsyncIterator[BotHarness]:  # noqa: ANN00
     harness.app = build_app(harness.settings())
     harness.runtime = build_runtime(harness.app)
     dp = harness.runtime.dp
-    for name, handler in (("boom", write_reply_fail), ("dup", refused_write), ("ok", write_reply_twice),
-                          ("early", commit_then_fail)):
+    for name, handler in (
+        ("boom", write_reply_fail),
+        ("dup", refused_write),
+        ("ok", write_reply_twice),
+        ("early", commit_then_fail),
+    ):
         dp.message.register(handler, Command(name))
     await harness.runtime.start_polling(polling_timeout=1)
     await sandbox.add_user(USER, first_name="Tester")
@@ -82,7 +86,7 @@ async def bot(sandbox, db_url: str) -> AsyncIterator[BotHarness]:  # noqa: ANN00
 
 def _dealers(harness: BotHarness) -> set[str]:
     with harness.session() as session:
-        return set(session.exec(select(Dealer.code)).scalars())  # type: ignore[call-overload]
+        return set(session.exec(select(col(Dealer.code))).scalars())
 
 
 async def test_a_handler_that_fails_after_replying_leaves_nothing(bot: BotHarness) -> None:

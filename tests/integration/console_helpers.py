@@ -19,8 +19,12 @@ TOKEN = "123456:console-test"
 
 
 def settings(engine: Engine, **console) -> Settings:
-    return Settings(database_url=str(engine.url), operator_ids=[OPERATOR], locale="en",
-                    console={"public_url": "http://127.0.0.1", **console})
+    return Settings(
+        database_url=str(engine.url),
+        operator_ids=[OPERATOR],
+        locale="en",
+        console={"public_url": "http://127.0.0.1", **console},
+    )
 
 
 def client(engine: Engine, **console) -> TestClient:

@@ -44,8 +44,9 @@ def _owner(session: Session, tg: int, partner_id: int | None = None) -> Owner:
     return owner
 
 
-def _active_at(session: Session, owner_id: int, utc_hour: int, days: int = 5,
-               kind: EventKind = EventKind.command) -> None:
+def _active_at(
+    session: Session, owner_id: int, utc_hour: int, days: int = 5, kind: EventKind = EventKind.command
+) -> None:
     """``days`` meaningful events at ``utc_hour`` UTC (+8 in Shanghai) on the days before."""
     for d in range(1, days + 1):
         at = NOON_SHANGHAI.replace(hour=utc_hour, minute=10) - timedelta(days=d)
@@ -53,8 +54,9 @@ def _active_at(session: Session, owner_id: int, utc_hour: int, days: int = 5,
 
 
 def _push(key: str, owner: Owner, cls: MessageClass = MessageClass.marketing, **kw) -> Push:
-    return Push(dedupe_key=key, chat_id=owner.telegram_user_id or 0, text=key, message_class=cls,
-                owner_id=owner.id, **kw)
+    return Push(
+        dedupe_key=key, chat_id=owner.telegram_user_id or 0, text=key, message_class=cls, owner_id=owner.id, **kw
+    )
 
 
 def _rows(engine) -> dict[str, OutboxMessage]:
@@ -68,9 +70,17 @@ def test_owner_active_at_eight_pm_gets_marketing_at_eight_pm(engine, clock) -> N
         _active_at(session, owner.id, 12)  # 20:10 Shanghai
         record(session, owner.id, EventKind.circle_joined, NOON_SHANGHAI - timedelta(days=2, hours=1))  # one stray hour
         record(session, owner.id, EventKind.online, NOON_SHANGHAI - timedelta(days=1))  # not meaningful
-        assert enqueue_many(session, [
-            _push("m", owner), _push("t", owner, MessageClass.transactional),
-        ], ON) == 2
+        assert (
+            enqueue_many(
+                session,
+                [
+                    _push("m", owner),
+                    _push("t", owner, MessageClass.transactional),
+                ],
+                ON,
+            )
+            == 2
+        )
         session.commit()
     rows = _rows(engine)
     assert rows["m"].not_before == EIGHT_PM and rows["m"].status == "pending"
@@ -108,7 +118,7 @@ def test_the_configured_setting_reaches_the_policy(monkeypatch) -> None:
     monkeypatch.setenv("AUTOCIRCLE_DELIVERY__BEST_HOUR", "false")
     from bot.config import Settings
 
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]  # reason: pydantic-settings' _env_file is not in the generated __init__
     assert settings.delivery.policy(settings.timezone).best_hour.enabled is False
     assert DeliverySettings(best_hour_plain_percent=25).policy("UTC").best_hour.plain_percent == 25
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from console_helpers import client, sign_in
 from openpyxl import load_workbook
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.console import figures
 from flows.errors import InvalidInputError
@@ -35,14 +35,30 @@ def _campaign(engine, window: int | None) -> tuple[int, int]:
         session.add(partner)
         session.flush()
         for n in range(40):
-            session.add(Owner(name=f"O{n}", partner_id=partner.id, stage="verified", online_at=NOW,
-                              maturity="growing", activity="active", telegram_user_id=700_000 + n))
+            session.add(
+                Owner(
+                    name=f"O{n}",
+                    partner_id=partner.id,
+                    stage="verified",
+                    online_at=NOW,
+                    maturity="growing",
+                    activity="active",
+                    telegram_user_id=700_000 + n,
+                )
+            )
         session.flush()
-        draft = campaigns.create(session, partner.id, ["growing/active"], NOW,
-                                 template="campaigns/service_check", window_days=window)
+        draft = campaigns.create(
+            session, partner.id, ["growing/active"], NOW, template="campaigns/service_check", window_days=window
+        )
         campaigns.send(session, Renderer(), draft.id, NOW)
-        treated = [m.owner_id for m in session.exec(select(CampaignMember).where(
-            CampaignMember.campaign_id == draft.id, CampaignMember.holdout == False)).all()]
+        treated = [
+            m.owner_id
+            for m in session.exec(
+                select(CampaignMember).where(
+                    col(CampaignMember.campaign_id) == draft.id, col(CampaignMember.holdout).is_(False)
+                )
+            ).all()
+        ]
         for owner_id in treated[:5]:
             record(session, owner_id, EventKind.booking, NOW + timedelta(days=2))
         for owner_id in treated[5:12]:

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from flows.growth import campaigns
 from flows.delivery.delivery_rules import DeliveryPolicy
-from flows.errors import InvalidInputError
 from flows.delivery.outbox import screen
+from flows.errors import InvalidInputError
+from flows.growth import campaigns
 from flows.templating import Renderer
 from storage import clock, outbox
 from storage.campaign_models import CampaignMember, CampaignStatus
@@ -32,15 +32,22 @@ def frozen() -> Iterator[None]:
     clock.set_now(None)
 
 
-def _owner(pid: int, n: int, **kw) -> Owner:  # noqa: ANN003
-    values = dict(name=f"Owner {n}", partner_id=pid, telegram_user_id=700_000 + n, locale="en",
-                  stage="verified", maturity="growing", activity="active")
+def _owner(pid: int, n: int, **kw) -> Owner:
+    values = dict(
+        name=f"Owner {n}",
+        partner_id=pid,
+        telegram_user_id=700_000 + n,
+        locale="en",
+        stage="verified",
+        maturity="growing",
+        activity="active",
+    )
     values.update(kw)
     return Owner(**values)
 
 
 @pytest.fixture
-def world(engine) -> dict[str, object]:  # noqa: ANN001
+def world(engine) -> dict[str, object]:
     with Session(engine) as session:
         dealer = Dealer(code="D1")
         session.add(dealer)
@@ -60,8 +67,7 @@ def world(engine) -> dict[str, object]:  # noqa: ANN001
         ]
         session.add_all(mine + others + extra)
         session.commit()
-        return {"p1": p1.id, "p2": p2.id, "mine": [o.id for o in mine],
-                "others": [o.id for o in others]}
+        return {"p1": p1.id, "p2": p2.id, "mine": [o.id for o in mine], "others": [o.id for o in others]}
 
 
 def test_holdout_is_sticky_per_owner_and_partner_and_about_ten_percent() -> None:
@@ -71,7 +77,7 @@ def test_holdout_is_sticky_per_owner_and_partner_and_about_ten_percent() -> None
     assert picks != [campaigns.is_holdout(owner, 8) for owner in range(1, 5001)]
 
 
-def test_audience_is_the_partners_own_reachable_owners_in_the_cells(engine, world) -> None:  # noqa: ANN001
+def test_audience_is_the_partners_own_reachable_owners_in_the_cells(engine, world) -> None:
     with Session(engine) as session:
         draft = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/service_check")
         ids = {o.id for o in campaigns.audience(session, draft)}
@@ -83,7 +89,7 @@ def test_audience_is_the_partners_own_reachable_owners_in_the_cells(engine, worl
         campaigns.preview(session, Renderer(), world["p2"], draft.id)
 
 
-def test_send_enqueues_marketing_pushes_for_treated_only_and_is_idempotent(engine, world) -> None:  # noqa: ANN001
+def test_send_enqueues_marketing_pushes_for_treated_only_and_is_idempotent(engine, world) -> None:
     with Session(engine) as session:
         draft = campaigns.create(session, world["p1"], [CELL], NOW, text="<b>Hi</b> {{ 7*7 }}")
         first = campaigns.send(session, Renderer(), draft.id, NOW)
@@ -93,10 +99,12 @@ def test_send_enqueues_marketing_pushes_for_treated_only_and_is_idempotent(engin
     assert first.treated + first.holdout == 40 and first.queued == first.treated
     assert again.queued == 0 and again.status == CampaignStatus.done
     with Session(engine) as session:
-        rows = session.exec(select(OutboxMessage).where(
-            OutboxMessage.dedupe_key.like(f"campaign:{cid}:%"))).scalars().all()
-        members = session.exec(select(CampaignMember).where(
-            CampaignMember.campaign_id == cid)).scalars().all()
+        rows = (
+            session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).like(f"campaign:{cid}:%")))
+            .scalars()
+            .all()
+        )
+        members = session.exec(select(CampaignMember).where(col(CampaignMember.campaign_id) == cid)).scalars().all()
         held = {m.owner_id for m in members if m.holdout}
     assert len(rows) == first.treated
     assert {r.owner_id for r in rows}.isdisjoint(held)
@@ -106,7 +114,7 @@ def test_send_enqueues_marketing_pushes_for_treated_only_and_is_idempotent(engin
     assert held == {o for o in world["mine"] if campaigns.is_holdout(o, world["p1"])}
 
 
-def test_cancel_suppresses_queued_pushes_and_a_scheduled_campaign_sends_nothing(engine, world) -> None:  # noqa: ANN001
+def test_cancel_suppresses_queued_pushes_and_a_scheduled_campaign_sends_nothing(engine, world) -> None:
     with Session(engine) as session:
         sent = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")
         campaigns.send(session, Renderer(), sent.id, NOW)
@@ -129,7 +137,7 @@ def test_cancel_suppresses_queued_pushes_and_a_scheduled_campaign_sends_nothing(
     assert by_id[later_id].status == CampaignStatus.cancelled and by_id[later_id].treated == 0
 
 
-def test_scheduled_campaign_goes_out_when_due(engine, world) -> None:  # noqa: ANN001
+def test_scheduled_campaign_goes_out_when_due(engine, world) -> None:
     with Session(engine) as session:
         draft = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")
         campaigns.schedule(session, world["p1"], draft.id, NOW + timedelta(hours=2), NOW)
@@ -139,12 +147,13 @@ def test_scheduled_campaign_goes_out_when_due(engine, world) -> None:  # noqa: A
         assert [r.campaign_id for r in results] == [draft.id] and results[0].queued > 0
 
 
-def test_report_counts_conversions_and_uplift_against_the_holdout(engine, world) -> None:  # noqa: ANN001
+def test_report_counts_conversions_and_uplift_against_the_holdout(engine, world) -> None:
     with Session(engine) as session:
         draft = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/service_check")
         result = campaigns.send(session, Renderer(), draft.id, NOW)
-        members = session.exec(select(CampaignMember).where(
-            CampaignMember.campaign_id == draft.id)).scalars().all()
+        members = (
+            session.exec(select(CampaignMember).where(col(CampaignMember.campaign_id) == draft.id)).scalars().all()
+        )
         treated = [m.owner_id for m in members if not m.holdout]
         held = [m.owner_id for m in members if m.holdout]
         later = NOW + timedelta(days=1)
@@ -165,13 +174,13 @@ def test_report_counts_conversions_and_uplift_against_the_holdout(engine, world)
     assert held and stats.uplift == expected
 
 
-def test_skips_are_counted_by_reason(engine, world) -> None:  # noqa: ANN001
+def test_skips_are_counted_by_reason(engine, world) -> None:
     with Session(engine) as session:
         draft = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")
         campaigns.send(session, Renderer(), draft.id, NOW)
         session.execute(
             OutboxMessage.__table__.update()
-            .where(OutboxMessage.dedupe_key.like(f"campaign:{draft.id}:%"))
+            .where(col(OutboxMessage.dedupe_key).like(f"campaign:{draft.id}:%"))
             .values(status="skipped", reason="opted out")
         )
         session.commit()
@@ -179,7 +188,7 @@ def test_skips_are_counted_by_reason(engine, world) -> None:  # noqa: ANN001
     assert stats.skipped == {"opted out": stats.treated} and stats.sent == 0
 
 
-def test_bad_input_is_refused(engine, world) -> None:  # noqa: ANN001
+def test_bad_input_is_refused(engine, world) -> None:
     with Session(engine) as session:
         with pytest.raises(InvalidInputError):
             campaigns.create(session, world["p1"], [], NOW, template="campaigns/member_day")
@@ -199,7 +208,7 @@ def test_send_time_parsing() -> None:
             campaigns.parse_send_time(bad, NOW, tz)
 
 
-def test_the_scheduler_job_and_task_send_once(engine, world) -> None:  # noqa: ANN001
+def test_the_scheduler_job_and_task_send_once(engine, world) -> None:
     from bot.scheduler import JobContext
     from flows.delivery.delivery_rules import DeliveryPolicy
 
@@ -219,8 +228,8 @@ def test_the_scheduler_job_and_task_send_once(engine, world) -> None:  # noqa: A
     assert campaigns.send_task(ctx, campaign_id=task_id).queued == 0
 
 
-def test_a_campaign_sent_now_goes_out_even_when_its_job_is_lost(engine, world) -> None:  # noqa: ANN001
-    """"Send now" leaves the campaign scheduled with no send time for the one-off job; when
+def test_a_campaign_sent_now_goes_out_even_when_its_job_is_lost(engine, world) -> None:
+    """ "Send now" leaves the campaign scheduled with no send time for the one-off job; when
     that job never runs (lost with its store, never booked), the every-minute job sends it,
     once, and tells the partner once."""
     from bot.scheduler import JobContext
@@ -237,8 +246,13 @@ def test_a_campaign_sent_now_goes_out_even_when_its_job_is_lost(engine, world) -
     assert [r.campaign_id for r in first] == [campaign_id] and first[0].queued > 0 and second == []
     assert campaigns.send_task(ctx, campaign_id=campaign_id).queued == 0  # the late job: nothing more
     with Session(engine) as session:
-        notices = session.execute(select(OutboxMessage).where(
-            OutboxMessage.dedupe_key == f"campaign:{campaign_id}:sent")).scalars().all()
+        notices = (
+            session.execute(
+                select(OutboxMessage).where(col(OutboxMessage.dedupe_key) == f"campaign:{campaign_id}:sent")
+            )
+            .scalars()
+            .all()
+        )
         stats = campaigns.list_stats(session, world["p1"])[0]
     assert len(notices) == 1 and notices[0].chat_id == 501
     assert stats.status == CampaignStatus.done and stats.treated == first[0].treated

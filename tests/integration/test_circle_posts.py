@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.growth import circle_posts as posts
 from flows.templating import Renderer
@@ -19,7 +19,7 @@ T0 = datetime(2026, 3, 11, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def world(engine):  # noqa: ANN001, ANN201
+def world(engine):
     with Session(engine) as s:
         dealer = Dealer(code="D1")
         s.add(dealer)
@@ -62,7 +62,7 @@ def test_next_occurrence_in_local_time() -> None:
     assert posts.next_occurrence("weekly", time(10, 0), 2, T0, TZ) == datetime(2026, 3, 18, 2, 0, tzinfo=UTC)
 
 
-def test_partner_posts_only_to_own_circles_operator_to_any(engine, world) -> None:  # noqa: ANN001
+def test_partner_posts_only_to_own_circles_operator_to_any(engine, world) -> None:
     partner = posts.Author(partner_id=world["mine"])
     operator = posts.Author(operator_id=900001)
     request = posts.parse_post("18:30 hello")
@@ -85,22 +85,28 @@ def test_partner_posts_only_to_own_circles_operator_to_any(engine, world) -> Non
         s.commit()
 
 
-def _rows(engine) -> list[OutboxMessage]:  # noqa: ANN001
+def _rows(engine) -> list[OutboxMessage]:
     with Session(engine) as s:
-        return list(s.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all())
+        return list(s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all())
 
 
-def _plan(engine, now: datetime) -> int:  # noqa: ANN001
+def _plan(engine, now: datetime) -> int:
     with Session(engine) as s:
         n = posts.plan_due_posts(s, Renderer(default_locale="en"), now, TZ)
         s.commit()
         return n
 
 
-def test_weekly_post_one_row_per_occurrence_escaped_and_signed(engine, world) -> None:  # noqa: ANN001
+def test_weekly_post_one_row_per_occurrence_escaped_and_signed(engine, world) -> None:
     with Session(engine) as s:
-        view = posts.create_post(s, posts.Author(partner_id=world["mine"]), world["c1"],
-                                 posts.parse_post("weekly WED 10:30 Tip <b>tyres</b> & oil"), T0, TZ)
+        view = posts.create_post(
+            s,
+            posts.Author(partner_id=world["mine"]),
+            world["c1"],
+            posts.parse_post("weekly WED 10:30 Tip <b>tyres</b> & oil"),
+            T0,
+            TZ,
+        )
         s.commit()
     assert _plan(engine, T0) == 0
     first = T0 + timedelta(minutes=30)
@@ -118,7 +124,7 @@ def test_weekly_post_one_row_per_occurrence_escaped_and_signed(engine, world) ->
         assert post.next_at == datetime(2026, 3, 25, 2, 30, tzinfo=UTC)
 
 
-def test_one_off_retires_and_a_late_occurrence_is_skipped(engine, world) -> None:  # noqa: ANN001
+def test_one_off_retires_and_a_late_occurrence_is_skipped(engine, world) -> None:
     author = posts.Author(partner_id=world["mine"])
     with Session(engine) as s:
         once = posts.create_post(s, author, world["c1"], posts.parse_post("11:00 Drive today"), T0, TZ)
@@ -140,11 +146,11 @@ def test_one_off_retires_and_a_late_occurrence_is_skipped(engine, world) -> None
         assert s.get(CirclePost, again.id).active is False
 
 
-def test_posts_job_runs_one_pass(engine, world) -> None:  # noqa: ANN001
+def test_posts_job_runs_one_pass(engine, world) -> None:
     from bot.scheduler import JobContext
     from flows.delivery.delivery_rules import DeliveryPolicy
 
-    def Ctx(now: datetime) -> JobContext:  # noqa: N802 - reads like the context it builds
+    def Ctx(now: datetime) -> JobContext:
         return JobContext(engine=engine, now=now, policy=DeliveryPolicy())
 
     with Session(engine) as s:

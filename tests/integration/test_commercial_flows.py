@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.engine.playbook import load_library
 from flows.engine.runner import parse_callback, record_button, run_due_flows
@@ -25,8 +25,16 @@ T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # noon in Shanghai: no quiet hours
 def _owner(engine, tg: int, line: str, cell: str) -> int:
     m, a = cell.split("/")
     with Session(engine) as s:
-        owner = Owner(name=f"Driver {tg}", telegram_user_id=tg, stage="verified", product_line=line,
-                      maturity=m, activity=a, locale="en", attributes={})
+        owner = Owner(
+            name=f"Driver {tg}",
+            telegram_user_id=tg,
+            stage="verified",
+            product_line=line,
+            maturity=m,
+            activity=a,
+            locale="en",
+            attributes={},
+        )
         s.add(owner)
         s.commit()
         return owner.id
@@ -35,24 +43,53 @@ def _owner(engine, tg: int, line: str, cell: str) -> int:
 def _entered(engine, owner_id: int, cell: str, at: datetime) -> None:
     m, a = cell.split("/")
     with Session(engine) as s:
-        s.add(SegmentTransition(owner_id=owner_id, from_maturity="growing", from_activity="active",
-                                to_maturity=m, to_activity=a, at=at))
+        s.add(
+            SegmentTransition(
+                owner_id=owner_id, from_maturity="growing", from_activity="active", to_maturity=m, to_activity=a, at=at
+            )
+        )
         s.commit()
 
 
-def _task(s: Session, demand_id: int, where: str, cls: str, tonnes: float, created: datetime,
-          state: str = TaskState.open.value) -> None:
+def _task(
+    s: Session,
+    demand_id: int,
+    where: str,
+    cls: str,
+    tonnes: float,
+    created: datetime,
+    state: str = TaskState.open.value,
+) -> None:
     p = places.resolve(where)
-    s.add(Task(demand_id=demand_id, pickup_text=where, pickup_adcode=p.adcode, pickup_lat=p.lat, pickup_lon=p.lon,
-               pickup_h3=geo.cell_of(p.lat, p.lon), dropoff_text=where, dropoff_adcode=p.adcode, dropoff_lat=p.lat,
-               dropoff_lon=p.lon, window_start=T0 + timedelta(days=2), window_end=T0 + timedelta(days=2, hours=8),
-               vehicle_class=cls, payload_t=tonnes, state=state, created_at=created))
+    s.add(
+        Task(
+            demand_id=demand_id,
+            pickup_text=where,
+            pickup_adcode=p.adcode,
+            pickup_lat=p.lat,
+            pickup_lon=p.lon,
+            pickup_h3=geo.cell_of(p.lat, p.lon),
+            dropoff_text=where,
+            dropoff_adcode=p.adcode,
+            dropoff_lat=p.lat,
+            dropoff_lon=p.lon,
+            window_start=T0 + timedelta(days=2),
+            window_end=T0 + timedelta(days=2, hours=8),
+            vehicle_class=cls,
+            payload_t=tonnes,
+            state=state,
+            created_at=created,
+        )
+    )
 
 
 def _messages(engine, tg: int) -> list[OutboxMessage]:
     with Session(engine) as s:
-        return list(s.execute(select(OutboxMessage).where(OutboxMessage.chat_id == tg)
-                              .order_by(OutboxMessage.id)).scalars())
+        return list(
+            s.execute(
+                select(OutboxMessage).where(col(OutboxMessage.chat_id) == tg).order_by(col(OutboxMessage.id))
+            ).scalars()
+        )
 
 
 def test_dormant_commercial_owner_hears_the_real_count_and_answers(engine) -> None:
@@ -63,8 +100,15 @@ def test_dormant_commercial_owner_hears_the_real_count_and_answers(engine) -> No
         driver = _owner(engine, 6001, "commercial", "growing/active")
         passenger = _owner(engine, 6002, "passenger", "growing/active")
         with Session(engine) as s:
-            capacity.set_vehicle(s, driver, vehicle_class="light_truck", payload_t=5.0, base="广州/天河区",
-                                 radius_km=80, now=T0 - timedelta(days=30))
+            capacity.set_vehicle(
+                s,
+                driver,
+                vehicle_class="light_truck",
+                payload_t=5.0,
+                base="广州/天河区",
+                radius_km=80,
+                now=T0 - timedelta(days=30),
+            )
             demand = DemandAccount(code="DM1", company="Pearl Logistics")
             s.add(demand)
             s.flush()
@@ -94,7 +138,9 @@ def test_dormant_commercial_owner_hears_the_real_count_and_answers(engine) -> No
             assert record_button(s, run_id, action, 6001, T0 + timedelta(minutes=5))
             s.commit()
         with Session(engine) as s:
-            assert s.execute(select(Capacity.opted_out).where(Capacity.owner_id == driver)).scalar_one() is True
+            assert (
+                s.execute(select(col(Capacity.opted_out)).where(col(Capacity.owner_id) == driver)).scalar_one() is True
+            )
         run_due_flows(engine, renderer, library.flows, library.playbook, T0 + timedelta(minutes=6))
         assert "Offers are paused" in _messages(engine, 6001)[-1].text
     finally:
@@ -119,8 +165,13 @@ def test_new_commercial_owner_is_asked_for_class_payload_and_base(engine) -> Non
         [ask] = _messages(engine, 6101)
         assert ask.dedupe_key.startswith("flow:commercial_vehicle_setup:")
         actions = [parse_callback(b["callback_data"])[1] for row in ask.buttons for b in row]
-        assert actions == ["vehicle.van", "vehicle.light_truck", "vehicle.heavy_truck", "vehicle.refrigerated",
-                           "vehicle.tipper"]
+        assert actions == [
+            "vehicle.van",
+            "vehicle.light_truck",
+            "vehicle.heavy_truck",
+            "vehicle.refrigerated",
+            "vehicle.tipper",
+        ]
         run_id, _ = parse_callback(ask.buttons[2][0]["callback_data"])
         with Session(engine) as s:
             assert record_button(s, run_id, "vehicle.tipper", 6101, T0 + timedelta(minutes=1))
@@ -129,8 +180,9 @@ def test_new_commercial_owner_is_asked_for_class_payload_and_base(engine) -> Non
         assert "/vehicle tipper 3t" in _messages(engine, 6101)[-1].text
 
         with Session(engine) as s:  # what /vehicle does
-            capacity.set_vehicle(s, new, vehicle_class="tipper", payload_t=15.0, base="广州/天河区",
-                                 now=T0 + timedelta(minutes=3))
+            capacity.set_vehicle(
+                s, new, vehicle_class="tipper", payload_t=15.0, base="广州/天河区", now=T0 + timedelta(minutes=3)
+            )
             s.commit()
         run_due_flows(engine, renderer, library.flows, library.playbook, T0 + timedelta(minutes=4))
         assert "your vehicle is saved" in _messages(engine, 6101)[-1].text

@@ -28,8 +28,19 @@ def _seed(engine, owners: int = 40) -> tuple[int, int, int, int]:
         rows = [Owner(name=f"O{i}", telegram_user_id=7700 + i) for i in range(owners)]
         session.add_all(rows)
         session.flush()
-        enqueue_many(session, [Push(dedupe_key=f"bh{o.id}", chat_id=o.telegram_user_id or 0, text="hi",
-                                    message_class=MessageClass.marketing, owner_id=o.id) for o in rows])
+        enqueue_many(
+            session,
+            [
+                Push(
+                    dedupe_key=f"bh{o.id}",
+                    chat_id=o.telegram_user_id or 0,
+                    text="hi",
+                    message_class=MessageClass.marketing,
+                    owner_id=o.id,
+                )
+                for o in rows
+            ],
+        )
         session.execute(update(OutboxMessage).values(status="sent", sent_at=sent_at))
         for i, o in enumerate(rows):
             arm = counts[in_plain_share(o.id, 10)]

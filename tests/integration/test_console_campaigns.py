@@ -9,7 +9,7 @@ import re
 from datetime import timedelta
 
 from console_helpers import OPERATOR, client, sign_in
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.growth import campaigns
 from flows.templating import Renderer
@@ -31,12 +31,42 @@ def _seed(engine) -> tuple[int, int]:
         session.add_all([alice, bob])
         session.flush()
         for n in range(3):
-            session.add(Owner(name=f"Alice owner {n}", partner_id=alice.id, stage="verified", online_at=now,
-                              maturity="growing", activity="active", telegram_user_id=9400 + n, locale="en"))
-        session.add(Owner(name="Alice mature", partner_id=alice.id, stage="verified", online_at=now,
-                          maturity="mature", activity="active", telegram_user_id=9410, locale="en"))
-        session.add(Owner(name="Bob owner", partner_id=bob.id, stage="verified", online_at=now,
-                          maturity="growing", activity="active", telegram_user_id=9420, locale="en"))
+            session.add(
+                Owner(
+                    name=f"Alice owner {n}",
+                    partner_id=alice.id,
+                    stage="verified",
+                    online_at=now,
+                    maturity="growing",
+                    activity="active",
+                    telegram_user_id=9400 + n,
+                    locale="en",
+                )
+            )
+        session.add(
+            Owner(
+                name="Alice mature",
+                partner_id=alice.id,
+                stage="verified",
+                online_at=now,
+                maturity="mature",
+                activity="active",
+                telegram_user_id=9410,
+                locale="en",
+            )
+        )
+        session.add(
+            Owner(
+                name="Bob owner",
+                partner_id=bob.id,
+                stage="verified",
+                online_at=now,
+                maturity="growing",
+                activity="active",
+                telegram_user_id=9420,
+                locale="en",
+            )
+        )
         session.commit()
         return int(alice.id), int(bob.id)
 
@@ -52,8 +82,13 @@ async def test_operator_creates_previews_sends_schedules_and_cancels(engine) -> 
         form = await (await c.get(f"/campaigns/new?partner={alice}&lang=en")).text()
         assert 'data-cell="growing/active">3<' in form and "Alice" in form and "Bob" in form
 
-        base = {"partner": str(alice), "line": "", "cell": "growing/active", "template": "own",
-                "text": "Hello <b>drivers</b>"}
+        base = {
+            "partner": str(alice),
+            "line": "",
+            "cell": "growing/active",
+            "template": "own",
+            "text": "Hello <b>drivers</b>",
+        }
         refused = await c.post("/campaigns/new", data=base, allow_redirects=False)
         assert refused.status == 403  # no CSRF token, nothing made
         with Session(engine) as session:
@@ -77,18 +112,29 @@ async def test_operator_creates_previews_sends_schedules_and_cancels(engine) -> 
             results = campaigns.send_due(session, Renderer(), clock.utcnow() + timedelta(seconds=1))
             session.commit()
             assert [r.campaign_id for r in results] == [cid]
-            chats = sorted(m.chat_id for m in session.exec(select(OutboxMessage).where(
-                OutboxMessage.dedupe_key.like(f"campaign:{cid}:%"), OutboxMessage.message_class == "marketing")).all())
-        treated = [t for t in (9400, 9401, 9402)
-                   if not campaigns.is_holdout(_owner_id(engine, t), alice)]
+            chats = sorted(
+                m.chat_id
+                for m in session.exec(
+                    select(OutboxMessage).where(
+                        col(OutboxMessage.dedupe_key).like(f"campaign:{cid}:%"),
+                        col(OutboxMessage.message_class) == "marketing",
+                    )
+                ).all()
+            )
+        treated = [t for t in (9400, 9401, 9402) if not campaigns.is_holdout(_owner_id(engine, t), alice)]
         assert chats == sorted(treated) and 9410 not in chats and 9420 not in chats
 
-        later = await c.post("/campaigns/new", data={**base, "csrf": csrf, "template": "campaigns/service_check"},
-                             allow_redirects=False)
+        later = await c.post(
+            "/campaigns/new", data={**base, "csrf": csrf, "template": "campaigns/service_check"}, allow_redirects=False
+        )
         cid2 = _campaign_id(later)
-        bad_time = await c.post(f"/campaigns/{cid2}/schedule", data={"csrf": csrf, "at": "tomorrow"}, allow_redirects=False)
+        bad_time = await c.post(
+            f"/campaigns/{cid2}/schedule", data={"csrf": csrf, "at": "tomorrow"}, allow_redirects=False
+        )
         assert "error=" in bad_time.headers["Location"]
-        ok = await c.post(f"/campaigns/{cid2}/schedule", data={"csrf": csrf, "at": "2099-01-01 10:00"}, allow_redirects=False)
+        ok = await c.post(
+            f"/campaigns/{cid2}/schedule", data={"csrf": csrf, "at": "2099-01-01 10:00"}, allow_redirects=False
+        )
         assert "error" not in ok.headers["Location"]
         assert "2099-01-01 10:00" in await (await c.get(f"/campaigns/{cid2}?lang=en")).text()
         assert (await c.post(f"/campaigns/{cid2}/cancel", data={}, allow_redirects=False)).status == 403
@@ -102,7 +148,7 @@ async def test_operator_creates_previews_sends_schedules_and_cancels(engine) -> 
 
 def _owner_id(engine, tg: int) -> int:
     with Session(engine) as session:
-        return int(session.exec(select(Owner.id).where(Owner.telegram_user_id == tg)).one())
+        return int(session.exec(select(col(Owner.id)).where(col(Owner.telegram_user_id) == tg)).one())
 
 
 async def test_a_partner_acts_only_on_their_own(engine) -> None:
@@ -115,8 +161,11 @@ async def test_a_partner_acts_only_on_their_own(engine) -> None:
         csrf = await sign_in(c, engine, ALICE_TG)
         form = await (await c.get(f"/campaigns/new?partner={bob}&lang=en")).text()
         assert 'data-cell="growing/active">3<' in form and "Bob" not in form  # her own counts only
-        made = await c.post("/campaigns/new", data={"csrf": csrf, "partner": str(bob), "cell": "growing/active",
-                                                    "template": "campaigns/member_day"}, allow_redirects=False)
+        made = await c.post(
+            "/campaigns/new",
+            data={"csrf": csrf, "partner": str(bob), "cell": "growing/active", "template": "campaigns/member_day"},
+            allow_redirects=False,
+        )
         with Session(engine) as session:
             assert session.get(Campaign, _campaign_id(made)).partner_id == alice  # not Bob's
         assert (await c.get(f"/campaigns/{bobs_id}")).status == 404

@@ -4,7 +4,7 @@ of the same owner counts again, and entries the rules refused (no run) count own
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from test_flow_runner import SIMPLE, _event, _flows, _owner, _pass, now, renderer  # noqa: F401
 
 from flows.console import figures
@@ -32,7 +32,7 @@ def test_each_owner_counts_once_per_run(engine, renderer, tmp_path, now) -> None
     _pass(engine, renderer, flows, now)
 
     with Session(engine) as session:
-        rows = session.exec(select(FlowRunLog.outcome).where(FlowRunLog.flow_key == "simple")).all()
+        rows = session.exec(select(col(FlowRunLog.outcome)).where(col(FlowRunLog.flow_key) == "simple")).all()
         assert rows.count("queued") == 6 and rows.count("skipped") == 4  # rows, not runs
         [f] = figures.flow_funnels(session, figures.Scope())
     assert (f.entered, f.sent, f.done) == (4, 3, 4)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from console_helpers import client, sign_in
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.growth import campaigns
 from flows.templating import Renderer
@@ -14,8 +14,21 @@ from storage import clock
 from storage.events import EventKind, record
 from storage.models import Dealer, Owner, Partner
 
-PAGES = ("/", "/matrix", "/matrix?line=passenger", "/matrix/cell?cell=not_online", "/movement", "/flows",
-         "/campaigns", "/delivery", "/churn", "/gifts", "/owners", "/owners?q=Wang", "/sessions")
+PAGES = (
+    "/",
+    "/matrix",
+    "/matrix?line=passenger",
+    "/matrix/cell?cell=not_online",
+    "/movement",
+    "/flows",
+    "/campaigns",
+    "/delivery",
+    "/churn",
+    "/gifts",
+    "/owners",
+    "/owners?q=Wang",
+    "/sessions",
+)
 
 
 def _seed(engine) -> int:
@@ -28,11 +41,21 @@ def _seed(engine) -> int:
         session.add(partner)
         session.flush()
         for n in range(4):
-            session.add(Owner(name=f"Wang <{n}>", partner_id=partner.id, stage="verified", online_at=now,
-                              maturity="growing", activity="active", telegram_user_id=9100 + n, locale="en"))
+            session.add(
+                Owner(
+                    name=f"Wang <{n}>",
+                    partner_id=partner.id,
+                    stage="verified",
+                    online_at=now,
+                    maturity="growing",
+                    activity="active",
+                    telegram_user_id=9100 + n,
+                    locale="en",
+                )
+            )
         session.add(Owner(name="Imported only", partner_id=partner.id))
         session.flush()
-        owner_id = session.exec(select(Owner.id)).first()
+        owner_id = session.exec(select(col(Owner.id))).first()
         record(session, owner_id, EventKind.booking, now - timedelta(hours=1))
         draft = campaigns.create(session, partner.id, ["growing/active"], now, template="campaigns/service_check")
         campaigns.send(session, Renderer(), draft.id, now)

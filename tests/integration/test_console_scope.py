@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from console_helpers import TOKEN, client, sign_in
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.console.init_data import make_init_data
 from flows.growth import campaigns
@@ -32,11 +32,31 @@ def _world(engine, mine: int = 3, theirs: int = 2) -> dict[str, int]:
         session.add_all([a, b])
         session.flush()
         for n in range(mine):
-            session.add(Owner(name=f"Alice owner {n}", phone=f"+86138000{n:05d}", partner_id=a.id, stage="verified",
-                              online_at=clock.utcnow(), maturity="growing", activity="active", telegram_user_id=700_000 + n))
+            session.add(
+                Owner(
+                    name=f"Alice owner {n}",
+                    phone=f"+86138000{n:05d}",
+                    partner_id=a.id,
+                    stage="verified",
+                    online_at=clock.utcnow(),
+                    maturity="growing",
+                    activity="active",
+                    telegram_user_id=700_000 + n,
+                )
+            )
         for n in range(theirs):
-            session.add(Owner(name=f"Bob owner {n}", phone=f"+86139000{n:05d}", partner_id=b.id, stage="verified",
-                              online_at=clock.utcnow(), maturity="growing", activity="active", telegram_user_id=800_000 + n))
+            session.add(
+                Owner(
+                    name=f"Bob owner {n}",
+                    phone=f"+86139000{n:05d}",
+                    partner_id=b.id,
+                    stage="verified",
+                    online_at=clock.utcnow(),
+                    maturity="growing",
+                    activity="active",
+                    telegram_user_id=800_000 + n,
+                )
+            )
         session.commit()
         return {"a": a.id, "b": b.id}
 
@@ -66,7 +86,9 @@ async def test_forged_or_stale_init_data_gets_401_and_changes_nothing(engine) ->
                 response = await c.get(path, headers={"X-Telegram-Init-Data": raw})
                 assert response.status == 401
                 assert "owner" not in (await response.text()).lower()
-        stranger = await c.get("/app/home", headers={"X-Telegram-Init-Data": make_init_data(4242, TOKEN, clock.utcnow())})
+        stranger = await c.get(
+            "/app/home", headers={"X-Telegram-Init-Data": make_init_data(4242, TOKEN, clock.utcnow())}
+        )
         assert stranger.status == 403
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(AuditEntry)).one() == audit_before
@@ -84,7 +106,7 @@ async def test_an_operator_sees_everyone_unmasked_and_pages_in_sql(engine) -> No
         bad = await c.get("/matrix/cell?cell=nonsense")
         assert bad.status == 400 and "Traceback" not in await bad.text()
         matrix = await (await c.get("/matrix")).text()
-        assert '>123</a>' in matrix
+        assert ">123</a>" in matrix
 
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
@@ -97,7 +119,7 @@ def test_conversions_count_only_inside_the_window(engine) -> None:
         with Session(engine) as session:
             draft = campaigns.create(session, ids["a"], ["growing/active"], NOW, template="campaigns/service_check")
             campaigns.send(session, Renderer(), draft.id, NOW)
-            members = session.exec(select(CampaignMember).where(CampaignMember.campaign_id == draft.id)).all()
+            members = session.exec(select(CampaignMember).where(col(CampaignMember.campaign_id) == draft.id)).all()
             treated = [m.owner_id for m in members if not m.holdout]
             held = [m.owner_id for m in members if m.holdout]
             for owner_id in treated[:10]:

@@ -66,7 +66,9 @@ async def test_forms_without_csrf_are_refused_and_change_nothing(engine) -> None
     async with client(engine) as c:
         csrf = await sign_in(c, engine)
         assert (await c.post("/logout", data={}, allow_redirects=False)).status == 403
-        assert (await c.post("/sessions/revoke", data={"id": "all", "csrf": "wrong"}, allow_redirects=False)).status == 403
+        assert (
+            await c.post("/sessions/revoke", data={"id": "all", "csrf": "wrong"}, allow_redirects=False)
+        ).status == 403
         assert (await c.get("/")).status == 200
         assert csrf
 

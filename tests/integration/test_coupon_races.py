@@ -9,16 +9,16 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from merchant_seed import seed_merchant, seed_owners, seed_partner
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from flows.merchants import coupons, redemption
 from storage.db import session_scope
 from storage.merchant_models import CommissionEntry, Coupon, Offer, Redemption
-from merchant_seed import seed_merchant, seed_owners, seed_partner
 
 
-def _retrying(engine, work):  # noqa: ANN001, ANN202
+def _retrying(engine, work):
     """One unit of work, retried when SQLite reports a lock timeout (as a client would retry)."""
     for _ in range(20):
         try:
@@ -39,19 +39,21 @@ def test_same_code_by_two_staff_at_once_is_redeemed_once(engine) -> None:
         with session_scope(engine) as session:
             if attempt:
                 from storage.merchant_models import Coupon as C
+
                 session.query(C).delete()
             code = coupons.claim(session, offer_id, owner, check_targeting=False).code if attempt else codes[0]
         barrier = threading.Barrier(2)
 
-        def staff(i: int, code: str = code, attempt: int = attempt) -> str:
+        def staff(i: int, code: str = code, attempt: int = attempt, barrier: threading.Barrier = barrier) -> str:
             barrier.wait()
 
-            def work(session):  # noqa: ANN001, ANN202
+            def work(session):
                 try:
                     redemption.redeem(session, merchant_id, code, request_id=f"r{attempt}-{i}")
                     return "ok"
                 except redemption.RedeemError as exc:
                     return exc.reason
+
             return _retrying(engine, work)
 
         with ThreadPoolExecutor(2) as pool:
@@ -73,12 +75,13 @@ def test_1000_concurrent_claims_of_stock_100_never_oversell(engine) -> None:
         if owner_id <= owners[15]:
             barrier.wait()
 
-        def work(session):  # noqa: ANN001, ANN202
+        def work(session):
             try:
                 coupons.claim(session, offer_id, owner_id, check_targeting=False, request_id=f"c{owner_id}")
                 return "ok"
             except coupons.ClaimError as exc:
                 return exc.reason
+
         return _retrying(engine, work)
 
     with ThreadPoolExecutor(16) as pool:
@@ -99,12 +102,13 @@ def test_one_owner_claiming_at_once_stays_within_the_limit(engine) -> None:
     def claim(i: int) -> str:
         barrier.wait()
 
-        def work(session):  # noqa: ANN001, ANN202
+        def work(session):
             try:
                 coupons.claim(session, offer_id, owner, check_targeting=False, request_id=f"press-{i}")
                 return "ok"
             except coupons.ClaimError as exc:
                 return exc.reason
+
         return _retrying(engine, work)
 
     with ThreadPoolExecutor(8) as pool:
@@ -123,7 +127,9 @@ def test_retried_request_id_is_a_no_op(engine) -> None:
 
     def claim(_: int) -> str:
         barrier.wait()
-        return _retrying(engine, lambda s: coupons.claim(s, offer_id, owner, check_targeting=False, request_id="same").code)
+        return _retrying(
+            engine, lambda s: coupons.claim(s, offer_id, owner, check_targeting=False, request_id="same").code
+        )
 
     with ThreadPoolExecutor(6) as pool:
         codes = set(pool.map(claim, range(6)))
@@ -133,7 +139,9 @@ def test_retried_request_id_is_a_no_op(engine) -> None:
 
     def redeem(_: int) -> int:
         barrier.wait()
-        return _retrying(engine, lambda s: redemption.redeem(s, merchant_id, code, request_id="counter-1").redemption_id)
+        return _retrying(
+            engine, lambda s: redemption.redeem(s, merchant_id, code, request_id="counter-1").redemption_id
+        )
 
     with ThreadPoolExecutor(6) as pool:
         ids = set(pool.map(redeem, range(6)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
@@ -113,12 +113,14 @@ def test_rejects_file_is_text_and_imports_back_as_it_was(hostile: Path, cli_env:
 
     # Corrected in place (the VIN) and imported again: the values are the owner's, unquoted.
     fixed = hostile / "fixed.csv"
-    fixed.write_text(rejects.read_text(encoding="utf-8-sig").replace("NOT-A-VIN", "LFV2A21K8E3123459"), encoding="utf-8")
+    fixed.write_text(
+        rejects.read_text(encoding="utf-8-sig").replace("NOT-A-VIN", "LFV2A21K8E3123459"), encoding="utf-8"
+    )
     _cli("import", "owners", str(fixed))
     engine = make_engine(cli_env)
     with Session(engine) as session:
-        owner = session.exec(select(Owner).where(Owner.external_id == "C004")).one()
-        first = session.exec(select(Owner).where(Owner.external_id == "C001")).one()
+        owner = session.exec(select(Owner).where(col(Owner.external_id) == "C004")).one()
+        first = session.exec(select(Owner).where(col(Owner.external_id) == "C001")).one()
     engine.dispose()
     assert owner.name == HYPERLINK and owner.attributes == {"notes": "+1+1", "=cmd": "=1+2"}
     assert first.attributes == {"notes": "@SUM(A1)", "=cmd": "=1+2"}

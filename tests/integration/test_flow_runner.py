@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.engine.flow_files import load_flows
 from flows.engine.playbook_spec import Playbook
@@ -64,7 +64,7 @@ def renderer(tmp_path: Path) -> Renderer:
     return Renderer(root=root, default_locale="en")
 
 
-def _flows(tmp_path: Path, **files: str):  # noqa: ANN202
+def _flows(tmp_path: Path, **files: str):
     folder = tmp_path / "flows"
     folder.mkdir(exist_ok=True)
     for name, text in files.items():
@@ -87,10 +87,11 @@ steps:
 """
 
 
-def _owner(engine, tg: int = 5001, **kw) -> int:  # noqa: ANN001, ANN003
+def _owner(engine, tg: int = 5001, **kw) -> int:
     with Session(engine) as s:
-        values = dict(name="Li", telegram_user_id=tg, stage="verified", maturity="beginner",
-                      activity="active", locale="en")
+        values = dict(
+            name="Li", telegram_user_id=tg, stage="verified", maturity="beginner", activity="active", locale="en"
+        )
         values.update(kw)
         owner = Owner(**values)
         s.add(owner)
@@ -98,31 +99,31 @@ def _owner(engine, tg: int = 5001, **kw) -> int:  # noqa: ANN001, ANN003
         return owner.id
 
 
-def _event(engine, owner_id: int, kind: EventKind, at: datetime, **data) -> None:  # noqa: ANN001, ANN003
+def _event(engine, owner_id: int, kind: EventKind, at: datetime, **data) -> None:
     with Session(engine) as s:
         record(s, owner_id, kind, at, **data)
         s.commit()
 
 
-def _outbox(engine) -> list[OutboxMessage]:  # noqa: ANN001
+def _outbox(engine) -> list[OutboxMessage]:
     with Session(engine) as s:
-        return list(s.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all())
+        return list(s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all())
 
 
-def _runs(engine) -> list[FlowRun]:  # noqa: ANN001
+def _runs(engine) -> list[FlowRun]:
     with Session(engine) as s:
-        return list(s.exec(select(FlowRun).order_by(FlowRun.id)).all())
+        return list(s.exec(select(FlowRun).order_by(col(FlowRun.id))).all())
 
 
-def _logs(engine, outcome: str | None = None) -> list[FlowRunLog]:  # noqa: ANN001
+def _logs(engine, outcome: str | None = None) -> list[FlowRunLog]:
     with Session(engine) as s:
-        query = select(FlowRunLog).order_by(FlowRunLog.id)
+        query = select(FlowRunLog).order_by(col(FlowRunLog.id))
         if outcome:
-            query = query.where(FlowRunLog.outcome == outcome)
+            query = query.where(col(FlowRunLog.outcome) == outcome)
         return list(s.exec(query).all())
 
 
-def _pass(engine, renderer, flows, now: Clock, playbook=None):  # noqa: ANN001, ANN202
+def _pass(engine, renderer, flows, now: Clock, playbook=None):
     return run_due_flows(engine, renderer, flows, playbook, now.now)
 
 
@@ -173,7 +174,7 @@ def test_pass_is_idempotent_and_restart_resumes(engine, renderer, tmp_path, now)
         ("{cooldown: 1d}", True, None),
     ],
 )
-def test_entry_rules(engine, renderer, tmp_path, now, entry, second_enters, reason) -> None:  # noqa: ANN001
+def test_entry_rules(engine, renderer, tmp_path, now, entry, second_enters, reason) -> None:
     flows = _flows(tmp_path, simple=SIMPLE.replace("{ENTRY}", entry))
     owner = _owner(engine)
     _event(engine, owner, EventKind.verified, now.now)
@@ -207,7 +208,9 @@ def test_audience_filters_product_line_and_verification(engine, renderer, tmp_pa
     _pass(engine, renderer, flows, now)
     assert _runs(engine) == []
     assert sorted(log.reason for log in _logs(engine, "skipped")) == [
-        "audience: not verified (online)", "audience: product line commercial"]
+        "audience: not verified (online)",
+        "audience: product line commercial",
+    ]
 
 
 WAIT_UNTIL = """\
@@ -234,17 +237,20 @@ steps:
 """
 
 
-def _transition(engine, owner_id: int, to: str, at: datetime) -> None:  # noqa: ANN001
+def _transition(engine, owner_id: int, to: str, at: datetime) -> None:
     m, a = to.split("/")
     with Session(engine) as s:
-        s.add(SegmentTransition(owner_id=owner_id, from_maturity="mature", from_activity="active",
-                                to_maturity=m, to_activity=a, at=at))
+        s.add(
+            SegmentTransition(
+                owner_id=owner_id, from_maturity="mature", from_activity="active", to_maturity=m, to_activity=a, at=at
+            )
+        )
         owner = s.get(Owner, owner_id)
         owner.maturity, owner.activity = m, a
         s.commit()
 
 
-def _partner(engine, tg: int = 7001) -> int:  # noqa: ANN001
+def _partner(engine, tg: int = 7001) -> int:
     with Session(engine) as s:
         dealer = Dealer(code="D1", name="Dealer")
         s.add(dealer)
@@ -337,8 +343,7 @@ def test_branch_on_owner_field_and_set_attribute(engine, renderer, tmp_path, now
     _event(engine, novice, EventKind.verified, now.now)
     _event(engine, veteran, EventKind.verified, now.now)
     _pass(engine, renderer, flows, now)
-    assert sorted((m.chat_id, m.text) for m in _outbox(engine)) == [
-        (5001, "Novice tips"), (5002, "Veteran tips")]
+    assert sorted((m.chat_id, m.text) for m in _outbox(engine)) == [(5001, "Novice tips"), (5002, "Veteran tips")]
     with Session(engine) as s:
         assert s.get(Owner, veteran).attributes == {"level": "expert"}
         assert s.get(Owner, novice).attributes == {}
@@ -415,7 +420,7 @@ def test_gift_granted_reminded_and_redemption_ends_reminders(engine, renderer, t
         s.commit()
     now.advance(days=3)
     _pass(engine, renderer, flows, now)
-    remind_run = [r for r in _runs(engine) if r.flow_key == "remind"][0]
+    remind_run = next(r for r in _runs(engine) if r.flow_key == "remind")
     assert remind_run.status == "goal_reached"
     assert len([m for m in _outbox(engine) if m.dedupe_key.startswith("flow:remind:")]) == 1
 
@@ -468,7 +473,7 @@ def test_library_winback_survey_answer_reaches_partner(engine, tmp_path, now) ->
     assert texts[1].startswith("Thank you for telling us!")
     assert "gave a reason for leaving: price" in texts[2]
     with Session(engine) as s:
-        assert s.exec(select(Event).where(Event.kind == "button")).one().data["action"] == "winback.price"
+        assert s.exec(select(Event).where(col(Event.kind) == "button")).one().data["action"] == "winback.price"
 
 
 @pytest.mark.parametrize("locale", ["zh", "en"])
@@ -479,9 +484,18 @@ def test_every_flow_template_renders(locale: str) -> None:
         for g in (gift, None):
             if template.startswith("flows/gift_reminder") and g is None:
                 continue
-            text = real.render(template, locale, owner_name="Li", owner_phone="138", owner_id=1,
-                               cell="mature/churned", partner_name="Wang", gift=g,
-                               answer="winback.price", flow="x")
+            text = real.render(
+                template,
+                locale,
+                owner_name="Li",
+                owner_phone="138",
+                owner_id=1,
+                cell="mature/churned",
+                partner_name="Wang",
+                gift=g,
+                answer="winback.price",
+                flow="x",
+            )
             assert text
 
 
@@ -535,7 +549,7 @@ def test_schedule_enters_the_audience_once_per_slot(engine, renderer, tmp_path, 
 
 
 def test_schedule_reads_cron_in_the_configured_time_zone(engine, renderer, tmp_path, now) -> None:
-    """"0 9 * * *" in Asia/Shanghai is 01:00 UTC: not at 09:00 UTC, but the next morning there."""
+    """ "0 9 * * *" in Asia/Shanghai is 01:00 UTC: not at 09:00 UTC, but the next morning there."""
     flows = _flows(tmp_path, weekly=WEEKLY)
     _owner(engine, 5001)
 
@@ -574,7 +588,7 @@ def test_a_failing_step_ends_its_run_and_the_pass_goes_on(engine, renderer, tmp_
     _event(engine, second, EventKind.verified, now.now)
     real = StepRunner._step_set
 
-    def broken(self, run, spec, owner, step):  # noqa: ANN001, ANN202
+    def broken(self, run, spec, owner, step):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(StepRunner, "_step_set", broken)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from bot.cli.flows_cmd import app as flows_app
@@ -86,8 +86,7 @@ def test_check_one_file(tmp_path: Path) -> None:
 def test_playbook_show_prints_the_matrix() -> None:
     result = runner.invoke(cli, ["playbook", "show"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in ("passenger", "commercial", "beginner_nudge", "winback", "referral_invite",
-                 "membership", "newcomer"):
+    for text in ("passenger", "commercial", "beginner_nudge", "winback", "referral_invite", "membership", "newcomer"):
         assert text in result.output
 
 
@@ -110,8 +109,9 @@ def test_runs_shows_runs_and_why(cli_env: str) -> None:
         library = load_library()
         run_due_flows(engine, Renderer(), library.flows, library.playbook, now)
         with Session(engine) as s:  # what the sender later made of the two queued messages
-            welcome, gift_note = s.exec(select(OutboxMessage).where(OutboxMessage.owner_id == owner_id)
-                                        .order_by(OutboxMessage.id)).all()[:2]
+            welcome, gift_note = s.exec(
+                select(OutboxMessage).where(col(OutboxMessage.owner_id) == owner_id).order_by(col(OutboxMessage.id))
+            ).all()[:2]
             welcome.status, welcome.sent_at = "sent", now
             gift_note.status, gift_note.reason = "skipped", "opted_out"
             s.commit()

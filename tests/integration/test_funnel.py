@@ -14,9 +14,9 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows.errors import PartnerNotFoundError
 from flows.community.funnel import TOTAL, UNASSIGNED, FunnelRow, funnel_report
 from flows.community.partners import create_partner
+from flows.errors import PartnerNotFoundError
 from storage.db import make_engine, session_scope
 from storage.models import FunnelStage, Owner
 
@@ -60,9 +60,7 @@ def _seed(engine: Engine) -> None:
 
 
 def _by_name(rows: tuple[FunnelRow, ...]) -> dict[str, tuple[int, int, int, int]]:
-    return {
-        (r.advisor_code or r.name): (r.imported, r.invited, r.online, r.verified) for r in rows
-    }
+    return {(r.advisor_code or r.name): (r.imported, r.invited, r.online, r.verified) for r in rows}
 
 
 def test_counts_are_cumulative_per_partner_with_unassigned(engine: Engine) -> None:
@@ -79,7 +77,11 @@ def test_counts_are_cumulative_per_partner_with_unassigned(engine: Engine) -> No
     assert report.rows[0].dealer_code == "D001"
     total = report.total
     assert (total.name, total.imported, total.invited, total.online, total.verified) == (
-        TOTAL, 10, 6, 4, 2,
+        TOTAL,
+        10,
+        6,
+        4,
+        2,
     )
 
 
@@ -124,7 +126,7 @@ def test_query_count_does_not_grow_with_owners(engine: Engine) -> None:
     _seed(engine)
     statements: list[str] = []
 
-    def record(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+    def record(_conn, _cursor, statement, *_args) -> None:
         statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -180,7 +182,10 @@ def test_cli_csv(cli_env: str) -> None:
     assert [r["name"] for r in rows] == ["王磊", "陈静", "李娜", UNASSIGNED, TOTAL]
     assert rows[0]["advisor_code"] == "A101"
     assert (rows[0]["imported"], rows[0]["invited"], rows[0]["online"], rows[0]["verified"]) == (
-        "5", "3", "2", "1",
+        "5",
+        "3",
+        "2",
+        "1",
     )
     assert rows[0]["invited_of_imported"] == "0.6"
     assert rows[2]["invited_of_imported"] == ""

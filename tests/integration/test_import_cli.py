@@ -26,7 +26,7 @@ def today() -> Iterator[None]:
     clock.set_now(None)
 
 
-def run(*args: str):  # noqa: ANN201 - typer's Result
+def run(*args: str):
     return CliRunner().invoke(cli, ["import", "owners", *args])
 
 
@@ -54,7 +54,12 @@ def test_json_prints_one_object_and_nothing_else(cli_env: str, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {k: data[k] for k in ("read", "imported", "updated", "unchanged", "rejected", "unassigned")} == {
-        "read": 2, "imported": 1, "updated": 0, "unchanged": 0, "rejected": 1, "unassigned": 1,
+        "read": 2,
+        "imported": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 1,
+        "unassigned": 1,
     }
     assert data["unknown_advisor_codes"] == {"A999": 1}
     assert data["rejects_path"] == str(custom) and custom.exists()
@@ -78,7 +83,10 @@ def test_the_sample_xlsx_imports(cli_env: str) -> None:
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "is not a CSV or XLSX file: it is a PNG image"),
         (bytes((i * 7919 + 13) % 256 for i in range(2048)), "is not a CSV or XLSX file"),
         (b"", "file is empty"),
-        ("车主编号,姓名,手机号\n1,张伟,13812345678\n".encode(), "missing required columns: VIN/车架号, product line/产品线"),
+        (
+            "车主编号,姓名,手机号\n1,张伟,13812345678\n".encode(),
+            "missing required columns: VIN/车架号, product line/产品线",
+        ),
     ],
     ids=["png", "binary", "empty", "missing columns"],
 )
@@ -104,7 +112,8 @@ def test_a_missing_file_is_named(cli_env: str, tmp_path: Path) -> None:
 def test_import_partners_hands_over_to_the_partners_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[tuple[Path, bool]] = []
     monkeypatch.setattr(
-        "bot.cli.partners_cmd.import_partners_command", lambda file, as_json: calls.append((file, as_json)),
+        "bot.cli.partners_cmd.import_partners_command",
+        lambda file, as_json: calls.append((file, as_json)),
         raising=False,
     )
     result = CliRunner().invoke(cli, ["import", "partners", str(tmp_path / "p.csv"), "--json"])

@@ -23,17 +23,42 @@ from storage.models import Dealer, Event, Owner, Partner, Vehicle
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
-ZH = ["车主编号", "姓名", "手机号", "车架号", "车牌号", "车型", "产品线", "购车日期", "经销商代码",
-      "顾问编号", "最近保养日期", "最近保养里程", "当前里程", "备注"]
+ZH = [
+    "车主编号",
+    "姓名",
+    "手机号",
+    "车架号",
+    "车牌号",
+    "车型",
+    "产品线",
+    "购车日期",
+    "经销商代码",
+    "顾问编号",
+    "最近保养日期",
+    "最近保养里程",
+    "当前里程",
+    "备注",
+]
 VIN1, VIN2, VIN3, VIN4 = "LFV2A21K8E3123456", "LGBH52E09KY123456", "LVSHCAME5CF123456", "LGXCE4CB5M0123456"
 
 
-def row(owner_id: str = "100001", name: str = "张伟", phone: str = "13812345678", vin: str = VIN1,
-        plate: str = "沪A12345", model: str = "轩逸", line: str = "乘用车", bought: str = "2023-01-05",
-        dealer: str = "D001", advisor: str = "A101", serviced: str = "2026-05-01",
-        serviced_km: str = "12,000", km: str = "15000", note: str = "") -> list[str]:
-    return [owner_id, name, phone, vin, plate, model, line, bought, dealer, advisor, serviced,
-            serviced_km, km, note]
+def row(
+    owner_id: str = "100001",
+    name: str = "张伟",
+    phone: str = "13812345678",
+    vin: str = VIN1,
+    plate: str = "沪A12345",
+    model: str = "轩逸",
+    line: str = "乘用车",
+    bought: str = "2023-01-05",
+    dealer: str = "D001",
+    advisor: str = "A101",
+    serviced: str = "2026-05-01",
+    serviced_km: str = "12,000",
+    km: str = "15000",
+    note: str = "",
+) -> list[str]:
+    return [owner_id, name, phone, vin, plate, model, line, bought, dealer, advisor, serviced, serviced_km, km, note]
 
 
 def write_csv(path: Path, rows: list[list[str]], header: list[str] = ZH, encoding: str = "utf-8") -> Path:
@@ -63,8 +88,12 @@ def partners(engine: Engine) -> dict[str, int]:
         for code in ("A101", "A102"):
             ids[code] = conn.execute(
                 Partner.__table__.insert().values(
-                    name=f"顾问{code}", dealer_id=dealer, advisor_code=code, role="sales",
-                    active=True, created_at=clock.utcnow(),
+                    name=f"顾问{code}",
+                    dealer_id=dealer,
+                    advisor_code=code,
+                    role="sales",
+                    active=True,
+                    created_at=clock.utcnow(),
                 )
             ).inserted_primary_key[0]
     return ids
@@ -116,10 +145,24 @@ def test_csv_encodings(engine: Engine, tmp_path: Path, encoding: str, reported: 
 def test_xlsx_with_date_cells_serials_and_number_cells(engine: Engine, tmp_path: Path) -> None:
     book = Workbook()
     sheet = book.active
-    sheet.append(["Owner ID", "Name", "Phone", "VIN", "Product line", "Purchase date",
-                  "Last service date", "Last service (km)", "Mileage (km)", "Member tier"])
+    sheet.append(
+        [
+            "Owner ID",
+            "Name",
+            "Phone",
+            "VIN",
+            "Product line",
+            "Purchase date",
+            "Last service date",
+            "Last service (km)",
+            "Mileage (km)",
+            "Member tier",
+        ]
+    )
     sheet.append([100001, "张伟", 13812345678, VIN1, "passenger", datetime(2023, 1, 5), 46000, 12000.0, 15000, "金卡"])
-    sheet.append([100002, "陈静", "+86 139 1234 5678", VIN2, "商用车", date(2022, 3, 1), "2025/6/1", "8,000", "9,500", None])
+    sheet.append(
+        [100002, "陈静", "+86 139 1234 5678", VIN2, "商用车", date(2022, 3, 1), "2025/6/1", "8,000", "9,500", None]
+    )
     sheet.append([None] * 10)  # an empty row in the middle is skipped
     sheet.append([100003, "王芳", 13700000000, VIN3, "卡车", 44927, None, None, None, None])
     path = tmp_path / "owners.xlsx"
@@ -229,8 +272,15 @@ def test_bad_rows_are_rejected_with_file_lines_and_good_rows_import(engine: Engi
     assert summary.rejects_path == str(tmp_path / "owners.rejects.csv")
     rejects = read_rejects(tmp_path / "owners.rejects.csv")
     assert [(r["line"], r["column"]) for r in rejects] == [
-        ("3", "车架号"), ("4", "车架号"), ("5", "手机号"), ("6", "购车日期"), ("7", "当前里程"),
-        ("8", "最近保养日期"), ("9", "产品线"), ("10", "车架号"), ("11", "姓名; 手机号; 购车日期"),
+        ("3", "车架号"),
+        ("4", "车架号"),
+        ("5", "手机号"),
+        ("6", "购车日期"),
+        ("7", "当前里程"),
+        ("8", "最近保养日期"),
+        ("9", "产品线"),
+        ("10", "车架号"),
+        ("11", "姓名; 手机号; 购车日期"),
     ]
     reasons = [r["reason"] for r in rejects]
     assert "I, O, Q" in reasons[0]
@@ -282,7 +332,9 @@ def test_a_corrected_rejects_file_imports_as_it_is(engine: Engine, tmp_path: Pat
     path = write_csv(tmp_path / "owners.csv", [row(), row("100002", vin=VIN2, phone="12345")])
     summary = import_owners(engine, path)
     rejects = Path(summary.rejects_path)
-    rejects.write_text(rejects.read_text(encoding="utf-8-sig").replace(",12345,", ",13912345678,"), encoding="utf-8-sig")
+    rejects.write_text(
+        rejects.read_text(encoding="utf-8-sig").replace(",12345,", ",13912345678,"), encoding="utf-8-sig"
+    )
     again = import_owners(engine, rejects)
     assert (again.imported, again.rejected, again.extra_columns) == (1, 0, ("备注",))
     assert owners(engine)["100002"]["phone"] == "+8613912345678"
@@ -300,8 +352,12 @@ def test_future_means_after_today_in_the_given_timezone(engine: Engine, tmp_path
 
 
 def test_reimport_changes_nothing(engine: Engine, tmp_path: Path, partners: dict[str, int]) -> None:
-    rows = [row(note="老客户"), row("100002", "陈静", vin=VIN2, advisor="A999"),
-            row("100001", vin=VIN3, plate="沪AD12345", note="老客户"), row("100003", vin="BAD")]
+    rows = [
+        row(note="老客户"),
+        row("100002", "陈静", vin=VIN2, advisor="A999"),
+        row("100001", vin=VIN3, plate="沪AD12345", note="老客户"),
+        row("100003", vin="BAD"),
+    ]
     path = write_csv(tmp_path / "owners.csv", rows, encoding="gbk")
     first = import_owners(engine, path)
     assert (first.imported, first.owners_created, first.rejected) == (3, 2, 1)
@@ -321,8 +377,9 @@ def test_a_changed_row_updates_and_records_an_event(engine: Engine, tmp_path: Pa
     with engine.begin() as conn:  # the owner moved on in the funnel meanwhile
         conn.execute(update(Owner.__table__).where(Owner.__table__.c.external_id == "100001").values(stage="online"))
 
-    write_csv(path, [row(phone="13912345678", km="18,000", note="金牌客户", advisor="A102"),
-                     row("100002", "陈静", vin=VIN2)])
+    write_csv(
+        path, [row(phone="13912345678", km="18,000", note="金牌客户", advisor="A102"), row("100002", "陈静", vin=VIN2)]
+    )
     summary = import_owners(engine, path)
     assert (summary.imported, summary.updated, summary.unchanged) == (0, 1, 1)
     owner = owners(engine)["100001"]
@@ -356,12 +413,19 @@ def test_a_new_car_for_a_known_owner_is_an_update_event(engine: Engine, tmp_path
 
 def test_columns_missing_from_a_file_keep_their_stored_values(engine: Engine, tmp_path: Path) -> None:
     import_owners(engine, write_csv(tmp_path / "full.csv", [row(note="老客户")]))
-    partial = write_csv(tmp_path / "partial.csv", [["100001", "张伟", VIN1, "乘用车", "16000"]],
-                        header=["车主编号", "姓名", "车架号", "产品线", "当前里程"])
+    partial = write_csv(
+        tmp_path / "partial.csv",
+        [["100001", "张伟", VIN1, "乘用车", "16000"]],
+        header=["车主编号", "姓名", "车架号", "产品线", "当前里程"],
+    )
     summary = import_owners(engine, partial)
     assert summary.updated == 1
     owner, car = owners(engine)["100001"], vehicles(engine)[VIN1]
-    assert (owner["phone"], owner["advisor_code"], owner["attributes"]) == ("+8613812345678", "A101", {"备注": "老客户"})
+    assert (owner["phone"], owner["advisor_code"], owner["attributes"]) == (
+        "+8613812345678",
+        "A101",
+        {"备注": "老客户"},
+    )
     assert (car["plate"], car["last_service_km"], car["mileage_km"]) == ("沪A12345", 12000, 16000)
     assert events(engine)[0]["data"]["changes"] == {"mileage_km": [15000, 16000]}
     assert import_owners(engine, partial).unchanged == 1
@@ -370,8 +434,12 @@ def test_columns_missing_from_a_file_keep_their_stored_values(engine: Engine, tm
 def test_unknown_advisor_codes_import_unassigned_and_are_listed(
     engine: Engine, tmp_path: Path, partners: dict[str, int]
 ) -> None:
-    rows = [row(), row("100002", vin=VIN2, advisor="A999"), row("100003", vin=VIN3, advisor="a999"),
-            row("100004", vin=VIN4, advisor="")]
+    rows = [
+        row(),
+        row("100002", vin=VIN2, advisor="A999"),
+        row("100003", vin=VIN3, advisor="a999"),
+        row("100004", vin=VIN4, advisor=""),
+    ]
     path = write_csv(tmp_path / "owners.csv", rows)
     summary = import_owners(engine, path)
     assert summary.unassigned == 3
@@ -384,15 +452,25 @@ def test_unknown_advisor_codes_import_unassigned_and_are_listed(
 
     with engine.begin() as conn:  # the partner arrives later: re-importing assigns, never guesses
         dealer_id = conn.execute(select(Dealer.__table__.c.id)).scalar()
-        conn.execute(Partner.__table__.insert().values(
-            name="新顾问", dealer_id=dealer_id, advisor_code="A999", role="sales", active=True, created_at=clock.utcnow()))
+        conn.execute(
+            Partner.__table__.insert().values(
+                name="新顾问",
+                dealer_id=dealer_id,
+                advisor_code="A999",
+                role="sales",
+                active=True,
+                created_at=clock.utcnow(),
+            )
+        )
     again = import_owners(engine, path)
     assert (again.updated, again.unassigned, again.unknown_advisor_codes) == (2, 1, ())
     assert owners(engine)["100002"]["partner_id"] is not None
 
 
 def test_dealers_are_created_for_unseen_codes(engine: Engine, tmp_path: Path, partners: dict[str, int]) -> None:
-    path = write_csv(tmp_path / "o.csv", [row(), row("100002", vin=VIN2, dealer="D002"), row("100003", vin=VIN3, dealer="")])
+    path = write_csv(
+        tmp_path / "o.csv", [row(), row("100002", vin=VIN2, dealer="D002"), row("100003", vin=VIN3, dealer="")]
+    )
     assert import_owners(engine, path).dealers_created == ("D002",)
     with engine.connect() as conn:
         assert sorted(conn.execute(select(Dealer.__table__.c.code)).scalars()) == ["D001", "D002"]

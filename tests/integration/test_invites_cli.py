@@ -8,13 +8,14 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 from sqlalchemy import select
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
 from flows.community.partners import create_partner
 from storage.clock import utcnow
 from storage.db import make_engine, session_scope
-from storage.models import Event, FunnelStage, Owner, OutboxMessage, Partner
+from storage.models import Event, FunnelStage, OutboxMessage, Owner, Partner
 
 
 def _seed(url: str) -> None:
@@ -22,9 +23,18 @@ def _seed(url: str) -> None:
     with session_scope(engine) as session:
         for code, name in (("A101", "Alice"), ("A102", "Carol")):
             create_partner(session, name=name, dealer_code="D001", advisor_code=code, role="sales", now=utcnow())
-        alice = session.execute(select(Partner).where(Partner.advisor_code == "A101")).scalar_one()
+        alice = session.execute(select(Partner).where(col(Partner.advisor_code) == "A101")).scalar_one()
         session.add(Owner(external_id="C1", name="李雷", partner_id=alice.id, advisor_code="A101"))
-        session.add(Owner(external_id="C2", name="韩梅梅", partner_id=alice.id, advisor_code="A101", telegram_user_id=77, stage="verified"))
+        session.add(
+            Owner(
+                external_id="C2",
+                name="韩梅梅",
+                partner_id=alice.id,
+                advisor_code="A101",
+                telegram_user_id=77,
+                stage="verified",
+            )
+        )
     engine.dispose()
 
 
@@ -39,12 +49,12 @@ def test_export_csv_issues_tokens_once_and_marks_invited(cli_env: str) -> None:
     assert len(rows[0]["token"]) <= 64
     assert rows[0]["link"] == f"https://t.me/autocircle_bot?start={rows[0]['token']}"
     second = runner.invoke(cli, ["invites", "export", "--partner", "A101"])
-    assert list(csv.DictReader(io.StringIO(second.stdout)))[0]["token"] == rows[0]["token"]
+    assert next(iter(csv.DictReader(io.StringIO(second.stdout))))["token"] == rows[0]["token"]
     engine = make_engine(cli_env)
     with session_scope(engine) as session:
-        owner = session.execute(select(Owner).where(Owner.external_id == "C1")).scalar_one()
+        owner = session.execute(select(Owner).where(col(Owner.external_id) == "C1")).scalar_one()
         assert owner.stage == FunnelStage.invited.value
-        assert len(session.execute(select(Event).where(Event.kind == "invited")).all()) == 1
+        assert len(session.execute(select(Event).where(col(Event.kind) == "invited")).all()) == 1
     engine.dispose()
 
 
@@ -70,7 +80,7 @@ def test_partners_handover_moves_owners_and_queues_notices(cli_env: str) -> None
     assert "2 owners" in result.output
     engine = make_engine(cli_env)
     with session_scope(engine) as session:
-        carol = session.execute(select(Partner).where(Partner.advisor_code == "A102")).scalar_one()
+        carol = session.execute(select(Partner).where(col(Partner.advisor_code) == "A102")).scalar_one()
         owners = session.execute(select(Owner)).scalars().all()
         assert {o.partner_id for o in owners} == {carol.id}
         notices = session.execute(select(OutboxMessage)).scalars().all()

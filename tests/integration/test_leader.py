@@ -37,9 +37,14 @@ async def test_one_leader_and_takeover_within_the_bound(pg_url: str) -> None:
     takeover_s = 3.0
     events: list[tuple[str, str]] = []
     candidates = [
-        LeaderElection(pg_url, key=KEY, takeover_s=takeover_s, name=name,
-                       on_elected=lambda n=name: events.append(("elected", n)),
-                       on_deposed=lambda n=name: events.append(("deposed", n)))
+        LeaderElection(
+            pg_url,
+            key=KEY,
+            takeover_s=takeover_s,
+            name=name,
+            on_elected=lambda n=name: events.append(("elected", n)),
+            on_deposed=lambda n=name: events.append(("deposed", n)),
+        )
         for name in ("a", "b")
     ]
     tasks = [asyncio.create_task(c.run()) for c in candidates]

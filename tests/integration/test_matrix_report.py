@@ -15,6 +15,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
+from flows.community.partners import create_partner
 from flows.errors import InvalidInputError, NotFoundError, PartnerNotFoundError
 from flows.segments.matrix_picture import cjk_font, picture_locale, render_matrix_png
 from flows.segments.matrix_report import (
@@ -23,7 +24,6 @@ from flows.segments.matrix_report import (
     movement_report,
     parse_matrix_args,
 )
-from flows.community.partners import create_partner
 from flows.templating import Renderer
 from storage.db import make_engine, session_scope
 from storage.models import Owner, SegmentRun, SegmentTransition
@@ -44,25 +44,39 @@ def _seed(engine: Engine) -> dict[str, int]:
             for code, name, dealer in [("A101", "王磊", "D001"), ("A102", "陈静", "D001"), ("A201", "李娜", "D002")]
         }
 
-        def owner(partner: str | None, maturity: str, activity: str, *, online: bool = True,
-                  line: str = "passenger", dealer: str | None = None) -> Owner:
+        def owner(
+            partner: str | None,
+            maturity: str,
+            activity: str,
+            *,
+            online: bool = True,
+            line: str = "passenger",
+            dealer: str | None = None,
+        ) -> Owner:
             return Owner(
-                name="车主", partner_id=ids[partner] if partner else None, product_line=line,
-                stage="verified" if online else "imported", online_at=NOW if online else None,
-                maturity=maturity, activity=activity, dealer_code=dealer,
+                name="车主",
+                partner_id=ids[partner] if partner else None,
+                product_line=line,
+                stage="verified" if online else "imported",
+                online_at=NOW if online else None,
+                maturity=maturity,
+                activity=activity,
+                dealer_code=dealer,
             )
 
-        session.add_all([
-            owner("A101", "beginner", "active"),
-            owner("A101", "beginner", "active"),
-            owner("A101", "growing", "declining"),
-            owner("A101", "mature", "dormant", line="commercial"),
-            owner("A101", "beginner", "dormant", online=False),
-            owner("A101", "beginner", "dormant", online=False, line="commercial"),
-            owner("A102", "growing", "active", line="commercial"),
-            owner("A201", "mature", "churned"),
-            owner(None, "beginner", "dormant", online=False, dealer="D001"),
-        ])
+        session.add_all(
+            [
+                owner("A101", "beginner", "active"),
+                owner("A101", "beginner", "active"),
+                owner("A101", "growing", "declining"),
+                owner("A101", "mature", "dormant", line="commercial"),
+                owner("A101", "beginner", "dormant", online=False),
+                owner("A101", "beginner", "dormant", online=False, line="commercial"),
+                owner("A102", "growing", "active", line="commercial"),
+                owner("A201", "mature", "churned"),
+                owner(None, "beginner", "dormant", online=False, dealer="D001"),
+            ]
+        )
         session.add(SegmentRun(at=NOW, owners=9, changed=5))
     return ids
 
@@ -118,8 +132,12 @@ def test_parse_matrix_args() -> None:
     assert parse_matrix_args("passenger partner A101", operator=True) == MatrixScope(
         advisor_code="A101", product_line="passenger"
     )
-    for bad, operator in [("dealer D001", False), ("trucks", False), ("passenger commercial", True),
-                          ("dealer D1 partner A1", True)]:
+    for bad, operator in [
+        ("dealer D001", False),
+        ("trucks", False),
+        ("passenger commercial", True),
+        ("dealer D1 partner A1", True),
+    ]:
         with pytest.raises(InvalidInputError):
             parse_matrix_args(bad, operator=operator)
 
@@ -167,7 +185,12 @@ def test_cli_matrix_json_is_one_object_of_cell_counts(cli_env: str) -> None:
     result = runner.invoke(
         cli, ["report", "matrix", "--partner", "A101", "--product-line", "passenger", "--format", "json"]
     )
-    assert json.loads(result.output) == {**{k: 0 for k in data}, "beginner/active": 2, "growing/declining": 1, "not_online": 1}
+    assert json.loads(result.output) == {
+        **dict.fromkeys(data, 0),
+        "beginner/active": 2,
+        "growing/declining": 1,
+        "not_online": 1,
+    }
 
 
 def test_cli_matrix_table_csv_xlsx_png(cli_env: str, tmp_path: Path) -> None:
@@ -214,8 +237,9 @@ def _seed_moves(engine: Engine) -> None:
     def t(owner: Owner, at: datetime, frm: str, to: str) -> SegmentTransition:
         fm, fa = frm.split("/")
         tm, ta = to.split("/")
-        return SegmentTransition(owner_id=owner.id, from_maturity=fm, from_activity=fa,
-                                 to_maturity=tm, to_activity=ta, at=at)
+        return SegmentTransition(
+            owner_id=owner.id, from_maturity=fm, from_activity=fa, to_maturity=tm, to_activity=ta, at=at
+        )
 
     with session_scope(engine) as session:
         create_partner(session, name="王磊", dealer_code="D001", advisor_code="A101", role="sales", now=NOW)
@@ -228,15 +252,17 @@ def _seed_moves(engine: Engine) -> None:
         c.maturity, c.activity = "mature", "active"
         d.maturity, d.activity = "beginner", "declining"
         e.maturity, e.activity = "beginner", "active"
-        session.add_all([
-            t(a, before, "beginner/dormant", "beginner/active"),  # before the period
-            t(a, START + timedelta(days=1), "beginner/active", "growing/active"),
-            t(c, START, "mature/dormant", "mature/active"),  # at the start: inside
-            t(d, START + timedelta(days=3), "beginner/declining", "beginner/active"),
-            t(d, START + timedelta(days=4), "beginner/active", "beginner/declining"),
-            t(e, START + timedelta(days=2), "beginner/dormant", "beginner/active"),  # new owner
-            t(b, END, "growing/declining", "growing/churned"),  # at the end: outside
-        ])
+        session.add_all(
+            [
+                t(a, before, "beginner/dormant", "beginner/active"),  # before the period
+                t(a, START + timedelta(days=1), "beginner/active", "growing/active"),
+                t(c, START, "mature/dormant", "mature/active"),  # at the start: inside
+                t(d, START + timedelta(days=3), "beginner/declining", "beginner/active"),
+                t(d, START + timedelta(days=4), "beginner/active", "beginner/declining"),
+                t(e, START + timedelta(days=2), "beginner/dormant", "beginner/active"),  # new owner
+                t(b, END, "growing/declining", "growing/churned"),  # at the end: outside
+            ]
+        )
 
 
 def test_movement_counts_and_stage_goal_rates(engine: Engine) -> None:
@@ -273,7 +299,9 @@ def test_cli_movement_json(cli_env: str) -> None:
     engine = make_engine(cli_env)
     _seed_moves(engine)
     engine.dispose()
-    result = runner.invoke(cli, ["report", "movement", "--since", "2026-03-01", "--until", "2026-03-30", "--format", "json"])
+    result = runner.invoke(
+        cli, ["report", "movement", "--since", "2026-03-01", "--until", "2026-03-30", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["goals"]["asleep_to_active"] == {"base": 1, "reached": 1, "rate": 1.0}

@@ -23,8 +23,9 @@ TH = Thresholds(timezone="Asia/Shanghai")
 
 def _owner(engine: Engine, online_days_ago: int | None, stage: str = "online") -> int:
     with session_scope(engine) as session:
-        owner = Owner(name="x", stage=stage,
-                      online_at=None if online_days_ago is None else NOW - timedelta(days=online_days_ago))
+        owner = Owner(
+            name="x", stage=stage, online_at=None if online_days_ago is None else NOW - timedelta(days=online_days_ago)
+        )
         session.add(owner)
         session.flush()
         return int(owner.id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.engine.flow_files import load_flows
 from flows.engine.flow_rules import condition_holds
@@ -26,8 +26,16 @@ T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 
 def _owner(engine, tg: int = 5001, **kw) -> int:
     with Session(engine) as s:
-        owner = Owner(name="Li", telegram_user_id=tg, stage="verified", maturity="growing", activity="active",
-                      locale="en", attributes={}, **kw)
+        owner = Owner(
+            name="Li",
+            telegram_user_id=tg,
+            stage="verified",
+            maturity="growing",
+            activity="active",
+            locale="en",
+            attributes={},
+            **kw,
+        )
         s.add(owner)
         s.commit()
         return owner.id
@@ -35,8 +43,16 @@ def _owner(engine, tg: int = 5001, **kw) -> int:
 
 def _entered_cell(engine, owner_id: int, at: datetime) -> None:
     with Session(engine) as s:
-        s.add(SegmentTransition(owner_id=owner_id, from_maturity="beginner", from_activity="active",
-                                to_maturity="growing", to_activity="active", at=at))
+        s.add(
+            SegmentTransition(
+                owner_id=owner_id,
+                from_maturity="beginner",
+                from_activity="active",
+                to_maturity="growing",
+                to_activity="active",
+                at=at,
+            )
+        )
         s.commit()
 
 
@@ -49,7 +65,9 @@ def test_join_button_enrols_once_and_member_level_is_a_condition(engine) -> None
         _entered_cell(engine, owner, T0)
         run_due_flows(engine, real, library.flows, library.playbook, T0)
         with Session(engine) as s:
-            invite = [m for m in s.execute(select(OutboxMessage)).scalars() if m.dedupe_key.startswith("flow:membership:")]
+            invite = [
+                m for m in s.execute(select(OutboxMessage)).scalars() if m.dedupe_key.startswith("flow:membership:")
+            ]
             assert len(invite) == 1
             [[button]] = invite[0].buttons
             run_id, action = parse_callback(button["callback_data"])
@@ -62,15 +80,24 @@ def test_join_button_enrols_once_and_member_level_is_a_condition(engine) -> None
                 s.commit()
         with Session(engine) as s:
             account = s.get(MemberAccount, owner)
-            assert account is not None and account.level == "silver" and account.balance == points.DEFAULT_AMOUNTS["welcome"]
-            assert s.execute(select(func.count()).select_from(PointsLine).where(PointsLine.reason == "welcome")).scalar_one() == 1
+            assert (
+                account is not None
+                and account.level == "silver"
+                and account.balance == points.DEFAULT_AMOUNTS["welcome"]
+            )
+            assert (
+                s.execute(
+                    select(func.count()).select_from(PointsLine).where(col(PointsLine.reason) == "welcome")
+                ).scalar_one()
+                == 1
+            )
             view = owner_view(s.get(Owner, owner))
             assert condition_holds(Condition(field="member.level", is_set=True), view)
             assert condition_holds(Condition(field="member.level", **{"in": ["silver", "gold"]}), view)
             assert not condition_holds(Condition(field="member.level", equals="black"), view)
         run_due_flows(engine, real, library.flows, library.playbook, T0 + timedelta(minutes=6))
         with Session(engine) as s:
-            texts = [m.text for m in s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()]
+            texts = [m.text for m in s.execute(select(OutboxMessage).order_by(col(OutboxMessage.id))).scalars()]
         assert any("points programme" in t for t in texts)
     finally:
         clock.set_now(None)

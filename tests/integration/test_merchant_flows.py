@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.delivery.outbox import Candidate, Suppressions
 from flows.engine.flow_files import load_flows
@@ -82,12 +82,27 @@ def _flows(tmp_path: Path, **files: str):
 def _world(engine, now: Clock, **offer_kw) -> tuple[int, int, int]:
     with Session(engine) as s:
         merchant, _ = directory.add_merchant(s, code="W1", name="Sparkle Wash", kind="car_life", category="car_wash")
-        kw = dict(title="First wash free", value_kind="free_item", item="wash", valid_days=10, category="car_wash",
-                  status="live", key="first_wash", now=now.now)
+        kw = dict(
+            title="First wash free",
+            value_kind="free_item",
+            item="wash",
+            valid_days=10,
+            category="car_wash",
+            status="live",
+            key="first_wash",
+            now=now.now,
+        )
         kw.update(offer_kw)
         offer = offers.create_offer(s, merchant_code="W1", **kw)
-        owner = Owner(name="Li", telegram_user_id=5001, stage="verified", maturity="beginner", activity="active",
-                      locale="en", attributes={})
+        owner = Owner(
+            name="Li",
+            telegram_user_id=5001,
+            stage="verified",
+            maturity="beginner",
+            activity="active",
+            locale="en",
+            attributes={},
+        )
         s.add(owner)
         s.commit()
         return merchant.id, offer.id, owner.id
@@ -101,7 +116,7 @@ def _verified(engine, owner_id: int, at: datetime) -> None:
 
 def _outbox(engine) -> list[OutboxMessage]:
     with Session(engine) as s:
-        return list(s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
+        return list(s.execute(select(OutboxMessage).order_by(col(OutboxMessage.id))).scalars())
 
 
 def _topic(engine, row: OutboxMessage) -> tuple[str, str | None] | None:
@@ -113,8 +128,9 @@ def _dropped(engine, row: OutboxMessage) -> str | None:
     """What the sender's send-time screen says about a queued row (None: it would be sent)."""
     topic, subject = _topic(engine, row) or (None, None)
     with Session(engine) as s:
-        verdict = Suppressions().run(s, [Candidate(row.id, row.chat_id, row.owner_id, row.message_class,
-                                                   topic, subject)])
+        verdict = Suppressions().run(
+            s, [Candidate(row.id, row.chat_id, row.owner_id, row.message_class, topic, subject)]
+        )
     return verdict.get(row.id)
 
 
@@ -171,8 +187,16 @@ def test_offer_step_sends_claim_buttons_and_records_shown_once(engine, now, tmp_
     _, _, owner = _world(engine, now)
     with Session(engine) as s:
         directory.add_merchant(s, code="T1", name="Tyre Town", kind="after_sales", category="tyres")
-        tyre = offers.create_offer(s, merchant_code="T1", title="Tyre check", value_kind="amount_off",
-                                   amount_fen=5000, valid_days=30, category="tyres", status="live")
+        tyre = offers.create_offer(
+            s,
+            merchant_code="T1",
+            title="Tyre check",
+            value_kind="amount_off",
+            amount_fen=5000,
+            valid_days=30,
+            category="tyres",
+            status="live",
+        )
         s.commit()
         tyre_id = tyre.id
     _verified(engine, owner, now.now)

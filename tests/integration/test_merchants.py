@@ -7,13 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from merchant_seed import seed_merchant, seed_owners, seed_partner
 from sqlalchemy import func, select
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
 from flows.membership import awards, points
 from flows.merchants import commission, coupons, directory, redemption
-from merchant_seed import seed_merchant, seed_owners, seed_partner
 from storage.clock import utcnow
 from storage.db import session_scope
 from storage.events import EventKind, record
@@ -41,18 +42,24 @@ def test_undo_within_the_window_cancels_commission_and_points(engine) -> None:
         entry = session.execute(select(CommissionEntry)).scalars().one()
         assert entry.status == "cancelled"
         assert points.balance_of(session, owner) == 0
-        assert session.execute(select(Coupon.status)).scalar_one() == "claimed"
+        assert session.execute(select(col(Coupon.status))).scalar_one() == "claimed"
         again = redemption.redeem(session, merchant_id, code, now + timedelta(hours=2), request_id="r2")
         assert commission.settle_due(session, now + timedelta(days=8)) == 1
         report = commission.settlement(session, (now).astimezone().strftime("%Y-%m"))
         assert {line.status for line in report.lines} == {"cancelled", "settled"}
         assert report.partners[0].settled_fen == 500 and again.commission_fen == 500
     with session_scope(engine) as session:
+        code2 = coupons.claim(
+            session, seed_merchant(session, code="M003", valid_days=1)[1], owner, now, check_targeting=False
+        ).code
         with pytest.raises(redemption.RedeemError) as expired:
-            code2 = coupons.claim(session, seed_merchant(session, code="M003", valid_days=1)[1], owner, now,
-                                  check_targeting=False).code
-            redemption.redeem(session, session.execute(select(Merchant.id).where(Merchant.code == "M003")).scalar_one(),
-                              code2, now + timedelta(days=2), request_id="r3")
+            redemption.redeem(
+                session,
+                session.execute(select(col(Merchant.id)).where(col(Merchant.code) == "M003")).scalar_one(),
+                code2,
+                now + timedelta(days=2),
+                request_id="r3",
+            )
         assert expired.value.reason == "expired"
 
 
@@ -94,7 +101,7 @@ def test_staff_code_is_one_time_and_attempts_are_limited(engine) -> None:
         with pytest.raises(directory.StaffCodeError) as locked:
             directory.register_staff(session, issued.code, 42, now)
         assert locked.value.reason == "locked"
-        staff, merchant = directory.register_staff(session, issued.code.lower(), 43, now)
+        _staff, merchant = directory.register_staff(session, issued.code.lower(), 43, now)
         assert merchant.code == "M001" and directory.staff_of_user(session, 43) is not None
         with pytest.raises(directory.StaffCodeError) as used:
             directory.register_staff(session, issued.code, 44, now)
@@ -103,8 +110,11 @@ def test_staff_code_is_one_time_and_attempts_are_limited(engine) -> None:
 
 def test_import_merchants_reports_bad_rows_and_keeps_good_ones(cli_env: str, tmp_path: Path) -> None:
     path = tmp_path / "merchants.csv"
-    path.write_text("商户编号,商户名称,类型,品类,城市,服务经销商\nM1,洁车坊,车生活,car_wash,上海,D001\n"
-                    "M2,,车后,tyres,上海,D001\nM3,轮胎店,spaceship,tyres,上海,D001\n", encoding="utf-8")
+    path.write_text(
+        "商户编号,商户名称,类型,品类,城市,服务经销商\nM1,洁车坊,车生活,car_wash,上海,D001\n"
+        "M2,,车后,tyres,上海,D001\nM3,轮胎店,spaceship,tyres,上海,D001\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, ["import", "merchants", str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert '"imported": 1' in result.output and '"rejected": 2' in result.output

@@ -9,6 +9,7 @@ import json
 
 from merchant_seed import seed_merchant, seed_owners, seed_partner
 from openpyxl import load_workbook
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
@@ -89,7 +90,11 @@ def test_undo_tells_the_owner_and_is_audited_under_its_kind(engine) -> None:
         done = redemption.redeem(session, merchant_id, code, now, request_id="r1")
         redemption.undo(session, merchant_id, done.redemption_id, now, renderer=Renderer(default_locale="en"))
     with session_scope(engine) as session:
-        [told] = session.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key.like("undone:owner:%"))).scalars().all()
+        [told] = (
+            session.execute(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).like("undone:owner:%")))
+            .scalars()
+            .all()
+        )
         assert told.chat_id == 8801 and "taken back" in told.text
         [entry] = audit_entries(session, kinds=[AuditKind.merchant_redemption_undone])
         assert entry.subject == f"redemption:{done.redemption_id}"

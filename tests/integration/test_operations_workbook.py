@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 from openpyxl import load_workbook
 from sqlmodel import Session
 
-from flows.growth import campaigns
-
-from flows.growth import referrals
+from flows.growth import campaigns, referrals
 from flows.reports.operations_workbook import operations_xlsx
 from flows.templating import Renderer
 from storage.events import EventKind, record
@@ -21,7 +19,7 @@ from storage.models import Dealer, Owner, Partner
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 
 
-def test_sheets_hold_funnel_matrix_campaigns_referrals_and_churn_reasons(engine) -> None:  # noqa: ANN001
+def test_sheets_hold_funnel_matrix_campaigns_referrals_and_churn_reasons(engine) -> None:
     with Session(engine) as session:
         dealer = Dealer(code="D1")
         session.add(dealer)
@@ -29,13 +27,32 @@ def test_sheets_hold_funnel_matrix_campaigns_referrals_and_churn_reasons(engine)
         partner = Partner(name="Wang <Fang>", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=501)
         session.add(partner)
         session.flush()
-        owners = [Owner(name=f"O{i}", partner_id=partner.id, advisor_code="A1", stage="verified",
-                        telegram_user_id=7000 + i, maturity="growing", activity="active",
-                        product_line="commercial" if i == 2 else "passenger") for i in range(3)]
+        owners = [
+            Owner(
+                name=f"O{i}",
+                partner_id=partner.id,
+                advisor_code="A1",
+                stage="verified",
+                telegram_user_id=7000 + i,
+                maturity="growing",
+                activity="active",
+                product_line="commercial" if i == 2 else "passenger",
+            )
+            for i in range(3)
+        ]
         session.add_all(owners)
         session.flush()
-        session.add(Referral(referrer_owner_id=owners[0].id, referee_owner_id=owners[1].id, referee_user_id=7001,
-                             first_touch_at=NOW, qualified_at=NOW, approved_at=NOW, status="approved"))
+        session.add(
+            Referral(
+                referrer_owner_id=owners[0].id,
+                referee_owner_id=owners[1].id,
+                referee_user_id=7001,
+                first_touch_at=NOW,
+                qualified_at=NOW,
+                approved_at=NOW,
+                status="approved",
+            )
+        )
         record(session, owners[2].id, EventKind.button, NOW, action="winback.price", run_id=0, flow="winback")
         campaign = campaigns.create(session, partner.id, ["growing/active"], NOW, text="Hi", holdout_percent=0)
         campaigns.send(session, Renderer(), campaign.id, NOW + timedelta(minutes=1))
@@ -55,7 +72,7 @@ def test_sheets_hold_funnel_matrix_campaigns_referrals_and_churn_reasons(engine)
     assert churn[1][0] == "Wang <Fang>" and churn[1][price] == 1 and churn[-1][price] == 1
 
 
-def test_report_operations_writes_the_workbook(cli_env, tmp_path) -> None:  # noqa: ANN001
+def test_report_operations_writes_the_workbook(cli_env, tmp_path) -> None:
     from typer.testing import CliRunner
 
     from bot.cli.main import app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from flows.delivery.clock import FrozenClock
 from flows.opportunities import capacity, demand, matching, ratings, tasks
@@ -14,12 +14,15 @@ from flows.opportunities.matching import MatchPolicy
 from flows.opportunities.ratings import Party
 from flows.templating import Renderer
 from storage.audit import AuditKind, audit_entries
-from storage.models import OutboxMessage, Owner, Partner, Dealer
-from storage.opportunity_models import Capacity, OfferStatus, Task, TaskOffer, TaskState
+from storage.db import pk
+from storage.models import Dealer, OutboxMessage, Owner, Partner
+from storage.opportunity_models import Capacity, Task, TaskOffer, TaskState
 
 NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 R = Renderer(default_locale="en")
-POLICY = MatchPolicy(per_wave=2, wave_radii_km=(30.0, 150.0, 300.0), wave_timeout=timedelta(minutes=10), operator_ids=(900001,))
+POLICY = MatchPolicy(
+    per_wave=2, wave_radii_km=(30.0, 150.0, 300.0), wave_timeout=timedelta(minutes=10), operator_ids=(900001,)
+)
 
 
 @pytest.fixture
@@ -28,13 +31,29 @@ def clock():
     c.install()
     yield c
     from flows.delivery.clock import uninstall
+
     uninstall()
 
 
-def owner(session: Session, n: int, *, line: str = "commercial", cls: str = "light_truck", payload: float = 5.0,
-          base: str = "广州/天河区", partner_id: int | None = None, radius: int = 100) -> int:
-    o = Owner(external_id=f"C{n}", name=f"Driver {n}", product_line=line, stage="verified",
-              telegram_user_id=10_000 + n, partner_id=partner_id)
+def owner(
+    session: Session,
+    n: int,
+    *,
+    line: str = "commercial",
+    cls: str = "light_truck",
+    payload: float = 5.0,
+    base: str = "广州/天河区",
+    partner_id: int | None = None,
+    radius: int = 100,
+) -> int:
+    o = Owner(
+        external_id=f"C{n}",
+        name=f"Driver {n}",
+        product_line=line,
+        stage="verified",
+        telegram_user_id=10_000 + n,
+        partner_id=partner_id,
+    )
     session.add(o)
     session.flush()
     assert o.id is not None
@@ -46,14 +65,17 @@ def owner(session: Session, n: int, *, line: str = "commercial", cls: str = "lig
 def account(session: Session, user_id: int = 5000) -> int:
     issued = demand.create_account(session, code="S001", company="Acme Logistics", city="广州", now=NOW)
     demand.redeem_staff_code(session, issued.code, user_id, NOW)
-    return demand.find_account(session, "S001").id  # type: ignore[return-value]
+    return pk(demand.find_account(session, "S001"))
 
 
 def post(session: Session, demand_id: int, **kw) -> Task:
     draft = tasks.TaskDraft(
-        pickup=kw.get("pickup", "广州/天河区"), dropoff=kw.get("dropoff", "深圳/南山区"),
-        window_start=NOW + timedelta(hours=kw.get("in_hours", 24)), window_end=NOW + timedelta(hours=30),
-        vehicle_class=kw.get("cls", "light_truck"), payload_t=kw.get("payload", 3.0),
+        pickup=kw.get("pickup", "广州/天河区"),
+        dropoff=kw.get("dropoff", "深圳/南山区"),
+        window_start=NOW + timedelta(hours=kw.get("in_hours", 24)),
+        window_end=NOW + timedelta(hours=30),
+        vehicle_class=kw.get("cls", "light_truck"),
+        payload_t=kw.get("payload", 3.0),
     )
     return tasks.post_task(session, demand_id, draft, actor="staff:1", now=NOW)
 
@@ -79,9 +101,11 @@ def test_waves_widen_after_timeout_then_escalate_and_first_accept_wins(engine, c
     with Session(engine) as s:
         d = account(s)
         dealer = Dealer(code="D1", name="D1")
-        s.add(dealer); s.flush()
+        s.add(dealer)
+        s.flush()
         p = Partner(name="Li", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=7777)
-        s.add(p); s.flush()
+        s.add(p)
+        s.flush()
         a = owner(s, 1, base="广州/越秀区", partner_id=p.id)
         b = owner(s, 2, base="广州/海珠区")
         c = owner(s, 3, base="广州/荔湾区")
@@ -89,13 +113,13 @@ def test_waves_widen_after_timeout_then_escalate_and_first_accept_wins(engine, c
         task = post(s, d)
         counts = matching.run_waves(s, R, POLICY, NOW)
         assert counts["offers"] == 2
-        wave1 = {o.owner_id for o in s.exec(select(TaskOffer).where(TaskOffer.task_id == task.id))}
+        wave1 = {o.owner_id for o in s.exec(select(TaskOffer).where(col(TaskOffer.task_id) == task.id))}
         assert len(wave1) == 2 and far not in wave1
         assert s.get(Task, task.id).state == "offered"
         # nothing new before the timeout
         assert matching.run_waves(s, R, POLICY, NOW + timedelta(minutes=5))["offers"] == 0
         counts = matching.run_waves(s, R, POLICY, NOW + timedelta(minutes=11))
-        offered = {o.owner_id for o in s.exec(select(TaskOffer).where(TaskOffer.task_id == task.id))}
+        offered = {o.owner_id for o in s.exec(select(TaskOffer).where(col(TaskOffer.task_id) == task.id))}
         assert offered == {a, b, c, far}
         # earlier waves stay open: anyone offered may accept, the first one wins
         stranger = owner(s, 9, base="广州/天河区")
@@ -135,8 +159,13 @@ def test_bad_posts_are_refused_with_reasons(engine, clock) -> None:
         with pytest.raises(Exception, match="unknown place"):
             post(s, d, pickup="火星/某区")
         with pytest.raises(Exception, match="past"):
-            tasks.post_task(s, d, tasks.TaskDraft("广州", "深圳", NOW - timedelta(hours=5), NOW - timedelta(hours=1),
-                                                  "van", 1.0), actor="x", now=NOW)
+            tasks.post_task(
+                s,
+                d,
+                tasks.TaskDraft("广州", "深圳", NOW - timedelta(hours=5), NOW - timedelta(hours=1), "van", 1.0),
+                actor="x",
+                now=NOW,
+            )
         with pytest.raises(Exception, match="more than a van"):
             post(s, d, cls="van", payload=12.0)
 
@@ -154,10 +183,10 @@ def test_done_and_ratings_once_per_side_by_parties_only(engine, clock) -> None:
         ratings.rate(s, task.id, Party("demand", demand_id=d), 5, NOW, ("great",))
         with pytest.raises(RatingError, match="already"):
             ratings.rate(s, task.id, Party("demand", demand_id=d), 1, NOW)
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - a stranger is refused, by whichever layer
             ratings.rate(s, task.id, Party("owner", owner_id=o + 999), 4, NOW)
         ratings.rate(s, task.id, Party("owner", owner_id=o), 4, NOW, ("paid_late",))
-        cap = s.exec(select(Capacity).where(Capacity.owner_id == o)).one()
+        cap = s.exec(select(Capacity).where(col(Capacity.owner_id) == o)).one()
         s.refresh(cap)
         assert (cap.rating_sum, cap.rating_count, cap.completed, cap.accepted) == (5, 1, 1, 1)
         assert ratings.demand_rating(s, d) == (4.0, 1)
@@ -166,8 +195,12 @@ def test_done_and_ratings_once_per_side_by_parties_only(engine, clock) -> None:
 def test_partner_push_only_to_own_fitting_owner(engine, clock) -> None:
     with Session(engine) as s:
         d = account(s)
-        dealer = Dealer(code="D1", name="D1"); s.add(dealer); s.flush()
-        p = Partner(name="Li", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=7777); s.add(p); s.flush()
+        dealer = Dealer(code="D1", name="D1")
+        s.add(dealer)
+        s.flush()
+        p = Partner(name="Li", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=7777)
+        s.add(p)
+        s.flush()
         mine = owner(s, 1, partner_id=p.id)
         stranger = owner(s, 2)
         task = post(s, d)
@@ -210,9 +243,20 @@ def test_an_assigned_owner_gets_no_offer_for_an_overlapping_window(engine, clock
         tasks.move(s, first.id, TaskState.offered, actor="test", reason="test", now=NOW, sources=[TaskState.open.value])
         matching.accept(s, R, first.id, taken, NOW)
         overlapping = post(s, d, in_hours=26)  # starts inside the first window
-        later = tasks.post_task(s, d, tasks.TaskDraft(
-            pickup="广州/天河区", dropoff="深圳/南山区", window_start=NOW + timedelta(hours=40),
-            window_end=NOW + timedelta(hours=44), vehicle_class="light_truck", payload_t=3.0), actor="staff:1", now=NOW)
+        later = tasks.post_task(
+            s,
+            d,
+            tasks.TaskDraft(
+                pickup="广州/天河区",
+                dropoff="深圳/南山区",
+                window_start=NOW + timedelta(hours=40),
+                window_end=NOW + timedelta(hours=44),
+                vehicle_class="light_truck",
+                payload_t=3.0,
+            ),
+            actor="staff:1",
+            now=NOW,
+        )
         assert {c.owner_id for c in matching.candidates(s, overlapping, 300)} == {free}
         assert {c.owner_id for c in matching.candidates(s, later, 300)} == {taken, free}
         s.commit()

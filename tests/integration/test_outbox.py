@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.scheduler import JobContext, Scheduler, expire_pushes
 from flows.delivery import outbox as flows_outbox
@@ -34,7 +34,7 @@ def clock() -> Iterator[FrozenClock]:
     uninstall()
 
 
-def _owners(engine, count: int, first_tg: int = 10_000) -> list[tuple[int, int]]:  # noqa: ANN001
+def _owners(engine, count: int, first_tg: int = 10_000) -> list[tuple[int, int]]:
     with Session(engine) as session:
         owners = [Owner(name=f"O{i}", telegram_user_id=first_tg + i) for i in range(count)]
         session.add_all(owners)
@@ -42,11 +42,11 @@ def _owners(engine, count: int, first_tg: int = 10_000) -> list[tuple[int, int]]
         return [(o.id, o.telegram_user_id) for o in owners]
 
 
-def _push(key: str, chat: int, cls: MessageClass = MessageClass.marketing, **kw) -> Push:  # noqa: ANN003
+def _push(key: str, chat: int, cls: MessageClass = MessageClass.marketing, **kw) -> Push:
     return Push(dedupe_key=key, chat_id=chat, text=f"text {key}", message_class=cls, **kw)
 
 
-def _rows(engine) -> dict[str, OutboxMessage]:  # noqa: ANN001
+def _rows(engine) -> dict[str, OutboxMessage]:
     with Session(engine) as session:
         return {r.dedupe_key: r for r in session.execute(select(OutboxMessage)).scalars()}
 
@@ -61,7 +61,7 @@ def test_enqueue_is_idempotent_by_dedupe_key(engine, clock) -> None:
     assert sorted(_rows(engine)) == ["k1", "k2"]
 
 
-def test_enqueue_race_between_two_planners_keeps_one_row(engine, clock, monkeypatch) -> None:  # noqa: ANN001
+def test_enqueue_race_between_two_planners_keeps_one_row(engine, clock, monkeypatch) -> None:
     [(_, chat)] = _owners(engine, 1)
     with Session(engine) as first, Session(engine) as second:
         assert enqueue(first, _push("race", chat, MessageClass.transactional))
@@ -76,18 +76,23 @@ def test_enqueue_race_between_two_planners_keeps_one_row(engine, clock, monkeypa
 
 
 def test_quiet_hours_and_cap_at_enqueue(engine, clock) -> None:
-    [(owner_id, chat), (berlin_id, berlin_chat)] = _owners(engine, 2)
+    [(_owner_id, chat), (berlin_id, berlin_chat)] = _owners(engine, 2)
     with Session(engine) as session:
         session.add(OwnerPreference(owner_id=berlin_id, timezone="Europe/Berlin"))
         session.commit()
     clock.set(datetime(2026, 3, 10, 14, 30, tzinfo=UTC))  # 22:30 Shanghai, 15:30 Berlin
     with Session(engine) as session:
-        enqueue_many(session, [
-            _push("m1", chat), _push("m2", chat), _push("m3", chat),
-            _push("t1", chat, MessageClass.transactional),
-            _push("b1", berlin_chat),
-            _push("gone", chat, MessageClass.transactional, expires_at=datetime(2026, 3, 10, 20, 0, tzinfo=UTC)),
-        ])
+        enqueue_many(
+            session,
+            [
+                _push("m1", chat),
+                _push("m2", chat),
+                _push("m3", chat),
+                _push("t1", chat, MessageClass.transactional),
+                _push("b1", berlin_chat),
+                _push("gone", chat, MessageClass.transactional, expires_at=datetime(2026, 3, 10, 20, 0, tzinfo=UTC)),
+            ],
+        )
         session.commit()
     rows = _rows(engine)
     morning = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)
@@ -153,16 +158,23 @@ def test_concurrent_claimers_never_share_a_row(engine, clock) -> None:
 def test_outcomes_apply_to_sending_rows_only_except_sent(engine, clock) -> None:
     [(_, chat)] = _owners(engine, 1)
     with Session(engine) as session:
-        enqueue_many(session, [_push("x", chat, MessageClass.transactional), _push("y", chat, MessageClass.transactional)])
+        enqueue_many(
+            session, [_push("x", chat, MessageClass.transactional), _push("y", chat, MessageClass.transactional)]
+        )
         session.commit()
     x, y = outbox.claim_due(engine, clock.now(), 10, LEASE)
     now = clock.now()
     outbox.record_outcomes(engine, [outbox.Outcome(x.id, "sent", now, telegram_message_id=77)])
     # a stale sender whose lease ran out tries to put x back: ignored, x stays sent
-    outbox.record_outcomes(engine, [
-        outbox.Outcome(x.id, "pending", now, not_before=now, refund_attempt=True),
-        outbox.Outcome(y.id, "pending", now, not_before=now + timedelta(minutes=5), refund_attempt=True, reason="rate_limited"),
-    ])
+    outbox.record_outcomes(
+        engine,
+        [
+            outbox.Outcome(x.id, "pending", now, not_before=now, refund_attempt=True),
+            outbox.Outcome(
+                y.id, "pending", now, not_before=now + timedelta(minutes=5), refund_attempt=True, reason="rate_limited"
+            ),
+        ],
+    )
     rows = _rows(engine)
     assert rows["x"].status == "sent" and rows["x"].telegram_message_id == 77 and rows["x"].sent_at == now
     assert rows["y"].status == "pending" and rows["y"].attempts == 0 and rows["y"].reason == "rate_limited"
@@ -174,24 +186,33 @@ def test_blocked_chat_skips_queued_pushes_and_marks_owner(engine, clock) -> None
         enqueue_many(session, [_push("first", chat, MessageClass.transactional), _push("second", chat)])
         session.commit()
     first = outbox.claim_due(engine, clock.now(), 1, LEASE)[0]
-    outbox.record_outcomes(engine, [outbox.Outcome(first.id, "failed", clock.now(), reason="blocked: Forbidden", block_chat=chat)])
+    outbox.record_outcomes(
+        engine, [outbox.Outcome(first.id, "failed", clock.now(), reason="blocked: Forbidden", block_chat=chat)]
+    )
     rows = _rows(engine)
-    assert rows["first"].status == "failed" and rows["second"].status == "skipped" and rows["second"].reason == "blocked"
+    assert (
+        rows["first"].status == "failed" and rows["second"].status == "skipped" and rows["second"].reason == "blocked"
+    )
     with Session(engine) as session:
         assert session.get(Owner, owner_id).unreachable
 
 
 def test_send_time_screen(engine, clock) -> None:
     owners = _owners(engine, 4)
-    (opted_id, opted), (gone_id, gone), (capped_id, capped), (_, gift) = owners
+    (opted_id, opted), (gone_id, gone), (_capped_id, capped), (_, gift) = owners
     with Session(engine) as session:
-        enqueue_many(session, [
-            _push("opted-m", opted), _push("opted-t", opted, MessageClass.transactional),
-            _push("gone-t", gone, MessageClass.transactional),
-            _push("cap-1", capped), _push("cap-2", capped),
-            _push("campaign", gift, topic="campaign", subject="spring"),
-            _push("gift", gift, MessageClass.transactional, topic="gift_reminder", subject="gift:7"),
-        ])
+        enqueue_many(
+            session,
+            [
+                _push("opted-m", opted),
+                _push("opted-t", opted, MessageClass.transactional),
+                _push("gone-t", gone, MessageClass.transactional),
+                _push("cap-1", capped),
+                _push("cap-2", capped),
+                _push("campaign", gift, topic="campaign", subject="spring"),
+                _push("gift", gift, MessageClass.transactional, topic="gift_reminder", subject="gift:7"),
+            ],
+        )
         session.commit()
     with Session(engine) as session:
         flows_outbox.set_marketing_opt_out(session, opted_id, True, clock.now())
@@ -199,11 +220,21 @@ def test_send_time_screen(engine, clock) -> None:
         flows_outbox.cancel_topic(session, "campaign", "spring")
         # cap-1/cap-2 were planned now; two more marketing pushes went out meanwhile
         for i in range(2):
-            session.add(OutboxMessage(dedupe_key=f"sent{i}", chat_id=capped, text="x", message_class="marketing",
-                                      status="sent", sent_at=clock.now() - timedelta(hours=i + 1)))
+            session.add(
+                OutboxMessage(
+                    dedupe_key=f"sent{i}",
+                    chat_id=capped,
+                    text="x",
+                    message_class="marketing",
+                    status="sent",
+                    sent_at=clock.now() - timedelta(hours=i + 1),
+                )
+            )
         session.commit()
     suppressions = Suppressions()
-    suppressions.register("gift_reminder", lambda s, cands: {c.id: "gift_redeemed" for c in cands if c.subject == "gift:7"})
+    suppressions.register(
+        "gift_reminder", lambda s, cands: {c.id: "gift_redeemed" for c in cands if c.subject == "gift:7"}
+    )
     claimed = outbox.claim_due(engine, clock.now(), 20, LEASE)
     with Session(engine) as session:
         verdicts = {v.id: v for v in screen(session, claimed, clock.now(), DeliveryPolicy(), suppressions)}
@@ -233,8 +264,15 @@ def test_resume_brings_marketing_back(engine, clock) -> None:
 def test_expire_job_and_jobs_only_plan(engine, clock) -> None:
     owners = _owners(engine, 3)
     with Session(engine) as session:
-        enqueue(session, _push("stale", owners[0][1], expires_at=clock.now() + timedelta(minutes=2),
-                               not_before=clock.now() + timedelta(minutes=1)))
+        enqueue(
+            session,
+            _push(
+                "stale",
+                owners[0][1],
+                expires_at=clock.now() + timedelta(minutes=2),
+                not_before=clock.now() + timedelta(minutes=1),
+            ),
+        )
         session.commit()
     clock.advance(minutes=3)
     assert expire_pushes(JobContext(engine=engine, now=clock.now(), policy=DeliveryPolicy())) == 1
@@ -242,9 +280,11 @@ def test_expire_job_and_jobs_only_plan(engine, clock) -> None:
 
     def digest(ctx: JobContext) -> int:
         with Session(ctx.engine) as session:
-            made = enqueue_many(session, [
-                _push(f"digest:{tg}:{ctx.now:%Y%m%d}", tg, MessageClass.transactional) for _, tg in owners
-            ], ctx.policy)
+            made = enqueue_many(
+                session,
+                [_push(f"digest:{tg}:{ctx.now:%Y%m%d}", tg, MessageClass.transactional) for _, tg in owners],
+                ctx.policy,
+            )
             session.commit()
             return made
 
@@ -252,16 +292,20 @@ def test_expire_job_and_jobs_only_plan(engine, clock) -> None:
     ctx = first.context()
     assert digest(ctx) == 3 and digest(second.context()) == 0
     with Session(engine) as session:
-        assert session.execute(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.dedupe_key.like("digest:%"))).scalar() == 3
+        assert (
+            session.execute(
+                select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.dedupe_key).like("digest:%"))
+            ).scalar()
+            == 3
+        )
 
 
 def test_delivery_report_counts_and_latency(engine, clock) -> None:
     owners = _owners(engine, 3)
     with Session(engine) as session:
-        enqueue_many(session, [_push(f"m{tg}", tg) for _, tg in owners] + [
-            _push("t", owners[0][1], MessageClass.transactional)
-        ])
+        enqueue_many(
+            session, [_push(f"m{tg}", tg) for _, tg in owners] + [_push("t", owners[0][1], MessageClass.transactional)]
+        )
         session.commit()
     clock.advance(seconds=4)
     rows = outbox.claim_due(engine, clock.now(), 10, LEASE)
@@ -281,7 +325,7 @@ def test_delivery_report_counts_and_latency(engine, clock) -> None:
     assert data["transactional"]["lag_p95_s"] == 4.0
 
 
-def test_report_delivery_command(cli_env: str, clock) -> None:  # noqa: ANN001
+def test_report_delivery_command(cli_env: str, clock) -> None:
     import json
 
     from typer.testing import CliRunner
@@ -294,7 +338,7 @@ def test_report_delivery_command(cli_env: str, clock) -> None:  # noqa: ANN001
     with Session(engine) as session:
         enqueue_many(session, [_push(f"r{tg}", tg) for _, tg in owners])
         session.commit()
-    [row, _] = outbox.claim_due(engine, clock.now(), 1, LEASE) + [None]
+    [row, _] = [*outbox.claim_due(engine, clock.now(), 1, LEASE), None]
     outbox.record_outcomes(engine, [outbox.Outcome(row.id, "skipped", clock.now(), reason="opted_out")])
     engine.dispose()
     result = CliRunner().invoke(cli, ["report", "delivery", "--format", "json", "--days", "2"])

@@ -13,10 +13,10 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows.reports.owner_export import export_owners, mask_vin, owners_xlsx
 from flows.community.partners import create_partner
-from flows.segments.rules import Thresholds
+from flows.reports.owner_export import export_owners, mask_vin, owners_xlsx
 from flows.segments.recompute import recompute_all
+from flows.segments.rules import Thresholds
 from storage.db import make_engine, session_scope
 from storage.events import EventKind, record
 from storage.models import Owner, Vehicle
@@ -33,18 +33,27 @@ def _seed(engine: Engine) -> dict[str, int]:
             ).partner_id
             for code, name in [("A101", "王磊"), ("A102", "陈静")]
         }
-        active = Owner(external_id="C001", name="张伟", phone="+8613812345678", partner_id=ids["A101"],
-                       stage="verified", online_at=NOW - timedelta(days=40))
-        never = Owner(external_id="C002", name="刘洋", phone="+8613987654321", partner_id=ids["A101"],
-                      product_line="commercial")
+        active = Owner(
+            external_id="C001",
+            name="张伟",
+            phone="+8613812345678",
+            partner_id=ids["A101"],
+            stage="verified",
+            online_at=NOW - timedelta(days=40),
+        )
+        never = Owner(
+            external_id="C002", name="刘洋", phone="+8613987654321", partner_id=ids["A101"], product_line="commercial"
+        )
         other = Owner(external_id="C003", name="赵敏", phone="+8613700000000", partner_id=ids["A102"])
         session.add_all([active, never, other])
         session.flush()
-        session.add_all([
-            Vehicle(owner_id=active.id, vin="LSVAB2BM5HN123456", purchase_date=date(2020, 1, 1)),
-            Vehicle(owner_id=active.id, vin="LSVAB2BM5HN654321"),
-            Vehicle(owner_id=never.id, vin="LFV3A23C5K3000001", purchase_date=date(2026, 1, 1)),
-        ])
+        session.add_all(
+            [
+                Vehicle(owner_id=active.id, vin="LSVAB2BM5HN123456", purchase_date=date(2020, 1, 1)),
+                Vehicle(owner_id=active.id, vin="LSVAB2BM5HN654321"),
+                Vehicle(owner_id=never.id, vin="LFV3A23C5K3000001", purchase_date=date(2026, 1, 1)),
+            ]
+        )
         record(session, active.id, EventKind.circle_message, NOW - timedelta(days=2))
     recompute_all(engine, Thresholds(), NOW)
     return ids
@@ -61,9 +70,7 @@ def _sheet(data: bytes | Path) -> list[list]:
 def test_partner_export_is_masked_with_segment_columns(engine: Engine) -> None:
     ids = _seed(engine)
     with Session(engine) as session:
-        data, count = owners_xlsx(
-            session, partner_id=ids["A101"], masked=True, locale="zh", timezone="Asia/Shanghai"
-        )
+        data, count = owners_xlsx(session, partner_id=ids["A101"], masked=True, locale="zh", timezone="Asia/Shanghai")
     rows = _sheet(data)
     assert count == 2 and len(rows) == 3
     header = rows[0]
@@ -104,16 +111,28 @@ def test_big_export_streams_every_row(sqlite_engine: Engine, tmp_path: Path) -> 
     """More owners than one fetch batch (2000), several vehicles each, all rows written once."""
     n = 4500
     with sqlite_engine.begin() as conn:
-        conn.execute(insert(Owner.__table__), [
-            {"name": f"o{i}", "product_line": "passenger", "stage": "imported", "attributes": {},
-             "unreachable": False, "opted_out": False, "created_at": NOW, "updated_at": NOW,
-             "action_count": 0, "referral_count": 0, "service_visits": 0,
-             "maturity": "beginner", "activity": "dormant"}
-            for i in range(n)
-        ])
-        conn.execute(insert(Vehicle.__table__), [
-            {"owner_id": i % n + 1, "vin": f"LSV{i:014d}"} for i in range(2 * n)
-        ])
+        conn.execute(
+            insert(Owner.__table__),
+            [
+                {
+                    "name": f"o{i}",
+                    "product_line": "passenger",
+                    "stage": "imported",
+                    "attributes": {},
+                    "unreachable": False,
+                    "opted_out": False,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                    "action_count": 0,
+                    "referral_count": 0,
+                    "service_visits": 0,
+                    "maturity": "beginner",
+                    "activity": "dormant",
+                }
+                for i in range(n)
+            ],
+        )
+        conn.execute(insert(Vehicle.__table__), [{"owner_id": i % n + 1, "vin": f"LSV{i:014d}"} for i in range(2 * n)])
     out = tmp_path / "big.xlsx"
     with Session(sqlite_engine) as session:
         result = export_owners(session, out, masked=True, locale="zh", timezone="Asia/Shanghai")

@@ -13,17 +13,12 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
 from flows.community import invites
-from flows.service.bookings import followups
-from flows.delivery.clock import FrozenClock, uninstall
-from flows.delivery.delivery_rules import DeliveryPolicy
-from flows.errors import InvalidInputError
 from flows.community.handover import handover
-from flows.delivery.outbox import Push, enqueue, screen
 from flows.community.partners import (
     create_partner,
     deactivate_partner,
@@ -32,6 +27,11 @@ from flows.community.partners import (
     redeem_registration_code,
 )
 from flows.community.roles import Role, resolve_identity
+from flows.delivery.clock import FrozenClock, uninstall
+from flows.delivery.delivery_rules import DeliveryPolicy
+from flows.delivery.outbox import Push, enqueue, screen
+from flows.errors import InvalidInputError
+from flows.service.bookings import followups
 from flows.templating import Renderer
 from storage import outbox
 from storage.booking_models import Booking
@@ -65,8 +65,14 @@ def _partner(session: Session, code: str, name: str = "Alice", tg: int | None = 
 
 
 def _owner(session: Session, partner: Partner, ref: str, *, name: str = "Li", tg: int | None = None) -> Owner:
-    owner = Owner(external_id=ref, name=name, partner_id=partner.id, advisor_code=partner.advisor_code,
-                  telegram_user_id=tg, stage="verified" if tg else "imported")
+    owner = Owner(
+        external_id=ref,
+        name=name,
+        partner_id=partner.id,
+        advisor_code=partner.advisor_code,
+        telegram_user_id=tg,
+        stage="verified" if tg else "imported",
+    )
     session.add(owner)
     session.flush()
     return owner
@@ -74,15 +80,25 @@ def _owner(session: Session, partner: Partner, ref: str, *, name: str = "Li", tg
 
 def _notice(session: Session, key: str, partner: Partner, owner: Owner | None = None, chat: int | None = None) -> None:
     """A partner notice as the flows queue one (booking request, fault, churn alert)."""
-    assert enqueue(session, Push(
-        dedupe_key=key, chat_id=chat or partner.telegram_user_id, partner_id=partner.id,
-        owner_id=owner.id if owner else None, text=f"notice {key}",
-    ))
+    assert enqueue(
+        session,
+        Push(
+            dedupe_key=key,
+            chat_id=chat or partner.telegram_user_id,
+            partner_id=partner.id,
+            owner_id=owner.id if owner else None,
+            text=f"notice {key}",
+        ),
+    )
 
 
 def _audit(engine: Engine, kind: str) -> list[AuditEntry]:
     with Session(engine) as session:
-        return list(session.execute(select(AuditEntry).where(AuditEntry.kind == kind).order_by(AuditEntry.id)).scalars())
+        return list(
+            session.execute(
+                select(AuditEntry).where(col(AuditEntry.kind) == kind).order_by(col(AuditEntry.id))
+            ).scalars()
+        )
 
 
 def _by_key(engine: Engine) -> dict[str, OutboxMessage]:
@@ -104,31 +120,39 @@ def _screen(engine: Engine) -> dict[str, tuple[bool, str | None]]:
 def test_links_carry_an_expiry_and_an_expired_one_is_replaced_not_revived(engine: Engine) -> None:
     with session_scope(engine) as session:
         alice = _partner(session, "A101")
-        fresh, old, linked = (_owner(session, alice, r) for r in ("C1", "C2", "C3"))
+        _fresh, old, linked = (_owner(session, alice, r) for r in ("C1", "C2", "C3"))
         linked.telegram_user_id = 4242  # linked but, say, still "invited" in the funnel
         linked.stage = "invited"
         # issued before expiry existed: counts from created_at
-        session.add(InviteToken(token="old-token", owner_id=old.id, partner_id=alice.id,
-                                created_at=NOW - timedelta(days=31)))
+        session.add(
+            InviteToken(token="old-token", owner_id=old.id, partner_id=alice.id, created_at=NOW - timedelta(days=31))
+        )
         session.add(InviteToken(token="linked-token", owner_id=linked.id, partner_id=alice.id, created_at=NOW))
         alice_id = alice.id
     with session_scope(engine) as session:
-        rows = {r.external_id: r for r in invites.issue_invites(session, alice_id, "bot", NOW, valid_days=30, actor="cli")}
+        rows = {
+            r.external_id: r for r in invites.issue_invites(session, alice_id, "bot", NOW, valid_days=30, actor="cli")
+        }
     assert set(rows) == {"C1", "C2"}  # never a linked owner's token
     assert rows["C2"].token != "old-token"
     assert rows["C1"].expires_at == rows["C2"].expires_at == NOW + timedelta(days=30)
     with Session(engine) as session:
-        dead = session.execute(select(InviteToken).where(InviteToken.token == "old-token")).scalar_one()
+        dead = session.execute(select(InviteToken).where(col(InviteToken.token) == "old-token")).scalar_one()
         assert _aware(dead.expires_at) == NOW - timedelta(days=1)  # written down: stays dead
         assert invites.token_expired(dead, NOW, valid_days=365)
-        stored = session.execute(select(InviteToken).where(InviteToken.token == rows["C1"].token)).scalar_one()
+        stored = session.execute(select(InviteToken).where(col(InviteToken.token) == rows["C1"].token)).scalar_one()
         assert _aware(stored.expires_at) == NOW + timedelta(days=30)
     # a live token is handed out again as it is; past its expiry a fresh one replaces it
     with session_scope(engine) as session:
-        again = {r.external_id: r.token for r in invites.issue_invites(session, alice_id, "bot", NOW + timedelta(days=29))}
+        again = {
+            r.external_id: r.token for r in invites.issue_invites(session, alice_id, "bot", NOW + timedelta(days=29))
+        }
     assert again == {"C1": rows["C1"].token, "C2": rows["C2"].token}
     with session_scope(engine) as session:
-        later = {r.external_id: r.token for r in invites.issue_invites(session, alice_id, "bot", NOW + timedelta(days=30), valid_days=7)}
+        later = {
+            r.external_id: r.token
+            for r in invites.issue_invites(session, alice_id, "bot", NOW + timedelta(days=30), valid_days=7)
+        }
     assert later["C1"] not in (rows["C1"].token, "old-token") and later["C2"] != rows["C2"].token
     [first, *_] = _audit(engine, "invites_issued")
     assert first.actor == "cli" and first.subject == "partner:A101"
@@ -148,11 +172,17 @@ def _seed_cli(url: str, *, old_token_age: timedelta | None = None) -> None:
     engine = make_engine(url)
     with session_scope(engine) as session:
         alice = _partner(session, "A101")
-        owner = _owner(session, alice, "C1", name="=HYPERLINK(\"http://x\",\"hi\")")
+        owner = _owner(session, alice, "C1", name='=HYPERLINK("http://x","hi")')
         _owner(session, alice, "C2", name="@SUM(1+1)")
         if old_token_age is not None:
-            session.add(InviteToken(token="expired-token", owner_id=owner.id, partner_id=alice.id,
-                                    created_at=datetime.now(UTC) - old_token_age))
+            session.add(
+                InviteToken(
+                    token="expired-token",
+                    owner_id=owner.id,
+                    partner_id=alice.id,
+                    created_at=datetime.now(UTC) - old_token_age,
+                )
+            )
     engine.dispose()
 
 
@@ -165,7 +195,7 @@ def test_invites_export_issues_fresh_links_for_expired_ones(cli_env: str, monkey
     assert rows["C1"]["token"] != "expired-token"
     engine = make_engine(cli_env)
     with Session(engine) as session:
-        token = session.execute(select(InviteToken).where(InviteToken.token == rows["C1"]["token"])).scalar_one()
+        token = session.execute(select(InviteToken).where(col(InviteToken.token) == rows["C1"]["token"])).scalar_one()
         assert _aware(token.expires_at) - _aware(token.created_at) == timedelta(days=7)
     engine.dispose()
 
@@ -175,9 +205,12 @@ def test_invites_export_cells_are_never_formulas(cli_env: str, tmp_path: Path) -
     result = runner.invoke(cli, ["invites", "export", "--partner", "A101"])
     assert result.exit_code == 0, result.output
     names = [r["name"] for r in csv.DictReader(io.StringIO(result.stdout))]
-    assert names == ["'=HYPERLINK(\"http://x\",\"hi\")", "'@SUM(1+1)"]
+    assert names == ['\'=HYPERLINK("http://x","hi")', "'@SUM(1+1)"]
     out = tmp_path / "inv.xlsx"
-    assert runner.invoke(cli, ["invites", "export", "--partner", "A101", "--format", "xlsx", "--out", str(out)]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["invites", "export", "--partner", "A101", "--format", "xlsx", "--out", str(out)]).exit_code
+        == 0
+    )
     sheet = load_workbook(out).active
     cells = [c.value for c in sheet["B"]][1:]
     assert cells == names
@@ -203,8 +236,10 @@ def test_deactivate_cuts_the_account_off_and_reactivate_brings_it_back(cli_env: 
         alice = _partner(session, "A101", tg=A_TG)
         owner = _owner(session, alice, "C1", tg=OWNER_TG)
         _notice(session, "booking:1:requested", alice, owner)
-        enqueue(session, Push(dedupe_key="owner-msg", chat_id=OWNER_TG, owner_id=owner.id,
-                              partner_id=alice.id, text="to the owner"))
+        enqueue(
+            session,
+            Push(dedupe_key="owner-msg", chat_id=OWNER_TG, owner_id=owner.id, partner_id=alice.id, text="to the owner"),
+        )
     with Session(engine) as session:
         assert resolve_identity(session, A_TG, ()).role is Role.partner
     result = runner.invoke(cli, ["partners", "deactivate", "A101"])
@@ -213,7 +248,7 @@ def test_deactivate_cuts_the_account_off_and_reactivate_brings_it_back(cli_env: 
     with Session(engine) as session:
         identity = resolve_identity(session, A_TG, ())
         assert identity.role is Role.unknown and identity.partner_id is None
-        assert session.execute(select(Partner.active)).scalar_one() is False
+        assert session.execute(select(col(Partner.active))).scalar_one() is False
     rows = _by_key(engine)
     assert (rows["booking:1:requested"].status, rows["booking:1:requested"].reason) == ("skipped", "partner_inactive")
     assert rows["owner-msg"].status == "pending"  # the owner still hears from the bot
@@ -254,8 +289,11 @@ def test_reissuing_a_code_unlinks_the_old_account_at_once(engine: Engine, clock:
     assert issued.unlinked_telegram_user_id == A_TG
     with Session(engine) as session:
         assert resolve_identity(session, A_TG, ()).role is Role.unknown  # before any new redemption
-        assert session.execute(select(Partner.telegram_user_id)).scalar_one() is None
-    assert (_by_key(engine)["churn:1"].status, _by_key(engine)["churn:1"].reason) == ("skipped", "partner_account_changed")
+        assert session.execute(select(col(Partner.telegram_user_id))).scalar_one() is None
+    assert (_by_key(engine)["churn:1"].status, _by_key(engine)["churn:1"].reason) == (
+        "skipped",
+        "partner_account_changed",
+    )
     registered = _audit(engine, "partner_registered")
     assert [(e.actor, e.subject) for e in registered] == [(f"user:{A_TG}", "partner:A101")]
     codes = _audit(engine, "partner_code_issued")
@@ -288,8 +326,10 @@ def test_send_time_check_stops_notices_for_inactive_or_unlinked_partners(engine:
         for key, partner in (("alice-1", alice), ("bob-1", bob)):
             _notice(session, key, partner, owner)
         session.add(OutboxMessage(dedupe_key="no-partner", chat_id=A_TG, text="x"))
-        enqueue(session, Push(dedupe_key="owner-msg", chat_id=OWNER_TG, owner_id=owner.id,
-                              partner_id=alice.id, text="to the owner"))
+        enqueue(
+            session,
+            Push(dedupe_key="owner-msg", chat_id=OWNER_TG, owner_id=owner.id, partner_id=alice.id, text="to the owner"),
+        )
     # the rows are already queued (a sender may even hold them) when the partners are cut off:
     # a raw update, not the services, so only the send-time check stands in the way
     with session_scope(engine) as session:
@@ -316,8 +356,16 @@ def _handover_world(session: Session, *, carol_tg: int | None) -> dict[str, int]
     session.add(vehicle)
     session.flush()
     for status in ("requested", "done"):
-        session.add(Booking(owner_id=linked.id, vehicle_id=vehicle.id, partner_id=alice.id, dealer_code="D001",
-                            slot_start=NOW + timedelta(days=2), status=status))
+        session.add(
+            Booking(
+                owner_id=linked.id,
+                vehicle_id=vehicle.id,
+                partner_id=alice.id,
+                dealer_code="D001",
+                slot_start=NOW + timedelta(days=2),
+                status=status,
+            )
+        )
     session.add(Prospect(telegram_user_id=7001, name="P", phone="+8613800000009", partner_id=alice.id))
     _notice(session, "booking:1:requested", alice, linked)
     _notice(session, "flow:notify", alice)  # a flow's notify_partner step names no owner
@@ -325,7 +373,9 @@ def _handover_world(session: Session, *, carol_tg: int | None) -> dict[str, int]
     return {"alice": alice.id, "carol": carol.id, "linked": linked.id, "waiting": waiting.id}
 
 
-def test_handover_moves_tokens_bookings_prospects_followups_and_queued_notices(engine: Engine, clock: FrozenClock) -> None:
+def test_handover_moves_tokens_bookings_prospects_followups_and_queued_notices(
+    engine: Engine, clock: FrozenClock
+) -> None:
     with session_scope(engine) as session:
         ids = _handover_world(session, carol_tg=B_TG)
     with Session(engine) as session:
@@ -335,10 +385,10 @@ def test_handover_moves_tokens_bookings_prospects_followups_and_queued_notices(e
     assert (result.owners_moved, result.invites_moved, result.bookings_moved, result.prospects_moved) == (2, 1, 1, 1)
     assert (result.notices_moved, result.notices_skipped) == (2, 0)
     with Session(engine) as session:
-        assert session.execute(select(InviteToken.partner_id)).scalar_one() == ids["carol"]
-        bookings = dict(session.execute(select(Booking.status, Booking.partner_id)).all())
+        assert session.execute(select(col(InviteToken.partner_id))).scalar_one() == ids["carol"]
+        bookings = dict(session.execute(select(col(Booking.status), col(Booking.partner_id))).all())
         assert bookings == {"requested": ids["carol"], "done": ids["alice"]}  # history stays
-        assert session.execute(select(Prospect.partner_id)).scalar_one() == ids["carol"]
+        assert session.execute(select(col(Prospect.partner_id))).scalar_one() == ids["carol"]
         assert followups(session, ids["alice"], NOW) == []
         assert [f.owner_id for f in followups(session, ids["carol"], NOW)] == [ids["linked"]]
         assert resolve_identity(session, A_TG, ()).role is Role.unknown
@@ -349,7 +399,12 @@ def test_handover_moves_tokens_bookings_prospects_followups_and_queued_notices(e
     assert verdicts["booking:1:requested"] == (True, None)
     assert all(row.chat_id != A_TG for row in _by_key(engine).values())
     [entry] = _audit(engine, "handover")
-    assert (entry.actor, entry.subject, entry.data["to"], entry.data["notices_moved"]) == ("user:900001", "partner:A101", "A102", 2)
+    assert (entry.actor, entry.subject, entry.data["to"], entry.data["notices_moved"]) == (
+        "user:900001",
+        "partner:A101",
+        "A102",
+        2,
+    )
 
 
 def test_handover_to_a_partner_not_yet_on_telegram_drops_the_notices(engine: Engine, clock: FrozenClock) -> None:

@@ -16,16 +16,6 @@ from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
 from bot.cli.partners_cmd import import_partners_command
-from flows.errors import (
-    DuplicatePartnerError,
-    ExpiredRegistrationCodeError,
-    InvalidFileError,
-    PartnerNotFoundError,
-    RegistrationError,
-    TelegramAccountInUseError,
-    UnknownRegistrationCodeError,
-    UsedRegistrationCodeError,
-)
 from flows.community.partners import (
     CODE_TTL,
     PartnerRow,
@@ -37,6 +27,16 @@ from flows.community.partners import (
     read_partner_file,
     redeem_registration_code,
 )
+from flows.errors import (
+    DuplicatePartnerError,
+    ExpiredRegistrationCodeError,
+    InvalidFileError,
+    PartnerNotFoundError,
+    RegistrationError,
+    TelegramAccountInUseError,
+    UnknownRegistrationCodeError,
+    UsedRegistrationCodeError,
+)
 from storage.db import session_scope
 from storage.models import Dealer, Owner, Partner
 
@@ -45,7 +45,7 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "partners.csv"
 CODE_IN_OUTPUT = re.compile(r"\b([2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{2})\b")
 
 
-def _add(session: Session, advisor_code: str = "A101", dealer_code: str = "D001", **kw):  # noqa: ANN202
+def _add(session: Session, advisor_code: str = "A101", dealer_code: str = "D001", **kw):
     return create_partner(
         session,
         name=kw.pop("name", "王磊"),
@@ -101,9 +101,7 @@ def test_list_partners_counts_owners_and_links(engine: Engine) -> None:
     with session_scope(engine) as session:
         a101 = _add(session, "A101")
         _add(session, "A201", "D002", name="李娜")
-        session.add_all(
-            [Owner(name=f"车主{i}", partner_id=a101.partner_id) for i in range(3)] + [Owner(name="无主")]
-        )
+        session.add_all([Owner(name=f"车主{i}", partner_id=a101.partner_id) for i in range(3)] + [Owner(name="无主")])
         redeem_registration_code(session, a101.code, 5001, NOW)
     with Session(engine) as session:
         partners = list_partners(session)
@@ -319,7 +317,11 @@ def test_partner_files_as_people_save_them(engine: Engine, tmp_path: Path) -> No
         + "陈静;D001;A103;服务\n".encode("gbk")
     )
     rows = read_partner_file(path)
-    assert [(r.line, r.advisor_code, r.problem is None) for r in rows] == [(3, "A101", True), (4, "A102", False), (5, "A103", True)]
+    assert [(r.line, r.advisor_code, r.problem is None) for r in rows] == [
+        (3, "A101", True),
+        (4, "A102", False),
+        (5, "A103", True),
+    ]
     with session_scope(engine) as session:
         result = import_partners(session, rows, NOW)
     assert result.created == 2 and [r.line for r in result.rejected] == [4]

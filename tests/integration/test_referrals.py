@@ -8,17 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.community import onboarding
-
 from flows.growth import referrals
 from flows.growth.referrals import Touch
 from flows.templating import Renderer
 from storage import clock
 from storage.events import EventKind, record
 from storage.gift_models import GiftGrant, Referral
-from storage.models import Dealer, Event, FunnelStage, OutboxMessage, Owner, Partner, Prospect
+from storage.models import Dealer, Event, OutboxMessage, Owner, Partner, Prospect
 
 T0 = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 HOLD = referrals.DEFAULT_POLICY.hold
@@ -44,7 +43,7 @@ def now() -> Iterator[Clock]:
 
 
 @pytest.fixture
-def partners(engine) -> tuple[int, int]:  # noqa: ANN001
+def partners(engine) -> tuple[int, int]:
     with Session(engine) as session:
         dealer = Dealer(code="D1")
         session.add(dealer)
@@ -56,7 +55,7 @@ def partners(engine) -> tuple[int, int]:  # noqa: ANN001
         return p1.id, p2.id
 
 
-def _owner(engine, name: str, partner_id: int, tg: int | None = None, verified: bool = False) -> int:  # noqa: ANN001
+def _owner(engine, name: str, partner_id: int, tg: int | None = None, verified: bool = False) -> int:
     with Session(engine) as session:
         owner = Owner(name=name, partner_id=partner_id)
         session.add(owner)
@@ -67,21 +66,21 @@ def _owner(engine, name: str, partner_id: int, tg: int | None = None, verified: 
         return owner.id
 
 
-def _code(engine, owner_id: int) -> str:  # noqa: ANN001
+def _code(engine, owner_id: int) -> str:
     with Session(engine) as session:
         code = referrals.code_for(session, owner_id, clock.utcnow())
         session.commit()
         return code
 
 
-def _touch(engine, user_id: int, code: str) -> Touch:  # noqa: ANN001
+def _touch(engine, user_id: int, code: str) -> Touch:
     with Session(engine) as session:
         result = referrals.touch(session, user_id, referrals.PREFIX + code, clock.utcnow())
         session.commit()
         return result
 
 
-def _verify(engine, owner_id: int, user_id: int, monthly_cap: int = referrals.DEFAULT_POLICY.monthly_cap):  # noqa: ANN001, ANN202
+def _verify(engine, owner_id: int, user_id: int, monthly_cap: int = referrals.DEFAULT_POLICY.monthly_cap):
     """What onboarding does on a match (without its own referral hook, so the cap can be
     chosen here), followed by the referral hook."""
     with Session(engine) as session:
@@ -98,19 +97,19 @@ def _verify(engine, owner_id: int, user_id: int, monthly_cap: int = referrals.DE
         return outcome
 
 
-def _approve(engine, renderer: Renderer | None = None) -> list[referrals.Outcome]:  # noqa: ANN001
+def _approve(engine, renderer: Renderer | None = None) -> list[referrals.Outcome]:
     with Session(engine) as session:
         result = referrals.approve_due(session, clock.utcnow(), renderer=renderer)
         session.commit()
         return result
 
 
-def _referrals(engine) -> list[Referral]:  # noqa: ANN001
+def _referrals(engine) -> list[Referral]:
     with Session(engine) as session:
-        return list(session.execute(select(Referral).order_by(Referral.id)).scalars())
+        return list(session.execute(select(Referral).order_by(col(Referral.id))).scalars())
 
 
-def test_invite_link_for_verified_owners_only(engine, partners, now) -> None:  # noqa: ANN001
+def test_invite_link_for_verified_owners_only(engine, partners, now) -> None:
     verified = _owner(engine, "Li", partners[0], tg=7001, verified=True)
     imported = _owner(engine, "Zhao", partners[0])
     with Session(engine) as session:
@@ -122,7 +121,7 @@ def test_invite_link_for_verified_owners_only(engine, partners, now) -> None:  #
     assert info.pending == 0 and info.approved == 0
 
 
-def test_first_touch_wins_and_is_never_overwritten(engine, partners, now) -> None:  # noqa: ANN001
+def test_first_touch_wins_and_is_never_overwritten(engine, partners, now) -> None:
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     b = _owner(engine, "B", partners[0], tg=7002, verified=True)
     assert _touch(engine, 8001, _code(engine, a)) is Touch.recorded
@@ -133,7 +132,7 @@ def test_first_touch_wins_and_is_never_overwritten(engine, partners, now) -> Non
     assert ref.referrer_owner_id == a and ref.first_touch_at == T0
 
 
-def test_unknown_code_and_plain_tokens(engine, partners, now) -> None:  # noqa: ANN001
+def test_unknown_code_and_plain_tokens(engine, partners, now) -> None:
     with Session(engine) as session:
         assert referrals.touch(session, 8001, "r_nosuchcode", now.at) is Touch.unknown_code
         assert referrals.touch(session, 8001, "abc123", now.at) is Touch.not_referral
@@ -141,13 +140,13 @@ def test_unknown_code_and_plain_tokens(engine, partners, now) -> None:  # noqa: 
     assert _referrals(engine) == []
 
 
-def test_self_referral_is_refused(engine, partners, now) -> None:  # noqa: ANN001
+def test_self_referral_is_refused(engine, partners, now) -> None:
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     assert _touch(engine, 7001, _code(engine, a)) is Touch.self_referral
     assert _referrals(engine) == []
 
 
-def test_existing_owner_cannot_be_referred(engine, partners, now) -> None:  # noqa: ANN001
+def test_existing_owner_cannot_be_referred(engine, partners, now) -> None:
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     _owner(engine, "B", partners[0], tg=7002, verified=True)
     code = _code(engine, a)
@@ -165,7 +164,7 @@ def test_existing_owner_cannot_be_referred(engine, partners, now) -> None:  # no
     assert _touch(engine, 501, code) is Touch.not_referable
 
 
-def test_new_owner_qualifies_then_is_approved_after_the_hold(engine, partners, now) -> None:  # noqa: ANN001
+def test_new_owner_qualifies_then_is_approved_after_the_hold(engine, partners, now) -> None:
     renderer = Renderer()
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     d = _owner(engine, "D", partners[0])
@@ -184,9 +183,19 @@ def test_new_owner_qualifies_then_is_approved_after_the_hold(engine, partners, n
     assert _approve(engine, renderer) == []  # settled once
     with Session(engine) as session:
         referrer = session.get(Owner, a)
-        events = session.execute(select(Event).where(Event.kind == EventKind.referral_converted.value)).scalars().all()
-        rewards = session.execute(select(GiftGrant.owner_id).where(GiftGrant.gift_type == "referral_reward")).scalars().all()
-        tiers = session.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key.like("referral-tier:%"))).scalars().all()
+        events = (
+            session.execute(select(Event).where(col(Event.kind) == EventKind.referral_converted.value)).scalars().all()
+        )
+        rewards = (
+            session.execute(select(col(GiftGrant.owner_id)).where(col(GiftGrant.gift_type) == "referral_reward"))
+            .scalars()
+            .all()
+        )
+        tiers = (
+            session.execute(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).like("referral-tier:%")))
+            .scalars()
+            .all()
+        )
         info = referrals.invite(session, a, "bot", now.at)
     assert referrer.referral_count == 1 and [e.owner_id for e in events] == [a]
     assert sorted(rewards) == sorted([a, d])
@@ -194,8 +203,10 @@ def test_new_owner_qualifies_then_is_approved_after_the_hold(engine, partners, n
     assert info.approved == 1 and info.pending == 0
 
 
-@pytest.mark.parametrize("kind,reason", [(EventKind.circle_left, "referee_left"), (EventKind.bot_blocked, "referee_blocked")])
-def test_credit_is_void_when_the_referee_churns_within_the_hold(engine, partners, now, kind, reason) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("kind", "reason"), [(EventKind.circle_left, "referee_left"), (EventKind.bot_blocked, "referee_blocked")]
+)
+def test_credit_is_void_when_the_referee_churns_within_the_hold(engine, partners, now, kind, reason) -> None:
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     d = _owner(engine, "D", partners[0])
     _touch(engine, 8004, _code(engine, a))
@@ -211,7 +222,7 @@ def test_credit_is_void_when_the_referee_churns_within_the_hold(engine, partners
         assert session.get(Owner, a).referral_count == 0
 
 
-def test_leaving_after_the_hold_keeps_the_credit(engine, partners, now) -> None:  # noqa: ANN001
+def test_leaving_after_the_hold_keeps_the_credit(engine, partners, now) -> None:
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     d = _owner(engine, "D", partners[0])
     _touch(engine, 8004, _code(engine, a))
@@ -224,7 +235,7 @@ def test_leaving_after_the_hold_keeps_the_credit(engine, partners, now) -> None:
     assert outcome.status == "approved"
 
 
-def test_monthly_cap_per_referrer(engine, partners, now) -> None:  # noqa: ANN001
+def test_monthly_cap_per_referrer(engine, partners, now) -> None:
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     code = _code(engine, a)
     outcomes = []
@@ -240,7 +251,7 @@ def test_monthly_cap_per_referrer(engine, partners, now) -> None:  # noqa: ANN00
     assert _verify(engine, referee, 8109, monthly_cap=2).status == "pending"
 
 
-def test_monthly_cap_counts_calendar_months_in_the_configured_zone(engine, partners, now) -> None:  # noqa: ANN001
+def test_monthly_cap_counts_calendar_months_in_the_configured_zone(engine, partners, now) -> None:
     """17:00 UTC on 31 March is 01:00 on 1 April in Shanghai: a new month for the cap there."""
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     code = _code(engine, a)
@@ -257,7 +268,7 @@ def test_monthly_cap_counts_calendar_months_in_the_configured_zone(engine, partn
     assert referrals.DEFAULT_POLICY.month_start(now.at) == datetime(2026, 3, 31, 16, 0, tzinfo=UTC)
 
 
-def test_tiers_notify_at_one_and_three(engine, partners, now) -> None:  # noqa: ANN001
+def test_tiers_notify_at_one_and_three(engine, partners, now) -> None:
     renderer = Renderer()
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     code = _code(engine, a)
@@ -269,19 +280,30 @@ def test_tiers_notify_at_one_and_three(engine, partners, now) -> None:  # noqa: 
     now.advance(HOLD)
     assert [o.status for o in _approve(engine, renderer)] == ["approved"] * 4
     with Session(engine) as session:
-        keys = session.execute(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.like("referral-tier:%"))).scalars().all()
-        rewards = session.execute(select(GiftGrant).where(GiftGrant.owner_id == a)).scalars().all()
+        keys = (
+            session.execute(
+                select(col(OutboxMessage.dedupe_key)).where(col(OutboxMessage.dedupe_key).like("referral-tier:%"))
+            )
+            .scalars()
+            .all()
+        )
+        rewards = session.execute(select(GiftGrant).where(col(GiftGrant.owner_id) == a)).scalars().all()
     assert sorted(keys) == [f"referral-tier:{a}:1", f"referral-tier:{a}:3"]
     assert len(rewards) == 1  # one referral_reward per owner; tiers are notices
 
 
-def test_prospect_qualifies_when_their_partner_records_a_conversion(engine, partners, now) -> None:  # noqa: ANN001
+def test_prospect_qualifies_when_their_partner_records_a_conversion(engine, partners, now) -> None:
     p1, p2 = partners
     a = _owner(engine, "A", p1, tg=7001, verified=True)
     assert _touch(engine, 8300, _code(engine, a)) is Touch.recorded
     with Session(engine) as session:
-        prospect = Prospect(telegram_user_id=8300, name="New", phone="+8613800000000", partner_id=p1,
-                            created_at=now.advance(timedelta(hours=1)))
+        prospect = Prospect(
+            telegram_user_id=8300,
+            name="New",
+            phone="+8613800000000",
+            partner_id=p1,
+            created_at=now.advance(timedelta(hours=1)),
+        )
         session.add(prospect)
         session.flush()
         referrals.on_prospect(session, prospect.id, 8300)
@@ -297,10 +319,10 @@ def test_prospect_qualifies_when_their_partner_records_a_conversion(engine, part
     [outcome] = _approve(engine)
     assert outcome.status == "approved"
     with Session(engine) as session:  # the referrer is rewarded; a prospect has no owner record
-        assert session.execute(select(GiftGrant.owner_id)).scalars().all() == [a]
+        assert session.execute(select(col(GiftGrant.owner_id))).scalars().all() == [a]
 
 
-def test_prospect_known_before_the_touch_is_not_referable(engine, partners, now) -> None:  # noqa: ANN001
+def test_prospect_known_before_the_touch_is_not_referable(engine, partners, now) -> None:
     a = _owner(engine, "A", partners[0], tg=7001, verified=True)
     with Session(engine) as session:
         session.add(Prospect(telegram_user_id=8400, name="Old", phone="+8613800000001", partner_id=partners[0]))
@@ -308,7 +330,7 @@ def test_prospect_known_before_the_touch_is_not_referable(engine, partners, now)
     assert _touch(engine, 8400, _code(engine, a)) is Touch.not_referable
 
 
-def test_leaderboard_of_a_partner(engine, partners, now) -> None:  # noqa: ANN001
+def test_leaderboard_of_a_partner(engine, partners, now) -> None:
     p1, p2 = partners
     a = _owner(engine, "A", p1, tg=7001, verified=True)
     b = _owner(engine, "B", p1, tg=7002, verified=True)
@@ -326,10 +348,10 @@ def test_leaderboard_of_a_partner(engine, partners, now) -> None:  # noqa: ANN00
     with Session(engine) as session:
         board = referrals.leaderboard(session, p1)
         assert referrals.scope_partner(session, chat_id=None, partner_id=None, owner_id=c) == p2
-    assert [(l.rank, l.name, l.approved) for l in board] == [(1, "B", 2), (2, "A", 1)]
+    assert [(row.rank, row.name, row.approved) for row in board] == [(1, "B", 2), (2, "A", 1)]
 
 
-def test_approve_job_settles_due_referrals(engine, partners, now) -> None:  # noqa: ANN001
+def test_approve_job_settles_due_referrals(engine, partners, now) -> None:
     from bot.scheduler import JobContext
     from flows.delivery.delivery_rules import DeliveryPolicy
 

@@ -21,6 +21,7 @@ def _job(started: threading.Event, finished: threading.Event, seconds: float):
         time.sleep(seconds)
         finished.set()
         return 1
+
     return job
 
 
@@ -36,7 +37,7 @@ def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
-@pytest.mark.parametrize("grace, finishes", [(5.0, True), (0.05, False)])
+@pytest.mark.parametrize(("grace", "finishes"), [(5.0, True), (0.05, False)])
 async def test_stop_waits_for_a_running_job_or_cancels_it_quietly(engine, caplog, grace, finishes) -> None:
     caplog.set_level(logging.INFO)
     started, finished = threading.Event(), threading.Event()

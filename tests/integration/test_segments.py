@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
-from flows.segments.rules import Thresholds
 from flows.segments.recompute import recompute_all, recompute_job, segment_from_counters, segment_from_events
+from flows.segments.rules import Thresholds
 from storage import migrate
 from storage.db import make_engine, session_scope
 from storage.events import MEANINGFUL, EventKind, record
@@ -38,7 +38,7 @@ def _wipe(engine: Engine) -> None:
 def _cells(engine: Engine) -> dict[int, tuple[str | None, str, str]]:
     with Session(engine) as session:
         rows = session.execute(
-            select(Owner.id, Owner.segment_familiarity, Owner.maturity, Owner.activity)
+            select(col(Owner.id), col(Owner.segment_familiarity), col(Owner.maturity), col(Owner.activity))
         ).all()
     return {oid: (fam, m, a) for oid, fam, m, a in rows}
 
@@ -47,8 +47,12 @@ def _counters(engine: Engine) -> dict[int, tuple]:
     with Session(engine) as session:
         rows = session.execute(
             select(
-                Owner.id, Owner.last_active_at, Owner.first_action_at, Owner.action_count,
-                Owner.referral_count, Owner.service_visits,
+                col(Owner.id),
+                col(Owner.last_active_at),
+                col(Owner.first_action_at),
+                col(Owner.action_count),
+                col(Owner.referral_count),
+                col(Owner.service_visits),
             )
         ).all()
     return {r[0]: tuple(r[1:]) for r in rows}
@@ -122,12 +126,18 @@ def test_recompute_sets_cells_writes_transitions_once_and_is_idempotent(engine: 
     moved = recompute_all(engine, TH, later)
     assert moved.changed == 2
     with Session(engine) as session:
-        transitions = session.execute(
-            select(SegmentTransition).order_by(SegmentTransition.at, SegmentTransition.owner_id)
-        ).scalars().all()
+        transitions = (
+            session.execute(
+                select(SegmentTransition).order_by(col(SegmentTransition.at), col(SegmentTransition.owner_id))
+            )
+            .scalars()
+            .all()
+        )
         runs = session.execute(select(SegmentRun)).scalars().all()
         regular_row = session.get(Owner, ids[2])
-    assert [(t.owner_id, t.from_maturity, t.from_activity, t.to_maturity, t.to_activity, t.at) for t in transitions] == [
+    assert [
+        (t.owner_id, t.from_maturity, t.from_activity, t.to_maturity, t.to_activity, t.at) for t in transitions
+    ] == [
         (ids[1], "beginner", "dormant", "beginner", "active", NOW),
         (ids[2], "beginner", "dormant", "mature", "active", NOW),
         (ids[1], "beginner", "active", "beginner", "declining", later),
@@ -142,7 +152,11 @@ def test_recompute_sets_cells_writes_transitions_once_and_is_idempotent(engine: 
     [
         # 23:59:59.9999 Beijing stays on Jan 1 (SQLite would round it to the next day if the
         # fraction were kept): Jan 1 → Mar 2 is exactly 60 calendar days.
-        ("Asia/Shanghai", datetime(2026, 1, 1, 15, 59, 59, 999_900, tzinfo=UTC), datetime(2026, 3, 1, 16, 0, tzinfo=UTC)),
+        (
+            "Asia/Shanghai",
+            datetime(2026, 1, 1, 15, 59, 59, 999_900, tzinfo=UTC),
+            datetime(2026, 3, 1, 16, 0, tzinfo=UTC),
+        ),
         # 23:30 EST on Jan 10 and 00:30 EDT on Mar 11, across the switch to daylight time.
         ("America/New_York", datetime(2026, 1, 11, 4, 30, tzinfo=UTC), datetime(2026, 3, 11, 4, 30, tzinfo=UTC)),
     ],
@@ -168,7 +182,7 @@ def test_span_of_actions_is_counted_in_local_days_to_the_edge(
     assert _cells(engine)[oid][1] == "mature"
     # One second less of span (the first action a second later) is a day less: growing.
     with engine.begin() as conn:
-        conn.execute(delete(Event).where(Event.owner_id == oid, Event.at == first))
+        conn.execute(delete(Event).where(col(Event.owner_id) == oid, col(Event.at) == first))
     recompute_all(engine, th, now, rebuild=True)
     assert _cells(engine)[oid][1] == "growing"
 
@@ -214,13 +228,20 @@ def test_migration_backfills_counters_from_history(tmp_path) -> None:
     migrate.upgrade(url, "0002")
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO owner (id, name, product_line, stage, attributes, unreachable, opted_out, created_at, updated_at) "
-            "VALUES (1, 'x', 'passenger', 'verified', '{}', 0, 0, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
-        ))
-        for kind, at in [("command", "2026-02-01 10:00:00.000000"), ("service_visit", "2026-01-05 10:00:00.000000"),
-                         ("online", "2026-01-01 10:00:00.000000")]:
-            conn.execute(text("INSERT INTO event (owner_id, kind, at, data) VALUES (1, :k, :at, '{}')"), {"k": kind, "at": at})
+        conn.execute(
+            text(
+                "INSERT INTO owner (id, name, product_line, stage, attributes, unreachable, opted_out, created_at, updated_at) "
+                "VALUES (1, 'x', 'passenger', 'verified', '{}', 0, 0, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
+            )
+        )
+        for kind, at in [
+            ("command", "2026-02-01 10:00:00.000000"),
+            ("service_visit", "2026-01-05 10:00:00.000000"),
+            ("online", "2026-01-01 10:00:00.000000"),
+        ]:
+            conn.execute(
+                text("INSERT INTO event (owner_id, kind, at, data) VALUES (1, :k, :at, '{}')"), {"k": kind, "at": at}
+            )
     migrate.upgrade(url)
     with Session(engine) as session:
         o = session.get(Owner, 1)
@@ -320,7 +341,7 @@ def test_sql_recompute_equals_rules_over_raw_events(
     for at in (now, now + step):  # a first recompute, then one later (transitions on change)
         before = _cells(engine)
         with Session(engine) as session:
-            seen = session.execute(select(func.coalesce(func.max(SegmentTransition.id), 0))).scalar_one()
+            seen = session.execute(select(func.coalesce(func.max(col(SegmentTransition.id)), 0))).scalar_one()
         result = recompute_all(engine, th, at)
         after = _cells(engine)
         with Session(engine) as session:
@@ -334,9 +355,13 @@ def test_sql_recompute_equals_rules_over_raw_events(
                 assert segment_from_counters(owner, first_purchase, th, at) == expected
             moved = {o for o in ids if before[o][1:] != after[o][1:]}
             written = session.execute(
-                select(SegmentTransition.owner_id, SegmentTransition.from_maturity, SegmentTransition.from_activity,
-                       SegmentTransition.to_maturity, SegmentTransition.to_activity)
-                .where(SegmentTransition.id > seen)
+                select(
+                    col(SegmentTransition.owner_id),
+                    col(SegmentTransition.from_maturity),
+                    col(SegmentTransition.from_activity),
+                    col(SegmentTransition.to_maturity),
+                    col(SegmentTransition.to_activity),
+                ).where(col(SegmentTransition.id) > seen)
             ).all()
         assert result.changed == len(moved) == len(written)
         assert {w[0]: w[1:] for w in written} == {o: before[o][1:] + after[o][1:] for o in moved}

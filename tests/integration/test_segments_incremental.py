@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
@@ -41,18 +41,20 @@ def _owner(session: Session, **fields) -> int:
 
 def _cells(engine: Engine) -> dict[int, tuple[str | None, str, str]]:
     with Session(engine) as session:
-        rows = session.execute(select(Owner.id, Owner.segment_familiarity, Owner.maturity, Owner.activity)).all()
+        rows = session.execute(
+            select(col(Owner.id), col(Owner.segment_familiarity), col(Owner.maturity), col(Owner.activity))
+        ).all()
     return {oid: (fam, m, a) for oid, fam, m, a in rows}
 
 
 def _queued(engine: Engine) -> set[int]:
     with Session(engine) as session:
-        return set(session.execute(select(SegmentDirty.owner_id)).scalars())
+        return set(session.execute(select(col(SegmentDirty.owner_id))).scalars())
 
 
 def _expected(engine: Engine, at: datetime, th: Thresholds = TH) -> dict[int, tuple[str | None, str, str]]:
     with Session(engine) as session:
-        ids = session.execute(select(Owner.id)).scalars().all()
+        ids = session.execute(select(col(Owner.id))).scalars().all()
         out = {}
         for oid in ids:
             s = segment_from_events(session, oid, th, at)
@@ -65,7 +67,7 @@ def _spoil(engine: Engine, oid: int) -> None:
     """Write a wrong cell straight into the row (the cell is an output, so nothing is queued):
     only a recompute that evaluates this owner puts it right."""
     with engine.begin() as conn:
-        conn.execute(update(Owner).where(Owner.id == oid).values(maturity="mature", activity="churned"))
+        conn.execute(update(Owner).where(col(Owner.id) == oid).values(maturity="mature", activity="churned"))
 
 
 def test_changed_owner_is_recomputed_and_unchanged_one_is_not_touched(engine: Engine) -> None:
@@ -155,8 +157,22 @@ def test_events_edits_and_transitions_mark_owners_dirty(engine: Engine) -> None:
     assert _queued(engine) == {a, b, c, d}
 
 
-ZH = ["车主编号", "姓名", "手机号", "车架号", "车牌号", "车型", "产品线", "购车日期", "经销商代码",
-      "顾问编号", "最近保养日期", "最近保养里程", "当前里程", "备注"]
+ZH = [
+    "车主编号",
+    "姓名",
+    "手机号",
+    "车架号",
+    "车牌号",
+    "车型",
+    "产品线",
+    "购车日期",
+    "经销商代码",
+    "顾问编号",
+    "最近保养日期",
+    "最近保养里程",
+    "当前里程",
+    "备注",
+]
 
 
 def _csv(path: Path, rows: list[list[str]]) -> Path:
@@ -175,14 +191,31 @@ def test_imports_mark_owners_dirty(engine: Engine, tmp_path: Path) -> None:
             dealer = conn.execute(
                 Dealer.__table__.insert().values(code="D001", name="店", created_at=NOW)
             ).inserted_primary_key[0]
-            conn.execute(Partner.__table__.insert().values(
-                name="顾问", dealer_id=dealer, advisor_code="A101", role="sales", active=True, created_at=NOW))
-        row = ["100001", "张伟", "13812345678", "LFV2A21K8E3123456", "沪A12345", "轩逸", "乘用车",
-               "2024-01-05", "D001", "A101", "2026-01-01", "12000", "15000", ""]
+            conn.execute(
+                Partner.__table__.insert().values(
+                    name="顾问", dealer_id=dealer, advisor_code="A101", role="sales", active=True, created_at=NOW
+                )
+            )
+        row = [
+            "100001",
+            "张伟",
+            "13812345678",
+            "LFV2A21K8E3123456",
+            "沪A12345",
+            "轩逸",
+            "乘用车",
+            "2024-01-05",
+            "D001",
+            "A101",
+            "2026-01-01",
+            "12000",
+            "15000",
+            "",
+        ]
         summary = import_owners(engine, _csv(tmp_path / "a.csv", [row]))
         assert summary.imported == 1
         with Session(engine) as session:
-            oid = session.execute(select(Owner.id).where(Owner.external_id == "100001")).scalar_one()
+            oid = session.execute(select(col(Owner.id)).where(col(Owner.external_id) == "100001")).scalar_one()
         assert oid in _queued(engine)
         recompute_all(engine, TH, NOW)
         assert _cells(engine)[oid][0] == "skilled"
@@ -218,18 +251,30 @@ def _mutate(session: Session, rng: random.Random, ids: list[int], at: datetime, 
     owner = session.get(Owner, oid)
     assert owner is not None
     if what == 0:
-        kind = rng.choice([EventKind.command, EventKind.service_visit, EventKind.referral_converted,
-                           EventKind.circle_message, EventKind.locale_set])
+        kind = rng.choice(
+            [
+                EventKind.command,
+                EventKind.service_visit,
+                EventKind.referral_converted,
+                EventKind.circle_message,
+                EventKind.locale_set,
+            ]
+        )
         record(session, oid, kind, at - timedelta(days=rng.choice([0, 1, 8, 31, 91, 400])))
     elif what == 1 and owner.stage in ("imported", "invited"):
         owner.stage, owner.online_at = "online", at - timedelta(days=rng.choice([0, 29, 30, 95]))
     elif what == 2:
         owner.familiarity = rng.choice([None, "novice", "veteran"])
     elif what == 3:
-        session.add(Vehicle(owner_id=oid, vin=f"LSV{next(vins):014d}",
-                            purchase_date=(at - timedelta(days=rng.randrange(3000))).date()))
+        session.add(
+            Vehicle(
+                owner_id=oid,
+                vin=f"LSV{next(vins):014d}",
+                purchase_date=(at - timedelta(days=rng.randrange(3000))).date(),
+            )
+        )
     elif what == 4:
-        car = session.execute(select(Vehicle).where(Vehicle.owner_id == oid).limit(1)).scalar()
+        car = session.execute(select(Vehicle).where(col(Vehicle.owner_id) == oid).limit(1)).scalar()
         if car is not None:
             session.delete(car)
     else:
@@ -249,8 +294,13 @@ def test_incremental_equals_full_after_random_mutations(engine: Engine, seed: in
             oid = _owner(session, stage=stage, online_at=online)
             ids.append(oid)
             if rng.random() < 0.7:
-                session.add(Vehicle(owner_id=oid, vin=f"LSV{next(vins):014d}",
-                                    purchase_date=(NOW - timedelta(days=rng.randrange(3000))).date()))
+                session.add(
+                    Vehicle(
+                        owner_id=oid,
+                        vin=f"LSV{next(vins):014d}",
+                        purchase_date=(NOW - timedelta(days=rng.randrange(3000))).date(),
+                    )
+                )
             for _ in range(rng.randrange(5)):
                 record(session, oid, EventKind.command, NOW - timedelta(days=rng.randrange(150)))
     at = NOW
@@ -284,7 +334,7 @@ def test_cli_recompute_is_incremental_unless_full(cli_env: str) -> None:
 
     eng = make_engine(cli_env)
     with Session(eng) as session:
-        modes = session.execute(select(SegmentRun.mode).order_by(SegmentRun.id)).scalars().all()
+        modes = session.execute(select(col(SegmentRun.mode)).order_by(col(SegmentRun.id))).scalars().all()
         assert modes == ["full", "incremental", "full"]
         assert session.execute(select(func.count()).select_from(SegmentDirty)).scalar_one() == 0
     eng.dispose()

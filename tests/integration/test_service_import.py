@@ -16,11 +16,11 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from flows.service.due import ServiceRowApplier
-from flows.service.telematics import TelematicsRowApplier
 from flows.service.service_plan import FaultPolicy, OdometerLimits
+from flows.service.telematics import TelematicsRowApplier
 from flows.templating import Renderer
 from storage import clock
 from storage.importing import ImportFileError, import_owners
@@ -56,7 +56,12 @@ def cars(engine: Engine) -> dict[str, int]:
         ids = {}
         for ext, vin, tg, extra in (
             ("C1", VIN1, OWNER_TG, {}),
-            ("C2", VIN2, None, {"last_service_date": date(2026, 5, 1), "last_service_km": 12_000, "mileage_km": 15_000}),
+            (
+                "C2",
+                VIN2,
+                None,
+                {"last_service_date": date(2026, 5, 1), "last_service_km": 12_000, "mileage_km": 15_000},
+            ),
             ("C3", VIN3, None, {}),
         ):
             owner = Owner(external_id=ext, name=f"Owner {ext}", partner_id=partner.id, telegram_user_id=tg)
@@ -79,12 +84,14 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def services(engine: Engine, path: Path, **kwargs):  # noqa: ANN003, ANN201
+def services(engine: Engine, path: Path, **kwargs):
     return import_services(engine, path, ServiceRowApplier(LIMITS, f"import:{path.name}"), batch_size=3, **kwargs)
 
 
-def telematics(engine: Engine, path: Path, **kwargs):  # noqa: ANN003, ANN201
-    applier = TelematicsRowApplier(Renderer(default_locale="en"), LIMITS, FaultPolicy(), f"import:{path.name}", clock.utcnow)
+def telematics(engine: Engine, path: Path, **kwargs):
+    applier = TelematicsRowApplier(
+        Renderer(default_locale="en"), LIMITS, FaultPolicy(), f"import:{path.name}", clock.utcnow
+    )
     return import_telematics(engine, path, applier, batch_size=3, **kwargs)
 
 
@@ -94,10 +101,10 @@ def rejects_of(path: Path) -> list[list[str]]:
 
 def vehicle(engine: Engine, vin: str) -> Vehicle:
     with Session(engine) as session:
-        return session.execute(select(Vehicle).where(Vehicle.vin == vin)).scalar_one()
+        return session.execute(select(Vehicle).where(col(Vehicle.vin) == vin)).scalar_one()
 
 
-def count(engine: Engine, query) -> int:  # noqa: ANN001
+def count(engine: Engine, query) -> int:
     with Session(engine) as session:
         return session.execute(query).scalar_one()
 
@@ -109,15 +116,19 @@ SERVICE_HEADER = ["车架号", "保养日期", "进厂里程", "保养项目", "
 
 
 def test_services_import_records_visits_updates_cars_and_rejects_bad_rows(engine: Engine, cars, tmp_path: Path) -> None:
-    source = write_csv(tmp_path / "services.csv", SERVICE_HEADER, [
-        [VIN1, "2024-07-10", "5,100", "机油、机滤", ""],          # line 2
-        [VIN1, "2025/7/2", "15020", "机油; 机滤; 空滤", ""],      # 3
-        ["LSVAB2BJ7MN999999", "2025-07-02", "100", "", ""],      # 4: unknown VIN
-        [VIN2, "2027-01-01", "20000", "", ""],                   # 5: future
-        [VIN3, "", "abc", "", "x"],                              # 6: two problems
-        [VIN2, "2026-11-01", "21000", "机油", ""],               # 7
-        [VIN1, "2025-01-01", "16000", "", ""],                   # 8: more km than the later visit
-    ])
+    source = write_csv(
+        tmp_path / "services.csv",
+        SERVICE_HEADER,
+        [
+            [VIN1, "2024-07-10", "5,100", "机油、机滤", ""],  # line 2
+            [VIN1, "2025/7/2", "15020", "机油; 机滤; 空滤", ""],  # 3
+            ["LSVAB2BJ7MN999999", "2025-07-02", "100", "", ""],  # 4: unknown VIN
+            [VIN2, "2027-01-01", "20000", "", ""],  # 5: future
+            [VIN3, "", "abc", "", "x"],  # 6: two problems
+            [VIN2, "2026-11-01", "21000", "机油", ""],  # 7
+            [VIN1, "2025-01-01", "16000", "", ""],  # 8: more km than the later visit
+        ],
+    )
     summary = services(engine, source)
     assert (summary.read, summary.imported, summary.unchanged, summary.rejected) == (7, 3, 0, 4)
     assert summary.count("unknown_vins") == 1 and summary.ignored_columns == ("备注",)
@@ -126,22 +137,29 @@ def test_services_import_records_visits_updates_cars_and_rejects_bad_rows(engine
     by_line = {row[0]: row for row in rejects[1:]}
     assert by_line["4"][1] == "车架号" and "no vehicle with VIN" in by_line["4"][2]
     assert by_line["5"][1:3] == ["保养日期", "date 2027-01-01 is in the future (today is 2026-11-26)"]
-    assert by_line["6"][1] == "保养日期; 进厂里程" and by_line["6"][2].startswith("required value is missing; not a number")
+    assert by_line["6"][1] == "保养日期; 进厂里程" and by_line["6"][2].startswith(
+        "required value is missing; not a number"
+    )
     assert by_line["8"][1] == "进厂里程" and "16000 km is above the 15020 km recorded later" in by_line["8"][2]
 
     car1, car2 = vehicle(engine, VIN1), vehicle(engine, VIN2)
     assert (car1.last_service_date, car1.last_service_km, car1.mileage_km) == (date(2025, 7, 2), 15_020, 15_020)
     assert (car2.last_service_date, car2.last_service_km, car2.mileage_km) == (date(2026, 11, 1), 21_000, 21_000)
     with Session(engine) as session:
-        items = session.execute(select(ServiceRecord.items).where(ServiceRecord.km == 15_020)).scalar_one()
+        items = session.execute(select(col(ServiceRecord.items)).where(col(ServiceRecord.km) == 15_020)).scalar_one()
         assert items == ["机油", "机滤", "空滤"]
-        visits = session.execute(select(Owner.external_id, func.count(Event.id)).outerjoin(
-            Event, (Event.owner_id == Owner.id) & (Event.kind == "service_visit")).group_by(Owner.id, Owner.external_id)
-            .order_by(Owner.id)).all()
+        visits = session.execute(
+            select(col(Owner.external_id), func.count(col(Event.id)))
+            .outerjoin(Event, (col(Event.owner_id) == col(Owner.id)) & (col(Event.kind) == "service_visit"))
+            .group_by(col(Owner.id), col(Owner.external_id))
+            .order_by(col(Owner.id))
+        ).all()
         assert visits == [("C1", 2), ("C2", 1), ("C3", 0)]
         # none of them has come online: imported visits do not count toward maturity (issue 15)
-        assert session.execute(select(func.sum(Owner.service_visits))).scalar_one() == 0
-        event = session.execute(select(Event).where(Event.kind == "service_visit", Event.owner_id == car2.owner_id)).scalar_one()
+        assert session.execute(select(func.sum(col(Owner.service_visits)))).scalar_one() == 0
+        event = session.execute(
+            select(Event).where(col(Event.kind) == "service_visit", col(Event.owner_id) == car2.owner_id)
+        ).scalar_one()
         assert event.at == datetime(2026, 11, 1, 4, 0, tzinfo=UTC)  # the visit's day, local noon
         assert event.data["km"] == 21_000 and event.data["vin"] == VIN2
 
@@ -149,7 +167,7 @@ def test_services_import_records_visits_updates_cars_and_rejects_bad_rows(engine
 def test_services_reimport_is_idempotent_and_first_row_wins(engine: Engine, cars, tmp_path: Path) -> None:
     rows = [
         [VIN1, "2025-07-02", "15000", "oil", ""],
-        [VIN1, "2025-07-02", "15000", "oil", ""],          # exact repeat: unchanged
+        [VIN1, "2025-07-02", "15000", "oil", ""],  # exact repeat: unchanged
         [VIN1, "2025-07-02", "15000", "oil, air filter", ""],  # same visit, other items: refused
         [VIN3, "2026-02-02", "8000", "", ""],
     ]
@@ -157,12 +175,14 @@ def test_services_reimport_is_idempotent_and_first_row_wins(engine: Engine, cars
     first = services(engine, source)
     assert (first.imported, first.unchanged, first.rejected) == (2, 1, 1)
     assert "appears earlier in this file with other items" in rejects_of(tmp_path / "s.rejects.csv")[1][2]
-    events = count(engine, select(func.count()).select_from(Event).where(Event.kind == "service_visit"))
+    events = count(engine, select(func.count()).select_from(Event).where(col(Event.kind) == "service_visit"))
 
     again = services(engine, source)
     assert (again.imported, again.updated, again.unchanged, again.rejected) == (0, 0, 3, 1)
     assert count(engine, select(func.count()).select_from(ServiceRecord)) == 2
-    assert count(engine, select(func.count()).select_from(Event).where(Event.kind == "service_visit")) == events == 2
+    assert (
+        count(engine, select(func.count()).select_from(Event).where(col(Event.kind) == "service_visit")) == events == 2
+    )
 
     fixed = write_csv(tmp_path / "s2.csv", SERVICE_HEADER, [[VIN1, "2025-07-02", "15000", "oil; air filter", ""]])
     corrected = services(engine, fixed)
@@ -206,17 +226,21 @@ TELEMATICS_HEADER = ["VIN", "Odometer (km)", "Time", "DTC"]
 def test_telematics_import_applies_readings_tells_about_recent_faults_and_rejects(
     engine: Engine, cars, tmp_path: Path
 ) -> None:
-    source = write_csv(tmp_path / "tbox.csv", TELEMATICS_HEADER, [
-        [VIN1, "20,000", "2026-11-20 08:00", ""],                   # 2: local time
-        [VIN1, "21000", "2026-11-25T10:00:00+08:00", "P0301"],      # 3: recent fault → alerts
-        [VIN2, "16000", "2026-10-01T00:00:00Z", "p0420 P0420"],     # 4: old fault → no alert
-        [VIN2, "14000", "2026-11-01T00:00:00Z", ""],                # 5: below the 16,000 of Oct 1
-        [VIN3, "90000", "2026-11-24T00:00:00Z", ""],                # 6: no earlier value: accepted
-        [VIN3, "99000", "2026-11-25T00:00:00Z", ""],                # 7: +9,000 km in a day
-        ["LSVAB2BJ7MN999999", "100", "2026-11-25T00:00:00Z", ""],   # 8: unknown VIN
-        [VIN1, "21500", "2026-12-01T00:00:00Z", ""],                # 9: in the future
-        [VIN1, "-5", "yesterday", "P03@1"],                         # 10: three bad cells
-    ])
+    source = write_csv(
+        tmp_path / "tbox.csv",
+        TELEMATICS_HEADER,
+        [
+            [VIN1, "20,000", "2026-11-20 08:00", ""],  # 2: local time
+            [VIN1, "21000", "2026-11-25T10:00:00+08:00", "P0301"],  # 3: recent fault → alerts
+            [VIN2, "16000", "2026-10-01T00:00:00Z", "p0420 P0420"],  # 4: old fault → no alert
+            [VIN2, "14000", "2026-11-01T00:00:00Z", ""],  # 5: below the 16,000 of Oct 1
+            [VIN3, "90000", "2026-11-24T00:00:00Z", ""],  # 6: no earlier value: accepted
+            [VIN3, "99000", "2026-11-25T00:00:00Z", ""],  # 7: +9,000 km in a day
+            ["LSVAB2BJ7MN999999", "100", "2026-11-25T00:00:00Z", ""],  # 8: unknown VIN
+            [VIN1, "21500", "2026-12-01T00:00:00Z", ""],  # 9: in the future
+            [VIN1, "-5", "yesterday", "P03@1"],  # 10: three bad cells
+        ],
+    )
     summary = telematics(engine, source)
     assert (summary.read, summary.imported, summary.rejected) == (9, 4, 5)
     assert (summary.count("unknown_vins"), summary.count("new_faults"), summary.count("alerts")) == (1, 2, 2)
@@ -229,11 +253,15 @@ def test_telematics_import_applies_readings_tells_about_recent_faults_and_reject
     assert by_line["10"][1] == "Odometer (km); Time; DTC"
 
     with Session(engine) as session:
-        at = session.execute(select(OdometerReading.at).where(OdometerReading.km == 20_000)).scalar_one()
+        at = session.execute(select(col(OdometerReading.at)).where(col(OdometerReading.km) == 20_000)).scalar_one()
         assert at == datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
-        faults = session.execute(select(VehicleFault.code, VehicleFault.alerted_at).order_by(VehicleFault.code)).all()
+        faults = session.execute(
+            select(col(VehicleFault.code), col(VehicleFault.alerted_at)).order_by(col(VehicleFault.code))
+        ).all()
         assert faults == [("P0301", NOW), ("P0420", None)]
-        pushes = session.execute(select(OutboxMessage.chat_id, OutboxMessage.text).order_by(OutboxMessage.chat_id)).all()
+        pushes = session.execute(
+            select(col(OutboxMessage.chat_id), col(OutboxMessage.text)).order_by(col(OutboxMessage.chat_id))
+        ).all()
     assert [chat for chat, _ in pushes] == [PARTNER_TG, OWNER_TG]
     assert "P0301" in pushes[0][1] and "Owner C1" in pushes[0][1]
     assert "P0301" in pushes[1][1]
@@ -248,12 +276,16 @@ def test_telematics_import_applies_readings_tells_about_recent_faults_and_reject
 
 
 def test_a_late_reading_that_fits_between_its_neighbours_is_kept(engine: Engine, cars, tmp_path: Path) -> None:
-    source = write_csv(tmp_path / "t.csv", TELEMATICS_HEADER, [
-        [VIN3, "1000", "2026-11-01T00:00:00Z", ""],
-        [VIN3, "3000", "2026-11-21T00:00:00Z", ""],
-        [VIN3, "2000", "2026-11-11T00:00:00Z", ""],   # late, fits
-        [VIN3, "3500", "2026-11-12T00:00:00Z", ""],   # late, above the later 3,000
-    ])
+    source = write_csv(
+        tmp_path / "t.csv",
+        TELEMATICS_HEADER,
+        [
+            [VIN3, "1000", "2026-11-01T00:00:00Z", ""],
+            [VIN3, "3000", "2026-11-21T00:00:00Z", ""],
+            [VIN3, "2000", "2026-11-11T00:00:00Z", ""],  # late, fits
+            [VIN3, "3500", "2026-11-12T00:00:00Z", ""],  # late, above the later 3,000
+        ],
+    )
     summary = telematics(engine, source)
     assert (summary.imported, summary.rejected) == (3, 1)
     assert "above the 3000 km recorded later" in rejects_of(tmp_path / "t.rejects.csv")[1][2]
@@ -261,15 +293,19 @@ def test_a_late_reading_that_fits_between_its_neighbours_is_kept(engine: Engine,
 
 
 def test_a_repeated_fault_within_the_window_is_one_occurrence(engine: Engine, cars, tmp_path: Path) -> None:
-    source = write_csv(tmp_path / "f.csv", TELEMATICS_HEADER, [
-        [VIN1, "1000", "2026-11-24T06:00:00Z", "P0301"],  # 46 h ago: recent enough to tell
-        [VIN1, "1100", "2026-11-25T00:00:00Z", "P0301"],
-        [VIN1, "1200", "2026-11-25T06:00:00Z", "P0301, U0100"],
-    ])
+    source = write_csv(
+        tmp_path / "f.csv",
+        TELEMATICS_HEADER,
+        [
+            [VIN1, "1000", "2026-11-24T06:00:00Z", "P0301"],  # 46 h ago: recent enough to tell
+            [VIN1, "1100", "2026-11-25T00:00:00Z", "P0301"],
+            [VIN1, "1200", "2026-11-25T06:00:00Z", "P0301, U0100"],
+        ],
+    )
     summary = telematics(engine, source)
     assert (summary.count("new_faults"), summary.count("alerts")) == (2, 4)
     with Session(engine) as session:
-        p0301 = session.execute(select(VehicleFault).where(VehicleFault.code == "P0301")).scalar_one()
+        p0301 = session.execute(select(VehicleFault).where(col(VehicleFault.code) == "P0301")).scalar_one()
         assert p0301.last_seen_at == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
 
 
@@ -298,22 +334,37 @@ def test_cli_imports_services_and_telematics(cli_env: str, engine: Engine, cars,
 
     from bot.cli.main import app as cli
 
-    history = write_csv(tmp_path / "history.csv", SERVICE_HEADER, [
-        [VIN1, "2025-07-02", "15000", "oil", ""], [VIN3, "2099-01-01", "1", "", ""],
-    ])
+    history = write_csv(
+        tmp_path / "history.csv",
+        SERVICE_HEADER,
+        [
+            [VIN1, "2025-07-02", "15000", "oil", ""],
+            [VIN3, "2099-01-01", "1", "", ""],
+        ],
+    )
     result = CliRunner().invoke(cli, ["import", "services", str(history)])
     assert result.exit_code == 0, result.output
     assert "imported            1" in result.stdout and "history.rejects.csv" in result.stdout
     assert "ignored columns: 备注" in result.stdout
 
-    readings = write_csv(tmp_path / "tbox.csv", TELEMATICS_HEADER, [
-        [VIN1, "15500", "2026-11-25T08:00:00+08:00", "P0301"], ["LSVAB2BJ7MN999999", "1", "2026-11-25", ""],
-    ])
+    readings = write_csv(
+        tmp_path / "tbox.csv",
+        TELEMATICS_HEADER,
+        [
+            [VIN1, "15500", "2026-11-25T08:00:00+08:00", "P0301"],
+            ["LSVAB2BJ7MN999999", "1", "2026-11-25", ""],
+        ],
+    )
     result = CliRunner().invoke(cli, ["import", "telematics", str(readings), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {k: data[k] for k in ("read", "imported", "rejected", "unknown_vins", "new_faults", "alerts")} == {
-        "read": 2, "imported": 1, "rejected": 1, "unknown_vins": 1, "new_faults": 1, "alerts": 2,
+        "read": 2,
+        "imported": 1,
+        "rejected": 1,
+        "unknown_vins": 1,
+        "new_faults": 1,
+        "alerts": 2,
     }
 
     missing = CliRunner().invoke(cli, ["import", "telematics", str(tmp_path / "nope.csv")])

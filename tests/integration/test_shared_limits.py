@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.config import Settings
 from bot.runtime import create_bot
@@ -72,16 +72,28 @@ async def test_two_senders_stay_inside_the_global_rate(db_url: str, clock) -> No
         with Session(engine) as session:
             session.add_all([Owner(name=f"O{i}", telegram_user_id=first + i) for i in range(count)])
             session.commit()
-            enqueue_many(session, [
-                Push(dedupe_key=f"rate:{i}", chat_id=first + i, text=f"n{i}", message_class=MessageClass.transactional)
-                for i in range(count)
-            ])
+            enqueue_many(
+                session,
+                [
+                    Push(
+                        dedupe_key=f"rate:{i}",
+                        chat_id=first + i,
+                        text=f"n{i}",
+                        message_class=MessageClass.transactional,
+                    )
+                    for i in range(count)
+                ],
+            )
             session.commit()
         settings = Settings(database_url=db_url, api_base=sb.base_url)
         config = SenderConfig(rate_per_s=RATE, batch_size=20, poll_interval_s=0.05)
         senders = [
-            OutboxSender(create_bot(settings), make_engine(db_url), config,
-                         shared=SharedLimits(url, bot_id, rate_per_s=RATE, burst_s=config.burst_s))
+            OutboxSender(
+                create_bot(settings),
+                make_engine(db_url),
+                config,
+                shared=SharedLimits(url, bot_id, rate_per_s=RATE, burst_s=config.burst_s),
+            )
             for _ in range(2)
         ]
         started = time.monotonic()
@@ -90,8 +102,9 @@ async def test_two_senders_stay_inside_the_global_rate(db_url: str, clock) -> No
             deadline = started + 60
             while time.monotonic() < deadline:
                 with Session(engine) as session:
-                    sent = session.execute(select(func.count()).select_from(OutboxMessage)
-                                           .where(OutboxMessage.status == "sent")).scalar()
+                    sent = session.execute(
+                        select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.status) == "sent")
+                    ).scalar()
                 if sent == count:
                     break
                 await asyncio.sleep(0.1)

@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from flows.opportunities import capacity, demand, matching, tasks
 from flows.opportunities.errors import AlreadyTakenError
@@ -30,14 +30,26 @@ def test_fifty_concurrent_acceptances_assign_exactly_once(engine) -> None:
         d = demand.find_account(s, "S1").id
         owners = []
         for n in range(N):
-            o = Owner(external_id=f"R{n}", name=f"D{n}", product_line="commercial", stage="verified",
-                      telegram_user_id=20_000 + n)
+            o = Owner(
+                external_id=f"R{n}",
+                name=f"D{n}",
+                product_line="commercial",
+                stage="verified",
+                telegram_user_id=20_000 + n,
+            )
             s.add(o)
             s.flush()
             capacity.set_vehicle(s, o.id, vehicle_class="van", payload_t=2.0, base="上海/黄浦区", now=NOW)
             owners.append(o.id)
-        task = tasks.post_task(s, d, tasks.TaskDraft("上海/黄浦区", "上海/浦东新区", NOW + timedelta(hours=5),
-                                                     NOW + timedelta(hours=8), "van", 1.0), actor="t", now=NOW)
+        task = tasks.post_task(
+            s,
+            d,
+            tasks.TaskDraft(
+                "上海/黄浦区", "上海/浦东新区", NOW + timedelta(hours=5), NOW + timedelta(hours=8), "van", 1.0
+            ),
+            actor="t",
+            now=NOW,
+        )
         matching.send_wave(s, renderer, task, MatchPolicy(per_wave=N), NOW)
         task_id = task.id
     with Session(engine) as s:
@@ -62,7 +74,7 @@ def test_fifty_concurrent_acceptances_assign_exactly_once(engine) -> None:
     with Session(engine) as s:
         t = s.get(Task, task_id)
         assert t.state == "assigned" and t.assigned_owner_id == owners[results.index("won")]
-        accepted = s.exec(select(TaskOffer).where(TaskOffer.status == OfferStatus.accepted.value)).all()
+        accepted = s.exec(select(TaskOffer).where(col(TaskOffer.status) == OfferStatus.accepted.value)).all()
         assert [o.owner_id for o in accepted] == [t.assigned_owner_id]
-        assigned_logs = s.exec(select(TaskTransition).where(TaskTransition.to_state == "assigned")).all()
+        assigned_logs = s.exec(select(TaskTransition).where(col(TaskTransition.to_state) == "assigned")).all()
         assert len(assigned_logs) == 1

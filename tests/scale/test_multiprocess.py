@@ -42,7 +42,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from tests.support.nginx import NGINX, local_config, nginx_command
 
@@ -70,7 +70,9 @@ def pg_url() -> Iterator[str]:
     admin_url = os.environ.get("AUTOCIRCLE_TEST_PG_URL")
     redis_url = os.environ.get("AUTOCIRCLE_TEST_REDIS_URL")
     if not admin_url or not redis_url:
-        pytest.fail("the scale test needs AUTOCIRCLE_TEST_PG_URL and AUTOCIRCLE_TEST_REDIS_URL (scripts/test sets them)")
+        pytest.fail(
+            "the scale test needs AUTOCIRCLE_TEST_PG_URL and AUTOCIRCLE_TEST_REDIS_URL (scripts/test sets them)"
+        )
     if not Path(NGINX).exists():
         pytest.fail("the scale test needs nginx (apt-get install nginx)")
     from storage import migrate
@@ -107,21 +109,39 @@ def _seed(url: str) -> dict[int, str]:
             owner = Owner(external_id=f"S{i}", name=f"Owner {i}", dealer_code="D001", product_line="passenger")
             session.add(owner)
             session.flush()
-            session.add(Vehicle(owner_id=owner.id, vin=f"LSVAB2BJ7MN{i:06d}", model="Model X",
-                                purchase_date=date(2024, 1, 15)))
+            session.add(
+                Vehicle(owner_id=owner.id, vin=f"LSVAB2BJ7MN{i:06d}", model="Model X", purchase_date=date(2024, 1, 15))
+            )
             token = "t" + secrets.token_urlsafe(12)
             session.add(InviteToken(token=token, owner_id=owner.id, created_at=utcnow()))
             tokens[i] = token
-        session.execute(insert(Owner), [
-            {"name": f"Audience {i}", "telegram_user_id": FIRST_AUDIENCE_TG + i, "attributes": {},
-             "stage": "verified", "locale": "en"} for i in range(BROADCAST)
-        ])
+        session.execute(
+            insert(Owner),
+            [
+                {
+                    "name": f"Audience {i}",
+                    "telegram_user_id": FIRST_AUDIENCE_TG + i,
+                    "attributes": {},
+                    "stage": "verified",
+                    "locale": "en",
+                }
+                for i in range(BROADCAST)
+            ],
+        )
         session.commit()
-        enqueue_many(session, [
-            Push(dedupe_key=f"broadcast:{i}", chat_id=FIRST_AUDIENCE_TG + i,
-                 text=f"{BROADCAST_TEXT} #{i}", message_class=MessageClass.transactional)
-            for i in range(BROADCAST)
-        ], DeliveryPolicy(quiet_hours=NO_QUIET_HOURS))
+        enqueue_many(
+            session,
+            [
+                Push(
+                    dedupe_key=f"broadcast:{i}",
+                    chat_id=FIRST_AUDIENCE_TG + i,
+                    text=f"{BROADCAST_TEXT} #{i}",
+                    message_class=MessageClass.transactional,
+                )
+                for i in range(BROADCAST)
+            ],
+            DeliveryPolicy(quiet_hours=NO_QUIET_HOURS),
+        )
         session.commit()
     engine.dispose()
     return tokens
@@ -141,12 +161,17 @@ class Topology:
         self.redis_url = redis
         self.env = dict(
             os.environ,
-            AUTOCIRCLE_DATABASE_URL=pg_url, AUTOCIRCLE_REDIS_URL=redis,
+            AUTOCIRCLE_DATABASE_URL=pg_url,
+            AUTOCIRCLE_REDIS_URL=redis,
             AUTOCIRCLE_API_BASE=f"http://127.0.0.1:{self.sandbox_port}",
-            AUTOCIRCLE_WEBHOOK_SECRET=secrets.token_urlsafe(24), AUTOCIRCLE_LOCALE="en",
-            AUTOCIRCLE_DELIVERY__QUIET_HOURS="off", AUTOCIRCLE_DELIVERY__RATE_PER_S=str(RATE),
-            AUTOCIRCLE_DELIVERY__BATCH_SIZE="20", AUTOCIRCLE_DELIVERY__WINDOW="40",
-            AUTOCIRCLE_SCALE__LEADER_TAKEOVER_S=str(TAKEOVER_S), AUTOCIRCLE_SCALE__CHAT_LOCK_S="10",
+            AUTOCIRCLE_WEBHOOK_SECRET=secrets.token_urlsafe(24),
+            AUTOCIRCLE_LOCALE="en",
+            AUTOCIRCLE_DELIVERY__QUIET_HOURS="off",
+            AUTOCIRCLE_DELIVERY__RATE_PER_S=str(RATE),
+            AUTOCIRCLE_DELIVERY__BATCH_SIZE="20",
+            AUTOCIRCLE_DELIVERY__WINDOW="40",
+            AUTOCIRCLE_SCALE__LEADER_TAKEOVER_S=str(TAKEOVER_S),
+            AUTOCIRCLE_SCALE__CHAT_LOCK_S="10",
             PYTHONUNBUFFERED="1",
         )
         self.procs: dict[str, subprocess.Popen] = {}
@@ -154,7 +179,11 @@ class Topology:
     def start(self, name: str, args: list[str], **env: str) -> None:
         log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(
-            args, cwd=self.tmp, env=dict(self.env, **env), stdout=log, stderr=subprocess.STDOUT,
+            args,
+            cwd=self.tmp,
+            env=dict(self.env, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -166,14 +195,24 @@ class Topology:
         self.start("nginx", nginx_command(config, "-g", "daemon off;"))
         hook = f"http://127.0.0.1:{self.nginx_port}"
         for i, port in enumerate(self.web_ports):
-            self.start(f"web{i}", [AUTOCIRCLE, "run", "--role", "web", "--listen", "127.0.0.1",
-                                   "--port", str(port), "--webhook", hook])
+            self.start(
+                f"web{i}",
+                [AUTOCIRCLE, "run", "--role", "web", "--listen", "127.0.0.1", "--port", str(port), "--webhook", hook],
+            )
         for i, port in enumerate(self.sender_ports):
-            self.start(f"sender{i}", [AUTOCIRCLE, "run", "--role", "sender"],
-                       AUTOCIRCLE_SCALE__OPS_HOST="127.0.0.1", AUTOCIRCLE_SCALE__OPS_PORT=str(port))
+            self.start(
+                f"sender{i}",
+                [AUTOCIRCLE, "run", "--role", "sender"],
+                AUTOCIRCLE_SCALE__OPS_HOST="127.0.0.1",
+                AUTOCIRCLE_SCALE__OPS_PORT=str(port),
+            )
         for i, port in enumerate(self.scheduler_ports):
-            self.start(f"scheduler{i}", [AUTOCIRCLE, "run", "--role", "scheduler"],
-                       AUTOCIRCLE_SCALE__OPS_HOST="127.0.0.1", AUTOCIRCLE_SCALE__OPS_PORT=str(port))
+            self.start(
+                f"scheduler{i}",
+                [AUTOCIRCLE, "run", "--role", "scheduler"],
+                AUTOCIRCLE_SCALE__OPS_HOST="127.0.0.1",
+                AUTOCIRCLE_SCALE__OPS_PORT=str(port),
+            )
 
     def kill9(self, name: str) -> None:
         self.procs[name].send_signal(signal.SIGKILL)
@@ -210,8 +249,7 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
 
 async def _control(http: aiohttp.ClientSession, base: str, action: str, **kwargs):
     total = float(kwargs.get("timeout", 0)) + 60  # a wait action's own timeout, plus the HTTP call
-    async with http.post(f"{base}/control/{action}", json=kwargs,
-                         timeout=aiohttp.ClientTimeout(total=total)) as resp:
+    async with http.post(f"{base}/control/{action}", json=kwargs, timeout=aiohttp.ClientTimeout(total=total)) as resp:
         body = await resp.json()
     assert body.get("ok"), (action, kwargs, body)
     return body["result"]
@@ -247,8 +285,10 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
         while True:
             assert all(p.poll() is None for p in topo.procs.values()), topo.tails()
             web_ok = [(await _get(http, f"http://127.0.0.1:{p}/readyz"))[0] == 200 for p in topo.web_ports]
-            ops_ok = [(await _get(http, f"http://127.0.0.1:{p}/readyz"))[0] == 200
-                      for p in topo.sender_ports + topo.scheduler_ports]
+            ops_ok = [
+                (await _get(http, f"http://127.0.0.1:{p}/readyz"))[0] == 200
+                for p in topo.sender_ports + topo.scheduler_ports
+            ]
             if all(web_ok) and all(ops_ok):
                 break
             assert time.monotonic() < deadline, f"not ready: web {web_ok} ops {ops_ok}\n{topo.tails()}"
@@ -358,7 +398,8 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
     assert await asyncio.to_thread(_verified, pg_url) == OWNERS
     assert pending == []
     assert duplicates <= max(1, figures["unanswered_at_kill"]), (
-        f"{duplicates} duplicate replies; the killed web process's window is its in-flight updates")
+        f"{duplicates} duplicate replies; the killed web process's window is its in-flight updates"
+    )
     # The senders together stay inside their shared rate (the busiest second, asserted below).
     # Replies do not draw from the shared bucket: in an onboarding burst they and the pushes can
     # pass the bot's overall limit, and every 429 is waited out (each push sent once, every
@@ -377,7 +418,9 @@ def _sent(url: str) -> int:
 
     engine = make_engine(url)
     with Session(engine) as session:
-        value = session.execute(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "sent")).scalar()
+        value = session.execute(
+            select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.status) == "sent")
+        ).scalar()
     engine.dispose()
     return value or 0
 
@@ -388,7 +431,10 @@ def _verified(url: str) -> int:
 
     engine = make_engine(url)
     with Session(engine) as session:
-        value = session.execute(select(func.count()).select_from(Owner).where(
-            Owner.external_id.like("S%"), Owner.telegram_user_id.is_not(None))).scalar()
+        value = session.execute(
+            select(func.count())
+            .select_from(Owner)
+            .where(col(Owner.external_id).like("S%"), col(Owner.telegram_user_id).is_not(None))
+        ).scalar()
     engine.dispose()
     return value or 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from flows.delivery.clock import FrozenClock
 from flows.engine.playbook import Library
@@ -17,19 +17,23 @@ from storage.events import EventKind, record
 from storage.models import OutboxMessage
 
 
-
 class Flows:
     """The test's handle on the operations brain: one runner pass or recompute at app time."""
 
-    def __init__(self, harness, clock: FrozenClock, library: Library) -> None:  # noqa: ANN001
+    def __init__(self, harness, clock: FrozenClock, library: Library) -> None:
         self.harness, self.clock, self.library = harness, clock, library
         self.renderer = Renderer(default_locale="en")
 
-    async def run(self):  # noqa: ANN201
+    async def run(self):
         """One runner pass, off the event loop (the bot shares it); wakes the sender."""
         result = await asyncio.to_thread(
-            run_due_flows, self.harness.app.engine, self.renderer, self.library.flows,
-            self.library.playbook, self.clock.now(), timezone=self.harness.app.settings.timezone,
+            run_due_flows,
+            self.harness.app.engine,
+            self.renderer,
+            self.library.flows,
+            self.library.playbook,
+            self.clock.now(),
+            timezone=self.harness.app.settings.timezone,
         )
         self.harness.runtime.sender.wake()
         await self.settle()
@@ -42,13 +46,16 @@ class Flows:
         now = self.clock.now()
 
         def drained() -> bool:
-            return not self.query(select(OutboxMessage.id).where(
-                OutboxMessage.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
-                OutboxMessage.not_before <= now))
+            return not self.query(
+                select(col(OutboxMessage.id)).where(
+                    col(OutboxMessage.status).in_(("pending", "sending")),
+                    col(OutboxMessage.not_before) <= now,
+                )
+            )
 
         await self.harness.eventually(drained, timeout=timeout)
 
-    async def recompute(self):  # noqa: ANN201
+    async def recompute(self):
         thresholds = self.harness.app.settings.segment_thresholds()
         return await asyncio.to_thread(recompute_all, self.harness.app.engine, thresholds, self.clock.now())
 
@@ -72,11 +79,11 @@ class Flows:
         await self.settle()
         return settled
 
-    def query(self, statement):  # noqa: ANN001, ANN201
+    def query(self, statement):
         with self.harness.session() as session:
             return list(session.exec(statement).all())
 
-    async def event(self, owner_id: int, kind: EventKind, **data) -> None:  # noqa: ANN003
+    async def event(self, owner_id: int, kind: EventKind, **data) -> None:
         def write() -> None:
             with self.harness.session() as session:
                 record(session, owner_id, kind, self.clock.now(), **data)

@@ -3,20 +3,22 @@ seeding helpers end-to-end tests use (``harness`` fixture in ``tests/e2e/conftes
 
 from __future__ import annotations
 
+from sqlmodel import col
+
 OPERATOR_ID = 900_001
 
 
 class BotHarness:
     """A running bot (polling the sandbox) on a real database, plus seeding helpers."""
 
-    def __init__(self, sandbox, database_url: str, **settings_overrides) -> None:  # noqa: ANN001
+    def __init__(self, sandbox, database_url: str, **settings_overrides) -> None:
         self.sandbox = sandbox
         self.database_url = database_url
         self.overrides = settings_overrides
         self.app = None
         self.runtime = None
 
-    def settings(self):  # noqa: ANN201
+    def settings(self):
         from bot.config import Settings
 
         values = dict(
@@ -49,20 +51,20 @@ class BotHarness:
         await self.stop()
         await self.start()
 
-    def session(self):  # noqa: ANN201
+    def session(self):
         from sqlmodel import Session
 
         return Session(self.app.engine, expire_on_commit=False)
 
     # seeding ---------------------------------------------------------------------------
-    async def add_partner(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+    async def add_partner(self, *args, **kwargs) -> str:
         """Create a partner and return its one-time registration code (off the event loop:
         a blocking write here would stall the bot that shares this loop)."""
         import asyncio
 
         return await asyncio.to_thread(self._add_partner, *args, **kwargs)
 
-    async def add_owner(self, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
+    async def add_owner(self, *args, **kwargs) -> int:
         import asyncio
 
         return await asyncio.to_thread(self._add_owner, *args, **kwargs)
@@ -73,8 +75,13 @@ class BotHarness:
 
         with self.session() as session:
             issued = create_partner(
-                session, name=name, dealer_code=dealer_code, advisor_code=advisor_code,
-                role="sales", now=utcnow(), dealer_name=f"Dealer {dealer_code}",
+                session,
+                name=name,
+                dealer_code=dealer_code,
+                advisor_code=advisor_code,
+                role="sales",
+                now=utcnow(),
+                dealer_name=f"Dealer {dealer_code}",
             )
             session.commit()
             return issued.code
@@ -88,7 +95,7 @@ class BotHarness:
         vin: str | None = None,
         advisor_code: str | None = None,
         product_line: str = "passenger",
-        purchase_date=None,  # noqa: ANN001
+        purchase_date=None,
         telegram_user_id: int | None = None,
         locale: str | None = None,
     ) -> int:
@@ -103,20 +110,29 @@ class BotHarness:
             partner_id = None
             if advisor_code:
                 partner_id = session.execute(
-                    select(Partner.id).where(Partner.advisor_code == advisor_code)
+                    select(col(Partner.id)).where(col(Partner.advisor_code) == advisor_code)
                 ).scalar()
             owner = Owner(
-                external_id=external_id, name=name, phone=phone, product_line=product_line,
-                advisor_code=advisor_code, partner_id=partner_id, dealer_code="D001",
-                telegram_user_id=telegram_user_id, locale=locale,
+                external_id=external_id,
+                name=name,
+                phone=phone,
+                product_line=product_line,
+                advisor_code=advisor_code,
+                partner_id=partner_id,
+                dealer_code="D001",
+                telegram_user_id=telegram_user_id,
+                locale=locale,
             )
             if telegram_user_id is not None:
                 owner.stage = "verified"
             session.add(owner)
             session.flush()
             if vin:
-                session.add(Vehicle(owner_id=owner.id, vin=vin, model="Model X",
-                                    purchase_date=purchase_date or date(2024, 1, 15)))
+                session.add(
+                    Vehicle(
+                        owner_id=owner.id, vin=vin, model="Model X", purchase_date=purchase_date or date(2024, 1, 15)
+                    )
+                )
             session.commit()
             return owner.id
 
@@ -128,8 +144,8 @@ class BotHarness:
         person shares their own phone contact (the owner gets a phone number if it has none)."""
         import asyncio
 
-        from flows.growth import referrals
         from flows.community.onboarding import PUBLIC_START_PARAMS
+        from flows.growth import referrals
 
         await self.sandbox.add_user(user_id, first_name=f"U{user_id}")
         param = start.split(maxsplit=1)[1] if len(start.split(maxsplit=1)) > 1 else None
@@ -155,14 +171,18 @@ class BotHarness:
 
         return await asyncio.to_thread(self._personal_token, vin)
 
-    def _owner_of_vin(self, session, vin: str):  # noqa: ANN001, ANN202
+    def _owner_of_vin(self, session, vin: str):
         from sqlalchemy import select
 
         from storage.models import Owner, Vehicle
 
-        owner = session.execute(
-            select(Owner).join(Vehicle, Vehicle.owner_id == Owner.id).where(Vehicle.vin == vin)
-        ).scalars().first()
+        owner = (
+            session.execute(
+                select(Owner).join(Vehicle, col(Vehicle.owner_id) == col(Owner.id)).where(col(Vehicle.vin) == vin)
+            )
+            .scalars()
+            .first()
+        )
         assert owner is not None, f"no owner with VIN {vin}"
         return owner
 
@@ -194,7 +214,9 @@ class BotHarness:
         await self.sandbox.send_text(user_id, user_id, f"/partner {code}")
         await self.sandbox.wait_for_bot_message(user_id, contains="Registered")
 
-    async def make_circle(self, partner_user_id: int, title: str = "Owners Circle", line: str = "passenger") -> tuple[int, str]:
+    async def make_circle(
+        self, partner_user_id: int, title: str = "Owners Circle", line: str = "passenger"
+    ) -> tuple[int, str]:
         """A group with the partner as creator, the bot as admin, bound with /circle."""
         from sqlalchemy import select
 
@@ -208,12 +230,12 @@ class BotHarness:
         def link() -> str | None:
             with self.session() as session:
                 return session.execute(
-                    select(Circle.invite_link).where(Circle.chat_id == chat["id"])
+                    select(col(Circle.invite_link)).where(col(Circle.chat_id) == chat["id"])
                 ).scalar()
 
         return chat["id"], await self.eventually(link)
 
-    async def eventually(self, probe, timeout: float = 5.0):  # noqa: ANN001, ANN201
+    async def eventually(self, probe, timeout: float = 5.0):
         """Poll ``probe`` until it returns something truthy: the bot commits after replying."""
         import asyncio
 

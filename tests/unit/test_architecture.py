@@ -38,7 +38,19 @@ def test_flows_holds_only_capability_packages_and_a_few_cross_cutting_modules() 
     loose = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if p.stem != "__init__")
     assert loose == ["errors", "pictures", "templating"]
     packages = sorted(p.name for p in (ROOT / "flows").iterdir() if (p / "__init__.py").exists())
-    assert packages == ["community", "console", "delivery", "engine", "growth", "membership", "merchants", "opportunities", "reports", "segments", "service"]
+    assert packages == [
+        "community",
+        "console",
+        "delivery",
+        "engine",
+        "growth",
+        "membership",
+        "merchants",
+        "opportunities",
+        "reports",
+        "segments",
+        "service",
+    ]
 
 
 def _importers_of(target: str, roots: tuple[str, ...]) -> set[str]:
@@ -53,15 +65,17 @@ def _importers_of(target: str, roots: tuple[str, ...]) -> set[str]:
 def test_only_the_cli_the_demo_tests_and_benchmarks_import_the_sandbox() -> None:
     """The sandbox is a stand-in for Telegram, a peer of api.telegram.org: the product's
     layers never reach for it, and it reaches for none of them."""
-    offenders = {p for p in _importers_of("sandbox", ("bot", "flows", "storage", "templates"))
-                 if not p.startswith("bot/cli/")}
+    offenders = {
+        p for p in _importers_of("sandbox", ("bot", "flows", "storage", "templates")) if not p.startswith("bot/cli/")
+    }
     assert offenders == set()
     assert not any(_imports(p) & {"bot", "flows", "storage", "demo"} for p in (ROOT / "sandbox").rglob("*.py"))
 
 
 def test_only_the_cli_and_tests_import_the_demo() -> None:
-    offenders = {p for p in _importers_of("demo", ("bot", "flows", "storage", "sandbox"))
-                 if not p.startswith("bot/cli/")}
+    offenders = {
+        p for p in _importers_of("demo", ("bot", "flows", "storage", "sandbox")) if not p.startswith("bot/cli/")
+    }
     assert offenders == set()
 
 

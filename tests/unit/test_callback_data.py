@@ -9,11 +9,9 @@ import pkgutil
 
 from aiogram.filters.callback_data import CallbackData
 
-import bot.routers
-
 
 def _all_callback_classes() -> list[type[CallbackData]]:
-    import bot.keyboards  # noqa: F401 - the shared keyboards' classes
+    import bot.keyboards
 
     for module in pkgutil.iter_modules(bot.routers.__path__):
         importlib.import_module(f"bot.routers.{module.name}")

@@ -103,7 +103,9 @@ def test_replies_are_never_delayed() -> None:
 
 def test_quiet_hours_past_expiry_skips() -> None:
     at = utc(2026, 3, 10, 14, 30)  # 22:30 Shanghai, quiet until 00:00 UTC
-    decision = plan("transactional", at, expires_at=utc(2026, 3, 10, 23, 0), recipient=Recipient(owner_id=1), policy=POLICY)
+    decision = plan(
+        "transactional", at, expires_at=utc(2026, 3, 10, 23, 0), recipient=Recipient(owner_id=1), policy=POLICY
+    )
     assert not decision.send and decision.reason == "quiet_hours_expired"
 
 
@@ -130,7 +132,9 @@ def test_cap_counts_planned_future_pushes() -> None:
 def test_marketing_over_cap_is_deferred_then_quiet_hours_apply() -> None:
     sent = [utc(2026, 3, 4, 14, 0), utc(2026, 3, 5, 2, 0)]  # the first leaves at 03-11 14:00 UTC = 22:00 Shanghai
     now = utc(2026, 3, 6, 2, 0)
-    decision = plan("marketing", now, expires_at=None, recipient=Recipient(owner_id=1), policy=POLICY, marketing_times=sent)
+    decision = plan(
+        "marketing", now, expires_at=None, recipient=Recipient(owner_id=1), policy=POLICY, marketing_times=sent
+    )
     assert decision.send and decision.at == utc(2026, 3, 12, 0, 0)  # 08:00 Shanghai next morning
     assert decision.reason == "quiet_hours"
 
@@ -139,8 +143,12 @@ def test_over_cap_past_expiry_is_skipped_as_capped() -> None:
     sent = [utc(2026, 3, 4, 2, 0), utc(2026, 3, 5, 2, 0)]
     now = utc(2026, 3, 6, 2, 0)
     decision = plan(
-        "marketing", now, expires_at=utc(2026, 3, 8, 0, 0), recipient=Recipient(owner_id=1),
-        policy=POLICY, marketing_times=sent,
+        "marketing",
+        now,
+        expires_at=utc(2026, 3, 8, 0, 0),
+        recipient=Recipient(owner_id=1),
+        policy=POLICY,
+        marketing_times=sent,
     )
     assert not decision.send and decision.reason == "capped"
 
@@ -148,7 +156,9 @@ def test_over_cap_past_expiry_is_skipped_as_capped() -> None:
 def test_transactional_bypasses_the_cap() -> None:
     sent = [utc(2026, 3, 4, 2, 0), utc(2026, 3, 5, 2, 0), utc(2026, 3, 6, 1, 0)]
     now = utc(2026, 3, 6, 2, 0)
-    decision = plan("transactional", now, expires_at=None, recipient=Recipient(owner_id=1), policy=POLICY, marketing_times=sent)
+    decision = plan(
+        "transactional", now, expires_at=None, recipient=Recipient(owner_id=1), policy=POLICY, marketing_times=sent
+    )
     assert decision.at == now
 
 
@@ -158,7 +168,9 @@ def test_owner_may_lower_the_cap_but_not_raise_it() -> None:
     assert effective_cap(2, 5) == 2
     now = utc(2026, 3, 6, 2, 0)
     one = Recipient(owner_id=1, marketing_cap=1)
-    decision = plan("marketing", now, expires_at=None, recipient=one, policy=POLICY, marketing_times=[now - timedelta(days=1)])
+    decision = plan(
+        "marketing", now, expires_at=None, recipient=one, policy=POLICY, marketing_times=[now - timedelta(days=1)]
+    )
     assert decision.at == now + timedelta(days=6)
     zero = Recipient(owner_id=1, marketing_cap=0)
     assert plan("marketing", now, expires_at=None, recipient=zero, policy=POLICY).reason == "capped"

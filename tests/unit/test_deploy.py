@@ -30,7 +30,10 @@ def test_compose_file_is_valid() -> None:
     if _compose_plugin():
         result = subprocess.run(
             ["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"],
-            check=False, capture_output=True, text=True, env=dict(os.environ, **ENV),
+            check=False,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, **ENV),
         )
         assert result.returncode == 0, result.stderr
     doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
@@ -63,11 +66,15 @@ def test_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
 def test_systemd_units_run_the_roles() -> None:
     units = sorted((DEPLOY / "systemd").glob("*.service"))
     names = {u.name for u in units}
-    assert {"autocircle-web@.service", "autocircle-sender@.service", "autocircle-scheduler@.service",
-            "autocircle-migrate.service"} <= names
+    assert {
+        "autocircle-web@.service",
+        "autocircle-sender@.service",
+        "autocircle-scheduler@.service",
+        "autocircle-migrate.service",
+    } <= names
     for unit in units:
         parser = configparser.ConfigParser(strict=False, interpolation=None)
-        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.optionxform = str  # type: ignore[assignment,method-assign]  # reason: configparser documents replacing optionxform (str keeps the keys' case)
         parser.read(unit)
         assert {"Unit", "Service", "Install"} <= set(parser.sections()), unit
         exec_start = parser["Service"]["ExecStart"]

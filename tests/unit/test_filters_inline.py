@@ -21,11 +21,11 @@ class Form(StatesGroup):
     age = State()
 
 
-def _filters(router: Router) -> list:  # noqa: ANN001
+def _filters(router: Router) -> list:
     return [f for h in router.message.handlers for f in h.filters or ()]
 
 
-def _inner(filter_object):  # noqa: ANN001, ANN202
+def _inner(filter_object):
     callback = filter_object.callback
     return list(getattr(callback, "targets", ())) + ([callback.target] if hasattr(callback, "target") else [])
 
@@ -33,7 +33,7 @@ def _inner(filter_object):  # noqa: ANN001, ANN202
 def test_pure_filters_become_coroutines_and_others_keep_their_thread() -> None:
     threads: list[str] = []
 
-    def blocking(message) -> bool:  # noqa: ANN001
+    def blocking(message) -> bool:
         threads.append(threading.current_thread().name)
         return True
 
@@ -68,7 +68,8 @@ def test_inlined_filters_give_the_same_answers() -> None:
 
     async def answers() -> list:
         return [
-            bool(await magic.call(_Message("hi"))), bool(await magic.call(_Message("bye"))),
+            bool(await magic.call(_Message("hi"))),
+            bool(await magic.call(_Message("bye"))),
             await state.call(_Message("hi"), raw_state="Form:name"),
             await state.call(_Message("hi"), raw_state="Form:age"),
         ]

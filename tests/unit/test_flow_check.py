@@ -38,8 +38,20 @@ TYPOS = [
     ("{type: newcomer}", "{type: newcommer}", 14, "steps[2].grant_gift.type", "unknown gift type 'newcommer'"),
     ("gift_type: newcomer}", "gift_type: newcommer}", 4, "goals[0].gift_type", "unknown gift_type 'newcommer'"),
     ("action: probe.yes}", "action: prob.yes}", 10, "steps[0].send.buttons[0][0].action", "awaited by no wait"),
-    ("template: flows/newcomer_welcome", "template: flows/newcomer_welcom", 8, "steps[0].send.template", "missing for zh, en"),
-    ("label: buttons/membership_join", "label: buttons/membership_jion", 10, "steps[0].send.buttons[0][0].label", "missing for zh, en"),
+    (
+        "template: flows/newcomer_welcome",
+        "template: flows/newcomer_welcom",
+        8,
+        "steps[0].send.template",
+        "missing for zh, en",
+    ),
+    (
+        "label: buttons/membership_join",
+        "label: buttons/membership_jion",
+        10,
+        "steps[0].send.buttons[0][0].label",
+        "missing for zh, en",
+    ),
 ]
 
 
@@ -59,8 +71,9 @@ def test_the_shipped_library_is_clean() -> None:
 
 
 @pytest.mark.parametrize(("good", "typo", "line", "field", "message"), TYPOS, ids=[t[3] for t in TYPOS])
-def test_a_typo_is_named_with_file_line_and_field(tmp_path: Path, good: str, typo: str, line: int,
-                                                  field: str, message: str) -> None:
+def test_a_typo_is_named_with_file_line_and_field(
+    tmp_path: Path, good: str, typo: str, line: int, field: str, message: str
+) -> None:
     assert good in GOOD
     folder = _library(tmp_path, GOOD.replace(good, typo))
     problems = {(p.path, p.line, p.field): p.message for p in check_library(folder)}
@@ -98,7 +111,14 @@ def test_flows_show_draws_every_edge_as_mermaid_and_png(tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.output
     text = result.output
     assert text.startswith("flowchart TD")
-    for edge in ("start --> s0", "s0 --> s1", "s1 -->|answered| s2", "s1 -->|timeout| s3", "s2 --> s3", "s3 --> finish"):
+    for edge in (
+        "start --> s0",
+        "s0 --> s1",
+        "s1 -->|answered| s2",
+        "s1 -->|timeout| s3",
+        "s2 --> s3",
+        "s3 --> finish",
+    ):
         assert edge in text
     png = tmp_path / "probe.png"
     drawn = CliRunner().invoke(cli, ["flows", "show", "typo_probe", "--format", "png", "--out", str(png)])

@@ -58,8 +58,7 @@ def test_a_valid_flow_loads_with_a_content_version(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "line", "field", "message"),
     [
-        ("    wait: {until: gift_redeemed, timeout: 7d, yes: done, no: nudge}",
-         19, "steps[2].wait", "needs a timeout"),
+        ("    wait: {until: gift_redeemed, timeout: 7d, yes: done, no: nudge}", 19, "steps[2].wait", "needs a timeout"),
         ("  event: verified", 3, "trigger", "exactly one of"),
         ("    grant_gift: {type: newcomer}", 17, "steps[1].grant_gift.type", "Field required"),
         ("      then: done", 24, "", "unknown step 'nowhere'"),

@@ -206,8 +206,14 @@ def test_bad_kilometres(raw: str, reason: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("乘用车", "passenger"), ("商用车", "commercial"), ("passenger", "passenger"),
-     ("Commercial", "commercial"), (" PASSENGER ", "passenger"), ("ＰＶ", "passenger")],
+    [
+        ("乘用车", "passenger"),
+        ("商用车", "commercial"),
+        ("passenger", "passenger"),
+        ("Commercial", "commercial"),
+        (" PASSENGER ", "passenger"),
+        ("ＰＶ", "passenger"),
+    ],
 )
 def test_product_line(raw: str, expected: str) -> None:
     assert fields.product_line(raw) == expected
@@ -316,14 +322,24 @@ HEADER = ["车主编号", "姓名", "手机号", "车架号", "车牌号", "产�
 TODAY = date(2026, 11, 26)
 
 
-def _parse(values: list[object]):  # noqa: ANN202
+def _parse(values: list[object]):
     return RowParser(map_columns(HEADER), TODAY).parse(5, values)
 
 
 def test_a_good_row_is_normalised() -> None:
     row, problems = _parse(
-        ["100001", "张三", "+86 138 1234 5678", "lfv2a21k8e3123456", "粤B·D12345", "乘用车",
-         "2023年1月5日", "12,000", "15000", "老客户"]
+        [
+            "100001",
+            "张三",
+            "+86 138 1234 5678",
+            "lfv2a21k8e3123456",
+            "粤B·D12345",
+            "乘用车",
+            "2023年1月5日",
+            "12,000",
+            "15000",
+            "老客户",
+        ]
     )
     assert problems == []
     assert row is not None

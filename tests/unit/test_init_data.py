@@ -25,8 +25,11 @@ def _telegram_reference(fields: dict[str, str], token: str) -> str:
 
 
 def test_valid_init_data_names_its_user() -> None:
-    fields = {"auth_date": str(int(NOW.timestamp())), "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
-              "user": json.dumps({"id": 279058397, "first_name": "Vladislav", "language_code": "en"})}
+    fields = {
+        "auth_date": str(int(NOW.timestamp())),
+        "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
+        "user": json.dumps({"id": 279058397, "first_name": "Vladislav", "language_code": "en"}),
+    }
     raw = urlencode({**fields, "hash": _telegram_reference(fields, TOKEN)})
     user = validate(raw, TOKEN, NOW + timedelta(minutes=5))
     assert user.user_id == 279058397 and user.first_name == "Vladislav" and user.language_code == "en"

@@ -15,16 +15,37 @@ from storage.merchant_models import Offer
 
 
 def profile(**kw) -> OwnerProfile:
-    base = dict(owner_id=1, product_line="passenger", cell="beginner/declining", models=frozenset({"model y"}),
-                car_age_months=4, mileage_km=8000, city="Shanghai", dealer_code="D001", level="silver",
-                tags=frozenset(), maintenance_due=False, month=5)
+    base = dict(
+        owner_id=1,
+        product_line="passenger",
+        cell="beginner/declining",
+        models=frozenset({"model y"}),
+        car_age_months=4,
+        mileage_km=8000,
+        city="Shanghai",
+        dealer_code="D001",
+        level="silver",
+        tags=frozenset(),
+        maintenance_due=False,
+        month=5,
+    )
     base.update(kw)
     return OwnerProfile(**base)
 
 
 def offer(**kw) -> Offer:
-    base = dict(id=1, merchant_id=1, title="t", value_kind="free_item", item="x", valid_days=30, targeting={},
-                category="car_wash", per_owner_limit=1, stock_claimed=0)
+    base = dict(
+        id=1,
+        merchant_id=1,
+        title="t",
+        value_kind="free_item",
+        item="x",
+        valid_days=30,
+        targeting={},
+        category="car_wash",
+        per_owner_limit=1,
+        stock_claimed=0,
+    )
     base.update(kw)
     return Offer(**base)
 
@@ -59,7 +80,12 @@ def test_sold_out_held_and_limit_reached_offers_are_not_claimable() -> None:
     now = utcnow()
     assert score(offer(stock_total=5, stock_claimed=5), "", profile(), now) is None
     assert score(offer(id=7), "", profile(claims={7: 1}), now) is None
-    held = score(offer(id=8, per_owner_limit=3, valid_until=now + timedelta(days=30)), "", profile(held=frozenset({8}), claims={8: 1}), now)
+    held = score(
+        offer(id=8, per_owner_limit=3, valid_until=now + timedelta(days=30)),
+        "",
+        profile(held=frozenset({8}), claims={8: 1}),
+        now,
+    )
     assert held is not None and held < 0
 
 

@@ -78,7 +78,7 @@ def test_state_machine_has_no_way_back() -> None:
     assert not tasks.ALLOWED[tasks.S.done]
 
 
-def test_opportunity_settings_make_the_match_policy(monkeypatch) -> None:  # noqa: ANN001
+def test_opportunity_settings_make_the_match_policy(monkeypatch) -> None:
     from datetime import timedelta
 
     from bot.config import Settings
@@ -88,5 +88,9 @@ def test_opportunity_settings_make_the_match_policy(monkeypatch) -> None:  # noq
     monkeypatch.setenv("AUTOCIRCLE_OPPORTUNITIES__WAVE_TIMEOUT_MINUTES", "5")
     policy = Settings().opportunities.policy([7])
     assert (policy.per_wave, policy.wave_radii_km, policy.wave_timeout, policy.operator_ids) == (
-        3, (40.0, 200.0), timedelta(minutes=5), (7,))
+        3,
+        (40.0, 200.0),
+        timedelta(minutes=5),
+        (7,),
+    )
     assert policy.radius(1) == 40.0 and policy.radius(9) == 200.0

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.errors import InvalidInputError
 from flows.community.partners import (
     CODE_ALPHABET,
     CODE_LENGTH,
@@ -19,6 +18,7 @@ from flows.community.partners import (
     normalize_registration_code,
     parse_role,
 )
+from flows.errors import InvalidInputError
 from storage.models import PartnerRole
 
 CODE_RE = re.compile(rf"^[{CODE_ALPHABET}]{{4}}-[{CODE_ALPHABET}]{{4}}-[{CODE_ALPHABET}]{{2}}$")
@@ -96,5 +96,5 @@ def test_roles_in_both_languages(word: str, role: PartnerRole) -> None:
 
 @pytest.mark.parametrize("word", ["", "manager", "经理"])
 def test_unknown_role_is_refused_with_the_choices(word: str) -> None:
-    with pytest.raises(InvalidInputError, match="sales|service|role is empty"):
+    with pytest.raises(InvalidInputError, match=r"sales|service|role is empty"):
         parse_role(word)

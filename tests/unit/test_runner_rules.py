@@ -44,9 +44,16 @@ def test_entry_rules(rules: EntryRules, past: list[PastRun], refusal: str | None
     assert entry_refusal(rules, past, NOW) == refusal
 
 
-def _owner(**kw) -> OwnerView:  # noqa: ANN003
-    values = dict(product_line="passenger", maturity="mature", activity="churned", stage="verified",
-                  familiarity="novice", locale="zh", attributes={"tags": ["vip"], "color": "red"})
+def _owner(**kw) -> OwnerView:
+    values = dict(
+        product_line="passenger",
+        maturity="mature",
+        activity="churned",
+        stage="verified",
+        familiarity="novice",
+        locale="zh",
+        attributes={"tags": ["vip"], "color": "red"},
+    )
     values.update(kw)
     return OwnerView(**values)
 

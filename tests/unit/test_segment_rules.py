@@ -55,8 +55,16 @@ def test_days_are_counted_on_the_local_calendar_not_in_utc() -> None:
 
 @pytest.mark.parametrize(
     ("days_ago", "expected"),
-    [(0, "active"), (7, "active"), (8, "declining"), (30, "declining"), (31, "churned"),
-     (90, "churned"), (91, "dormant"), (400, "dormant")],
+    [
+        (0, "active"),
+        (7, "active"),
+        (8, "declining"),
+        (30, "declining"),
+        (31, "churned"),
+        (90, "churned"),
+        (91, "dormant"),
+        (400, "dormant"),
+    ],
 )
 def test_activity_boundaries_in_calendar_days(days_ago: int, expected: str) -> None:
     today = local_date(NOW, SH)
@@ -131,8 +139,13 @@ def test_maturity_by_referral_or_service_visits() -> None:
 def test_facts_from_events_count_only_meaningful_kinds() -> None:
     at = NOW - timedelta(days=3)
     facts = facts_from_events(
-        [("command", at), ("online", at - timedelta(days=9)), ("service_visit", at - timedelta(days=5)),
-         ("referral_converted", at - timedelta(days=1)), ("locale_set", at + timedelta(hours=1))],
+        [
+            ("command", at),
+            ("online", at - timedelta(days=9)),
+            ("service_visit", at - timedelta(days=5)),
+            ("referral_converted", at - timedelta(days=1)),
+            ("locale_set", at + timedelta(hours=1)),
+        ],
         stage="verified",  # online with no recorded moment: every action counts
         purchases=[None, date(2024, 5, 1), date(2022, 1, 1)],
     )
@@ -143,8 +156,11 @@ def test_facts_from_events_count_only_meaningful_kinds() -> None:
 
 def test_only_actions_since_coming_online_count_toward_maturity() -> None:
     online = NOW - timedelta(days=2)
-    history = [("service_visit", NOW - timedelta(days=730)), ("service_visit", NOW - timedelta(days=700)),
-               ("command", NOW - timedelta(days=1))]
+    history = [
+        ("service_visit", NOW - timedelta(days=730)),
+        ("service_visit", NOW - timedelta(days=700)),
+        ("command", NOW - timedelta(days=1)),
+    ]
     facts = facts_from_events(history, stage="online", online_at=online)
     assert (facts.actions, facts.service_visits, facts.first_action_at) == (1, 0, NOW - timedelta(days=1))
     assert maturity(facts, NOW, TH) == "beginner"  # imported visits do not make a newcomer mature
@@ -183,9 +199,7 @@ def test_completed_months_at_month_ends() -> None:
 
 # --- the cut-offs used by SQL agree with the rules ------------------------------------------
 
-instants = st.datetimes(
-    min_value=datetime(2024, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
-)
+instants = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC))
 
 
 @settings(max_examples=200, deadline=None)
@@ -210,8 +224,10 @@ def test_purchase_cutoffs_match_completed_months(purchase: date, now: datetime, 
 
 
 @settings(max_examples=200, deadline=None)
-@given(at=st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
-       zone=st.sampled_from(ZONES))
+@given(
+    at=st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
+    zone=st.sampled_from(ZONES),
+)
 def test_offset_periods_match_zoneinfo(at: datetime, zone: str) -> None:
     periods = utc_offset_periods(zone, 2027)
     offset = next(o for start, o in periods if start is None or at >= start)

@@ -36,7 +36,7 @@ rates = st.floats(min_value=0.0, max_value=300.0, allow_nan=False)
 
 
 @st.composite
-def cars(draw) -> tuple[CarFacts, tuple[ServiceEntry, ...], date]:  # noqa: ANN001
+def cars(draw) -> tuple[CarFacts, tuple[ServiceEntry, ...], date]:
     """A consistent car: bought some days before today, driven at a steady-ish pace, with
     visits and a reading on the way (odometer never goes back)."""
     age = draw(st.integers(min_value=0, max_value=2_500))
@@ -87,8 +87,9 @@ def test_whichever_comes_first(car) -> None:
         assert status.days_left == (status.next_date - TODAY).days
     if status.due_km is not None and status.km_now is not None:
         assert status.km_left == status.due_km - status.km_now
-    assert status.due_now == ((status.km_left is not None and status.km_left <= 0)
-                              or (status.days_left is not None and status.days_left <= 0))
+    assert status.due_now == (
+        (status.km_left is not None and status.km_left <= 0) or (status.days_left is not None and status.days_left <= 0)
+    )
 
 
 @given(cars())
@@ -133,7 +134,13 @@ def test_a_new_car_has_no_pace_and_no_division_by_zero(age: int, km: int) -> Non
 def test_nothing_known_gives_a_first_service_without_dates() -> None:
     status = due_status(CarFacts(), (), RULES, TODAY)
     assert status.kind is ServiceKind.first
-    assert (status.due_km, status.due_date, status.km_now, status.km_left, status.days_left) == (5_000, None, None, None, None)
+    assert (status.due_km, status.due_date, status.km_now, status.km_left, status.days_left) == (
+        5_000,
+        None,
+        None,
+        None,
+        None,
+    )
     assert not status.due_now
 
 
@@ -192,8 +199,12 @@ def test_add_months_clamps_to_the_month_end() -> None:
     assert add_months(date(2026, 1, 15), 12) == date(2027, 1, 15)
 
 
-@given(st.lists(st.tuples(st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 1, 1)), st.integers(0, 10**6)), max_size=6))
-def test_average_is_never_negative_and_needs_a_span(points) -> None:  # noqa: ANN001
+@given(
+    st.lists(
+        st.tuples(st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 1, 1)), st.integers(0, 10**6)), max_size=6
+    )
+)
+def test_average_is_never_negative_and_needs_a_span(points) -> None:
     daily = average_daily_km(points, min_span_days=14)
     if daily is not None:
         ordered = sorted(points)
@@ -228,7 +239,9 @@ def test_a_late_reading_must_fit_between_its_neighbours() -> None:
 
 @settings(max_examples=200)
 @given(
-    st.integers(0, 10**6), st.integers(0, 10**6), st.integers(1, 10**6),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+    st.integers(1, 10**6),
     st.integers(min_value=0, max_value=10**7),
 )
 def test_accepted_values_never_go_back_or_jump(start: int, delta: int, minutes: int, limit: int) -> None:

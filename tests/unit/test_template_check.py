@@ -11,7 +11,7 @@ from bot.cli import templates_cmd
 from flows.reports.template_check import check_templates, problem_lines, telegram_html_errors
 from flows.templating import LOCALES
 
-LAYOUT = '{% block body %}{% endblock %}\n<i>— AutoCircle</i>'
+LAYOUT = "{% block body %}{% endblock %}\n<i>— AutoCircle</i>"
 
 
 def test_repo_templates_render_in_every_locale_as_telegram_html() -> None:
@@ -35,8 +35,11 @@ def _lines(problems) -> list[str]:
 
 
 def test_a_clean_folder_passes(tmp_path: Path) -> None:
-    root = _folder(tmp_path, {"area/hi": "Hi <b>{{ name }}</b>, {{ gift.code }}"},
-                   "defaults: {name: 'A<&>'}\ntemplates:\n  area/hi: {gift: {code: X}}\n")
+    root = _folder(
+        tmp_path,
+        {"area/hi": "Hi <b>{{ name }}</b>, {{ gift.code }}"},
+        "defaults: {name: 'A<&>'}\ntemplates:\n  area/hi: {gift: {code: X}}\n",
+    )
     assert check_templates(root) == []
 
 
@@ -48,14 +51,20 @@ def test_missing_variable_fails_per_locale(tmp_path: Path) -> None:
 
 
 def test_missing_variable_in_a_second_sample_is_named(tmp_path: Path) -> None:
-    root = _folder(tmp_path, {"area/hi": "{% if vip %}{{ title }}{% endif %}ok"},
-                   "templates:\n  area/hi:\n    - {vip: false}\n    - {vip: true}\n")
+    root = _folder(
+        tmp_path,
+        {"area/hi": "{% if vip %}{{ title }}{% endif %}ok"},
+        "templates:\n  area/hi:\n    - {vip: false}\n    - {vip: true}\n",
+    )
     assert all("sample 2" in line for line in _lines(check_templates(root)))
 
 
 def test_broken_html_fails(tmp_path: Path) -> None:
-    root = _folder(tmp_path, {"area/a": "<b>open", "area/b": "<div>x</div>", "area/c": "{{ v | safe }}"},
-                   "defaults: {v: 'a & <b'}\ntemplates:\n  area/a: {}\n  area/b: {}\n  area/c: {}\n")
+    root = _folder(
+        tmp_path,
+        {"area/a": "<b>open", "area/b": "<div>x</div>", "area/c": "{{ v | safe }}"},
+        "defaults: {v: 'a & <b'}\ntemplates:\n  area/a: {}\n  area/b: {}\n  area/c: {}\n",
+    )
     text = "\n".join(_lines(check_templates(root)))
     assert "en/area/a: unclosed <b>" in text
     assert "en/area/b: tag <div> is not supported" in text
@@ -63,8 +72,11 @@ def test_broken_html_fails(tmp_path: Path) -> None:
 
 
 def test_missing_sample_stale_sample_and_missing_locale_fail(tmp_path: Path) -> None:
-    root = _folder(tmp_path, {"area/hi": "hi", "area/new": "new"},
-                   "templates:\n  area/hi: {}\n  area/gone: {}\n  area/only_en: {}\n")
+    root = _folder(
+        tmp_path,
+        {"area/hi": "hi", "area/new": "new"},
+        "templates:\n  area/hi: {}\n  area/gone: {}\n  area/only_en: {}\n",
+    )
     (root / "en" / "area" / "only_en.j2").write_text('{% extends "en/layout.j2" %}', encoding="utf-8")
     lines = _lines(check_templates(root))
     assert "*/area/new: no sample context in samples.yaml" in lines
@@ -73,9 +85,14 @@ def test_missing_sample_stale_sample_and_missing_locale_fail(tmp_path: Path) -> 
 
 
 def test_sample_methods_and_objects(tmp_path: Path) -> None:
-    root = _folder(tmp_path, {"area/m": "{% for g in gs %}{{ g.status(now) }} {{ g.n }}{% endfor %}"
-                                          "{% for k, v in totals.items() %}{{ k }}={{ v }}{% endfor %}"},
-                   'templates:\n  area/m: {now: 1, gs: [{status: {"()": valid}, n: 3}], totals: {a: 1}}\n')
+    root = _folder(
+        tmp_path,
+        {
+            "area/m": "{% for g in gs %}{{ g.status(now) }} {{ g.n }}{% endfor %}"
+            "{% for k, v in totals.items() %}{{ k }}={{ v }}{% endfor %}"
+        },
+        'templates:\n  area/m: {now: 1, gs: [{status: {"()": valid}, n: 3}], totals: {a: 1}}\n',
+    )
     assert check_templates(root) == []
 
 
@@ -104,10 +121,12 @@ def test_telegram_html_errors(html: str, error: str) -> None:
 
 @pytest.mark.parametrize(
     "html",
-    ['<b>a</b> <strong>b</strong> <i>c</i> <u>d</u> <s>e</s> <tg-spoiler>f</tg-spoiler>',
-     '<a href="https://t.me/x?start=a&amp;b">l</a> &lt;&gt;&amp;&quot; &#128512;',
-     '<pre><code class="language-python">x</code></pre> <blockquote expandable>q</blockquote>',
-     '<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji>'],
+    [
+        "<b>a</b> <strong>b</strong> <i>c</i> <u>d</u> <s>e</s> <tg-spoiler>f</tg-spoiler>",
+        '<a href="https://t.me/x?start=a&amp;b">l</a> &lt;&gt;&amp;&quot; &#128512;',
+        '<pre><code class="language-python">x</code></pre> <blockquote expandable>q</blockquote>',
+        '<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji>',
+    ],
 )
 def test_telegram_html_accepts_what_telegram_accepts(html: str) -> None:
     assert telegram_html_errors(html) == []

@@ -12,7 +12,7 @@ Indexes are created with plain ``op.create_index`` (no batch copy of the outbox 
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

@@ -14,7 +14,7 @@ lookups (``vehicle_id`` leads each), so there is no separate ``vehicle_id`` inde
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

@@ -11,7 +11,7 @@ the first touch wins at the database level too (a second referrer's insert fails
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

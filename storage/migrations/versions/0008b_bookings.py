@@ -12,7 +12,7 @@ A sibling of 0008a/0008c: the heads are merged by a later revision.
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

@@ -10,7 +10,7 @@ tokens issued before this revision: they expire ``invite_valid_days`` after ``cr
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

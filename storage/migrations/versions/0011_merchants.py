@@ -9,7 +9,7 @@ Written by hand from storage/merchant_models.py and storage/membership_models.py
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

@@ -10,7 +10,7 @@ Seven new tables; the capacity lookup is one index on (vehicle_class, h3_cell, p
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 
