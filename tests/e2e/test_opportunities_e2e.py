@@ -92,7 +92,7 @@ async def test_demand_posts_right_owners_get_waves_first_accept_wins_done_rated(
 
     # an owner sets their vehicle in the bot
     await sb.send_text(C, C, "/vehicle light_truck 5t 广州/荔湾区 300")
-    await sb.wait_for_bot_message(C, contains="Saved: light_truck")
+    await sb.wait_for_bot_message(C, contains="Saved: light truck")
 
     # the demand side registers with the one-time code (a wrong code first)
     await sb.send_text(STAFF, STAFF, "/demand ZZZZ-ZZZZ-ZZ")
