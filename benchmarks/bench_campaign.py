@@ -31,8 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import pg_fresh
-from sqlmodel import col
+from common import pg_fresh, seed_owners, seed_partner
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -65,51 +64,25 @@ COLUMNS = (
 
 def seed(url: str, owners: int) -> int:
     """Owners of one partner spread over the matrix cells; returns the campaign's id."""
-    from sqlalchemy import insert, select
     from sqlmodel import Session
 
-    from flows.community.partners import create_partner
     from flows.engine.flow_spec import ACTIVITIES, MATURITIES
     from flows.growth import campaigns
     from storage import migrate
     from storage.clock import utcnow
     from storage.db import make_engine
-    from storage.models import Owner, Partner
 
     migrate.upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        create_partner(
+        partner_id = seed_partner(session)
+        seed_owners(
             session,
-            name="Advisor",
-            dealer_code="D001",
-            advisor_code="A001",
-            role="sales",
-            now=utcnow(),
-            dealer_name="Dealer D001",
+            partner_id,
+            owners,
+            FIRST_OWNER_TG,
+            lambda i: {"maturity": MATURITIES[i % len(MATURITIES)], "activity": ACTIVITIES[i % len(ACTIVITIES)]},
         )
-        session.flush()
-        partner_id = session.execute(select(col(Partner.id))).scalar_one()
-        for start in range(0, owners, 20_000):
-            session.execute(
-                insert(Owner),
-                [
-                    {
-                        "external_id": f"o{i}",
-                        "name": f"Owner {i}",
-                        "telegram_user_id": FIRST_OWNER_TG + i,
-                        "stage": "verified",
-                        "locale": ("en", "zh")[i % 2],
-                        "partner_id": partner_id,
-                        "advisor_code": "A001",
-                        "dealer_code": "D001",
-                        "attributes": {},
-                        "maturity": MATURITIES[i % len(MATURITIES)],
-                        "activity": ACTIVITIES[i % len(ACTIVITIES)],
-                    }
-                    for i in range(start, min(owners, start + 20_000))
-                ],
-            )
         campaign = campaigns.create(
             session, partner_id, list(campaigns.CELLS), utcnow(), template=campaigns.READY_TEMPLATES[0]
         )

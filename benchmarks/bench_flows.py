@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import pg_fresh
+from common import pg_fresh, seed_owners, seed_partner
 from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,45 +52,15 @@ def seed(url: str, runs: int, due: int) -> None:
     from sqlalchemy import insert, select
     from sqlmodel import Session
 
-    from flows.community.partners import create_partner
     from storage import migrate
-    from storage.clock import utcnow
     from storage.db import make_engine
     from storage.flow_models import FlowRun
-    from storage.models import Owner, Partner
+    from storage.models import Owner
 
     migrate.upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        create_partner(
-            session,
-            name="Advisor",
-            dealer_code="D001",
-            advisor_code="A001",
-            role="sales",
-            now=utcnow(),
-            dealer_name="Dealer D001",
-        )
-        session.flush()
-        partner_id = session.execute(select(col(Partner.id))).scalar_one()
-        for start in range(0, runs, 20_000):
-            session.execute(
-                insert(Owner),
-                [
-                    {
-                        "external_id": f"o{i}",
-                        "name": f"Owner {i}",
-                        "telegram_user_id": FIRST_OWNER_TG + i,
-                        "stage": "verified",
-                        "locale": ("en", "zh")[i % 2],
-                        "partner_id": partner_id,
-                        "advisor_code": "A001",
-                        "dealer_code": "D001",
-                        "attributes": {},
-                    }
-                    for i in range(start, min(runs, start + 20_000))
-                ],
-            )
+        seed_owners(session, seed_partner(session), runs, FIRST_OWNER_TG)
         owner_ids = session.execute(select(col(Owner.id)).order_by(col(Owner.id))).scalars().all()
         for start in range(0, runs, 20_000):
             session.execute(

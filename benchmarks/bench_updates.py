@@ -51,6 +51,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import pg_fresh, seed_partner
 from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +174,6 @@ def seed(url: str, users: int) -> dict[str, list]:
     from sqlalchemy import insert, select
     from sqlmodel import Session
 
-    from flows.community.partners import create_partner
     from storage import migrate
     from storage.clock import utcnow
     from storage.db import make_engine
@@ -182,17 +182,7 @@ def seed(url: str, users: int) -> dict[str, list]:
     migrate.upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        create_partner(
-            session,
-            name="Advisor",
-            dealer_code="D001",
-            advisor_code="A001",
-            role="sales",
-            now=utcnow(),
-            dealer_name="Dealer D001",
-        )
-        session.flush()
-        partner_id = session.execute(select(col(Partner.id))).scalar_one()
+        partner_id = seed_partner(session)
         session.execute(Partner.__table__.update().values(telegram_user_id=PARTNER_TG))
         session.add(Circle(partner_id=partner_id, chat_id=CIRCLE_CHAT, title="Circle"))
         session.execute(
@@ -430,18 +420,7 @@ def _pg_fresh(server_url: str):
     ``server_url`` (dropped and created again each time; nothing else on the server is touched)."""
 
     def fresh() -> str:
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        from storage.db import normalize_url
-
-        url = make_url(normalize_url(server_url))
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_PG_DB} WITH (FORCE)"))
-            conn.execute(text(f"CREATE DATABASE {BENCH_PG_DB}"))
-        engine.dispose()
-        return url.set(database=BENCH_PG_DB).render_as_string(hide_password=False)
+        return pg_fresh(server_url, BENCH_PG_DB)
 
     return fresh
 
