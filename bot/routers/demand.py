@@ -142,6 +142,21 @@ async def _bad(message: Message, renderer: Renderer, identity: Identity, exc: Ex
     await message.answer(renderer.render(T + "bad_input", identity.locale, reason=str(exc), no_signature=True))
 
 
+async def _advance(
+    message: Message,
+    state: FSMContext,
+    renderer: Renderer,
+    identity: Identity,
+    values: dict[str, Any],
+    nxt: State,
+    ask: str,
+) -> None:
+    """Keep a validated answer, move the form to the next step and ask its question."""
+    await state.update_data(values)
+    await state.set_state(nxt)
+    await message.answer(renderer.render(T + ask, identity.locale, no_signature=True))
+
+
 async def _place_step(
     message: Message, state: FSMContext, renderer: Renderer, identity: Identity, key: str, nxt: State, ask: str
 ) -> None:
@@ -151,9 +166,7 @@ async def _place_step(
     except InvalidInputError as exc:
         await _bad(message, renderer, identity, exc)
         return
-    await state.update_data({key: text})
-    await state.set_state(nxt)
-    await message.answer(renderer.render(T + ask, identity.locale, no_signature=True))
+    await _advance(message, state, renderer, identity, {key: text}, nxt, ask)
 
 
 async def on_pickup(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
@@ -173,9 +186,8 @@ async def on_window(
     except InvalidInputError as exc:
         await _bad(message, renderer, identity, exc)
         return
-    await state.update_data({"start": start.isoformat(), "end": end.isoformat()})
-    await state.set_state(PostTask.vehicle_class)
-    await message.answer(renderer.render(T + "ask_class", identity.locale, no_signature=True))
+    values = {"start": start.isoformat(), "end": end.isoformat()}
+    await _advance(message, state, renderer, identity, values, PostTask.vehicle_class, "ask_class")
 
 
 async def on_class(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
@@ -184,9 +196,7 @@ async def on_class(message: Message, state: FSMContext, renderer: Renderer, iden
     except InvalidInputError as exc:
         await _bad(message, renderer, identity, exc)
         return
-    await state.update_data({"class": cls.value})
-    await state.set_state(PostTask.payload)
-    await message.answer(renderer.render(T + "ask_payload", identity.locale, no_signature=True))
+    await _advance(message, state, renderer, identity, {"class": cls.value}, PostTask.payload, "ask_payload")
 
 
 async def on_payload(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
@@ -197,9 +207,7 @@ async def on_payload(message: Message, state: FSMContext, renderer: Renderer, id
     except InvalidInputError as exc:
         await _bad(message, renderer, identity, exc)
         return
-    await state.update_data({"t": tonnes, "m3": volume})
-    await state.set_state(PostTask.price)
-    await message.answer(renderer.render(T + "ask_price", identity.locale, no_signature=True))
+    await _advance(message, state, renderer, identity, {"t": tonnes, "m3": volume}, PostTask.price, "ask_price")
 
 
 async def on_price(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
@@ -208,9 +216,7 @@ async def on_price(message: Message, state: FSMContext, renderer: Renderer, iden
     except InvalidInputError as exc:
         await _bad(message, renderer, identity, exc)
         return
-    await state.update_data({"price": cents})
-    await state.set_state(PostTask.notes)
-    await message.answer(renderer.render(T + "ask_notes", identity.locale, no_signature=True))
+    await _advance(message, state, renderer, identity, {"price": cents}, PostTask.notes, "ask_notes")
 
 
 async def on_notes(
