@@ -97,6 +97,10 @@ def _to_view(session: Session, row: Coupon, created: bool = False) -> CouponView
     offer = session.get(Offer, row.offer_id)
     merchant = session.get(Merchant, offer.merchant_id) if offer else None
     assert offer is not None and merchant is not None
+    return _view_of(row, offer, merchant, created)
+
+
+def _view_of(row: Coupon, offer: Offer, merchant: Merchant, created: bool = False) -> CouponView:
     return CouponView(
         row.id or 0,
         row.code,
@@ -194,13 +198,16 @@ def claim(
 
 
 def coupons_of(session: Session, owner_id: int) -> list[CouponView]:
+    """The owner's latest 30 coupons with their offers and merchants, in one query (``/coupons``)."""
     rows = session.execute(
-        select(Coupon)
+        select(Coupon, Offer, Merchant)
+        .join(Offer, col(Offer.id) == col(Coupon.offer_id))
+        .join(Merchant, col(Merchant.id) == col(Offer.merchant_id))
         .where(col(Coupon.owner_id) == owner_id)
         .order_by(col(Coupon.claimed_at).desc(), col(Coupon.id).desc())
         .limit(30)
-    ).scalars()
-    return [_to_view(session, r) for r in rows]
+    ).all()
+    return [_view_of(coupon, offer, merchant) for coupon, offer, merchant in rows]
 
 
 def coupon_of_owner(session: Session, owner_id: int, coupon_id: int) -> CouponView | None:
