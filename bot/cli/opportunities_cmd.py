@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.cli.common import console, fail, open_app
 from flows.errors import AutoCircleError
@@ -186,10 +186,6 @@ def tasks_import(path: Path = typer.Argument(..., exists=True, dir_okay=False)) 
 
 @tasks_app.command("list")
 def tasks_list(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Option(50, "--limit")) -> None:
-    from sqlmodel import col, select
-
-    from storage.opportunity_models import Task
-
     with open_app() as ac, session_scope(ac.engine) as s:
         rows = [
             matching.task_view(t, ac.settings.timezone) | {"assigned_owner_id": t.assigned_owner_id}
