@@ -272,6 +272,21 @@ def notify_level(session: Session, owner_id: int, level: str, renderer: Renderer
 # --- expiry -------------------------------------------------------------------------------
 
 
+def _unspent_before(session: Session, owner_id: int, before: datetime) -> int:
+    """Points earned before ``before`` that no spend or expiry has used yet (oldest first)."""
+    old = session.execute(
+        select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
+            col(PointsLine.owner_id) == owner_id, col(PointsLine.at) < before, col(PointsLine.delta) > 0
+        )
+    ).scalar_one()
+    used = -session.execute(
+        select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
+            col(PointsLine.owner_id) == owner_id, col(PointsLine.delta) < 0
+        )
+    ).scalar_one()
+    return max(0, int(old) - int(used))
+
+
 def expire_due(session: Session, now: datetime, timezone: str = "Asia/Shanghai") -> int:
     """Points earned in year Y expire at the end of Y+1: spends and earlier expiries use the
     oldest points first, so what is left of years ≤ Y-… is taken now. Returns points expired."""
@@ -289,17 +304,7 @@ def expire_due(session: Session, now: datetime, timezone: str = "Asia/Shanghai")
     )
     total = 0
     for owner_id in owners:
-        old = session.execute(
-            select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
-                col(PointsLine.owner_id) == owner_id, col(PointsLine.at) < cutoff, col(PointsLine.delta) > 0
-            )
-        ).scalar_one()
-        used = -session.execute(
-            select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
-                col(PointsLine.owner_id) == owner_id, col(PointsLine.delta) < 0
-            )
-        ).scalar_one()
-        due = max(0, int(old) - int(used))
+        due = _unspent_before(session, owner_id, cutoff)
         if due:
             total += take_back(
                 session,
@@ -332,17 +337,7 @@ def summary(session: Session, owner_id: int, policy: PointsPolicy, now: datetime
     zone = ZoneInfo(policy.timezone)
     year = now.astimezone(zone).year
     start = datetime(year, 1, 1, tzinfo=zone)
-    old = session.execute(
-        select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
-            col(PointsLine.owner_id) == owner_id, col(PointsLine.at) < start, col(PointsLine.delta) > 0
-        )
-    ).scalar_one()
-    used = -session.execute(
-        select(func.coalesce(func.sum(col(PointsLine.delta)), 0)).where(
-            col(PointsLine.owner_id) == owner_id, col(PointsLine.delta) < 0
-        )
-    ).scalar_one()
-    expiring = min(balance, max(0, int(old) - int(used)))
+    expiring = min(balance, _unspent_before(session, owner_id, start))
     return PointsSummary(
         balance,
         earned,
