@@ -1,8 +1,13 @@
-"""The console's words in zh and en: one table, so both locales always have every label."""
+"""The console's words in zh and en: one table, so both locales always have every label.
+The product's vocabulary (segment names, product lines, funnel stages) is not repeated here:
+it comes from ``flows.templating.labels`` (``templates/<locale>/labels.yaml``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+
+from flows.templating import labels
 
 WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "brand": ("车主圈 · 控制台", "AutoCircle console"),
@@ -39,10 +44,6 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "funnel": ("漏斗", "Funnel"),
     "per_dealer": ("按经销商", "Per dealer"),
     "per_partner": ("按顾问", "Per partner"),
-    "imported": ("已导入", "imported"),
-    "invited": ("已邀请", "invited"),
-    "online": ("已上线", "online"),
-    "verified": ("已认证", "verified"),
     "rarra": ("RARRA 阶段", "RARRA stages"),
     "retention": ("留存", "Retention"),
     "activation": ("激活", "Activation"),
@@ -56,17 +57,7 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "partner": ("顾问", "Partner"),
     "dealer": ("经销商", "Dealer"),
     "total": ("合计", "Total"),
-    "passenger": ("乘用车", "passenger"),
-    "commercial": ("商用车", "commercial"),
     "all_lines": ("全部车型线", "all lines"),
-    "not_online": ("未上线", "not online"),
-    "beginner": ("初级", "beginner"),
-    "growing": ("成长", "growing"),
-    "mature": ("成熟", "mature"),
-    "active": ("活跃", "active"),
-    "declining": ("衰退", "declining"),
-    "churned": ("流失", "churned"),
-    "dormant": ("沉睡", "dormant"),
     "as_of": ("计算于", "as of"),
     "never": ("分层尚未计算", "segments not computed yet"),
     "owners_of_cell": ("该层车主", "Owners in this cell"),
@@ -197,11 +188,17 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
 }
 
 
-def translator(locale: str) -> Callable[[str], str]:
+@lru_cache(maxsize=4)
+def _table(locale: str) -> dict[str, str]:
+    """Every word of ``locale``, built once: the vocabulary catalogue, then the console's own."""
     index = 1 if locale == "en" else 0
+    return {**labels(locale).words(), **{key: pair[index] for key, pair in WORDS.items()}}
+
+
+def translator(locale: str) -> Callable[[str], str]:
+    table = _table(locale)
 
     def t(key: str) -> str:
-        pair = WORDS.get(key)
-        return pair[index] if pair else key
+        return table.get(key, key)
 
     return t
