@@ -640,22 +640,27 @@ def _expire(session: Session, renderer: Renderer, task: Task, now: datetime) -> 
 def run_waves(session: Session, renderer: Renderer, policy: MatchPolicy, now: datetime) -> dict[str, int]:
     """One pass: first waves for new tasks, next waves after a timeout, escalation, expiry."""
     counts = {"waves": 0, "offers": 0, "escalated": 0, "expired": 0}
-    for task in list(session.exec(select(Task).where(col(Task.state).in_(tasks.LIVE)).order_by(col(Task.id)))):
+    live = list(session.exec(select(Task).where(col(Task.state).in_(tasks.LIVE)).order_by(col(Task.id))))
+    # One query for the whole pass, not one per task: each step below only touches its own task's offers.
+    with_pending = set(
+        session.exec(
+            select(col(TaskOffer.task_id))
+            .where(col(TaskOffer.task_id).in_([t.id for t in live]), col(TaskOffer.status) == OfferStatus.pending.value)
+            .distinct()
+        )
+    )
+    for task in live:
         assert task.id is not None
         if task.window_start <= now:
             _expire(session, renderer, task, now)
             counts["expired"] += 1
             continue
-        pending = session.exec(
-            select(col(TaskOffer.id)).where(
-                col(TaskOffer.task_id) == task.id, col(TaskOffer.status) == OfferStatus.pending.value
-            )
-        ).first()
-        due = task.wave == 0 or task.wave_at is None or now >= task.wave_at + policy.wave_timeout or pending is None
+        pending = task.id in with_pending
+        due = task.wave == 0 or task.wave_at is None or now >= task.wave_at + policy.wave_timeout or not pending
         if not due:
             continue
         if task.wave >= len(policy.wave_radii_km):
-            if task.escalated_at is None and (pending is None or now >= (task.wave_at or now) + policy.wave_timeout):
+            if task.escalated_at is None and (not pending or now >= (task.wave_at or now) + policy.wave_timeout):
                 _escalate(session, renderer, task, policy, now)
                 counts["escalated"] += 1
             continue
