@@ -93,6 +93,10 @@ def _result(session: Session, red: Redemption, retried: bool) -> Redeemed:
         session.execute(select(CommissionEntry).where(col(CommissionEntry.redemption_id) == red.id)).scalars().first()
     )
     assert coupon and offer and owner
+    return _redeemed(red, coupon, offer, owner, entry.amount_fen if entry else 0, retried)
+
+
+def _redeemed(red: Redemption, coupon: Coupon, offer: Offer, owner: Owner, amount: int, retried: bool) -> Redeemed:
     return Redeemed(
         red.id or 0,
         coupon.id or 0,
@@ -100,7 +104,7 @@ def _result(session: Session, red: Redemption, retried: bool) -> Redeemed:
         offer.title,
         owner.id or 0,
         owner.name,
-        entry.amount_fen if entry else 0,
+        amount,
         red.order_value_fen,
         red.at,
         retried,
@@ -148,8 +152,11 @@ def redeem(
         if coupon.status == "redeemed":
             raise RedeemError("used")
         raise RedeemError("expired")
-    coupon = session.execute(select(Coupon).where(col(Coupon.code) == code)).scalars().one()
-    session.refresh(coupon)
+    coupon = (
+        session.execute(select(Coupon).where(col(Coupon.code) == code).execution_options(populate_existing=True))
+        .scalars()
+        .one()
+    )
     offer = session.get(Offer, coupon.offer_id)
     owner = session.get(Owner, coupon.owner_id)
     assert offer is not None and owner is not None
@@ -189,7 +196,7 @@ def redeem(
     cancel_topic(session, REMINDER_TOPIC, f"coupon:{coupon.id}", "coupon_redeemed", now)  # its reminders stop
     if renderer is not None:
         _notify(session, renderer, red, offer, owner, amount, policy, now)
-    return _result(session, red, retried=False)
+    return _redeemed(red, coupon, offer, owner, amount, retried=False)
 
 
 def _notify(
