@@ -36,7 +36,7 @@ from bot.web.security import error_middleware
 from flows.community.roles import Identity, Role, resolve_identity
 from flows.console import access, init_data
 from flows.console.figures import Scope
-from flows.templating import Renderer
+from flows.templating import DEFAULT_LOCALE, LOCALES, Renderer, locale_from_telegram
 from storage.clock import utcnow
 from storage.console_models import ConsoleSession
 from storage.models import Partner
@@ -115,7 +115,7 @@ def build_web_app(
 def locale_of(request: web.Request, fallback: str | None = None) -> str:
     wanted = request.query.get("lang") or request.cookies.get(LANG_COOKIE) or fallback
     settings = request.app[SETTINGS]
-    return wanted if wanted in ("zh", "en") else (settings.locale if settings.locale in ("zh", "en") else "zh")
+    return wanted if wanted in LOCALES else (settings.locale if settings.locale in LOCALES else DEFAULT_LOCALE)
 
 
 def render(
@@ -130,7 +130,7 @@ def render(
         )
     )
     response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
-    if request.query.get("lang") in ("zh", "en") and not (viewer and viewer.mini_app):
+    if request.query.get("lang") in LOCALES and not (viewer and viewer.mini_app):
         response.set_cookie(
             LANG_COOKIE,
             request.query["lang"],
@@ -218,7 +218,7 @@ async def mini_app_viewer(request: web.Request) -> Viewer:
         user = init_data.validate(raw, request.app[BOT_TOKEN], utcnow(), settings.console.init_data_max_age_s)
     except init_data.InitDataError:
         raise web.HTTPUnauthorized() from None
-    lang = "en" if (user.language_code or "").startswith("en") else None
+    lang = locale_from_telegram(user.language_code)
     viewer = await db(
         request, lambda s: _viewer_for(s, settings, user.user_id, request.query.get("lang") or lang, mini_app=True)
     )
