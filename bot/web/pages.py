@@ -27,8 +27,9 @@ from bot.web.app import (
 )
 from flows.console import access, figures
 from storage.clock import utcnow
+from storage.models import ProductLine
 
-LINES = ("passenger", "commercial")
+LINES = tuple(line.value for line in ProductLine)
 
 
 def add_routes(app: web.Application) -> None:

@@ -36,10 +36,10 @@ from storage.campaign_models import Campaign
 from storage.flow_models import FlowRun, FlowRunLog
 from storage.gift_models import GiftGrant, Referral, ReferralStatus
 from storage.models import Event, OutboxMessage, Owner, Partner, Vehicle
-from storage.segments import is_online
+from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER, is_online
 
-MATURITIES = ("beginner", "growing", "mature")
-ACTIVITIES = ("active", "declining", "churned", "dormant")
+MATURITIES = tuple(m.value for m in MATURITY_ORDER)  # the matrix's columns and rows, as words
+ACTIVITIES = tuple(a.value for a in ACTIVITY_ORDER)
 NOT_ONLINE = "not_online"
 
 
