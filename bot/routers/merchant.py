@@ -134,9 +134,7 @@ async def on_deep_link(
     state: FSMContext,
 ) -> None:
     code = coupons.normalize_code((command.args or "")[len(coupons.LINK_PREFIX) :][:20])
-    await _redeem(
-        message, session, renderer, identity, settings, state, code, None, f"tg:{message.chat.id}:{message.message_id}"
-    )
+    await _redeem(message, session, renderer, identity, settings, state, code, None, _request_id(message))
 
 
 async def on_redeem(
@@ -152,9 +150,7 @@ async def on_redeem(
     if not code:
         await message.answer(renderer.render("merchants/usage_redeem", identity.locale, no_signature=True))
         return
-    await _redeem(
-        message, session, renderer, identity, settings, state, code, None, f"tg:{message.chat.id}:{message.message_id}"
-    )
+    await _redeem(message, session, renderer, identity, settings, state, code, None, _request_id(message))
 
 
 async def on_order_value(
@@ -178,8 +174,13 @@ async def on_order_value(
         state,
         str(data.get("code", "")),
         value,
-        str(data.get("request_id", f"tg:{message.chat.id}:{message.message_id}")),
+        str(data.get("request_id", _request_id(message))),
     )
+
+
+def _request_id(message: Message) -> str:
+    """A redemption's request id: the staff's own message, so a retried update is the same request."""
+    return f"tg:{message.chat.id}:{message.message_id}"
 
 
 async def _redeem(
