@@ -60,9 +60,13 @@ def resolve_identity(session: Session, user_id: int | None, operator_ids: Collec
     """
     if user_id is None:
         return Identity(user_id=None, role=Role.unknown)
-    # One round trip: every lookup is a scalar subquery of the same SELECT.
+    # One round trip: every lookup is a scalar subquery of the same SELECT (the staff
+    # lookups come from their capability packages, which own those tables).
+    from flows.merchants.directory import merchant_of_user
+    from flows.opportunities.demand import demand_of_user
+
     linked = col(Owner.telegram_user_id) == user_id
-    partner_id, owner_id, locale = session.execute(
+    partner_id, owner_id, locale, merchant_id, demand_id = session.execute(
         select(
             select(col(Partner.id))
             .where(col(Partner.telegram_user_id) == user_id, col(Partner.active).is_(True))
@@ -70,6 +74,8 @@ def resolve_identity(session: Session, user_id: int | None, operator_ids: Collec
             .scalar_subquery(),
             select(col(Owner.id)).where(linked).limit(1).scalar_subquery(),
             select(col(Owner.locale)).where(linked).limit(1).scalar_subquery(),
+            merchant_of_user(user_id),
+            demand_of_user(user_id),
         )
     ).one()
     if user_id in operator_ids:
@@ -80,11 +86,11 @@ def resolve_identity(session: Session, user_id: int | None, operator_ids: Collec
         role = Role.owner
     else:
         role = Role.unknown
-    merchant_id = _merchant_of(session, user_id) if role in (Role.owner, Role.unknown) else None
+    if role not in (Role.owner, Role.unknown):  # operators and partners keep their own menus
+        merchant_id = demand_id = None
     if merchant_id is not None:  # a merchant's staff account (issue 13) gets the merchant menu
-        role = Role.merchant
-    demand_id = _demand_of(session, user_id) if role in (Role.owner, Role.unknown) else None
-    if demand_id is not None:  # a demand-side account's staff (issue 14) gets the demand menu
+        role, demand_id = Role.merchant, None
+    elif demand_id is not None:  # a demand-side account's staff (issue 14) gets the demand menu
         role = Role.demand
     return Identity(
         user_id=user_id,
@@ -95,19 +101,3 @@ def resolve_identity(session: Session, user_id: int | None, operator_ids: Collec
         merchant_id=merchant_id,
         demand_id=demand_id,
     )
-
-
-def _demand_of(session: Session, user_id: int) -> int | None:
-    """The demand-side account whose active, registered staff account this user is (issue 14)."""
-    from flows.opportunities.demand import staff_of_user
-
-    staff = staff_of_user(session, user_id)
-    return staff[1] if staff is not None else None
-
-
-def _merchant_of(session: Session, user_id: int) -> int | None:
-    """The merchant whose active, registered staff account this user is (issue 13)."""
-    from flows.merchants.directory import staff_of_user
-
-    staff = staff_of_user(session, user_id)
-    return staff.merchant_id if staff is not None else None

@@ -313,6 +313,23 @@ def register_staff(session: Session, code: str, telegram_user_id: int, now: date
     return staff, merchant
 
 
+def merchant_of_user(telegram_user_id: int) -> Any:
+    """The merchant id of this user's active, registered staff account at an active merchant,
+    as a scalar subquery (identity resolution folds it into its one SELECT)."""
+    return (
+        select(col(MerchantStaff.merchant_id))
+        .join(Merchant, col(Merchant.id) == col(MerchantStaff.merchant_id))
+        .where(
+            col(MerchantStaff.telegram_user_id) == telegram_user_id,
+            col(MerchantStaff.active).is_(True),
+            col(MerchantStaff.registered_at).is_not(None),
+            col(Merchant.active).is_(True),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def staff_of_user(session: Session, telegram_user_id: int) -> MerchantStaff | None:
     """The active, registered staff account of this Telegram user at an active merchant."""
     return (

@@ -237,6 +237,22 @@ def redeem_staff_code(session: Session, code: str, telegram_user_id: int, now: d
     return staff
 
 
+def demand_of_user(user_id: int) -> Any:
+    """The demand account id of this user's active staff account at an active account, as a
+    scalar subquery (identity resolution folds it into its one SELECT)."""
+    return (
+        select(col(DemandStaff.demand_id))
+        .join(DemandAccount, col(DemandAccount.id) == col(DemandStaff.demand_id))
+        .where(
+            col(DemandStaff.telegram_user_id) == user_id,
+            col(DemandStaff.active).is_(True),
+            col(DemandAccount.active).is_(True),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def staff_of_user(session: Session, user_id: int) -> tuple[int, int] | None:
     """(staff id, demand account id) of an active registered staff member, else None."""
     row = session.exec(
