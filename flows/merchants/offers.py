@@ -192,13 +192,7 @@ def clean_targeting(raw: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if key in TARGET_LISTS:
             items = value.split(",") if isinstance(value, str) else list(value)
-            cleaned = sorted(
-                {
-                    str(v).strip() if key in ("cells", "dealers", "cities") else str(v).strip().lower()
-                    for v in items
-                    if str(v).strip()
-                }
-            )
+            cleaned = sorted({_norm(key, str(v).strip()) for v in items if str(v).strip()})
             if key == "cells" and any(c.count("/") != 1 for c in cleaned):
                 raise InvalidInputError("cells are maturity/activity, e.g. beginner/declining")
             out[key] = cleaned
