@@ -230,15 +230,20 @@ async def flows_page(request: web.Request) -> web.Response:
     from flows.engine.flow_files import FLOWS_DIR
     from flows.engine.playbook import PLAYBOOK_NAME, load_playbook
 
-    funnels = await db(request, lambda s: figures.flow_funnels(s, viewer.scope))
-    playbook = load_playbook(FLOWS_DIR / PLAYBOOK_NAME)
-    table = {
-        line: [
-            [", ".join(playbook.flows_for(line, f"{m}/{a}")) or "—" for a in figures.ACTIVITIES]
-            for m in figures.MATURITIES
-        ]
-        for line in LINES
-    }
+    def work(session: Session) -> tuple[Any, dict[str, list[list[str]]]]:
+        """The funnels and the playbook table, both in the worker thread: reading and parsing
+        the playbook's YAML is file work that must not run on the event loop."""
+        playbook = load_playbook(FLOWS_DIR / PLAYBOOK_NAME)
+        table = {
+            line: [
+                [", ".join(playbook.flows_for(line, f"{m}/{a}")) or "—" for a in figures.ACTIVITIES]
+                for m in figures.MATURITIES
+            ]
+            for line in LINES
+        }
+        return figures.flow_funnels(session, viewer.scope), table
+
+    funnels, table = await db(request, work)
     return render(
         request,
         "flows.html",
