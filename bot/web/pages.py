@@ -346,7 +346,7 @@ async def mini_home(request: web.Request) -> web.Response:
 
     def work(session: Session) -> dict[str, Any]:
         view = _matrix_view(session, viewer, line)
-        view["funnel"] = figures.overview(session, viewer.scope).funnel.total
+        view["funnel"] = figures.funnel(session, viewer.scope).total  # not the whole overview
         return view
 
     view = await db(request, work)

@@ -96,9 +96,14 @@ class Overview:
     stages: list[StageRate]
 
 
+def funnel(session: Session, scope: Scope) -> FunnelReport:
+    """The funnel per partner in scope (the Mini App's summary needs no more than this)."""
+    return funnel_report(session, scope.advisor_code)
+
+
 def overview(session: Session, scope: Scope) -> Overview:
     """The funnel per partner and per dealer, and the RARRA stage rates among owners online."""
-    report = funnel_report(session, scope.advisor_code)
+    report = funnel(session, scope)
     by_dealer: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for row in report.rows:
         sums = by_dealer[row.dealer_code or "-"]
