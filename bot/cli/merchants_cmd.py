@@ -374,17 +374,22 @@ def settlement_xlsx(report: commission.Settlement) -> bytes:
     sheet = book.active
     assert sheet is not None  # a new Workbook has one active worksheet
     sheet.title = "merchants"
-    sheet.append(["merchant", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"])
-    for t in report.merchants:
-        sheet.append(
-            [safe_cell(t.key), safe_cell(t.name), t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled]
-        )
-    sheet = book.create_sheet("partners")
-    sheet.append(["partner", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"])
-    for t in report.partners:
-        sheet.append(
-            [safe_cell(t.key), safe_cell(t.name), t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled]
-        )
+    for sheet, who, totals in (
+        (sheet, "merchant", report.merchants),
+        (book.create_sheet("partners"), "partner", report.partners),
+    ):
+        sheet.append([who, "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"])
+        for t in totals:
+            sheet.append(
+                [
+                    safe_cell(t.key),
+                    safe_cell(t.name),
+                    t.redemptions,
+                    t.settled_fen / 100,
+                    t.pending_fen / 100,
+                    t.cancelled,
+                ]
+            )
     sheet = book.create_sheet("entries")
     sheet.append(
         [
