@@ -378,18 +378,9 @@ def settlement_xlsx(report: commission.Settlement) -> bytes:
         (sheet, "merchant", report.merchants),
         (book.create_sheet("partners"), "partner", report.partners),
     ):
-        sheet.append([who, "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"])
+        sheet.append([who, *commission.TOTAL_HEADER])
         for t in totals:
-            sheet.append(
-                [
-                    safe_cell(t.key),
-                    safe_cell(t.name),
-                    t.redemptions,
-                    t.settled_fen / 100,
-                    t.pending_fen / 100,
-                    t.cancelled,
-                ]
-            )
+            sheet.append([safe_cell(v) if isinstance(v, str) else v for v in t.cells()])
     sheet = book.create_sheet("entries")
     sheet.append(
         [

@@ -76,6 +76,13 @@ class SettlementTotal:
     pending_fen: int
     cancelled: int
 
+    def cells(self) -> list[Any]:
+        """The row settlement sheets show under ``TOTAL_HEADER`` (amounts in yuan)."""
+        return [self.key, self.name, self.redemptions, self.settled_fen / 100, self.pending_fen / 100, self.cancelled]
+
+
+TOTAL_HEADER = ("name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled")  # after "merchant"/"partner"
+
 
 @dataclass(frozen=True)
 class Settlement:

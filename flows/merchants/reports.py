@@ -196,17 +196,10 @@ def sheets(
     now = now or utcnow()
     month = now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
     report = commission.settlement(session, month, timezone)
-    settlement_rows: list[list[Any]] = [
-        [f"settlement {month}"],
-        ["merchant", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"],
-    ]
-    settlement_rows += [
-        [t.key, t.name, t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled] for t in report.merchants
-    ]
-    settlement_rows += [[], ["partner", "name", "redemptions", "settled (yuan)", "pending (yuan)", "cancelled"]]
-    settlement_rows += [
-        [t.key, t.name, t.redemptions, t.settled_fen / 100, t.pending_fen / 100, t.cancelled] for t in report.partners
-    ]
+    settlement_rows: list[list[Any]] = [[f"settlement {month}"], ["merchant", *commission.TOTAL_HEADER]]
+    settlement_rows += [t.cells() for t in report.merchants]
+    settlement_rows += [[], ["partner", *commission.TOTAL_HEADER]]
+    settlement_rows += [t.cells() for t in report.partners]
     offers_rows: list[list[Any]] = [
         [
             "offer",
