@@ -284,11 +284,16 @@ async def campaigns_page(request: web.Request) -> web.Response:
 async def delivery(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
     settings = request.app[SETTINGS]
-    health = await db(request, lambda s: figures.delivery_health(s, viewer.scope, utcnow(), settings.timezone))
     best = settings.delivery.policy(settings.timezone).best_hour
-    lift = await db(
-        request, lambda s: figures.best_hour_engagement(s, viewer.scope, utcnow(), best, settings.console.min_group)
-    )
+    now = utcnow()
+
+    def work(session: Session) -> tuple[Any, Any]:
+        return (
+            figures.delivery_health(session, viewer.scope, now, settings.timezone),
+            figures.best_hour_engagement(session, viewer.scope, now, best, settings.console.min_group),
+        )
+
+    health, lift = await db(request, work)  # one worker thread and one session, not two
     return render(request, "delivery.html", viewer=viewer, health=health, best=best, lift=lift)
 
 
