@@ -371,11 +371,11 @@ def settlement_xlsx(report: commission.Settlement) -> bytes:
     from openpyxl import Workbook
 
     book = Workbook()
-    sheet = book.active
-    assert sheet is not None  # a new Workbook has one active worksheet
-    sheet.title = "merchants"
+    first = book.active
+    assert first is not None  # a new Workbook has one active worksheet
+    first.title = "merchants"
     for sheet, who, totals in (
-        (sheet, "merchant", report.merchants),
+        (first, "merchant", report.merchants),
         (book.create_sheet("partners"), "partner", report.partners),
     ):
         sheet.append([who, *commission.TOTAL_HEADER])
