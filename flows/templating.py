@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, meta
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 LOCALES = ("zh", "en")
@@ -37,8 +37,12 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # a plain dict, not Jinja's LRU (its lookup is a linear deque scan: ~15 us per
+            # template per message); the templates are a few hundred files
+            cache_size=-1,
         )
         self._root_dir = root
+        self._names: dict[str, frozenset[str]] = {}
 
     def labels(self, locale: str | None) -> Labels:
         """The vocabulary catalogue of ``locale`` (see ``labels``)."""
@@ -57,6 +61,43 @@ class Renderer:
         except TemplateNotFound:
             template = self._env.get_template(f"{self.default_locale}/{template_id}.j2")
         return template.render(locale=loc, labels=self.labels(loc), **context).strip()
+
+    def uses(self, template_id: str, locale: str | None, name: str) -> bool:
+        """Whether rendering ``template_id`` in ``locale`` can read the variable ``name``
+        (the template, its layout and partials): a caller skips a costly value (a query per
+        message) that the text never shows."""
+        loc = self.locale_for(locale)
+        key = f"{loc}/{template_id}"
+        names = self._names.get(key)
+        if names is None:
+            try:
+                names = self._variables(f"{loc}/{template_id}.j2")
+            except TemplateNotFound:
+                names = self._variables(f"{self.default_locale}/{template_id}.j2")
+            self._names[key] = names
+        return name in names or "*" in names
+
+    def _variables(self, path: str) -> frozenset[str]:
+        """The undeclared names of a template file and of every file it extends or includes
+        (``*`` when one of those is named by an expression)."""
+        loader = self._env.loader
+        assert loader is not None
+        seen: set[str] = set()
+        names: set[str] = set()
+        todo = [path]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            tree = self._env.parse(loader.get_source(self._env, current)[0])
+            names |= meta.find_undeclared_variables(tree)
+            for ref in meta.find_referenced_templates(tree):
+                if ref is None:
+                    names.add("*")
+                else:
+                    todo.append(ref)
+        return frozenset(names)
 
     def template_ids(self) -> list[str]:
         """All message ids (layouts and partials excluded) found for the default locale."""

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import yaml
 from jinja2 import TemplateError
-from sqlalchemy import tuple_, update
+from sqlalchemy import insert, tuple_, update
 from sqlmodel import Session, col, select
 
 from flows.delivery.delivery_rules import DeliveryPolicy
@@ -30,7 +30,7 @@ from flows.engine.flow_spec import FlowSpec, Step, parse_duration
 from flows.engine.playbook_spec import Playbook
 from flows.templating import Renderer
 from storage import outbox as store
-from storage.db import pk
+from storage.db import pk, table_of
 from storage.events import EventKind
 from storage.flow_models import FlowRun, FlowRunLog, FlowRunStatus
 from storage.models import Event, MessageClass, OutboxStatus, Owner, Partner
@@ -89,7 +89,7 @@ _STOP = registry.STOP  # a step handler's "the run waits or ended"
 @dataclass
 class _PendingPush:
     push: Push
-    line: FlowRunLog  # its why-log line, outcome filled in when the batch's pushes are planned
+    line: dict[str, Any]  # its why-log line, outcome filled in when the batch's pushes are planned
 
 
 @dataclass
@@ -107,6 +107,20 @@ class StepRunner:
     ended: set[int] = field(default_factory=set)
     pending: list[_PendingPush] = field(default_factory=list)  # this batch's pushes, planned at its end
     timezone: str = "UTC"  # schedules' cron lines read in this zone (Settings.timezone)
+    #: why-log lines as column values, written in one INSERT by ``finish`` (an ORM object per
+    #: line cost more than the step itself)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    #: the batch's owners and partners, held: the session's identity map keeps only objects
+    #: someone references, so a preload without these would be read again row by row
+    owners: dict[int, Owner] = field(default_factory=dict)
+    partners: dict[int, Partner] = field(default_factory=dict)
+
+    def finish(self) -> None:
+        """Before the unit of work commits: plan what is still pending and write the why-log."""
+        self._plan_pushes()
+        if self.lines:
+            lines, self.lines = self.lines, []
+            self.session.execute(insert(table_of(FlowRunLog)), lines)
 
     # phase 5: advancing -------------------------------------------------------------------
     def advance_due(self) -> bool:
@@ -128,22 +142,38 @@ class StepRunner:
             ).all()
         }
         self._preload(runs.values())
-        for run_id, _rev in due:
-            run = runs.get(run_id)
-            if run is None:
-                continue  # another pass has it
-            assert run_id is not None  # it keyed a loaded row, so it is a stored id
-            mark = len(self.pending)
+        batch = [runs[run_id] for run_id, _rev in due if run_id in runs]  # others: another pass has them
+        before = (replace(self.result), len(self.pending), len(self.lines), set(self.ended))
+        try:
+            # the whole batch in one savepoint and one flush: the common case, no step raises
+            with self.session.begin_nested():
+                for run in batch:
+                    self.advance(run)
+                self.session.flush()
+        except Exception:  # noqa: BLE001 - the run-by-run pass below logs which run and why
+            # a step raised: nothing of the batch stays; again run by run, so only that one fails
+            self.result, pending, lines, self.ended = before
+            del self.pending[pending:], self.lines[lines:]
+            self._advance_one_by_one([pk(run) for run in batch])
+        self._plan_pushes()
+        return len(due) == self.batch
+
+    def _advance_one_by_one(self, run_ids: list[int]) -> None:
+        """Each run in its own savepoint: a run whose step raises ends with the reason, the
+        others advance."""
+        for run_id in run_ids:
+            run = self.session.get(FlowRun, run_id)
+            if run is None or run.status != FlowRunStatus.live:
+                continue
+            pending, lines = len(self.pending), len(self.lines)
             try:
                 with self.session.begin_nested():
                     self.advance(run)
                     self.session.flush()
             except Exception as exc:
-                del self.pending[mark:]  # its pushes went with its rolled-back step
+                del self.pending[pending:], self.lines[lines:]  # they went with its rolled-back step
                 log.exception("flow run %s (%s) failed at step %s", run_id, run.flow_key, run.step_id)
                 self._fail(run_id, f"error: {type(exc).__name__}")
-        self._plan_pushes()
-        return len(due) == self.batch
 
     def _claim(self, due: list[Any]) -> list[int]:
         """Bump ``rev`` of the due runs still at the read ``rev`` (a concurrent pass that got
@@ -155,6 +185,7 @@ class StepRunner:
                 self.session.execute(
                     update(FlowRun)
                     .where(
+                        col(FlowRun.id).in_([i for i, _r in chunk]),  # the primary key leads the search
                         tuple_(col(FlowRun.id), col(FlowRun.rev)).in_([(i, r) for i, r in chunk]),
                         col(FlowRun.status) == FlowRunStatus.live,
                     )
@@ -174,9 +205,19 @@ class StepRunner:
         if not owner_ids:
             return
         owners = self.session.exec(select(Owner).where(col(Owner.id).in_(owner_ids))).all()
+        self.owners.update((pk(o), o) for o in owners)
         partner_ids = {o.partner_id for o in owners if o.partner_id is not None}
         if partner_ids:
-            self.session.exec(select(Partner).where(col(Partner.id).in_(partner_ids))).all()
+            partners = self.session.exec(select(Partner).where(col(Partner.id).in_(partner_ids))).all()
+            self.partners.update((pk(p), p) for p in partners)
+
+    def _owner(self, owner_id: int) -> Owner | None:
+        return self.owners.get(owner_id) or self.session.get(Owner, owner_id)
+
+    def _partner(self, partner_id: int | None) -> Partner | None:
+        if partner_id is None:
+            return None
+        return self.partners.get(partner_id) or self.session.get(Partner, partner_id)
 
     def _fail(self, run_id: int, reason: str) -> None:
         """End a run whose step raised (its step's work was rolled back), with the reason."""
@@ -192,7 +233,7 @@ class StepRunner:
             log.exception("flow run %s: stored flow text does not load", run.id)
             self._finish(run, FlowRunStatus.exited, f"flow text does not load: {type(exc).__name__}")
             return
-        owner = self.session.get(Owner, run.owner_id)
+        owner = self._owner(run.owner_id)
         if owner is None:
             self._finish(run, FlowRunStatus.exited, "owner gone")
             return
@@ -275,7 +316,7 @@ class StepRunner:
     def _step_notify_partner(self, run: FlowRun, spec: FlowSpec, owner: Owner, step: Step) -> Any:
         notify = step.notify_partner
         assert notify is not None
-        partner = self.session.get(Partner, owner.partner_id) if owner.partner_id else None
+        partner = self._partner(owner.partner_id)
         if partner is None or partner.telegram_user_id is None:
             self._log(run, owner.id, spec.key, "skipped", "no partner chat", step.id)
             return None
@@ -391,7 +432,7 @@ class StepRunner:
 
     def _render(self, run: FlowRun, template: str, locale: str | None, owner: Owner) -> str | None:
         assert self.renderer is not None
-        partner = self.session.get(Partner, owner.partner_id) if owner.partner_id else None
+        partner = self._partner(owner.partner_id)
         locale = self.renderer.locale_for(locale)
         try:
             return self.renderer.render(
@@ -402,7 +443,8 @@ class StepRunner:
                 owner_id=owner.id,
                 cell=f"{owner.maturity}/{owner.activity}",
                 partner_name=partner.name if partner else "",
-                answer=self._last_answer(run),
+                # a query per message: only for the texts that show the answer
+                answer=self._last_answer(run) if self.renderer.uses(template, locale, "answer") else "",
                 flow=run.flow_key,
                 facts=run.context.get("facts") or {},  # issue 7 part B: the trigger's facts
                 **registry.render_vars(run.context, locale),  # a capability's (the gift, in this language)
@@ -431,17 +473,8 @@ class StepRunner:
         """Queue a step's push: planned with the batch's others in one ``enqueue_many`` at the
         end of the batch (``_plan_pushes``). Its why-log line is written now, in step order,
         and gets its outcome then."""
-        line = FlowRunLog(
-            run_id=run.id,
-            owner_id=pk(owner),
-            flow_key=key,
-            step_id=step_id,
-            outcome="queued",
-            reason=None,
-            at=self.now,
-        )
-        self.session.add(line)
-        self.pending.append(_PendingPush(push, line))
+        self._log(run, pk(owner), key, "queued", None, step_id)
+        self.pending.append(_PendingPush(push, self.lines[-1]))
 
     def _plan_pushes(self) -> None:
         """Plan the batch's pushes together (quiet hours, the cap and dedupe keys as one by
@@ -459,19 +492,18 @@ class StepRunner:
             row = rows.get(key)
             line = item.line
             if row is None or key in taken:
-                line.reason = "already in the outbox"
+                line["reason"] = "already in the outbox"
                 continue
             taken.add(key)  # a second push of the same key in this batch was not created
             status, reason, not_before = row
             if status == OutboxStatus.skipped.value:
-                line.outcome, line.reason = "suppressed", reason and reason[:300]
+                line["outcome"], line["reason"] = "suppressed", reason and reason[:300]
             elif reason:
-                line.outcome = "deferred"
-                line.reason = f"{reason} until {not_before:%Y-%m-%d %H:%M}"[:300]
+                line["outcome"] = "deferred"
+                line["reason"] = f"{reason} until {not_before:%Y-%m-%d %H:%M}"[:300]
                 self.result.queued += 1
             else:
                 self.result.queued += 1
-        self.session.flush()
 
     def _finish(self, run: FlowRun, status: str, reason: str) -> None:
         run.status = status
@@ -483,7 +515,6 @@ class StepRunner:
             run, run.owner_id, run.flow_key, "done" if status == FlowRunStatus.done else status, reason, run.step_id
         )
         self.result.ended += 1
-        self.session.flush()
 
     def _log(
         self,
@@ -497,17 +528,17 @@ class StepRunner:
         entry_key: str | None = None,
     ) -> None:
         assert owner_id is not None
-        self.session.add(
-            FlowRunLog(
-                run_id=run.id if run else None,
-                owner_id=owner_id,
-                flow_key=flow_key,
-                step_id=step_id,
-                entry_key=entry_key,
-                outcome=outcome,
-                reason=(reason or None) and reason[:300],
-                at=self.now,
-            )
+        self.lines.append(
+            {
+                "run_id": run.id if run else None,
+                "owner_id": owner_id,
+                "flow_key": flow_key,
+                "step_id": step_id,
+                "entry_key": entry_key,
+                "outcome": outcome,
+                "reason": (reason or None) and reason[:300],
+                "at": self.now,
+            }
         )
 
 

@@ -598,6 +598,11 @@ def test_a_failing_step_ends_its_run_and_the_pass_goes_on(engine, renderer, tmp_
     assert by_owner[first].status == "exited" and by_owner[first].end_reason == "done"
     assert by_owner[second].status == "exited" and by_owner[second].end_reason == "error: RuntimeError"
     assert [m.chat_id for m in _outbox(engine)] == [5001]
+    # the batch was redone run by run: each step of the good run is logged once, the failed
+    # run's rolled-back steps not at all
+    lines = [(log.owner_id, log.step_id, log.outcome) for log in _logs(engine) if log.run_id is not None]
+    assert len(lines) == len(set(lines))
+    assert [outcome for owner, _step, outcome in lines if owner == second] == ["entered", "exited"]
 
 
 def test_two_concurrent_passes_send_each_step_once(engine, renderer, tmp_path, now) -> None:
