@@ -25,6 +25,13 @@ latency p50/p99.
 
 ``sqlite_ratio`` / ``pg_ratio``: AutoCircle's updates/s over bare's, the worst private workload
 [target >= 0.5]; ``circle_ratio`` the circle workload [>= 0.7]. ``--json`` prints one line.
+Each bot runs ``--rounds`` times (default 3, bare and AutoCircle alternating, a fresh database
+each); every figure is the median of its rounds.
+
+Profiling: ``BENCH_UPDATES_PROFILE=/tmp/x.prof`` makes the AutoCircle child record a cProfile
+of the timed workloads only (switched on after the warm-up), e.g. one workload at a time:
+
+    BENCH_UPDATES_PROFILE=/tmp/help.prof python benchmarks/bench_updates.py --rounds 1 --workloads help
 
 ``three_process_speedup`` (issue 16, item 7; needs ``--pg-url`` and ``--redis-url``, else null):
 updates/s of 3 ``autocircle run --role web`` processes behind nginx over ONE behind the same
@@ -45,6 +52,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -66,6 +74,7 @@ FIRST_STRANGER_TG = 500_000_000
 CIRCLE_CHAT = -1_000_000_777_001
 BENCH_PG_DB = "autocircle_bench_updates"
 PRIVATE_WORKLOADS = ("help", "owner_text", "start_token")
+PROFILE_ENV = "BENCH_UPDATES_PROFILE"  # a .prof file: the child's cProfile stats of the timed part
 
 
 # --- the child: one bot process -----------------------------------------------------------
@@ -113,6 +122,7 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    profiler = _profiler_on_signal(loop)
     closers: list[Any] = []
     if mode == "bare":
         renderer = Renderer(default_locale="en")
@@ -162,6 +172,21 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
             await asyncio.wait_for(stop.wait(), 0.02)
     for close in closers:
         await close()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(os.environ[PROFILE_ENV])
+
+
+def _profiler_on_signal(loop: asyncio.AbstractEventLoop) -> Any:
+    """With ``BENCH_UPDATES_PROFILE`` set, a cProfile the parent switches on with SIGUSR1
+    once the warm-up is over, so the stats (dumped at exit) cover the timed workloads only."""
+    if not os.environ.get(PROFILE_ENV):
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+    return profiler
 
 
 # --- the parent: data, sandbox, workloads ------------------------------------------------
@@ -346,6 +371,9 @@ async def run_bot(mode: str, url: str, args: argparse.Namespace, tokens: list[st
                 await bench.send(workload, 0, -1)
                 done += 1
             await _wait_done(stats, done, child, args.timeout)
+            if os.environ.get(PROFILE_ENV) and mode == "autocircle":
+                child.send_signal(signal.SIGUSR1)
+                await asyncio.sleep(0.1)
             for workload, shape in workloads:
                 bench.latencies.clear()
                 bench.sent_at.clear()
@@ -398,21 +426,36 @@ def _ms(value: float | None) -> float | None:
 
 
 async def run_database(label: str, url_for_run, args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for mode in ("bare", "autocircle"):
-        url = url_for_run()
-        tokens = (
-            (await asyncio.to_thread(seed, url, args.users))["tokens"]
-            if mode == "autocircle"
-            else ["tbare"] * args.users
-        )
-        out[mode] = await run_bot(mode, url, args, tokens)
+    """Bare then AutoCircle, ``--rounds`` times (alternating, so a noisy minute hits both);
+    each figure is the median of the rounds, per workload."""
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "autocircle": []}
+    for _ in range(args.rounds):
+        for mode in ("bare", "autocircle"):
+            url = url_for_run()
+            tokens = (
+                (await asyncio.to_thread(seed, url, args.users))["tokens"]
+                if mode == "autocircle"
+                else ["tbare"] * args.users
+            )
+            runs[mode].append(await run_bot(mode, url, args, tokens))
+    out: dict[str, Any] = {mode: _median_runs(results) for mode, results in runs.items()}
     ratios = {
         key: round(out["autocircle"][key]["updates_per_s"] / out["bare"][key]["updates_per_s"], 3)
         for key in out["autocircle"]
     }
     out["ratios"] = ratios
     return out
+
+
+def _median_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per workload and figure, the median over the rounds (None where a round has none)."""
+    merged: dict[str, Any] = {}
+    for key in results[0]:
+        merged[key] = {}
+        for figure in results[0][key]:
+            values = [r[key][figure] for r in results if r[key][figure] is not None]
+            merged[key][figure] = round(statistics.median(values), 2) if values else None
+    return merged
 
 
 def _pg_fresh(server_url: str):
@@ -428,7 +471,12 @@ def _pg_fresh(server_url: str):
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench_updates_"))
     counter = iter(range(1_000))
-    result: dict[str, Any] = {"users": args.users, "messages": args.messages, "in_flight": args.in_flight}
+    result: dict[str, Any] = {
+        "users": args.users,
+        "messages": args.messages,
+        "in_flight": args.in_flight,
+        "rounds": args.rounds,
+    }
     dbs = [] if args.scale_only else [("sqlite", lambda: f"sqlite:///{tmp / f'bench{next(counter)}.db'}")]
     if args.pg_url and not args.scale_only:
         dbs.append(("pg", _pg_fresh(args.pg_url)))
@@ -489,6 +537,9 @@ def main() -> None:
     parser.add_argument("--no-scale", action="store_true", help="skip three_process_speedup")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--workloads", default="help,owner_text,start_token,circle")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each bot per database; every figure is their median"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="show the bots' logs")
     parser.add_argument("--child", choices=("bare", "autocircle"), help=argparse.SUPPRESS)
@@ -497,17 +548,8 @@ def main() -> None:
     parser.add_argument("--child-stats", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        profile = os.environ.get("BENCH_UPDATES_PROFILE")  # a file for the child's cProfile stats
-        if profile and args.child == "autocircle":
-            import cProfile
-
-            cProfile.runctx(
-                "asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))",
-                globals(),
-                {"args": args, "asyncio": asyncio, "_child": _child},
-                profile,
-            )
-            return
+        if args.child == "bare":
+            os.environ.pop(PROFILE_ENV, None)
         asyncio.run(_child(args.child, args.child_url, args.child_api, args.child_stats))
         return
     # SIGTERM unwinds like Ctrl-C, so every ``finally`` stops the processes this run started
