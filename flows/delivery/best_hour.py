@@ -34,11 +34,12 @@ from flows.delivery.delivery_rules import BestHour, DeliveryPolicy, zone
 from storage.db import table_of
 from storage.events import MEANINGFUL
 from storage.models import Event, Owner
+from storage.outbox import among
 
 _E = table_of(Event)
 _O = table_of(Owner)
 _KINDS = sorted(k.value for k in MEANINGFUL)
-_CHUNK = 500
+_CHUNK = 20_000  # ids per query: one parameter each (storage.outbox.among)
 
 
 def in_plain_share(owner_id: int, percent: int) -> bool:
@@ -96,7 +97,7 @@ def usual_hours(
     for chunk in _chunks(wanted):
         rows = session.execute(
             select(_E.c.owner_id, hour, func.count())
-            .where(_E.c.owner_id.in_(chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since)
+            .where(among(session, _E.c.owner_id, chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since)
             .group_by(_E.c.owner_id, hour)
         ).all()
         for owner_id, h, n in rows:
@@ -121,7 +122,7 @@ def _circle_hours(
         partner_of.update(
             (o, p)
             for o, p in session.execute(
-                select(_O.c.id, _O.c.partner_id).where(_O.c.id.in_(chunk), _O.c.partner_id.is_not(None))
+                select(_O.c.id, _O.c.partner_id).where(among(session, _O.c.id, chunk), _O.c.partner_id.is_not(None))
             ).all()
         )
     partners = sorted(set(partner_of.values()))
@@ -133,7 +134,7 @@ def _circle_hours(
         rows = session.execute(
             select(_O.c.partner_id, hour, func.count())
             .select_from(_E.join(_O, _O.c.id == _E.c.owner_id))
-            .where(_O.c.partner_id.in_(chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since)
+            .where(among(session, _O.c.partner_id, chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since)
             .group_by(_O.c.partner_id, hour)
         ).all()
         for partner_id, h, n in rows:

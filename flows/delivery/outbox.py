@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -100,7 +99,13 @@ def enqueue(session: Session, push: Push, policy: DeliveryPolicy | None = None) 
 
 
 def enqueue_many(session: Session, pushes: Sequence[Push], policy: DeliveryPolicy | None = None) -> int:
-    """Enqueue many pushes with a few queries; returns how many rows were created."""
+    """Enqueue many pushes with a few queries; returns how many rows were created.
+
+    Set-based: the keys, the chats' owners and preferences, the partners' chats, the cap's
+    marketing pushes and the best hours are read once per call; each distinct situation
+    (class, start, expiry, the owner's zone, quiet hours and cap, what the cap already holds)
+    is planned once, since ``plan`` is a pure function; the rows go in by one DBAPI
+    ``executemany`` per ``INSERT_CHUNK`` (``storage.outbox.bulk_insert``)."""
     policy = policy_of(session, policy)
     now = utcnow()
     taken = store.existing_keys(session, (p.dedupe_key for p in pushes))
@@ -120,35 +125,50 @@ def enqueue_many(session: Session, pushes: Sequence[Push], policy: DeliveryPolic
         include_planned=True,
     )
     starts = _starts(session, fresh, owners, now, policy)
-    rows: list[tuple[dict[str, Any], Push]] = []
+    decide = _Planner(policy)
+    rows: list[tuple[tuple[Any, ...], Push]] = []
     for push, (start, asked) in zip(fresh, starts, strict=True):
-        # enqueue only plans: opted-out/unreachable may change before sending; `screen` decides
-        recipient = replace(
-            _recipient(owners.get(push.chat_id), push.chat_id in staff),
-            opted_out=False,
-            unreachable=False,
-        )
-        decision = plan(
-            _cls(push).value,
-            start,
-            expires_at=push.expires_at,
-            recipient=recipient,
-            policy=policy,
-            marketing_times=planned.get(push.chat_id, ()),
-        )
+        cls = _cls(push)
+        owner = owners.get(push.chat_id)
+        is_staff = push.chat_id in staff
+        times = planned.get(push.chat_id, ())
+        decision = decide(cls, start, push.expires_at, owner, is_staff, times)
         if not decision.send and start != asked:  # the best hour would lose it: plain schedule
-            decision = plan(
-                _cls(push).value,
-                asked,
-                expires_at=push.expires_at,
-                recipient=recipient,
-                policy=policy,
-                marketing_times=planned.get(push.chat_id, ()),
-            )
-        if decision.send and _cls(push) is MessageClass.marketing:
+            decision = decide(cls, asked, push.expires_at, owner, is_staff, times)
+        if decision.send and cls is MessageClass.marketing:
             planned.setdefault(push.chat_id, []).append(decision.at or start)
-        rows.append((_row(push, decision, now), push))
+        rows.append((_row(push, cls, decision, now), push))
     return _insert(session, rows)
+
+
+class _Planner:
+    """``plan`` for enqueue, once per distinct input: a campaign's thousands of pushes share a
+    handful of (start, zone, quiet hours, cap, cap history) situations."""
+
+    def __init__(self, policy: DeliveryPolicy) -> None:
+        self.policy = policy
+        self.seen: dict[tuple[Any, ...], Plan] = {}
+
+    def __call__(
+        self,
+        cls: MessageClass,
+        start: datetime,
+        expires_at: datetime | None,
+        owner: store.ChatOwner | None,
+        staff: bool,
+        times: Sequence[datetime],
+    ) -> Plan:
+        prefs = (owner.timezone, owner.quiet_hours, owner.marketing_cap) if owner is not None else None
+        key = (cls, start, expires_at, prefs, staff, tuple(times))
+        found = self.seen.get(key)
+        if found is None:
+            # enqueue only plans: opted-out/unreachable may change before sending; `screen` decides
+            recipient = replace(_recipient(owner, staff), opted_out=False, unreachable=False)
+            found = plan(
+                cls.value, start, expires_at=expires_at, recipient=recipient, policy=self.policy, marketing_times=times
+            )
+            self.seen[key] = found
+        return found
 
 
 def _starts(
@@ -185,39 +205,61 @@ def _owner_of(push: Push, owners: dict[int, store.ChatOwner]) -> int | None:
 
 
 def _cls(push: Push) -> MessageClass:
-    return MessageClass(push.message_class)  # callers may pass the enum or its value
+    cls = push.message_class
+    return cls if type(cls) is MessageClass else MessageClass(cls)  # callers may pass the enum or its value
 
 
-def _row(push: Push, decision: Plan, now: datetime) -> dict[str, Any]:
-    """The outbox row for one planned push, as column values (inserted with Core, in bulk)."""
+ROW_COLUMNS = (
+    "dedupe_key",
+    "chat_id",
+    "owner_id",
+    "partner_id",
+    "message_class",
+    "priority",
+    "text",
+    "parse_mode",
+    "buttons",
+    "not_before",
+    "expires_at",
+    "attempts",
+    "status",
+    "reason",
+    "created_at",
+    "updated_at",
+)
+
+
+def _row(push: Push, cls: MessageClass, decision: Plan, now: datetime) -> tuple[Any, ...]:
+    """The outbox row for one planned push, as values in ``ROW_COLUMNS`` order (inserted in
+    bulk)."""
     skipped = not decision.send
-    return {
-        "dedupe_key": push.dedupe_key,
-        "chat_id": push.chat_id,
-        "owner_id": push.owner_id,
-        "partner_id": push.partner_id,
-        "message_class": _cls(push).value,
-        "priority": push.priority if push.priority is not None else PRIORITY[_cls(push)],
-        "text": push.text,
-        "parse_mode": push.parse_mode,
-        "buttons": push.buttons,
-        "not_before": (decision.at if decision.send else None) or now,
-        "expires_at": push.expires_at,
-        "attempts": 0,
-        "status": OutboxStatus.skipped.value if skipped else OutboxStatus.pending.value,
-        "reason": decision.reason,
-        "created_at": now,
-        "updated_at": now,
-    }
+    return (
+        push.dedupe_key,
+        push.chat_id,
+        push.owner_id,
+        push.partner_id,
+        cls.value,
+        push.priority if push.priority is not None else PRIORITY[cls],
+        push.text,
+        push.parse_mode,
+        push.buttons,
+        (decision.at if decision.send else None) or now,
+        push.expires_at,
+        0,
+        OutboxStatus.skipped.value if skipped else OutboxStatus.pending.value,
+        decision.reason,
+        now,
+        now,
+    )
 
 
-INSERT_CHUNK = 1_000  # rows per INSERT statement: bounded memory and statement size
+INSERT_CHUNK = 5_000  # rows per executemany: bounded memory, one savepoint's worth of retries
 
 
-def _insert(session: Session, rows: list[tuple[dict[str, Any], Push]]) -> int:
-    """All rows in one savepoint, with bulk Core INSERTs (``INSERT_CHUNK`` rows each) and the
-    topics likewise; if another process planned some key meanwhile, fall back to one
-    savepoint per row so that the others still go in."""
+def _insert(session: Session, rows: list[tuple[tuple[Any, ...], Push]]) -> int:
+    """All rows in one savepoint, by bulk ``executemany`` (``INSERT_CHUNK`` rows each) with
+    their topics; if another process planned some key meanwhile, fall back to one savepoint
+    per row so that the others still go in."""
     try:
         with session.begin_nested():
             for start in range(0, len(rows), INSERT_CHUNK):
@@ -236,27 +278,9 @@ def _insert(session: Session, rows: list[tuple[dict[str, Any], Push]]) -> int:
     return created
 
 
-def _insert_chunk(session: Session, rows: Sequence[tuple[dict[str, Any], Push]]) -> None:
-    values = [v for v, _ in rows]
-    if session.get_bind().dialect.name == "postgresql":
-        # psycopg's pipelined executemany, then the ids by key in one ``= ANY`` query: a
-        # multi-row INSERT … RETURNING of a thousand rows is mostly psycopg parsing it
-        session.execute(insert(OUTBOX), values)
-        keys = [v["dedupe_key"] for v in values]
-        ids = dict(
-            session.execute(
-                select(OUTBOX.c.dedupe_key, OUTBOX.c.id).where(store.among(session, OUTBOX.c.dedupe_key, keys))
-            ).all()
-        )
-    else:
-        ids = dict(session.execute(insert(OUTBOX).returning(OUTBOX.c.dedupe_key, OUTBOX.c.id), values).all())
-    topics = [
-        {"outbox_id": ids[values["dedupe_key"]], "topic": push.topic, "subject": push.subject}
-        for values, push in rows
-        if push.topic
-    ]
-    if topics:
-        session.execute(insert(TOPIC), topics)
+def _insert_chunk(session: Session, rows: Sequence[tuple[tuple[Any, ...], Push]]) -> None:
+    store.bulk_insert(session, OUTBOX, ROW_COLUMNS, [values for values, _ in rows])
+    store.insert_topics(session, [(push.dedupe_key, push.topic, push.subject) for _, push in rows if push.topic])
 
 
 def _staff(session: Session, chat_ids: Iterable[int], policy: DeliveryPolicy) -> set[int]:

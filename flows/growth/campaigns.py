@@ -17,11 +17,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from time import perf_counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import escape
-from sqlalchemy import and_, func, insert, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
 from sqlmodel import Session, col, select
 
@@ -30,6 +31,7 @@ from flows.engine.flow_spec import ACTIVITIES, MATURITIES
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.growth.uplift import Comparison
 from flows.templating import Renderer
+from storage import outbox as outbox_store
 from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
 from storage.db import rowcount, table_of
 from storage.events import EventKind
@@ -306,94 +308,149 @@ class SendResult:
     queued: int = 0
 
 
+SEND_BATCH = 5_000  # owners planned per batch (and, in a job, per transaction)
+SENDING_LEASE = timedelta(minutes=15)  # a campaign left ``sending`` this long was cut off: resume it
+_MEMBER_COLUMNS = ("campaign_id", "owner_id", "holdout", "dedupe_key", "extra")
+
+
 def send(
-    session: Session, renderer: Renderer, campaign_id: int, now: datetime, partner_id: int | None = None
+    session: Session,
+    renderer: Renderer,
+    campaign_id: int,
+    now: datetime,
+    partner_id: int | None = None,
+    *,
+    commit_batches: bool = False,
 ) -> SendResult:
     """Pick the members and enqueue the pushes. Safe to run twice (members are unique per
     owner and pushes by dedupe key); a cancelled or finished campaign sends nothing.
 
-    Set-based: the audience is read as plain rows (no ORM objects), members and pushes are
-    inserted with bulk Core statements (``enqueue_many``), and the text is rendered once per
-    locale when the template does not name the owner. Heavy for a big audience, so the bot
-    runs it as a job (``SEND_TASK``), never inside a handler.
+    Set-based and in batches of ``SEND_BATCH`` owners (by owner id): each batch's audience is
+    read as plain rows, its members go in by one ``executemany`` and its pushes through one
+    ``enqueue_many``; the text is rendered once per locale when the template only drops the
+    owner's name in. Heavy for a big audience, so the bot runs it as a job (``SEND_TASK``),
+    never inside a handler.
+
+    ``commit_batches`` (the jobs, which own their session): the claim and every batch are
+    committed on their own, so that on SQLite a handler's write waits at most one batch,
+    and memory stays one batch's worth. A run cut off midway leaves the campaign ``sending``
+    with its heartbeat (``updated_at``) stopped; after ``SENDING_LEASE`` the next run (the
+    every-minute ``send_due``) claims it again and goes over the whole audience once more:
+    owners already members keep their membership and owners whose push is queued keep that
+    push (the dedupe key), so no one is sent twice and no one is skipped. A ``cancel`` while
+    sending stops it at the next batch; what it queued is suppressed by the topic.
     """
     campaign = get(session, partner_id, campaign_id)
     claimed = rowcount(
         session.execute(  # a guarded UPDATE: a second scheduler finds nothing to claim
             update(Campaign)
-            .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(PENDING_STATUSES))
+            .where(
+                col(Campaign.id) == campaign_id,
+                or_(
+                    col(Campaign.status).in_(PENDING_STATUSES),
+                    and_(
+                        col(Campaign.status) == CampaignStatus.sending, col(Campaign.updated_at) < now - SENDING_LEASE
+                    ),
+                ),
+            )
             .values(status=CampaignStatus.sending, updated_at=now)
         )
     )
     session.refresh(campaign)
     if claimed != 1:
         return SendResult(campaign_id, campaign.status)
-    known = set(
-        session.execute(
-            select(col(CampaignMember.owner_id)).where(col(CampaignMember.campaign_id) == campaign_id)
-        ).scalars()
-    )
+    if commit_batches:
+        session.commit()
+    started = perf_counter()
     text_for = _texts(renderer, campaign)
-    members: list[dict[str, Any]] = []
-    pushes: list[Push] = []
-    treated = held = 0
-    for oid, chat_id, locale, name in _audience_rows(session, campaign):
-        holdout = is_holdout(oid, campaign.partner_id, campaign.holdout_percent)
-        key = None if holdout else f"campaign:{campaign_id}:{oid}"
-        if oid not in known:
-            members.append(
-                {"campaign_id": campaign_id, "owner_id": oid, "holdout": holdout, "dedupe_key": key, "extra": {}}
+    topic = topic_of(campaign_id)
+    members = table_of(CampaignMember)
+    treated = held = queued = 0
+    after = 0
+    while batch := _audience_rows(session, campaign, after, SEND_BATCH):
+        after = batch[-1][0]
+        known = _members_among(session, campaign_id, batch[0][0], after)
+        fresh: list[tuple[Any, ...]] = []
+        pushes: list[Push] = []
+        for oid, chat_id, locale, name in batch:
+            holdout = is_holdout(oid, campaign.partner_id, campaign.holdout_percent)
+            key = f"campaign:{campaign_id}:{oid}"
+            if oid not in known:
+                fresh.append((campaign_id, oid, holdout, None if holdout else key, {}))
+            if holdout:
+                held += 1
+                continue
+            treated += 1
+            pushes.append(
+                Push(
+                    dedupe_key=key,
+                    chat_id=chat_id or 0,
+                    text=text_for(locale, name),
+                    message_class=MessageClass.marketing,
+                    owner_id=oid,
+                    partner_id=campaign.partner_id,
+                    topic=topic,
+                    subject=f"owner:{oid}",
+                )
             )
-        if holdout:
-            held += 1
-            continue
-        treated += 1
-        pushes.append(
-            Push(
-                dedupe_key=key or "",
-                chat_id=chat_id or 0,
-                text=text_for(locale, name),
-                message_class=MessageClass.marketing,
-                owner_id=oid,
-                partner_id=campaign.partner_id,
-                topic=topic_of(campaign_id),
-                subject=f"owner:{oid}",
-            )
-        )
-    for start in range(0, len(members), MEMBER_CHUNK):
-        session.execute(insert(table_of(CampaignMember)), members[start : start + MEMBER_CHUNK])
-    queued = enqueue_many(session, pushes)
-    campaign.status = CampaignStatus.done
-    campaign.sent_at = campaign.sent_at or now
-    campaign.updated_at = now
-    session.flush()
+        outbox_store.bulk_insert(session, members, _MEMBER_COLUMNS, fresh)
+        queued += enqueue_many(session, pushes)
+        if commit_batches:
+            alive = _heartbeat(session, campaign_id, now + timedelta(seconds=perf_counter() - started))
+            session.commit()
+            if not alive:  # cancelled meanwhile: the rest is not planned, the queued part is suppressed
+                session.refresh(campaign)
+                return SendResult(campaign_id, campaign.status, treated, held, queued)
+    session.execute(
+        update(Campaign)
+        .where(col(Campaign.id) == campaign_id, col(Campaign.status) == CampaignStatus.sending)
+        .values(status=CampaignStatus.done, sent_at=campaign.sent_at or now, updated_at=now)
+    )
+    session.refresh(campaign)
     return SendResult(campaign_id, campaign.status, treated, held, queued)
 
 
-MEMBER_CHUNK = 1_000
-
-
-def _audience_rows(session: Session, campaign: Campaign) -> list[tuple[int, int | None, str | None, str]]:
-    """``(owner id, chat id, locale, name)`` of the audience (the same owners, in the same
-    order, as ``audience``), as plain rows."""
-    cells = set(campaign.cells)
-    rows = session.execute(
-        sa_select(
-            col(Owner.id),
-            col(Owner.telegram_user_id),
-            col(Owner.locale),
-            col(Owner.name),
-            col(Owner.maturity),
-            col(Owner.activity),
+def _heartbeat(session: Session, campaign_id: int, at: datetime) -> bool:
+    """Mark the campaign still being sent (``updated_at``); False when it no longer is."""
+    return (
+        rowcount(
+            session.execute(
+                update(Campaign)
+                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == CampaignStatus.sending)
+                .values(updated_at=at)
+            )
         )
-        .where(*_reachable(campaign.partner_id, campaign.product_line))
+        == 1
+    )
+
+
+def _members_among(session: Session, campaign_id: int, first: int, last: int) -> set[int]:
+    """The owners with ids in ``first..last`` already members (a resumed or repeated send)."""
+    return set(
+        session.execute(
+            sa_select(col(CampaignMember.owner_id)).where(
+                col(CampaignMember.campaign_id) == campaign_id,
+                col(CampaignMember.owner_id) >= first,
+                col(CampaignMember.owner_id) <= last,
+            )
+        ).scalars()
+    )
+
+
+def _audience_rows(
+    session: Session, campaign: Campaign, after: int = 0, limit: int | None = None
+) -> list[tuple[int, int | None, str | None, str]]:
+    """``(owner id, chat id, locale, name)`` of the audience (the same owners, in the same
+    order, as ``audience``) with ids above ``after``, at most ``limit``, as plain rows."""
+    query = (
+        sa_select(col(Owner.id), col(Owner.telegram_user_id), col(Owner.locale), col(Owner.name))
+        .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
+        .where(col(Owner.id) > after)
         .order_by(col(Owner.id))
-    ).all()
-    return [
-        (oid, chat, locale, name)
-        for oid, chat, locale, name, maturity, activity in rows
-        if f"{maturity}/{activity}" in cells
-    ]
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [(oid, chat, locale, name) for oid, chat, locale, name in session.execute(query).all()]
 
 
 _PROBES = ("\x01Probe\x01", "\x02Zweiter & <Name> 2\x02")
@@ -407,15 +464,15 @@ def _texts(renderer: Renderer, campaign: Campaign) -> Any:
     every non-empty name is substituted into that text instead of rendering again; otherwise
     (a template that transforms the name) each owner is rendered. An empty name is always
     rendered (templates fall back to a greeting)."""
-    shapes: dict[str | None, str | None] = {}
+    shapes: dict[str | None, list[str] | None] = {}  # the text split where the name goes
     empty: dict[str | None, str] = {}
+    marker = str(escape(_PROBES[0]))
 
-    def shape(locale: str | None) -> str | None:
+    def shape(locale: str | None) -> list[str] | None:
         if locale not in shapes:
             first, second = (render(renderer, campaign, locale, owner_name=n) for n in _PROBES)
-            marker = str(escape(_PROBES[0]))
             ok = marker in first and first.replace(marker, str(escape(_PROBES[1]))) == second
-            shapes[locale] = first if ok else None
+            shapes[locale] = first.split(marker) if ok else None
         return shapes[locale]
 
     def text_for(locale: str | None, name: str) -> str:
@@ -423,25 +480,31 @@ def _texts(renderer: Renderer, campaign: Campaign) -> Any:
             if locale not in empty:
                 empty[locale] = render(renderer, campaign, locale, owner_name="")
             return empty[locale]
-        text = shape(locale)
-        if text is None:
+        parts = shape(locale)
+        if parts is None:
             return render(renderer, campaign, locale, owner_name=name)
-        return text.replace(str(escape(_PROBES[0])), str(escape(name)))
+        return str(escape(name)).join(parts)
 
     return text_for
 
 
-def send_due(session: Session, renderer: Renderer, now: datetime) -> list[SendResult]:
+def send_due(session: Session, renderer: Renderer, now: datetime, *, commit_batches: bool = False) -> list[SendResult]:
     """Send every scheduled campaign whose time has come, and every campaign marked to go
     now (``queue_now``: scheduled with no send time). A safety net beside the one-off jobs: a
     job lost with its store, never booked (no scheduler, a crash between the commit and the
     booking), or a bot that was down, still sends once; the partner hears "on its way" from
-    whichever run sent it (the notice's dedupe key keeps it to one)."""
+    whichever run sent it (the notice's dedupe key keeps it to one). A campaign whose send
+    was cut off (``sending`` with no heartbeat for ``SENDING_LEASE``) is resumed here too."""
     due = session.exec(
         select(col(Campaign.id))
         .where(
-            col(Campaign.status) == CampaignStatus.scheduled,
-            or_(col(Campaign.send_at).is_(None), col(Campaign.send_at) <= now),
+            or_(
+                and_(
+                    col(Campaign.status) == CampaignStatus.scheduled,
+                    or_(col(Campaign.send_at).is_(None), col(Campaign.send_at) <= now),
+                ),
+                and_(col(Campaign.status) == CampaignStatus.sending, col(Campaign.updated_at) < now - SENDING_LEASE),
+            )
         )
         .order_by(col(Campaign.id))
     ).all()
@@ -449,7 +512,7 @@ def send_due(session: Session, renderer: Renderer, now: datetime) -> list[SendRe
     for cid in due:
         if cid is None:
             continue
-        result = send(session, renderer, cid, now)
+        result = send(session, renderer, cid, now, commit_batches=commit_batches)
         if result.treated or result.holdout:
             _tell_partner(session, renderer, result, None)
         results.append(result)
@@ -464,7 +527,7 @@ def send_task(ctx: Any, campaign_id: int, locale: str | None = None) -> SendResu
 
     renderer = default_renderer()
     with job_scope(ctx) as session:
-        result = send(session, renderer, campaign_id, ctx.now)
+        result = send(session, renderer, campaign_id, ctx.now, commit_batches=True)
         if result.treated or result.holdout:
             _tell_partner(session, renderer, result, locale)
         return result
@@ -703,7 +766,7 @@ def send_due_job(renderer: Renderer) -> Any:
 
     def job(ctx: Any) -> list[SendResult]:
         with job_scope(ctx) as session:
-            return send_due(session, renderer, ctx.now)
+            return send_due(session, renderer, ctx.now, commit_batches=True)
 
     job.__name__ = "send_due_campaigns_job"
     return job
