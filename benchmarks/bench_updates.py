@@ -6,7 +6,9 @@
 The local Bot API sandbox runs in this process with its limits off. Each bot runs in a child
 process (``--child``), so its CPU time is its own: **bare** is one aiogram handler that answers
 every private message with the rendered ``onboarding/help`` text (the reply a stranger's
-``/help`` gets) and ignores groups; **autocircle** is the real bot (``build_runtime``: polling,
+``/help`` gets) and ignores groups, with the same process settings as AutoCircle's (its
+``BotSession``, ``settle_heap``: without them aiogram rebuilds pydantic response models after
+garbage collections, which made bare's own figures swing 3x between runs); **autocircle** is the real bot (``build_runtime``: polling,
 middlewares, routers, sender, scheduler) on a freshly migrated database.
 
 Workloads (``--users`` people x ``--messages`` messages each):
@@ -110,7 +112,6 @@ def _counting_middleware(counters: _Counters):
 async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
     from aiogram import Bot, Dispatcher, F
     from aiogram.client.default import DefaultBotProperties
-    from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
     from aiogram.enums import ParseMode
     from aiogram.types import Message
@@ -125,10 +126,13 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
     profiler = _profiler_on_signal(loop)
     closers: list[Any] = []
     if mode == "bare":
+        from bot.bot_session import BotSession
+        from bot.runtime import settle_heap
+
         renderer = Renderer(default_locale="en")
         bot = Bot(
             "7000000001:AutoCircleSandboxToken",
-            session=AiohttpSession(api=TelegramAPIServer.from_base(api)),
+            session=BotSession(api=TelegramAPIServer.from_base(api)),
             default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
         )
         dp = Dispatcher()
@@ -141,6 +145,7 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
         polling = asyncio.create_task(
             dp.start_polling(bot, polling_timeout=1, handle_signals=False, close_bot_session=True)
         )
+        settle_heap()
 
         async def close() -> None:
             await dp.stop_polling()
@@ -150,12 +155,13 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
     else:
         from bot.app import build_app
         from bot.config import Settings
-        from bot.runtime import build_runtime
+        from bot.runtime import build_runtime, settle_heap
 
         app = build_app(Settings(database_url=url, api_base=api, operator_ids=[OPERATOR_ID], locale="en"))
         runtime = build_runtime(app)
         runtime.dp.update.outer_middleware._middlewares.insert(0, _counting_middleware(counters))
         await runtime.start_polling(polling_timeout=1)
+        settle_heap()  # as ``autocircle run`` does once the bot is up
 
         async def close() -> None:
             await runtime.stop()

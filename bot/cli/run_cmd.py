@@ -55,7 +55,7 @@ def run(
 
 
 async def _serve(app: App, webhook: str | None, listen: str, port: int, role: str = "all") -> None:
-    from bot.runtime import ConfigError, StartupError, build_runtime
+    from bot.runtime import ConfigError, StartupError, build_runtime, settle_heap
     from bot.scale.serve import apply_scale, close_parts, serve_role, stop_parts
 
     runtime = build_runtime(app)
@@ -72,6 +72,7 @@ async def _serve(app: App, webhook: str | None, listen: str, port: int, role: st
             await close_parts(scale)
             raise ConfigError(str(exc)) from None
         logging.getLogger().setLevel(logging.INFO)
+        settle_heap()
         console.print(line)
         await stop.wait()
         await stop_parts(scale)
@@ -90,6 +91,7 @@ async def _serve(app: App, webhook: str | None, listen: str, port: int, role: st
         await close_parts(scale)
         raise
     logging.getLogger().setLevel(logging.INFO)
+    settle_heap()
     if webhook:
         console.print(f"webhook at {webhook}, listening on {listen}:{port}")
         await stop.wait()
