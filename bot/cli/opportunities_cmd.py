@@ -4,7 +4,6 @@ parses options and prints. Codes are shown once (only their hashes are stored)."
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import datetime
 from pathlib import Path
@@ -159,29 +158,29 @@ def tasks_add(
 
 
 @tasks_app.command("import")
-def tasks_import(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Tasks from a CSV (account, pickup, dropoff, window, class, payload, price, notes); a bad
-    row is reported with its line and reason, good rows import."""
-    rejected: list[tuple[int, str]] = []
-    created = 0
-    with open_app() as ac, path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in _TASK_COLUMNS[:6] if c not in (reader.fieldnames or [])]
-        if missing:
-            raise fail(f"{path.name}: missing column(s) {', '.join(missing)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                with session_scope(ac.engine) as s:
-                    account, pickup, dropoff, window, cls, payload, price, notes = (
-                        row.get(c) or "" for c in _TASK_COLUMNS
-                    )
-                    _add_task(s, account, pickup, dropoff, window, cls, payload, price, notes, ac.settings.timezone)
-                created += 1
-            except AutoCircleError as exc:
-                rejected.append((line, str(exc)))
-    console.print(f"imported {created}, rejected {len(rejected)}", highlight=False)
-    for line, reason in rejected:
-        console.print(f"line {line}: {escape(reason)}", highlight=False)
+def tasks_import(
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="Tasks CSV or XLSX: account, pickup, dropoff, window, class, payload[, price, notes, ref].",
+    ),
+    rejects: Path | None = typer.Option(None, "--rejects", help="Where rejected rows go."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Post tasks from a file (same readers and rejects rules as owners; headers in English or
+    Chinese): a bad row is reported with its line and reason, good rows are posted; running the
+    file again posts nothing twice."""
+    from bot.cli.import_cmd import _print_records
+    from flows.opportunities.task_import import import_tasks
+    from storage.importing import ImportFileError
+
+    with open_app() as ac:
+        try:
+            summary = import_tasks(ac.engine, path, timezone=ac.settings.timezone, now=utcnow(), rejects_path=rejects)
+        except ImportFileError as exc:
+            raise fail(str(exc)) from None
+    _print_records(summary, as_json)
 
 
 @tasks_app.command("list")
