@@ -1,8 +1,8 @@
 """The demo's revenue act (issue 13): merchants, offers, coupons and the partners' commission.
 
 An operator imports the sample merchants (examples/merchants.csv, the same import as
-``autocircle import merchants``) and adds their offers (examples/offers.csv, as ``autocircle
-offers add`` would); each merchant's staff registers in the bot with a one-time code; a few
+``autocircle import merchants``) and their offers (examples/offers.csv, ``autocircle import
+offers``); each merchant's staff registers in the bot with a one-time code; a few
 verified owners open ``/offers``, claim the first one (code and QR) and show it at the counter,
 where the merchant's staff redeems it (``/redeem CODE``, entering the order value when the
 commission is a percent of it); the owners' partners check ``/earnings``. The settlement and
@@ -12,7 +12,6 @@ offer sheets of the operations workbook are written afterwards with everything e
 from __future__ import annotations
 
 import asyncio
-import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from flows.merchants import directory, offers
+from flows.merchants import directory
 from flows.merchants.importing import import_merchants
-from flows.merchants.money import parse_yuan
+from flows.merchants.offer_import import import_offers
 from storage.clock import utcnow
 from storage.db import session_scope
 from storage.merchant_models import Coupon, Merchant, Offer
@@ -47,48 +46,10 @@ class MerchantsResult:
     transcript: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
-def _list(value: str) -> str:
-    return ",".join(v.strip() for v in (value or "").split("|") if v.strip())
-
-
-def add_sample_offers(session: Session, path: Path) -> int:
-    """The sample offers, live, as an operator adds them with ``autocircle offers add``."""
-    added = 0
-    with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if offers.offer_by_key(session, row["key"]) is not None:
-                continue
-            fixed, percent = row.get("commission_fixed") or "", row.get("commission_percent") or ""
-            offers.create_offer(
-                session,
-                merchant_code=row["merchant"],
-                key=row["key"],
-                title=row["title"],
-                body=row["text"],
-                category=row["category"],
-                value_kind=row["value"],
-                amount_fen=parse_yuan(row["amount"]) if row["amount"] else None,
-                percent=int(row["percent"]) if row["percent"] else None,
-                cap_fen=parse_yuan(row["cap"]) if row["cap"] else None,
-                item=row["item"],
-                valid_days=int(row["valid_days"]) if row["valid_days"] else None,
-                stock_total=int(row["stock"]) if row["stock"] else None,
-                per_owner_limit=int(row["per_owner"] or 1),
-                points_price=int(row["points_price"]) if row["points_price"] else None,
-                targeting={"cells": _list(row["cells"]), "levels": _list(row["levels"])},
-                commission_kind="fixed" if fixed else "percent" if percent else "none",
-                commission_fen=parse_yuan(fixed) if fixed else None,
-                commission_percent=float(percent) if percent else None,
-                status="live",
-            )
-            added += 1
-    return added
-
-
-def _operator_adds(engine: Any) -> tuple[Any, int, list[directory.StaffCode]]:
+def _operator_adds(engine: Any, timezone: str) -> tuple[Any, int, list[directory.StaffCode]]:
     summary = import_merchants(engine, EXAMPLES / "merchants.csv")
+    added = import_offers(engine, EXAMPLES / "offers.csv", timezone=timezone, now=utcnow()).imported
     with session_scope(engine) as session:
-        added = add_sample_offers(session, EXAMPLES / "offers.csv")
         issued = [
             directory.issue_staff_code(session, m.code, utcnow(), staff_name=f"{m.name}店员", actor="demo")
             for m in directory.list_merchants(session)
@@ -104,7 +65,7 @@ async def run_merchants(demo: Demo) -> MerchantsResult:
     say("运营添加商户和优惠 / the operator adds merchants (examples/merchants.csv) and offers (examples/offers.csv)")
     # in a thread, as the CLI would run beside the bot: a write on the event loop would wait on
     # SQLite's lock held by an update the loop is serving (scenario.py's service moment says so)
-    summary, result.offers, issued = await asyncio.to_thread(_operator_adds, engine)
+    summary, result.offers, issued = await asyncio.to_thread(_operator_adds, engine, demo.app.settings.timezone)
     result.merchants = summary.imported
     say(f"  merchants {summary.imported} (rejected {summary.rejected}), offers {result.offers}")
 

@@ -60,6 +60,7 @@ def _register_optional() -> None:
     app.add_typer(merchants_cmd.app, name="merchants")
     app.add_typer(merchants_cmd.offers_app, name="offers")
     import_cmd.app.command("merchants")(merchants_cmd.import_merchants)
+    import_cmd.app.command("offers")(merchants_cmd.import_offers)
     report_cmd.app.command("settlement")(merchants_cmd.settlement)
     report_cmd.app.command("offers")(merchants_cmd.offers_report)
 

@@ -119,6 +119,29 @@ def import_merchants(
     _print_records(summary, as_json)
 
 
+def import_offers(
+    file: Path = typer.Argument(
+        ...,
+        help="Offers CSV or XLSX: merchant, key, title, value (amount_off|percent_off|fixed_price|free_item), "
+        "amount/percent/cap/item, valid_days or valid_until, stock, targeting, commission (examples/offers.csv).",
+    ),
+    rejects: Path | None = typer.Option(None, "--rejects", help="Where rejected rows go."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import offers (same readers and rejects rules as owners); an existing key is left as it
+    is, so the file can be imported again."""
+    from bot.cli.import_cmd import _print_records
+    from flows.merchants.offer_import import import_offers as run
+    from storage.importing import ImportFileError
+
+    with open_app() as ac:
+        try:
+            summary = run(ac.engine, file, timezone=ac.settings.timezone, now=utcnow(), rejects_path=rejects)
+        except ImportFileError as exc:
+            raise fail(str(exc)) from None
+    _print_records(summary, as_json)
+
+
 def _day(value: str | None, tz: str, end: bool = False) -> datetime | None:
     if not value:
         return None
