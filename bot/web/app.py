@@ -74,6 +74,23 @@ class Viewer:
     def operator(self) -> bool:
         return self.identity.role == Role.operator
 
+    @property
+    def sees_owners(self) -> bool:
+        """Operators and partners; merchant and demand-side staff never see an owner page."""
+        return not self.scope.supply
+
+    def may(self, page: str) -> bool:
+        """Whether this viewer may open a console page (the nav shows only these links)."""
+        if self.operator:
+            return True
+        return page in PAGES_BY_ROLE.get(self.identity.role, frozenset())
+
+
+#: The supply-side pages a non-operator may open, per role: a partner sees their own
+#: commission and their owners' tasks (what the bot's /earnings, /deals and /tasks show),
+#: not the merchants' or offers' lists.
+PAGES_BY_ROLE: dict[Role, frozenset[str]] = {Role.partner: frozenset({"settlement", "tasks"})}
+
 
 def build_web_app(
     settings: Settings,
@@ -182,6 +199,10 @@ def _viewer_for(session: Session, settings: Settings, user_id: int, locale: str 
     elif identity.role == Role.partner and identity.partner_id is not None:
         partner = session.get(Partner, identity.partner_id)
         scope = Scope(partner_id=identity.partner_id, advisor_code=partner.advisor_code if partner else None)
+    elif identity.role == Role.merchant and identity.merchant_id is not None:
+        scope = Scope(merchant_id=identity.merchant_id)
+    elif identity.role == Role.demand and identity.demand_id is not None:
+        scope = Scope(demand_id=identity.demand_id)
     else:
         return None
     return Viewer(identity=identity, scope=scope, locale=locale or identity.locale or settings.locale, **extra)
@@ -204,14 +225,14 @@ async def console_viewer(request: web.Request) -> Viewer:
     viewer = await db(request, work)
     if viewer is False:
         raise web.HTTPUnauthorized()
-    if viewer is None:
+    if not isinstance(viewer, Viewer) or not viewer.sees_owners:  # supply-side staff: the Mini App only
         raise web.HTTPForbidden()
-    assert isinstance(viewer, Viewer)
     return viewer
 
 
-async def mini_app_viewer(request: web.Request) -> Viewer:
-    """The Mini App user proven by ``initData``, or 401 (forged, stale, missing) / 403."""
+async def mini_app_viewer(request: web.Request, *, owners: bool = False) -> Viewer:
+    """The Mini App user proven by ``initData``, or 401 (forged, stale, missing) / 403 (no
+    Mini App role, or ``owners`` asked and the viewer is merchant or demand-side staff)."""
     raw = request.headers.get(INIT_HEADER, "")
     settings = request.app[SETTINGS]
     try:
@@ -222,7 +243,7 @@ async def mini_app_viewer(request: web.Request) -> Viewer:
     viewer = await db(
         request, lambda s: _viewer_for(s, settings, user.user_id, request.query.get("lang") or lang, mini_app=True)
     )
-    if viewer is None:
+    if viewer is None or (owners and not viewer.sees_owners):
         raise web.HTTPForbidden()
     return viewer
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import Session
 
-from bot.web import campaign_pages
+from bot.web import campaign_pages, supply_pages
 from bot.web.app import (
     COOKIE,
     PRE_COOKIE,
@@ -55,6 +55,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/app/cell", mini_cell)
     r.add_get("/healthz", healthz)
     campaign_pages.add_routes(app)
+    supply_pages.add_routes(app)
 
 
 def _int(value: str | None, default: int = 1) -> int:
@@ -347,6 +348,8 @@ async def mini_shell(request: web.Request) -> web.Response:
 
 async def mini_home(request: web.Request) -> web.Response:
     viewer = await mini_app_viewer(request)
+    if not viewer.sees_owners:  # merchant and demand-side staff: their own supply-side home
+        return await supply_pages.mini_supply_home(request, viewer)
     line = _line(request)
 
     def work(session: Session) -> dict[str, Any]:
@@ -359,7 +362,7 @@ async def mini_home(request: web.Request) -> web.Response:
 
 
 async def mini_cell(request: web.Request) -> web.Response:
-    viewer = await mini_app_viewer(request)
+    viewer = await mini_app_viewer(request, owners=True)
     line, cell_name, work = _cell_page(request, viewer)
     result = await db(request, work)
     return render(

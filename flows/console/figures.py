@@ -45,16 +45,31 @@ NOT_ONLINE = "not_online"
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose owners a page may show: ``partner_id`` None means every owner (operators)."""
+    """Whose data a page may show. All ids None: everything (operators); ``partner_id``: that
+    partner's owners; ``merchant_id`` / ``demand_id``: one merchant's or one demand-side
+    account's own supply-side figures and never an owner list (``owners()`` refuses)."""
 
     partner_id: int | None = None
     advisor_code: str | None = None
+    merchant_id: int | None = None
+    demand_id: int | None = None
 
     @property
     def masked(self) -> bool:
-        return self.partner_id is not None
+        return not self.everything
+
+    @property
+    def everything(self) -> bool:
+        return self.partner_id is None and self.merchant_id is None and self.demand_id is None
+
+    @property
+    def supply(self) -> bool:
+        """A merchant's or a demand-side account's scope: no owner pages at all."""
+        return self.merchant_id is not None or self.demand_id is not None
 
     def owners(self) -> list[Any]:
+        if self.supply:  # defence in depth: the handlers refuse these viewers first
+            raise PermissionError("a merchant or demand-side scope sees no owners")
         return [] if self.partner_id is None else [col(Owner.partner_id) == self.partner_id]
 
 
@@ -98,6 +113,7 @@ class Overview:
 
 def funnel(session: Session, scope: Scope) -> FunnelReport:
     """The funnel per partner in scope (the Mini App's summary needs no more than this)."""
+    scope.owners()  # refuses a supply-side scope
     return funnel_report(session, scope.advisor_code)
 
 
@@ -147,6 +163,7 @@ def overview(session: Session, scope: Scope) -> Overview:
 
 
 def matrix(session: Session, scope: Scope, product_line: str | None) -> MatrixReport:
+    scope.owners()  # refuses a supply-side scope
     return matrix_report(session, MatrixScope(partner_id=scope.partner_id, product_line=product_line))
 
 
@@ -443,6 +460,7 @@ class TimelineItem:
 
 
 def owner_in_scope(session: Session, scope: Scope, owner_id: int) -> Owner | None:
+    scope.owners()  # refuses a supply-side scope
     owner = session.get(Owner, owner_id)
     if owner is None or (scope.partner_id is not None and owner.partner_id != scope.partner_id):
         return None
