@@ -1,7 +1,8 @@
 """``/console``: the web console's way in (issue 15, item 2).
 
 An operator gets a one-time sign-in link (10 minutes, once; ``flows.console.access``); a partner
-gets a button that opens the Mini App, which signs in by Telegram's own signed ``initData``.
+(and a merchant's or a demand-side account's staff) gets a button that opens the Mini App, which
+signs in by Telegram's own signed ``initData`` and shows each role its own pages.
 Nobody else is told anything about a console. Without ``CONSOLE__PUBLIC_URL`` the bot says the
 console is not set up rather than print a link that leads nowhere.
 """
@@ -23,6 +24,8 @@ from flows.community.roles import Identity, Role
 from flows.console import access
 from flows.templating import Renderer
 from storage.clock import utcnow
+
+MINI_APP_TEXT = {Role.merchant: "console/mini_app_merchant", Role.demand: "console/mini_app_demand"}
 
 
 def build_router() -> Router:
@@ -68,8 +71,9 @@ async def on_console(
                 ]
             ]
         )
+    text = MINI_APP_TEXT.get(identity.role, "console/mini_app")  # what this role finds there
     await message.answer(
-        renderer.render("console/mini_app", identity.locale, url=f"{base}/app", no_signature=True),
+        renderer.render(text, identity.locale, url=f"{base}/app", no_signature=True),
         reply_markup=markup,
         disable_web_page_preview=True,
     )
