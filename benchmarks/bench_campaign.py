@@ -14,8 +14,10 @@ handler's update would; ``max_write_wait_ms`` is the longest one of those writes
 SQLite the planner's transaction holds the only write lock).
 
 **floor**: the same outbox rows (every column, as planned) are deleted and inserted again with
-one DBAPI ``executemany`` in one transaction. ``ratio`` = planning / floor [target <= 3];
-``peak_rss_mb`` is this process's peak resident memory [< 500]. ``--json`` prints one line.
+raw DBAPI ``executemany`` calls in one transaction (20,000 rows each; only the inserts and
+the commit are timed). ``ratio`` = planning / floor [target <= 3]; ``peak_rss_mb`` is this
+process's peak resident memory up to the end of the planning (seeding included, the floor's
+own buffers not) [< 500]. ``--json`` prints one line.
 """
 
 from __future__ import annotations
@@ -136,31 +138,52 @@ class _Ctx:
         self.engine, self.now, self.policy, self.extras = engine, now, policy, {}
 
 
-def floor(url: str) -> tuple[float, int]:
-    """Delete the planned outbox rows and insert them again with one raw executemany."""
-    from sqlalchemy import text
+FLOOR_CHUNK = 20_000
 
+
+def floor(url: str) -> tuple[float, int]:
+    """Delete the planned outbox rows and insert them again with raw ``executemany`` calls in
+    one transaction, ``FLOOR_CHUNK`` rows at a time (only the inserts and the commit timed)."""
     from storage.db import make_engine
 
     engine = make_engine(url)
     cols = ", ".join(COLUMNS)
-    with engine.begin() as conn:
-        rows = conn.execute(text(f"SELECT {cols} FROM outbox WHERE dedupe_key LIKE 'campaign:%' ORDER BY id")).all()
-        conn.execute(text("DELETE FROM outbox_topic"))
-        conn.execute(text("DELETE FROM outbox WHERE dedupe_key LIKE 'campaign:%'"))
+    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+    marks = ", ".join([mark] * len(COLUMNS))
     raw = engine.raw_connection()
+    elapsed, rows, last = 0.0, 0, 0
     try:
-        marks = ", ".join(["?" if engine.dialect.name == "sqlite" else "%s"] * len(COLUMNS))
-        values = [tuple(json.dumps(v) if isinstance(v, (list, dict)) else v for v in row) for row in rows]
         cursor = raw.cursor()
+        cursor.execute("DELETE FROM outbox_topic")
+        cursor.execute("SELECT coalesce(max(id), 0) FROM outbox")
+        top = cursor.fetchone()[0]  # rows inserted again get new ids above it
+        while True:
+            cursor.execute(
+                f"SELECT id, {cols} FROM outbox WHERE dedupe_key LIKE {mark} AND id > {mark} AND id <= {mark} "
+                f"ORDER BY id LIMIT {FLOOR_CHUNK}",
+                ("campaign:%", last, top),
+            )
+            chunk = cursor.fetchall()
+            if not chunk:
+                break
+            last = chunk[-1][0]
+            cursor.execute(
+                f"DELETE FROM outbox WHERE dedupe_key LIKE {mark} AND id > {mark} AND id <= {mark}",
+                ("campaign:%", chunk[0][0] - 1, last),
+            )
+            values = [tuple(json.dumps(v) if isinstance(v, (list, dict)) else v for v in row[1:]) for row in chunk]
+            del chunk
+            started = time.perf_counter()
+            cursor.executemany(f"INSERT INTO outbox ({cols}) VALUES ({marks})", values)
+            elapsed += time.perf_counter() - started
+            rows += len(values)
         started = time.perf_counter()
-        cursor.executemany(f"INSERT INTO outbox ({cols}) VALUES ({marks})", values)
         raw.commit()
-        elapsed = time.perf_counter() - started
+        elapsed += time.perf_counter() - started
     finally:
         raw.close()
         engine.dispose()
-    return elapsed, len(rows)
+    return elapsed, rows
 
 
 def measure(url: str, owners: int) -> dict[str, Any]:
@@ -171,6 +194,7 @@ def measure(url: str, owners: int) -> dict[str, Any]:
     plan_s, counts = plan(url, campaign_id)
     writer.stop.set()
     writer.join()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the planning's, before the floor
     floor_s, rows = floor(url)
     return {
         "plan_s": round(plan_s, 3),
@@ -179,6 +203,7 @@ def measure(url: str, owners: int) -> dict[str, Any]:
         "rows": rows,
         **counts,
         "max_write_wait_ms": round(max(writer.waits, default=0.0) * 1000, 1),
+        "peak_rss_mb": round(peak, 1),
     }
 
 
@@ -196,7 +221,7 @@ def main() -> None:
         result["pg"] = measure(pg_fresh(args.pg_url, BENCH_PG_DB), args.owners)
     result["ratio"] = max(result[db]["ratio"] for db in ("sqlite", "pg") if db in result)
     result["max_write_wait_ms"] = max(result[db]["max_write_wait_ms"] for db in ("sqlite", "pg") if db in result)
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = max(result[db]["peak_rss_mb"] for db in ("sqlite", "pg") if db in result)
     if args.json:
         print(json.dumps(result))
         return

@@ -513,7 +513,7 @@ def send_due(session: Session, renderer: Renderer, now: datetime, *, commit_batc
         if cid is None:
             continue
         result = send(session, renderer, cid, now, commit_batches=commit_batches)
-        if result.treated or result.holdout:
+        if result.status == CampaignStatus.done and (result.treated or result.holdout):
             _tell_partner(session, renderer, result, None)
         results.append(result)
     return results
@@ -528,7 +528,7 @@ def send_task(ctx: Any, campaign_id: int, locale: str | None = None) -> SendResu
     renderer = default_renderer()
     with job_scope(ctx) as session:
         result = send(session, renderer, campaign_id, ctx.now, commit_batches=True)
-        if result.treated or result.holdout:
+        if result.status == CampaignStatus.done and (result.treated or result.holdout):
             _tell_partner(session, renderer, result, locale)
         return result
 
