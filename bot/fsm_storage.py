@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, StateType, StorageKey
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from sqlalchemy import event
+from sqlalchemy import String, bindparam, event, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.middlewares import CURRENT_SESSION, DEFERRED_KEY
 from storage import fsm
+from storage.db import table_of
+from storage.models import FsmRecord
 
 
 def storage_key_string(key: StorageKey) -> str:
@@ -55,11 +58,31 @@ def _update_cache(session: Session) -> dict[str, tuple[str | None, dict[str, Any
     return cache
 
 
+KEY_PARAM = "fsm_key"  # the bound parameter of ``state_columns``
+
+
+@lru_cache(maxsize=1)
+def state_columns() -> tuple[Any, Any]:
+    """A conversation's state and data as scalar subqueries bound to ``KEY_PARAM``, for the
+    update's one SELECT (``bot.middlewares``); built once, reused with new parameters."""
+    key = bindparam(KEY_PARAM, type_=String)
+    table = table_of(FsmRecord)
+    return (
+        select(table.c.state).where(table.c.key == key).scalar_subquery(),
+        select(table.c.data).where(table.c.key == key).scalar_subquery(),
+    )
+
+
 class SqlStorage(BaseStorage):
     """FSM state and data in the ``fsm_state`` table."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def remember(self, session: Session, key: StorageKey, state: str | None, data: Any) -> None:
+        """What the update's SELECT read for ``key`` (``state_columns``): the update's later
+        reads of it are answered from the session, as if ``_read`` had loaded it."""
+        _update_cache(session)[storage_key_string(key)] = (state, dict(data or {}))
 
     async def _write(self, key: StorageKey, **values: Any) -> None:
         session = CURRENT_SESSION.get()

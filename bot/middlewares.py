@@ -4,8 +4,8 @@ An update is one unit of work, all or nothing (issue 11, item 6), done in one pa
 
 * ``UpdateUnitMiddleware`` takes the place of aiogram's FSM middleware: inside the chat's
   event-isolation lock it waits for a session slot, opens the update's session, reads the
-  conversation state **through that session** (no second session, no thread) and resolves the
-  caller's identity, then runs the handler and commits **once, after it returned**; if the
+  conversation state and the caller's identity **in one prebuilt SELECT through that session**
+  (no second session, no thread, no statement built per update), then runs the handler and commits **once, after it returned**; if the
   handler raises (before or after it replied), the session is rolled back and nothing of the
   update's database work is stored, including its conversation (FSM) state.
 * ``BeforeBotCall`` (a request middleware) runs before every Bot API call made during an
@@ -35,6 +35,7 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -45,11 +46,11 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response
 from aiogram.types import TelegramObject, User
-from sqlalchemy import event
+from sqlalchemy import Select, event, select
 from sqlalchemy.orm import ORMExecuteState, sessionmaker
 from sqlmodel import Session
 
-from flows.community.roles import resolve_identity
+from flows.community.roles import USER_PARAM, identity_columns, identity_from_row, resolve_identity
 
 CURRENT_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar("autocircle_session", default=None)
 _CURRENT_UNIT: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("autocircle_unit", default=None)
@@ -153,10 +154,8 @@ class UpdateUnitMiddleware(FSMContextMiddleware):
             unit_token = _CURRENT_UNIT.set(unit)
             try:
                 data["session"] = session
-                if context is not None:
-                    data.update({"state": context, "raw_state": await context.get_state()})
                 user: User | None = data.get("event_from_user")
-                data["identity"] = resolve_identity(session, user.id if user else None, self._operator_ids)
+                await self._read_caller(session, context, user.id if user else None, data)
                 result = await handler(event, data)
                 if not unit.holding:  # cancelled while taking the slot back after a send
                     await unit.acquire()
@@ -169,6 +168,37 @@ class UpdateUnitMiddleware(FSMContextMiddleware):
                 _CURRENT_UNIT.reset(unit_token)
                 CURRENT_SESSION.reset(session_token)
                 unit.release()
+
+    async def _read_caller(
+        self, session: Session, context: FSMContext | None, user_id: int | None, data: dict[str, Any]
+    ) -> None:
+        """``identity``, ``state`` and ``raw_state`` for the update. With the conversation
+        state in the database, both come from ONE prebuilt SELECT (``identity_columns`` and
+        ``state_columns``) and the state is remembered for the update's later reads."""
+        from bot.fsm_storage import KEY_PARAM, SqlStorage, storage_key_string
+
+        if context is None or user_id is None or not isinstance(self.storage, SqlStorage):
+            if context is not None:
+                data.update({"state": context, "raw_state": await context.get_state()})
+            data["identity"] = resolve_identity(session, user_id, self._operator_ids)
+            return
+        row = (
+            session.connection()
+            .execute(_caller_statement(), {USER_PARAM: user_id, KEY_PARAM: storage_key_string(context.key)})
+            .one()
+        )
+        *identity, state, state_data = row
+        self.storage.remember(session, context.key, state, state_data)
+        data.update({"state": context, "raw_state": state})
+        data["identity"] = identity_from_row(user_id, self._operator_ids, identity)
+
+
+@lru_cache(maxsize=1)
+def _caller_statement() -> Select[Any]:
+    """Identity and conversation state in one SELECT, built once (see ``_read_caller``)."""
+    from bot.fsm_storage import state_columns
+
+    return select(*identity_columns(), *state_columns())
 
 
 class BeforeBotCall(BaseRequestMiddleware):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Select, bindparam, select
 from sqlmodel import Session, col
 
 from storage.models import Owner, Partner
@@ -51,6 +53,41 @@ class Identity:
         return self.demand_id
 
 
+USER_PARAM = "identity_user_id"  # the bound parameter of ``identity_columns``
+
+
+@lru_cache(maxsize=1)
+def identity_columns() -> tuple[Any, ...]:
+    """The identity lookups as scalar subqueries of one SELECT, bound to ``USER_PARAM``.
+
+    Built once: a statement object is reused with new parameters instead of being rebuilt per
+    update (building it and its cache key was most of the lookup's CPU). The staff lookups come
+    from their capability packages, which own those tables. The update's middleware adds the
+    conversation state to the same SELECT (one round trip per update); ``identity_from_row``
+    reads the answer.
+    """
+    from flows.merchants.directory import merchant_of_user
+    from flows.opportunities.demand import demand_of_user
+
+    user_id = bindparam(USER_PARAM, type_=BigInteger)
+    linked = col(Owner.telegram_user_id) == user_id
+    return (
+        select(col(Partner.id))
+        .where(col(Partner.telegram_user_id) == user_id, col(Partner.active).is_(True))
+        .limit(1)
+        .scalar_subquery(),
+        select(col(Owner.id)).where(linked).limit(1).scalar_subquery(),
+        select(col(Owner.locale)).where(linked).limit(1).scalar_subquery(),
+        merchant_of_user(user_id),  # type: ignore[arg-type]  # reason: a bound parameter stands for the int
+        demand_of_user(user_id),  # type: ignore[arg-type]  # reason: a bound parameter stands for the int
+    )
+
+
+@lru_cache(maxsize=1)
+def _identity_statement() -> Select[Any]:
+    return select(*identity_columns())
+
+
 def resolve_identity(session: Session, user_id: int | None, operator_ids: Collection[int]) -> Identity:
     """Operator by config, then partner, then owner by linked Telegram id; else unknown.
 
@@ -60,24 +97,13 @@ def resolve_identity(session: Session, user_id: int | None, operator_ids: Collec
     """
     if user_id is None:
         return Identity(user_id=None, role=Role.unknown)
-    # One round trip: every lookup is a scalar subquery of the same SELECT (the staff
-    # lookups come from their capability packages, which own those tables).
-    from flows.merchants.directory import merchant_of_user
-    from flows.opportunities.demand import demand_of_user
+    row = session.connection().execute(_identity_statement(), {USER_PARAM: user_id}).one()
+    return identity_from_row(user_id, operator_ids, tuple(row))
 
-    linked = col(Owner.telegram_user_id) == user_id
-    partner_id, owner_id, locale, merchant_id, demand_id = session.execute(
-        select(
-            select(col(Partner.id))
-            .where(col(Partner.telegram_user_id) == user_id, col(Partner.active).is_(True))
-            .limit(1)
-            .scalar_subquery(),
-            select(col(Owner.id)).where(linked).limit(1).scalar_subquery(),
-            select(col(Owner.locale)).where(linked).limit(1).scalar_subquery(),
-            merchant_of_user(user_id),
-            demand_of_user(user_id),
-        )
-    ).one()
+
+def identity_from_row(user_id: int, operator_ids: Collection[int], row: Sequence[Any]) -> Identity:
+    """The identity from the values of ``identity_columns`` (in that order)."""
+    partner_id, owner_id, locale, merchant_id, demand_id = row
     if user_id in operator_ids:
         role = Role.operator
     elif partner_id is not None:
