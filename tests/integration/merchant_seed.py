@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import insert
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from flows.community.partners import create_partner
 from flows.merchants import directory, offers
@@ -67,6 +67,8 @@ def seed_owners(session: Session, n: int, partner_id: int | None = None, prefix:
     ]
     session.execute(insert(Owner), rows)
     session.flush()
-    return [
-        o.id for o in session.query(Owner).filter(col(Owner.external_id).like(f"{prefix}%")).order_by(col(Owner.id))
-    ]
+    return list(
+        session.exec(
+            select(col(Owner.id)).where(col(Owner.external_id).like(f"{prefix}%")).order_by(col(Owner.id))
+        ).all()
+    )
