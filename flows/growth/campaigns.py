@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from time import perf_counter
@@ -366,10 +366,8 @@ def send(
     topic = topic_of(campaign_id)
     members = table_of(CampaignMember)
     treated = held = queued = 0
-    after = 0
-    while batch := _audience_rows(session, campaign, after, SEND_BATCH):
-        after = batch[-1][0]
-        known = _members_among(session, campaign_id, batch[0][0], after)
+    for batch in _audience_batches(session, campaign):
+        known = _members_among(session, campaign_id, batch[0][0], batch[-1][0])
         fresh: list[tuple[Any, ...]] = []
         pushes: list[Push] = []
         for oid, chat_id, locale, name in batch:
@@ -437,19 +435,41 @@ def _members_among(session: Session, campaign_id: int, first: int, last: int) ->
     )
 
 
+def _audience_batches(session: Session, campaign: Campaign) -> Iterator[list[tuple[int, int | None, str | None, str]]]:
+    """The audience (``_audience_rows``) in owner-id order, about ``SEND_BATCH`` owners at a
+    time (at most twice that). Read window by window of ``SEND_BATCH`` ids, so that every
+    query is an index range however big the partner's base (a ``LIMIT`` after ``id > x``
+    would make PostgreSQL sort the whole audience again for every batch)."""
+    low, high = session.execute(
+        sa_select(func.min(col(Owner.id)), func.max(col(Owner.id))).where(col(Owner.partner_id) == campaign.partner_id)
+    ).one()
+    if low is None or high is None:
+        return
+    pending: list[tuple[int, int | None, str | None, str]] = []
+    after = low - 1
+    while after < high:
+        pending += _audience_rows(session, campaign, after, after + SEND_BATCH)
+        after += SEND_BATCH
+        if len(pending) >= SEND_BATCH:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
 def _audience_rows(
-    session: Session, campaign: Campaign, after: int = 0, limit: int | None = None
+    session: Session, campaign: Campaign, after: int = 0, upto: int | None = None
 ) -> list[tuple[int, int | None, str | None, str]]:
     """``(owner id, chat id, locale, name)`` of the audience (the same owners, in the same
-    order, as ``audience``) with ids above ``after``, at most ``limit``, as plain rows."""
+    order, as ``audience``) with ids in ``after < id <= upto``, as plain rows."""
     query = (
         sa_select(col(Owner.id), col(Owner.telegram_user_id), col(Owner.locale), col(Owner.name))
         .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
         .where(col(Owner.id) > after)
         .order_by(col(Owner.id))
     )
-    if limit is not None:
-        query = query.limit(limit)
+    if upto is not None:
+        query = query.where(col(Owner.id) <= upto)
     return [(oid, chat, locale, name) for oid, chat, locale, name in session.execute(query).all()]
 
 
