@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -15,8 +14,7 @@ from flows.merchants.directory import add_merchant, parse_kind
 from storage.importing import fields
 from storage.importing.fields import FieldError
 from storage.importing.headers import ColumnMap, FieldSpec, HeaderSpec
-from storage.importing.records import RecordParser, RowOutcome, Status, run_records
-from storage.importing.rejects import Problem
+from storage.importing.records import DictRow, RecordParser, RowOutcome, Status, dict_parser, run_records
 from storage.importing.summary import RecordImportSummary
 
 MERCHANT_COLUMNS = HeaderSpec(
@@ -38,12 +36,6 @@ MERCHANT_COLUMNS = HeaderSpec(
 )
 
 
-class MerchantRow(NamedTuple):
-    line: int
-    values: list[object]
-    data: dict[str, Any]
-
-
 def _kind(value: object) -> str:
     try:
         return parse_kind(fields.parse_text(value))
@@ -51,38 +43,24 @@ def _kind(value: object) -> str:
         raise FieldError(str(exc)) from None
 
 
-def _text(limit: int) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = fields.parse_text(value)
-        if len(text) > limit:
-            raise FieldError(f"longer than {limit} characters")
-        return text
-
-    return parse
-
-
-def merchant_parser(columns: ColumnMap) -> RecordParser[MerchantRow]:
-    def build(line: int, values: list[object], out: dict[str, Any], problems: list[Problem]) -> MerchantRow:
-        return MerchantRow(line, values, out)
-
-    return RecordParser(
+def merchant_parser(columns: ColumnMap) -> RecordParser[DictRow]:
+    return dict_parser(
         columns,
         {
             "code": lambda v: fields.parse_code(v, 32),
-            "name": _text(120),
+            "name": fields.bounded_text(120),
             "kind": _kind,
-            "category": _text(32),
-            "city": _text(64),
-            "district": _text(64),
-            "dealers": _text(500),
-            "contact": _text(120),
+            "category": fields.bounded_text(32),
+            "city": fields.bounded_text(64),
+            "district": fields.bounded_text(64),
+            "dealers": fields.bounded_text(500),
+            "contact": fields.bounded_text(120),
         },
         MERCHANT_COLUMNS.required,
-        build,
     )
 
 
-def apply_rows(session: Session, rows: Sequence[MerchantRow]) -> list[RowOutcome]:
+def apply_rows(session: Session, rows: Sequence[DictRow]) -> list[RowOutcome]:
     outcomes = []
     for row in rows:
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
@@ -26,8 +26,7 @@ from flows.merchants.money import parse_yuan
 from storage.importing import fields
 from storage.importing.fields import FieldError
 from storage.importing.headers import ColumnMap, FieldSpec, HeaderSpec
-from storage.importing.records import RecordParser, RowOutcome, Status, run_records
-from storage.importing.rejects import Problem
+from storage.importing.records import DictRow, RecordParser, RowOutcome, Status, dict_parser, run_records
 from storage.importing.summary import RecordImportSummary
 
 #: targeting columns: lists (``a|b``, ``a,b``, ``a、b``) and ranges (``MIN-MAX``)
@@ -75,22 +74,6 @@ OFFER_COLUMNS = HeaderSpec(
     ),
     ("merchant", "title", "value"),
 )
-
-
-class OfferImportRow(NamedTuple):
-    line: int
-    values: list[object]
-    data: dict[str, Any]
-
-
-def _text(limit: int) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = fields.parse_text(value).strip()
-        if len(text) > limit:
-            raise FieldError(f"longer than {limit} characters")
-        return text
-
-    return parse
 
 
 def _whole(low: int) -> Callable[[object], int]:
@@ -144,21 +127,18 @@ def _list(value: object) -> str:
     return ",".join(part.strip() for part in text.split(",") if part.strip())
 
 
-def offer_parser(columns: ColumnMap) -> RecordParser[OfferImportRow]:
-    def build(line: int, values: list[object], out: dict[str, Any], problems: list[Problem]) -> OfferImportRow:
-        return OfferImportRow(line, values, out)
-
+def offer_parser(columns: ColumnMap) -> RecordParser[DictRow]:
     parsers: dict[str, Callable[[object], Any]] = {
         "merchant": lambda v: fields.parse_code(v, 32),
-        "key": _text(48),
-        "title": _text(120),
-        "text": _text(1500),
-        "category": _text(32),
-        "value": lambda v: _text(16)(v).lower(),
+        "key": fields.bounded_text(48),
+        "title": fields.bounded_text(120),
+        "text": fields.bounded_text(1500),
+        "category": fields.bounded_text(32),
+        "value": lambda v: fields.bounded_text(16)(v).lower(),
         "amount": _yuan,
         "percent": _whole(1),
         "cap": _yuan,
-        "item": _text(120),
+        "item": fields.bounded_text(120),
         "valid_from": _day,
         "valid_until": _day,
         "valid_days": _whole(1),
@@ -167,11 +147,11 @@ def offer_parser(columns: ColumnMap) -> RecordParser[OfferImportRow]:
         "points_price": _whole(1),
         "commission_fixed": _yuan,
         "commission_percent": _percent,
-        "status": lambda v: _text(8)(v).lower(),
+        "status": lambda v: fields.bounded_text(8)(v).lower(),
         **dict.fromkeys(LIST_COLUMNS, _list),
-        **{name: _text(32) for name in RANGE_COLUMNS},
+        **{name: fields.bounded_text(32) for name in RANGE_COLUMNS},
     }
-    return RecordParser(columns, parsers, OFFER_COLUMNS.required, build)
+    return dict_parser(columns, parsers, OFFER_COLUMNS.required)
 
 
 def _at(day: date | None, timezone: str, end: bool = False) -> datetime | None:
@@ -180,8 +160,8 @@ def _at(day: date | None, timezone: str, end: bool = False) -> datetime | None:
     return datetime.combine(day, time.max if end else time.min, tzinfo=ZoneInfo(timezone))
 
 
-def _apply(timezone: str, now: datetime) -> Callable[[Session, Sequence[OfferImportRow]], list[RowOutcome]]:
-    def apply(session: Session, rows: Sequence[OfferImportRow]) -> list[RowOutcome]:
+def _apply(timezone: str, now: datetime) -> Callable[[Session, Sequence[DictRow]], list[RowOutcome]]:
+    def apply(session: Session, rows: Sequence[DictRow]) -> list[RowOutcome]:
         outcomes = []
         for row in rows:
             d = row.data

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -23,9 +23,8 @@ from flows.errors import AutoCircleError
 from flows.opportunities import capacity, demand, places, tasks
 from storage.db import pk
 from storage.importing import fields
-from storage.importing.fields import FieldError
 from storage.importing.headers import ColumnMap, FieldSpec, HeaderSpec
-from storage.importing.records import RecordParser, RowOutcome, Status, run_records
+from storage.importing.records import DictRow, RecordParser, RowOutcome, Status, dict_parser, run_records
 from storage.importing.rejects import Problem
 from storage.importing.summary import RecordImportSummary
 from storage.opportunity_models import Task
@@ -47,41 +46,21 @@ TASK_COLUMNS = HeaderSpec(
 IMPORT_ACTOR = "import:"
 
 
-class TaskRow(NamedTuple):
-    line: int
-    values: list[object]
-    data: dict[str, Any]
-
-
-def _text(limit: int) -> Any:
-    def parse(value: object) -> str:
-        text = " ".join(fields.parse_text(value).split())
-        if len(text) > limit:
-            raise FieldError(f"longer than {limit} characters")
-        return text
-
-    return parse
-
-
-def task_parser(columns: ColumnMap) -> RecordParser[TaskRow]:
-    def build(line: int, values: list[object], out: dict[str, Any], problems: list[Problem]) -> TaskRow:
-        return TaskRow(line, values, out)
-
-    return RecordParser(
+def task_parser(columns: ColumnMap) -> RecordParser[DictRow]:
+    return dict_parser(
         columns,
         {
             "account": lambda v: fields.parse_code(v, 32),
-            "pickup": _text(40),
-            "dropoff": _text(40),
-            "window": _text(60),
-            "class": _text(32),
-            "payload": _text(32),
-            "price": _text(32),
-            "notes": _text(tasks.MAX_NOTES),
-            "ref": _text(40),
+            "pickup": fields.bounded_text(40),
+            "dropoff": fields.bounded_text(40),
+            "window": fields.bounded_text(60),
+            "class": fields.bounded_text(32),
+            "payload": fields.bounded_text(32),
+            "price": fields.bounded_text(32),
+            "notes": fields.bounded_text(tasks.MAX_NOTES),
+            "ref": fields.bounded_text(40),
         },
         TASK_COLUMNS.required,
-        build,
     )
 
 
@@ -112,7 +91,7 @@ def _field_problems(data: dict[str, Any], now: datetime, timezone: str) -> tuple
 
 
 def _apply(timezone: str, now: datetime) -> Any:
-    def apply(session: Session, rows: Sequence[TaskRow]) -> list[RowOutcome]:
+    def apply(session: Session, rows: Sequence[DictRow]) -> list[RowOutcome]:
         outcomes = []
         for row in rows:
             data = row.data

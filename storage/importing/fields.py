@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import phonenumbers
@@ -63,6 +64,19 @@ def text(value: object) -> str | None:
 
 def parse_text(value: object) -> str:
     return value if type(value) is str else _cell_to_text(value)
+
+
+def bounded_text(limit: int) -> Callable[[object], str]:
+    """A parser for a free-text cell: its text without outer spaces, at most ``limit``
+    characters (longer is refused, not cut: a cut name or note would import wrong)."""
+
+    def parse(value: object) -> str:
+        text = parse_text(value).strip()
+        if len(text) > limit:
+            raise FieldError(f"longer than {limit} characters")
+        return text
+
+    return parse
 
 
 def _cell_to_text(value: object) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -115,6 +115,26 @@ class RecordParser(Generic[R]):
             problems.sort(key=lambda problem: self._order.get(problem[0], -1))
             return None, problems
         return row, problems
+
+
+class DictRow(NamedTuple):
+    """A parsed row as field values by key: what most record imports need (merchants, offers,
+    tasks), whose ``apply`` reads the values by name."""
+
+    line: int
+    values: list[object]
+    data: dict[str, Any]
+
+
+def dict_parser(
+    columns: ColumnMap, parsers: Mapping[str, Callable[[object], object]], required: Sequence[str]
+) -> RecordParser[DictRow]:
+    """A ``RecordParser`` whose rows are ``DictRow``."""
+
+    def build(line: int, values: list[object], out: dict[str, Any], problems: list[Problem]) -> DictRow:
+        return DictRow(line, values, out)
+
+    return RecordParser(columns, parsers, required, build)
 
 
 def run_records(
