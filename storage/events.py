@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, update
 from sqlmodel import Session, col
 
 from storage.clock import utcnow
@@ -77,10 +78,52 @@ def record(
     when = at or utcnow()
     event = Event(owner_id=owner_id, kind=kind.value, at=when, data=data)
     session.add(event)
-    if owner_id is not None and kind in MEANINGFUL:
-        session.execute(update(Owner).where(col(Owner.id) == owner_id).values(**_counter_updates(kind, when)))
+    _count(session, owner_id, kind, when)
     session.flush()
     return event
+
+
+def append(
+    session: Session,
+    owner_id: int | None,
+    kind: EventKind,
+    at: datetime | None = None,
+    **data: Any,
+) -> None:
+    """``record`` for the hot path (a circle message per update): the same row and counters,
+    written by two prebuilt Core statements, with no ORM object to build and flush and no
+    event returned."""
+    when = at or utcnow()
+    session.execute(_insert_statement(), {"owner_id": owner_id, "kind": kind.value, "at": when, "data": data})
+    _count(session, owner_id, kind, when)
+
+
+@lru_cache(maxsize=1)
+def _insert_statement() -> Any:
+    return insert(table_of(Event))
+
+
+_COUNTERS = ("last_active_at", "first_action_at", "action_count", "referral_count", "service_visits")
+
+
+def _count(session: Session, owner_id: int | None, kind: EventKind, when: datetime) -> None:
+    """A meaningful event's counter UPDATE (one prebuilt statement per kind of SET clause). An
+    Owner of this id already loaded in the session gets its counters expired, so it reads
+    the new values (the UPDATE is Core, the session does not see it otherwise)."""
+    if owner_id is None or kind not in MEANINGFUL:
+        return
+    session.execute(_counter_statement(_counted_extra(kind)), {"owner_id": owner_id, "at": when})
+    loaded = session.identity_map.get(session.identity_key(Owner, owner_id))
+    if loaded is not None:
+        session.expire(loaded, _COUNTERS)
+
+
+def _counted_extra(kind: EventKind) -> str | None:
+    if kind is EventKind.referral_converted:
+        return "referral_count"
+    if kind is EventKind.service_visit:
+        return "service_visits"
+    return None
 
 
 def counts_toward_maturity(stamp: Any) -> Any:
@@ -94,19 +137,20 @@ def counts_toward_maturity(stamp: Any) -> Any:
 _ONLINE_STAGES = ("online", "verified")  # storage.segments.ONLINE_STAGES (which imports this module)
 
 
-def _counter_updates(kind: EventKind, when: datetime) -> dict[str, Any]:
-    """One UPDATE's SET clause: latest action (any), and the earliest action and the counts
-    the maturity rule needs (only those since the owner came online)."""
-    stamp = literal(when, table_of(Owner).c.last_active_at.type)
-    last, first = col(Owner.last_active_at), col(Owner.first_action_at)
+@lru_cache(maxsize=4)
+def _counter_statement(extra: str | None) -> Any:
+    """One UPDATE of one owner (bound ``owner_id``, ``at``): latest action (any), and the
+    earliest action and the counts the maturity rule needs (only those since the owner came
+    online); ``extra`` is the kind's own count (referrals, service visits), if any."""
+    owner = table_of(Owner)
+    stamp = bindparam("at", type_=owner.c.last_active_at.type)
+    last, first = owner.c.last_active_at, owner.c.first_action_at
     counted = counts_toward_maturity(stamp)
     values: dict[str, Any] = {
         "last_active_at": case((or_(last.is_(None), last < stamp), stamp), else_=last),
         "first_action_at": case((and_(counted, or_(first.is_(None), first > stamp)), stamp), else_=first),
-        "action_count": col(Owner.action_count) + case((counted, 1), else_=0),
+        "action_count": owner.c.action_count + case((counted, 1), else_=0),
     }
-    if kind is EventKind.referral_converted:
-        values["referral_count"] = col(Owner.referral_count) + case((counted, 1), else_=0)
-    if kind is EventKind.service_visit:
-        values["service_visits"] = col(Owner.service_visits) + case((counted, 1), else_=0)
-    return values
+    if extra is not None:
+        values[extra] = owner.c[extra] + case((counted, 1), else_=0)
+    return update(owner).where(owner.c.id == bindparam("owner_id")).values(**values)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
 
 from flows.delivery.outbox import Push, enqueue
 from flows.errors import AutoCircleError
 from flows.templating import Renderer
-from storage.events import EventKind, record
+from storage.db import table_of
+from storage.events import EventKind, append, record
 from storage.models import Circle, FunnelStage, Owner, Partner, ProductLine
 
 
@@ -86,8 +89,17 @@ def set_invite_link(session: Session, circle_id: int, link: str) -> None:
 
 
 def circle_by_chat(session: Session, chat_id: int) -> CircleInfo | None:
-    circle = session.execute(select(Circle).where(col(Circle.chat_id) == chat_id)).scalars().first()
-    return _info(circle) if circle else None
+    row = session.execute(_circle_by_chat(), {"chat_id": chat_id}).first()
+    return CircleInfo(*row) if row else None
+
+
+@lru_cache(maxsize=1)
+def _circle_by_chat() -> Any:
+    """Built once (every group message asks): the columns of ``CircleInfo``, in its order."""
+    table = table_of(Circle)
+    columns = [table.c[name] for name in ("id", "chat_id", "title", "product_line", "partner_id")]
+    columns += [table.c.invite_link, table.c.welcome_text, table.c.join_requests]
+    return select(*columns).where(table.c.chat_id == bindparam("chat_id"))
 
 
 def set_welcome(session: Session, partner_id: int, chat_id: int | None, text: str) -> CircleInfo | None:
@@ -119,10 +131,19 @@ class Member:
 
 
 def member(session: Session, user_id: int) -> Member:
-    owner = session.execute(select(Owner).where(col(Owner.telegram_user_id) == user_id)).scalars().first()
-    if owner is None:
+    row = session.execute(_member(), {"user_id": user_id}).first()
+    if row is None:
         return Member(None, "", False, None)
-    return Member(owner.id, owner.name, owner.stage == FunnelStage.verified.value, owner.locale)
+    owner_id, name, stage, locale = row
+    return Member(owner_id, name, stage == FunnelStage.verified.value, locale)
+
+
+@lru_cache(maxsize=1)
+def _member() -> Any:
+    """Built once (every group message asks): the four columns ``Member`` needs."""
+    table = table_of(Owner)
+    columns = (table.c.id, table.c.name, table.c.stage, table.c.locale)
+    return select(*columns).where(table.c.telegram_user_id == bindparam("user_id"))
 
 
 def record_join(session: Session, circle: CircleInfo, user_id: int, invite_link: str | None, now: datetime) -> Member:
@@ -145,7 +166,7 @@ def record_join(session: Session, circle: CircleInfo, user_id: int, invite_link:
 def record_message(session: Session, circle: CircleInfo, user_id: int, kind: str, now: datetime) -> Member:
     who = member(session, user_id)
     if who.owner_id is not None:
-        record(session, who.owner_id, EventKind.circle_message, now, circle_id=circle.circle_id, content=kind)
+        append(session, who.owner_id, EventKind.circle_message, now, circle_id=circle.circle_id, content=kind)
     return who
 
 
