@@ -546,8 +546,12 @@ def _bound(dialect: Any, columns: Sequence[Any], rows: Sequence[Sequence[Any]]) 
         try:
             known = {v: process(v) for v in set(by_column[i])}
             by_column[i] = map(known.__getitem__, by_column[i])
-        except TypeError:  # unhashable values (JSON lists): one by one
-            by_column[i] = map(process, by_column[i])
+        except TypeError:  # unhashable values (JSON): once per distinct object
+            by_id: dict[int, Any] = {}
+            for v in by_column[i]:
+                if id(v) not in by_id:
+                    by_id[id(v)] = process(v)
+            by_column[i] = [by_id[id(v)] for v in by_column[i]]
     return list(zip(*by_column, strict=True))
 
 
