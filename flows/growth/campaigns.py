@@ -367,8 +367,12 @@ def send(
     text_for = _texts(renderer, campaign)
     no_extra: dict[str, Any] = {}  # one object for every member row: serialised once
     treated = held = queued = 0
-    for batch in _audience_batches(session, campaign):
+    batches = _audience_batches(session, campaign)
+    while True:
         with _gc_paused():
+            batch = next(batches, None)
+            if batch is None:
+                break
             counts = _plan_batch(session, campaign, batch, text_for, no_extra)
         treated, held, queued = treated + counts[0], held + counts[1], queued + counts[2]
         if commit_batches:
@@ -465,40 +469,34 @@ def _members_among(session: Session, campaign_id: int, first: int, last: int) ->
 
 
 def _audience_batches(session: Session, campaign: Campaign) -> Iterator[list[tuple[int, int | None, str | None, str]]]:
-    """The audience (``_audience_rows``) in owner-id order, about ``SEND_BATCH`` owners at a
-    time (at most twice that). Read window by window of ``SEND_BATCH`` ids, so that every
-    query is an index range however big the partner's base (a ``LIMIT`` after ``id > x``
-    would make PostgreSQL sort the whole audience again for every batch)."""
-    low, high = session.execute(
-        sa_select(func.min(col(Owner.id)), func.max(col(Owner.id))).where(col(Owner.partner_id) == campaign.partner_id)
-    ).one()
-    if low is None or high is None:
-        return
-    pending: list[tuple[int, int | None, str | None, str]] = []
-    after = low - 1
-    while after < high:
-        pending += _audience_rows(session, campaign, after, after + SEND_BATCH)
-        after += SEND_BATCH
-        if len(pending) >= SEND_BATCH:
-            yield pending
-            pending = []
-    if pending:
-        yield pending
+    """The audience (``_audience_rows``) in owner-id order, ``SEND_BATCH`` owners at a time.
+    The ids are read first in one pass (a few bytes an owner), then each batch's rows by
+    primary key (``storage.outbox.among``): every query is bounded however big the base, where
+    ``id > x ... LIMIT`` or id windows let PostgreSQL rescan the partner's whole index per batch."""
+    ids = list(
+        session.execute(
+            sa_select(col(Owner.id))
+            .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
+            .order_by(col(Owner.id))
+        ).scalars()
+    )
+    for start in range(0, len(ids), SEND_BATCH):
+        if rows := _audience_rows(session, campaign, ids[start : start + SEND_BATCH]):
+            yield rows
 
 
 def _audience_rows(
-    session: Session, campaign: Campaign, after: int = 0, upto: int | None = None
+    session: Session, campaign: Campaign, ids: Sequence[int] | None = None
 ) -> list[tuple[int, int | None, str | None, str]]:
     """``(owner id, chat id, locale, name)`` of the audience (the same owners, in the same
-    order, as ``audience``) with ids in ``after < id <= upto``, as plain rows."""
+    order, as ``audience``; only those among ``ids`` if given), as plain rows."""
     query = (
         sa_select(col(Owner.id), col(Owner.telegram_user_id), col(Owner.locale), col(Owner.name))
         .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
-        .where(col(Owner.id) > after)
         .order_by(col(Owner.id))
     )
-    if upto is not None:
-        query = query.where(col(Owner.id) <= upto)
+    if ids is not None:
+        query = query.where(outbox_store.among(session, col(Owner.id), ids))
     return [(oid, chat, locale, name) for oid, chat, locale, name in session.execute(query).all()]
 
 
