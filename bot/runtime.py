@@ -38,6 +38,7 @@ from bot.jobs import register_jobs
 from bot.middlewares import BeforeBotCall, UpdateUnitMiddleware
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
+from bot.routing import lean_propagation
 from bot.scheduler import Scheduler
 from bot.sender import OutboxSender
 from flows.delivery.delivery_rules import DeliveryPolicy
@@ -145,6 +146,7 @@ def create_dispatcher(app: App) -> Dispatcher:
     ).install(dp)
     dp.include_routers(*build_routers(settings))
     run_pure_filters_inline(dp)
+    lean_propagation(dp)
     return dp
 
 
