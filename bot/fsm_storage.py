@@ -92,7 +92,10 @@ class SqlStorage(BaseStorage):
             if name not in cache:
                 cache[name] = fsm.load(session, name)
             state, data = cache[name]
-            cache[name] = (values.get("state", state), dict(values.get("data", data)))
+            new = (values.get("state", state), dict(values.get("data", data)))
+            if new == (state, data):
+                return  # the row holds this already (a repeated /start): nothing to store
+            cache[name] = new
             session.info.setdefault(PENDING_KEY, set()).add(name)
             return
         await asyncio.to_thread(self._write_alone, storage_key_string(key), values)

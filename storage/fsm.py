@@ -8,6 +8,7 @@ itself); outside one it uses a short session of its own.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -50,11 +51,17 @@ def save(
     if new_state is None and not new_data:
         session.execute(delete(FsmRecord).where(col(FsmRecord.key) == key))
         return None, {}
-    table = table_of(FsmRecord)
     values = {"key": key, "state": new_state, "data": new_data, "updated_at": utcnow()}
-    dialect = session.get_bind().dialect.name
-    statement = dialect_insert(dialect, table).values(**values)
-    statement = statement.on_conflict_do_update(
+    session.execute(_upsert(session.get_bind().dialect.name), values)
+    return new_state, dict(new_data)
+
+
+@lru_cache(maxsize=2)
+def _upsert(dialect: str) -> Any:
+    """The upsert of one key, built once per dialect and run with each key's values."""
+    table = table_of(FsmRecord)
+    statement = dialect_insert(dialect, table)
+    return statement.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={
             "state": statement.excluded.state,
@@ -62,5 +69,3 @@ def save(
             "updated_at": statement.excluded.updated_at,
         },
     )
-    session.execute(statement)
-    return new_state, dict(new_data)

@@ -155,13 +155,19 @@ def start(
 
 
 def mark_online(session: Session, owner: Owner, now: datetime) -> None:
-    """The funnel's ``online``: the owner's Telegram user started the bot."""
+    """The funnel's ``online``: the owner's Telegram user started the bot. A repeated
+    ``/start`` of an owner already online changes nothing, so it writes nothing (the update
+    stays a reader: on SQLite it does not take the write lock across its replies)."""
+    changed = False
     if owner.online_at is None:
         owner.online_at = now
         record(session, owner.id, EventKind.online, now)
+        changed = True
     if owner.stage in (FunnelStage.imported.value, FunnelStage.invited.value):
         owner.stage = FunnelStage.online.value
-    owner.updated_at = now
+        changed = True
+    if changed:
+        owner.updated_at = now
 
 
 # --- counting failures ---------------------------------------------------------------------
