@@ -40,6 +40,9 @@ class Renderer:
             # a plain dict, not Jinja's LRU (its lookup is a linear deque scan: ~15 us per
             # template per message); the templates are a few hundred files
             cache_size=-1,
+            # templates are read once per process: without this Jinja stats the file (and its
+            # layout) on every render to see whether it changed; a template edit needs a restart
+            auto_reload=False,
         )
         self._root_dir = root
         self._names: dict[str, frozenset[str]] = {}
