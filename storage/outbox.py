@@ -430,12 +430,15 @@ def marketing_times(
     wanted = sorted(set(chat_ids))
     times: dict[int, list[datetime]] = {}
     statuses = [SENT, PENDING, SENDING] if include_planned else [SENT]
+    # by chat: SQLite would rather walk ix_outbox_due over every pending row (a campaign's
+    # whole queue, again for every batch), so there the status is tested, not indexed
+    status = _T.c.status if _is_pg(session) else _T.c.status.concat("")
     for chunk in _chunks(wanted, session):
         rows = session.execute(
             select(_T.c.id, _T.c.chat_id, _T.c.status, _T.c.sent_at, _T.c.not_before).where(
                 among(session, _T.c.chat_id, chunk),
                 _T.c.message_class == MessageClass.marketing.value,
-                _T.c.status.in_(statuses),
+                status.in_(statuses),
             )
         ).all()
         for row_id, chat_id, status, sent_at, not_before in rows:

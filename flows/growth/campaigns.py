@@ -422,8 +422,9 @@ def _plan_batch(
                 subject=f"owner:{oid}",
             )
         )
-    outbox_store.bulk_insert(session, table_of(CampaignMember), _MEMBER_COLUMNS, fresh)
-    return len(pushes), len(batch) - len(pushes), enqueue_many(session, pushes)
+    queued = enqueue_many(session, pushes)  # its reads first: on SQLite the write lock is taken
+    outbox_store.bulk_insert(session, table_of(CampaignMember), _MEMBER_COLUMNS, fresh)  # from its inserts
+    return len(pushes), len(batch) - len(pushes), queued
 
 
 @contextmanager
