@@ -422,8 +422,10 @@ def _plan_batch(
                 subject=f"owner:{oid}",
             )
         )
-    queued = enqueue_many(session, pushes)  # its reads first: on SQLite the write lock is taken
-    outbox_store.bulk_insert(session, table_of(CampaignMember), _MEMBER_COLUMNS, fresh)  # from its inserts
+    # the members after the pushes: enqueue_many reads before it writes, so on SQLite the write
+    # lock is held only from its first insert to the batch's commit
+    queued = enqueue_many(session, pushes)
+    outbox_store.bulk_insert(session, table_of(CampaignMember), _MEMBER_COLUMNS, fresh)
     return len(pushes), len(batch) - len(pushes), queued
 
 
