@@ -142,8 +142,13 @@ def start(
         return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name, touched)
     if not token or token in PUBLIC_START_PARAMS:
         return StartResult(StartKind.plain)
-    invite = session.execute(select(InviteToken).where(col(InviteToken.token) == token)).scalars().first()
-    owner = session.get(Owner, invite.owner_id) if invite is not None else None
+    # the token and its owner in one query (not a second one for the owner)
+    found = session.execute(
+        select(InviteToken, Owner)
+        .outerjoin(Owner, col(Owner.id) == col(InviteToken.owner_id))
+        .where(col(InviteToken.token) == token)
+    ).first()
+    invite, owner = found if found is not None else (None, None)
     if invite is None or owner is None or invites.token_expired(invite, now, invite_valid_days):
         return StartResult(StartKind.token_dead)
     if owner.telegram_user_id is not None and owner.telegram_user_id != user_id:
