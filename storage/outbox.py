@@ -534,7 +534,7 @@ def bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: Se
         return
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})"
-    conn.exec_driver_sql(sql, values)  # type: ignore[arg-type]  # reason: a list of tuples is a DBAPI executemany
+    conn.exec_driver_sql(sql, values)  # a list of tuples: one DBAPI executemany
 
 
 def _bound(dialect: Any, columns: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -569,7 +569,7 @@ def _copy(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
             for row in rows:
                 copy.write_row(row)
     except raw.Error as error:
-        raise DBAPIError.instance(sql, None, error, type(raw).Error) from error  # type: ignore[arg-type]  # reason: psycopg's base error
+        raise DBAPIError.instance(sql, None, error, type(raw).Error) from error
 
 
 def insert_topics(session: Session, topics: Sequence[tuple[str, str, str | None]]) -> None:
