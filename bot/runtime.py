@@ -38,6 +38,7 @@ from bot.jobs import register_jobs
 from bot.middlewares import BeforeBotCall, UpdateUnitMiddleware
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
+from bot.routers.merchant import points_policy
 from bot.routing import lean_propagation
 from bot.scheduler import Scheduler
 from bot.sender import OutboxSender
@@ -45,6 +46,7 @@ from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.delivery.outbox import POLICY_KEY, Suppressions
 from flows.engine.playbook import load_library
 from flows.growth import gifts
+from flows.membership import points
 from flows.templating import Renderer
 from storage.db import PG_POOL_SIZE, session_factory
 
@@ -136,7 +138,7 @@ def create_dispatcher(app: App) -> Dispatcher:
         renderer=Renderer(default_locale=settings.locale),
     )
     factory = session_factory(app.engine)
-    factory.configure(info={POLICY_KEY: delivery_policy(settings)})
+    factory.configure(info={POLICY_KEY: delivery_policy(settings), points.POLICY_KEY: points_policy(settings)})
     UpdateUnitMiddleware(
         dp.fsm.storage,
         dp.fsm.events_isolation,

@@ -54,6 +54,18 @@ class PointsPolicy:
 
 
 DEFAULT_POLICY = PointsPolicy()
+#: ``session.info`` key under which the bot installs the deployment's policy on every update's
+#: session, so that code reached without settings (a flow button's answer hook) awards what
+#: ``membership.points`` says, not the built-in amounts
+POLICY_KEY = "points_policy"
+
+
+def policy_of(session: Session, policy: PointsPolicy | None = None) -> PointsPolicy:
+    """``policy`` if given, else the one installed on the session, else the defaults."""
+    if policy is not None:
+        return policy
+    installed = session.info.get(POLICY_KEY)
+    return installed if isinstance(installed, PointsPolicy) else DEFAULT_POLICY
 
 
 def _insert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -177,10 +189,11 @@ def take_back(
     return 0
 
 
-def join(session: Session, owner_id: int, now: datetime | None = None, policy: PointsPolicy = DEFAULT_POLICY) -> bool:
+def join(session: Session, owner_id: int, now: datetime | None = None, policy: PointsPolicy | None = None) -> bool:
     """Enrol the owner in the programme: the account, the welcome points (once: keyed by the
     owner) and the level they reach. True when this call enrolled them."""
     now = now or utcnow()
+    policy = policy_of(session, policy)
     _ensure_account(session, owner_id, now)
     first = award(session, owner_id, policy.amount("welcome"), "welcome", f"join:{owner_id}", now, note="joined")
     check_level(session, owner_id, policy, now)

@@ -141,3 +141,28 @@ def test_a_branch_on_member_level_in_a_run(engine, tmp_path) -> None:
     with Session(engine) as s:
         assert s.get(Owner, gold).attributes["tags"] == ["vip"]
         assert s.get(Owner, plain).attributes["tags"] == ["plain"]
+
+
+def test_the_join_button_awards_the_deployments_welcome_points(engine) -> None:
+    """The bot installs the configured policy on each update's session (bot.runtime); the answer
+    hook, which gets no settings, awards from it rather than the built-in amounts."""
+    clock.set_now(lambda: T0)
+    try:
+        library = load_library()
+        owner = _owner(engine)
+        _entered_cell(engine, owner, T0)
+        run_due_flows(engine, Renderer(default_locale="en"), library.flows, library.playbook, T0)
+        with Session(engine) as s:
+            [invite] = [
+                m for m in s.execute(select(OutboxMessage)).scalars() if m.dedupe_key.startswith("flow:membership:")
+            ]
+            run_id, action = parse_callback(invite.buttons[0][0]["callback_data"])
+        policy = points.PointsPolicy(amounts={**points.DEFAULT_AMOUNTS, "welcome": 7})
+        with Session(engine, info={points.POLICY_KEY: policy}) as s:
+            assert record_button(s, run_id, action, 5001, T0 + timedelta(minutes=5))
+            s.commit()
+        with Session(engine) as s:
+            account = s.get(MemberAccount, owner)
+            assert account is not None and account.balance == 7 != points.DEFAULT_AMOUNTS["welcome"]
+    finally:
+        clock.set_now(None)
