@@ -19,26 +19,11 @@ from sqlalchemy.engine import Engine
 from storage import clock
 from storage.importing import ImportFileError, ImportProgress, ImportSummary, import_owners
 from storage.models import Dealer, Event, Owner, Partner, Vehicle
+from tests.support.owner_files import ZH, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
-ZH = [
-    "车主编号",
-    "姓名",
-    "手机号",
-    "车架号",
-    "车牌号",
-    "车型",
-    "产品线",
-    "购车日期",
-    "经销商代码",
-    "顾问编号",
-    "最近保养日期",
-    "最近保养里程",
-    "当前里程",
-    "备注",
-]
 VIN1, VIN2, VIN3, VIN4 = "LFV2A21K8E3123456", "LGBH52E09KY123456", "LVSHCAME5CF123456", "LGXCE4CB5M0123456"
 
 
@@ -59,15 +44,6 @@ def row(
     note: str = "",
 ) -> list[str]:
     return [owner_id, name, phone, vin, plate, model, line, bought, dealer, advisor, serviced, serviced_km, km, note]
-
-
-def write_csv(path: Path, rows: list[list[str]], header: list[str] = ZH, encoding: str = "utf-8") -> Path:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    path.write_bytes(out.getvalue().encode(encoding))
-    return path
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,6 @@ since the previous run are evaluated, and the result always equals a full recomp
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from storage.events import EventKind, record
 from storage.importing import import_owners
 from storage.models import Dealer, Owner, Partner, SegmentRun, Vehicle
 from storage.segment_models import SegmentDirty
+from tests.support.owner_files import write_csv
 
 TH = Thresholds()
 # 2026-03-11 02:00 in Beijing (UTC+8).
@@ -157,33 +156,6 @@ def test_events_edits_and_transitions_mark_owners_dirty(engine: Engine) -> None:
     assert _queued(engine) == {a, b, c, d}
 
 
-ZH = [
-    "车主编号",
-    "姓名",
-    "手机号",
-    "车架号",
-    "车牌号",
-    "车型",
-    "产品线",
-    "购车日期",
-    "经销商代码",
-    "顾问编号",
-    "最近保养日期",
-    "最近保养里程",
-    "当前里程",
-    "备注",
-]
-
-
-def _csv(path: Path, rows: list[list[str]]) -> Path:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(ZH)
-    writer.writerows(rows)
-    path.write_bytes(out.getvalue().encode("utf-8"))
-    return path
-
-
 def test_imports_mark_owners_dirty(engine: Engine, tmp_path: Path) -> None:
     clock.set_now(lambda: NOW)
     try:
@@ -212,7 +184,7 @@ def test_imports_mark_owners_dirty(engine: Engine, tmp_path: Path) -> None:
             "15000",
             "",
         ]
-        summary = import_owners(engine, _csv(tmp_path / "a.csv", [row]))
+        summary = import_owners(engine, write_csv(tmp_path / "a.csv", [row]))
         assert summary.imported == 1
         with Session(engine) as session:
             oid = session.execute(select(col(Owner.id)).where(col(Owner.external_id) == "100001")).scalar_one()
@@ -222,7 +194,7 @@ def test_imports_mark_owners_dirty(engine: Engine, tmp_path: Path) -> None:
         assert _queued(engine) == set()
         # Re-importing with a new purchase date (the car's age) queues the owner again.
         row[7] = "2026-01-05"
-        summary = import_owners(engine, _csv(tmp_path / "b.csv", [row]))
+        summary = import_owners(engine, write_csv(tmp_path / "b.csv", [row]))
         assert summary.updated == 1
         assert _queued(engine) == {oid}
         result = recompute_all(engine, TH, NOW + timedelta(hours=1), incremental=True)
