@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.sender import SenderConfig  # the sending knobs, defined once there
+from flows.membership.points import DEFAULT_AMOUNTS, DEFAULT_LEVELS, PointsPolicy
 from flows.service.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
 
 if TYPE_CHECKING:
@@ -268,22 +269,21 @@ class MerchantSettings(BaseModel):
 class MembershipSettings(BaseModel):
     """Points and levels (issue 13)."""
 
-    points: dict[str, int] = Field(
-        default_factory=lambda: {
-            "verification": 50,
-            "circle": 2,
-            "booking": 20,
-            "service_visit": 30,
-            "referral": 100,
-            "redemption": 10,
-            "welcome": 20,
-        }
-    )
+    points: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_AMOUNTS))
     circle_daily_cap: int = Field(default=5, ge=0, description="circle activity lines per owner per day")
     levels: dict[str, int] = Field(
-        default_factory=lambda: {"silver": 0, "gold": 500, "black": 2000},
+        default_factory=lambda: dict(DEFAULT_LEVELS),
         description="level -> lifetime points needed (银卡/金卡/黑卡)",
     )
+
+    def policy(self, timezone: str) -> PointsPolicy:
+        """The plain values the membership rules take (flows never see the settings)."""
+        return PointsPolicy(
+            amounts=dict(self.points),
+            circle_daily_cap=self.circle_daily_cap,
+            levels=tuple(sorted(self.levels.items(), key=lambda t: t[1])),
+            timezone=timezone,
+        )
 
 
 class OpportunitySettings(BaseModel):

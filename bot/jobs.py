@@ -42,7 +42,6 @@ def register_jobs(scheduler: Scheduler, settings: Settings, library: Library) ->
         ),
         hours=1,
     )
-    from bot.routers.merchant import points_policy  # issue 13: points from events, settlement, expiry
     from flows.membership.awards import points_job
 
-    scheduler.every("membership.points", points_job(renderer, points_policy(settings)), minutes=1)
+    scheduler.every("membership.points", points_job(renderer, settings.membership.policy(settings.timezone)), minutes=1)

@@ -38,7 +38,6 @@ from bot.jobs import register_jobs
 from bot.middlewares import BeforeBotCall, UpdateUnitMiddleware
 from bot.retry import RetryAfterMiddleware
 from bot.routers import build_routers
-from bot.routers.merchant import points_policy
 from bot.routing import lean_propagation
 from bot.scheduler import Scheduler
 from bot.sender import OutboxSender
@@ -138,7 +137,9 @@ def create_dispatcher(app: App) -> Dispatcher:
         renderer=Renderer(default_locale=settings.locale),
     )
     factory = session_factory(app.engine)
-    factory.configure(info={POLICY_KEY: delivery_policy(settings), points.POLICY_KEY: points_policy(settings)})
+    factory.configure(
+        info={POLICY_KEY: delivery_policy(settings), points.POLICY_KEY: settings.membership.policy(settings.timezone)}
+    )
     UpdateUnitMiddleware(
         dp.fsm.storage,
         dp.fsm.events_isolation,

@@ -10,7 +10,6 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import IsPartner
-from bot.routers.merchant import points_policy
 from bot.routers.offers import IsOwner
 from flows.community.roles import Identity
 from flows.membership import points
@@ -60,7 +59,7 @@ def build_router() -> Router:
 async def on_points(
     message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
 ) -> None:
-    summary = points.summary(session, identity.owner_id or 0, points_policy(settings), utcnow())
+    summary = points.summary(session, identity.owner_id or 0, settings.membership.policy(settings.timezone), utcnow())
     locale = renderer.locale_for(identity.locale)
     await message.answer(
         renderer.render("membership/points", identity.locale, s=summary, reasons=REASONS.get(locale, REASONS["en"]))

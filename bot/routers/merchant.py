@@ -23,7 +23,6 @@ from bot.routers.guard import refuse
 from bot.telegram_types import sender
 from flows.community.roles import Identity
 from flows.errors import AutoCircleError
-from flows.membership.points import PointsPolicy
 from flows.merchants import coupons, directory, offers, redemption
 from flows.merchants.money import parse_yuan, yuan
 from flows.templating import Renderer
@@ -31,21 +30,11 @@ from storage.clock import utcnow
 from storage.merchant_models import Merchant
 
 
-def points_policy(settings: Settings) -> PointsPolicy:
-    m = settings.membership
-    return PointsPolicy(
-        amounts=dict(m.points),
-        circle_daily_cap=m.circle_daily_cap,
-        levels=tuple(sorted(m.levels.items(), key=lambda t: t[1])),
-        timezone=settings.timezone,
-    )
-
-
 def merchant_policy(settings: Settings) -> redemption.MerchantPolicy:
     return redemption.MerchantPolicy(
         undo_window=timedelta(hours=settings.merchants.undo_window_hours),
         freeze=timedelta(days=settings.merchants.freeze_days),
-        points=points_policy(settings),
+        points=settings.membership.policy(settings.timezone),
     )
 
 
