@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import escape
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, false, func, or_, update
 from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
 from sqlmodel import Session, col, select
 
@@ -148,9 +148,8 @@ def _reachable(partner_id: int, product_line: str | None) -> list[Any]:
 
 def audience(session: Session, campaign: Campaign) -> list[Owner]:
     """The reachable owners of the partner (see ``_reachable``) in the campaign's cells."""
-    query = select(Owner).where(*_reachable(campaign.partner_id, campaign.product_line))
-    cells = set(campaign.cells)
-    return [o for o in session.exec(query.order_by(col(Owner.id))).all() if f"{o.maturity}/{o.activity}" in cells]
+    query = select(Owner).where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
+    return list(session.exec(query.order_by(col(Owner.id))).all())
 
 
 def product_lines(session: Session, partner_id: int) -> list[str]:
@@ -290,7 +289,9 @@ def queue_now(
 
 def _in_cells(cells: list[str]) -> Any:
     """SQL: the owner's matrix cell is one of ``cells`` (``maturity/activity``)."""
-    pairs = [cell.split("/", 1) for cell in cells]
+    pairs = [cell.split("/", 1) for cell in cells if "/" in cell]
+    if not pairs:
+        return false()
     return or_(*(and_(col(Owner.maturity) == m, col(Owner.activity) == a) for m, a in pairs))
 
 
@@ -312,6 +313,14 @@ class SendResult:
 
 SEND_BATCH = 5_000  # owners planned per batch (and, in a job, per transaction)
 SENDING_LEASE = timedelta(minutes=15)  # a campaign left ``sending`` this long was cut off: resume it
+
+
+def cut_off(now: datetime) -> Any:
+    """SQL: the campaign is ``sending`` but its heartbeat stopped ``SENDING_LEASE`` ago (the
+    run was cut off; the next ``send`` may claim it)."""
+    return and_(col(Campaign.status) == CampaignStatus.sending, col(Campaign.updated_at) < now - SENDING_LEASE)
+
+
 _MEMBER_COLUMNS = ("campaign_id", "owner_id", "holdout", "dedupe_key", "extra")
 
 
@@ -350,9 +359,7 @@ def send(
                 col(Campaign.id) == campaign_id,
                 or_(
                     col(Campaign.status).in_(PENDING_STATUSES),
-                    and_(
-                        col(Campaign.status) == CampaignStatus.sending, col(Campaign.updated_at) < now - SENDING_LEASE
-                    ),
+                    cut_off(now),
                 ),
             )
             .values(status=CampaignStatus.sending, updated_at=now)
@@ -363,7 +370,7 @@ def send(
         return SendResult(campaign_id, campaign.status)
     if commit_batches:
         session.commit()
-    started = perf_counter()
+    started, beat = perf_counter(), now  # the claim wrote ``updated_at = now``: this run's lease
     text_for = _texts(renderer, campaign)
     no_extra: dict[str, Any] = {}  # one object for every member row: serialised once
     treated = held = queued = 0
@@ -376,9 +383,13 @@ def send(
             counts = _plan_batch(session, campaign, batch, text_for, no_extra)
         treated, held, queued = treated + counts[0], held + counts[1], queued + counts[2]
         if commit_batches:
-            alive = _heartbeat(session, campaign_id, now + timedelta(seconds=perf_counter() - started))
+            at = now + timedelta(seconds=perf_counter() - started)
+            alive = _heartbeat(session, campaign_id, beat, at)
+            beat = at
             session.commit()
-            if not alive:  # cancelled meanwhile: the rest is not planned, the queued part is suppressed
+            # cancelled meanwhile (the rest is not planned, the queued part is suppressed), or
+            # another run took the lease over after this one stalled: that one goes on
+            if not alive:
                 session.refresh(campaign)
                 return SendResult(campaign_id, campaign.status, treated, held, queued)
     session.execute(
@@ -444,13 +455,19 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _heartbeat(session: Session, campaign_id: int, at: datetime) -> bool:
-    """Mark the campaign still being sent (``updated_at``); False when it no longer is."""
+def _heartbeat(session: Session, campaign_id: int, beat: datetime, at: datetime) -> bool:
+    """Mark the campaign still being sent by this run (``updated_at`` from this run's last
+    ``beat`` to ``at``); False when it is no longer sending, or no longer this run's (a run
+    that resumed it after ``SENDING_LEASE`` wrote its own ``updated_at``)."""
     return (
         rowcount(
             session.execute(
                 update(Campaign)
-                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == CampaignStatus.sending)
+                .where(
+                    col(Campaign.id) == campaign_id,
+                    col(Campaign.status) == CampaignStatus.sending,
+                    col(Campaign.updated_at) == beat,
+                )
                 .values(updated_at=at)
             )
         )
@@ -553,7 +570,7 @@ def send_due(session: Session, renderer: Renderer, now: datetime, *, commit_batc
                     col(Campaign.status) == CampaignStatus.scheduled,
                     or_(col(Campaign.send_at).is_(None), col(Campaign.send_at) <= now),
                 ),
-                and_(col(Campaign.status) == CampaignStatus.sending, col(Campaign.updated_at) < now - SENDING_LEASE),
+                cut_off(now),
             )
         )
         .order_by(col(Campaign.id))

@@ -78,8 +78,8 @@ def _cut_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> None:
     real = campaigns._heartbeat
     seen = {"n": 0}
 
-    def heartbeat(session: Session, cid: int, at: datetime) -> bool:
-        alive = real(session, cid, at)
+    def heartbeat(session: Session, cid: int, beat: datetime, at: datetime) -> bool:
+        alive = real(session, cid, beat, at)
         seen["n"] += 1
         if seen["n"] > batches:
             session.commit()
@@ -156,14 +156,14 @@ def test_a_cancel_while_sending_stops_the_rest_and_suppresses_the_queued(
     real = campaigns._heartbeat
     seen = {"n": 0}
 
-    def heartbeat(session: Session, cid: int, at: datetime) -> bool:
+    def heartbeat(session: Session, cid: int, beat: datetime, at: datetime) -> bool:
         seen["n"] += 1
         if seen["n"] == 2:  # the partner cancels from another session between two batches
             session.commit()
             with Session(engine) as other:
                 campaigns.cancel(other, None, cid, NOW)
                 other.commit()
-        return real(session, cid, at)
+        return real(session, cid, beat, at)
 
     monkeypatch.setattr(campaigns, "_heartbeat", heartbeat)
     result = campaigns.send_task(JobContext(engine=engine, now=NOW, policy=DeliveryPolicy()), campaign_id)
@@ -190,3 +190,43 @@ def test_a_live_send_is_not_taken_over(engine: Any, campaign_id: int) -> None:
         result = campaigns.send(session, Renderer(), campaign_id, NOW + timedelta(minutes=5))
         session.commit()
     assert result.status == CampaignStatus.sending and result.queued == 0
+
+
+def test_a_stalled_run_stops_once_another_has_taken_its_lease_over(
+    engine: Any, campaign_id: int, small_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A stalls past ``SENDING_LEASE`` after its first batch; run B resumes the campaign,
+    plans a batch and dies; A, waking up, finds the lease B's and stops instead of planning on
+    beside it. A later run finishes: every owner a member once, one push each."""
+    real = campaigns._heartbeat
+    seen = {"a": 0}
+    late = NOW + campaigns.SENDING_LEASE + timedelta(minutes=1)
+
+    def b_dies(session: Session, cid: int, beat: datetime, at: datetime) -> bool:
+        real(session, cid, beat, at)
+        session.commit()
+        raise Cut
+
+    def a_stalls(session: Session, cid: int, beat: datetime, at: datetime) -> bool:
+        seen["a"] += 1
+        if seen["a"] == 1:  # A's first beat: A stalls here, and B runs meanwhile
+            session.commit()
+            monkeypatch.setattr(campaigns, "_heartbeat", b_dies)
+            with pytest.raises(Cut):
+                campaigns.send_task(JobContext(engine=engine, now=late, policy=DeliveryPolicy()), cid)
+            monkeypatch.setattr(campaigns, "_heartbeat", a_stalls)
+        return real(session, cid, beat, at)
+
+    monkeypatch.setattr(campaigns, "_heartbeat", a_stalls)
+    a = campaigns.send_task(JobContext(engine=engine, now=NOW, policy=DeliveryPolicy()), campaign_id)
+    assert seen["a"] == 1 and a.status == CampaignStatus.sending  # A stopped at its first beat
+    monkeypatch.setattr(campaigns, "_heartbeat", real)
+    later = JobContext(
+        engine=engine, now=late + campaigns.SENDING_LEASE + timedelta(minutes=1), policy=DeliveryPolicy()
+    )
+    assert [r.status for r in campaigns.send_due_job(Renderer())(later)] == [CampaignStatus.done]
+    status, members, keys, topics = _state(engine, campaign_id)
+    assert status == CampaignStatus.done
+    assert len(members) == OWNERS and set(members.values()) == {1}
+    assert set(keys) == _treated(engine, campaign_id) and set(keys.values()) == {1}
+    assert topics == len(keys)
