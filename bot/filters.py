@@ -45,7 +45,7 @@ def run_pure_filters_inline(router: Router) -> int:
     tree once (call after all routers are included); returns how many filters it changed.
     """
     changed = 0
-    for each in _routers(router):
+    for each in router.chain_tail:
         for observer in each.observers.values():
             handlers = (
                 [observer._handler, *observer.handlers] if hasattr(observer, "_handler") else list(observer.handlers)
@@ -54,13 +54,6 @@ def run_pure_filters_inline(router: Router) -> int:
                 for filter_object in handler.filters or ():
                     changed += _inline(filter_object)
     return changed
-
-
-def _routers(router: Router) -> list[Router]:
-    found = [router]
-    for child in router.sub_routers:
-        found.extend(_routers(child))
-    return found
 
 
 def _inline(filter_object: FilterObject) -> int:

@@ -118,6 +118,10 @@ class UpdateUnitMiddleware(FSMContextMiddleware):
         self._factory = factory
         self._slots = asyncio.Semaphore(max_sessions)
         self._operator_ids = frozenset(operator_ids)
+        from bot.fsm_storage import SqlStorage  # bot.fsm_storage imports this module
+
+        #: the conversation state's table, when it is in the database: read with the identity
+        self._sql_storage = storage if isinstance(storage, SqlStorage) else None
         track_writes(factory)
 
     def install(self, dp: Dispatcher) -> None:
@@ -175,9 +179,9 @@ class UpdateUnitMiddleware(FSMContextMiddleware):
         """``identity``, ``state`` and ``raw_state`` for the update. With the conversation
         state in the database, both come from ONE prebuilt SELECT (``identity_columns`` and
         ``state_columns``) and the state is remembered for the update's later reads."""
-        from bot.fsm_storage import KEY_PARAM, SqlStorage, storage_key_string
+        from bot.fsm_storage import KEY_PARAM, storage_key_string
 
-        if context is None or user_id is None or not isinstance(self.storage, SqlStorage):
+        if context is None or user_id is None or self._sql_storage is None:
             if context is not None:
                 data.update({"state": context, "raw_state": await context.get_state()})
             data["identity"] = resolve_identity(session, user_id, self._operator_ids)
@@ -188,7 +192,7 @@ class UpdateUnitMiddleware(FSMContextMiddleware):
             .one()
         )
         *identity, state, state_data = row
-        self.storage.remember(session, context.key, state, state_data)
+        self._sql_storage.remember(session, context.key, state, state_data)
         data.update({"state": context, "raw_state": state})
         data["identity"] = identity_from_row(user_id, self._operator_ids, identity)
 

@@ -25,12 +25,9 @@ def lean_propagation(root: Router) -> int:
     """Install the lean ``propagate_event`` on ``root`` and every router below it (call after
     all routers are included); returns how many routers it changed."""
     changed = 0
-    pending = [root]
-    while pending:
-        router = pending.pop()
+    for router in root.chain_tail:
         router.propagate_event = types.MethodType(_propagate_event, router)  # type: ignore[method-assign]  # reason: per instance, aiogram calls it by attribute
         changed += 1
-        pending.extend(router.sub_routers)
     return changed
 
 

@@ -108,9 +108,8 @@ def bot_token(settings: Settings) -> str:
 
 def create_bot(settings: Settings) -> Bot:
     """A Bot with HTML parse mode that talks to ``settings.api_base``."""
-    session = BotSession()
-    if settings.api_base.rstrip("/") != TELEGRAM_API_BASE:
-        session = BotSession(api=TelegramAPIServer.from_base(settings.api_base.rstrip("/")))
+    base = settings.api_base.rstrip("/")
+    session = BotSession(api=TelegramAPIServer.from_base(base)) if base != TELEGRAM_API_BASE else BotSession()
     try:
         bot = Bot(
             token=bot_token(settings),

@@ -103,7 +103,10 @@ def _insert_statement() -> Any:
     return insert(table_of(Event))
 
 
-_COUNTERS = ("last_active_at", "first_action_at", "action_count", "referral_count", "service_visits")
+#: the kinds with a count of their own on the owner row, beside ``action_count``
+_EXTRA_COUNT = {EventKind.referral_converted: "referral_count", EventKind.service_visit: "service_visits"}
+#: every owner column a counter UPDATE may write (expired on a loaded Owner after one)
+_COUNTERS = ("last_active_at", "first_action_at", "action_count", *_EXTRA_COUNT.values())
 
 
 def _count(session: Session, owner_id: int | None, kind: EventKind, when: datetime) -> None:
@@ -112,18 +115,10 @@ def _count(session: Session, owner_id: int | None, kind: EventKind, when: dateti
     the new values (the UPDATE is Core, the session does not see it otherwise)."""
     if owner_id is None or kind not in MEANINGFUL:
         return
-    session.execute(_counter_statement(_counted_extra(kind)), {"owner_id": owner_id, "at": when})
+    session.execute(_counter_statement(_EXTRA_COUNT.get(kind)), {"owner_id": owner_id, "at": when})
     loaded = session.identity_map.get(session.identity_key(Owner, owner_id))
     if loaded is not None:
         session.expire(loaded, _COUNTERS)
-
-
-def _counted_extra(kind: EventKind) -> str | None:
-    if kind is EventKind.referral_converted:
-        return "referral_count"
-    if kind is EventKind.service_visit:
-        return "service_visits"
-    return None
 
 
 def counts_toward_maturity(stamp: Any) -> Any:

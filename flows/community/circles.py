@@ -7,7 +7,7 @@ the circle or blocking the bot records an event and tells the owner's partner at
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -39,17 +39,12 @@ class CircleInfo:
     join_requests: bool
 
 
+#: the ``Circle`` column behind each ``CircleInfo`` field, in the dataclass's order
+_INFO_COLUMNS = tuple("id" if f.name == "circle_id" else f.name for f in fields(CircleInfo))
+
+
 def _info(circle: Circle) -> CircleInfo:
-    return CircleInfo(
-        circle_id=circle.id or 0,
-        chat_id=circle.chat_id,
-        title=circle.title,
-        product_line=circle.product_line,
-        partner_id=circle.partner_id,
-        invite_link=circle.invite_link,
-        welcome_text=circle.welcome_text,
-        join_requests=circle.join_requests,
-    )
+    return CircleInfo(*(getattr(circle, name) for name in _INFO_COLUMNS))
 
 
 def parse_product_line(text: str) -> ProductLine | None:
@@ -97,9 +92,7 @@ def circle_by_chat(session: Session, chat_id: int) -> CircleInfo | None:
 def _circle_by_chat() -> Any:
     """Built once (every group message asks): the columns of ``CircleInfo``, in its order."""
     table = table_of(Circle)
-    columns = [table.c[name] for name in ("id", "chat_id", "title", "product_line", "partner_id")]
-    columns += [table.c.invite_link, table.c.welcome_text, table.c.join_requests]
-    return select(*columns).where(table.c.chat_id == bindparam("chat_id"))
+    return select(*(table.c[name] for name in _INFO_COLUMNS)).where(table.c.chat_id == bindparam("chat_id"))
 
 
 def set_welcome(session: Session, partner_id: int, chat_id: int | None, text: str) -> CircleInfo | None:

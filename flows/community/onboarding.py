@@ -415,6 +415,7 @@ def link_owner(
         owner.verified_at = now
     owner.stage = FunnelStage.verified.value
     owner.unreachable = False
+    owner.updated_at = now  # mark_online leaves it alone for an owner who is online already
     session.flush()
     record(session, owner.id, EventKind.verified, now, via=via)
     referrals.on_verified(session, pk(owner), now, policy=referral_policy)

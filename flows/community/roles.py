@@ -97,7 +97,9 @@ def resolve_identity(session: Session, user_id: int | None, operator_ids: Collec
     """
     if user_id is None:
         return Identity(user_id=None, role=Role.unknown)
-    row = session.connection().execute(_identity_statement(), {USER_PARAM: user_id}).one()
+    # through the session, so a change the caller has not flushed yet (a partner just
+    # deactivated) is seen
+    row = session.execute(_identity_statement(), {USER_PARAM: user_id}).one()
     return identity_from_row(user_id, operator_ids, tuple(row))
 
 
