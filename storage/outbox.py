@@ -597,9 +597,14 @@ def insert_topics(session: Session, topics: Sequence[tuple[str, str, str | None]
     )
 
 
-def _chunks(values: Sequence[Any], session: Session | None = None) -> Iterable[Sequence[Any]]:
+def among_chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """Slices of ``values`` sized for ``among`` (one parameter per slice)."""
+    return _chunks(values, among=True)
+
+
+def _chunks(values: Sequence[Any], session: Session | None = None, *, among: bool = False) -> Iterable[Sequence[Any]]:
     """Slices for ``IN`` lists (no session) or for ``among`` (one parameter per slice)."""
-    size = _PG_CHUNK if session is not None else _IN_CHUNK
+    size = _PG_CHUNK if session is not None or among else _IN_CHUNK
     for start in range(0, len(values), size):
         yield values[start : start + size]
 

@@ -34,12 +34,11 @@ from flows.delivery.delivery_rules import BestHour, DeliveryPolicy, zone
 from storage.db import table_of
 from storage.events import MEANINGFUL
 from storage.models import Event, Owner
-from storage.outbox import among
+from storage.outbox import among, among_chunks
 
 _E = table_of(Event)
 _O = table_of(Owner)
 _KINDS = sorted(k.value for k in MEANINGFUL)
-_CHUNK = 20_000  # ids per query: one parameter each (storage.outbox.among)
 
 
 def in_plain_share(owner_id: int, percent: int) -> bool:
@@ -94,7 +93,7 @@ def usual_hours(
     since = now - best.lookback
     hour = _hour_of(session, _E.c.at)
     own: dict[int, Counter[int]] = defaultdict(Counter)
-    for chunk in _chunks(wanted):
+    for chunk in among_chunks(wanted):
         rows = session.execute(
             select(_E.c.owner_id, hour, func.count())
             .where(among(session, _E.c.owner_id, chunk), _E.c.kind.in_(_KINDS), _E.c.at >= since)
@@ -118,7 +117,7 @@ def _circle_hours(
 ) -> dict[int, int]:
     """The fallback: the usual hour of the owners of the same partner."""
     partner_of: dict[int, int] = {}
-    for chunk in _chunks(list(owner_ids)):
+    for chunk in among_chunks(list(owner_ids)):
         partner_of.update(
             (o, p)
             for o, p in session.execute(
@@ -130,7 +129,7 @@ def _circle_hours(
         return {}
     hour = _hour_of(session, _E.c.at)
     circles: dict[int, Counter[int]] = defaultdict(Counter)
-    for chunk in _chunks(partners):
+    for chunk in among_chunks(partners):
         rows = session.execute(
             select(_O.c.partner_id, hour, func.count())
             .select_from(_E.join(_O, _O.c.id == _E.c.owner_id))
@@ -175,8 +174,3 @@ def best_starts(session: Session, pushes: Sequence[Wanted], now: datetime, polic
         if push.expires_at is None or at < push.expires_at:
             starts[i] = at
     return starts
-
-
-def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]

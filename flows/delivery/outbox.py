@@ -104,8 +104,10 @@ def enqueue_many(session: Session, pushes: Sequence[Push], policy: DeliveryPolic
     Set-based: the keys, the chats' owners and preferences, the partners' chats, the cap's
     marketing pushes and the best hours are read once per call; each distinct situation
     (class, start, expiry, the owner's zone, quiet hours and cap, what the cap already holds)
-    is planned once, since ``plan`` is a pure function; the rows go in by one DBAPI
-    ``executemany`` per ``INSERT_CHUNK`` (``storage.outbox.bulk_insert``)."""
+    is planned once, since ``plan`` is a pure function of exactly those (it must not read the
+    recipient's owner id, or the cache would hand one owner's decision to another); the rows
+    go in per ``INSERT_CHUNK`` by ``storage.outbox.bulk_insert`` (``COPY`` on PostgreSQL, one
+    DBAPI ``executemany`` on SQLite)."""
     policy = policy_of(session, policy)
     now = utcnow()
     taken = store.existing_keys(session, (p.dedupe_key for p in pushes))
@@ -253,11 +255,11 @@ def _row(push: Push, cls: MessageClass, decision: Plan, now: datetime) -> tuple[
     )
 
 
-INSERT_CHUNK = 5_000  # rows per executemany: bounded memory, one savepoint's worth of retries
+INSERT_CHUNK = 5_000  # rows per bulk insert: bounded memory, one savepoint's worth of retries
 
 
 def _insert(session: Session, rows: list[tuple[tuple[Any, ...], Push]]) -> int:
-    """All rows in one savepoint, by bulk ``executemany`` (``INSERT_CHUNK`` rows each) with
+    """All rows in one savepoint, by bulk inserts (``INSERT_CHUNK`` rows each) with
     their topics; if another process planned some key meanwhile, fall back to one savepoint
     per row so that the others still go in."""
     try:
