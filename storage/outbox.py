@@ -319,7 +319,7 @@ def partner_vetoes(session: Session, rows: Sequence[ClaimedMessage]) -> dict[int
     partners: dict[int, tuple[int | None, bool]] = {}
     by_chat: dict[int, bool] = {}
     owner_of_chat: dict[int, int] = {}
-    for chunk in _chunks(chats):
+    for chunk in in_chunks(chats):
         for pid, tg, active in session.execute(
             select(col(Partner.id), col(Partner.telegram_user_id), col(Partner.active)).where(
                 col(Partner.telegram_user_id).in_(chunk)
@@ -332,7 +332,7 @@ def partner_vetoes(session: Session, rows: Sequence[ClaimedMessage]) -> dict[int
         ).all():
             owner_of_chat[tg] = oid
     missing = [p for p in partner_ids if p not in partners]
-    for chunk in _chunks(missing):
+    for chunk in in_chunks(missing):
         for pid, tg, active in session.execute(
             select(col(Partner.id), col(Partner.telegram_user_id), col(Partner.active)).where(
                 col(Partner.id).in_(chunk)
@@ -380,7 +380,7 @@ def owners_by_chat(session: Session, chat_ids: Iterable[int]) -> dict[int, ChatO
     """Owners whose Telegram user id is one of ``chat_ids`` (private chats), by chat id."""
     wanted = sorted({c for c in chat_ids if c > 0})
     found: dict[int, ChatOwner] = {}
-    for chunk in _chunks(wanted, session):
+    for chunk in among_chunks(wanted):
         rows = session.execute(
             select(
                 col(Owner.id),
@@ -403,7 +403,7 @@ def partner_chats(session: Session, chat_ids: Iterable[int]) -> set[int]:
     """Which of ``chat_ids`` are active partners' private chats (staff, not audience)."""
     wanted = sorted({c for c in chat_ids if c > 0})
     found: set[int] = set()
-    for chunk in _chunks(wanted, session):
+    for chunk in among_chunks(wanted):
         found.update(
             session.execute(
                 select(col(Partner.telegram_user_id)).where(
@@ -433,7 +433,7 @@ def marketing_times(
     # by chat: SQLite would rather walk ix_outbox_due over every pending row (a campaign's
     # whole queue, again for every batch), so there the status is tested, not indexed
     status = _T.c.status if _is_pg(session) else _T.c.status.concat("")
-    for chunk in _chunks(wanted, session):
+    for chunk in among_chunks(wanted):
         rows = session.execute(
             select(_T.c.id, _T.c.chat_id, _T.c.status, _T.c.sent_at, _T.c.not_before).where(
                 among(session, _T.c.chat_id, chunk),
@@ -453,7 +453,7 @@ def marketing_times(
 def topics_of(session: Session, outbox_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
     """``outbox id -> (topic, subject)`` for the rows that have a topic."""
     found: dict[int, tuple[str, str | None]] = {}
-    for chunk in _chunks(sorted(set(outbox_ids)), session):
+    for chunk in among_chunks(sorted(set(outbox_ids))):
         for outbox_id, topic, subject in session.execute(
             select(col(OutboxTopic.outbox_id), col(OutboxTopic.topic), col(OutboxTopic.subject)).where(
                 among(session, col(OutboxTopic.outbox_id), chunk)
@@ -492,7 +492,7 @@ def add_suppression(session: Session, topic: str, subject: str, reason: str, now
 
 def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(keys)), session):
+    for chunk in among_chunks(sorted(set(keys))):
         found.update(session.execute(select(_T.c.dedupe_key).where(among(session, _T.c.dedupe_key, chunk))).scalars())
     return found
 
@@ -500,7 +500,7 @@ def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
 def planned_rows(session: Session, keys: Iterable[str]) -> dict[str, tuple[str, str | None, datetime]]:
     """``dedupe key -> (status, reason, not_before)`` of the rows with these keys."""
     found: dict[str, tuple[str, str | None, datetime]] = {}
-    for chunk in _chunks(sorted(set(keys)), session):
+    for chunk in among_chunks(sorted(set(keys))):
         for key, status, reason, not_before in session.execute(
             select(_T.c.dedupe_key, _T.c.status, _T.c.reason, _T.c.not_before).where(
                 among(session, _T.c.dedupe_key, chunk)
@@ -599,12 +599,15 @@ def insert_topics(session: Session, topics: Sequence[tuple[str, str, str | None]
 
 def among_chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     """Slices of ``values`` sized for ``among`` (one parameter per slice)."""
-    return _chunks(values, among=True)
+    return _slices(values, _PG_CHUNK)
 
 
-def _chunks(values: Sequence[Any], session: Session | None = None, *, among: bool = False) -> Iterable[Sequence[Any]]:
-    """Slices for ``IN`` lists (no session) or for ``among`` (one parameter per slice)."""
-    size = _PG_CHUNK if session is not None or among else _IN_CHUNK
+def in_chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """Slices of ``values`` sized for a plain ``IN (...)`` list (one parameter per value)."""
+    return _slices(values, _IN_CHUNK)
+
+
+def _slices(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 

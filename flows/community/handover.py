@@ -21,7 +21,6 @@ already in a sender's hands or is queued for them later (``storage.outbox.partne
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,7 +97,7 @@ def handover(
     invites = _moved(
         session, update(InviteToken).where(col(InviteToken.partner_id) == source.id).values(partner_id=target.id)
     )
-    for chunk in _chunks(owner_ids):  # tokens of these owners that named no partner, or another
+    for chunk in outbox_store.in_chunks(owner_ids):  # tokens of these owners that named no partner, or another
         invites += _moved(
             session,
             update(InviteToken)
@@ -153,8 +152,3 @@ def handover(
 def _moved(session: Session, statement: Update) -> int:
     """Rows an UPDATE touched (the moved objects are not loaded: no session sync needed)."""
     return rowcount(session.execute(statement.execution_options(synchronize_session=False))) or 0
-
-
-def _chunks(values: Sequence[int | None], size: int = 500) -> Iterator[Sequence[int | None]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
