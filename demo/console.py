@@ -112,6 +112,8 @@ def _pages(story: dict[str, Any]) -> list[tuple[str, str]]:
     pages += [("delivery", "/delivery"), ("churn", "/churn"), ("gifts", "/gifts"), ("owners", "/owners")]
     if story["owner"]:
         pages.append(("owner_timeline", f"/owners/{story['owner']}"))
+    # the supply side (issues 13-15): the demo's merchants, offers, settlement and tasks
+    pages += [("offers", "/offers"), ("merchants", "/merchants"), ("settlement", "/settlement"), ("tasks", "/tasks")]
     pages += [("sessions", "/sessions"), ("overview_en", "/?lang=en"), ("matrix_en", "/matrix?lang=en")]
     return pages
 
