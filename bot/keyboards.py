@@ -29,7 +29,9 @@ class LocaleCb(CallbackData, prefix="loc"):
 
 
 class ProspectCb(CallbackData, prefix="prs"):
-    pass
+    """The inline "I'm not an owner yet" button older versions sent under ``/start``. No
+    keyboard emits it now (the way out is a reply button, ``verify_contact``), but presses on
+    messages already sent still start the prospect form."""
 
 
 class DealerCb(CallbackData, prefix="dlr"):
@@ -62,6 +64,21 @@ def _label(locale: str | None, key: str) -> str:
     return LABELS.get(locale or "zh", LABELS["zh"])[key]
 
 
+def label(locale: str | None, key: str) -> str:
+    """A button's text in ``locale`` (for a message that names the button it sits above)."""
+    return _label(locale, key)
+
+
+#: what a press of the "I'm not an owner yet" reply button sends, in every locale
+NOT_AN_OWNER_TEXTS = frozenset(words["prospect"] for words in LABELS.values())
+
+
+def is_not_an_owner(text: str | None) -> bool:
+    """Whether a text message is a press of the "I'm not an owner yet" reply button (in any
+    locale: the person may have changed language since the keyboard was sent)."""
+    return text is not None and text.strip() in NOT_AN_OWNER_TEXTS
+
+
 def share_contact(locale: str | None) -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(
         keyboard=[[KeyboardButton(text=_label(locale, "share"), request_contact=True)]],
@@ -70,14 +87,21 @@ def share_contact(locale: str | None) -> ReplyKeyboardMarkup:
     )
 
 
+def verify_contact(locale: str | None) -> ReplyKeyboardMarkup:
+    """The keyboard while a person verifies: share their own phone contact, or the way out
+    for someone without a car (a plain text button, see ``is_not_an_owner``)."""
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [KeyboardButton(text=_label(locale, "share"), request_contact=True)],
+            [KeyboardButton(text=_label(locale, "prospect"))],
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
 def remove() -> ReplyKeyboardRemove:
     return ReplyKeyboardRemove()
-
-
-def not_an_owner(locale: str | None) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    builder.button(text=_label(locale, "prospect"), callback_data=ProspectCb())
-    return builder.as_markup()
 
 
 def familiarity(locale: str | None, owner_id: int, suggested: Familiarity) -> InlineKeyboardMarkup:

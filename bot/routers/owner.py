@@ -56,6 +56,8 @@ def build_router() -> Router:
     router.message.register(on_start, CommandStart())
     router.message.register(on_help, Command("help"))
     router.message.register(on_contact, Onboarding.verify, F.contact)
+    # the reply keyboard's way out, before the VIN text: it is not a failed attempt
+    router.message.register(on_prospect_text, Onboarding.verify, F.text.func(keyboards.is_not_an_owner))
     router.message.register(on_vin_text, Onboarding.verify, F.text & ~F.text.startswith("/"))
     router.callback_query.register(on_familiarity, keyboards.FamiliarityCb.filter())
     router.callback_query.register(on_locale, keyboards.LocaleCb.filter())
@@ -100,7 +102,12 @@ async def on_start(
     param = (command.args or "").strip()[:64] or None
     now = utcnow()
     result = onboarding.start(
-        session, sender(message).id, param, now, invite_valid_days=settings.security.invite_valid_days
+        session,
+        sender(message).id,
+        param,
+        now,
+        invite_valid_days=settings.security.invite_valid_days,
+        linked_owner_id=identity.owner_id,  # the update's identity looked the account up already
     )
     if result.kind is onboarding.StartKind.already_verified:
         if param and result.owner_id is not None:
@@ -119,12 +126,10 @@ async def on_start(
         onboarding.StartKind.token_ok: "onboarding/start_invited",
         onboarding.StartKind.token_dead: "owner/link_expired",
     }.get(result.kind, "owner/start_plain")
-    await message.answer(
-        renderer.render(template, loc, name=result.owner_name), reply_markup=keyboards.share_contact(loc)
-    )
-    await message.answer(
-        renderer.render("onboarding/not_owner_hint", loc, no_signature=True), reply_markup=keyboards.not_an_owner(loc)
-    )
+    # one message: how to verify, then the way out for people without a car (signed once)
+    text = renderer.render(template, loc, name=result.owner_name, no_signature=True)
+    hint = renderer.render("onboarding/not_owner_hint", loc, button=keyboards.label(loc, "prospect"))
+    await message.answer(f"{text}\n\n{hint}", reply_markup=keyboards.verify_contact(loc))
 
 
 async def on_help(message: Message, renderer: Renderer, identity: Identity) -> None:
@@ -166,7 +171,7 @@ async def on_contact(
         return
     if contact.user_id != sender(message).id:
         await message.answer(
-            renderer.render("onboarding/not_own_contact", loc), reply_markup=keyboards.share_contact(loc)
+            renderer.render("onboarding/not_own_contact", loc), reply_markup=keyboards.verify_contact(loc)
         )
         return
     result = onboarding.verify_by_phone(
@@ -219,7 +224,7 @@ async def _after_match(
     if failure is onboarding.MatchFailure.bad_format:
         await message.answer(renderer.render("onboarding/bad_format", loc))
     elif failure is onboarding.MatchFailure.needs_link:
-        await message.answer(renderer.render("owner/vin_needs_link", loc), reply_markup=keyboards.share_contact(loc))
+        await message.answer(renderer.render("owner/vin_needs_link", loc), reply_markup=keyboards.verify_contact(loc))
     elif failure is onboarding.MatchFailure.locked:
         await message.answer(renderer.render("owner/verify_locked", loc), reply_markup=keyboards.remove())
     else:
@@ -319,13 +324,30 @@ async def _send_circle_link(
 
 
 async def on_prospect_start(callback: CallbackQuery, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    """The inline button of older versions' ``/start`` (``keyboards.ProspectCb``)."""
     loc = _loc(identity, callback, renderer)
     if identity.role is Role.owner:
         await refuse(callback, renderer, loc)
         return
-    await state.set_state(ProspectForm.name)
     await callback.answer()
-    await callback_message(callback).answer(renderer.render("prospect/ask_name", loc))
+    await _begin_prospect(callback_message(callback), state, renderer, loc)
+
+
+async def on_prospect_text(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:
+    """The "I'm not an owner yet" reply button while verifying: the prospect form, and no
+    verification attempt (it is registered before the VIN text)."""
+    loc = _loc(identity, message, renderer)
+    if identity.role is Role.owner:  # a linked owner has nothing to register
+        await message.answer(renderer.render("onboarding/verify_hint", loc))
+        return
+    await _begin_prospect(message, state, renderer, loc)
+
+
+async def _begin_prospect(message: Message, state: FSMContext, renderer: Renderer, loc: str) -> None:
+    """The prospect form's first question; the verification keyboard goes (the phone question
+    brings its own)."""
+    await state.set_state(ProspectForm.name)
+    await message.answer(renderer.render("prospect/ask_name", loc), reply_markup=keyboards.remove())
 
 
 async def on_prospect_name(message: Message, state: FSMContext, renderer: Renderer, identity: Identity) -> None:

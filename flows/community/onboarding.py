@@ -121,6 +121,15 @@ class Attempt:
     operator_ids: Sequence[int] = ()
 
 
+class Unresolved(enum.Enum):
+    """``start``'s ``linked_owner_id`` when the caller has not looked the account up."""
+
+    token = "unresolved"
+
+
+UNRESOLVED = Unresolved.token
+
+
 def start(
     session: Session,
     user_id: int,
@@ -128,16 +137,25 @@ def start(
     now: datetime,
     *,
     invite_valid_days: int = invites.DEFAULT_VALID_DAYS,
+    linked_owner_id: int | Unresolved | None = UNRESOLVED,
 ) -> StartResult:
     """Resolve ``/start [TOKEN]``; a live personal token marks its owner ``online``; a
     referral token records the first touch and continues as a plain start. An unknown or
     expired token, or one whose owner another account already linked, is dead: it names no
-    owner, so a VIN ending cannot be tried against anyone."""
+    owner, so a VIN ending cannot be tried against anyone.
+
+    ``linked_owner_id``: the owner already linked to ``user_id`` (``None``: none is), when the
+    caller resolved it in this transaction (the bot's identity does, for every update), so a
+    person not yet linked costs no lookup here; left out, it is looked up."""
     touched = referrals.Touch.not_referral
     if referrals.is_referral_token(token):
         touched = referrals.touch(session, user_id, token, now)
         token = None
-    linked = session.execute(select(Owner).where(col(Owner.telegram_user_id) == user_id)).scalars().first()
+    linked: Owner | None
+    if isinstance(linked_owner_id, Unresolved):
+        linked = session.execute(select(Owner).where(col(Owner.telegram_user_id) == user_id)).scalars().first()
+    else:
+        linked = session.get(Owner, linked_owner_id) if linked_owner_id is not None else None
     if linked is not None and linked.stage == FunnelStage.verified.value:
         return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name, touched)
     if not token or token in PUBLIC_START_PARAMS:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy import select
+from sqlmodel import col
+
+from bot.keyboards import ProspectCb
+from flows.community import onboarding
+from storage.clock import utcnow
 from storage.models import Owner
+from storage.security_models import VerificationFailure
 
 pytestmark = pytest.mark.e2e
 
@@ -15,6 +24,10 @@ VIN = "LSVAB2BJ7MN123456"
 
 def _buttons(message: dict) -> list[dict]:
     return [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+
+
+def _reply_keyboard(message: dict) -> list[list[str]]:
+    return [[b["text"] for b in row] for row in message.get("reply_markup", {}).get("keyboard", [])]
 
 
 async def test_invited_owner_verifies_by_vin_and_gets_circle_link(harness) -> None:
@@ -140,10 +153,8 @@ async def test_buttons_speak_the_language_of_the_text_for_people_without_a_known
     await sb.add_user(OWNER_TG, first_name="Anna", language_code=language_code)
     await sb.send_text(OWNER_TG, OWNER_TG, "/start")
     ask = await sb.wait_for_bot_message(OWNER_TG, contains="verify")
-    keyboard = [b["text"] for row in ask["reply_markup"]["keyboard"] for b in row]
-    assert keyboard == ["📱 Share my phone number"]
-    hint = await sb.wait_for_bot_message(OWNER_TG, contains="Not an owner yet")
-    assert [b["text"] for b in _buttons(hint)] == ["I'm not an owner yet"]
+    assert "Not an owner yet" in ask["text"]
+    assert _reply_keyboard(ask) == [["📱 Share my phone number"], ["I'm not an owner yet"]]
 
 
 async def test_a_verified_owner_who_writes_instead_of_answering_is_asked_again_not_told_to_verify(harness) -> None:
@@ -170,3 +181,68 @@ async def test_a_verified_owner_who_writes_instead_of_answering_is_asked_again_n
     fam = next(b for b in _buttons(again) if b["text"].startswith("Skilled"))
     await sb.press_button(OWNER_TG, OWNER_TG, again["message_id"], fam["callback_data"])
     await sb.wait_for_bot_message(OWNER_TG, contains="language")
+
+
+# --- /start is one message; "I'm not an owner yet" is a reply button --------------------------
+
+
+async def test_start_with_a_token_is_one_message_with_both_buttons_and_one_signature(harness) -> None:
+    sb = harness.sandbox
+    await harness.add_owner("C0001", name="Li Lei", vin=VIN)
+    await sb.add_user(OWNER_TG, first_name="Lei", language_code="en")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {await harness.personal_token(VIN)}")
+    greeting = await sb.wait_for_bot_message(OWNER_TG, contains="Hello Li Lei")
+    await asyncio.sleep(0.3)  # anything else the update sent has arrived by now
+    assert [m["message_id"] for m in sb.bot_messages(OWNER_TG)] == [greeting["message_id"]]
+    text = greeting["text"]
+    assert "last 6 characters of your VIN" in text and "Not an owner yet" in text
+    assert text.index("VIN") < text.index("Not an owner yet") < text.index("AutoCircle Owner Circle")
+    assert text.count("AutoCircle Owner Circle") == 1  # signed once, at the end
+    markup = greeting["reply_markup"]
+    assert _reply_keyboard(greeting) == [["📱 Share my phone number"], ["I'm not an owner yet"]]
+    assert markup["keyboard"][0][0].get("request_contact") is True
+    assert not markup["keyboard"][1][0].get("request_contact")
+    assert markup.get("resize_keyboard") is True and markup.get("one_time_keyboard") is True
+    assert "inline_keyboard" not in markup
+
+
+def _failures(harness, user_id: int) -> tuple[int, int]:
+    """The user's counted verification failures (what the lockout reads) and their rows."""
+    with harness.session() as session:
+        counted = onboarding.user_failures(session, user_id, utcnow(), onboarding.VerifyLimits())
+        rows = session.execute(select(VerificationFailure).where(col(VerificationFailure.user_id) == user_id))
+        return counted, len(rows.scalars().all())
+
+
+@pytest.mark.parametrize("label", ["I'm not an owner yet", "  我还不是车主 "])
+async def test_the_not_an_owner_reply_button_starts_the_prospect_form_and_is_no_failed_attempt(harness, label) -> None:
+    """The button's text in any locale (here also the other one, with spaces) while verifying."""
+    sb = harness.sandbox
+    await harness.add_owner("C0001", name="Li Lei", vin=VIN)
+    await sb.add_user(OWNER_TG, first_name="Lei", language_code="en")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {await harness.personal_token(VIN)}")
+    await sb.wait_for_bot_message(OWNER_TG, contains="Not an owner yet")
+    await sb.send_text(OWNER_TG, OWNER_TG, label)
+    ask = await sb.wait_for_bot_message(OWNER_TG, contains="your name")
+    assert "keyboard" not in ask.get("reply_markup", {})  # the verification keyboard went
+    assert _failures(harness, OWNER_TG) == (0, 0)
+    await sb.send_text(OWNER_TG, OWNER_TG, "Zhang San")  # the form goes on
+    await sb.wait_for_bot_message(OWNER_TG, contains="phone")
+    assert _failures(harness, OWNER_TG) == (0, 0)
+
+
+async def test_the_inline_not_an_owner_button_of_older_messages_still_starts_the_prospect_form(harness) -> None:
+    sb = harness.sandbox
+    await sb.add_user(OWNER_TG, first_name="Old", language_code="en")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/start")
+    await sb.wait_for_bot_message(OWNER_TG, contains="Not an owner yet")
+    old = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="I'm not an owner yet", callback_data=ProspectCb().pack())]]
+    )
+    sent = await harness.runtime.bot.send_message(OWNER_TG, "Not an owner yet? Tap here.", reply_markup=old)
+    hint = await sb.wait_for_bot_message(OWNER_TG, contains="Tap here")
+    assert hint["message_id"] == sent.message_id
+    query = await sb.press_button(OWNER_TG, OWNER_TG, hint["message_id"], _buttons(hint)[0]["callback_data"])
+    await sb.wait_for_callback_answer(query["id"])
+    await sb.wait_for_bot_message(OWNER_TG, contains="your name")
+    assert _failures(harness, OWNER_TG) == (0, 0)
