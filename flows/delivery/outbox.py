@@ -17,7 +17,7 @@ sessions), else the defaults.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -98,7 +98,13 @@ def enqueue(session: Session, push: Push, policy: DeliveryPolicy | None = None) 
     return enqueue_many(session, [push], policy) == 1
 
 
-def enqueue_many(session: Session, pushes: Sequence[Push], policy: DeliveryPolicy | None = None) -> int:
+def enqueue_many(
+    session: Session,
+    pushes: Sequence[Push],
+    policy: DeliveryPolicy | None = None,
+    *,
+    owners: Mapping[int, store.ChatOwner] | None = None,
+) -> int:
     """Enqueue many pushes with a few queries; returns how many rows were created.
 
     Set-based: the keys, the chats' owners and preferences, the partners' chats, the cap's
@@ -107,7 +113,11 @@ def enqueue_many(session: Session, pushes: Sequence[Push], policy: DeliveryPolic
     is planned once, since ``plan`` is a pure function of exactly those (it must not read the
     recipient's owner id, or the cache would hand one owner's decision to another); the rows
     go in per ``INSERT_CHUNK`` by ``storage.outbox.bulk_insert`` (``COPY`` on PostgreSQL, one
-    DBAPI ``executemany`` on SQLite)."""
+    DBAPI ``executemany`` on SQLite).
+
+    ``owners``: the chats' owners (``storage.outbox.owners_by_chat``'s answer for every chat
+    of ``pushes``) when the caller read them already with its audience, as a campaign does;
+    a private chat missing from it has no owner. Else they are read here."""
     policy = policy_of(session, policy)
     now = utcnow()
     taken = store.existing_keys(session, (p.dedupe_key for p in pushes))
@@ -118,7 +128,8 @@ def enqueue_many(session: Session, pushes: Sequence[Push], policy: DeliveryPolic
             fresh.append(push)
     if not fresh:
         return 0
-    owners = store.owners_by_chat(session, (p.chat_id for p in fresh))
+    if owners is None:
+        owners = store.owners_by_chat(session, (p.chat_id for p in fresh))
     staff = _staff(session, (p.chat_id for p in fresh), policy)
     planned = store.marketing_times(
         session,
@@ -176,7 +187,7 @@ class _Planner:
 def _starts(
     session: Session,
     pushes: Sequence[Push],
-    owners: dict[int, store.ChatOwner],
+    owners: Mapping[int, store.ChatOwner],
     now: datetime,
     policy: DeliveryPolicy,
 ) -> list[tuple[datetime, datetime]]:
@@ -200,7 +211,7 @@ def _starts(
     return list(zip(starts, asked, strict=True))
 
 
-def _owner_of(push: Push, owners: dict[int, store.ChatOwner]) -> int | None:
+def _owner_of(push: Push, owners: Mapping[int, store.ChatOwner]) -> int | None:
     """The owner behind the push's private chat (a group's push has no best hour)."""
     found = owners.get(push.chat_id)
     return found.owner_id if found is not None else None

@@ -36,6 +36,7 @@ from flows.templating import Renderer
 from storage import outbox as outbox_store
 from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, CampaignStatus
 from storage.db import rowcount, table_of
+from storage.delivery_models import OwnerPreference
 from storage.events import EventKind
 from storage.models import Event, FunnelStage, MessageClass, OutboxMessage, Owner
 
@@ -404,7 +405,7 @@ def send(
 def _plan_batch(
     session: Session,
     campaign: Campaign,
-    batch: list[tuple[int, int | None, str | None, str]],
+    batch: list[AudienceRow],
     text_for: Any,
     no_extra: dict[str, Any],
 ) -> tuple[int, int, int]:
@@ -414,13 +415,16 @@ def _plan_batch(
     known = _members_among(session, campaign_id, batch[0][0], batch[-1][0])
     fresh: list[tuple[Any, ...]] = []
     pushes: list[Push] = []
-    for oid, chat_id, locale, name in batch:
+    owners: dict[int, outbox_store.ChatOwner] = {}
+    for oid, chat_id, locale, name, owner in batch:
         holdout = is_holdout(oid, partner_id, percent)
         key = f"campaign:{campaign_id}:{oid}"
         if oid not in known:
             fresh.append((campaign_id, oid, holdout, None if holdout else key, no_extra))
         if holdout:
             continue
+        if owner is not None:
+            owners[owner.chat_id] = owner
         pushes.append(
             Push(
                 dedupe_key=key,
@@ -435,7 +439,7 @@ def _plan_batch(
         )
     # the members after the pushes: enqueue_many reads before it writes, so on SQLite the write
     # lock is held only from its first insert to the batch's commit
-    queued = enqueue_many(session, pushes)
+    queued = enqueue_many(session, pushes, owners=owners)
     outbox_store.bulk_insert(session, table_of(CampaignMember), _MEMBER_COLUMNS, fresh)
     return len(pushes), len(batch) - len(pushes), queued
 
@@ -488,7 +492,7 @@ def _members_among(session: Session, campaign_id: int, first: int, last: int) ->
     )
 
 
-def _audience_batches(session: Session, campaign: Campaign) -> Iterator[list[tuple[int, int | None, str | None, str]]]:
+def _audience_batches(session: Session, campaign: Campaign) -> Iterator[list[AudienceRow]]:
     """The audience (``_audience_rows``) in owner-id order, ``SEND_BATCH`` owners at a time.
     The ids are read first in one pass (a few bytes an owner), then each batch's rows by
     primary key (``storage.outbox.among``): every query is bounded however big the base, where
@@ -505,19 +509,37 @@ def _audience_batches(session: Session, campaign: Campaign) -> Iterator[list[tup
             yield rows
 
 
-def _audience_rows(
-    session: Session, campaign: Campaign, ids: Sequence[int] | None = None
-) -> list[tuple[int, int | None, str | None, str]]:
-    """``(owner id, chat id, locale, name)`` of the audience (the same owners, in the same
-    order, as ``audience``; only those among ``ids`` if given), as plain rows."""
+#: one audience row: owner id, chat id, locale, name, and the owner as the outbox plans for them
+AudienceRow = tuple[int, int | None, str | None, str, outbox_store.ChatOwner | None]
+
+
+def _audience_rows(session: Session, campaign: Campaign, ids: Sequence[int] | None = None) -> list[AudienceRow]:
+    """The audience (the same owners, in the same order, as ``audience``; only those among
+    ``ids`` if given) as plain rows, with the delivery preferences ``enqueue_many`` would
+    otherwise read again for the same owners (``storage.outbox.owners_by_chat``'s columns)."""
     query = (
-        sa_select(col(Owner.id), col(Owner.telegram_user_id), col(Owner.locale), col(Owner.name))
+        sa_select(
+            col(Owner.id),
+            col(Owner.telegram_user_id),
+            col(Owner.locale),
+            col(Owner.name),
+            col(Owner.opted_out),
+            col(Owner.unreachable),
+            col(OwnerPreference.timezone),
+            col(OwnerPreference.marketing_cap_per_week),
+            col(OwnerPreference.quiet_hours),
+        )
+        .outerjoin(OwnerPreference, col(OwnerPreference.owner_id) == col(Owner.id))
         .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
         .order_by(col(Owner.id))
     )
     if ids is not None:
         query = query.where(outbox_store.among(session, col(Owner.id), ids))
-    return [(oid, chat, locale, name) for oid, chat, locale, name in session.execute(query).all()]
+    ChatOwner = outbox_store.ChatOwner
+    return [
+        (oid, chat, locale, name, ChatOwner(oid, chat, bool(out), bool(gone), tz, cap, quiet) if chat else None)
+        for oid, chat, locale, name, out, gone, tz, cap, quiet in session.execute(query).all()
+    ]
 
 
 _PROBES = ("\x01Probe\x01", "\x02Zweiter & <Name> 2\x02")
