@@ -256,7 +256,7 @@ class Demo:
         await asyncio.sleep(delay)
         await sb.add_user(sim.telegram_id, first_name=sim.name[1:] or sim.name, language_code="zh")
         await sb.send_text(sim.telegram_id, sim.telegram_id, f"/start {sim.token}")
-        # The greeting is two messages; answer after the second, as a person reading them would.
+        # The greeting (one message, its not-an-owner hint last); answer once it is there.
         await sb.wait_for_bot_message(sim.telegram_id, contains="还没有购车", timeout=20)
         if fail:  # misreads the VIN until verification locks; the advisor is told and helps
             assert self.app is not None
