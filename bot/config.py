@@ -50,6 +50,9 @@ class CircleSettings(BaseModel):
 
     remove_unverified_links: bool = True
     join_requests: bool = False
+    #: plain chatter is counted in memory and written every this many seconds (bot.circle_lane);
+    #: 0 writes each message inside its update, as the routers do
+    activity_flush_s: float = Field(default=1.0, ge=0, le=60)
 
 
 class ReferralSettings(BaseModel):

@@ -30,6 +30,8 @@ from aiohttp import ClientError
 
 from bot.app import App
 from bot.bot_session import BotSession
+from bot.circle_lane import KEY as CIRCLE_LANE
+from bot.circle_lane import CircleChatterLane, install_circle_lane
 from bot.commands import install_default_commands
 from bot.config import TELEGRAM_API_BASE, DeliverySettings, Settings
 from bot.filters import run_pure_filters_inline
@@ -146,6 +148,7 @@ def create_dispatcher(app: App) -> Dispatcher:
         max_sessions=1 if app.engine.dialect.name == "sqlite" else PG_POOL_SIZE,
         operator_ids=settings.operator_ids,
     ).install(dp)
+    install_circle_lane(dp, app.engine, settings)  # before the unit of work: plain circle chatter
     dp.include_routers(*build_routers(settings))
     run_pure_filters_inline(dp)
     lean_propagation(dp)
@@ -221,6 +224,9 @@ class BotRuntime:
             _, late = await asyncio.wait(in_flight, timeout=max(0.0, (deadline - loop.time()) * 0.7))
             for task in late:
                 task.cancel()  # rolled back by the update's unit of work
+        lane = self.dp.workflow_data.get(CIRCLE_LANE)
+        if isinstance(lane, CircleChatterLane):  # the chatter counted in memory is written
+            await lane.close(timeout=max(0.1, (deadline - loop.time()) * 0.3))
         if self.scheduler is not None:  # running jobs finish (or are cancelled quietly)
             await self.scheduler.stop(timeout=max(0.1, (deadline - loop.time()) * 0.5))
         self.sender.stop()

@@ -12,11 +12,12 @@ are order-independent (min, max, counts), so they always equal what
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, update
 from sqlmodel import Session, col
 
 from storage.clock import utcnow
@@ -98,6 +99,27 @@ def append(
     _count(session, owner_id, kind, when)
 
 
+def append_many(session: Session, kind: EventKind, rows: Sequence[tuple[int, datetime, dict[str, Any]]]) -> None:
+    """``append`` for many events of one kind (``(owner id, at, data)`` each): the same rows
+    and counters, as one ``executemany`` INSERT and, for a meaningful kind, one ``executemany``
+    of the counter UPDATE (one row per event, so counts and min/max come out as one by one)."""
+    if not rows:
+        return
+    session.execute(
+        _insert_statement(),
+        [{"owner_id": owner_id, "kind": kind.value, "at": at, "data": data} for owner_id, at, data in rows],
+    )
+    if kind not in MEANINGFUL:
+        return
+    session.execute(
+        _counter_statement(_EXTRA_COUNT.get(kind)), [{"owner_id": owner_id, "at": at} for owner_id, at, _ in rows]
+    )
+    for owner_id in {owner_id for owner_id, _, _ in rows}:
+        loaded = session.identity_map.get(session.identity_key(Owner, owner_id))
+        if loaded is not None:
+            session.expire(loaded, _COUNTERS)
+
+
 @lru_cache(maxsize=1)
 def _insert_statement() -> Any:
     return insert(table_of(Event))
@@ -124,9 +146,13 @@ def _count(session: Session, owner_id: int | None, kind: EventKind, when: dateti
 def counts_toward_maturity(stamp: Any) -> Any:
     """SQL: an action at ``stamp`` counts toward maturity (the rule of
     ``flows.segments.rules.counts_toward_maturity``): at or after the owner came online; with
-    no recorded moment, when the owner is in an online stage."""
+    no recorded moment, when the owner is in an online stage. The stages are bound one by one,
+    not as one expanding list, so the counter UPDATE can run as an ``executemany``."""
     since = func.coalesce(col(Owner.online_at), col(Owner.verified_at))
-    return or_(and_(since.is_not(None), stamp >= since), and_(since.is_(None), col(Owner.stage).in_(_ONLINE_STAGES)))
+    return or_(
+        and_(since.is_not(None), stamp >= since),
+        and_(since.is_(None), col(Owner.stage).in_([literal(s) for s in _ONLINE_STAGES])),
+    )
 
 
 _ONLINE_STAGES = ("online", "verified")  # storage.segments.ONLINE_STAGES (which imports this module)

@@ -166,12 +166,31 @@ async def on_service_message(message: Message) -> None:
     """Joins and leaves are handled from ``chat_member`` updates, which carry the invite link."""
 
 
+def content_kind(message: Message) -> str:
+    """What a circle message is (``text``, ``photo`` …), as its activity event records it."""
+    return message.content_type.value if hasattr(message.content_type, "value") else str(message.content_type)
+
+
+def is_plain_chatter(message: Message, settings: Settings) -> bool:
+    """A group message whose whole handling is ``on_group_message`` counting it: from a
+    person, no command (``/circle``, ``/welcome``, ``/top`` and any other: text or caption
+    starting with ``/``), no join or leave, and no link to moderate. ``bot.circle_lane``
+    takes exactly these off the update path; every other message goes through the routers."""
+    user = message.from_user
+    if message.chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP) or user is None or user.is_bot:
+        return False
+    if (message.text or message.caption or "").startswith("/"):
+        return False
+    if message.new_chat_members or message.left_chat_member:
+        return False
+    return not (settings.circles.remove_unverified_links and _has_links(message))
+
+
 async def on_group_message(message: Message, session: Session, settings: Settings, bot: Bot) -> None:
     info = circles.circle_by_chat(session, message.chat.id)
     if info is None or message.from_user is None or message.from_user.is_bot:
         return
-    kind = message.content_type.value if hasattr(message.content_type, "value") else str(message.content_type)
-    who = circles.record_message(session, info, message.from_user.id, kind, utcnow())
+    who = circles.record_message(session, info, message.from_user.id, content_kind(message), utcnow())
     if who.verified or not settings.circles.remove_unverified_links or not _has_links(message):
         return
     try:
