@@ -3,9 +3,8 @@
 * ``owner_preference``: an owner's own send-time settings (time zone, a lower marketing cap,
   quiet hours) and when they last stopped/resumed marketing pushes (``Owner.opted_out`` is
   the flag itself).
-* ``outbox_topic``: what a push is about (``topic`` such as ``gift_reminder``, ``subject``
-  such as ``gift:12``), for pushes that a later event may make pointless; the send-time
-  suppression checks read it. A side table so that the outbox row stays as it is.
+* (what a push is about, ``topic`` such as ``gift_reminder`` and ``subject`` such as
+  ``gift:12``, is two columns of the outbox row itself since migration 0016.)
 * ``delivery_suppression``: topics/subjects cancelled as a whole (a campaign cancelled, a
   flow stopped): queued pushes with that topic and subject are skipped at send time.
 * ``apscheduler_jobs``: APScheduler's persistent job store (one-off jobs such as scheduled
@@ -50,17 +49,6 @@ class OwnerPreference(SQLModel, table=True):
     stopped_at: datetime | None = None
     resumed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
-
-
-class OutboxTopic(SQLModel, table=True):
-    """What one push is about, for suppression at send time (only pushes that have a topic)."""
-
-    __tablename__ = "outbox_topic"
-    __table_args__ = (Index("ix_outbox_topic_topic_subject", "topic", "subject"),)
-
-    outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True))
-    topic: str = Field(sa_column=Column(String(64), nullable=False))
-    subject: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class DeliverySuppression(SQLModel, table=True):

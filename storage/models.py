@@ -217,6 +217,9 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     status: str = OutboxStatus.pending.value
     reason: str | None = None
+    #: what the push is about, for suppression at send time (``gift_reminder`` / ``gift:12``)
+    topic: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    subject: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     telegram_message_id: int | None = None
     lease_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

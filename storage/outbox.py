@@ -30,7 +30,7 @@ from sqlalchemy.sql.expression import Exists
 from sqlmodel import Session, col
 
 from storage.db import rowcount, table_of
-from storage.delivery_models import DeliverySuppression, OutboxTopic, OwnerPreference
+from storage.delivery_models import DeliverySuppression, OwnerPreference
 from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner, Partner
 
 _T = table_of(OutboxMessage)
@@ -455,9 +455,7 @@ def topics_of(session: Session, outbox_ids: Iterable[int]) -> dict[int, tuple[st
     found: dict[int, tuple[str, str | None]] = {}
     for chunk in among_chunks(sorted(set(outbox_ids))):
         for outbox_id, topic, subject in session.execute(
-            select(col(OutboxTopic.outbox_id), col(OutboxTopic.topic), col(OutboxTopic.subject)).where(
-                among(session, col(OutboxTopic.outbox_id), chunk)
-            )
+            select(_T.c.id, _T.c.topic, _T.c.subject).where(among(session, _T.c.id, chunk), _T.c.topic.is_not(None))
         ).all():
             found[outbox_id] = (topic, subject)
     return found
@@ -572,31 +570,6 @@ def _copy(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise DBAPIError.instance(sql, None, error, type(raw).Error) from error
 
 
-def insert_topics(session: Session, topics: Sequence[tuple[str, str, str | None]]) -> None:
-    """``(dedupe key, topic, subject)``: the topic rows of outbox rows just inserted in this
-    transaction, matched to their ids by the unique key in one statement (no ids read back):
-    on PostgreSQL from three arrays (``unnest``), on SQLite from one JSON array."""
-    if not topics:
-        return
-    conn = session.connection()
-    topic = table_of(OutboxTopic).name
-    if conn.dialect.name == "postgresql":
-        keys, names, subjects = (list(column) for column in zip(*topics, strict=True))
-        conn.exec_driver_sql(
-            f"INSERT INTO {topic} (outbox_id, topic, subject) SELECT o.id, t.topic, t.subject "
-            "FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(key, topic, subject) "
-            f"JOIN {_T.name} o ON o.dedupe_key = t.key",
-            (keys, names, subjects),
-        )
-        return
-    conn.exec_driver_sql(
-        f"INSERT INTO {topic} (outbox_id, topic, subject) SELECT o.id, json_extract(t.value, '$[1]'), "
-        f"json_extract(t.value, '$[2]') FROM json_each(?) AS t JOIN {_T.name} o "
-        "ON o.dedupe_key = json_extract(t.value, '$[0]')",
-        (json.dumps(topics),),
-    )
-
-
 def among_chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     """Slices of ``values`` sized for ``among`` (one parameter per slice)."""
     return _slices(values, _PG_CHUNK)
@@ -639,7 +612,6 @@ __all__ = [
     "claim_due",
     "existing_keys",
     "expire_pending",
-    "insert_topics",
     "marketing_times",
     "owners_by_chat",
     "partner_chats",

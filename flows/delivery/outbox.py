@@ -40,14 +40,13 @@ from flows.delivery.delivery_rules import (
 from storage import outbox as store
 from storage.clock import utcnow
 from storage.db import session_scope, table_of
-from storage.delivery_models import OutboxTopic, OwnerPreference
+from storage.delivery_models import OwnerPreference
 from storage.events import EventKind, record
 from storage.models import MessageClass, OutboxMessage, OutboxStatus, Owner
 
 log = logging.getLogger(__name__)
 
 OUTBOX = table_of(OutboxMessage)
-TOPIC = table_of(OutboxTopic)
 PRIORITY = {MessageClass.reply: 0, MessageClass.transactional: 10, MessageClass.marketing: 50}
 POLICY_KEY = "delivery_policy"
 
@@ -237,6 +236,8 @@ ROW_COLUMNS = (
     "attempts",
     "status",
     "reason",
+    "topic",
+    "subject",
     "created_at",
     "updated_at",
 )
@@ -261,6 +262,8 @@ def _row(push: Push, cls: MessageClass, decision: Plan, now: datetime) -> tuple[
         0,
         OutboxStatus.skipped.value if skipped else OutboxStatus.pending.value,
         decision.reason,
+        push.topic,
+        push.subject if push.topic else None,
         now,
         now,
     )
@@ -270,8 +273,8 @@ INSERT_CHUNK = 5_000  # rows per bulk insert: bounded memory, one savepoint's wo
 
 
 def _insert(session: Session, rows: list[tuple[tuple[Any, ...], Push]]) -> int:
-    """All rows in one savepoint, by bulk inserts (``INSERT_CHUNK`` rows each) with
-    their topics; if another process planned some key meanwhile, fall back to one savepoint
+    """All rows in one savepoint, by bulk inserts (``INSERT_CHUNK`` rows each, topics on
+    the rows themselves); if another process planned some key meanwhile, fall back to one savepoint
     per row so that the others still go in."""
     try:
         with session.begin_nested():
@@ -293,7 +296,6 @@ def _insert(session: Session, rows: list[tuple[tuple[Any, ...], Push]]) -> int:
 
 def _insert_chunk(session: Session, rows: Sequence[tuple[tuple[Any, ...], Push]]) -> None:
     store.bulk_insert(session, OUTBOX, ROW_COLUMNS, [values for values, _ in rows])
-    store.insert_topics(session, [(push.dedupe_key, push.topic, push.subject) for _, push in rows if push.topic])
 
 
 def _staff(session: Session, chat_ids: Iterable[int], policy: DeliveryPolicy) -> set[int]:

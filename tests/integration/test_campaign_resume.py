@@ -22,7 +22,6 @@ from flows.templating import Renderer
 from storage import clock
 from storage import outbox as outbox_store
 from storage.campaign_models import Campaign, CampaignMember, CampaignStatus
-from storage.delivery_models import OutboxTopic
 from storage.models import Dealer, OutboxMessage, Owner, Partner
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # noon in Asia/Shanghai: outside quiet hours
@@ -108,7 +107,7 @@ def _state(engine: Any, cid: int) -> tuple[str, Counter[int], Counter[str], int]
             .all()
         )
         topics = session.execute(
-            select(func.count()).select_from(OutboxTopic).where(col(OutboxTopic.topic) == campaigns.topic_of(cid))
+            select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.topic) == campaigns.topic_of(cid))
         ).scalar_one()
     return status, members, keys, int(topics)
 
