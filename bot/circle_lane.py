@@ -44,6 +44,7 @@ CIRCLE_TTL_S = 60.0
 NOT_CIRCLE_TTL_S = 10.0
 FLUSH_AT = 2_000  # buffered messages that wake the writer before its interval
 MAX_HELD = 100_000  # messages kept across failed writes
+MAX_CHATS = 10_000  # chats remembered; past that the expired ones go (any group can add the bot)
 
 KEY = "circle_lane"  # the lane in the dispatcher's workflow data
 
@@ -97,6 +98,10 @@ class CircleChatterLane(BaseMiddleware):
             return known[0]
         info = await asyncio.to_thread(self._lookup, chat_id)
         circle_id = info.circle_id if info is not None else None
+        if len(self._circles) >= MAX_CHATS:
+            self._circles = {chat: known for chat, known in self._circles.items() if known[1] > now}
+            if len(self._circles) >= MAX_CHATS:
+                self._circles.clear()
         self._circles[chat_id] = (circle_id, now + (CIRCLE_TTL_S if circle_id is not None else NOT_CIRCLE_TTL_S))
         return circle_id
 
