@@ -61,9 +61,7 @@ def seed(url: str, owners: int) -> int:
     from sqlmodel import Session
 
     from flows.engine.flow_spec import ACTIVITIES, MATURITIES
-    from flows.growth import campaigns
     from storage import migrate
-    from storage.clock import utcnow
     from storage.db import make_engine
 
     migrate.upgrade(url)
@@ -77,11 +75,7 @@ def seed(url: str, owners: int) -> int:
             FIRST_OWNER_TG,
             lambda i: {"maturity": MATURITIES[i % len(MATURITIES)], "activity": ACTIVITIES[i % len(ACTIVITIES)]},
         )
-        campaign = campaigns.create(
-            session, partner_id, list(campaigns.CELLS), utcnow(), template=campaigns.READY_TEMPLATES[0]
-        )
-        campaign_id = campaign.id or 0
-        session.commit()
+        campaign_id = new_campaign(session, partner_id)
     engine.dispose()
     return campaign_id
 
@@ -177,25 +171,31 @@ def floor(url: str) -> tuple[float, int]:
     return elapsed, rows
 
 
+def new_campaign(session: Any, partner_id: int) -> int:
+    """A committed campaign of ``partner_id`` to every matrix cell; its id."""
+    from flows.growth import campaigns
+    from storage.clock import utcnow
+
+    campaign = campaigns.create(
+        session, partner_id, list(campaigns.CELLS), utcnow(), template=campaigns.READY_TEMPLATES[0]
+    )
+    session.commit()
+    return campaign.id or 0
+
+
 def second_campaign(url: str) -> int:
     """A new campaign to every cell on an emptied outbox (the first one's rows deleted, so the
     cap and dedupe see what they saw for the first); its id."""
     from sqlalchemy import text
     from sqlmodel import Session
 
-    from flows.growth import campaigns
-    from storage.clock import utcnow
     from storage.db import make_engine
 
     engine = make_engine(url)
     with Session(engine) as session:
         session.execute(text("DELETE FROM outbox"))
         partner_id = int(session.execute(text("SELECT min(id) FROM partner")).scalar_one())
-        campaign = campaigns.create(
-            session, partner_id, list(campaigns.CELLS), utcnow(), template=campaigns.READY_TEMPLATES[0]
-        )
-        campaign_id = campaign.id or 0
-        session.commit()
+        campaign_id = new_campaign(session, partner_id)
     engine.dispose()
     return campaign_id
 

@@ -382,21 +382,32 @@ def owners_by_chat(session: Session, chat_ids: Iterable[int]) -> dict[int, ChatO
     found: dict[int, ChatOwner] = {}
     for chunk in among_chunks(wanted):
         rows = session.execute(
-            select(
-                col(Owner.id),
-                col(Owner.telegram_user_id),
-                col(Owner.opted_out),
-                col(Owner.unreachable),
-                col(OwnerPreference.timezone),
-                col(OwnerPreference.marketing_cap_per_week),
-                col(OwnerPreference.quiet_hours),
-            )
+            select(*chat_owner_columns())
             .outerjoin(OwnerPreference, col(OwnerPreference.owner_id) == col(Owner.id))
             .where(among(session, col(Owner.telegram_user_id), chunk))
         ).all()
         for row in rows:
-            found[row[1]] = ChatOwner(row[0], row[1], bool(row[2]), bool(row[3]), row[4], row[5], row[6])
+            found[row[1]] = chat_owner(row)
     return found
+
+
+def chat_owner_columns() -> tuple[Any, ...]:
+    """What a ``ChatOwner`` is read from, in its order (``OwnerPreference`` outer-joined on
+    the owner), for a query that reads other columns of the same owners too."""
+    return (
+        col(Owner.id),
+        col(Owner.telegram_user_id),
+        col(Owner.opted_out),
+        col(Owner.unreachable),
+        col(OwnerPreference.timezone),
+        col(OwnerPreference.marketing_cap_per_week),
+        col(OwnerPreference.quiet_hours),
+    )
+
+
+def chat_owner(row: Sequence[Any]) -> ChatOwner:
+    """A ``ChatOwner`` from the values of ``chat_owner_columns``."""
+    return ChatOwner(row[0], row[1], bool(row[2]), bool(row[3]), row[4], row[5], row[6])
 
 
 def partner_chats(session: Session, chat_ids: Iterable[int]) -> set[int]:
@@ -609,6 +620,8 @@ __all__ = [
     "Readdressed",
     "add_suppression",
     "bulk_insert",
+    "chat_owner",
+    "chat_owner_columns",
     "claim_due",
     "existing_keys",
     "expire_pending",

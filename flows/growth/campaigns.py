@@ -518,27 +518,16 @@ def _audience_rows(session: Session, campaign: Campaign, ids: Sequence[int] | No
     ``ids`` if given) as plain rows, with the delivery preferences ``enqueue_many`` would
     otherwise read again for the same owners (``storage.outbox.owners_by_chat``'s columns)."""
     query = (
-        sa_select(
-            col(Owner.id),
-            col(Owner.telegram_user_id),
-            col(Owner.locale),
-            col(Owner.name),
-            col(Owner.opted_out),
-            col(Owner.unreachable),
-            col(OwnerPreference.timezone),
-            col(OwnerPreference.marketing_cap_per_week),
-            col(OwnerPreference.quiet_hours),
-        )
+        sa_select(col(Owner.locale), col(Owner.name), *outbox_store.chat_owner_columns())
         .outerjoin(OwnerPreference, col(OwnerPreference.owner_id) == col(Owner.id))
         .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
         .order_by(col(Owner.id))
     )
     if ids is not None:
         query = query.where(outbox_store.among(session, col(Owner.id), ids))
-    ChatOwner = outbox_store.ChatOwner
     return [
-        (oid, chat, locale, name, ChatOwner(oid, chat, bool(out), bool(gone), tz, cap, quiet) if chat else None)
-        for oid, chat, locale, name, out, gone, tz, cap, quiet in session.execute(query).all()
+        (owner[0], owner[1], locale, name, outbox_store.chat_owner(owner) if owner[1] else None)
+        for locale, name, *owner in session.execute(query).all()
     ]
 
 
