@@ -26,9 +26,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Mapped
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 
 from flows.community import invites
@@ -38,7 +39,7 @@ from flows.growth import referrals
 from flows.segments.rules import completed_months, familiarity_for_months
 from flows.templating import Renderer
 from storage.audit import AuditKind, record_audit
-from storage.db import pk
+from storage.db import pk, table_of
 from storage.events import EventKind, record
 from storage.models import (
     Circle,
@@ -160,12 +161,7 @@ def start(
         return StartResult(StartKind.already_verified, linked.id, linked.partner_id, linked.name, touched)
     if not token or token in PUBLIC_START_PARAMS:
         return StartResult(StartKind.plain)
-    # the token and its owner in one query (not a second one for the owner)
-    found = session.execute(
-        select(InviteToken, Owner)
-        .outerjoin(Owner, col(Owner.id) == col(InviteToken.owner_id))
-        .where(col(InviteToken.token) == token)
-    ).first()
+    found = session.execute(_token_statement(), {"token": token}).first()
     invite, owner = found if found is not None else (None, None)
     if invite is None or owner is None or invites.token_expired(invite, now, invite_valid_days):
         return StartResult(StartKind.token_dead)
@@ -175,6 +171,16 @@ def start(
         invite.used_at = now
     mark_online(session, owner, now)
     return StartResult(StartKind.token_ok, owner.id, invite.partner_id or owner.partner_id, owner.name)
+
+
+@lru_cache(maxsize=1)
+def _token_statement() -> Any:
+    """A personal token and its owner in one query (bound ``token``), built once."""
+    return (
+        select(InviteToken, Owner)
+        .outerjoin(Owner, col(Owner.id) == col(InviteToken.owner_id))
+        .where(col(InviteToken.token) == bindparam("token"))
+    )
 
 
 def mark_online(session: Session, owner: Owner, now: datetime) -> None:
@@ -196,21 +202,26 @@ def mark_online(session: Session, owner: Owner, now: datetime) -> None:
 # --- counting failures ---------------------------------------------------------------------
 
 
-def _failures(session: Session, column: Mapped[int | None], value: int, since: datetime) -> int:
-    return int(
-        session.execute(
-            select(func.count(col(VerificationFailure.id))).where(column == value, col(VerificationFailure.at) >= since)
-        ).scalar()
-        or 0
+def _failures(session: Session, by: str, value: int, since: datetime) -> int:
+    return int(session.execute(_failures_statement(by), {"value": value, "since": since}).scalar() or 0)
+
+
+@lru_cache(maxsize=2)
+def _failures_statement(by: str) -> Any:
+    """The failures of one user or owner record since a moment (bound ``value``, ``since``),
+    built once: every ``/start`` and every attempt asks."""
+    table = table_of(VerificationFailure)
+    return select(func.count(table.c.id)).where(
+        table.c[by] == bindparam("value"), table.c.at >= bindparam("since", type_=table.c.at.type)
     )
 
 
 def user_failures(session: Session, user_id: int, now: datetime, limits: VerifyLimits) -> int:
-    return _failures(session, col(VerificationFailure.user_id), user_id, now - limits.window)
+    return _failures(session, "user_id", user_id, now - limits.window)
 
 
 def owner_failures(session: Session, owner_id: int, now: datetime, limits: VerifyLimits) -> int:
-    return _failures(session, col(VerificationFailure.owner_id), owner_id, now - limits.window)
+    return _failures(session, "owner_id", owner_id, now - limits.window)
 
 
 def user_locked(session: Session, user_id: int, now: datetime, limits: VerifyLimits) -> bool:
