@@ -58,6 +58,8 @@ class ClaimedMessage:
     expires_at: datetime | None
     created_at: datetime
     partner_id: int | None = None
+    topic: str | None = None  # what it is about, for the send-time suppression checks
+    subject: str | None = None
 
 
 _CLAIM_COLUMNS = (
@@ -74,6 +76,8 @@ _CLAIM_COLUMNS = (
     _T.c.expires_at,
     _T.c.created_at,
     _T.c.partner_id,
+    _T.c.topic,
+    _T.c.subject,
 )
 
 
@@ -461,17 +465,6 @@ def marketing_times(
     return times
 
 
-def topics_of(session: Session, outbox_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
-    """``outbox id -> (topic, subject)`` for the rows that have a topic."""
-    found: dict[int, tuple[str, str | None]] = {}
-    for chunk in among_chunks(sorted(set(outbox_ids))):
-        for outbox_id, topic, subject in session.execute(
-            select(_T.c.id, _T.c.topic, _T.c.subject).where(among(session, _T.c.id, chunk), _T.c.topic.is_not(None))
-        ).all():
-            found[outbox_id] = (topic, subject)
-    return found
-
-
 def suppressions_for(session: Session, topics: Iterable[str]) -> dict[tuple[str, str], str]:
     """``(topic, subject) -> reason`` for cancelled topics (subject ``""``: the whole topic)."""
     wanted = sorted(set(topics))
@@ -634,5 +627,4 @@ __all__ = [
     "record_outcomes",
     "skip_partner_notices",
     "suppressions_for",
-    "topics_of",
 ]

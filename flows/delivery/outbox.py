@@ -409,10 +409,7 @@ def screen(
         return []
     owners = store.owners_by_chat(session, (r.chat_id for r in rows))
     staff = _staff(session, (r.chat_id for r in rows), policy)
-    topics = store.topics_of(session, (r.id for r in rows))
-    candidates = [
-        Candidate(r.id, r.chat_id, r.owner_id, r.message_class, *topics.get(r.id, (None, None))) for r in rows
-    ]
+    candidates = [Candidate(r.id, r.chat_id, r.owner_id, r.message_class, r.topic, r.subject) for r in rows]
     vetoes = (suppressions or Suppressions()).run(session, candidates)
     for outbox_id, reason in store.partner_vetoes(session, rows).items():
         vetoes.setdefault(outbox_id, reason)  # a partner notice for an inactive/unlinked partner
