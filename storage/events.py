@@ -79,7 +79,7 @@ def record(
     when = at or utcnow()
     event = Event(owner_id=owner_id, kind=kind.value, at=when, data=data)
     session.add(event)
-    _count(session, owner_id, kind, when)
+    _count_many(session, kind, [(owner_id, when)])
     session.flush()
     return event
 
@@ -94,12 +94,10 @@ def append(
     """``record`` for the hot path (a circle message per update): the same row and counters,
     written by two prebuilt Core statements, with no ORM object to build and flush and no
     event returned."""
-    when = at or utcnow()
-    session.execute(_insert_statement(), {"owner_id": owner_id, "kind": kind.value, "at": when, "data": data})
-    _count(session, owner_id, kind, when)
+    append_many(session, kind, [(owner_id, at or utcnow(), data)])
 
 
-def append_many(session: Session, kind: EventKind, rows: Sequence[tuple[int, datetime, dict[str, Any]]]) -> None:
+def append_many(session: Session, kind: EventKind, rows: Sequence[tuple[int | None, datetime, dict[str, Any]]]) -> None:
     """``append`` for many events of one kind (``(owner id, at, data)`` each): the same rows
     and counters, as one ``executemany`` INSERT and, for a meaningful kind, one ``executemany``
     of the counter UPDATE (one row per event, so counts and min/max come out as one by one)."""
@@ -109,15 +107,7 @@ def append_many(session: Session, kind: EventKind, rows: Sequence[tuple[int, dat
         _insert_statement(),
         [{"owner_id": owner_id, "kind": kind.value, "at": at, "data": data} for owner_id, at, data in rows],
     )
-    if kind not in MEANINGFUL:
-        return
-    session.execute(
-        _counter_statement(_EXTRA_COUNT.get(kind)), [{"owner_id": owner_id, "at": at} for owner_id, at, _ in rows]
-    )
-    for owner_id in {owner_id for owner_id, _, _ in rows}:
-        loaded = session.identity_map.get(session.identity_key(Owner, owner_id))
-        if loaded is not None:
-            session.expire(loaded, _COUNTERS)
+    _count_many(session, kind, [(owner_id, at) for owner_id, at, _ in rows])
 
 
 @lru_cache(maxsize=1)
@@ -131,16 +121,19 @@ _EXTRA_COUNT = {EventKind.referral_converted: "referral_count", EventKind.servic
 _COUNTERS = ("last_active_at", "first_action_at", "action_count", *_EXTRA_COUNT.values())
 
 
-def _count(session: Session, owner_id: int | None, kind: EventKind, when: datetime) -> None:
-    """A meaningful event's counter UPDATE (one prebuilt statement per kind of SET clause). An
-    Owner of this id already loaded in the session gets its counters expired, so it reads
-    the new values (the UPDATE is Core, the session does not see it otherwise)."""
-    if owner_id is None or kind not in MEANINGFUL:
+def _count_many(session: Session, kind: EventKind, stamps: Sequence[tuple[int | None, datetime]]) -> None:
+    """Meaningful events' counter UPDATE, one row per event (one prebuilt statement per kind
+    of SET clause). An Owner of these ids already loaded in the session gets its counters
+    expired, so it reads the new values (the UPDATE is Core, the session does not see it
+    otherwise)."""
+    counted = [{"owner_id": owner_id, "at": at} for owner_id, at in stamps if owner_id is not None]
+    if not counted or kind not in MEANINGFUL:
         return
-    session.execute(_counter_statement(_EXTRA_COUNT.get(kind)), {"owner_id": owner_id, "at": when})
-    loaded = session.identity_map.get(session.identity_key(Owner, owner_id))
-    if loaded is not None:
-        session.expire(loaded, _COUNTERS)
+    session.execute(_counter_statement(_EXTRA_COUNT.get(kind)), counted)
+    for owner_id in {row["owner_id"] for row in counted}:
+        loaded = session.identity_map.get(session.identity_key(Owner, owner_id))
+        if loaded is not None:
+            session.expire(loaded, _COUNTERS)
 
 
 def counts_toward_maturity(stamp: Any) -> Any:
