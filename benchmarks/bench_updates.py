@@ -156,6 +156,7 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
         closers.append(close)
     else:
         from bot.app import build_app
+        from bot.circle_lane import lane_of
         from bot.config import Settings
         from bot.runtime import build_runtime, settle_heap
 
@@ -172,7 +173,7 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
         closers.append(close)
 
     tmp = stats_path + ".tmp"
-    lane = runtime.dp.workflow_data.get("circle_lane") if mode != "bare" else None
+    lane = lane_of(runtime.dp) if mode != "bare" else None
     while not stop.is_set():
         with open(tmp, "w") as fh:
             pending = (lane.taken - lane.written) if lane is not None else 0

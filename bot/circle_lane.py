@@ -71,6 +71,15 @@ class CircleChatterLane(BaseMiddleware):
         dp[KEY] = self
         return self
 
+    def run_after(self, dp: Dispatcher, middleware: Any) -> None:
+        """Move the lane behind ``middleware`` in the update's outer chain: behind several web
+        processes a webhook Telegram retries may reach a second process, so there the lane
+        runs after the update dedupe (inside the unit of work) and a retried message is
+        counted once."""
+        chain = dp.update.outer_middleware._middlewares
+        chain.remove(self)
+        chain.insert(chain.index(middleware) + 1, self)
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
@@ -125,14 +134,8 @@ class CircleChatterLane(BaseMiddleware):
             await asyncio.to_thread(self._write, rows)
         except Exception:
             log.exception("circle chatter: %d messages not written yet; retrying", len(rows))
-            held = rows + self.buffer.drain()
-            if len(held) > MAX_HELD:
-                log.error(
-                    "circle chatter: %d oldest messages dropped (the database keeps failing)", len(held) - MAX_HELD
-                )
-                held = held[-MAX_HELD:]
-            for row in held:
-                self.buffer.add(row)
+            if dropped := self.buffer.requeue(rows, keep=MAX_HELD):
+                log.error("circle chatter: %d oldest messages dropped (the database keeps failing)", dropped)
             return 0
         self.written += len(rows)
         return len(rows)
@@ -153,6 +156,12 @@ class CircleChatterLane(BaseMiddleware):
                 await self.flush()  # what came in meanwhile
         except TimeoutError:
             log.warning("circle chatter: %d messages not written at stop", len(self.buffer))
+
+
+def lane_of(dp: Dispatcher) -> CircleChatterLane | None:
+    """The dispatcher's lane (None when ``activity_flush_s`` is 0)."""
+    lane = dp.workflow_data.get(KEY)
+    return lane if isinstance(lane, CircleChatterLane) else None
 
 
 def install_circle_lane(dp: Dispatcher, engine: Engine, settings: Settings) -> CircleChatterLane | None:

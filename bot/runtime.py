@@ -30,8 +30,7 @@ from aiohttp import ClientError
 
 from bot.app import App
 from bot.bot_session import BotSession
-from bot.circle_lane import KEY as CIRCLE_LANE
-from bot.circle_lane import CircleChatterLane, install_circle_lane
+from bot.circle_lane import install_circle_lane, lane_of
 from bot.commands import install_default_commands
 from bot.config import TELEGRAM_API_BASE, DeliverySettings, Settings
 from bot.filters import run_pure_filters_inline
@@ -224,8 +223,7 @@ class BotRuntime:
             _, late = await asyncio.wait(in_flight, timeout=max(0.0, (deadline - loop.time()) * 0.7))
             for task in late:
                 task.cancel()  # rolled back by the update's unit of work
-        lane = self.dp.workflow_data.get(CIRCLE_LANE)
-        if isinstance(lane, CircleChatterLane):  # the chatter counted in memory is written
+        if (lane := lane_of(self.dp)) is not None:  # the chatter counted in memory is written
             await lane.close(timeout=max(0.1, (deadline - loop.time()) * 0.3))
         if self.scheduler is not None:  # running jobs finish (or are cancelled quietly)
             await self.scheduler.stop(timeout=max(0.1, (deadline - loop.time()) * 0.5))

@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.circle_lane import KEY as CIRCLE_LANE
+from bot.circle_lane import lane_of
 from bot.scale.chat_order import install_chat_order
 from bot.scale.health import Health, add_ops_routes
 from bot.scale.leader import LeaderElection
@@ -54,7 +54,8 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
     dedupe = install_dedupe(
         dp, make_update_dedupe(redis_url, bot.id, scale.update_ttl_s), on_duplicate=metrics.duplicate
     )
-    _after_dedupe(dp, dp.workflow_data.get(CIRCLE_LANE))
+    if (lane := lane_of(dp)) is not None:
+        lane.run_after(dp, dedupe)  # a retried webhook's chatter is counted once
     parts = ScaleParts(role, plan, metrics, Health(app.engine, redis_url, bot, role.value), dedupe)
     if plan.sender:
         metrics.senders.append(runtime.sender)
@@ -77,16 +78,6 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
         runtime.tasks.append(asyncio.create_task(parts.leader.run(), name="scheduler-leader"))
     dp["scale"] = parts
     return parts
-
-
-def _after_dedupe(dp: Any, lane: Any) -> None:
-    """Behind several web processes a webhook Telegram retries may reach a second process:
-    the circle chatter lane then runs after the update dedupe (inside the unit of work), so
-    a retried message is counted once."""
-    chain = dp.update.outer_middleware._middlewares
-    if lane is not None and lane in chain:
-        chain.remove(lane)
-        chain.append(lane)
 
 
 def webhook_handler(runtime: Any, secret: str) -> Any:

@@ -50,6 +50,14 @@ class ChatterBuffer:
         rows, self._rows = self._rows, []
         return rows
 
+    def requeue(self, rows: list[Chatter], keep: int) -> int:
+        """Put back drained ``rows`` a write failed on, before what came in since; at most the
+        newest ``keep`` stay. Returns how many of the oldest were dropped."""
+        held = rows + self._rows
+        dropped = max(0, len(held) - keep)
+        self._rows = held[dropped:]
+        return dropped
+
     def __len__(self) -> int:
         return len(self._rows)
 
@@ -58,14 +66,12 @@ def write_chatter(session: Session, rows: Sequence[Chatter]) -> int:
     """Record a batch of circle messages (flushed, not committed); returns how many were
     an owner's and so recorded."""
     users = sorted({row.user_id for row in rows})
-    owners: dict[int, int] = {}
+    owners: dict[int | None, int | None] = {}
     for chunk in in_chunks(users):
         owners.update(
-            (user_id, owner_id)
-            for user_id, owner_id in session.exec(
+            session.exec(
                 select(col(Owner.telegram_user_id), col(Owner.id)).where(col(Owner.telegram_user_id).in_(chunk))
             ).all()
-            if user_id is not None and owner_id is not None
         )
     events = [
         (owners[row.user_id], row.at, {"circle_id": row.circle_id, "content": row.kind})
