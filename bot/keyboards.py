@@ -60,13 +60,9 @@ LABELS = {
 }
 
 
-def _label(locale: str | None, key: str) -> str:
-    return LABELS.get(locale or "zh", LABELS["zh"])[key]
-
-
 def label(locale: str | None, key: str) -> str:
-    """A button's text in ``locale`` (for a message that names the button it sits above)."""
-    return _label(locale, key)
+    """A button's text in ``locale`` (also for a message that names the button below it)."""
+    return LABELS.get(locale or "zh", LABELS["zh"])[key]
 
 
 #: what a press of the "I'm not an owner yet" reply button sends, in every locale
@@ -81,7 +77,7 @@ def is_not_an_owner(text: str | None) -> bool:
 
 def share_contact(locale: str | None) -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(
-        keyboard=[[KeyboardButton(text=_label(locale, "share"), request_contact=True)]],
+        keyboard=[[KeyboardButton(text=label(locale, "share"), request_contact=True)]],
         resize_keyboard=True,
         one_time_keyboard=True,
     )
@@ -92,8 +88,8 @@ def verify_contact(locale: str | None) -> ReplyKeyboardMarkup:
     for someone without a car (a plain text button, see ``is_not_an_owner``)."""
     return ReplyKeyboardMarkup(
         keyboard=[
-            [KeyboardButton(text=_label(locale, "share"), request_contact=True)],
-            [KeyboardButton(text=_label(locale, "prospect"))],
+            [KeyboardButton(text=label(locale, "share"), request_contact=True)],
+            [KeyboardButton(text=label(locale, "prospect"))],
         ],
         resize_keyboard=True,
         one_time_keyboard=True,
@@ -109,7 +105,7 @@ def familiarity(locale: str | None, owner_id: int, suggested: Familiarity) -> In
     for value in Familiarity:
         mark = " ✓" if value is suggested else ""
         builder.button(
-            text=_label(locale, value.value) + mark, callback_data=FamiliarityCb(owner_id=owner_id, value=value)
+            text=label(locale, value.value) + mark, callback_data=FamiliarityCb(owner_id=owner_id, value=value)
         )
     return builder.as_markup()
 
@@ -134,8 +130,8 @@ def url_button(text: str, url: str) -> InlineKeyboardMarkup:
 
 
 def join_circle(locale: str | None, url: str) -> InlineKeyboardMarkup:
-    return url_button(_label(locale, "join"), url)
+    return url_button(label(locale, "join"), url)
 
 
 def verify_link(locale: str | None, url: str) -> InlineKeyboardMarkup:
-    return url_button(_label(locale, "verify"), url)
+    return url_button(label(locale, "verify"), url)
