@@ -176,7 +176,7 @@ async def _child(mode: str, url: str, api: str, stats_path: str) -> None:
     lane = lane_of(runtime.dp) if mode != "bare" else None
     while not stop.is_set():
         with open(tmp, "w") as fh:
-            pending = (lane.taken - lane.written) if lane is not None else 0
+            pending = lane.pending if lane is not None else 0
             json.dump(
                 {"done": counters.done, "hops": counters.hops, "cpu_s": time.process_time(), "pending": pending}, fh
             )

@@ -64,6 +64,11 @@ class CircleChatterLane(BaseMiddleware):
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
 
+    @property
+    def pending(self) -> int:
+        """Messages taken but not written yet (buffered, or in a write still running)."""
+        return self.taken - self.written
+
     def install(self, dp: Dispatcher) -> CircleChatterLane:
         """Put the lane right before the unit of work in the update's outer chain."""
         chain = dp.update.outer_middleware._middlewares
