@@ -4,9 +4,10 @@ A typo such as ``until: bookng`` or ``grant_gift: {type: newcommer}`` is valid Y
 flow shape, yet the flow would silently never fire. This check compares every name a flow
 uses with the registries: event names (trigger, wait-until, goals) with ``EventKind`` and the
 events capabilities register, plus the answers buttons offer; every button action with a
-wait, goal or trigger that listens for it or a capability that handles it; every template id
-(messages, partner notices, button labels) in every locale; every registered step's own check
-(a gift type against the catalogue). Each mistake names file, line and field.
+wait, goal or trigger that listens for it or a capability that handles it, and an action in a
+namespace a capability's answer hook owns (``winback.``) with the actions that hook knows
+exactly; every template id (messages, partner notices, button labels) in every locale; every
+registered step's own check (a gift type against the catalogue). Each mistake names file, line and field.
 """
 
 from __future__ import annotations
@@ -86,7 +87,11 @@ def check_references(
             if name not in events and name not in offered and name not in handled:
                 problem(loc, f"unknown event {name!r}: no such event kind, and no button offers that answer")
         for loc, action in _actions(flow.spec):
-            if not (_prefixes(action) & (listened | handled)):
+            owned = registry.namespace_actions(action)
+            if owned is not None and action not in owned:
+                namespace = action.split(".", 1)[0]
+                problem(loc, f"unknown action {action!r} for {namespace!r}; known: {', '.join(sorted(owned))}")
+            elif not (_prefixes(action) & (listened | handled)):
                 problem(loc, f"action {action!r} is awaited by no wait, goal or trigger and handled by no capability")
         for loc, template in _templates(flow.spec):
             missing = [loc_ for loc_ in locales if not context.template_exists(template, loc_)]

@@ -10,7 +10,7 @@ Public face: ``register_step``, ``register_date_source``, ``register_answer_hook
 ``register_render_vars``, ``register_events``, ``register_vocabulary``,
 ``register_condition_field``, and the lookups the engine and the flow check
 use (``step_kind``, ``step_kinds``, ``date_source``, ``date_attributes``, ``known_actions``,
-``known_events``, ``answer``, ``render_vars``). ``STOP`` is what a step handler returns when
+``namespace_actions``, ``known_events``, ``answer``, ``render_vars``). ``STOP`` is what a step handler returns when
 the run waits or has ended.
 """
 
@@ -98,11 +98,32 @@ class DateKind:
     looks_ahead_only: bool = True  # "N days after the date" has no source
 
 
+@dataclass(frozen=True)
+class AnswerKind:
+    """A capability's button answers: the hook that acts on them as they are recorded and the
+    actions it knows (``winback.price``, ...), as the capability registered them. The first
+    part of each action (``winback``) is a namespace the capability owns: the flow check
+    accepts a button in that namespace only when its action is one the hook knows exactly."""
+
+    hook: AnswerHook
+    actions: frozenset[str]
+
+    def known_actions(self) -> frozenset[str]:
+        return self.actions
+
+    def namespaces(self) -> frozenset[str]:
+        return frozenset(_namespace(a) for a in self.actions)
+
+
+def _namespace(action: str) -> str:
+    return action.split(".", 1)[0]
+
+
 @dataclass
 class _Registry:
     steps: dict[str, StepKind] = field(default_factory=dict)
     dates: dict[str, DateKind] = field(default_factory=dict)
-    answers: list[tuple[AnswerHook, frozenset[str]]] = field(default_factory=list)
+    answers: list[AnswerKind] = field(default_factory=list)
     render: list[RenderVars] = field(default_factory=list)
     events: set[str] = field(default_factory=set)
     vocabularies: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -126,8 +147,8 @@ def register_answer_hook(hook: AnswerHook, actions: Iterable[str]) -> None:
     """Call ``hook`` for each recorded button answer; ``actions`` are the answers it
     understands (the flow check accepts buttons offering them). Registering the same hook
     again replaces its actions."""
-    _REGISTRY.answers[:] = [(h, a) for h, a in _REGISTRY.answers if h is not hook]
-    _REGISTRY.answers.append((hook, frozenset(actions)))
+    _REGISTRY.answers[:] = [kind for kind in _REGISTRY.answers if kind.hook is not hook]
+    _REGISTRY.answers.append(AnswerKind(hook, frozenset(actions)))
 
 
 def register_render_vars(provider: RenderVars) -> None:
@@ -183,7 +204,17 @@ def date_attributes() -> frozenset[str]:
 
 
 def known_actions() -> frozenset[str]:
-    return frozenset(a for _, actions in _REGISTRY.answers for a in actions)
+    return frozenset(a for kind in _REGISTRY.answers for a in kind.known_actions())
+
+
+def namespace_actions(action: str) -> frozenset[str] | None:
+    """The actions the capabilities owning ``action``'s namespace know (``winback.prise`` ->
+    win-back's ``winback.price``, ...), or None when no registered answer hook owns it."""
+    namespace = _namespace(action)
+    owners = [kind for kind in _REGISTRY.answers if namespace in kind.namespaces()]
+    if not owners:
+        return None
+    return frozenset(a for kind in owners for a in kind.known_actions())
 
 
 def known_events() -> frozenset[str]:
@@ -194,8 +225,8 @@ def known_events() -> frozenset[str]:
 
 def answer(session: Session, owner_id: int, action: str, now: datetime) -> None:
     """Let every capability act on a button answer as it is recorded."""
-    for hook, _ in _REGISTRY.answers:
-        hook(session, owner_id, action, now)
+    for kind in _REGISTRY.answers:
+        kind.hook(session, owner_id, action, now)
 
 
 def render_vars(context: Mapping[str, Any], locale: str) -> dict[str, Any]:

@@ -82,6 +82,22 @@ def test_a_typo_is_named_with_file_line_and_field(
     assert message in problems[where]
 
 
+def test_an_unknown_action_in_a_capabilitys_namespace_is_named(tmp_path: Path) -> None:
+    """``winback.prise`` is in win-back's namespace, which the survey's wait listens to; the
+    answer hook knows no ``prise`` (it would count as "other"), so the check names it."""
+    text = GOOD.replace("action: probe.yes}", "action: winback.prise}").replace("until: probe,", "until: winback,")
+    folder = _library(tmp_path, text)
+    problems = {(p.path, p.line, p.field): p.message for p in check_library(folder)}
+    assert problems == {
+        (str(folder / "probe.yaml"), 10, "steps[0].send.buttons[0][0].action"): (
+            "unknown action 'winback.prise' for 'winback'; known: winback.moved, winback.other, "
+            "winback.price, winback.service, winback.sold, winback.too_many"
+        )
+    }
+    (folder / "probe.yaml").write_text(text.replace("winback.prise", "winback.price"), encoding="utf-8")
+    assert check_library(folder) == []
+
+
 def test_the_cli_prints_one_line_per_mistake_and_fails(tmp_path: Path) -> None:
     text = GOOD.replace("until: probe,", "until: bookng,").replace("{type: newcomer}", "{type: newcommer}")
     folder = _library(tmp_path, text)
