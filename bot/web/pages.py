@@ -228,13 +228,14 @@ async def movement(request: web.Request) -> web.Response:
 
 async def flows_page(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
-    from flows.engine.flow_files import FLOWS_DIR
     from flows.engine.playbook import PLAYBOOK_NAME, load_playbook
+
+    folder = request.app[SETTINGS].flow_library_dir()  # the library in use (FLOWS_DIR), as the runtime
 
     def work(session: Session) -> tuple[Any, dict[str, list[list[str]]]]:
         """The funnels and the playbook table, both in the worker thread: reading and parsing
         the playbook's YAML is file work that must not run on the event loop."""
-        playbook = load_playbook(FLOWS_DIR / PLAYBOOK_NAME)
+        playbook = load_playbook(folder / PLAYBOOK_NAME)
         table = {
             line: [
                 [", ".join(playbook.flows_for(line, f"{m}/{a}")) or "—" for a in figures.ACTIVITIES]

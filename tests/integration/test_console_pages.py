@@ -1,13 +1,18 @@
 """Every console page renders for an operator in both locales on real databases (with some
-data in each), and a partner's session sees only their own campaign."""
+data in each), a partner's session sees only their own campaign, and the flows page reads the
+playbook from the FLOWS_DIR setting."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from console_helpers import client, sign_in
+from aiohttp.test_utils import TestClient, TestServer
+from console_helpers import TOKEN, client, settings, sign_in
 from sqlmodel import Session, col, select
 
+from bot.web import build_web_app
+from flows.engine.flow_files import FLOWS_DIR
+from flows.engine.playbook import PLAYBOOK_NAME
 from flows.growth import campaigns
 from flows.templating import Renderer
 from storage import clock
@@ -81,3 +86,16 @@ async def test_every_page_renders_in_both_locales(engine) -> None:
         assert "too few owners to tell" in campaigns_page and "Conversion window" in campaigns_page
         timeline = await (await c.get(f"/owners/{owner_id}?lang=en")).text()
         assert "booking" in timeline
+
+
+async def test_the_flows_page_reads_the_playbook_from_the_flows_dir_setting(engine, tmp_path) -> None:
+    """``AUTOCIRCLE_FLOWS_DIR`` is the library in use: the console's playbook table shows it,
+    not the shipped folder's."""
+    shipped = (FLOWS_DIR / PLAYBOOK_NAME).read_text(encoding="utf-8")
+    assert "beginner_nudge" in shipped and "operators_nudge" not in shipped
+    (tmp_path / PLAYBOOK_NAME).write_text(shipped.replace("beginner_nudge", "operators_nudge"), encoding="utf-8")
+    configured = settings(engine).model_copy(update={"flows_dir": tmp_path})
+    async with TestClient(TestServer(build_web_app(configured, engine, bot_token=TOKEN))) as c:
+        await sign_in(c, engine)
+        text = await (await c.get("/flows?lang=en")).text()
+    assert "operators_nudge" in text and "beginner_nudge" not in text
