@@ -76,7 +76,9 @@ def hash_registration_code(code: str) -> str:
     return hashlib.sha256(_HASH_DOMAIN + normalized.encode("utf-8")).hexdigest()
 
 
-def _looks_like_code(normalized: str) -> bool:
+def looks_like_code(normalized: str) -> bool:
+    """A normalised text has a registration code's shape (length and alphabet); the merchant
+    directory's codes share it."""
     return len(normalized) == CODE_LENGTH and all(ch in CODE_ALPHABET for ch in normalized)
 
 
@@ -316,7 +318,7 @@ def redeem_registration_code(session: Session, code: str, telegram_user_id: int,
     """Link the Telegram user to the partner the code was issued to; the code is then spent."""
     _require_aware(now)
     normalized = normalize_registration_code(code)
-    if not _looks_like_code(normalized):
+    if not looks_like_code(normalized):
         raise UnknownRegistrationCodeError(_UNKNOWN)
     digest = hash_registration_code(normalized)
     partner = session.exec(select(Partner).where(col(Partner.registration_code_hash) == digest)).first()

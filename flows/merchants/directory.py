@@ -21,8 +21,8 @@ from sqlmodel import Session, col
 
 from flows.community.partners import (
     CODE_TTL,
-    _looks_like_code,
     generate_registration_code,
+    looks_like_code,
     normalize_registration_code,
 )
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
@@ -268,7 +268,7 @@ def register_staff(session: Session, code: str, telegram_user_id: int, now: date
     if _recent_failures(session, telegram_user_id, now) >= MAX_FAILURES:
         raise StaffCodeError("locked")
     normalized = normalize_registration_code(code)
-    if not _looks_like_code(normalized):
+    if not looks_like_code(normalized):
         raise _fail(session, telegram_user_id, now, "unknown")
     digest = hash_staff_code(normalized)
     staff = (

@@ -101,3 +101,38 @@ def test_the_engine_imports_no_capability_package() -> None:
         for path in (ROOT / "flows" / "engine").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+PRIVATE_ROOTS = ("bot", "flows", "storage", "sandbox", "demo")
+
+
+def _unit(module: str) -> str:
+    """What owns a module's private names: a package under a top-level one (``flows.community``,
+    ``bot.web``) or a top-level package's own module (``storage.events``, ``bot.config``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_module_takes_another_packages_private_names() -> None:
+    """``from flows.community.partners import _looks_like_code`` in ``flows.merchants`` reaches
+    into another package's insides: a name used across packages is public (no underscore).
+    Dunder names (``__version__``) are not private."""
+    offenders: dict[str, list[str]] = {}
+    for root in PRIVATE_ROOTS:
+        for path in (ROOT / root).rglob("*.py"):
+            here = _unit(_module_of(path))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+                    continue
+                if node.module.split(".")[0] not in PRIVATE_ROOTS or _unit(node.module) == here:
+                    continue
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private:
+                    offenders.setdefault(str(path.relative_to(ROOT)), []).extend(
+                        f"{node.module}.{name}" for name in private
+                    )
+    assert offenders == {}
