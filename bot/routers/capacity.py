@@ -24,7 +24,7 @@ from bot.telegram_types import callback_message
 from flows.community.roles import Identity, Role
 from flows.errors import AutoCircleError, InvalidInputError
 from flows.opportunities import capacity, matching, places, tasks
-from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError
+from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, OverlappingTaskError
 from flows.opportunities.opportunity_views import accepted_contact
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -159,6 +159,11 @@ async def on_offer(
     except AlreadyTakenError:
         await callback.answer(renderer.render(T + "already_taken", loc, no_signature=True), show_alert=True)
         await callback_message(callback).answer(renderer.render(T + "already_taken", loc))
+        return
+    except OverlappingTaskError as exc:
+        text = renderer.render(T + "overlapping", loc, **exc.params)
+        await callback.answer(renderer.render(T + "overlapping", loc, no_signature=True, **exc.params), show_alert=True)
+        await callback_message(callback).answer(text)
         return
     except OfferNotCurrentError as exc:
         await refuse(callback, renderer, loc, session=session, why=str(exc))

@@ -13,9 +13,12 @@
   wider wave when a wave timed out (or everyone answered), escalates once when the waves are
   used up (partners of nearby owners and the operators are told) and expires tasks whose
   window started unassigned.
-* ``accept``: one conditional UPDATE (``state = offered`` and a pending offer of this owner),
-  issued before any other write of the unit of work, so of fifty owners pressing at once
-  exactly one wins on SQLite and PostgreSQL; the others get ``AlreadyTakenError``.
+* ``accept``: one conditional UPDATE (``state = offered``, a pending offer of this owner, and
+  no assigned or started task of this owner whose window overlaps), issued before any other
+  write of the unit of work, so of fifty owners pressing at once exactly one wins on SQLite
+  and PostgreSQL; the others get ``AlreadyTakenError``. One owner pressing Accept on two
+  overlapping tasks gets one of them (``OverlappingTaskError`` for the other): on PostgreSQL
+  the owner's row is locked first, so that owner's acceptances run one after the other.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import and_, exists, or_, update
 from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from flows.delivery.outbox import Push, enqueue, job_scope
@@ -37,6 +41,7 @@ from flows.opportunities.demand import staff_chats
 from flows.opportunities.errors import (
     AlreadyTakenError,
     OfferNotCurrentError,
+    OverlappingTaskError,
     TaskNotFoundError,
 )
 from flows.opportunities.ranking import Candidate
@@ -327,13 +332,40 @@ class Accepted:
     partner_id: int | None
 
 
+def _overlap(owner_id: int, task_id: int, start: Any, end: Any) -> tuple[Any, list[Any]]:
+    """Another task of ``owner_id`` (an alias of the task table) and the conditions that make
+    it assigned or started and overlapping ``start``–``end`` (columns of the task being
+    accepted, or values)."""
+    other = aliased(Task)
+    return other, [
+        col(other.assigned_owner_id) == owner_id,
+        col(other.state).in_(_BUSY_STATES),
+        col(other.id) != task_id,
+        col(other.window_start) < end,
+        col(other.window_end) > start,
+    ]
+
+
+def _lock_owner(session: Session, owner_id: int) -> None:
+    """On PostgreSQL, hold the owner's row for the unit of work, so two acceptances by one
+    owner (of two overlapping tasks) run one after the other: the second one's statement
+    then sees the first one's assignment. SQLite has one writer at a time already (and a read
+    before the first write would only make its transaction stale), so nothing is issued there."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(select(col(Owner.id)).where(col(Owner.id) == owner_id).with_for_update())
+
+
 def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, now: datetime) -> Accepted:
-    """First acceptance wins. The compare-and-set is the unit of work's first write."""
+    """First acceptance wins, and an owner never holds two tasks whose windows overlap: one
+    compare-and-set (the task still offered, unassigned, this owner's offer pending, and no
+    other assigned or started task of this owner overlapping its window), the unit of work's
+    first write."""
     pending = exists().where(
         col(TaskOffer.task_id) == task_id,
         col(TaskOffer.owner_id) == owner_id,
         col(TaskOffer.status) == OfferStatus.pending.value,
     )
+    _lock_owner(session, owner_id)
     won = session.exec(
         update(Task)
         .where(
@@ -341,23 +373,13 @@ def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, no
             col(Task.state) == TaskState.offered.value,
             col(Task.assigned_owner_id).is_(None),
             pending,
+            ~exists().where(*_overlap(owner_id, task_id, col(Task.window_start), col(Task.window_end))[1]),
         )
         .values(state=TaskState.assigned.value, assigned_owner_id=owner_id, assigned_at=now)
         .execution_options(synchronize_session=False)
     )
     if rowcount(won) != 1:
-        offer = session.exec(
-            select(TaskOffer).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id)
-        ).first()
-        if offer is None:
-            raise OfferNotCurrentError("this offer is not yours")
-        taken = session.exec(select(col(Task.assigned_owner_id)).where(col(Task.id) == task_id)).first()
-        if offer.status in (OfferStatus.pending.value, OfferStatus.lost.value) and taken not in (None, owner_id):
-            if offer.status == OfferStatus.pending.value:
-                offer.status, offer.answered_at = OfferStatus.lost.value, now
-                session.add(offer)
-            raise AlreadyTakenError("already taken: another owner accepted first")
-        raise OfferNotCurrentError("this offer is no longer open")
+        _refused(session, task_id, owner_id, now)
     tasks.log(session, task_id, TaskState.offered.value, TaskState.assigned, f"owner:{owner_id}", "accepted", now)
     task = session.get(Task, task_id)
     assert task is not None
@@ -388,6 +410,36 @@ def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, no
     session.add(task)
     _tell_accepted(session, renderer, task, owner, partner_id)
     return Accepted(task_id, owner_id, task.demand_id, partner_id)
+
+
+def _refused(session: Session, task_id: int, owner_id: int, now: datetime) -> NoReturn:
+    """Why the acceptance did not win, as the error the presser is told."""
+    offer = session.exec(
+        select(TaskOffer).where(col(TaskOffer.task_id) == task_id, col(TaskOffer.owner_id) == owner_id)
+    ).first()
+    if offer is None:
+        raise OfferNotCurrentError("this offer is not yours", key="offer_not_current")
+    row = session.execute(
+        sa_select(col(Task.state), col(Task.assigned_owner_id), col(Task.window_start), col(Task.window_end)).where(
+            col(Task.id) == task_id
+        )
+    ).first()
+    state, taken, start, end = row if row is not None else (None, None, None, None)
+    if offer.status in (OfferStatus.pending.value, OfferStatus.lost.value) and taken not in (None, owner_id):
+        if offer.status == OfferStatus.pending.value:
+            offer.status, offer.answered_at = OfferStatus.lost.value, now
+            session.add(offer)
+        raise AlreadyTakenError("already taken: another owner accepted first", key="already_taken")
+    if offer.status == OfferStatus.pending.value and state == TaskState.offered.value and taken is None:
+        other, overlapping = _overlap(owner_id, task_id, start, end)
+        first = session.execute(
+            sa_select(col(other.id)).where(*overlapping).order_by(col(other.window_start)).limit(1)
+        ).scalar()
+        if first is not None:
+            raise OverlappingTaskError(
+                f"you already have task {first} at that time", key="overlapping", other=int(first)
+            )
+    raise OfferNotCurrentError("this offer is no longer open", key="offer_not_current")
 
 
 def owner_card(session: Session, owner_id: int) -> dict[str, Any]:

@@ -285,3 +285,48 @@ def test_operations_workbook_has_the_tasks_sheet(engine, clock) -> None:
     assert rows[1][:3] == (2, 1, 0) == (report.posted, report.matched, report.completed)
     classes = {r[0]: r[1:4] for r in rows if r and r[0] in ("light_truck", "tipper")}
     assert classes == {"light_truck": (1, 1, 1.0), "tipper": (1, 0, 0.0)}
+
+
+def _offered(s: Session, task: Task, *owner_ids: int) -> None:
+    """Offers of ``task`` to these owners, as earlier waves left them (still pending)."""
+    for o in owner_ids:
+        s.add(TaskOffer(task_id=task.id, owner_id=o, offered_at=NOW))
+    tasks.move(s, task.id, TaskState.offered, actor="test", reason="test", now=NOW, sources=[TaskState.open.value])
+
+
+def test_an_owner_cannot_win_two_tasks_whose_windows_overlap(engine, clock) -> None:
+    from flows.opportunities.errors import OverlappingTaskError
+
+    with Session(engine) as s:
+        d = account(s)
+        o = owner(s, 1)
+        first = post(s, d)  # tomorrow 02:00 – 08:00 (UTC)
+        overlapping = post(s, d, in_hours=26)
+        later = tasks.post_task(
+            s,
+            d,
+            tasks.TaskDraft(
+                "广州/天河区", "深圳/南山区", NOW + timedelta(hours=40), NOW + timedelta(hours=44), "light_truck", 1.0
+            ),
+            actor="staff:1",
+            now=NOW,
+        )
+        for t in (first, overlapping, later):
+            _offered(s, t, o)
+        matching.accept(s, R, first.id, o, NOW)
+        with pytest.raises(OverlappingTaskError) as refused:
+            matching.accept(s, R, overlapping.id, o, NOW)
+        assert refused.value.params["other"] == first.id
+        t = s.get(Task, overlapping.id)
+        s.refresh(t)
+        assert (t.state, t.assigned_owner_id) == ("offered", None)
+        assert matching.current_offer(s, overlapping.id, o) is not None  # still open for when the first ends
+        assert [x.to_state for x in tasks.transitions(s, overlapping.id)] == ["open", "offered"]
+        # a second owner may still take it, and the first owner a later task
+        other = owner(s, 2, base="广州/海珠区")
+        s.add(TaskOffer(task_id=overlapping.id, owner_id=other, offered_at=NOW))
+        matching.accept(s, R, overlapping.id, other, NOW)
+        matching.accept(s, R, later.id, o, NOW)
+        text = R.render("opportunities/overlapping", "zh", other=first.id)
+        assert f"#{first.id}" in text and "时间" in text
+        s.commit()

@@ -78,3 +78,61 @@ def test_fifty_concurrent_acceptances_assign_exactly_once(engine) -> None:
         assert [o.owner_id for o in accepted] == [t.assigned_owner_id]
         assigned_logs = s.exec(select(TaskTransition).where(col(TaskTransition.to_state) == "assigned")).all()
         assert len(assigned_logs) == 1
+
+
+def test_one_owner_pressing_accept_on_overlapping_tasks_at_once_wins_one(engine) -> None:
+    """The same owner accepts ten overlapping tasks at once (two phones, a fast thumb): one
+    assignment, the other nine refused as overlapping, on SQLite and PostgreSQL."""
+    from flows.opportunities.errors import OverlappingTaskError
+
+    renderer = Renderer(default_locale="en")
+    m = 10
+    with session_scope(engine) as s:
+        issued = demand.create_account(s, code="S1", company="Acme", now=NOW)
+        demand.redeem_staff_code(s, issued.code, 5000, NOW)
+        d = demand.find_account(s, "S1").id
+        o = Owner(external_id="R0", name="D0", product_line="commercial", stage="verified", telegram_user_id=20_000)
+        s.add(o)
+        s.flush()
+        capacity.set_vehicle(s, o.id, vehicle_class="van", payload_t=2.0, base="上海/黄浦区", now=NOW)
+        owner_id = o.id
+        task_ids = []
+        for n in range(m):
+            task = tasks.post_task(
+                s,
+                d,
+                tasks.TaskDraft(
+                    "上海/黄浦区",
+                    "上海/浦东新区",
+                    NOW + timedelta(hours=5, minutes=n),
+                    NOW + timedelta(hours=8),
+                    "van",
+                    1.0,
+                ),
+                actor="t",
+                now=NOW,
+            )
+            matching.send_wave(s, renderer, task, MatchPolicy(per_wave=1), NOW)
+            task_ids.append(task.id)
+    with Session(engine) as s:
+        assert s.exec(select(func.count()).select_from(TaskOffer)).one() == m
+
+    barrier = threading.Barrier(m)
+
+    def press(task_id: int) -> str:
+        barrier.wait()
+        try:
+            with session_scope(engine) as s:
+                matching.accept(s, renderer, task_id, owner_id, NOW)
+            return "won"
+        except OverlappingTaskError:
+            return "overlapping"
+
+    with ThreadPoolExecutor(max_workers=m) as pool:
+        results = list(pool.map(press, task_ids))
+
+    assert results.count("won") == 1, results
+    assert results.count("overlapping") == m - 1
+    with Session(engine) as s:
+        assigned = s.exec(select(Task).where(col(Task.assigned_owner_id) == owner_id)).all()
+        assert [t.id for t in assigned] == [task_ids[results.index("won")]]
