@@ -177,8 +177,10 @@ def set_vehicle(
 
 
 def set_available(session: Session, owner_id: int, now: datetime) -> Capacity:
+    """Offers again from now: not busy, and no longer paused (``/available`` is what the
+    commercial flow's "pause offers" answer tells the owner to send)."""
     cap = _require(session, owner_id)
-    cap.available, cap.busy_until, cap.updated_at = True, None, now
+    cap.available, cap.busy_until, cap.opted_out, cap.updated_at = True, None, False, now
     session.add(cap)
     return cap
 

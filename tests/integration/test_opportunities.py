@@ -330,3 +330,20 @@ def test_an_owner_cannot_win_two_tasks_whose_windows_overlap(engine, clock) -> N
         text = R.render("opportunities/overlapping", "zh", other=first.id)
         assert f"#{first.id}" in text and "时间" in text
         s.commit()
+
+
+def test_unverified_and_paused_owners_get_no_offer_and_available_lifts_the_pause(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        ok = owner(s, 1, base="广州/越秀区")
+        unverified = owner(s, 2, base="广州/海珠区")
+        s.get(Owner, unverified).stage = "online"
+        paused = owner(s, 3, base="广州/荔湾区")
+        capacity.set_opted_out(s, paused, True, NOW)  # the flow's "pause offers" button
+        s.flush()
+        task = post(s, d)
+        assert {c.owner_id for c in matching.candidates(s, task, 300)} == {ok}
+        capacity.set_available(s, paused, NOW)  # what commercial_work_thanks tells them to send
+        s.flush()
+        assert s.exec(select(Capacity).where(col(Capacity.owner_id) == paused)).one().opted_out is False
+        assert {c.owner_id for c in matching.candidates(s, task, 300)} == {ok, paused}
