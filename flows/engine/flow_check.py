@@ -111,9 +111,12 @@ def check_references(
 
 
 def _vocabulary_uses(spec: FlowSpec) -> Iterable[tuple[Loc, str]]:
-    """Names the flow language keeps for a capability to define (a goal's gift type)."""
-    if spec.trigger.date is not None and spec.trigger.date.gift_type:
-        yield ("trigger", "date", "gift_type"), spec.trigger.date.gift_type
+    """Names the flow language keeps for a capability to define (a goal's gift type): the
+    registered keys of the date trigger and the goals, checked against the vocabulary of
+    the same name."""
+    if spec.trigger.date is not None:
+        for name, value in spec.trigger.date.extension:
+            yield ("trigger", "date", name), value
     for g, goal in enumerate(spec.goals):
-        if goal.gift_type:
-            yield ("goals", g, "gift_type"), goal.gift_type
+        for name, value in goal.extension:
+            yield ("goals", g, name), value

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flows.engine import registry
 from flows.engine.flow_spec import CONDITION_FIELDS, Audience, Condition, EntryRules, Goal, parse_duration
 from storage.flow_models import FlowRunStatus
 
@@ -125,21 +126,14 @@ def event_names(kind: str, data: Mapping[str, Any] | None) -> set[str]:
 def goal_reached(
     goals: Sequence[Goal], kind: str, data: Mapping[str, Any] | None, run_context: Mapping[str, Any]
 ) -> Goal | None:
-    """The goal this event meets for a run, if any. A goal about a gift type (or a run about
-    one gift) is met only by that gift's event."""
+    """The goal this event meets for a run, if any: the event's name, and every capability's
+    goal filter (``registry.register_goal_filter``: growth's goal about a gift type, or a run
+    about one gift, is met only by that gift's event)."""
     names = event_names(kind, data)
     data = data or {}
-    gift = run_context.get("gift") or {}
     for goal in goals:
-        if goal.event not in names:
-            continue
-        if goal.gift_type and data.get("gift_type") not in (None, goal.gift_type):
-            continue
-        if gift.get("id") and data.get("grant_id") and data.get("grant_id") != gift.get("id"):
-            continue
-        if gift.get("code") and data.get("code") and data.get("code") != gift.get("code"):
-            continue
-        return goal
+        if goal.event in names and registry.goal_accepts(goal.options, data, run_context):
+            return goal
     return None
 
 

@@ -48,12 +48,51 @@ class TriggerKind(str, enum.Enum):
     deep_link = "deep_link"
 
 
-class DateTrigger(Strict):
-    """A date attribute with an offset: ``gift.expires_at`` minus three days."""
+def _registered_fields(data: Any, known: frozenset[str]) -> Any:
+    """Move the keys capabilities registered for this mapping (a goal's or a date trigger's
+    ``gift_type``) into ``extension`` as sorted ``(name, value)`` pairs; a null value is no
+    value. Other unknown keys stay, so the strict schema still names them."""
+    if not isinstance(data, dict):
+        return data
+    if "extension" in data:  # the field that keeps them is not a key of the language
+        raise WordError(("extension",), "Extra inputs are not permitted")
+    pairs: list[tuple[str, str]] = []
+    for name in sorted(known & data.keys()):
+        value = data[name]
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise WordError((name,), "Input should be a valid string")
+        pairs.append((name, value))
+    rest = {k: v for k, v in data.items() if k not in known}
+    return {**rest, "extension": tuple(pairs)} if pairs else rest
+
+
+class Extended(Strict):
+    """A mapping of the flow language that capabilities may add string keys to."""
+
+    extension: tuple[tuple[str, str], ...] = ()  # (name, value) of the registered keys given
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The registered keys this mapping gives (``{"gift_type": "newcomer"}``)."""
+        return dict(self.extension)
+
+    def option(self, name: str) -> str | None:
+        return self.options.get(name)
+
+
+class DateTrigger(Extended):
+    """A date attribute with an offset: ``gift.expires_at`` minus three days; keys that
+    capabilities register (growth's ``gift_type``) narrow who their date source enters."""
 
     attribute: str
     offset: str = "0d"
-    gift_type: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registered(cls, data: Any) -> Any:
+        return _registered_fields(data, registry.date_fields())
 
     @field_validator("offset")
     @classmethod
@@ -331,11 +370,17 @@ class Step(Strict):
         return getattr(self, self.kind)
 
 
-class Goal(Strict):
-    """An event that ends the run as reached (a redeemed gift ends its reminders)."""
+class Goal(Extended):
+    """An event that ends the run as reached (a redeemed gift ends its reminders); keys that
+    capabilities register with their goal filter (growth's ``gift_type``) narrow which
+    events meet it."""
 
     event: str
-    gift_type: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registered(cls, data: Any) -> Any:
+        return _registered_fields(data, registry.goal_fields())
 
 
 class FlowSpec(Strict):

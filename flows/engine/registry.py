@@ -8,9 +8,10 @@ word of its own registers it here when it is imported (``flows.growth`` register
 
 Public face: ``register_step``, ``register_date_source``, ``register_answer_hook``,
 ``register_render_vars``, ``register_events``, ``register_vocabulary``,
-``register_condition_field``, and the lookups the engine and the flow check
+``register_condition_field``, ``register_goal_filter``, ``register_date_fields``, and the lookups the engine and the flow check
 use (``step_kind``, ``step_kinds``, ``date_source``, ``date_attributes``, ``known_actions``,
-``namespace_actions``, ``known_events``, ``answer``, ``render_vars``). ``STOP`` is what a step handler returns when
+``namespace_actions``, ``known_events``, ``answer``, ``render_vars``, ``goal_fields``,
+``goal_accepts``, ``date_fields``). ``STOP`` is what a step handler returns when
 the run waits or has ended.
 """
 
@@ -85,6 +86,8 @@ TopicRule = Callable[[Mapping[str, Any]], dict[str, str] | None]
 AnswerHook = Callable[[Session, int, str, datetime], None]
 RenderVars = Callable[[Mapping[str, Any], str], dict[str, Any]]
 ConditionProvider = Callable[["Owner"], Any]  # the owner row (attached to the pass's session)
+# (the goal's registered fields, the event's data, the run's context) -> may the event meet it
+GoalFilter = Callable[[Mapping[str, str], Mapping[str, Any], Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class _Registry:
     events: set[str] = field(default_factory=set)
     vocabularies: dict[str, frozenset[str]] = field(default_factory=dict)
     conditions: dict[str, ConditionProvider] = field(default_factory=dict)
+    goal_filters: list[tuple[GoalFilter, frozenset[str]]] = field(default_factory=list)
+    date_fields: set[str] = field(default_factory=set)
 
 
 _REGISTRY = _Registry()
@@ -172,6 +177,35 @@ def register_condition_field(name: str, provider: ConditionProvider) -> None:
     ``provider(owner)`` reads its value for the owner (``sqlalchemy.orm.object_session(owner)``
     is the pass's session)."""
     _REGISTRY.conditions[name] = provider
+
+
+def register_goal_filter(accepts: GoalFilter, fields: Iterable[str] = ()) -> None:
+    """A capability's say on whether an event meets a run's goal: ``accepts(goal_fields,
+    event_data, run_context)`` is False to refuse it (a reminder about one gift is met only by
+    that gift's redemption). ``fields`` are the goal keys it adds to the flow language
+    (``{event: gift_redeemed, gift_type: newcomer}``), strings. Registering the same filter
+    again replaces its fields."""
+    _REGISTRY.goal_filters[:] = [(f, names) for f, names in _REGISTRY.goal_filters if f is not accepts]
+    _REGISTRY.goal_filters.append((accepts, frozenset(fields)))
+
+
+def register_date_fields(fields: Iterable[str]) -> None:
+    """Keys a capability adds to the ``date`` trigger (``gift_type``), strings; its date
+    source reads them from ``trigger.option(name)``."""
+    _REGISTRY.date_fields.update(fields)
+
+
+def goal_fields() -> frozenset[str]:
+    return frozenset(name for _, names in _REGISTRY.goal_filters for name in names)
+
+
+def date_fields() -> frozenset[str]:
+    return frozenset(_REGISTRY.date_fields)
+
+
+def goal_accepts(fields: Mapping[str, str], data: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    """Every registered goal filter lets this event meet the goal."""
+    return all(accepts(fields, data, context) for accepts, _ in _REGISTRY.goal_filters)
 
 
 def condition_fields() -> frozenset[str]:

@@ -3,8 +3,9 @@
 ``grant_gift: {type: newcomer}`` grants a gift and keeps it in the run's context; the date
 trigger ``gift.expires_at`` enters owners whose unredeemed gift expires within the offset, and
 a send from such a run is about that gift (redeeming it drops the reminder); templates see
-``gift`` with its value in the message's language; win-back's survey answers are acted on as
-they are recorded.
+``gift`` with its value in the message's language; ``gift_type`` narrows a goal or a date
+trigger to one gift type, and a run about one gift meets its goal only by that gift's event;
+win-back's survey answers are acted on as they are recorded.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def _check_gift(action: GrantGiftStep, _ctx: registry.CheckContext) -> Iterator[
 def _expiring(session: Session, ahead: timedelta, now: datetime, trigger: Any) -> Iterator[registry.DateEntry]:
     for owner_id, grant in gifts.expiring(session, ahead, now):
         kind = getattr(grant, "gift_type", None)
-        if trigger.gift_type and kind not in (None, trigger.gift_type):
+        wanted = trigger.option("gift_type")
+        if wanted and kind not in (None, wanted):
             continue
         yield registry.DateEntry(owner_id, f"date:gift:{grant.code}", {"gift": gift_context(grant)})
 
@@ -80,6 +82,18 @@ def _gift_vars(context: Mapping[str, Any], locale: str) -> dict[str, Any]:
     return {"gift": gift}
 
 
+def _gift_goal(goal: Mapping[str, str], data: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    """A goal about a gift type is met only by that type's event; a run about one gift (its
+    context's ``gift``) only by that gift's event (its grant id or code)."""
+    wanted = goal.get("gift_type")
+    if wanted and data.get("gift_type") not in (None, wanted):
+        return False
+    gift = context.get("gift") or {}
+    if gift.get("id") and data.get("grant_id") and data.get("grant_id") != gift.get("id"):
+        return False
+    return not (gift.get("code") and data.get("code") and data.get("code") != gift.get("code"))
+
+
 def _on_answer(session: Session, owner_id: int, action: str, now: datetime) -> None:
     winback.on_answer(session, owner_id, action, now)
 
@@ -88,6 +102,8 @@ def install() -> None:
     """Register growth's words (idempotent: a second call replaces the same entries)."""
     registry.register_step("grant_gift", GrantGiftStep, _grant_gift, _check_gift)
     registry.register_date_source("gift.expires_at", _expiring, _gift_topic)
+    registry.register_date_fields(["gift_type"])
+    registry.register_goal_filter(_gift_goal, ["gift_type"])
     registry.register_render_vars(_gift_vars)
     registry.register_vocabulary("gift_type", DEFAULT_GIFT_TYPES)
     registry.register_answer_hook(_on_answer, [winback.ACTION_PREFIX + r for r in winback.REASONS])
