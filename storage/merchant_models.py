@@ -69,7 +69,8 @@ class Offer(SQLModel, table=True):
     merchant_id: int = Field(foreign_key="merchant.id", index=True)
     key: str | None = Field(default=None, sa_column=Column(String(48), unique=True, nullable=True))  # flows name it
     title: str = Field(sa_column=Column(String(120), nullable=False))
-    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))  # the default (zh) text
+    body_en: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     category: str = Field(default="", sa_column=Column(String(32), nullable=False))
     value_kind: str = Field(sa_column=Column(String(16), nullable=False))
     amount_fen: int | None = None
