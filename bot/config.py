@@ -1,7 +1,9 @@
 """Typed configuration: one object, built once in ``main()`` and injected.
 
-Every knob lives here with its default so that ``autocircle config show`` can print the
-effective configuration. ``flows`` and ``storage`` never see this object: the entry point
+Every knob lives here so that ``autocircle config show`` can print the effective
+configuration; a knob a flows policy also has takes its default from that policy's dataclass
+(``Thresholds``, ``DeliveryPolicy``, ``ReferralPolicy``), so each default is written once.
+``flows`` and ``storage`` never see this object: the entry point
 hands them plain values (a URL, a thresholds dataclass).
 """
 
@@ -16,33 +18,38 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.sender import SenderConfig  # the sending knobs, defined once there
+from flows.delivery.delivery_rules import BestHour, DeliveryPolicy, QuietHours
+from flows.growth.referrals import DEFAULT_POLICY as REFERRAL_DEFAULTS
+from flows.growth.referrals import ReferralPolicy
 from flows.membership.points import DEFAULT_AMOUNTS, DEFAULT_LEVELS, PointsPolicy
+from flows.segments.rules import Thresholds
 from flows.service.service_plan import DEFAULT_PLAN, DueRule, FaultPolicy, OdometerLimits, PlanItem, ServiceRules
 
 if TYPE_CHECKING:
-    from flows.delivery.delivery_rules import DeliveryPolicy
-    from flows.growth.referrals import ReferralPolicy
     from flows.opportunities.matching import MatchPolicy
-    from flows.segments.rules import Thresholds
     from flows.service.slots import SlotPolicy
 
 TELEGRAM_API_BASE = "https://api.telegram.org"
 
 
-class SegmentSettings(BaseModel):
-    """Thresholds of DESIGN.md's segment rules (days, months, counts)."""
+_SEGMENTS = Thresholds()  # the segment rules' defaults, defined there
 
-    active_max_days: int = 7
-    declining_max_days: int = 30
-    churned_max_days: int = 90
-    novice_max_months: int = 6
-    skilled_max_months: int = 36
-    growing_after_actions: int = 3
-    growing_after_days_online: int = 30
-    mature_after_actions: int = 10
-    mature_after_span_days: int = 60
-    mature_after_referrals: int = 1
-    mature_after_service_visits: int = 2
+
+class SegmentSettings(BaseModel):
+    """Thresholds of DESIGN.md's segment rules (days, months, counts); the defaults are
+    ``flows.segments.rules.Thresholds``'."""
+
+    active_max_days: int = _SEGMENTS.active_max_days
+    declining_max_days: int = _SEGMENTS.declining_max_days
+    churned_max_days: int = _SEGMENTS.churned_max_days
+    novice_max_months: int = _SEGMENTS.novice_max_months
+    skilled_max_months: int = _SEGMENTS.skilled_max_months
+    growing_after_actions: int = _SEGMENTS.growing_after_actions
+    growing_after_days_online: int = _SEGMENTS.growing_after_days_online
+    mature_after_actions: int = _SEGMENTS.mature_after_actions
+    mature_after_span_days: int = _SEGMENTS.mature_after_span_days
+    mature_after_referrals: int = _SEGMENTS.mature_after_referrals
+    mature_after_service_visits: int = _SEGMENTS.mature_after_service_visits
 
 
 class CircleSettings(BaseModel):
@@ -58,11 +65,11 @@ class CircleSettings(BaseModel):
 class ReferralSettings(BaseModel):
     """The referral programme (老带新): how long a qualified referral is held before both
     sides are rewarded, how many a referrer may bring per calendar month, and the approved
-    counts that earn a tier notice."""
+    counts that earn a tier notice. The defaults are ``flows.growth.referrals.ReferralPolicy``'."""
 
-    hold_days: int = Field(default=14, ge=0)
-    monthly_cap: int = Field(default=5, ge=1)
-    tiers: list[int] = Field(default_factory=lambda: [1, 3, 5])
+    hold_days: int = Field(default=REFERRAL_DEFAULTS.hold.days, ge=0)
+    monthly_cap: int = Field(default=REFERRAL_DEFAULTS.monthly_cap, ge=1)
+    tiers: list[int] = Field(default_factory=lambda: list(REFERRAL_DEFAULTS.tiers))
 
     @field_validator("tiers")
     @classmethod
@@ -72,8 +79,6 @@ class ReferralSettings(BaseModel):
         return value
 
     def policy(self, timezone: str) -> ReferralPolicy:
-        from flows.growth.referrals import ReferralPolicy
-
         return ReferralPolicy(
             hold=timedelta(days=self.hold_days),
             monthly_cap=self.monthly_cap,
@@ -186,25 +191,38 @@ class ServiceSettings(BaseModel):
         return {code: SlotPolicy.of(value) for code, value in self.dealer_slots.items()}
 
 
+_DELIVERY = DeliveryPolicy()  # the delivery rules' defaults, defined there
+_DAY = timedelta(days=1)
+
+
 class DeliverySettings(SenderConfig):
     """Delivery knobs (``AUTOCIRCLE_DELIVERY__RATE_PER_S`` …): quiet hours, the marketing cap,
     and, inherited from ``bot.sender.SenderConfig`` where they are defined once, Telegram's
-    limits as the sender sees them and the crash window."""
+    limits as the sender sees them and the crash window. The defaults of the rules' own
+    knobs are ``flows.delivery.delivery_rules.DeliveryPolicy``'s (and its ``BestHour``'s)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    quiet_hours: str = Field("21:00-08:00", description="local quiet hours; 'off' for none")
-    marketing_cap: int = Field(2, description="marketing pushes per owner per cap window")
-    cap_window_days: float = 7.0
-    staff_quiet_hours: bool = Field(False, description="quiet hours also for partner/operator notices")
-    best_hour: bool = Field(True, description="marketing pushes at the owner's usual hour (issue 15)")
-    best_hour_plain_percent: int = Field(10, ge=0, le=100, description="sticky share on the plain schedule")
-    best_hour_lookback_days: int = Field(60, ge=1, description="days of activity the best hour reads")
-    best_hour_min_events: int = Field(3, ge=1, description="meaningful events before an hour is trusted")
+    quiet_hours: str = Field(_DELIVERY.quiet_hours.text(), description="local quiet hours; 'off' for none")
+    marketing_cap: int = Field(_DELIVERY.marketing_cap, description="marketing pushes per owner per cap window")
+    cap_window_days: float = _DELIVERY.cap_window / _DAY
+    staff_quiet_hours: bool = Field(
+        _DELIVERY.staff_quiet_hours, description="quiet hours also for partner/operator notices"
+    )
+    best_hour: bool = Field(
+        _DELIVERY.best_hour.enabled, description="marketing pushes at the owner's usual hour (issue 15)"
+    )
+    best_hour_plain_percent: int = Field(
+        _DELIVERY.best_hour.plain_percent, ge=0, le=100, description="sticky share on the plain schedule"
+    )
+    best_hour_lookback_days: int = Field(
+        _DELIVERY.best_hour.lookback.days, ge=1, description="days of activity the best hour reads"
+    )
+    best_hour_min_events: int = Field(
+        _DELIVERY.best_hour.min_events, ge=1, description="meaningful events before an hour is trusted"
+    )
 
     def policy(self, timezone: str, staff_chat_ids: Iterable[int] = ()) -> DeliveryPolicy:
-        from flows.delivery.delivery_rules import BestHour, DeliveryPolicy, QuietHours
-
         return DeliveryPolicy(
             timezone=timezone,
             quiet_hours=QuietHours.parse(self.quiet_hours),
@@ -388,8 +406,6 @@ class Settings(BaseSettings):
 
     def segment_thresholds(self) -> Thresholds:
         """The segment rules' plain values (flows never see the settings object)."""
-        from flows.segments.rules import Thresholds
-
         return Thresholds.from_values(self.segments.model_dump(), self.timezone)
 
     def referral_policy(self) -> ReferralPolicy:

@@ -61,6 +61,12 @@ class QuietHours:
         start, _, end = text.partition("-")
         return cls(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
 
+    def text(self) -> str:
+        """The form ``parse`` reads: ``"21:00-08:00"``, or ``"off"`` for no quiet hours."""
+        if self.start == self.end:
+            return "off"
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
 
 NO_QUIET_HOURS = QuietHours(time(0, 0), time(0, 0))
 

@@ -88,6 +88,8 @@ def test_daytime_quiet_window_and_none() -> None:
     assert not NO_QUIET_HOURS.contains(time(3, 0))
     assert QuietHours.parse("22:00-07:30") == QuietHours(time(22, 0), time(7, 30))
     assert QuietHours.parse("off") == NO_QUIET_HOURS
+    assert (QuietHours().text(), NO_QUIET_HOURS.text(), lunch.text()) == ("21:00-08:00", "off", "12:00-13:30")
+    assert all(QuietHours.parse(q.text()) == q for q in (QuietHours(), NO_QUIET_HOURS, lunch))
 
 
 def test_owner_quiet_hours_override_the_default() -> None:

@@ -3,13 +3,16 @@ environment, validated, and turned into the policies the flows use."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings
+from bot.config import SegmentSettings, Settings
+from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.growth.referrals import ReferralPolicy
+from flows.segments.rules import Thresholds
 
 
 def test_referral_policy_defaults_follow_the_issue() -> None:
@@ -38,3 +41,15 @@ def test_tiers_must_be_distinct_positive_and_ascending(tiers: list[int]) -> None
 def test_out_of_range_knobs_are_refused(field: dict) -> None:
     with pytest.raises(ValidationError):
         Settings(database_url="sqlite://", **field)
+
+
+def test_each_policy_default_is_the_flows_dataclass_default() -> None:
+    """Settings take the defaults of the knobs flows policies also have from those
+    dataclasses (issue 12, item 6): the defaults build the dataclasses' own default values,
+    and every segment threshold is a setting."""
+    settings = Settings(database_url="sqlite://")
+    assert settings.delivery.policy(settings.timezone) == DeliveryPolicy(timezone=settings.timezone)
+    assert settings.segment_thresholds() == Thresholds(timezone=settings.timezone)
+    assert settings.referral_policy() == ReferralPolicy(timezone=settings.timezone)
+    assert set(SegmentSettings.model_fields) == {f.name for f in fields(Thresholds)} - {"timezone"}
+    assert settings.delivery.quiet_hours == "21:00-08:00"  # the env form of QuietHours() (QuietHours.text)
