@@ -8,13 +8,17 @@
   CSRF token every form carries belongs to the session.
 * ``console_attempt``: a failed sign-in (unknown, used or expired token) per client address,
   so the sign-in endpoint refuses after a few failures in a window.
+* ``console_cell_count``, ``console_funnel_count`` and ``console_count_refresh``: the counts
+  behind the operator's overview and matrix (issue 15, item 7), refreshed set-based by a
+  scheduled job (``flows.console.counts``) so that a page reads a few hundred rows, not every
+  owner; the refresh row says as of when.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, String
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String
 from sqlmodel import Field, SQLModel
 
 from storage.clock import utcnow
@@ -54,6 +58,51 @@ class ConsoleAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     client: str = Field(sa_column=Column(String(64), nullable=False))
     at: datetime = Field(default_factory=utcnow)
+
+
+# --- the counts behind the overview and the matrix (issue 15, item 7) ----------------------
+
+
+class ConsoleCellCount(SQLModel, table=True):
+    """Owners per (product line, stored cell, online or not), with the stage-rate parts the
+    overview needs: how many of them have an approved referral and a service visit."""
+
+    __tablename__ = "console_cell_count"
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_line: str = Field(sa_column=Column(String(16), nullable=False))
+    maturity: str = Field(sa_column=Column(String(16), nullable=False))
+    activity: str = Field(sa_column=Column(String(16), nullable=False))
+    online: bool = Field(sa_column=Column(Boolean, nullable=False))
+    owners: int = Field(sa_column=Column(Integer, nullable=False))
+    referring: int = Field(sa_column=Column(Integer, nullable=False))
+    revenue: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class ConsoleFunnelCount(SQLModel, table=True):
+    """The funnel per partner (``partner_id`` NULL: the unassigned owners): owners who reached
+    each stage, and the friends their approved referrals brought. The partner's dealer is read
+    from the partner when the page is drawn."""
+
+    __tablename__ = "console_funnel_count"
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    imported: int = Field(sa_column=Column(Integer, nullable=False))
+    invited: int = Field(sa_column=Column(Integer, nullable=False))
+    online: int = Field(sa_column=Column(Integer, nullable=False))
+    verified: int = Field(sa_column=Column(Integer, nullable=False))
+    acquired: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class ConsoleCountRefresh(SQLModel, table=True):
+    """One row: when the counts were last refreshed and how long it took (none: never)."""
+
+    __tablename__ = "console_count_refresh"
+
+    id: int = Field(default=1, primary_key=True)
+    at: datetime
+    seconds: float = 0.0
 
 
 # --- covering indexes for the console's aggregates (issue 15, item 7) -----------------------

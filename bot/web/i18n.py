@@ -60,6 +60,8 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "all_lines": ("全部车型线", "all lines"),
     "as_of": ("计算于", "as of"),
     "never": ("分层尚未计算", "segments not computed yet"),
+    "counts_as_of": ("数字截至", "figures as of"),
+    "counts_live": ("实时数字", "live figures"),
     "owners_of_cell": ("该层车主", "Owners in this cell"),
     "name": ("姓名", "Name"),
     "phone": ("手机", "Phone"),

@@ -5,7 +5,9 @@ worker thread, one template."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlmodel import Session
@@ -162,6 +164,19 @@ def _chart(kind: str, labels: list[str], series: dict[str, list[Any]]) -> str:
     return json.dumps({"kind": kind, "labels": labels, "series": series}, ensure_ascii=False)
 
 
+def _as_of(at: datetime | None, timezone: str) -> str | None:
+    """When counts were taken, for "as of HH:MM" (local time; the date too when not today)."""
+    if at is None:
+        return None
+    zone = ZoneInfo(timezone)
+    local = at.astimezone(zone)
+    return (
+        local.strftime("%H:%M")
+        if local.date() == utcnow().astimezone(zone).date()
+        else local.strftime("%Y-%m-%d %H:%M")
+    )
+
+
 async def overview(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
     data = await db(request, lambda s: figures.overview(s, viewer.scope))
@@ -169,10 +184,11 @@ async def overview(request: web.Request) -> web.Response:
     chart = _chart(
         "bar", ["imported", "invited", "online", "verified"], {"owners": [t.imported, t.invited, t.online, t.verified]}
     )
-    return render(request, "overview.html", viewer=viewer, data=data, chart=chart)
+    as_of = _as_of(data.as_of, request.app[SETTINGS].timezone)
+    return render(request, "overview.html", viewer=viewer, data=data, chart=chart, counts_as_of=as_of)
 
 
-def _matrix_view(session: Session, viewer: Viewer, line: str | None) -> dict[str, Any]:
+def _matrix_view(session: Session, viewer: Viewer, line: str | None, timezone: str) -> dict[str, Any]:
     report = figures.matrix(session, viewer.scope, line)
     return {
         "report": report,
@@ -180,13 +196,15 @@ def _matrix_view(session: Session, viewer: Viewer, line: str | None) -> dict[str
         "maturities": figures.MATURITIES,
         "activities": figures.ACTIVITIES,
         "peak": max([*list(report.counts.values()), 1]),
+        "counts_as_of": _as_of(figures.counts_as_of(session, viewer.scope), timezone),
     }
 
 
 async def matrix(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
     line = _line(request)
-    view = await db(request, lambda s: _matrix_view(s, viewer, line))
+    timezone = request.app[SETTINGS].timezone
+    view = await db(request, lambda s: _matrix_view(s, viewer, line, timezone))
     return render(request, "matrix.html", viewer=viewer, lines=LINES, **view)
 
 
@@ -352,9 +370,10 @@ async def mini_home(request: web.Request) -> web.Response:
     if not viewer.sees_owners:  # merchant and demand-side staff: their own supply-side home
         return await supply_pages.mini_supply_home(request, viewer)
     line = _line(request)
+    timezone = request.app[SETTINGS].timezone
 
     def work(session: Session) -> dict[str, Any]:
-        view = _matrix_view(session, viewer, line)
+        view = _matrix_view(session, viewer, line, timezone)
         view["funnel"] = figures.funnel(session, viewer.scope).total  # not the whole overview
         return view
 

@@ -2,7 +2,9 @@
 long lists paged in SQL (LIMIT/OFFSET). Every function takes a ``Scope``: an operator's is
 everything, a partner's only their own owners (and then phones and VINs come masked, as in
 ``/export``). The funnel, matrix and movement come from the same functions the bot's and the
-CLI's reports use, so the numbers are the same everywhere.
+CLI's reports use, so the numbers are the same everywhere; an operator's overview and matrix
+read the counts ``flows.console.counts`` refreshes (the same definitions, held to the reports'
+numbers by the tests), and the live aggregate while there are none yet.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from sqlalchemy import case, distinct, func, or_
 from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
 from sqlmodel import Session, col, select
 
-from flows.community.funnel import FunnelReport, FunnelRow, funnel_report
+from flows.community.funnel import TOTAL, UNASSIGNED, FunnelReport, FunnelRow, funnel_report
 from flows.community.phones import mask
+from flows.console import counts
 from flows.delivery import best_hour_report
 from flows.delivery.delivery_report import delivery_report, percentile
 from flows.delivery.delivery_rules import BestHour
@@ -29,13 +32,14 @@ from flows.segments.matrix_report import (
     MatrixReport,
     MatrixScope,
     MovementReport,
+    ScopeLabel,
     matrix_report,
     movement_report,
 )
 from storage.campaign_models import Campaign
 from storage.flow_models import FlowRun, FlowRunLog
 from storage.gift_models import GiftGrant, Referral, ReferralStatus
-from storage.models import Event, OutboxMessage, Owner, Partner, Vehicle
+from storage.models import Dealer, Event, OutboxMessage, Owner, Partner, SegmentRun, Vehicle
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER, is_online
 
 MATURITIES = tuple(m.value for m in MATURITY_ORDER)  # the matrix's columns and rows, as words
@@ -50,9 +54,13 @@ class Scope:
     account's own supply-side figures and never an owner list (``owners()`` refuses)."""
 
     partner_id: int | None = None
-    advisor_code: str | None = None
+    advisor_code: str | None = None  # for titles only: a partner's figures filter by partner_id
     merchant_id: int | None = None
     demand_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.advisor_code is not None and self.partner_id is None:
+            raise ValueError("a partner's scope needs the partner's id (an advisor code alone scopes nothing)")
 
     @property
     def masked(self) -> bool:
@@ -109,28 +117,94 @@ class Overview:
     funnel: FunnelReport
     dealers: list[FunnelRow]
     stages: list[StageRate]
+    as_of: datetime | None = None  # the counts' refresh; None: live
 
 
 def funnel(session: Session, scope: Scope) -> FunnelReport:
-    """The funnel per partner in scope (the Mini App's summary needs no more than this)."""
+    """The funnel per partner in scope (the Mini App's summary needs no more than this): a
+    partner's own row, found by the partner's id."""
     scope.owners()  # refuses a supply-side scope
-    return funnel_report(session, scope.advisor_code)
+    if scope.partner_id is None:
+        if counts.as_of(session) is not None:
+            return _funnel_from_counts(session, counts.funnel_rows(session))
+        return funnel_report(session)
+    partner = session.get(Partner, scope.partner_id)
+    if partner is None:
+        raise PermissionError(f"no partner with id {scope.partner_id}")
+    return funnel_report(session, partner.advisor_code)
 
 
-def overview(session: Session, scope: Scope) -> Overview:
-    """The funnel per partner and per dealer, and the RARRA stage rates among owners online."""
-    report = funnel(session, scope)
+def _funnel_from_counts(session: Session, rows: list[counts.FunnelCounts]) -> FunnelReport:
+    """``funnel_report``'s rows (every partner, then the unassigned owners) from the counts."""
+    by_partner = {r.partner_id: r for r in rows}
+    partners = session.execute(
+        sa_select(col(Partner.id), col(Partner.advisor_code), col(Partner.name), col(Dealer.code))
+        .join(Dealer, col(Dealer.id) == col(Partner.dealer_id))
+        .order_by(col(Dealer.code), col(Partner.advisor_code))
+    ).all()
+
+    def row(code: str | None, name: str, dealer: str | None, c: counts.FunnelCounts | None) -> FunnelRow:
+        values = (c.imported, c.invited, c.online, c.verified) if c else (0, 0, 0, 0)
+        return FunnelRow(code, name, dealer, *values)
+
+    lines = [row(code, name, dealer, by_partner.get(pid)) for pid, code, name, dealer in partners]
+    if None in by_partner:
+        lines.append(row(None, UNASSIGNED, None, by_partner[None]))
+    total = FunnelRow(
+        None,
+        TOTAL,
+        None,
+        sum(r.imported for r in lines),
+        sum(r.invited for r in lines),
+        sum(r.online for r in lines),
+        sum(r.verified for r in lines),
+    )
+    return FunnelReport(rows=tuple(lines), total=total)
+
+
+def _dealers(report: FunnelReport) -> list[FunnelRow]:
     by_dealer: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for row in report.rows:
         sums = by_dealer[row.dealer_code or "-"]
         for i, value in enumerate((row.imported, row.invited, row.online, row.verified)):
             sums[i] += value
-    dealers = [
+    return [
         FunnelRow(
             advisor_code=None, name=code, dealer_code=code, imported=v[0], invited=v[1], online=v[2], verified=v[3]
         )
         for code, v in sorted(by_dealer.items())
     ]
+
+
+def _stages(base: int, retained: int, activated: int, referring: int, revenue: int, acquired: int) -> list[StageRate]:
+    return [
+        StageRate("retention", retained, base),
+        StageRate("activation", activated, base),
+        StageRate("referral", referring, base),
+        StageRate("revenue", revenue, base),
+        StageRate("acquisition", acquired, base),
+    ]
+
+
+def overview(session: Session, scope: Scope) -> Overview:
+    """The funnel per partner and per dealer, and the RARRA stage rates among owners online:
+    from the refreshed counts for an operator when there are some, else live."""
+    scope.owners()  # refuses a supply-side scope
+    as_of = counts.as_of(session) if scope.partner_id is None else None
+    if as_of is not None:
+        funnel_rows = counts.funnel_rows(session)
+        report = _funnel_from_counts(session, funnel_rows)
+        on = [c for c in counts.cell_rows(session) if c.online]
+        stages = _stages(
+            sum(c.owners for c in on),
+            sum(c.owners for c in on if c.activity in ("active", "declining")),
+            sum(c.owners for c in on if c.maturity in ("growing", "mature")),
+            sum(c.referring for c in on),
+            sum(c.revenue for c in on),
+            sum(r.acquired for r in funnel_rows),
+        )
+        return Overview(report, _dealers(report), stages, as_of)
+    report = funnel(session, scope)
     online = is_online()
     totals = session.execute(
         sa_select(
@@ -149,22 +223,31 @@ def overview(session: Session, scope: Scope) -> Overview:
         .where(col(Referral.status) == ReferralStatus.approved.value, *scope.owners())
     )
     acquired = int(session.exec(referred).one() or 0)
-    stages = [
-        StageRate("retention", retained, base),
-        StageRate("activation", activated, base),
-        StageRate("referral", referring, base),
-        StageRate("revenue", revenue, base),
-        StageRate("acquisition", acquired, base),
-    ]
-    return Overview(report, dealers, stages)
+    return Overview(report, _dealers(report), _stages(base, retained, activated, referring, revenue, acquired))
 
 
 # --- matrix, drill-down, movement ------------------------------------------------------------
 
 
 def matrix(session: Session, scope: Scope, product_line: str | None) -> MatrixReport:
+    """Owners per cell: an operator's from the refreshed counts when there are some, else live."""
     scope.owners()  # refuses a supply-side scope
+    if scope.partner_id is None and counts.as_of(session) is not None:
+        cells: dict[tuple[str, str], int] = {}
+        not_online = 0
+        for c in counts.cell_rows(session, product_line):
+            if c.online:
+                cells[(c.maturity, c.activity)] = cells.get((c.maturity, c.activity), 0) + c.owners
+            else:
+                not_online += c.owners
+        segments_at = session.execute(sa_select(func.max(col(SegmentRun.at)))).scalar()
+        return MatrixReport(ScopeLabel("all"), product_line, cells, not_online, segments_at)
     return matrix_report(session, MatrixScope(partner_id=scope.partner_id, product_line=product_line))
+
+
+def counts_as_of(session: Session, scope: Scope) -> datetime | None:
+    """When the counts an overview or a matrix of this scope shows were taken (None: live)."""
+    return counts.as_of(session) if scope.partner_id is None else None
 
 
 @dataclass(frozen=True)
