@@ -24,7 +24,7 @@ from bot.telegram_types import callback_message
 from flows.community.roles import Identity, Role
 from flows.errors import AutoCircleError, InvalidInputError
 from flows.opportunities import capacity, matching, places, tasks
-from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, OverlappingTaskError
+from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, OverlappingTaskError, reason_context
 from flows.opportunities.opportunity_views import accepted_contact
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -87,7 +87,7 @@ async def on_vehicle(
             now=utcnow(),
         )
     except InvalidInputError as exc:
-        await _say(message, renderer, identity, "bad_input", reason=str(exc))
+        await _say(message, renderer, identity, "bad_input", **reason_context(exc))
         return
     await _say(message, renderer, identity, "vehicle_set", cap=capacity.view(cap))
 
@@ -96,7 +96,7 @@ async def on_available(message: Message, session: Session, renderer: Renderer, i
     try:
         capacity.set_available(session, identity.require_owner_id(), utcnow())
     except InvalidInputError as exc:
-        await _say(message, renderer, identity, "bad_input", reason=str(exc))
+        await _say(message, renderer, identity, "bad_input", **reason_context(exc))
         return
     await _say(message, renderer, identity, "available")
 
@@ -115,7 +115,7 @@ async def on_busy(
         until = capacity.parse_until(args, now, settings.timezone) if args else None
         capacity.set_busy(session, identity.require_owner_id(), until, now)
     except InvalidInputError as exc:
-        await _say(message, renderer, identity, "bad_input", reason=str(exc))
+        await _say(message, renderer, identity, "bad_input", **reason_context(exc))
         return
     shown = until.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m-%d %H:%M") if until else None
     await _say(message, renderer, identity, "busy", until=shown)

@@ -25,6 +25,7 @@ from bot.telegram_types import callback_message, sender
 from flows.community.roles import Identity, Role
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.opportunities import capacity, demand, matching, places, ratings, tasks
+from flows.opportunities.errors import reason_context
 from flows.opportunities.ratings import Party
 from flows.templating import Renderer
 from storage.clock import utcnow
@@ -115,7 +116,7 @@ async def on_register(
     try:
         staff = demand.redeem_staff_code(session, code, sender(message).id, utcnow())
     except AutoCircleError as exc:
-        await message.answer(renderer.render(T + "code_refused", identity.locale, reason=str(exc)))
+        await message.answer(renderer.render(T + "code_refused", identity.locale, **reason_context(exc)))
         return
     account = session.get(DemandAccount, staff.demand_id)
     await message.answer(
@@ -139,7 +140,7 @@ async def on_post(message: Message, state: FSMContext, renderer: Renderer, ident
 
 
 async def _bad(message: Message, renderer: Renderer, identity: Identity, exc: Exception) -> None:
-    await message.answer(renderer.render(T + "bad_input", identity.locale, reason=str(exc), no_signature=True))
+    await message.answer(renderer.render(T + "bad_input", identity.locale, **reason_context(exc), no_signature=True))
 
 
 async def _advance(

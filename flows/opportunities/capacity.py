@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from flows.errors import InvalidInputError
 from flows.opportunities import geo, places
+from flows.opportunities.errors import InvalidValueError
 from storage.models import Event, Owner, ProductLine, Vehicle
 from storage.opportunity_models import Capacity, VehicleClass
 
@@ -82,8 +83,10 @@ def parse_class(value: str) -> VehicleClass:
     key = unicodedata.normalize("NFKC", value or "").strip().lower()
     found = _CLASS_WORDS.get(key) or class_of_model(key)
     if found is None:
-        raise InvalidInputError(
-            f"unknown vehicle class {value!r}: use van, light_truck, heavy_truck, refrigerated or tipper"
+        raise InvalidValueError(
+            f"unknown vehicle class {value!r}: use van, light_truck, heavy_truck, refrigerated or tipper",
+            key="class_unknown",
+            text=str(value or ""),
         )
     return found
 
@@ -91,6 +94,8 @@ def parse_class(value: str) -> VehicleClass:
 def parse_payload(value: str) -> tuple[float, float]:
     """ "3t", "3.5 吨", "12m3", "3t 16m3" → (tonnes, cubic metres)."""
     text = unicodedata.normalize("NFKC", value or "").lower().replace("³", "3")
+    if re.search(r"[-−]\s*\d", text):  # "-5t" is not 5 t
+        raise InvalidValueError(f"payload {value!r} is negative", key="payload_negative")
     tonnes = volume = 0.0
     for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(t|吨|m3|方|立方)?", text):
         amount = float(number)
@@ -99,17 +104,32 @@ def parse_payload(value: str) -> tuple[float, float]:
         else:
             tonnes = amount
     if tonnes <= 0 and volume <= 0:
-        raise InvalidInputError(f"payload {value!r} not understood: write tonnes and/or m³, e.g. 3t or 3t 16m3")
+        raise InvalidValueError(
+            f"payload {value!r} not understood: write tonnes and/or m³, e.g. 3t or 3t 16m3",
+            key="payload_format",
+            text=str(value or ""),
+        )
     return tonnes, volume
 
 
 def check_payload(cls: VehicleClass, tonnes: float, volume: float) -> None:
     if tonnes < 0 or volume < 0:
-        raise InvalidInputError("payload cannot be negative")
+        raise InvalidValueError("payload cannot be negative", key="payload_negative")
     if tonnes > MAX_PAYLOAD_T[cls]:
-        raise InvalidInputError(f"{tonnes:g} t is more than a {cls.value} carries (at most {MAX_PAYLOAD_T[cls]:g} t)")
+        raise InvalidValueError(
+            f"{tonnes:g} t is more than a {cls.value} carries (at most {MAX_PAYLOAD_T[cls]:g} t)",
+            key="payload_too_heavy",
+            tonnes=f"{tonnes:g}",
+            cls=cls.value,
+            limit=f"{MAX_PAYLOAD_T[cls]:g}",
+        )
     if volume > MAX_VOLUME_M3:
-        raise InvalidInputError(f"{volume:g} m³ is more than any vehicle holds (at most {MAX_VOLUME_M3:g} m³)")
+        raise InvalidValueError(
+            f"{volume:g} m³ is more than any vehicle holds (at most {MAX_VOLUME_M3:g} m³)",
+            key="volume_too_big",
+            volume=f"{volume:g}",
+            limit=f"{MAX_VOLUME_M3:g}",
+        )
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,7 @@ class CapacityView:
     radius_km: int
     available: bool
     busy_until: datetime | None
+    place: str = ""  # the base as resolved: "广东省 广州市 天河区"
 
 
 def view(cap: Capacity) -> CapacityView:
@@ -134,6 +155,7 @@ def view(cap: Capacity) -> CapacityView:
         cap.radius_km,
         cap.available,
         cap.busy_until,
+        places.describe(cap.base_adcode),
     )
 
 
@@ -155,13 +177,13 @@ def set_vehicle(
     """Create or change the owner's capacity; only commercial owners have capacity."""
     owner = session.get(Owner, owner_id)
     if owner is None or owner.product_line != ProductLine.commercial.value:
-        raise InvalidInputError("only commercial-vehicle owners can offer capacity")
+        raise InvalidValueError("only commercial-vehicle owners can offer capacity", key="commercial_only")
     cls = vehicle_class if isinstance(vehicle_class, VehicleClass) else parse_class(vehicle_class)
     check_payload(cls, payload_t, volume_m3)
     place = places.resolve(base)
     radius = DEFAULT_RADIUS_KM if radius_km is None else radius_km
     if not 1 <= radius <= MAX_RADIUS_KM:
-        raise InvalidInputError(f"working radius must be 1–{MAX_RADIUS_KM} km")
+        raise InvalidValueError(f"working radius must be 1–{MAX_RADIUS_KM} km", key="radius_range", limit=MAX_RADIUS_KM)
     cap = get(session, owner_id) or Capacity(owner_id=owner_id, vehicle_class=cls.value)
     if cap.vehicle_id is None:
         cap.vehicle_id = session.exec(select(col(Vehicle.id)).where(col(Vehicle.owner_id) == owner_id)).first()
@@ -189,7 +211,7 @@ def set_busy(session: Session, owner_id: int, until: datetime | None, now: datet
     """Busy until a time (offers resume then), or indefinitely (``until`` None)."""
     cap = _require(session, owner_id)
     if until is not None and until <= now:
-        raise InvalidInputError("that time has already passed")
+        raise InvalidValueError("that time has already passed", key="until_passed")
     cap.available, cap.busy_until, cap.updated_at = until is not None, until, now
     session.add(cap)
     return cap
@@ -205,7 +227,7 @@ def set_opted_out(session: Session, owner_id: int, opted_out: bool, now: datetim
 def _require(session: Session, owner_id: int) -> Capacity:
     cap = get(session, owner_id)
     if cap is None:
-        raise InvalidInputError("set your vehicle first: /vehicle CLASS PAYLOAD BASE")
+        raise InvalidValueError("set your vehicle first: /vehicle CLASS PAYLOAD BASE", key="vehicle_first")
     return cap
 
 
@@ -223,12 +245,12 @@ def parse_until(text: str, now: datetime, timezone: str) -> datetime:
             return datetime.strptime(raw, fmt).replace(tzinfo=zone).astimezone(now.tzinfo)
         except ValueError:
             continue
-    if m := re.fullmatch(r"(\d{1,2}):(\d{2})", raw):
+    if (m := re.fullmatch(r"(\d{1,2}):(\d{2})", raw)) and int(m.group(1)) < 24 and int(m.group(2)) < 60:
         at = local.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
         if at <= local:
             at += timedelta(days=1)
         return at.astimezone(now.tzinfo)
-    raise InvalidInputError("write a time: /busy until 18:00, /busy until 2026-12-05, /busy 3d")
+    raise InvalidValueError("write a time: /busy until 18:00, /busy until 2026-12-05, /busy 3d", key="until_format")
 
 
 # --- from the import ------------------------------------------------------------------------

@@ -190,13 +190,17 @@ def _fail(session: Session, user_id: int, now: datetime, reason: str, message: s
     session.add(VerificationFailure(user_id=user_id, via=VIA, reason=reason, at=now))
     record_audit(session, AuditKind.demand_staff_code_failed, actor=f"tg:{user_id}", at=now, reason=reason)
     session.flush()
-    return StaffCodeError(message)
+    return StaffCodeError(message, key=_CODE_KEYS[reason])
+
+
+#: a failed redemption's reason → its message key (flows.opportunities.errors.MESSAGES)
+_CODE_KEYS = {"not_found": "code_not_found", "used": "code_used", "expired": "code_expired"}
 
 
 def redeem_staff_code(session: Session, code: str, telegram_user_id: int, now: datetime) -> DemandStaff:
     """Link the Telegram user to the staff record the code was issued for; spend the code."""
     if failures(session, telegram_user_id, now) >= MAX_FAILURES:
-        raise StaffCodeError("too many wrong codes: try again tomorrow or ask the operator")
+        raise StaffCodeError("too many wrong codes: try again tomorrow or ask the operator", key="code_locked")
     digest = hash_code(code)
     staff = session.exec(select(DemandStaff).where(col(DemandStaff.registration_code_hash) == digest)).first()
     if staff is None or not staff.active:
@@ -211,7 +215,9 @@ def redeem_staff_code(session: Session, code: str, telegram_user_id: int, now: d
         select(col(DemandStaff.id)).where(col(DemandStaff.telegram_user_id) == telegram_user_id)
     ).first()
     if other is not None:
-        raise StaffCodeError("this Telegram account is already registered for a demand-side account")
+        raise StaffCodeError(
+            "this Telegram account is already registered for a demand-side account", key="code_account_in_use"
+        )
     spent = session.exec(
         update(DemandStaff)
         .where(
@@ -223,7 +229,7 @@ def redeem_staff_code(session: Session, code: str, telegram_user_id: int, now: d
         .execution_options(synchronize_session=False)
     )
     if rowcount(spent) != 1:
-        raise StaffCodeError("this code was already used; ask the operator for a new one")
+        raise StaffCodeError("this code was already used; ask the operator for a new one", key="code_used")
     session.refresh(staff)
     account = session.get(DemandAccount, staff.demand_id)
     record_audit(

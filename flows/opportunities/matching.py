@@ -36,7 +36,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from flows.delivery.outbox import Push, enqueue, job_scope
-from flows.opportunities import geo, ranking, tasks
+from flows.opportunities import geo, places, ranking, tasks
 from flows.opportunities.demand import staff_chats
 from flows.opportunities.errors import (
     AlreadyTakenError,
@@ -744,6 +744,8 @@ def task_view(task: Task, timezone: str = DISPLAY_ZONE) -> dict[str, Any]:
         "id": task.id,
         "pickup": task.pickup_text,
         "dropoff": task.dropoff_text,
+        "pickup_place": places.describe(task.pickup_adcode),
+        "dropoff_place": places.describe(task.dropoff_adcode),
         "window_start": task.window_start.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         "window_end": task.window_end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         "vehicle_class": task.vehicle_class,

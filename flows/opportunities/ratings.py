@@ -46,11 +46,11 @@ class Party:
 def _party_task(session: Session, task_id: int, party: Party) -> Task:
     task = session.get(Task, task_id)
     if task is None:
-        raise TaskNotFoundError(f"no task {task_id}")
+        raise TaskNotFoundError(f"no task {task_id}", key="task_not_found", task_id=task_id)
     if party.side == OWNER and task.assigned_owner_id != party.owner_id:
-        raise TaskNotFoundError(f"no task {task_id}")
+        raise TaskNotFoundError(f"no task {task_id}", key="task_not_found", task_id=task_id)
     if party.side == DEMAND and task.demand_id != party.demand_id:
-        raise TaskNotFoundError(f"no task {task_id}")
+        raise TaskNotFoundError(f"no task {task_id}", key="task_not_found", task_id=task_id)
     return task
 
 
@@ -83,7 +83,7 @@ def mark_done(session: Session, renderer: Renderer, task_id: int, party: Party, 
         sources=[TaskState.assigned.value, TaskState.in_progress.value],
         done_at=now,
     ):
-        raise TaskStateError(f"task {task_id} is {task.state}")
+        raise TaskStateError(f"task {task_id} is {task.state}", key="task_state", task_id=task_id, state=task.state)
     session.refresh(task)
     assert task.assigned_owner_id is not None
     session.exec(

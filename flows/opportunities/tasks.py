@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from flows.errors import InvalidInputError
 from flows.opportunities import capacity as capacity_rules
 from flows.opportunities import geo, places
-from flows.opportunities.errors import TaskNotFoundError, TaskStateError
+from flows.opportunities.errors import InvalidValueError, TaskNotFoundError, TaskStateError
 from storage.db import rowcount
 from storage.opportunity_models import Task, TaskState, TaskTransition, VehicleClass
 
@@ -56,19 +55,23 @@ class TaskDraft:
 
 def check_window(start: datetime, end: datetime, now: datetime) -> None:
     if end <= start:
-        raise InvalidInputError("the window ends before it starts")
+        raise InvalidValueError("the window ends before it starts", key="window_order")
     if end <= now:
-        raise InvalidInputError("that time window is already in the past")
+        raise InvalidValueError("that time window is already in the past", key="window_past")
     if start > now + MAX_AHEAD:
-        raise InvalidInputError("tasks can be posted at most 90 days ahead")
+        raise InvalidValueError(
+            f"tasks can be posted at most {MAX_AHEAD.days} days ahead", key="window_too_far", days=MAX_AHEAD.days
+        )
     if end - start > MAX_WINDOW:
-        raise InvalidInputError("a window can be at most 30 days long")
+        raise InvalidValueError(
+            f"a window can be at most {MAX_WINDOW.days} days long", key="window_too_long", days=MAX_WINDOW.days
+        )
 
 
 def check_load(vehicle_class: str, payload_t: float, volume_m3: float) -> VehicleClass:
     cls = capacity_rules.parse_class(vehicle_class)
     if payload_t <= 0 and volume_m3 <= 0:
-        raise InvalidInputError("say what is carried: tonnes and/or m³")
+        raise InvalidValueError("say what is carried: tonnes and/or m³", key="load_missing")
     capacity_rules.check_payload(cls, payload_t, volume_m3)
     return cls
 
@@ -81,9 +84,9 @@ def parse_price(text: str) -> int | None:
     try:
         value = float(raw.removesuffix("元").removesuffix("yuan").strip())
     except ValueError:
-        raise InvalidInputError("price: a number in yuan, or 'quote' to ask for quotes") from None
+        raise InvalidValueError("price: a number in yuan, or 'quote' to ask for quotes", key="price_format") from None
     if not 0 < value <= 1_000_000:
-        raise InvalidInputError("price must be between 0 and 1,000,000 yuan")
+        raise InvalidValueError("price must be between 0 and 1,000,000 yuan", key="price_range")
     return round(value * 100)
 
 
@@ -94,7 +97,7 @@ def post_task(session: Session, demand_id: int, draft: TaskDraft, *, actor: str,
     cls = check_load(draft.vehicle_class, draft.payload_t, draft.volume_m3)
     notes = " ".join(unicodedata.normalize("NFKC", draft.notes or "").split())
     if len(notes) > MAX_NOTES:
-        raise InvalidInputError(f"notes are longer than {MAX_NOTES} characters")
+        raise InvalidValueError(f"notes are longer than {MAX_NOTES} characters", key="notes_too_long", limit=MAX_NOTES)
     task = Task(
         demand_id=demand_id,
         posted_by=actor[:64],
@@ -164,7 +167,7 @@ def move(
 def get_task(session: Session, task_id: int) -> Task:
     task = session.get(Task, task_id)
     if task is None:
-        raise TaskNotFoundError(f"no task {task_id}")
+        raise TaskNotFoundError(f"no task {task_id}", key="task_not_found", task_id=task_id)
     return task
 
 
@@ -193,17 +196,22 @@ def transitions(session: Session, task_id: int) -> list[TaskTransition]:
 def cancel(session: Session, task_id: int, demand_id: int, *, actor: str, now: datetime) -> None:
     task = get_task(session, task_id)
     if task.demand_id != demand_id:
-        raise TaskNotFoundError(f"no task {task_id}")
+        raise TaskNotFoundError(f"no task {task_id}", key="task_not_found", task_id=task_id)
     if not move(session, task_id, S.cancelled, actor=actor, reason="cancelled by the demand side", now=now):
-        raise TaskStateError(f"task {task_id} is {task.state} and cannot be cancelled")
+        raise TaskStateError(
+            f"task {task_id} is {task.state} and cannot be cancelled",
+            key="task_state",
+            task_id=task_id,
+            state=task.state,
+        )
 
 
 def start(session: Session, task_id: int, owner_id: int, *, now: datetime) -> None:
     task = get_task(session, task_id)
     if task.assigned_owner_id != owner_id:
-        raise TaskNotFoundError(f"no task {task_id}")
+        raise TaskNotFoundError(f"no task {task_id}", key="task_not_found", task_id=task_id)
     if not move(session, task_id, S.in_progress, actor=f"owner:{owner_id}", reason="started", now=now):
-        raise TaskStateError(f"task {task_id} is {task.state}")
+        raise TaskStateError(f"task {task_id} is {task.state}", key="task_state", task_id=task_id, state=task.state)
 
 
 def parse_window(text: str, now: datetime, timezone: str) -> tuple[datetime, datetime]:
@@ -221,7 +229,9 @@ def parse_window(text: str, now: datetime, timezone: str) -> tuple[datetime, dat
         try:
             return datetime.strptime(f"{d} {t}", "%Y-%m-%d %H:%M").replace(tzinfo=zone).astimezone(now.tzinfo)
         except ValueError:
-            raise InvalidInputError(f"{d} {t} is not a date and time") from None
+            raise InvalidValueError(
+                f"{d} {t} is not a date and time", key="window_bad_time", value=f"{d} {t}"
+            ) from None
 
     if m := re.fullmatch(rf"{day} {hm} ?- ?{day} {hm}", raw):
         return at(m.group(1), m.group(2)), at(m.group(3), m.group(4))
@@ -229,4 +239,4 @@ def parse_window(text: str, now: datetime, timezone: str) -> tuple[datetime, dat
         return at(m.group(1), m.group(2)), at(m.group(1), m.group(3))
     if m := re.fullmatch(day, raw):
         return at(m.group(1), "08:00"), at(m.group(1), "18:00")
-    raise InvalidInputError("write the window as 2026-12-05 09:00-18:00 (or just a date)")
+    raise InvalidValueError("write the window as 2026-12-05 09:00-18:00 (or just a date)", key="window_format")

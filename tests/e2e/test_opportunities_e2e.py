@@ -117,7 +117,7 @@ async def test_demand_posts_right_owners_get_waves_first_accept_wins_done_rated(
     await sb.send_text(STAFF, STAFF, "light_truck")
     await sb.wait_for_bot_message(STAFF, contains="Load")
     await sb.send_text(STAFF, STAFF, "60t")
-    await sb.wait_for_bot_message(STAFF, contains="more than a light_truck carries")
+    await sb.wait_for_bot_message(STAFF, contains="more than a light truck carries")
     await sb.send_text(STAFF, STAFF, "3t")
     await sb.wait_for_bot_message(STAFF, contains="Price")
     await sb.send_text(STAFF, STAFF, "800")

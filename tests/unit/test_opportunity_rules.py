@@ -94,3 +94,130 @@ def test_opportunity_settings_make_the_match_policy(monkeypatch) -> None:
         (7,),
     )
     assert policy.radius(1) == 40.0 and policy.radius(9) == 200.0
+
+
+@pytest.mark.parametrize(
+    ("text", "cities"),
+    [("朝阳区", {"北京市朝阳区", "长春市朝阳区"}), ("鼓楼区", {"南京市鼓楼区", "开封市鼓楼区"})],
+)
+def test_a_district_of_several_cities_named_alone_is_refused_with_the_cities(text: str, cities: set[str]) -> None:
+    with pytest.raises(places.UnknownPlaceError, match="several cities") as refused:
+        places.resolve(text)
+    assert refused.value.key == "place_ambiguous" and cities <= set(refused.value.params["choices"])
+    from flows.opportunities.errors import reason_context
+    from flows.templating import Renderer
+
+    reply = Renderer().render("opportunities/bad_input", "zh", **reason_context(refused.value))
+    assert "北京市朝阳区" in reply or "南京市鼓楼区" in reply
+    assert "请连城市一起写" in reply
+
+
+def test_a_district_with_its_city_resolves_and_is_described_in_full() -> None:
+    assert places.resolve("北京市朝阳区").adcode == "110105"
+    assert places.resolve("北京/朝阳区").adcode == "110105"
+    assert places.resolve("长春/朝阳区").adcode == "220104"
+    assert places.resolve("南京/鼓楼区").adcode == "320106"
+    assert places.resolve("开封 鼓楼区").adcode == "410204"
+    assert places.resolve("天河区").adcode == "440106"  # one city has it: no question
+    assert places.describe("440106") == "广东省 广州市 天河区"
+    assert places.describe("110105") == "北京市 朝阳区"
+    assert places.resolve("广州/天河区").name == "广东省 广州市 天河区"
+
+
+def test_posted_and_vehicle_set_replies_echo_the_resolved_place() -> None:
+    from flows.opportunities import matching
+    from flows.templating import Renderer
+    from storage.opportunity_models import Capacity, Task
+
+    r = Renderer()
+    task = Task(
+        id=7,
+        demand_id=1,
+        pickup_text="北京市朝阳区",
+        pickup_adcode="110105",
+        pickup_lat=39.9,
+        pickup_lon=116.4,
+        pickup_h3="x",
+        dropoff_text="长春/朝阳区",
+        dropoff_adcode="220104",
+        dropoff_lat=43.8,
+        dropoff_lon=125.3,
+        window_start=NOW + timedelta(days=1),
+        window_end=NOW + timedelta(days=1, hours=4),
+        vehicle_class="van",
+        payload_t=1.0,
+        state="open",
+    )
+    posted = r.render("opportunities/posted", "zh", task=matching.task_view(task))
+    assert "北京市 朝阳区" in posted and "吉林省 长春市 朝阳区" in posted
+    cap = Capacity(
+        owner_id=1, vehicle_class="van", payload_t=1.0, base_text="南京/鼓楼区", base_adcode="320106", radius_km=50
+    )
+    saved = r.render("opportunities/vehicle_set", "en", cap=capacity.view(cap))
+    assert "江苏省 南京市 鼓楼区" in saved
+
+
+def test_every_message_key_is_said_in_every_locale() -> None:
+    from flows.opportunities.errors import MESSAGES, InvalidValueError, reason_context
+    from flows.templating import LOCALES, Renderer
+
+    r = Renderer()
+    for key, names in MESSAGES.items():
+        values = {n: (["北京市朝阳区", "长春市朝阳区"] if n == "choices" else "7") for n in names}
+        exc = InvalidValueError("ENGLISH FALLBACK", key=key, **values)
+        for loc in LOCALES:
+            text = r.render("opportunities/bad_input", loc, **reason_context(exc), no_signature=True)
+            assert "ENGLISH FALLBACK" not in text and len(text) > 4, (key, loc, text)
+    with pytest.raises(ValueError, match="takes"):
+        InvalidValueError("x", key="window_too_far")  # a key without its values is a bug
+
+
+def test_validation_replies_are_in_the_readers_language() -> None:
+    from flows.opportunities.errors import reason_context
+    from flows.templating import Renderer
+
+    r = Renderer()
+    with pytest.raises(InvalidInputError) as heavy:
+        tasks.check_load("light_truck", 60, 0)
+    zh = r.render("opportunities/bad_input", "zh", **reason_context(heavy.value))
+    assert "60 吨超出了轻卡的载重（最多 10 吨）" in zh and "carries" not in zh and "light_truck" not in zh
+    en = r.render("opportunities/bad_input", "en", **reason_context(heavy.value))
+    assert "more than a light truck carries" in en
+    for bad in (
+        lambda: tasks.check_window(NOW - timedelta(days=2), NOW - timedelta(days=1), NOW),
+        lambda: tasks.parse_price("lots"),
+        lambda: capacity.parse_class("rocket"),
+        lambda: capacity.parse_until("someday", NOW, "Asia/Shanghai"),
+        lambda: places.resolve("火星/某区"),
+    ):
+        with pytest.raises(InvalidInputError) as refused:
+            bad()
+        text = r.render("opportunities/bad_input", "zh", **reason_context(refused.value), no_signature=True)
+        assert text != f"⚠️ {refused.value}" and any("\u4e00" <= ch <= "\u9fff" for ch in text.replace("火星/某区", ""))
+
+
+def test_vehicle_details_name_the_class_in_words() -> None:
+    from flows.templating import Renderer
+
+    text = Renderer().render("flows/commercial_vehicle_details", "zh", answer="vehicle.tipper")
+    assert text.startswith("好的：自卸车。") and "/vehicle tipper 3t" in text
+
+
+def test_a_negative_payload_is_refused() -> None:
+    for text in ("-5t", "- 5 吨", "3t -2m3"):
+        with pytest.raises(InvalidInputError, match="negative"):
+            capacity.parse_payload(text)
+
+
+def test_busy_until_and_available_parsing() -> None:
+    tz = "Asia/Shanghai"  # NOW is 10:00 there
+    assert capacity.parse_until("18:00", NOW, tz) == NOW + timedelta(hours=8)
+    assert capacity.parse_until("until 09:00", NOW, tz) == NOW + timedelta(hours=23)  # tomorrow morning
+    assert capacity.parse_until("3d", NOW, tz) == NOW + timedelta(days=3)
+    assert capacity.parse_until("12h", NOW, tz) == NOW + timedelta(hours=12)
+    assert capacity.parse_until("2天", NOW, tz) == NOW + timedelta(days=2)
+    assert capacity.parse_until("2026-12-05", NOW, tz) == datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
+    assert capacity.parse_until("2026-12-05 18:00", NOW, tz) == datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    for bad in ("", "tomorrow", "25:99", "-3d"):
+        with pytest.raises(InvalidInputError):
+            capacity.parse_until(bad, NOW, tz)
