@@ -275,7 +275,9 @@ async def on_cancel_task(
         )
         return
     try:
-        tasks.cancel(session, task_id, identity.require_demand_id(), actor=f"user:{identity.user_id}", now=utcnow())
+        matching.cancel_task(
+            session, renderer, task_id, identity.require_demand_id(), actor=f"user:{identity.user_id}", now=utcnow()
+        )
     except AutoCircleError as exc:
         await _bad(message, renderer, identity, exc)
         return

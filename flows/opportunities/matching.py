@@ -689,6 +689,49 @@ def _expire(session: Session, renderer: Renderer, task: Task, now: datetime) -> 
         )
 
 
+def cancel_task(
+    session: Session, renderer: Renderer, task_id: int, demand_id: int, *, actor: str, now: datetime
+) -> None:
+    """The demand side withdraws a task: the move to ``cancelled`` (``tasks.cancel``), its
+    open offers closed as lost, and the owner who had it (if any) and that owner's partner told."""
+    tasks.cancel(session, task_id, demand_id, actor=actor, now=now)
+    session.exec(
+        update(TaskOffer)
+        .where(col(TaskOffer.task_id) == task_id, col(TaskOffer.status) == OfferStatus.pending.value)
+        .values(status=OfferStatus.lost.value, answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    task = tasks.get_task(session, task_id)
+    owner = session.get(Owner, task.assigned_owner_id) if task.assigned_owner_id else None
+    if owner is None:
+        return
+    view = task_view(task)
+    if owner.telegram_user_id:
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"task:{task_id}:cancelled:owner",
+                chat_id=owner.telegram_user_id,
+                owner_id=owner.id,
+                text=renderer.render("opportunities/cancelled_owner", owner.locale, task=view),
+                message_class=MessageClass.transactional,
+            ),
+        )
+    partner_id = task.partner_id or owner.partner_id
+    partner = session.get(Partner, partner_id) if partner_id else None
+    if partner and partner.active and partner.telegram_user_id:
+        enqueue(
+            session,
+            Push(
+                dedupe_key=f"task:{task_id}:cancelled:partner",
+                chat_id=partner.telegram_user_id,
+                partner_id=partner.id,
+                text=renderer.render("opportunities/cancelled_partner", None, task=view, owner_name=owner.name),
+                message_class=MessageClass.transactional,
+            ),
+        )
+
+
 def run_waves(session: Session, renderer: Renderer, policy: MatchPolicy, now: datetime) -> dict[str, int]:
     """One pass: first waves for new tasks, next waves after a timeout, escalation, expiry."""
     counts = {"waves": 0, "offers": 0, "escalated": 0, "expired": 0}

@@ -347,3 +347,36 @@ def test_unverified_and_paused_owners_get_no_offer_and_available_lifts_the_pause
         s.flush()
         assert s.exec(select(Capacity).where(col(Capacity.owner_id) == paused)).one().opted_out is False
         assert {c.owner_id for c in matching.candidates(s, task, 300)} == {ok, paused}
+
+
+def test_cancelling_a_task_closes_its_offers_and_tells_the_owner_and_partner(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        dealer = Dealer(code="D1", name="D1")
+        s.add(dealer)
+        s.flush()
+        p = Partner(name="Li", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=7777)
+        s.add(p)
+        s.flush()
+        a = owner(s, 1, base="广州/越秀区", partner_id=p.id)
+        b = owner(s, 2, base="广州/海珠区")
+        taken, open_ = post(s, d), post(s, d, in_hours=27)
+        _offered(s, taken, a, b)
+        _offered(s, open_, a, b)
+        matching.accept(s, R, taken.id, a, NOW)
+        before = {m.dedupe_key for m in s.exec(select(OutboxMessage))}
+
+        matching.cancel_task(s, R, open_.id, d, actor="user:5000", now=NOW)  # nobody had it yet
+        statuses = {o.owner_id: o.status for o in s.exec(select(TaskOffer).where(col(TaskOffer.task_id) == open_.id))}
+        assert statuses == {a: "lost", b: "lost"}
+        assert {m.dedupe_key for m in s.exec(select(OutboxMessage))} == before
+
+        matching.cancel_task(s, R, taken.id, d, actor="user:5000", now=NOW)
+        assert s.get(Task, taken.id).state == "cancelled"
+        assert [x.to_state for x in tasks.transitions(s, taken.id)][-1] == "cancelled"
+        told = {m.chat_id: m.text for m in s.exec(select(OutboxMessage)) if m.dedupe_key not in before}
+        assert set(told) == {10_001, 7777}  # the assigned owner and their partner
+        assert f"#{taken.id}" in told[10_001] and "cancel" in told[10_001].lower()
+        with pytest.raises(Exception, match="cannot be cancelled"):
+            matching.cancel_task(s, R, taken.id, d, actor="user:5000", now=NOW)
+        s.commit()
