@@ -123,6 +123,22 @@ def _existing(session: Session, owner_id: int, request_id: str | None) -> Coupon
     )
 
 
+def _take_stock(session: Session, offer_id: int) -> bool:
+    """The compare-and-set on the stock: one coupon of a live offer that has some left; of
+    many owners claiming the last one at once exactly one gets True."""
+    taken = session.execute(
+        update(Offer)
+        .where(
+            col(Offer.id) == offer_id,
+            col(Offer.status) == "live",
+            or_(col(Offer.stock_total).is_(None), col(Offer.stock_claimed) < col(Offer.stock_total)),
+        )
+        .values(stock_claimed=col(Offer.stock_claimed) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(taken) == 1
+
+
 def claim(
     session: Session,
     offer_id: int,
@@ -158,17 +174,7 @@ def claim(
         raise ClaimError("limit")
     try:
         with session.begin_nested():
-            taken = session.execute(
-                update(Offer)
-                .where(
-                    col(Offer.id) == offer_id,
-                    col(Offer.status) == "live",
-                    or_(col(Offer.stock_total).is_(None), col(Offer.stock_claimed) < col(Offer.stock_total)),
-                )
-                .values(stock_claimed=col(Offer.stock_claimed) + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(taken) != 1:
+            if not _take_stock(session, offer_id):
                 raise ClaimError("sold_out")
             price = offer.points_price or 0
             coupon = Coupon(

@@ -111,6 +111,28 @@ def _redeemed(red: Redemption, coupon: Coupon, offer: Offer, owner: Owner, amoun
     )
 
 
+def _by_request(session: Session, request_id: str) -> Redemption | None:
+    return session.execute(select(Redemption).where(col(Redemption.request_id) == request_id)).scalars().first()
+
+
+def _take_coupon(session: Session, merchant_id: int, code: str, now: datetime) -> bool:
+    """The compare-and-set: this merchant's claimed, unexpired coupon becomes redeemed; of
+    two staff at the same moment exactly one gets True."""
+    ours = select(col(Offer.id)).where(col(Offer.merchant_id) == merchant_id).scalar_subquery()
+    won = session.execute(
+        update(Coupon)
+        .where(
+            col(Coupon.code) == code,
+            col(Coupon.status) == "claimed",
+            col(Coupon.expires_at) > now,
+            col(Coupon.offer_id).in_(ours),
+        )
+        .values(status="redeemed", redeemed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(won) == 1
+
+
 def redeem(
     session: Session,
     merchant_id: int,
@@ -127,20 +149,8 @@ def redeem(
     code = (code or "").strip().upper()
     if order_value_fen is None and needs_order_value(session, code):
         raise RedeemError("needs_value")
-    ours = select(col(Offer.id)).where(col(Offer.merchant_id) == merchant_id).scalar_subquery()
-    won = session.execute(
-        update(Coupon)
-        .where(
-            col(Coupon.code) == code,
-            col(Coupon.status) == "claimed",
-            col(Coupon.expires_at) > now,
-            col(Coupon.offer_id).in_(ours),
-        )
-        .values(status="redeemed", redeemed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(won) != 1:
-        earlier = session.execute(select(Redemption).where(col(Redemption.request_id) == request_id)).scalars().first()
+    if not _take_coupon(session, merchant_id, code, now):
+        earlier = _by_request(session, request_id)
         if earlier is not None:
             return _result(session, earlier, retried=True)
         coupon = session.execute(select(Coupon).where(col(Coupon.code) == code)).scalars().first()
