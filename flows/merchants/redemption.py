@@ -1,10 +1,12 @@
 """Redeeming a coupon at the counter, exactly once, and undoing it within a window.
 
-The first statement is the compare-and-set ``UPDATE coupon SET status='redeemed' WHERE
-code=? AND status='claimed' AND expires_at > now AND the offer is this merchant's``: of two
-staff pressing at the same moment one row matches; the loser is told "already used". Only
-when nothing matched does a read find out why (unknown, expired, used, another merchant's), or
-that the very same request id already redeemed it (a retry: the first result comes back).
+A request id that redeemed before gets that first result back (a retry is a no-op, also
+after an undo made the coupon usable again). Otherwise the first write is the compare-and-set
+``UPDATE coupon SET status='redeemed' WHERE code=? AND status='claimed' AND expires_at > now
+AND the offer is this merchant's``: of two staff pressing at the same moment one row matches;
+the loser is told "already used". Only when nothing matched does a read find out why
+(unknown, expired, used, another merchant's), or that a concurrent copy of the same request
+won.
 The winner writes the redemption (unique request id), the commission line (one per
 redemption), the owner's points, and queues the owner's thanks and the partner's notice.
 """
@@ -147,10 +149,14 @@ def redeem(
 ) -> Redeemed:
     now = now or utcnow()
     code = (code or "").strip().upper()
+    request_id = request_id[:80]
+    earlier = _by_request(session, request_id)
+    if earlier is not None:  # a retry, even after an undo made the coupon usable again
+        return _result(session, earlier, retried=True)
     if order_value_fen is None and needs_order_value(session, code):
         raise RedeemError("needs_value")
     if not _take_coupon(session, merchant_id, code, now):
-        earlier = _by_request(session, request_id)
+        earlier = _by_request(session, request_id)  # the same request, won by a concurrent copy
         if earlier is not None:
             return _result(session, earlier, retried=True)
         coupon = session.execute(select(Coupon).where(col(Coupon.code) == code)).scalars().first()
@@ -174,7 +180,7 @@ def redeem(
         coupon_id=coupon.id or 0,
         merchant_id=merchant_id,
         staff_id=staff_id,
-        request_id=request_id[:80],
+        request_id=request_id,
         order_value_fen=order_value_fen,
         at=now,
     )
