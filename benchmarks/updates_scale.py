@@ -195,6 +195,9 @@ async def run_topology(
         AUTOCIRCLE_WEBHOOK_SECRET=secrets.token_urlsafe(24),
         AUTOCIRCLE_LOCALE="en",
         AUTOCIRCLE_DELIVERY__QUIET_HOURS="off",
+        # the sandbox's limits are off: measure the processes, not Telegram's rate (with shared
+        # limits the replies would take their turn at AUTOCIRCLE_DELIVERY__RATE_PER_S)
+        AUTOCIRCLE_SCALE__SHARE_LIMITS="false",
         PYTHONUNBUFFERED="1",
     )
 

@@ -10,7 +10,8 @@ Shape (three coroutines around one in-memory schedule):
   claims meanwhile, so one busy chat never blocks the others (no head-of-line blocking).
 * **dispatcher** takes rows off the schedule when due, waits for the bot's overall token
   bucket (default 25/s, under Telegram's 30) and sends with up to ``concurrency`` requests in
-  flight.
+  flight. With Redis (``shared``) the buckets are shared by every process and leave a share
+  of the rate to the replies (``bot.scale.shared_limits``).
 * **recorder** stores outcomes in batches (one transaction per flush).
 
 Outcomes: sent (with Telegram's message id); 429 → everything pauses for ``retry_after``, the
@@ -379,23 +380,30 @@ class OutboxSender:
         self._outcome_added.set()
 
     async def _shared_turn(self, slot: _Slot) -> bool:
-        """Several senders: a token from the shared bucket and the chat's turn (Redis). A chat
-        another sender is busy with goes back on the schedule a little later."""
+        """Several processes: the shared buckets and the chat's turn (Redis,
+        ``bot.scale.shared_limits``). A push never books ahead: a chat that must wait (another
+        sender has it in flight, or replies used its per-chat limit) goes back on the schedule;
+        the global rate or a short pause is waited here; a long pause pauses this sender."""
         assert self.shared is not None
-        try:
-            grant = await self.shared.acquire(slot.row.chat_id)
-        except Exception:
-            log.exception("shared send limits unavailable; retrying")
-            heapq.heappush(self._heap, slot)
-            await asyncio.sleep(1.0)
-            return False
-        if grant is None:
-            slot.ready_at = self._mono() + 0.2
-            heapq.heappush(self._heap, slot)
-            return False
-        if grant.wait_s > 0:
-            await asyncio.sleep(grant.wait_s)
-        return True
+        while True:
+            try:
+                turn = await self.shared.sender_turn(slot.row.chat_id)
+            except Exception:
+                log.exception("shared send limits unavailable; retrying")
+                heapq.heappush(self._heap, slot)
+                await asyncio.sleep(1.0)
+                return False
+            if turn.granted:
+                return True
+            if turn.chat_busy:
+                slot.ready_at = self._mono() + max(turn.wait_s, 0.05)
+                heapq.heappush(self._heap, slot)
+                return False
+            if turn.wait_s > self.config.hold_s:
+                self._pause(turn.wait_s)  # a long shared pause: the dispatcher gives rows back
+                heapq.heappush(self._heap, slot)
+                return False
+            await asyncio.sleep(max(turn.wait_s, 0.001))
 
     def _drain_heap(self) -> list[ClaimedMessage]:
         rows = [slot.row for slot in self._heap]

@@ -1,7 +1,8 @@
 """Wiring the scale parts into a ``BotRuntime`` and serving one role (``autocircle run --role``).
 
 ``apply_scale`` adds to any runtime: update metrics (outermost), the chat lock timeout, the
-update dedupe (inside the unit of work), the shared send limits (with Redis), the scheduler
+update dedupe (inside the unit of work), the shared send limits (with Redis: the senders' pushes
+and, in a process that takes updates, the replies, ``bot.scale.replies``), the scheduler
 leader (on PostgreSQL; SQLite keeps the single process) and the health/metrics endpoints.
 ``serve_role`` runs a ``web``, ``sender`` or ``scheduler`` process; ``all`` keeps the usual
 path in ``bot.cli.run_cmd``.
@@ -21,8 +22,9 @@ from bot.scale.chat_order import install_chat_order
 from bot.scale.health import Health, add_ops_routes
 from bot.scale.leader import LeaderElection
 from bot.scale.metrics import Metrics, UpdateMetricsMiddleware
+from bot.scale.replies import SharedReplyLimit, install_reply_limits
 from bot.scale.roles import Plan, Role, plan_for
-from bot.scale.shared_limits import SharedLimits
+from bot.scale.shared_limits import ChatRate, SharedLimits
 from bot.scale.update_dedupe import DedupeMiddleware, install_dedupe, make_update_dedupe
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class ScaleParts:
     dedupe: DedupeMiddleware
     leader: LeaderElection | None = None
     shared: SharedLimits | None = None
+    replies: SharedReplyLimit | None = None
     runners: list[Any] = field(default_factory=list)
 
 
@@ -59,12 +62,21 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
     parts = ScaleParts(role, plan, metrics, Health(app.engine, redis_url, bot, role.value), dedupe)
     if plan.sender:
         metrics.senders.append(runtime.sender)
-        if redis_url and scale.share_limits:
-            cfg = runtime.sender.config
-            parts.shared = SharedLimits(
-                redis_url, bot.id, rate_per_s=cfg.rate_per_s, burst_s=cfg.burst_s, chat_lease_s=cfg.lease_s
-            )
+    if redis_url and scale.share_limits and (plan.sender or plan.updates):
+        cfg = runtime.sender.config
+        parts.shared = SharedLimits(
+            redis_url,
+            bot.id,
+            rate_per_s=cfg.rate_per_s,
+            burst_s=cfg.burst_s,
+            chat_lease_s=cfg.lease_s,
+            reply_share=scale.reply_share,
+            chat_rate=ChatRate(cfg.private_per_s, cfg.private_burst, cfg.group_per_min, cfg.group_burst),
+        )
+        if plan.sender:
             runtime.sender.shared = parts.shared
+        if plan.updates:  # replies take their turn in the same buckets, ahead of the pushes
+            parts.replies = install_reply_limits(dp, bot, parts.shared, scale.update_budget_s)
     if plan.scheduler and runtime.scheduler is not None and app.engine.dialect.name == "postgresql":
         scheduler = runtime.scheduler
         scheduler.needs_leader = True
