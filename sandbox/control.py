@@ -44,6 +44,7 @@ ACTIONS = (
     "pending_updates",
     "wait_updates_consumed",
     "commands",
+    "menu_button",
     "stats",
     "state",
 )

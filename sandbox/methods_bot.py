@@ -1,5 +1,5 @@
-"""Bot-level Bot API methods: identity, updates (long polling and webhooks), commands and
-descriptions."""
+"""Bot-level Bot API methods: identity, updates (long polling and webhooks), commands,
+descriptions and the menu button."""
 
 from __future__ import annotations
 
@@ -157,6 +157,52 @@ async def get_my_short_description(sb: Sandbox, p: Params) -> dict[str, str]:
     return {"short_description": store.get(lang, store.get("", ""))}
 
 
+_MENU_BUTTON_TYPES = ("commands", "web_app", "default")
+
+
+def _menu_chat(sb: Sandbox, p: Params) -> int | None:
+    """``chat_id`` of a private chat the sandbox knows (None: the bot's default button)."""
+    if not p.has("chat_id"):
+        return None
+    chat_id = p.require_int("chat_id")
+    chat = sb.world.chats.get(chat_id)
+    if chat is None and chat_id not in sb.world.users:
+        raise bad_request("chat not found")
+    if chat is not None and chat.type != "private":
+        raise bad_request("chat must be a private chat")
+    return chat_id
+
+
+async def set_chat_menu_button(sb: Sandbox, p: Params) -> bool:
+    """The menu button of one private chat (or the default one), validated as Telegram does:
+    ``web_app`` needs a text and an https URL."""
+    chat_id = _menu_chat(sb, p)
+    button = p.get_json("menu_button") or {"type": "default"}
+    if not isinstance(button, dict) or button.get("type") not in _MENU_BUTTON_TYPES:
+        raise bad_request("can't parse menu button JSON object")
+    if button["type"] == "web_app":
+        text = str(button.get("text") or "")
+        url = str((button.get("web_app") or {}).get("url") or "")
+        if not 1 <= len(text) <= 64:
+            raise bad_request("menu button text must be 1-64 characters")
+        if not url.startswith("https://"):
+            raise bad_request("BUTTON_URL_INVALID: only HTTPS links are allowed")
+        button = {"type": "web_app", "text": text, "web_app": {"url": url}}
+    else:
+        button = {"type": button["type"]}
+    if button["type"] == "default":
+        sb.world.menu_buttons.pop(chat_id, None)
+    else:
+        sb.world.menu_buttons[chat_id] = button
+    return True
+
+
+async def get_chat_menu_button(sb: Sandbox, p: Params) -> dict[str, Any]:
+    chat_id = _menu_chat(sb, p)
+    buttons = sb.world.menu_buttons
+    return dict(buttons.get(chat_id) or buttons.get(None) or {"type": "default"})
+
+
 async def always_true(sb: Sandbox, p: Params) -> bool:
     return True
 
@@ -190,6 +236,8 @@ HANDLERS: dict[str, Handler] = {
     "getMyDescription": get_my_description,
     "setMyShortDescription": _unless_unsupported("setMyShortDescription", set_my_short_description),
     "getMyShortDescription": get_my_short_description,
+    "setChatMenuButton": _unless_unsupported("setChatMenuButton", set_chat_menu_button),
+    "getChatMenuButton": get_chat_menu_button,
     "close": always_true,
     "logOut": always_true,
 }

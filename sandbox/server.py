@@ -281,6 +281,11 @@ class Sandbox(PeopleActions):
         key = (json.dumps(scope or {"type": "default"}, sort_keys=True), language_code)
         return list(self.world.commands.get(key, []))
 
+    def menu_button(self, chat_id: int | None = None) -> dict[str, Any]:
+        """What setChatMenuButton stored for that private chat (or the default button)."""
+        buttons = self.world.menu_buttons
+        return dict(buttons.get(chat_id) or buttons.get(None) or {"type": "default"})
+
 
 def run_sandbox(host: str = "127.0.0.1", port: int = 8081, config: SandboxConfig | None = None) -> None:
     """Blocking entry for the CLI: serve until SIGINT/SIGTERM."""

@@ -263,6 +263,7 @@ class World:
         self.callbacks: dict[str, CallbackRecord] = {}
         self.files: dict[str, FileRecord] = {}
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}  # chat id (None: default) -> MenuButton
         self.descriptions: dict[str, str] = {}
         self.short_descriptions: dict[str, str] = {}
         self.chat_actions: list[tuple[int, str]] = []

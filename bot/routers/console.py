@@ -2,18 +2,23 @@
 
 An operator gets a one-time sign-in link (10 minutes, once; ``flows.console.access``); a partner
 (and a merchant's or a demand-side account's staff) gets a button that opens the Mini App, which
-signs in by Telegram's own signed ``initData`` and shows each role its own pages.
-Nobody else is told anything about a console. Without ``CONSOLE__PUBLIC_URL`` the bot says the
+signs in by Telegram's own signed ``initData`` and shows each role its own pages. Over https
+the chat's menu button becomes the Mini App too, so it is one tap away from then on (a
+failure to set it is logged, never shown). Nobody else is told anything about a console. Without ``CONSOLE__PUBLIC_URL`` the bot says the
 console is not set up rather than print a link that leads nowhere.
 """
 
 from __future__ import annotations
 
-from aiogram import Router
+import logging
+
+from aiogram import Bot, Router
+from aiogram.exceptions import AiogramError
 from aiogram.filters import Command
 from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    MenuButtonWebApp,
     Message,
     WebAppInfo,
 )
@@ -25,6 +30,7 @@ from flows.console import access
 from flows.templating import Renderer
 from storage.clock import utcnow
 
+log = logging.getLogger(__name__)
 MINI_APP_TEXT = {Role.merchant: "console/mini_app_merchant", Role.demand: "console/mini_app_demand"}
 
 
@@ -61,19 +67,22 @@ async def on_console(
         return
     markup = None
     if base.startswith("https://"):  # Telegram opens Mini Apps only over https
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(
-                        text=renderer.render("console/open_button", identity.locale, no_signature=True),
-                        web_app=WebAppInfo(url=f"{base}/app"),
-                    )
-                ]
-            ]
-        )
+        button_text = renderer.render("console/open_button", identity.locale, no_signature=True)
+        app = WebAppInfo(url=f"{base}/app")
+        markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=button_text, web_app=app)]])
+        if message.chat.type == "private" and message.bot is not None:
+            await set_menu_button(message.bot, message.chat.id, button_text, app)
     text = MINI_APP_TEXT.get(identity.role, "console/mini_app")  # what this role finds there
     await message.answer(
         renderer.render(text, identity.locale, url=f"{base}/app", no_signature=True),
         reply_markup=markup,
         disable_web_page_preview=True,
     )
+
+
+async def set_menu_button(bot: Bot, chat_id: int, text: str, app: WebAppInfo) -> None:
+    """This chat's menu button opens the Mini App; a failure is a warning in the log."""
+    try:
+        await bot.set_chat_menu_button(chat_id=chat_id, menu_button=MenuButtonWebApp(text=text[:64], web_app=app))
+    except (AiogramError, OSError, TimeoutError) as error:
+        log.warning("could not set the Mini App menu button of chat %s: %s", chat_id, error)
