@@ -18,11 +18,11 @@ from sqlmodel import col
 from flows.community.funnel import funnel_report
 from flows.console.init_data import make_init_data
 from storage.clock import utcnow
+from tests.support.browser import CHROMIUM, require_chromium
 from tests.support.harness import OPERATOR_ID
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -71,8 +71,7 @@ async def console(harness):
 
 @pytest.fixture
 async def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/system-deps installs it)")
+    require_chromium(CHROMIUM)  # a skip outside CI, a failure under CI
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
