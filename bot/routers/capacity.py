@@ -1,8 +1,10 @@
 """Commercial owners in private chat: ``/vehicle`` (class, payload, base, radius),
-``/available``, ``/busy until …``, ``/mytasks``, and the Accept / Decline buttons of a task
-offer. A button counts only for the owner the offer was made to, while the offer is open
-(``tk:<task>:a|d`` names only the task; the owner is the presser, and
-``matching.accept``'s conditional UPDATE requires that owner's pending offer)."""
+``/available``, ``/busy until …``, ``/mytasks``, the Accept / Decline buttons of a task
+offer, and the Start button of a task they got. A button counts only for the owner the offer
+was made to, while the offer is open (``tk:<task>:a|d`` names only the task; the owner is the
+presser, and ``matching.accept``'s conditional UPDATE requires that owner's pending offer);
+Start (``tks:<task>``) only for the owner the task is assigned to (``tasks.start`` checks the
+presser, and its compare-and-set moves only an assigned task)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from bot.routers.demand import markup
 from bot.routers.guard import refuse
 from bot.telegram_types import callback_message
 from flows.community.roles import Identity, Role
-from flows.errors import AutoCircleError, InvalidInputError
+from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.opportunities import capacity, matching, places, tasks
 from flows.opportunities.errors import AlreadyTakenError, OfferNotCurrentError, OverlappingTaskError, reason_context
 from flows.opportunities.opportunity_views import accepted_contact
@@ -38,6 +40,10 @@ class OfferAnswer(CallbackData, prefix=matching.OFFER_PREFIX):
     answer: str  # a | d
 
 
+class StartCb(CallbackData, prefix=matching.START_PREFIX):
+    task_id: int
+
+
 def build_router() -> Router:
     router = Router(name="capacity")
     router.message.filter(HasRole(Role.owner))
@@ -46,6 +52,7 @@ def build_router() -> Router:
     router.message.register(on_busy, Command("busy"))
     router.message.register(on_my_tasks, Command("mytasks"))
     router.callback_query.register(on_offer, OfferAnswer.filter())
+    router.callback_query.register(on_start, StartCb.filter())
     return router
 
 
@@ -178,5 +185,26 @@ async def on_offer(
         renderer.render(
             T + "accepted_owner", loc, task=matching.task_view(task, settings.timezone), company=company, phone=phone
         ),
+        reply_markup=markup(matching.owner_task_buttons(renderer, loc, callback_data.task_id)),
+    )
+
+
+async def on_start(
+    callback: CallbackQuery, callback_data: StartCb, session: Session, renderer: Renderer, identity: Identity
+) -> None:
+    loc = identity.locale
+    try:
+        if identity.owner_id is None:
+            raise NotFoundError("not a linked owner")
+        tasks.start(session, callback_data.task_id, identity.owner_id, now=utcnow())
+    except NotFoundError as exc:  # not the presser's task: a forged press
+        await refuse(callback, renderer, loc, session=session, why=str(exc))
+        return
+    except AutoCircleError:  # started already, done or cancelled
+        await refuse(callback, renderer, loc)
+        return
+    await callback.answer()
+    await callback_message(callback).answer(
+        renderer.render(T + "task_started", loc, task_id=callback_data.task_id),
         reply_markup=markup(matching.done_buttons(renderer, loc, callback_data.task_id)),
     )

@@ -487,6 +487,19 @@ def _tell_accepted(
         )
 
 
+#: The assigned owner's Start button (``tks:<task>``): assigned → in_progress.
+START_PREFIX = "tks"
+
+
+def owner_task_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
+    """Start and Done, under the assigned owner's confirmation."""
+    start = {
+        "text": renderer.render("opportunities/button_start", locale, no_signature=True),
+        "callback_data": f"{START_PREFIX}:{task_id}",
+    }
+    return [[start, *done_buttons(renderer, locale, task_id)[0]]]
+
+
 def done_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
     return [
         [

@@ -132,6 +132,23 @@ async def test_demand_posts_right_owners_get_waves_first_accept_wins_done_rated(
 
     assert await harness.eventually(task)
 
+    # a forged partner push (tkp) by people who are not partners changes nothing
+    from storage.models import Owner
+    from storage.opportunity_models import TaskOffer
+
+    def owner_of(tg: int) -> int:
+        with harness.session() as s:
+            return s.exec(select(col(Owner.id)).where(col(Owner.telegram_user_id) == tg)).one()
+
+    push = f"tkp:{task().id}:{owner_of(A)}"
+    await sb.forge_callback(STAFF, STAFF, posted["message_id"], push)
+    last_of_a = sb.bot_messages(A)[-1]
+    await sb.forge_callback(A, A, last_of_a["message_id"], push)
+    await asyncio.sleep(0.3)
+    with harness.session() as s:
+        assert s.exec(select(TaskOffer)).all() == []
+    assert task().state == "open"
+
     # wave 1: the two best of the three fitting owners nearby
     assert (await asyncio.to_thread(_waves, harness))["offers"] == 2
     harness.runtime.sender.wake()
@@ -165,16 +182,37 @@ async def test_demand_posts_right_owners_get_waves_first_accept_wins_done_rated(
     assert f"Driver {winner}" in told["text"] and "Advisor Li" in told["text"]
     await sb.wait_for_bot_message(PARTNER, contains="counts as your deal")
 
-    # a forged press by someone else on the done button changes nothing
+    # forged presses by someone else on the start and done buttons change nothing
     done_msg = next(m for m in sb.messages(winner) if "is yours" in (m.get("text") or ""))
-    done_data = done_msg["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    buttons = {
+        b["callback_data"].split(":")[0]: b["callback_data"] for b in done_msg["reply_markup"]["inline_keyboard"][0]
+    }
+    start_data, done_data = buttons["tks"], buttons["tkd"]
     loser = next(u for u in racers if u != winner)
-    await sb.forge_callback(loser, loser, _offers_seen(sb, loser)[0]["message_id"], done_data)
+    for data in (start_data, done_data):
+        await sb.forge_callback(loser, loser, _offers_seen(sb, loser)[0]["message_id"], data)
     await asyncio.sleep(0.3)
     assert task().state == "assigned"
 
-    # done, then each side rates the other once
-    await sb.press_button(winner, winner, done_msg["message_id"], done_data)
+    # the winner starts the task (assigned → in progress, logged); a second press does nothing
+    await sb.press_button(winner, winner, done_msg["message_id"], start_data)
+    started = await sb.wait_for_bot_message(winner, contains="started")
+    assert await harness.eventually(lambda: task().state == "in_progress")
+    query = await sb.press_button(winner, winner, done_msg["message_id"], start_data)
+    assert "no longer active" in ((await sb.wait_for_callback_answer(query["id"])).get("text") or "")
+
+    def moves() -> list[tuple[str, str, str]]:
+        from flows.opportunities import tasks
+
+        with harness.session() as s:
+            current = s.exec(select(Task)).one()
+            return [(m.from_state, m.to_state, m.actor) for m in tasks.transitions(s, current.id)]
+
+    assert ("assigned", "in_progress", f"owner:{task().assigned_owner_id}") in moves()
+
+    # done (from in progress: the started message's button), then each side rates the other once
+    assert started["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == done_data
+    await sb.press_button(winner, winner, started["message_id"], done_data)
     await sb.wait_for_bot_message(winner, contains="marked done")
     owner_prompt = await sb.wait_for_bot_message(winner, contains="How was the customer")
     staff_prompt = await sb.wait_for_bot_message(STAFF, contains="How was the driver")
