@@ -160,3 +160,55 @@ async def test_merchant_offer_claim_redeem_commission_settlement(harness, monkey
     await sb.send_text(OWNER_TG, OWNER_TG, "/coupons")
     mine = await sb.wait_for_bot_message(OWNER_TG, contains="Your coupons")
     assert code in mine["text"] and "used" in mine["text"]
+
+
+async def test_percent_commission_asks_the_order_value(harness, monkeypatch) -> None:
+    """A percent commission needs the order value: /redeem asks for it, ¥250 at 10% is ¥25,
+    and the owner's partner is told."""
+    sb = harness.sandbox
+    monkeypatch.setenv("AUTOCIRCLE_DATABASE_URL", harness.database_url)
+    run = lambda args: asyncio.to_thread(_cli, args)
+    await run(["merchants", "add", "--code", "M2", "--name", "Tyre Pro", "--kind", "after_sales"])
+    await run(
+        [
+            "offers",
+            "add",
+            "--merchant",
+            "M2",
+            "--title",
+            "Tyre fitting",
+            "--value",
+            "percent_off",
+            "--percent",
+            "15",
+            "--valid-days",
+            "30",
+            "--commission-percent",
+            "10",
+            "--status",
+            "live",
+        ]
+    )
+    staff_code = re.search(r"staff code: (\S+)", await run(["merchants", "code", "M2"])).group(1)
+    await sb.add_user(STAFF_TG, first_name="Staff")
+    await sb.send_text(STAFF_TG, STAFF_TG, f"/merchant {staff_code}")
+    await sb.wait_for_bot_message(STAFF_TG, contains="Registered as staff of")
+    partner_code = await harness.add_partner("A502", name="Bo")
+    await harness.register_partner(PARTNER_TG, partner_code)
+    await harness.add_owner(
+        "C-502", name="Li", vin="LSVAB2BJ7MN005021", advisor_code="A502", telegram_user_id=OWNER_TG, locale="en"
+    )
+    await sb.add_user(OWNER_TG, first_name="Li")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/offers")
+    listing = await sb.wait_for_bot_message(OWNER_TG, contains="Tyre fitting")
+    button = listing["reply_markup"]["inline_keyboard"][0][0]
+    await sb.press_button(OWNER_TG, OWNER_TG, listing["message_id"], button["callback_data"])
+    code = re.search(r"Code (\w+)", (await sb.wait_for_bot_message(OWNER_TG, contains="Claimed"))["text"]).group(1)
+
+    await sb.send_text(STAFF_TG, STAFF_TG, f"/redeem {code}")
+    await sb.wait_for_bot_message(STAFF_TG, contains="send the order value")
+    await sb.send_text(STAFF_TG, STAFF_TG, "250")
+    done = await sb.wait_for_bot_message(STAFF_TG, contains="Redeemed")
+    assert "order ¥250.00" in done["text"]
+    notice = await sb.wait_for_bot_message(PARTNER_TG, contains="commission")
+    assert "¥25.00" in notice["text"] and "Tyre fitting" in notice["text"]
