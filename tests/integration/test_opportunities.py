@@ -380,3 +380,26 @@ def test_cancelling_a_task_closes_its_offers_and_tells_the_owner_and_partner(eng
         with pytest.raises(Exception, match="cannot be cancelled"):
             matching.cancel_task(s, R, taken.id, d, actor="user:5000", now=NOW)
         s.commit()
+
+
+def test_an_unmatched_task_escalates_once_to_partners_of_nearby_owners_and_operators(engine, clock) -> None:
+    with Session(engine) as s:
+        d = account(s)
+        dealer = Dealer(code="D1", name="D1")
+        s.add(dealer)
+        s.flush()
+        near_p = Partner(name="Near", dealer_id=dealer.id, advisor_code="A1", telegram_user_id=7001)
+        far_p = Partner(name="Far", dealer_id=dealer.id, advisor_code="A2", telegram_user_id=7002)
+        s.add_all([near_p, far_p])
+        s.flush()
+        owner(s, 1, cls="van", payload=2.0, base="佛山/南海区", partner_id=near_p.id)  # near, but no fit
+        owner(s, 2, base="北京/海淀区", partner_id=far_p.id)  # fits, ~1,900 km away
+        task = post(s, d)
+        counts = [matching.run_waves(s, R, POLICY, NOW + timedelta(minutes=m)) for m in (0, 11, 22, 33, 44)]
+        assert sum(c["offers"] for c in counts) == 0 and sum(c["escalated"] for c in counts) == 1
+        t = s.get(Task, task.id)
+        s.refresh(t)
+        assert t.escalated_at is not None and t.state == "offered"
+        told = [m.chat_id for m in s.exec(select(OutboxMessage))]
+        assert sorted(told) == [7001, 900001]  # the nearby owner's partner and the operator, once each
+        assert "escalated to partners and operators" in [x.reason for x in tasks.transitions(s, task.id)]
