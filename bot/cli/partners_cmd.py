@@ -95,7 +95,9 @@ def deactivate(advisor_code: str = typer.Argument(..., help="Advisor code of the
         return
     console.print(
         f"deactivated {escape(state.advisor_code)} {escape(state.name)}; "
-        f"{state.notices_skipped} queued notice(s) will not be sent",
+        f"{state.notices_skipped} queued notice(s) will not be sent; "
+        f"{len(state.posts_stopped)} circle post(s) switched off, "
+        f"{len(state.campaigns_cancelled)} campaign(s) cancelled",
         highlight=False,
     )
 
@@ -262,6 +264,7 @@ def handover_(
             if result.notices_skipped
             else ""
         )
-        + f"; {result.from_code} is now inactive",
+        + f"; {result.posts_stopped} circle post(s) of {result.from_code} switched off, "
+        f"{result.campaigns_cancelled} campaign(s) cancelled; {result.from_code} is now inactive",
         highlight=False,
     )

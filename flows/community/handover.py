@@ -13,7 +13,10 @@ Everything that would still reach the leaving partner about those owners moves w
   notice about a booking or a fault is stale by the time someone registers; other queued rows
   that counted for the leaving partner (pushes to owners, circle posts) now count for the new
   one;
-* follow-ups need no move: they are computed from the owners' partner.
+* follow-ups need no move: they are computed from the owners' partner;
+* the leaving partner's own words do not move: their circle posts are switched off and their
+  pending campaigns cancelled (``partners.stop_outgoing``), so a weekly post of theirs does not
+  run on in the new partner's circle.
 
 The leaving partner is then inactive, so the send-time screen also stops anything that was
 already in a sender's hands or is queued for them later (``storage.outbox.partner_vetoes``).
@@ -28,7 +31,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col
 
-from flows.community.partners import find_partner
+from flows.community.partners import STOPPED_HANDED_OVER, find_partner, stop_outgoing
 from flows.delivery.outbox import Push, enqueue_many
 from flows.errors import InvalidInputError
 from flows.templating import Renderer
@@ -52,6 +55,8 @@ class HandoverResult:
     prospects_moved: int = 0
     notices_moved: int = 0  # queued partner notices now addressed to the new partner
     notices_skipped: int = 0  # queued partner notices dropped: the new partner is not on Telegram
+    posts_stopped: int = 0  # the leaving partner's circle posts, switched off
+    campaigns_cancelled: int = 0  # the leaving partner's pending campaigns, cancelled
 
 
 def handover(
@@ -116,6 +121,7 @@ def handover(
     prospects = _moved(
         session, update(Prospect).where(col(Prospect.partner_id) == source.id).values(partner_id=target.id)
     )
+    stopped = stop_outgoing(session, source.id, STOPPED_HANDED_OVER, now)
     source.active = False
     session.add(source)
     result = HandoverResult(
@@ -129,6 +135,8 @@ def handover(
         prospects_moved=prospects,
         notices_moved=readdressed.moved,
         notices_skipped=readdressed.skipped,
+        posts_stopped=len(stopped.posts),
+        campaigns_cancelled=len(stopped.campaigns),
     )
     record_audit(
         session,
@@ -144,6 +152,7 @@ def handover(
         prospects=prospects,
         notices_moved=readdressed.moved,
         notices_skipped=readdressed.skipped,
+        **stopped.audit(),
     )
     session.flush()
     return result

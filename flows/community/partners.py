@@ -9,6 +9,8 @@ An account can be cut off (issue 11, item 2): re-issuing a code unlinks the Tele
 the partner had (a lost or shared phone stops being a partner at once, the new code links the
 new one), and ``deactivate_partner`` ends the partner's rights while keeping the link for the
 record (``flows.community.roles`` only resolves active partners; queued notices to them are skipped).
+A cut-off partner's words stop going out too (``stop_outgoing``): their circle posts are
+switched off and their pending campaigns cancelled, as on a handover.
 Each of these, and a redemption, is an audit row.
 """
 
@@ -36,6 +38,7 @@ from flows.errors import (
     UnknownRegistrationCodeError,
     UsedRegistrationCodeError,
 )
+from flows.growth import campaigns, circle_posts
 from storage import outbox as outbox_store
 from storage.audit import AuditKind, record_audit
 from storage.db import rowcount
@@ -108,6 +111,8 @@ class PartnerState:
     changed: bool  # False: it already was in that state
     telegram_linked: bool
     notices_skipped: int = 0  # queued notices to the partner's chat that will not go out
+    posts_stopped: tuple[int, ...] = ()  # circle posts of theirs switched off
+    campaigns_cancelled: tuple[int, ...] = ()  # campaigns of theirs that will not go out
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,7 @@ def deactivate_partner(session: Session, advisor_code: str, now: datetime, *, ac
         skipped = outbox_store.skip_partner_notices(
             session, partner.id, partner.telegram_user_id, outbox_store.PARTNER_INACTIVE, now
         )
+    stopped = stop_outgoing(session, partner.id, STOPPED_DEACTIVATED, now)
     record_audit(
         session,
         AuditKind.partner_deactivated,
@@ -271,9 +277,42 @@ def deactivate_partner(session: Session, advisor_code: str, now: datetime, *, ac
         at=now,
         telegram_user_id=partner.telegram_user_id,
         notices_skipped=skipped,
+        **stopped.audit(),
     )
     session.flush()
-    return _state(partner, changed=True, skipped=skipped)
+    return _state(partner, changed=True, skipped=skipped, stopped=stopped)
+
+
+STOPPED_DEACTIVATED = "partner deactivated"  # why their posts and campaigns stopped
+STOPPED_HANDED_OVER = "partner handed over"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What of a partner's own stopped going out, and why (``stop_outgoing``)."""
+
+    reason: str
+    posts: tuple[int, ...]
+    campaigns: tuple[int, ...]
+
+    def audit(self) -> dict[str, Any]:
+        """The audit row's account of it."""
+        return {
+            "stopped_reason": self.reason,
+            "posts_stopped": list(self.posts),
+            "campaigns_cancelled": list(self.campaigns),
+        }
+
+
+def stop_outgoing(session: Session, partner_id: int, reason: str, now: datetime) -> Stopped:
+    """A partner who is cut off or hands over stops speaking: their circle posts are switched
+    off and their pending campaigns cancelled (what of them is queued is skipped with
+    ``reason``)."""
+    return Stopped(
+        reason,
+        tuple(circle_posts.stop_partner_posts(session, partner_id, reason, now)),
+        tuple(campaigns.cancel_partner_campaigns(session, partner_id, reason, now)),
+    )
 
 
 def reactivate_partner(session: Session, advisor_code: str, now: datetime, *, actor: str = "cli") -> PartnerState:
@@ -297,7 +336,7 @@ def reactivate_partner(session: Session, advisor_code: str, now: datetime, *, ac
     return _state(partner, changed=True)
 
 
-def _state(partner: Partner, *, changed: bool, skipped: int = 0) -> PartnerState:
+def _state(partner: Partner, *, changed: bool, skipped: int = 0, stopped: Stopped | None = None) -> PartnerState:
     assert partner.id is not None
     return PartnerState(
         partner_id=partner.id,
@@ -307,6 +346,8 @@ def _state(partner: Partner, *, changed: bool, skipped: int = 0) -> PartnerState
         changed=changed,
         telegram_linked=partner.telegram_user_id is not None,
         notices_skipped=skipped,
+        posts_stopped=stopped.posts if stopped else (),
+        campaigns_cancelled=stopped.campaigns if stopped else (),
     )
 
 

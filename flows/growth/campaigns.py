@@ -8,6 +8,10 @@ enqueues one marketing push per treated owner with topic ``campaign:<id>``, so t
 applies quiet hours and the frequency cap and a later ``cancel`` suppresses what is still
 queued. Who is in the holdout depends only on the owner and the partner (a hash), so the same
 owner is control in every campaign of that partner.
+
+Only an active partner's campaign goes out (issue 11, item 4): ``cancel_partner_campaigns``
+cancels what a cut-off or handed-over partner left pending, and ``send`` and ``send_due`` pass
+over a campaign whose partner is inactive.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from storage.campaign_models import PENDING_STATUSES, Campaign, CampaignMember, 
 from storage.db import rowcount, table_of
 from storage.delivery_models import OwnerPreference
 from storage.events import EventKind
-from storage.models import Event, FunnelStage, MessageClass, OutboxMessage, Owner
+from storage.models import Event, FunnelStage, MessageClass, OutboxMessage, Owner, Partner
 
 CELLS = tuple(f"{m}/{a}" for a in ACTIVITIES for m in MATURITIES)  # activity-major: the keyboard's rows
 CUSTOM_TEMPLATE = "campaigns/custom"
@@ -362,6 +366,7 @@ def send(
                     col(Campaign.status).in_(PENDING_STATUSES),
                     cut_off(now),
                 ),
+                _partner_active(),  # a cut-off partner's campaign stays where it is
             )
             .values(status=CampaignStatus.sending, updated_at=now)
         )
@@ -582,7 +587,8 @@ def send_due(session: Session, renderer: Renderer, now: datetime, *, commit_batc
                     or_(col(Campaign.send_at).is_(None), col(Campaign.send_at) <= now),
                 ),
                 cut_off(now),
-            )
+            ),
+            _partner_active(),
         )
         .order_by(col(Campaign.id))
     ).all()
@@ -644,6 +650,36 @@ def cancel(session: Session, partner_id: int | None, campaign_id: int, now: date
     cancel_topic(session, topic_of(campaign_id), "", "campaign cancelled", now)
     session.flush()
     return campaign
+
+
+def cancel_partner_campaigns(session: Session, partner_id: int, reason: str, now: datetime) -> list[int]:
+    """Cancel every campaign of this partner that could still reach an owner (draft,
+    scheduled, sending, or sent with pushes still queued): the partner was cut off or handed
+    their owners over. Their queued pushes are skipped with ``reason``; returns the ids."""
+    cancelled = []
+    for campaign in session.exec(
+        select(Campaign)
+        .where(col(Campaign.partner_id) == partner_id, col(Campaign.status) != CampaignStatus.cancelled)
+        .order_by(col(Campaign.id))
+    ).all():
+        assert campaign.id is not None
+        if campaign.status == CampaignStatus.done and not _has_pending(session, campaign.id):
+            continue
+        campaign.status = CampaignStatus.cancelled
+        campaign.updated_at = now
+        cancel_topic(session, topic_of(campaign.id), "", reason, now)
+        cancelled.append(campaign.id)
+    session.flush()
+    return cancelled
+
+
+def _partner_active() -> Any:
+    """SQL: the campaign's partner is active."""
+    return (
+        sa_select(col(Partner.id))
+        .where(col(Partner.id) == col(Campaign.partner_id), col(Partner.active) == True)  # noqa: E712
+        .exists()
+    )
 
 
 def _has_pending(session: Session, campaign_id: int) -> bool:

@@ -11,6 +11,10 @@ so the per-chat marketing cap (meant for one owner's private chat) must not thro
 tip; quiet hours still apply, and the sender keeps the 20 messages/min group limit. An
 occurrence that comes more than ``LATE_GRACE`` late (the bot was down) is skipped rather than
 posted out of its moment.
+
+A partner's post goes out only while its author is an active partner who still runs the circle
+(issue 11, item 4): ``stop_partner_posts`` switches a cut-off or handed-over partner's posts off,
+and the planning pass skips any whose author is inactive or no longer runs the circle.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from flows.delivery.outbox import Push, enqueue, job_scope
+from flows.delivery.outbox import Push, cancel_topic, enqueue, job_scope
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.templating import Renderer
-from storage.models import Circle
+from storage.models import Circle, Partner
 from storage.post_models import CirclePost, PostKind
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
@@ -191,14 +196,42 @@ def cancel_post(session: Session, author: Author, post_id: int, now: datetime, t
     return _view(post, circle, timezone)
 
 
+def stop_partner_posts(session: Session, partner_id: int, reason: str, now: datetime) -> list[int]:
+    """Switch off every active post this partner wrote (they were cut off or handed their
+    circles over) and suppress the occurrences already queued; returns the post ids."""
+    stopped = list(
+        session.exec(
+            select(CirclePost).where(
+                col(CirclePost.author_partner_id) == partner_id,
+                col(CirclePost.active) == True,  # noqa: E712
+            )
+        ).all()
+    )
+    for post in stopped:
+        post.active = False
+        post.updated_at = now
+        cancel_topic(session, TOPIC, f"post:{post.id}", reason, now)
+    session.flush()
+    return [post.id or 0 for post in stopped]
+
+
 def plan_due_posts(
     session: Session, renderer: Renderer, now: datetime, timezone: str, locale: str | None = None
 ) -> int:
-    """Queue every due occurrence (see the module docstring); returns how many were queued."""
+    """Queue every due occurrence (see the module docstring); returns how many were queued.
+    A partner's post whose author is inactive or no longer runs the circle is left out."""
     due = session.exec(
         select(CirclePost, Circle)
         .join(Circle, col(Circle.id) == col(CirclePost.circle_id))
-        .where(col(CirclePost.active) == True, col(CirclePost.next_at) <= now)  # noqa: E712
+        .outerjoin(Partner, col(Partner.id) == col(CirclePost.author_partner_id))
+        .where(
+            col(CirclePost.active) == True,  # noqa: E712
+            col(CirclePost.next_at) <= now,
+            or_(
+                col(CirclePost.author_partner_id).is_(None),
+                and_(col(Partner.active) == True, col(Circle.partner_id) == col(Partner.id)),  # noqa: E712
+            ),
+        )
         .order_by(col(CirclePost.next_at), col(CirclePost.id))
         .limit(BATCH)
     ).all()

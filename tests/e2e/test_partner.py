@@ -298,3 +298,78 @@ async def test_invites_replace_an_expired_link_with_a_fresh_one(harness) -> None
     fresh = re.search(r"start=([\w-]+)", second["text"]).group(1)
     assert fresh != token
     assert await harness.eventually(lambda: {t.token for t in stored()} == {token, fresh})
+
+
+async def _plan_posts_and_campaigns(harness, frozen) -> tuple[int, list]:
+    """One pass of the circle-post job and of the campaign job, as the scheduler runs them."""
+    from bot.runtime import delivery_policy
+    from bot.scheduler import JobContext
+    from flows.growth import campaigns, circle_posts
+    from flows.templating import Renderer
+
+    context = JobContext(engine=harness.app.engine, now=frozen.now(), policy=delivery_policy(harness.app.settings))
+    renderer = Renderer(default_locale="en")
+    posts = await asyncio.to_thread(circle_posts.posts_job(renderer, harness.app.settings.timezone), context)
+    sent = await asyncio.to_thread(campaigns.send_due_job(renderer), context)
+    harness.runtime.sender.wake()
+    return posts, sent
+
+
+@pytest.mark.parametrize("cut_off", ["handover", "deactivate"])
+async def test_a_cut_off_partner_s_weekly_post_and_campaign_never_go_out(harness, frozen, monkeypatch, cut_off) -> None:
+    """Issue 11, item 4: after a handover the leaving partner's weekly post does not run on in
+    the circle that moved to the new partner, and a campaign they scheduled does not reach
+    the owners; after ``partners deactivate`` alike."""
+    from zoneinfo import ZoneInfo
+
+    from flows.growth import campaigns
+    from flows.growth.circle_posts import WEEKDAYS
+
+    sb = harness.sandbox
+    code_a = await harness.add_partner("A101", name="Alice")
+    await harness.register_partner(A_TG, code_a)
+    await harness.register_partner(B_TG, await harness.add_partner("A102", name="Carol"))
+    owner_id = await harness.add_owner("C1", name="Li", advisor_code="A101", telegram_user_id=OWNER_TG, locale="en")
+    await sb.add_user(OWNER_TG, first_name="Li")
+    await sb.send_text(OWNER_TG, OWNER_TG, "/help")
+    await sb.wait_for_bot_message(OWNER_TG)
+    circle_chat, _ = await harness.make_circle(A_TG, title="Alice's circle")
+    today = WEEKDAYS[frozen.now().astimezone(ZoneInfo(harness.app.settings.timezone)).weekday()]
+    await sb.send_text(A_TG, A_TG, f"/post weekly {today} 10:30 Alice's weekly tip")
+    await sb.wait_for_bot_message(A_TG, contains="every")
+
+    def schedule() -> int:
+        with harness.session() as session:
+            owner = session.get(Owner, owner_id)
+            owner.maturity, owner.activity = "growing", "active"
+            made = campaigns.create(session, owner.partner_id, ["growing/active"], frozen.now(), text="Alice says hi")
+            campaigns.schedule(session, owner.partner_id, made.id, frozen.now() + timedelta(minutes=20), frozen.now())
+            session.commit()
+            return made.id
+
+    campaign_id = await asyncio.to_thread(schedule)
+    if cut_off == "handover":
+        await sb.add_user(OPERATOR_ID, first_name="Ops")
+        await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/handover A101 A102")
+        await sb.wait_for_bot_message(OPERATOR_ID, contains="1 owners")
+        await sb.wait_for_bot_message(OWNER_TG, contains="Carol")
+    else:
+        await _cli(harness, monkeypatch, "partners", "deactivate", "A101")
+
+    def settled() -> bool:  # what was sent is recorded before the clock jumps past its lease
+        with harness.session() as session:
+            busy = select(col(OutboxMessage.id)).where(col(OutboxMessage.status).in_(("pending", "sending")))
+            return session.execute(busy).first() is None
+
+    assert await harness.eventually(settled, timeout=10)
+    in_circle, to_owner = len(sb.bot_messages(circle_chat)), len(sb.bot_messages(OWNER_TG))
+
+    frozen.advance(minutes=31)  # the post's 10:30 and the campaign's time have come
+    assert await _plan_posts_and_campaigns(harness, frozen) == (0, [])
+    frozen.advance(timedelta(days=7))  # and next week's
+    assert await _plan_posts_and_campaigns(harness, frozen) == (0, [])
+    await asyncio.sleep(0.5)  # the sender had its chance
+    assert len(sb.bot_messages(circle_chat)) == in_circle
+    assert len(sb.bot_messages(OWNER_TG)) == to_owner
+    with harness.session() as session:
+        assert session.get(campaigns.Campaign, campaign_id).status == "cancelled"

@@ -256,3 +256,42 @@ def test_a_campaign_sent_now_goes_out_even_when_its_job_is_lost(engine, world) -
         stats = campaigns.list_stats(session, world["p1"])[0]
     assert len(notices) == 1 and notices[0].chat_id == 501
     assert stats.status == CampaignStatus.done and stats.treated == first[0].treated
+
+
+def test_an_inactive_partner_s_campaign_is_not_sent_by_the_job_or_the_task(engine, world) -> None:
+    """Defence at send time (issue 11, item 4): a campaign whose partner was cut off stays
+    unsent whichever run reaches it, the every-minute job or its one-off task."""
+    from bot.scheduler import JobContext
+
+    with Session(engine) as session:
+        due = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")
+        campaigns.schedule(session, world["p1"], due.id, NOW + timedelta(minutes=30), NOW)
+        session.get(Partner, world["p1"]).active = False
+        session.commit()
+        due_id = due.id
+    ctx = JobContext(engine=engine, now=NOW + timedelta(hours=1), policy=DeliveryPolicy())
+    assert campaigns.send_due_job(Renderer())(ctx) == []
+    assert campaigns.send_task(ctx, campaign_id=due_id).queued == 0
+    with Session(engine) as session:
+        assert session.get(campaigns.Campaign, due_id).status == CampaignStatus.scheduled
+        assert session.execute(select(OutboxMessage)).scalars().all() == []
+        assert session.execute(select(CampaignMember)).scalars().all() == []
+
+
+def test_cancel_partner_campaigns_stops_what_could_still_reach_owners(engine, world) -> None:
+    with Session(engine) as session:
+        sent = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/member_day")
+        campaigns.send(session, Renderer(), sent.id, NOW)  # done, pushes still queued
+        later = campaigns.create(session, world["p1"], [CELL], NOW, template="campaigns/weekend_drive")
+        campaigns.schedule(session, world["p1"], later.id, NOW + timedelta(hours=2), NOW)
+        draft = campaigns.create(session, world["p1"], [CELL], NOW, text="Hi")
+        theirs = campaigns.create(session, world["p2"], [CELL], NOW, text="Hi")
+        cancelled = campaigns.cancel_partner_campaigns(session, world["p1"], "partner deactivated", NOW)
+        session.commit()
+        assert cancelled == [sent.id, later.id, draft.id]
+        assert campaigns.get(session, None, theirs.id).status == CampaignStatus.draft
+        claimed = outbox.claim_due(engine, NOW, 100, timedelta(minutes=5))
+        verdicts = screen(session, claimed, NOW, DeliveryPolicy())
+        assert claimed and all(not v.send and v.reason == "partner deactivated" for v in verdicts)
+    with Session(engine) as session:
+        assert campaigns.send_due(session, Renderer(), NOW + timedelta(hours=3)) == []

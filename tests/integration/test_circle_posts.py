@@ -159,3 +159,51 @@ def test_posts_job_runs_one_pass(engine, world) -> None:
     job = posts.posts_job(Renderer(default_locale="en"), TZ)
     assert job(Ctx(T0 + timedelta(minutes=10))) == 1
     assert job(Ctx(T0 + timedelta(minutes=11))) == 0
+
+
+def test_a_post_goes_out_only_while_its_author_is_active_and_runs_the_circle(engine, world) -> None:
+    """Defence at plan time (issue 11, item 4): a partner cut off, or whose circle went to
+    another partner, has their post left out of the pass; an operator's post is not affected."""
+    author = posts.Author(partner_id=world["mine"])
+    with Session(engine) as s:
+        cut_off = posts.create_post(s, author, world["c1"], posts.parse_post("weekly WED 10:30 Cut off"), T0, TZ)
+        s.get(Partner, world["mine"]).active = False
+        s.commit()
+    assert _plan(engine, T0 + timedelta(minutes=31)) == 0
+    with Session(engine) as s:
+        s.get(Partner, world["mine"]).active = True
+        moved = posts.create_post(s, author, world["c1"], posts.parse_post("weekly WED 10:40 Moved"), T0, TZ)
+        ops = posts.create_post(s, posts.Author(operator_id=1), world["c1"], posts.parse_post("10:40 Ops"), T0, TZ)
+        s.get(Circle, world["c1"]).partner_id = world["other"]  # a handover moved the circle
+        s.commit()
+    assert _plan(engine, T0 + timedelta(minutes=41)) == 1
+    [row] = _rows(engine)  # neither the cut-off partner's post nor the one in a circle gone elsewhere
+    assert row.subject == f"post:{ops.id}" and {cut_off.id, moved.id}.isdisjoint({ops.id})
+
+
+def test_stop_partner_posts_switches_off_and_suppresses_what_is_queued(engine, world) -> None:
+    from flows.delivery.delivery_rules import DeliveryPolicy
+    from flows.delivery.outbox import screen
+    from storage import clock, outbox
+
+    author = posts.Author(partner_id=world["mine"])
+    other = posts.Author(partner_id=world["other"])
+    with Session(engine) as s:
+        weekly = posts.create_post(s, author, world["c1"], posts.parse_post("weekly WED 10:30 Tip"), T0, TZ)
+        theirs = posts.create_post(s, other, world["c2"], posts.parse_post("11:00 x"), T0, TZ)
+        s.commit()
+    due = T0 + timedelta(minutes=31)
+    clock.set_now(lambda: due)  # the queued row's not_before
+    try:
+        assert _plan(engine, due) == 1  # queued, not yet sent
+    finally:
+        clock.set_now(None)
+    with Session(engine) as s:
+        assert posts.stop_partner_posts(s, world["mine"], "partner deactivated", due) == [weekly.id]
+        s.commit()
+    with Session(engine) as s:
+        assert s.get(CirclePost, weekly.id).active is False and s.get(CirclePost, theirs.id).active is True
+        claimed = outbox.claim_due(engine, due, 100, timedelta(minutes=5))
+        [verdict] = screen(s, claimed, due, DeliveryPolicy())
+        assert (verdict.send, verdict.reason) == (False, "partner deactivated")
+    assert _plan(engine, due + timedelta(days=7)) == 0

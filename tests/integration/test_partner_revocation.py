@@ -433,3 +433,71 @@ def test_handover_refuses_an_inactive_target(engine: Engine) -> None:
         deactivate_partner(session, "A101", NOW)  # cut off first, then hand over: the usual order
     with session_scope(engine) as session:
         assert handover(session, Renderer(default_locale="en"), "A101", "A102", NOW).to_code == "A102"
+
+
+# --- a cut-off partner's own posts and campaigns stop ----------------------------------------
+
+
+def _posts_and_campaigns(session: Session, partner: Partner, owner: Owner) -> dict[str, int]:
+    """A weekly circle post and a scheduled campaign of ``partner``, as the bot makes them."""
+    from flows.growth import campaigns, circle_posts
+    from storage.models import Circle
+
+    circle = Circle(partner_id=partner.id, chat_id=-100_777, title="Alice's circle")
+    session.add(circle)
+    session.flush()
+    author = circle_posts.Author(partner_id=partner.id)
+    post = circle_posts.create_post(
+        session, author, circle.id, circle_posts.parse_post("weekly TUE 13:00 Alice's tip"), NOW, "Asia/Shanghai"
+    )
+    campaign = campaigns.create(session, partner.id, ["beginner/active"], NOW, text="Alice says hi")
+    campaigns.schedule(session, partner.id, campaign.id, NOW + timedelta(hours=2), NOW)
+    draft = campaigns.create(session, partner.id, ["beginner/active"], NOW, text="Later")
+    return {"post": post.id, "campaign": campaign.id, "draft": draft.id, "circle": circle.id, "owner": owner.id}
+
+
+def _nothing_of_theirs_goes_out(engine: Engine, ids: dict[str, int]) -> None:
+    from flows.growth import campaigns, circle_posts
+    from storage.campaign_models import Campaign
+    from storage.post_models import CirclePost
+
+    later = NOW + timedelta(days=7)
+    with session_scope(engine) as session:
+        assert circle_posts.plan_due_posts(session, Renderer(default_locale="en"), later, "Asia/Shanghai") == 0
+        assert campaigns.send_due(session, Renderer(default_locale="en"), later) == []
+    with Session(engine) as session:
+        assert session.get(CirclePost, ids["post"]).active is False
+        assert {session.get(Campaign, ids[k]).status for k in ("campaign", "draft")} == {"cancelled"}
+        assert session.execute(select(OutboxMessage).where(col(OutboxMessage.chat_id) == -100_777)).first() is None
+
+
+def test_deactivating_a_partner_stops_their_circle_posts_and_campaigns(engine: Engine, clock: FrozenClock) -> None:
+    with session_scope(engine) as session:
+        alice = _partner(session, "A101", tg=A_TG)
+        ids = _posts_and_campaigns(session, alice, _owner(session, alice, "C1", tg=OWNER_TG))
+    with session_scope(engine) as session:
+        state = deactivate_partner(session, "A101", NOW, actor="user:900001")
+    assert (state.posts_stopped, state.campaigns_cancelled) == ((ids["post"],), (ids["campaign"], ids["draft"]))
+    _nothing_of_theirs_goes_out(engine, ids)
+    [entry] = _audit(engine, "partner_deactivated")
+    assert entry.data["stopped_reason"] == "partner deactivated"
+    assert (entry.data["posts_stopped"], entry.data["campaigns_cancelled"]) == (
+        [ids["post"]],
+        [ids["campaign"], ids["draft"]],
+    )
+
+
+def test_handover_stops_the_leaving_partner_s_posts_in_the_circle_that_moves(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    with session_scope(engine) as session:
+        alice = _partner(session, "A101", tg=A_TG)
+        _partner(session, "A102", name="Carol", tg=B_TG)
+        ids = _posts_and_campaigns(session, alice, _owner(session, alice, "C1", tg=OWNER_TG))
+    with session_scope(engine) as session:
+        result = handover(session, Renderer(default_locale="en"), "A101", "A102", NOW)
+    assert (result.circles_moved, result.posts_stopped, result.campaigns_cancelled) == (1, 1, 2)
+    _nothing_of_theirs_goes_out(engine, ids)
+    [entry] = _audit(engine, "handover")
+    assert entry.data["stopped_reason"] == "partner handed over"
+    assert entry.data["campaigns_cancelled"] == [ids["campaign"], ids["draft"]]
