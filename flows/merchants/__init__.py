@@ -12,7 +12,7 @@ Public functions:
   ``eligible``, ``rank_offers``, ``floor_offers``
 * ``coupons``: ``claim``, ``coupons_of``, ``qr_png``, ``coupon_link``
 * ``redemption``: ``redeem``, ``undo``, ``needs_order_value``
-* ``commission``: ``settle_due``, ``settlement``, ``earnings``, ``settle_job``
+* ``commission``: ``settle_due``, ``settlement``, ``earnings``
 """
 
 from flows.merchants import flow_hooks as _flow_hooks

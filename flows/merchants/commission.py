@@ -3,7 +3,6 @@ undo), the monthly settlement per merchant (what they owe) and per partner (what
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +11,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
-from flows.delivery.outbox import job_scope
 from flows.errors import InvalidInputError
 from storage.db import rowcount
 from storage.merchant_models import CommissionEntry, Merchant, Offer
@@ -20,7 +18,9 @@ from storage.models import Owner, Partner
 
 
 def settle_due(session: Session, now: datetime) -> int:
-    """Settle every pending line past its freeze; one UPDATE, safe to run anywhere twice."""
+    """Settle every pending line past its freeze; one UPDATE, safe to run anywhere twice (the
+    ``membership.points`` job runs it every minute, and the settlement report and /earnings
+    before they read)."""
     return rowcount(
         session.execute(
             update(CommissionEntry)
@@ -32,14 +32,6 @@ def settle_due(session: Session, now: datetime) -> int:
             .execution_options(synchronize_session=False)
         )
     )
-
-
-def settle_job() -> Callable[[Any], int]:
-    def job(ctx: Any) -> int:
-        with job_scope(ctx) as session:
-            return settle_due(session, ctx.now)
-
-    return job
 
 
 def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:

@@ -1,7 +1,8 @@
 """Membership meets the offers, on real databases: crossing a level threshold queues one
 level-up notice through the outbox (from the points job and from a redemption); an offer paid
 with points is refused while the balance is short, charges once when paid, and a retried
-claim with the same request id charges nothing more."""
+claim with the same request id charges nothing more; the points job settles commission lines
+past their freeze (the one job that does)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from merchant_seed import seed_merchant, seed_owners, seed_partner
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
+from bot.scheduler import JobContext
+from flows.delivery.delivery_rules import DeliveryPolicy
 from flows.membership import awards, points
 from flows.merchants import coupons, redemption
 from flows.templating import Renderer
@@ -19,7 +22,7 @@ from storage.clock import utcnow
 from storage.db import session_scope
 from storage.events import EventKind, record
 from storage.membership_models import MemberAccount, PointsLine
-from storage.merchant_models import Coupon, Offer
+from storage.merchant_models import CommissionEntry, Coupon, Offer
 from storage.models import OutboxMessage, Owner
 
 POLICY = points.PointsPolicy(levels=(("silver", 0), ("gold", 60), ("black", 1000)))
@@ -124,3 +127,22 @@ def test_an_offer_paid_with_points_is_refused_short_and_charged_once(engine) -> 
         assert points.balance_of(session, owner) == 10 and _spent(session, owner) == [-30]
         assert session.execute(select(col(Coupon.points_paid))).scalars().all() == [30]
         assert session.get(Offer, offer_id).stock_claimed == 1
+
+
+def test_the_points_job_settles_commission_past_the_freeze(engine) -> None:
+    now = utcnow()
+    with session_scope(engine) as session:
+        partner = seed_partner(session)
+        merchant_id, offer_id = seed_merchant(session, per_owner_limit=2)
+        owner = seed_owners(session, 1, partner)[0]
+        old = coupons.claim(session, offer_id, owner, now - timedelta(days=9), check_targeting=False).code
+        new = coupons.claim(session, offer_id, owner, now, check_targeting=False).code
+        redemption.redeem(session, merchant_id, old, now - timedelta(days=8), request_id="old")
+        redemption.redeem(session, merchant_id, new, now, request_id="new")
+    job = awards.points_job(None, POLICY)
+    job(JobContext(engine=engine, now=now, policy=DeliveryPolicy()))
+    with session_scope(engine) as session:
+        states = session.execute(
+            select(col(CommissionEntry.status)).order_by(col(CommissionEntry.created_at))
+        ).scalars()
+        assert list(states) == ["settled", "pending"]
