@@ -492,12 +492,13 @@ START_PREFIX = "tks"
 
 
 def owner_task_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
-    """Start and Done, under the assigned owner's confirmation."""
+    """Done and Start, under the assigned owner's confirmation (Done stays the first button,
+    where it was before Start existed: the demo presses it there)."""
     start = {
         "text": renderer.render("opportunities/button_start", locale, no_signature=True),
         "callback_data": f"{START_PREFIX}:{task_id}",
     }
-    return [[start, *done_buttons(renderer, locale, task_id)[0]]]
+    return [[*done_buttons(renderer, locale, task_id)[0], start]]
 
 
 def done_buttons(renderer: Renderer, locale: str | None, task_id: int) -> list[list[dict[str, Any]]]:
