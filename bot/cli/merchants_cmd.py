@@ -122,8 +122,9 @@ def import_merchants(
 def import_offers(
     file: Path = typer.Argument(
         ...,
-        help="Offers CSV or XLSX: merchant, key, title, value (amount_off|percent_off|fixed_price|free_item), "
-        "amount/percent/cap/item, valid_days or valid_until, stock, targeting, commission (examples/offers.csv).",
+        help="Offers CSV or XLSX: merchant, key, title, text, text_en, value "
+        "(amount_off|percent_off|fixed_price|free_item), amount/percent/cap/item, valid_days or valid_until, "
+        "stock, targeting, commission (examples/offers.csv).",
     ),
     rejects: Path | None = typer.Option(None, "--rejects", help="Where rejected rows go."),
     as_json: bool = typer.Option(False, "--json"),
@@ -157,6 +158,7 @@ def offers_add(
     merchant: str = typer.Option(..., "--merchant", help="Merchant code."),
     title: str = typer.Option(..., "--title"),
     text: str = typer.Option("", "--text", help="The offer's text (plain text, shown in the brand layout)."),
+    text_en: str = typer.Option("", "--text-en", help="The text in English (owners reading English see it)."),
     category: str = typer.Option("", "--category"),
     value_kind: str = typer.Option(..., "--value", help="amount_off | percent_off | fixed_price | free_item"),
     amount: str | None = typer.Option(None, "--amount", help="Yuan off, or the fixed price."),
@@ -211,6 +213,7 @@ def offers_add(
                     merchant_code=merchant,
                     title=title,
                     body=text,
+                    body_en=text_en,
                     category=category,
                     value_kind=value_kind,
                     amount_fen=parse_yuan(amount) if amount else None,

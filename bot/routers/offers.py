@@ -63,7 +63,9 @@ async def on_offers(
     now = utcnow()
     owner_id = identity.owner_id or 0
     profile = offers.owner_profile(session, owner_id, now)
-    ranked = offers.rank_offers(session, profile, now, limit=settings.merchants.offers_shown)
+    ranked = offers.rank_offers(
+        session, profile, now, limit=settings.merchants.offers_shown, locale=renderer.locale_for(identity.locale)
+    )
     shown.record_shown(session, owner_id, [o.id for o in ranked], now)
     buttons = [
         [

@@ -130,14 +130,16 @@ def _offer(ctx: registry.StepContext, run: Any, spec: Any, owner: Any, step: Any
     if owner.telegram_user_id is None:
         ctx.log(run, owner.id, spec.key, "skipped", "no Telegram account", step.id)
         return
-    profile = offers.owner_profile(ctx.session, owner.id, ctx.now)
-    ranked = offers.rank_offers(ctx.session, profile, ctx.now, limit=action.limit, category=action.category)
-    if not ranked:
-        ctx.log(run, owner.id, spec.key, "skipped", f"no {action.category} offer for this owner", step.id)
-        return
     renderer = ctx.renderer
     assert renderer is not None  # the runner that advances flows always has one
     locale = renderer.locale_for(owner.locale)
+    profile = offers.owner_profile(ctx.session, owner.id, ctx.now)
+    ranked = offers.rank_offers(
+        ctx.session, profile, ctx.now, limit=action.limit, category=action.category, locale=locale
+    )
+    if not ranked:
+        ctx.log(run, owner.id, spec.key, "skipped", f"no {action.category} offer for this owner", step.id)
+        return
     text = _render(ctx, run, owner, action.template, offers=ranked, category=action.category)
     buttons = [
         [

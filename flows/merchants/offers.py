@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -109,6 +109,13 @@ class OfferView:
     commission: str
     targeting: Mapping[str, Any]
     score: float = 0.0
+    body_en: str = ""  # ``body`` is the default (zh) text
+
+    def in_locale(self, locale: str) -> OfferView:
+        """The offer as ``locale`` reads it: ``body`` becomes that locale's text, the other
+        one when it has none (English falls back to the default text and back)."""
+        text = (self.body_en or self.body) if locale == "en" else (self.body or self.body_en)
+        return self if text == self.body else replace(self, body=text)
 
 
 def _months_between(start: date, end: date) -> int:
@@ -403,18 +410,26 @@ def floor_offers(session: Session, p: OwnerProfile, now: datetime) -> list[int]:
 
 
 def rank_offers(
-    session: Session, p: OwnerProfile, now: datetime, *, limit: int = 5, category: str | None = None
+    session: Session,
+    p: OwnerProfile,
+    now: datetime,
+    *,
+    limit: int = 5,
+    category: str | None = None,
+    locale: str | None = None,
 ) -> list[OfferView]:
     """The offers the owner may claim, most relevant first: the SQL filter, the owner's
     per-offer limits, and ``score`` computed and sorted by the database; one query for the
-    top ``limit`` rows (and one for their merchants)."""
+    top ``limit`` rows (and one for their merchants). With ``locale`` (the one the message is
+    rendered in) each offer's ``body`` is its text in that locale."""
     relevance = _score_sql(p, now).label("relevance")
     query = _floor_query(p, now, category, (Offer, relevance))
     for offer_id, n in p.claims.items():  # an offer the owner holds its limit of is not claimable
         query = query.where(or_(sqlmodel_col(Offer.id) != offer_id, sqlmodel_col(Offer.per_owner_limit) > n))
     rows = session.execute(query.order_by(relevance.desc(), sqlmodel_col(Offer.id).desc()).limit(limit)).all()
     merchants = _merchants(session, {o.merchant_id for o, _ in rows})
-    return [view(o, merchants[o.merchant_id], float(s)) for o, s in rows]
+    views = [view(o, merchants[o.merchant_id], float(s)) for o, s in rows]
+    return [v.in_locale(locale) for v in views] if locale else views
 
 
 def _merchants(session: Session, ids: set[int]) -> dict[int, Merchant]:
@@ -454,6 +469,7 @@ def view(offer: Offer, merchant: Merchant, value: float = 0.0) -> OfferView:
         commission=commission_text(offer),
         targeting=dict(offer.targeting or {}),
         score=value,
+        body_en=offer.body_en,
     )
 
 
@@ -466,6 +482,7 @@ def create_offer(
     merchant_code: str,
     title: str,
     body: str = "",
+    body_en: str = "",
     category: str = "",
     value_kind: str,
     amount_fen: int | None = None,
@@ -500,6 +517,8 @@ def create_offer(
         raise InvalidInputError("title is empty or longer than 120 characters")
     if len(body or "") > 1500:
         raise InvalidInputError("text is longer than 1500 characters")
+    if len(body_en or "") > 1500:
+        raise InvalidInputError("English text is longer than 1500 characters")
     if value_kind not in VALUE_KINDS:
         raise InvalidInputError(f"value kind: use {'|'.join(VALUE_KINDS)}")
     if value_kind in ("amount_off", "fixed_price") and not amount_fen:
@@ -536,6 +555,7 @@ def create_offer(
         key=key,
         title=title,
         body=(body or "").strip(),
+        body_en=(body_en or "").strip(),
         category=(category or "").strip().lower(),
         value_kind=value_kind,
         amount_fen=amount_fen,
