@@ -1,4 +1,4 @@
-"""Personal deep links for owners not yet online: ``t.me/<bot>?start=<token>``.
+"""Personal deep links for owners not yet on the bot: ``t.me/<bot>?start=<token>``.
 
 A token is random (``secrets``), URL-safe, well under Telegram's 64-character limit for
 ``start`` parameters, and belongs to one owner. Issuing it moves the owner to ``invited``.
@@ -8,7 +8,9 @@ works until ``expires_at`` (``valid_days`` after issue; a token from before expi
 counts from ``created_at``), and only while its owner is not linked to a Telegram account
 (``flows.community.onboarding`` refuses it at ``/start``). Issuing again hands out the owner's live
 token, or a fresh one when the last has expired; an expired token is never revived.
-Issuing never covers an owner who is already linked. Export cells pass through
+Issuing never covers an owner who is already linked, and does cover one who opened a link
+(``online``) without verifying: once that link expires, the partner needs a fresh one to
+send. Export cells pass through
 ``storage.cells.safe_cell``: an owner's name is imported text and must not become a formula.
 """
 
@@ -89,7 +91,8 @@ def issue_invites(
     valid_days: int = DEFAULT_VALID_DAYS,
     actor: str = "system",
 ) -> list[InviteRow]:
-    """Links for the partner's owners not yet online (never for a linked owner).
+    """Links for the partner's owners not linked to a Telegram account yet: imported,
+    invited, or online (they opened a link but did not verify); never for a linked owner.
 
     An owner keeps their live token; one whose token has expired gets a fresh token valid for
     ``valid_days`` and the old one stays dead (its expiry is written down, so a later change
@@ -102,7 +105,7 @@ def issue_invites(
         .where(
             col(Owner.partner_id) == partner_id,
             col(Owner.telegram_user_id).is_(None),
-            col(Owner.stage).in_([FunnelStage.imported.value, FunnelStage.invited.value]),
+            col(Owner.stage).in_([FunnelStage.imported.value, FunnelStage.invited.value, FunnelStage.online.value]),
         )
         .order_by(col(Owner.id))
         .limit(limit)

@@ -373,3 +373,38 @@ async def test_a_cut_off_partner_s_weekly_post_and_campaign_never_go_out(harness
     assert len(sb.bot_messages(OWNER_TG)) == to_owner
     with harness.session() as session:
         assert session.get(campaigns.Campaign, campaign_id).status == "cancelled"
+
+
+async def test_an_owner_who_opened_a_link_but_did_not_verify_gets_a_fresh_one_once_it_expires(harness) -> None:
+    """Opening a link makes the owner ``online``; when that link expires before they verify,
+    ``/invites`` still hands the partner a fresh link for them (not "all online")."""
+    sb = harness.sandbox
+    code = await harness.add_partner("A101", name="Alice")
+    owner_id = await harness.add_owner("C1", name="Owner of A", vin="LSVAB2BJ7MN000031", advisor_code="A101")
+    await harness.register_partner(A_TG, code)
+    await sb.send_text(A_TG, A_TG, "/invites")
+    first = await sb.wait_for_bot_message(A_TG, contains="not yet online")
+    await sb.wait_for_bot_message(A_TG, predicate=lambda m: "document" in m)
+    token = re.search(r"start=([\w-]+)", first["text"]).group(1)
+    await sb.add_user(OWNER_TG, first_name="Li")
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {token}")  # opened, then left without verifying
+    await sb.wait_for_bot_message(OWNER_TG, contains="Owner of A")
+
+    def owner() -> Owner:
+        with harness.session() as session:
+            return session.get(Owner, owner_id)
+
+    assert await harness.eventually(lambda: owner().stage == "online")
+    with harness.session() as session:
+        session.execute(
+            update(InviteToken)
+            .where(col(InviteToken.token) == token)
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+        session.commit()
+    await sb.send_text(A_TG, A_TG, "/invites")
+    second = await sb.wait_for_bot_message(A_TG, contains="Owner of A")
+    fresh = re.search(r"start=([\w-]+)", second["text"]).group(1)
+    assert fresh != token and owner().telegram_user_id is None
+    await sb.send_text(OWNER_TG, OWNER_TG, f"/start {fresh}")  # the fresh link works
+    await sb.wait_for_bot_message(OWNER_TG, contains="Hello Owner of A")

@@ -501,3 +501,26 @@ def test_handover_stops_the_leaving_partner_s_posts_in_the_circle_that_moves(
     [entry] = _audit(engine, "handover")
     assert entry.data["stopped_reason"] == "partner handed over"
     assert entry.data["campaigns_cancelled"] == [ids["campaign"], ids["draft"]]
+
+
+def test_an_online_owner_not_yet_linked_gets_a_fresh_link_once_theirs_expired(engine: Engine) -> None:
+    """``/start`` with a link makes its owner ``online``; until they verify, issuing (``/invites``,
+    ``invites export``) keeps covering them, with a fresh link once theirs has expired."""
+    from flows.community import onboarding
+
+    with session_scope(engine) as session:
+        alice = _partner(session, "A101")
+        owner = _owner(session, alice, "C1")
+        [row] = invites.issue_invites(session, alice.id, "bot", NOW)
+        assert onboarding.start(session, OWNER_TG, row.token, NOW).kind is onboarding.StartKind.token_ok
+        assert owner.stage == "online" and owner.telegram_user_id is None
+        alice_id = alice.id
+    with session_scope(engine) as session:
+        assert [r.token for r in invites.issue_invites(session, alice_id, "bot", NOW + timedelta(days=1))] == [
+            row.token
+        ]
+        [fresh] = invites.issue_invites(session, alice_id, "bot", NOW + timedelta(days=30))
+    assert fresh.external_id == "C1" and fresh.token != row.token
+    with session_scope(engine) as session:
+        later = onboarding.start(session, OWNER_TG, fresh.token, NOW + timedelta(days=30))
+        assert later.kind is onboarding.StartKind.token_ok
