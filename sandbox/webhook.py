@@ -1,7 +1,8 @@
 """Pushing updates to the bot's webhook as Telegram does: over up to ``max_connections``
 connections at once (setWebhook's setting, default 40), each chat's updates one after another,
-with the ``X-Telegram-Bot-Api-Secret-Token`` header, retries with backoff, and replies carrying
-a method call. A process behind the webhook therefore sees many chats' updates in parallel."""
+with the ``X-Telegram-Bot-Api-Secret-Token`` header, and replies carrying a method call. An
+update the webhook did not answer with 2xx (a 5xx, a timeout, a refused connection) stays
+pending and is delivered again after a backoff (0.5 s doubling to 10 s), as Telegram does. A process behind the webhook therefore sees many chats' updates in parallel."""
 
 from __future__ import annotations
 
@@ -86,8 +87,10 @@ class WebhookDelivery:
         loop = asyncio.get_running_loop()
         if ok:
             self._delay = self.retry_min
-        else:
+        else:  # not acknowledged: the update stays pending and goes again after the backoff
             self._resume_at = loop.time() + self._delay
+            # wake the delivery loop when the backoff ends, even if nothing else changes
+            loop.call_later(self._delay, self.sb.updates.changed.notify)
             self._delay = min(self._delay * 2, self.retry_max)
         self.sb.updates.changed.notify()
 

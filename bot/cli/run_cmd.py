@@ -109,19 +109,19 @@ async def _serve(app: App, webhook: str | None, listen: str, port: int, role: st
 
 
 async def _start_webhook(runtime: BotRuntime, url: str, listen: str, port: int) -> web.AppRunner:
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiogram.webhook.aiohttp_server import setup_application
     from aiohttp import web
 
     from bot.runtime import allowed_updates
+    from bot.scale.serve import webhook_handler
 
     settings = runtime.app.settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
     await runtime.startup()
     web_app = web.Application()
-    # issue 16: answer after the update is handled and committed (a crash mid-update is redelivered)
-    SimpleRequestHandler(runtime.dp, runtime.bot, secret_token=secret, handle_in_background=False).register(
-        web_app, path="/webhook"
-    )
+    # issue 16: answer after the update is handled and committed (a crash mid-update is redelivered),
+    # 500 when it failed for a transient reason (a 429, the network): delivered again
+    webhook_handler(runtime, secret).register(web_app, path="/webhook")
     setup_application(web_app, runtime.dp, bot=runtime.bot)
     scale = runtime.dp.get("scale")
     if scale is not None:  # issue 16: /healthz, /readyz, /metrics beside /webhook

@@ -1,7 +1,8 @@
 """Wiring the scale parts into a ``BotRuntime`` and serving one role (``autocircle run --role``).
 
 ``apply_scale`` adds to any runtime: update metrics (outermost), the chat lock timeout, the
-update dedupe (inside the unit of work), the shared send limits (with Redis: the senders' pushes
+update dedupe (inside the unit of work), redelivery of transient failures (behind a webhook, a
+500 instead of the errors router's 200), the shared send limits (with Redis: the senders' pushes
 and, in a process that takes updates, the replies, ``bot.scale.replies``), the scheduler
 leader (on PostgreSQL; SQLite keeps the single process) and the health/metrics endpoints.
 ``serve_role`` runs a ``web``, ``sender`` or ``scheduler`` process; ``all`` keeps the usual
@@ -22,6 +23,7 @@ from bot.scale.chat_order import install_chat_order
 from bot.scale.health import Health, add_ops_routes
 from bot.scale.leader import LeaderElection
 from bot.scale.metrics import Metrics, UpdateMetricsMiddleware
+from bot.scale.redeliver import RedeliveringRequestHandler, install_redelivery
 from bot.scale.replies import SharedReplyLimit, install_reply_limits
 from bot.scale.roles import Plan, Role, plan_for
 from bot.scale.shared_limits import ChatRate, SharedLimits
@@ -59,6 +61,7 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
     )
     if (lane := lane_of(dp)) is not None:
         lane.run_after(dp, dedupe)  # a retried webhook's chatter is counted once
+    install_redelivery(dp)  # behind a webhook, a transient failure answers 500: delivered again
     parts = ScaleParts(role, plan, metrics, Health(app.engine, redis_url, bot, role.value), dedupe)
     if plan.sender:
         metrics.senders.append(runtime.sender)
@@ -92,11 +95,10 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
     return parts
 
 
-def webhook_handler(runtime: Any, secret: str) -> Any:
-    """aiogram's handler that answers only after the update was handled and committed."""
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler
-
-    return SimpleRequestHandler(runtime.dp, runtime.bot, secret_token=secret, handle_in_background=False)
+def webhook_handler(runtime: Any, secret: str) -> RedeliveringRequestHandler:
+    """The webhook's handler: it answers only after the update was handled and committed, and
+    500 when it failed for a transient reason (delivered again, ``bot.scale.redeliver``)."""
+    return RedeliveringRequestHandler(runtime.dp, runtime.bot, secret_token=secret, handle_in_background=False)
 
 
 async def serve_role(runtime: Any, parts: ScaleParts, webhook: str | None, listen: str, port: int) -> str:
