@@ -24,7 +24,7 @@ from storage.clock import utcnow
 from storage.db import session_scope
 
 app = typer.Typer(help="Merchants (after-sales and car-life providers) and their staff codes.", no_args_is_help=True)
-offers_app = typer.Typer(help="Offers of merchants: add, list, change status.", no_args_is_help=True)
+offers_app = typer.Typer(help="Offers of merchants: add, list, change, change status.", no_args_is_help=True)
 
 
 @app.command("add")
@@ -295,6 +295,62 @@ def offers_list(
             )
         )
     console.print(table)
+
+
+@offers_app.command("set")
+def offers_set(
+    offer_id: int = typer.Argument(...),
+    stock: str | None = typer.Option(None, "--stock", help="Total coupons, or 'unlimited'; not below those claimed."),
+    until: str | None = typer.Option(None, "--until", help="New last day YYYY-MM-DD (fixed-dates offers)."),
+    title: str | None = typer.Option(None, "--title"),
+    body: str | None = typer.Option(None, "--body", "--text", help="The default (zh) text."),
+    body_en: str | None = typer.Option(None, "--body-en", "--text-en", help="The English text."),
+    commission_fixed: str | None = typer.Option(None, "--commission-fixed", help="Partner commission, yuan."),
+    commission_percent: float | None = typer.Option(
+        None, "--commission-percent", help="Percent of the declared order value."
+    ),
+    no_commission: bool = typer.Option(False, "--no-commission", help="No partner commission from now on."),
+) -> None:
+    """Change an offer's stock, end date, title, texts or commission (validated as ``offers add``
+    validates them; a commission change counts for redemptions from now on)."""
+    if sum(x is not None for x in (commission_fixed, commission_percent)) + no_commission > 1:
+        raise fail("give one of --commission-fixed, --commission-percent, --no-commission")
+    unlimited = (stock or "").strip().lower() in ("unlimited", "none", "∞")
+    if stock is not None and not unlimited and not stock.strip().isdigit():
+        raise fail(f"--stock {stock!r}: a whole number, or 'unlimited'")
+    kind = (
+        "fixed"
+        if commission_fixed
+        else "percent"
+        if commission_percent is not None
+        else "none"
+        if no_commission
+        else None
+    )
+    with open_app() as ac:
+        try:
+            with session_scope(ac.engine) as session:
+                offer = offers.update_offer(
+                    session,
+                    offer_id,
+                    title=title,
+                    body=body,
+                    body_en=body_en,
+                    stock_total=int(stock) if stock is not None and not unlimited else None,
+                    unlimited_stock=unlimited,
+                    valid_until=_day(until, ac.settings.timezone, end=True),
+                    commission_kind=kind,
+                    commission_fen=parse_yuan(commission_fixed) if commission_fixed else None,
+                    commission_percent=commission_percent,
+                )
+                left = "unlimited" if offer.stock_total is None else f"{offer.stock_total - offer.stock_claimed} left"
+                line = (
+                    f"offer {offer.id} ({offer.title}): stock {left}, "
+                    f"commission {offers.commission_text(offer)}, {offer.status}"
+                )
+        except AutoCircleError as exc:
+            raise fail(str(exc)) from None
+    console.print(escape(line), highlight=False)
 
 
 @offers_app.command("set-status")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session
 from sqlmodel import col as sqlmodel_col
@@ -33,6 +33,7 @@ from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.merchants.directory import find_merchant
 from flows.merchants.money import yuan
 from storage.clock import utcnow
+from storage.db import rowcount
 from storage.events import EventKind
 from storage.membership_models import MemberAccount
 from storage.merchant_models import Coupon, Merchant, Offer, Redemption
@@ -512,13 +513,8 @@ def create_offer(
         and session.execute(select(sqlmodel_col(Offer.id)).where(sqlmodel_col(Offer.key) == key)).first() is not None
     ):
         raise InvalidInputError(f"an offer with key {key!r} exists already")
-    title = " ".join((title or "").split())
-    if not title or len(title) > 120:
-        raise InvalidInputError("title is empty or longer than 120 characters")
-    if len(body or "") > 1500:
-        raise InvalidInputError("text is longer than 1500 characters")
-    if len(body_en or "") > 1500:
-        raise InvalidInputError("English text is longer than 1500 characters")
+    title = _clean_title(title)
+    _check_texts(body, body_en)
     if value_kind not in VALUE_KINDS:
         raise InvalidInputError(f"value kind: use {'|'.join(VALUE_KINDS)}")
     if value_kind in ("amount_off", "fixed_price") and not amount_fen:
@@ -531,20 +527,13 @@ def create_offer(
         raise InvalidInputError("give either --valid-until (fixed dates) or --valid-days (days after claiming)")
     if valid_days is not None and valid_days < 1:
         raise InvalidInputError("--valid-days must be at least 1")
-    if valid_from and valid_until and valid_from >= valid_until:
-        raise InvalidInputError("valid-from must be before valid-until")
-    if stock_total is not None and stock_total < 0:
-        raise InvalidInputError("stock must be 0 or more (omit it for unlimited)")
+    _check_dates(valid_from, valid_until)
+    _check_stock(stock_total)
     if per_owner_limit < 1:
         raise InvalidInputError("per-owner limit must be at least 1")
     if points_price is not None and points_price < 1:
         raise InvalidInputError("points price must be at least 1")
-    if commission_kind not in COMMISSION_KINDS:
-        raise InvalidInputError(f"commission: use {'|'.join(COMMISSION_KINDS)}")
-    if commission_kind == "fixed" and not commission_fen:
-        raise InvalidInputError("a fixed commission needs an amount")
-    if commission_kind == "percent" and not (commission_percent and 0 < commission_percent <= 100):
-        raise InvalidInputError("a percent commission needs a percent between 0 and 100")
+    _check_commission(commission_kind, commission_fen, commission_percent)
     if status not in ("draft", "live"):
         raise InvalidInputError("a new offer is draft or live")
     target = clean_targeting(targeting or {})
@@ -581,6 +570,110 @@ def create_offer(
     )
     session.add(offer)
     session.flush()
+    return offer
+
+
+def _clean_title(title: str) -> str:
+    title = " ".join((title or "").split())
+    if not title or len(title) > 120:
+        raise InvalidInputError("title is empty or longer than 120 characters")
+    return title
+
+
+def _check_texts(body: str | None, body_en: str | None) -> None:
+    if len(body or "") > 1500:
+        raise InvalidInputError("text is longer than 1500 characters")
+    if len(body_en or "") > 1500:
+        raise InvalidInputError("English text is longer than 1500 characters")
+
+
+def _check_dates(valid_from: datetime | None, valid_until: datetime | None) -> None:
+    if valid_from and valid_until and valid_from >= valid_until:
+        raise InvalidInputError("valid-from must be before valid-until")
+
+
+def _check_stock(stock_total: int | None) -> None:
+    if stock_total is not None and stock_total < 0:
+        raise InvalidInputError("stock must be 0 or more (omit it for unlimited)")
+
+
+def _check_commission(kind: str, fen: int | None, percent: float | None) -> None:
+    if kind not in COMMISSION_KINDS:
+        raise InvalidInputError(f"commission: use {'|'.join(COMMISSION_KINDS)}")
+    if kind == "fixed" and not fen:
+        raise InvalidInputError("a fixed commission needs an amount")
+    if kind == "percent" and not (percent and 0 < percent <= 100):
+        raise InvalidInputError("a percent commission needs a percent between 0 and 100")
+
+
+def update_offer(
+    session: Session,
+    offer_id: int,
+    *,
+    title: str | None = None,
+    body: str | None = None,
+    body_en: str | None = None,
+    stock_total: int | None = None,
+    unlimited_stock: bool = False,
+    valid_until: datetime | None = None,
+    commission_kind: str | None = None,
+    commission_fen: int | None = None,
+    commission_percent: float | None = None,
+    now: datetime | None = None,
+) -> Offer:
+    """Change what an operator may change after creating an offer, validated as
+    ``create_offer`` validates it; ``None`` keeps a field. The stock cannot go below the
+    coupons already claimed (a compare-and-set, so a claim at the same moment cannot slip
+    past it); ``valid_until`` moves the end of a fixed-dates offer (coupons claimed already
+    keep their expiry); a commission change counts for redemptions from now on."""
+    offer = session.get(Offer, offer_id)
+    if offer is None:
+        raise OfferNotFoundError(f"no offer {offer_id}")
+    if stock_total is not None and unlimited_stock:
+        raise InvalidInputError("give a stock or unlimited, not both")
+    changes: dict[str, Any] = {}
+    if title is not None:
+        changes["title"] = _clean_title(title)
+    _check_texts(body, body_en)
+    if body is not None:
+        changes["body"] = body.strip()
+    if body_en is not None:
+        changes["body_en"] = body_en.strip()
+    if valid_until is not None:
+        if offer.valid_days is not None:
+            raise InvalidInputError("this offer is valid for days after claiming; it has no end date to move")
+        _check_dates(offer.valid_from, valid_until)
+        changes["valid_until"] = valid_until
+    if commission_kind is not None:
+        _check_commission(commission_kind, commission_fen, commission_percent)
+        changes["commission_kind"] = commission_kind
+        changes["commission_fen"] = commission_fen if commission_kind == "fixed" else None
+        changes["commission_percent"] = commission_percent if commission_kind == "percent" else None
+    _check_stock(stock_total)
+    if stock_total is not None or unlimited_stock:
+        stock = session.execute(
+            update(Offer)
+            .where(
+                sqlmodel_col(Offer.id) == offer_id,
+                *([sqlmodel_col(Offer.stock_claimed) <= stock_total] if stock_total is not None else []),
+            )
+            .values(stock_total=stock_total)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(stock) != 1:
+            session.refresh(offer)
+            raise InvalidInputError(
+                f"offer {offer_id} has {offer.stock_claimed} coupons claimed; the stock cannot be below that"
+            )
+    if changes or stock_total is not None or unlimited_stock:
+        changes["updated_at"] = now or utcnow()
+        session.execute(
+            update(Offer)
+            .where(sqlmodel_col(Offer.id) == offer_id)
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+    session.refresh(offer)
     return offer
 
 
