@@ -26,6 +26,7 @@ from bot.app import App, build_app
 from bot.config import Settings
 from bot.runtime import BotRuntime, build_runtime
 from demo.days import DaysPass, DaysResult, Persona
+from demo.merchants import Stocked
 from flows.community import partners as partner_service
 from flows.community.funnel import FunnelReport, funnel_report
 from flows.delivery.clock import uninstall as clock_uninstall
@@ -33,6 +34,7 @@ from flows.reports.operations_workbook import operations_xlsx
 from flows.reports.owner_export import owners_xlsx
 from flows.segments.matrix_picture import render_matrix_png
 from flows.segments.matrix_report import MatrixScope, matrix_report
+from flows.templating import labels
 from sandbox import Sandbox, SandboxConfig
 from storage import migrate
 from storage.clock import utcnow
@@ -80,6 +82,7 @@ class DemoResult:
     days: DaysResult | None = None
     matrix_text: str = ""
     files: list[str] = field(default_factory=list)
+    console_command: str = ""  # opens the console on the demo's database with a fresh sign-in link
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Demo:
         self.runtime: BotRuntime | None = None
         self.circle_links: dict[tuple[int, str], tuple[int, str]] = {}
         self._sims: list[SimOwner] = []
+        self.stocked: Stocked | None = None  # the merchants and offers, once imported
 
     async def run(self) -> DemoResult:
         out = self.options.out_dir
@@ -123,6 +127,9 @@ class Demo:
             await self.runtime.start_polling(polling_timeout=1)
             result = await self._simulate(partners_import, owners_import)
             await self._drain_outbox()
+            from demo.merchants import run_merchants, stock_offers  # issue 13: merchants, offers, coupons
+
+            await stock_offers(self)  # before the days: the flows' coupons name offers by key
             if self.options.days > 0:
                 self.options.say(f"{self.options.days} 天过去了… / {self.options.days} simulated days pass")
                 days = DaysPass(
@@ -135,15 +142,15 @@ class Demo:
                     self.options.say,
                 )
                 result.days = await days.run(self.options.days)
-            from demo.merchants import run_merchants  # issue 13: merchants, offers, coupons, commission
-
             result.transcript += (await run_merchants(self)).transcript
             from demo.opportunities import run_opportunities  # issue 14: demand side, task waves, first acceptance wins
 
             result.transcript += (await run_opportunities(self)).transcript
             from demo.console import run_console  # issue 15: the web console beside the bot, a screenshot of each page
 
-            result.transcript += (await run_console(self)).transcript
+            shown = await run_console(self)
+            result.transcript += shown.transcript
+            result.console_command = shown.open_command
             with Session(self.app.engine) as session:
                 result.funnel = funnel_report(session)
             result.matrix_text, result.files = await asyncio.to_thread(self._write_reports, out)
@@ -187,7 +194,7 @@ class Demo:
             await sb.send_text(user_id, user_id, f"/partner {issued.code}")
             await sb.wait_for_bot_message(user_id, contains="注册成功", timeout=15)
             for line in self._lines_of(advisor):
-                title = f"{issued.name}的{'乘用车' if line == 'passenger' else '商用车'}车主圈"
+                title = f"{issued.name}的{labels('zh').product_line[line]}车主圈"
                 chat = await sb.add_group(title, creator_id=user_id)
                 await sb.add_bot_to_group(chat["id"], "administrator")
                 await sb.send_text(user_id, chat["id"], f"/circle {line}")
@@ -350,7 +357,9 @@ class Demo:
             xlsx, _rows = owners_xlsx(
                 session, partner_id=None, masked=False, locale=settings.locale, timezone=settings.timezone
             )
-            operations = operations_xlsx(session)
+            operations = operations_xlsx(
+                session, window_days=settings.campaigns.conversion_window_days, min_group=settings.console.min_group
+            )
         written = {"matrix.png": png, "owners.xlsx": xlsx, "operations.xlsx": operations}
         for name, data in written.items():
             (out / name).write_bytes(data)

@@ -120,8 +120,10 @@ class Renderer:
 
 class Labels(dict[str, Any]):
     """A locale's vocabulary: ``labels.maturity["beginner"]`` in templates, ``labels.word(
-    "beginner")`` in code (any section, since the words are distinct), with the key itself
-    as the fallback so a new value shows as-is rather than failing."""
+    "beginner")`` in code (any section), with the key itself as the fallback so a new value
+    shows as-is rather than failing. The words are distinct but for a key two sections share
+    (``expired``: a points line's, a push's): the flat lookups (``word``, ``words``) take the
+    later section's, and code that means the other reads its section."""
 
     def __getattr__(self, section: str) -> dict[str, str]:
         try:
@@ -131,11 +133,7 @@ class Labels(dict[str, Any]):
             raise AttributeError(section) from None
 
     def word(self, key: str) -> str:
-        for value in self.values():
-            if isinstance(value, dict) and key in value:
-                return str(value[key])
-        value = self.get(key)
-        return str(value) if isinstance(value, str) else key
+        return self.words().get(key, key)
 
     def words(self) -> dict[str, str]:
         """Every word flat (``beginner`` → 初级), for tables that translate any value."""

@@ -33,6 +33,7 @@ from flows.segments.matrix_report import (
     parse_line,
 )
 from flows.segments.rules import start_of_local_day
+from flows.templating import labels
 from storage.cells import safe_row
 from storage.clock import utcnow
 from storage.db import session_scope
@@ -237,7 +238,7 @@ def _plain(table: Table) -> str:
 
 
 def _matrix_table(report: MatrixReport, timezone: str) -> Table:
-    line = report.product_line or "all lines"
+    line = report.product_line or labels("en").word("all_lines")
     who = "all owners" if report.scope.kind == "all" else f"{report.scope.kind} {report.scope.code}"
     as_of = (
         "segments never computed: run `autocircle segments recompute`"

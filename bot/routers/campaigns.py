@@ -81,34 +81,26 @@ class CancelCb(CallbackData, prefix="cmx"):
 LABELS = {
     "zh": {
         "next": "下一步 ➡",
-        "all_lines": "全部车型",
         "own": "✍ 自己写",
         "now": "立即发送",
         "confirm": "✅ 确认",
         "drop": "放弃",
         "cancel": "取消 #{id}",
-        "campaigns/service_check": "冬季免费检测",
-        "campaigns/weekend_drive": "周末自驾",
-        "campaigns/member_day": "会员日",
     },
     "en": {
         "next": "Next ➡",
-        "all_lines": "All lines",
         "own": "✍ Write my own",
         "now": "Send now",
         "confirm": "✅ Confirm",
         "drop": "Drop",
         "cancel": "Cancel #{id}",
-        "campaigns/service_check": "Winter check",
-        "campaigns/weekend_drive": "Weekend drive",
-        "campaigns/member_day": "Member day",
     },
 }
 
 
 def _label(locale: str | None, key: str) -> str:
-    """The keyboard's own words, else the vocabulary catalogue's (segments, product lines),
-    capitalised as a button label."""
+    """The keyboard's own words, else the vocabulary catalogue's (segments, product lines,
+    "all lines", the campaign templates' names), capitalised as a button label."""
     loc = locale if locale in LABELS else "zh"
     text = LABELS[loc].get(key) or labels(loc).word(key)
     return text[:1].upper() + text[1:]

@@ -15,33 +15,8 @@ from flows.community.roles import Identity
 from flows.membership import points
 from flows.merchants import commission
 from flows.merchants.money import yuan
-from flows.templating import Renderer
+from flows.templating import Renderer, labels
 from storage.clock import utcnow
-
-REASONS = {
-    "zh": {
-        "verification": "完成认证",
-        "circle": "车主圈互动",
-        "booking": "预约保养",
-        "service_visit": "到店保养",
-        "referral": "推荐好友",
-        "redemption": "使用优惠",
-        "redemption_undone": "核销撤销",
-        "offer": "积分兑换",
-        "expired": "积分过期",
-    },
-    "en": {
-        "verification": "verified",
-        "circle": "circle activity",
-        "booking": "booking",
-        "service_visit": "service visit",
-        "referral": "referral",
-        "redemption": "offer used",
-        "redemption_undone": "redemption undone",
-        "offer": "spent on an offer",
-        "expired": "expired",
-    },
-}
 
 
 def build_router() -> Router:
@@ -60,10 +35,8 @@ async def on_points(
     message: Message, session: Session, renderer: Renderer, identity: Identity, settings: Settings
 ) -> None:
     summary = points.summary(session, identity.owner_id or 0, settings.membership.policy(settings.timezone), utcnow())
-    locale = renderer.locale_for(identity.locale)
-    await message.answer(
-        renderer.render("membership/points", identity.locale, s=summary, reasons=REASONS.get(locale, REASONS["en"]))
-    )
+    reasons = labels(renderer.locale_for(identity.locale)).points_reason  # the ledger's reasons, in words
+    await message.answer(renderer.render("membership/points", identity.locale, s=summary, reasons=reasons))
 
 
 async def on_earnings(

@@ -1,13 +1,17 @@
 """The console's words in zh and en: one table, so both locales always have every label.
-The product's vocabulary (segment names, product lines, funnel stages) is not repeated here:
-it comes from ``flows.templating.labels`` (``templates/<locale>/labels.yaml``)."""
+The product's vocabulary (segment names, product lines, funnel stages, "all lines", campaign
+statuses and template names) is not repeated here: it comes from ``flows.templating.labels``
+(``templates/<locale>/labels.yaml``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from functools import lru_cache
 
 from flows.templating import labels
+
+log = logging.getLogger(__name__)
+_MISSING: set[tuple[str, str]] = set()  # (locale, key) already warned about
 
 WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "brand": ("车主圈 · 控制台", "AutoCircle console"),
@@ -57,7 +61,6 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "partner": ("顾问", "Partner"),
     "dealer": ("经销商", "Dealer"),
     "total": ("合计", "Total"),
-    "all_lines": ("全部车型线", "all lines"),
     "as_of": ("计算于", "as of"),
     "never": ("分层尚未计算", "segments not computed yet"),
     "counts_as_of": ("数字截至", "figures as of"),
@@ -166,9 +169,6 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "message": ("消息", "Message"),
     "own_text": ("自己写", "Write my own"),
     "own_text_hint": ("你的消息（仅纯文本）", "Your message (plain text)"),
-    "campaigns/service_check": ("冬季免费检测", "Winter check"),
-    "campaigns/weekend_drive": ("周末自驾", "Weekend drive"),
-    "campaigns/member_day": ("会员日", "Member day"),
     "create_preview": ("创建并预览", "Create and preview"),
     "preview": ("预览", "Preview"),
     "recipients": ("将收到", "Will receive"),
@@ -182,11 +182,6 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     ),
     "send_at": ("发送时间", "Send at"),
     "results": ("结果", "Results"),
-    "st_draft": ("草稿", "draft"),
-    "st_scheduled": ("已排期", "scheduled"),
-    "st_sending": ("发送中", "sending"),
-    "st_done": ("已发送", "sent"),
-    "st_cancelled": ("已取消", "cancelled"),
     # the supply side: offers, merchants, settlement, commercial tasks, staff Mini App homes
     "offers": ("优惠", "Offers"),
     "offer": ("优惠", "Offer"),
@@ -254,20 +249,55 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "mk_after_sales": ("车后服务", "after-sales"),
     "mk_car_life": ("车生活", "car life"),
     "undone_n": ("已撤销", "undone"),
+    # the movement report's stage goals (flows.segments.matrix_report.GOALS)
+    "beginner_to_growing": ("初级→成长", "beginner → growing"),
+    "growing_to_mature": ("成长→成熟", "growing → mature"),
+    "asleep_to_active": ("沉睡/流失→活跃", "dormant or churned → active"),
+    "declining_to_active": ("衰退→活跃", "declining → active"),
+    # message classes (storage.models.MessageClass)
+    "reply": ("回复", "reply"),
+    "transactional": ("事务通知", "transactional"),
+    "marketing": ("营销", "marketing"),
 }
 
 
 @lru_cache(maxsize=4)
 def _table(locale: str) -> dict[str, str]:
-    """Every word of ``locale``, built once: the vocabulary catalogue, then the console's own."""
+    """Every word of ``locale``, built once: the vocabulary catalogue (a campaign's status as
+    ``st_<status>``), then the console's own."""
     index = 1 if locale == "en" else 0
-    return {**labels(locale).words(), **{key: pair[index] for key, pair in WORDS.items()}}
+    vocabulary = labels(locale)
+    statuses = {f"st_{status}": word for status, word in vocabulary.campaign_status.items()}
+    return {**vocabulary.words(), **statuses, **{key: pair[index] for key, pair in WORDS.items()}}
 
 
-def translator(locale: str) -> Callable[[str], str]:
-    table = _table(locale)
+class Translator:
+    """``t(key)`` in the templates: the word of ``key`` in the locale. A key with no word shows
+    as itself and is logged once (a warning per locale and key), so a missing label is found in
+    the log rather than by a reader of the Chinese page; ``quiet=True`` is for values that may
+    legitimately have no word (a failure's free-text reason). ``t.cell("growing/active")``
+    names a matrix cell in words."""
 
-    def t(key: str) -> str:
-        return table.get(key, key)
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self.table = _table(locale)
 
-    return t
+    def __call__(self, key: str, quiet: bool = False) -> str:
+        word = self.table.get(key)
+        if word is not None:
+            return word
+        if not quiet and (self.locale, key) not in _MISSING:
+            _MISSING.add((self.locale, key))
+            log.warning("console: no %s word for %r; shown as the key", self.locale, key)
+        return key
+
+    def cell(self, key: str) -> str:
+        """``maturity/activity`` (or ``not_online``) in words: 成长/活跃."""
+        if "/" not in key:
+            return self(key)
+        maturity, _, activity = key.partition("/")
+        return f"{self(maturity)}/{self(activity)}"
+
+
+def translator(locale: str) -> Translator:
+    return Translator(locale)

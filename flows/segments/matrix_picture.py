@@ -18,7 +18,7 @@ from flows.segments.matrix_report import MatrixReport
 from flows.templating import labels
 from storage.segments import ACTIVITY_ORDER, MATURITY_ORDER
 
-#: The picture's own words; the vocabulary (segments, product lines) comes from the
+#: The picture's own words; the vocabulary (segments, product lines, "all lines") comes from the
 #: one catalogue per locale, ``flows.templating.labels``.
 LABELS = {
     "zh": {
@@ -26,7 +26,6 @@ LABELS = {
         "maturity": "成熟度",
         "activity": "活跃度",
         "of_all": "占全部",
-        "all_lines": "全部车型线",
         "partner": "顾问",
         "dealer": "经销商",
         "all": "全部车主",
@@ -41,7 +40,6 @@ LABELS = {
         "maturity": "maturity",
         "activity": "activity",
         "of_all": "of all",
-        "all_lines": "all product lines",
         "partner": "partner",
         "dealer": "dealer",
         "all": "all owners",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.templating import LOCALES, TEMPLATES_DIR, Renderer
+from flows.templating import LOCALES, TEMPLATES_DIR, Renderer, labels
 
 
 def _ids(locale: str) -> set[str]:
@@ -41,3 +41,28 @@ def test_missing_variable_fails_loudly() -> None:
 
 def test_unknown_locale_falls_back_to_default(tmp_path: Path) -> None:
     assert "欢迎" in Renderer().render("onboarding/verified", "fr", name="A")
+
+
+def _shape(locale: str) -> dict[str, object]:
+    return {k: sorted(v) if isinstance(v, dict) else "word" for k, v in labels(locale).items()}
+
+
+def test_the_vocabulary_catalogue_has_the_same_words_in_every_locale() -> None:
+    assert _shape("zh") == _shape("en")
+
+
+def test_words_once_in_the_catalogue_are_read_from_it() -> None:
+    """ "All lines", campaign template names, campaign statuses, points reasons and product
+    lines are the catalogue's (issue 12, item 4), wherever they are shown."""
+    from bot.routers.campaigns import _label
+    from bot.web.i18n import translator
+
+    zh = labels("zh")
+    assert _label("zh", "all_lines") == zh.all_lines == "全部车型线" and _label("en", "all_lines") == "All lines"
+    assert translator("en")("all_lines") == "all lines"
+    assert _label("zh", "campaigns/member_day") == translator("zh")("campaigns/member_day") == "会员日"
+    assert translator("zh")("st_done") == zh.campaign_status["done"] and translator("en")("st_done") == "sent"
+    assert zh.points_reason["expired"] == "积分过期" and zh.word("expired") == zh.push_reason["expired"]
+    bound = Renderer().render("circle/bound", "zh", title="T", product_line="commercial")
+    assert "本群已绑定为商用车车主圈" in bound
+    assert "your passenger owner circle" in Renderer().render("circle/bound", "en", title="T", product_line="passenger")
