@@ -45,8 +45,14 @@ class MerchantPolicy:
 DEFAULT_POLICY = MerchantPolicy()
 
 
+#: what ``redeem`` refuses with, each answered in its own words (merchants/redeem_refused);
+#: sold out is the claim's answer: a claimed coupon holds its unit of stock
+REDEEM_REFUSALS = ("unknown", "expired", "used", "not_this_merchant")
+
+
 class RedeemError(AutoCircleError):
-    """``reason``: unknown | expired | used | not_this_merchant | needs_value | window | not_found."""
+    """``reason``: one of ``REDEEM_REFUSALS``, needs_value (``redeem`` asks for the order
+    value), or window | not_found (``undo``)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
