@@ -106,7 +106,9 @@ def seed(engine: Engine, owners: int, places: list) -> None:
             conn.execute(insert(Capacity.__table__), rows)
 
 
-def make_task(session: Session, code: str, lat: float, lon: float, cls: str, payload: float) -> Task:
+def make_task(session: Session, code: str, lat: float, lon: float, cls: str, payload: float, day: int = 1) -> Task:
+    """A task whose window is ``day`` days after NOW (race tasks each take their own day, so
+    the owner who won one is not refused the next for an overlapping window)."""
     task = Task(
         demand_id=1,
         pickup_text=code,
@@ -118,8 +120,8 @@ def make_task(session: Session, code: str, lat: float, lon: float, cls: str, pay
         dropoff_adcode=code,
         dropoff_lat=lat,
         dropoff_lon=lon,
-        window_start=NOW + timedelta(days=1),
-        window_end=NOW + timedelta(days=1, hours=8),
+        window_start=NOW + timedelta(days=day),
+        window_end=NOW + timedelta(days=day, hours=8),
         vehicle_class=cls,
         payload_t=payload,
         created_at=NOW,
@@ -146,9 +148,9 @@ def floor_query(session: Session, task: Task) -> int:
 
 def race(engine: Engine, renderer: Renderer, tasks_: int) -> int:
     double = 0
-    for _ in range(tasks_):
+    for n in range(tasks_):
         with session_scope(engine) as s:
-            task = make_task(s, "110105", 39.92, 116.44, "van", 1.0)
+            task = make_task(s, "110105", 39.92, 116.44, "van", 1.0, day=2 + n)
             task.state, task.wave = "offered", 1
             owners = [r[0] for r in s.execute(select(col(Owner.id)).order_by(col(Owner.id)).limit(50))]
             for o in owners:
