@@ -1,15 +1,18 @@
 """Prometheus metrics (issue 16, item 8), served at ``/metrics`` by every process.
 
-Counters of this process (updates by type, duplicates skipped, handler latency, pushes sent and
-failed by reason, 429s) plus gauges read from the database at scrape time, the same from any
-process (outbox depth and the age of its oldest due row, flow runs due), and whether this
-process is the scheduler leader. Each process has its own registry (several bots in one test
+Counters of this process (updates by type, duplicates skipped, handler latency, the senders'
+outcomes, 429s met by senders and by replies) plus gauges read from the database, the same from
+any process (outbox rows waiting, the age of the oldest due one, failed ones by reason, flow
+runs due: read through the indexed status, at most every 5 s), and whether this process is the
+scheduler leader. Each process has its own registry (several bots in one test
 process do not mix); Prometheus sums the processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -31,6 +34,8 @@ if TYPE_CHECKING:  # aiohttp is imported where the route is built, as before
     from aiohttp import web
 
 OUTCOME_STATS = ("sent", "failed", "skipped", "retried", "http_429")
+WAITING = ("pending", "sending")  # outbox statuses counted (through ix_outbox_due)
+DATABASE_GAUGES_MAX_AGE_S = 5.0
 
 
 class Metrics:
@@ -49,7 +54,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
         self.senders: list[Any] = []  # OutboxSender instances of this process
+        self.replies: Any = None  # bot.scale.replies.SharedReplyLimit of a process taking updates
         self.leader: Any = None  # LeaderElection or None
+        self.database = DatabaseGauges()
         self.registry.register(_Collector(self))
 
     def observe_update(self, kind: str, seconds: float) -> None:
@@ -73,7 +80,7 @@ class _Collector:
 
     def collect(self) -> Iterable[Any]:
         m = self.m
-        stats = GaugeMetricFamily(
+        stats = CounterMetricFamily(
             "autocircle_sender_outcomes", "Outbox outcomes recorded by this process's senders", labels=["outcome"]
         )
         for key in OUTCOME_STATS:
@@ -81,11 +88,12 @@ class _Collector:
                 continue
             stats.add_metric([key], sum(s.stats.get(key, 0) for s in m.senders))
         yield stats
-        yield GaugeMetricFamily(
-            "autocircle_telegram_429",
-            "429 answers this process's senders received",
-            value=sum(s.stats.get("http_429", 0) for s in m.senders),
+        too_many = CounterMetricFamily(
+            "autocircle_telegram_429", "429 answers this process received, by who met them", labels=["source"]
         )
+        too_many.add_metric(["sender"], sum(s.stats.get("http_429", 0) for s in m.senders))
+        too_many.add_metric(["reply"], m.replies.http_429 if m.replies is not None else 0)
+        yield too_many
         leader = m.leader
         yield GaugeMetricFamily(
             "autocircle_scheduler_leader",
@@ -93,14 +101,40 @@ class _Collector:
             value=1 if (leader is not None and leader.is_leader) else 0,
         )
         if m.engine is not None:
-            yield from _database_gauges(m.engine)
+            yield from m.database.read(m.engine)
+
+
+class DatabaseGauges:
+    """The outbox and flow gauges, read at most every ``max_age_s`` (a scrape every second from
+    several Prometheus servers must not query the database each time), and only through the
+    indexed status (``ix_outbox_due``): rows waiting (pending, sending) and failed ones by
+    reason, never a count over the sent rows (the table grows by every push ever sent)."""
+
+    def __init__(self, max_age_s: float = DATABASE_GAUGES_MAX_AGE_S) -> None:
+        self.max_age_s = max_age_s
+        self.reads = 0
+        self._at = -math.inf
+        self._families: list[Any] = []
+        self._lock = threading.Lock()
+
+    def read(self, engine: Engine) -> list[Any]:
+        with self._lock:  # scrapes run in threads: one reads, the others take its figures
+            if time.monotonic() - self._at >= self.max_age_s:
+                self._families = list(_database_gauges(engine))
+                self._at = time.monotonic()
+                self.reads += 1
+            return self._families
 
 
 def _database_gauges(engine: Engine) -> Iterable[Any]:
     now = app_clock.current().now()
     t = OutboxMessage
     with Session(engine) as session:
-        depth = dict(session.execute(select(col(t.status), func.count()).group_by(col(t.status))).all())
+        depth = dict(
+            session.execute(
+                select(col(t.status), func.count()).where(col(t.status).in_(WAITING)).group_by(col(t.status))
+            ).all()
+        )
         oldest = session.execute(
             select(func.min(col(t.not_before))).where(col(t.status) == "pending", col(t.not_before) <= now)
         ).scalar()
@@ -110,8 +144,8 @@ def _database_gauges(engine: Engine) -> Iterable[Any]:
         due = session.execute(
             select(func.count()).select_from(FlowRun).where(col(FlowRun.status) == "live", col(FlowRun.next_at) <= now)
         ).scalar()
-    rows = GaugeMetricFamily("autocircle_outbox_rows", "Outbox rows by status", labels=["status"])
-    for status in ("pending", "sending", "sent", "failed", "skipped"):
+    rows = GaugeMetricFamily("autocircle_outbox_rows", "Outbox rows waiting to be sent, by status", labels=["status"])
+    for status in WAITING:
         rows.add_metric([status], depth.get(status, 0))
     yield rows
     age = 0.0

@@ -365,8 +365,8 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
         sender_sent, sender_429 = [], []
         for port in topo.sender_ports:
             _, body = await _get(http, f"http://127.0.0.1:{port}/metrics")
-            sender_sent.append(_metric(body, 'autocircle_sender_outcomes{outcome="sent"}'))
-            sender_429.append(_metric(body, "autocircle_telegram_429"))
+            sender_sent.append(_metric(body, 'autocircle_sender_outcomes_total{outcome="sent"}'))
+            sender_429.append(_metric(body, 'autocircle_telegram_429_total{source="sender"}'))
         figures["sent_by_sender"] = sender_sent
         figures["senders_429"] = sender_429
         stats = await _control(http, sb, "stats")
