@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.filters import HasRole, IsPartner
+from bot.routers.operator import audit_operator_actions
 from flows.community.roles import Identity, Role
 from flows.errors import AutoCircleError, InvalidInputError
 from flows.reports.owner_export import owners_xlsx
@@ -30,6 +31,7 @@ def build_router() -> Router:
     operator = Router(name="reports_operator")
     operator.message.filter(HasRole(Role.operator))
     operator.message.register(on_operator_matrix, Command("matrix"))
+    audit_operator_actions(operator)
     partner = Router(name="reports_partner")
     partner.message.filter(IsPartner())
     partner.message.register(on_partner_matrix, Command("matrix"))

@@ -408,3 +408,46 @@ async def test_an_owner_who_opened_a_link_but_did_not_verify_gets_a_fresh_one_on
     assert fresh != token and owner().telegram_user_id is None
     await sb.send_text(OWNER_TG, OWNER_TG, f"/start {fresh}")  # the fresh link works
     await sb.wait_for_bot_message(OWNER_TG, contains="Hello Owner of A")
+
+
+async def test_operator_commands_in_the_bot_are_audited_under_the_operator_s_account(harness, monkeypatch) -> None:
+    """Issue 11, item 9: what an operator does in the bot is an audit row naming their
+    Telegram account, as a CLI command is one; a handover from the bot is theirs, not "cli"."""
+    import json
+
+    sb = harness.sandbox
+    await harness.add_partner("A101", name="Alice")
+    await harness.add_partner("A102", name="Carol")
+    await harness.add_owner("C1", name="Li", advisor_code="A101")
+    await sb.add_user(OPERATOR_ID, first_name="Ops")
+    await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/owners Li")
+    await sb.wait_for_bot_message(OPERATOR_ID, contains="Owners 1/1")
+    await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/owner C1")
+    await sb.wait_for_bot_message(OPERATOR_ID, contains="Timeline")
+    await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/matrix")
+    await sb.wait_for_bot_message(OPERATOR_ID)
+    await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/handover A101 A102")
+    await sb.wait_for_bot_message(OPERATOR_ID, contains="1 owners")
+
+    def audited() -> bool:
+        from storage.security_models import AuditEntry
+
+        with harness.session() as session:
+            last = select(AuditEntry).where(
+                col(AuditEntry.kind) == "operator_action", col(AuditEntry.subject) == "/handover"
+            )
+            return session.execute(last).first() is not None
+
+    assert await harness.eventually(audited)  # the bot commits after its reply
+    output = await _cli(harness, monkeypatch, "audit", "--format", "json")
+    rows = [json.loads(line) for line in output.splitlines() if line.strip()]
+    actions = [(r["actor"], r["subject"], r["data"].get("args")) for r in rows if r["kind"] == "operator_action"]
+    ours = [a for a in actions if a[0] == f"user:{OPERATOR_ID}"]
+    assert ours == [
+        (f"user:{OPERATOR_ID}", "/owners", "Li"),
+        (f"user:{OPERATOR_ID}", "/owner", "C1"),
+        (f"user:{OPERATOR_ID}", "/matrix", ""),
+        (f"user:{OPERATOR_ID}", "/handover", "A101 A102"),
+    ]
+    [moved] = [r for r in rows if r["kind"] == "handover"]
+    assert (moved["actor"], moved["subject"]) == (f"user:{OPERATOR_ID}", "partner:A101")
