@@ -5,9 +5,9 @@
 * ``private``: every module people talk to one to one, in this order: registration and the
   demand side, flow buttons, merchants and offers, operators, reports and campaigns, partners,
   bookings and gifts, posts, owners (onboarding's catch-alls come late), service, and the
-  fallback (unknown commands, stale buttons) last;
-* ``groups``: owner circles (group and supergroup chats' messages and members), with the bot's
-  own membership changes (blocked / unblocked in a private chat) handled there too.
+  fallback (unknown commands, stale buttons) last; and the bot's own membership of a private
+  chat (blocked / unblocked, from the circles module);
+* ``groups``: owner circles (group and supergroup chats' messages and members).
 
 Role filters stay at each module's router; the chat filter is only here. Callback queries are
 not filtered by chat type (a button's chat is the message's): each handler checks who presses.
@@ -52,7 +52,9 @@ def build_routers(settings: Settings) -> list[Router]:
 
     private = Router(name="private")
     private.message.filter(PRIVATE)
+    private.my_chat_member.filter(PRIVATE)
     private.include_routers(
+        group.build_private_router(),
         public.build_router(),
         demand.build_router(),
         capacity.build_router(),

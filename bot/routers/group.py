@@ -1,5 +1,6 @@
 """Owner circles (groups and supergroups): binding, attributed joins, join requests,
-activity, link moderation, and churn alerts on leaving or blocking the bot."""
+activity, link moderation, and churn alerts on leaving or blocking the bot (the bot's own
+membership of a private chat: ``build_private_router``, under the private parent)."""
 
 from __future__ import annotations
 
@@ -34,14 +35,17 @@ log = logging.getLogger(__name__)
 LINK_ENTITIES = {"url", "text_link"}
 
 
+def build_private_router() -> Router:
+    """An owner blocking the bot in their private chat is churn, unblocking lifts it; the
+    ``private`` parent router sets the chat filter."""
+    router = Router(name="bot-membership")
+    router.my_chat_member.register(on_bot_blocked, ChatMemberUpdatedFilter(MEMBER >> KICKED))
+    router.my_chat_member.register(on_bot_unblocked, ChatMemberUpdatedFilter(KICKED >> MEMBER))
+    return router
+
+
 def build_router(settings: Settings) -> Router:
     router = Router(name="group")
-    router.my_chat_member.register(
-        on_bot_blocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(MEMBER >> KICKED)
-    )
-    router.my_chat_member.register(
-        on_bot_unblocked, F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(KICKED >> MEMBER)
-    )
     router.chat_member.register(on_join, ChatMemberUpdatedFilter(JOIN_TRANSITION))
     router.chat_member.register(on_leave, ChatMemberUpdatedFilter(LEAVE_TRANSITION))
     router.chat_join_request.register(on_join_request)

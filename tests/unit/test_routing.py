@@ -1,4 +1,5 @@
-"""The lean propagation routes exactly as aiogram does (issue 17, item 2).
+"""The lean propagation routes exactly as aiogram does (issue 17, item 2), and the router
+tree sets each chat filter once, at the parent routers (issue 12, item 5).
 
 ``bot.routing.lean_propagation`` skips the per-router outer-middleware wrapping when a router
 has no outer middleware and answers "unhandled" for a router with nothing for the update type;
@@ -6,12 +7,16 @@ the handler chosen, the data it receives and outer middlewares added afterwards 
 
 from __future__ import annotations
 
+import ast
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
 
+from bot.config import Settings
+from bot.routers import PRIVATE, build_routers
 from bot.routing import lean_propagation
 
 
@@ -80,3 +85,30 @@ def test_an_outer_middleware_added_later_still_runs() -> None:
     assert _route(root, _Message("/b")) == "second"
     assert _route(root, _Message("/a")) == "first"  # handled before `second`: its middleware does not run
     assert seen == ["/b"]
+
+
+def _handlers(router: Router, event: str) -> list[str]:
+    names = [h.callback.__name__ for h in router.observers[event].handlers]
+    for sub in router.sub_routers:
+        names += _handlers(sub, event)
+    return names
+
+
+def test_the_chat_filter_is_set_once_by_the_parent_routers() -> None:
+    """The bot's own membership of a private chat (blocked / unblocked) is handled under the
+    private parent, which sets the chat filter; no module filters on ``F.chat`` itself."""
+    routers = {r.name: r for r in build_routers(Settings(database_url="sqlite://"))}
+    assert _handlers(routers["private"], "my_chat_member") == ["on_bot_blocked", "on_bot_unblocked"]
+    assert _handlers(routers["groups"], "my_chat_member") == []
+    assert [f.callback for f in routers["private"].my_chat_member._handler.filters or []] == [PRIVATE]
+    folder = Path(__file__).resolve().parents[2] / "bot" / "routers"
+    filtering = {
+        path.name
+        for path in folder.glob("*.py")
+        if path.name != "__init__.py"
+        and any(
+            isinstance(node, ast.Attribute) and node.attr == "chat" and getattr(node.value, "id", None) == "F"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    }
+    assert filtering == set()
