@@ -136,3 +136,21 @@ def test_no_module_takes_another_packages_private_names() -> None:
                         f"{node.module}.{name}" for name in private
                     )
     assert offenders == {}
+
+
+def test_flows_docstring_names_every_package_and_each_says_its_public_face() -> None:
+    """One look shows the architecture: ``flows/__init__`` names every package, and each
+    package's docstring says what it owns and which functions are its public face."""
+    packages = sorted(p.name for p in (ROOT / "flows").iterdir() if (p / "__init__.py").exists())
+    overview = ast.get_docstring(ast.parse((ROOT / "flows" / "__init__.py").read_text(encoding="utf-8"))) or ""
+    assert [p for p in packages if f"``{p}``" not in overview] == []
+    silent = [
+        p
+        for p in packages
+        if not any(
+            words
+            in (ast.get_docstring(ast.parse((ROOT / "flows" / p / "__init__.py").read_text(encoding="utf-8"))) or "")
+            for words in ("Public face", "Public functions")
+        )
+    ]
+    assert silent == []
