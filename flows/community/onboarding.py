@@ -382,11 +382,12 @@ def _tell_lockout(
     owner_lock: bool,
     now: datetime,
 ) -> None:
-    """One notice per lockout (keyed by the failure that started it) to the partner of the
-    owner in question, or to the operators when no partner can be reached."""
+    """One notice per lockout (keyed by the failure that started it) to the owner's partner as
+    it is now (the one the link named at ``/start`` may have handed the owner over since),
+    or to the operators when no partner can be reached."""
     limits = attempt.limits
     owner = session.get(Owner, owner_id) if owner_id else None
-    partner_id = attempt.hint_partner_id or (owner.partner_id if owner else None)
+    partner_id = owner.partner_id if owner is not None else attempt.hint_partner_id
     partner = session.get(Partner, partner_id) if partner_id else None
     since = now - limits.window
     reasons = Counter(

@@ -281,3 +281,38 @@ async def test_expired_links_and_links_of_linked_owners_are_dead(harness) -> Non
     with harness.session() as session:
         assert session.get(Owner, owner_id).telegram_user_id is None
         assert session.get(Owner, owner_id).online_at is None  # a dead link does not count as online
+
+
+async def test_a_lockout_after_a_handover_tells_the_owner_s_new_partner(harness) -> None:
+    """The link was opened while partner A had the owner; A hands over to B; the guesses that
+    follow lock the user, and the notice goes to B (the owner's partner now), not to A (cut
+    off) nor to the operators."""
+    from flows.community.handover import handover
+    from flows.templating import Renderer
+
+    sb = harness.sandbox
+    new_partner_tg = PARTNER_TG + 1
+    await _partner_with_owner(harness)
+    await harness.register_partner(new_partner_tg, await harness.add_partner("A102", name="Zhao Advisor"))
+    await sb.add_user(OPERATOR_ID, first_name="Operator")
+    await sb.send_text(OPERATOR_ID, OPERATOR_ID, "/help")
+    await sb.wait_for_bot_message(OPERATOR_ID)
+    token = await harness.personal_token(VIN)
+    assert "Hello Li Lei" in await _start(harness, STRANGER_TG, f"/start {token}", username="guesser")
+
+    def hand_over() -> None:
+        with harness.session() as session:
+            handover(session, Renderer(default_locale="en"), "A101", "A102", utcnow())
+            session.commit()
+
+    await asyncio.to_thread(hand_over)
+    for n in range(5):
+        await sb.send_text(STRANGER_TG, STRANGER_TG, f"00000{n}")
+        last = await _reply(harness, STRANGER_TG)
+    assert LOCKED in last
+    notice = await sb.wait_for_bot_message(new_partner_tg, contains=NOTICE)
+    assert "@guesser" in notice["text"] and "Li Lei" in notice["text"]
+    with harness.session() as session:
+        to = {m.chat_id for m in session.execute(select(OutboxMessage)).scalars() if NOTICE in m.text}
+    assert to == {new_partner_tg}
+    assert not any(NOTICE in text for text in _texts(harness, PARTNER_TG) + _texts(harness, OPERATOR_ID))
