@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from bot.scheduler import JobContext
@@ -90,7 +90,9 @@ def _cut_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> None:
 
 def _state(engine: Any, cid: int) -> tuple[str, Counter[int], Counter[str], int]:
     with Session(engine) as session:
-        status = session.get(Campaign, cid).status  # type: ignore[union-attr]
+        campaign = session.get(Campaign, cid)
+        assert campaign is not None
+        status = campaign.status
         members = Counter(
             session.execute(select(col(CampaignMember.owner_id)).where(col(CampaignMember.campaign_id) == cid))
             .scalars()
@@ -180,8 +182,8 @@ def test_a_cancel_while_sending_stops_the_rest_and_suppresses_the_queued(
 def test_a_live_send_is_not_taken_over(engine: Any, campaign_id: int) -> None:
     with Session(engine) as session:
         session.execute(
-            Campaign.__table__.update()  # type: ignore[attr-defined]
-            .where(Campaign.__table__.c.id == campaign_id)  # type: ignore[attr-defined]
+            update(Campaign)
+            .where(col(Campaign.id) == campaign_id)
             .values(status=CampaignStatus.sending, updated_at=NOW)
         )
         session.commit()
