@@ -27,9 +27,10 @@ from bot.web.app import (
     new_pre_token,
     render,
 )
+from bot.web.i18n import translator
 from flows.console import access, figures
 from storage.clock import utcnow
-from storage.models import ProductLine
+from storage.models import FunnelStage, ProductLine
 
 LINES = tuple(line.value for line in ProductLine)
 
@@ -180,10 +181,9 @@ def _as_of(at: datetime | None, timezone: str) -> str | None:
 async def overview(request: web.Request) -> web.Response:
     viewer = await console_viewer(request)
     data = await db(request, lambda s: figures.overview(s, viewer.scope))
-    t = data.funnel.total
-    chart = _chart(
-        "bar", ["imported", "invited", "online", "verified"], {"owners": [t.imported, t.invited, t.online, t.verified]}
-    )
+    total, t = data.funnel.total, translator(viewer.locale)
+    stages = ["imported", "invited", "online", "verified"]
+    chart = _chart("bar", [t(s) for s in stages], {t("count"): [total.count(FunnelStage(s)) for s in stages]})
     as_of = _as_of(data.as_of, request.app[SETTINGS].timezone)
     return render(request, "overview.html", viewer=viewer, data=data, chart=chart, counts_as_of=as_of)
 
@@ -240,7 +240,8 @@ async def movement(request: web.Request) -> web.Response:
         return figures.movement(session, viewer.scope, line, now), figures.movement_by_week(session, viewer.scope, now)
 
     report, weekly = await db(request, work)
-    chart = _chart("line", [w[0] for w in weekly], {"up": [w[1] for w in weekly], "down": [w[2] for w in weekly]})
+    t = translator(viewer.locale)
+    chart = _chart("line", [w[0] for w in weekly], {t("up"): [w[1] for w in weekly], t("down"): [w[2] for w in weekly]})
     return render(request, "movement.html", viewer=viewer, report=report, chart=chart, line=line, lines=LINES)
 
 
