@@ -81,7 +81,10 @@ def operations(
     """Funnel, matrix per product line, campaigns with uplift, referral leaderboard and churn
     reasons in one Excel workbook for head office."""
     with open_app() as ac, session_scope(ac.engine) as session:
-        data = operations_xlsx(session)
+        settings = ac.settings
+        data = operations_xlsx(
+            session, window_days=settings.campaigns.conversion_window_days, min_group=settings.console.min_group
+        )
     try:
         out.write_bytes(data)
     except OSError as exc:

@@ -24,15 +24,23 @@ from storage.cells import safe_row
 from storage.models import Owner, Partner, ProductLine
 
 
-def operations_xlsx(session: Session) -> bytes:
-    """The workbook as bytes (write-only: memory stays flat however many rows)."""
+def operations_xlsx(
+    session: Session,
+    *,
+    window_days: int = campaigns.DEFAULT_WINDOW_DAYS,
+    min_group: int = campaigns.DEFAULT_MIN_GROUP,
+) -> bytes:
+    """The workbook as bytes (write-only: memory stays flat however many rows).
+    ``window_days`` and ``min_group``: the campaigns' conversion window and the smallest group
+    that gets a number, the settings' (CAMPAIGNS__CONVERSION_WINDOW_DAYS, CONSOLE__MIN_GROUP),
+    so the workbook, the bot and the console agree."""
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
     for title, rows in (
         ("funnel", _funnel(session)),
         ("matrix", _matrix(session)),
-        ("campaigns", _campaigns(session)),
+        ("campaigns", _campaigns(session, window_days, min_group)),
         ("referrals", _referrals(session)),
         ("churn reasons", _churn(session)),
         *merchant_reports.sheets(session),  # issue 13: settlement, offers funnel, merchants, points
@@ -73,7 +81,7 @@ def _matrix(session: Session) -> Iterable[list[Any]]:
         yield [line, "not online", None, None, None, report.not_online]
 
 
-def _campaigns(session: Session) -> Iterable[list[Any]]:
+def _campaigns(session: Session, window_days: int, min_group: int) -> Iterable[list[Any]]:
     yield [
         "partner",
         "campaign",
@@ -94,7 +102,9 @@ def _campaigns(session: Session) -> Iterable[list[Any]]:
         "verdict",
     ]
     for partner in _partners(session):
-        for item in campaigns.list_stats(session, partner.id or 0, limit=1000):
+        for item in campaigns.list_stats(
+            session, partner.id or 0, limit=1000, window_days=window_days, min_group=min_group
+        ):
             low, high = item.uplift_ci or (None, None)
             verdict = "too few owners to tell" if item.too_few else ""
             yield [
