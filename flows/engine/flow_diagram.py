@@ -2,18 +2,23 @@
 
 ``autocircle flows show KEY`` prints Mermaid text (paste it into any Markdown viewer that
 draws Mermaid) or writes a PNG drawn with matplotlib (no Graphviz needed): steps top to bottom
-in file order, the plain "next step" edges straight down, jumps (wait yes/no, branch
-then/else, ``next``) as labelled arcs on the side.
+in file order, each box as tall as its text wrapped (never cut), the plain "next step" edges
+straight down, jumps (wait yes/no, branch then/else, ``next``) as labelled arcs on the side.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flows.engine.flow_spec import FlowSpec, Step
 from flows.pictures import cjk_font
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,23 @@ def to_mermaid(graph: FlowGraph) -> str:
     return "\n".join(lines)
 
 
+BOX_CHARS = 64  # a box's line at fontsize 9 (longer text wraps onto more lines, never cut)
+LINE_HEIGHT = 0.28  # one line of box text, in the picture's units
+GAP = 0.6  # between one box and the next
+
+
+def box_lines(text: str, width: int = BOX_CHARS) -> list[str]:
+    """A box's text wrapped at spaces (a long word, or text without spaces, is broken)."""
+    return textwrap.wrap(text, width) or [""]
+
+
 def to_png(graph: FlowGraph, path: Path) -> None:
     """The flow as a picture: boxes down the middle, jumps as arcs at the right."""
+    draw(graph).savefig(path, dpi=110)
+
+
+def draw(graph: FlowGraph) -> Figure:
+    """The picture ``to_png`` writes: each box as tall as its wrapped text needs."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.font_manager import FontProperties
@@ -133,8 +153,16 @@ def to_png(graph: FlowGraph, path: Path) -> None:
 
     font = FontProperties(family=[cjk_font() or "DejaVu Sans", "DejaVu Sans"])
     rows = [Node("__start__", "trigger", graph.trigger), *graph.nodes, Node(END, "end", "end")]
-    y_of = {n.id: -i * 1.4 for i, n in enumerate(rows)}
-    figure = Figure(figsize=(9, 1.1 + 1.0 * len(rows)))
+    texts = {n.id: box_lines(n.label if n.id in ("__start__", END) else f"{n.id}: {n.label}") for n in rows}
+    half = {n.id: 0.25 + LINE_HEIGHT * len(texts[n.id]) / 2 for n in rows}  # one line: 0.8 tall, as before
+    y_of: dict[str, float] = {}
+    y = 0.0
+    for node in rows:
+        y -= half[node.id]
+        y_of[node.id] = y
+        y -= half[node.id] + GAP
+    span = -y - GAP
+    figure = Figure(figsize=(9, 1.1 + (span + GAP) / 1.4))  # about an inch a row, as the boxes need
     FigureCanvasAgg(figure)  # the object API: no pyplot state, safe in any thread
     ax = figure.add_subplot()
     colours = {
@@ -150,23 +178,25 @@ def to_png(graph: FlowGraph, path: Path) -> None:
         y = y_of[node.id]
         ax.add_patch(
             FancyBboxPatch(
-                (-3.2, y - 0.4),
+                (-3.2, y - half[node.id]),
                 6.4,
-                0.8,
+                2 * half[node.id],
                 boxstyle="round,pad=0.05",
                 facecolor=colours.get(node.kind, "#fce7f3"),
                 edgecolor="#374151",
             )
         )
-        text = node.label if node.id in ("__start__", END) else f"{node.id}: {node.label}"
-        ax.text(0, y, text[:70], ha="center", va="center", fontsize=9, fontproperties=font)
+        ax.text(0, y, "\n".join(texts[node.id]), ha="center", va="center", fontsize=9, fontproperties=font)
     edges = [Edge("__start__", rows[1].id if len(rows) > 2 else END), *graph.edges]
     order = {n.id: i for i, n in enumerate(rows)}
     for n, edge in enumerate(edges):
         y0, y1 = y_of[edge.source], y_of[edge.target]
         if order[edge.target] == order[edge.source] + 1:
             ax.annotate(
-                "", xy=(0, y1 + 0.42), xytext=(0, y0 - 0.42), arrowprops={"arrowstyle": "-|>", "color": "#374151"}
+                "",
+                xy=(0, y1 + half[edge.target] + 0.02),
+                xytext=(0, y0 - half[edge.source] - 0.02),
+                arrowprops={"arrowstyle": "-|>", "color": "#374151"},
             )
             if edge.label:
                 ax.text(0.15, (y0 + y1) / 2, edge.label, fontsize=8, color="#b45309", va="center")
@@ -187,8 +217,8 @@ def to_png(graph: FlowGraph, path: Path) -> None:
                 3.35 + bend * abs(y1 - y0) / 2.2, (y0 + y1) / 2, edge.label, fontsize=8, color="#b45309", va="center"
             )
     ax.set_xlim(-3.6, 6.5)
-    ax.set_ylim(min(y_of.values()) - 0.8, 0.8)
+    ax.set_ylim(-span - 0.4, 0.4)
     ax.axis("off")
     ax.set_title(f"flow {graph.key}", fontproperties=font, fontsize=12)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    return figure

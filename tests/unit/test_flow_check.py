@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
+from flows.engine.flow_diagram import BOX_CHARS, draw, flow_graph
+from flows.engine.flow_files import load_flows
 from flows.engine.playbook import check_library
 
 GOOD = """\
@@ -144,3 +146,13 @@ def test_flows_show_draws_every_edge_as_mermaid_and_png(tmp_path: Path, monkeypa
     assert unknown.exit_code != 0 and "known: typo_probe" in unknown.output
     bad = CliRunner().invoke(cli, ["flows", "show", "typo_probe", "--format", "svg"])
     assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1
+
+
+def test_the_png_wraps_a_long_box_text_instead_of_cutting_it() -> None:
+    """Win-back's trigger names four cells; the picture shows all of them, on two lines."""
+    graph = flow_graph(load_flows()["winback"].spec)
+    assert graph.trigger.endswith("mature/dormant") and len(graph.trigger) > BOX_CHARS
+    shown = [t.get_text() for t in draw(graph).axes[0].texts]
+    trigger = next(t for t in shown if t.startswith("cell_entered:"))
+    assert trigger.replace("\n", " ") == graph.trigger
+    assert all(len(line) <= BOX_CHARS for text in shown for line in text.splitlines())
