@@ -9,10 +9,12 @@
   chunks), so no query walks all owners or all capacity.
 * ``send_wave``: the best ``k`` of those not offered yet get the offer through the outbox
   (transactional, Accept / Decline buttons ``tk:<task>:a|d``). Earlier waves' offers stay
-  open: whoever accepts first, of any wave, wins; they lapse when the task expires. ``waves_job`` sends the next,
-  wider wave when a wave timed out (or everyone answered), escalates once when the waves are
-  used up (partners of nearby owners and the operators are told) and expires tasks whose
-  window started unassigned.
+  open: whoever accepts first, of any wave, wins; they lapse when the task expires. Offers
+  still queued in the outbox when the task is taken or cancelled are withdrawn
+  (``withdraw_offers``: the outbox skips them with ``task_taken`` / ``task_cancelled``).
+  ``waves_job`` sends the next, wider wave when a wave timed out (or everyone answered),
+  escalates once when the waves are used up (partners of nearby owners and the operators
+  are told) and expires tasks whose window started unassigned.
 * ``accept``: one conditional UPDATE (``state = offered``, a pending offer of this owner, and
   no assigned or started task of this owner whose window overlaps), issued before any other
   write of the unit of work, so of fifty owners pressing at once exactly one wins on SQLite
@@ -35,7 +37,7 @@ from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads 
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from flows.delivery.outbox import Push, enqueue, job_scope
+from flows.delivery.outbox import Push, cancel_topic, enqueue, job_scope
 from flows.opportunities import geo, places, ranking, tasks
 from flows.opportunities.demand import staff_chats
 from flows.opportunities.errors import (
@@ -60,6 +62,11 @@ from storage.opportunity_models import (
 
 log = logging.getLogger(__name__)
 OFFER_PREFIX = "tk"
+#: The outbox topic of offers (subject ``task:<id>``): what ``withdraw_offers`` cancels.
+OFFER_TOPIC = "task_offer"
+#: Why a queued offer was not sent (the outbox row's reason).
+WITHDRAWN_TAKEN = "task_taken"
+WITHDRAWN_CANCELLED = "task_cancelled"
 
 
 @dataclass(frozen=True)
@@ -252,7 +259,7 @@ def _offer_push(renderer: Renderer, task: Task, c: Candidate, *, via_partner: st
         owner_id=c.owner_id,
         buttons=offer_buttons(renderer, c.locale, task.id),
         expires_at=task.window_start,
-        topic="task_offer",
+        topic=OFFER_TOPIC,
         subject=f"task:{task.id}",
     )
 
@@ -289,6 +296,14 @@ def _make_offer(
         .execution_options(synchronize_session=False)
     )
     enqueue(session, _offer_push(renderer, task, c, via_partner=via_partner))
+
+
+def withdraw_offers(session: Session, task_id: int, reason: str, now: datetime) -> None:
+    """Offers of ``task_id`` still waiting in the outbox (or in a sender's hands, or put back
+    after a 429) are not sent: the outbox's send-time screen skips them with ``reason``
+    (``cancel_topic`` on the offers' topic and this task). Idempotent. A taken or cancelled
+    task never goes back to offered, so no later offer of it is stopped by mistake."""
+    cancel_topic(session, OFFER_TOPIC, f"task:{task_id}", reason, now)
 
 
 def send_wave(session: Session, renderer: Renderer, task: Task, policy: MatchPolicy, now: datetime) -> int:
@@ -398,6 +413,7 @@ def accept(session: Session, renderer: Renderer, task_id: int, owner_id: int, no
         .values(status=OfferStatus.lost.value, answered_at=now)
         .execution_options(synchronize_session=False)
     )
+    withdraw_offers(session, task_id, WITHDRAWN_TAKEN, now)
     session.exec(
         update(Capacity)
         .where(col(Capacity.owner_id) == owner_id)
@@ -707,7 +723,8 @@ def cancel_task(
     session: Session, renderer: Renderer, task_id: int, demand_id: int, *, actor: str, now: datetime
 ) -> None:
     """The demand side withdraws a task: the move to ``cancelled`` (``tasks.cancel``), its
-    open offers closed as lost, and the owner who had it (if any) and that owner's partner told."""
+    open offers closed as lost and their queued messages withdrawn, and the owner who had it
+    (if any) and that owner's partner told."""
     tasks.cancel(session, task_id, demand_id, actor=actor, now=now)
     session.exec(
         update(TaskOffer)
@@ -715,6 +732,7 @@ def cancel_task(
         .values(status=OfferStatus.lost.value, answered_at=now)
         .execution_options(synchronize_session=False)
     )
+    withdraw_offers(session, task_id, WITHDRAWN_CANCELLED, now)
     task = tasks.get_task(session, task_id)
     owner = session.get(Owner, task.assigned_owner_id) if task.assigned_owner_id else None
     if owner is None:
