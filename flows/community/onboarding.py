@@ -11,7 +11,9 @@ won by guessing (issue 11):
 * every failed attempt is a ``verification_failure`` row; too many per Telegram user or per
   owner record inside a window lock verification (it survives restarts and ``/start``), a
   locked attempt is refused before any matching, and the partner (or the operators, for a
-  plain ``/start``) hears once per lockout with the reasons;
+  plain ``/start``) hears once per lockout with the reasons. The owner record's lock holds
+  for VIN endings only: the owner's own phone contact (which Telegram vouches for) still
+  verifies them after strangers failed on their leaked link;
 * "no match", "ambiguous" and "linked to another account" look the same to the person.
 
 People not in the database can register as prospects and are routed to a partner of the
@@ -248,7 +250,8 @@ def verify_by_phone(
     referral_policy: referrals.ReferralPolicy = referrals.DEFAULT_POLICY,
 ) -> MatchResult:
     """Match the user's own shared contact against imported phone numbers (the caller has
-    checked that the contact is the sender's own: Telegram vouches for that number)."""
+    checked that the contact is the sender's own: Telegram vouches for that number). The
+    user's lock applies; the owner record's lock does not (see the module docstring)."""
     if user_locked(session, attempt.user_id, now, attempt.limits):
         return MatchResult(failure=MatchFailure.locked)
     e164 = to_e164(phone)
@@ -256,8 +259,8 @@ def verify_by_phone(
         return MatchResult(failure=MatchFailure.bad_format)
     candidates = list(session.execute(select(Owner).where(col(Owner.phone) == e164)).scalars())
     owner, failure = _best(candidates, attempt)
-    if owner is not None and owner_locked(session, pk(owner), now, attempt.limits):
-        return MatchResult(failure=MatchFailure.locked)
+    # No per-owner lock here: it stops guessing on a leaked link, and guesses on that link
+    # must not stop the real owner from proving who they are with their own number.
     if owner is not None:
         link_owner(session, owner, attempt.user_id, now, "phone", referral_policy)
         return MatchResult(owner_id=owner.id, owner_name=owner.name)

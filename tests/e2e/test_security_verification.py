@@ -316,3 +316,29 @@ async def test_a_lockout_after_a_handover_tells_the_owner_s_new_partner(harness)
         to = {m.chat_id for m in session.execute(select(OutboxMessage)).scalars() if NOTICE in m.text}
     assert to == {new_partner_tg}
     assert not any(NOTICE in text for text in _texts(harness, PARTNER_TG) + _texts(harness, OPERATOR_ID))
+
+
+async def test_after_strangers_lock_the_owner_record_the_real_owner_still_verifies_with_their_own_contact(
+    harness,
+) -> None:
+    """Ten accounts failing on a leaked link lock the owner record for VIN endings; the real
+    owner, sharing their own phone contact, still verifies (only their own account's lock
+    would stop them)."""
+    sb = harness.sandbox
+    owner_id = await _partner_with_owner(harness)
+    token = await harness.personal_token(VIN)
+    for n in range(10):
+        user = 6500 + n
+        await _start(harness, user, f"/start {token}")
+        await sb.send_text(user, user, f"{n:06d}")
+        await _reply(harness, user)
+    with harness.session() as session:
+        failures = select(func.count(col(VerificationFailure.id))).where(col(VerificationFailure.owner_id) == owner_id)
+        assert session.execute(failures).scalar() == 10  # the record is locked for VIN endings
+
+    real = 6598
+    phone = await asyncio.to_thread(harness._phone_of, VIN)
+    await _start(harness, real, f"/start {token}")
+    await sb.share_contact(real, phone.lstrip("+"), contact_user_id=real)
+    assert "Verified" in await _reply(harness, real)
+    assert await harness.eventually(lambda: _linked(harness, real) == [owner_id])
