@@ -21,6 +21,9 @@ OWNER_COMMANDS = {
     "zh": [
         ("start", "开始 / 验证车主身份"),
         ("mileage", "更新当前里程"),
+        ("offers", "为您精选的优惠"),
+        ("coupons", "我的优惠券"),
+        ("points", "我的积分与会员等级"),
         ("gifts", "我的礼品"),
         ("invite", "邀请好友"),
         ("stop", "暂停推送"),
@@ -30,6 +33,9 @@ OWNER_COMMANDS = {
     "en": [
         ("start", "Start / verify as an owner"),
         ("mileage", "Update your mileage"),
+        ("offers", "Offers picked for you"),
+        ("coupons", "My coupons"),
+        ("points", "My points and member level"),
         ("gifts", "My gifts"),
         ("invite", "Invite a friend"),
         ("stop", "Pause promotions"),
@@ -55,6 +61,9 @@ PARTNER_COMMANDS = {
         ("top", "推荐排行榜"),
         ("matrix", "车主分层矩阵"),
         ("export", "导出车主 Excel"),
+        ("earnings", "我的佣金"),
+        ("tasks", "车主附近的运输任务"),
+        ("deals", "我撮合的成交"),
         ("help", "帮助"),
     ],
     "en": [
@@ -74,6 +83,59 @@ PARTNER_COMMANDS = {
         ("top", "Referral leaderboard"),
         ("matrix", "Segment matrix"),
         ("export", "Owners as Excel"),
+        ("earnings", "My commission"),
+        ("tasks", "Transport tasks near my owners"),
+        ("deals", "Deals I made"),
+        ("help", "Help"),
+    ],
+}
+#: what a commercial owner adds to the owner menu (bot.routers.capacity), set in their chat
+#: when they are verified
+COMMERCIAL_OWNER_EXTRA = {
+    "zh": [
+        ("vehicle", "登记车辆与运力"),
+        ("available", "开始接单"),
+        ("busy", "暂停接单"),
+        ("mytasks", "我的运输任务"),
+    ],
+    "en": [
+        ("vehicle", "Your vehicle and capacity"),
+        ("available", "Take tasks again"),
+        ("busy", "Pause tasks for a while"),
+        ("mytasks", "My transport tasks"),
+    ],
+}
+#: merchant staff (bot.routers.merchant), set in their chat when they register
+MERCHANT_STAFF_COMMANDS = {
+    "zh": [
+        ("redeem", "核销优惠券"),
+        ("undo", "撤销核销"),
+        ("staffoffers", "本店优惠"),
+        ("help", "帮助"),
+    ],
+    "en": [
+        ("redeem", "Redeem a coupon"),
+        ("undo", "Undo a redemption"),
+        ("staffoffers", "This merchant's offers"),
+        ("help", "Help"),
+    ],
+}
+#: demand-side staff (bot.routers.demand), set in their chat when they register
+DEMAND_STAFF_COMMANDS = {
+    "zh": [
+        ("post", "发布运输任务"),
+        ("mytasks", "我的任务"),
+        ("done", "任务完成"),
+        ("canceltask", "取消任务"),
+        ("cancel", "退出当前填写"),
+        ("help", "帮助"),
+    ],
+    "en": [
+        ("post", "Post a transport task"),
+        ("mytasks", "My tasks"),
+        ("done", "A task is done"),
+        ("canceltask", "Cancel a task"),
+        ("cancel", "Stop the current form"),
         ("help", "Help"),
     ],
 }
@@ -144,8 +206,9 @@ async def _group(method: str, calls: Sequence[Call], failures: list[ProfileFailu
 
 
 async def install_default_commands(bot: Bot, settings: Settings) -> list[ProfileFailure]:
-    """Descriptions and the owner menu for everyone, the operators' menu per chat (partners
-    get theirs when they register). Never raises: returns what did not go through."""
+    """Descriptions and the owner menu for everyone, the operators' menu per chat (partners,
+    merchant and demand staff get theirs when they register, commercial owners when they are
+    verified). Never raises: returns what did not go through."""
     failures: list[ProfileFailure] = []
 
     def lang_code(lang: str) -> str | None:
@@ -173,10 +236,23 @@ async def install_default_commands(bot: Bot, settings: Settings) -> list[Profile
     return failures
 
 
-async def install_partner_commands(bot: Bot, chat_id: int, locale: str) -> bool:
-    """The partner menu in their chat; a failure is one warning (the partner is registered all
-    the same, and the commands work without the menu)."""
-    pairs = PARTNER_COMMANDS.get(locale, PARTNER_COMMANDS["zh"])
+Menu = dict[str, list[tuple[str, str]]]
+
+
+def menu_for(locale: str, *menus: Menu) -> list[tuple[str, str]]:
+    """The menus one after another in ``locale`` (zh when the locale has none), each command
+    once (the first menu's description wins), ``help`` last."""
+    pairs: dict[str, str] = {}
+    for menu in menus:
+        for command, description in menu.get(locale, menu["zh"]):
+            pairs.setdefault(command, description)
+    help_text = pairs.pop("help", None)
+    return [*pairs.items(), *([("help", help_text)] if help_text else [])]
+
+
+async def install_chat_commands(bot: Bot, chat_id: int, who: str, pairs: list[tuple[str, str]]) -> bool:
+    """A role's menu in one chat; a failure is one warning (the person is registered all the
+    same, and the commands work without the menu)."""
     failures: list[ProfileFailure] = []
     done = await _group(
         "setMyCommands",
@@ -184,5 +260,25 @@ async def install_partner_commands(bot: Bot, chat_id: int, locale: str) -> bool:
         failures,
     )
     if failures:
-        log.warning("could not install the partner command menu for chat %s: %s", chat_id, failures[0][1])
+        log.warning("could not install the %s command menu for chat %s: %s", who, chat_id, failures[0][1])
     return done
+
+
+async def install_partner_commands(bot: Bot, chat_id: int, locale: str) -> bool:
+    """The partner menu in their chat (at ``/partner CODE``)."""
+    return await install_chat_commands(bot, chat_id, "partner", menu_for(locale, PARTNER_COMMANDS))
+
+
+async def install_staff_commands(bot: Bot, chat_id: int, locale: str, role: str, *, is_owner: bool = False) -> bool:
+    """Merchant (``role="merchant"``) or demand (``role="demand"``) staff's menu in their chat,
+    at registration; staff who are owners too keep the owner commands after theirs."""
+    staff = MERCHANT_STAFF_COMMANDS if role == "merchant" else DEMAND_STAFF_COMMANDS
+    menus = (staff, OWNER_COMMANDS) if is_owner else (staff,)
+    return await install_chat_commands(bot, chat_id, f"{role} staff", menu_for(locale, *menus))
+
+
+async def install_commercial_owner_commands(bot: Bot, chat_id: int, locale: str) -> bool:
+    """A commercial owner's menu in their chat (when verified): the owner menu and capacity."""
+    return await install_chat_commands(
+        bot, chat_id, "commercial owner", menu_for(locale, OWNER_COMMANDS, COMMERCIAL_OWNER_EXTRA)
+    )

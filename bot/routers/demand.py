@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -18,6 +18,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlmodel import Session
 
+from bot.commands import install_staff_commands
 from bot.config import Settings
 from bot.filters import HasRole
 from bot.routers.guard import refuse
@@ -107,7 +108,7 @@ def party_of(identity: Identity) -> Party | None:
 
 
 async def on_register(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity, bot: Bot
 ) -> None:
     code = (command.args or "").strip()[:40]
     if not code:
@@ -121,6 +122,9 @@ async def on_register(
     account = session.get(DemandAccount, staff.demand_id)
     await message.answer(
         renderer.render(T + "demand_registered", identity.locale, company=account.company if account else "")
+    )
+    await install_staff_commands(
+        bot, message.chat.id, renderer.locale_for(identity.locale), "demand", is_owner=identity.owner_id is not None
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import BaseFilter, Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -18,6 +18,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, TelegramObject
 from sqlmodel import Session
 
+from bot.commands import install_staff_commands
 from bot.config import Settings
 from bot.routers.guard import refuse
 from bot.telegram_types import sender
@@ -79,7 +80,7 @@ def build_router() -> Router:
 
 
 async def on_register(
-    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity
+    message: Message, command: CommandObject, session: Session, renderer: Renderer, identity: Identity, bot: Bot
 ) -> None:
     code = (command.args or "").strip()[:40]
     if not code:
@@ -91,6 +92,9 @@ async def on_register(
         await message.answer(renderer.render("merchants/code_refused", identity.locale, reason=exc.reason))
         return
     await message.answer(renderer.render("merchants/registered", identity.locale, merchant=merchant.name))
+    await install_staff_commands(
+        bot, message.chat.id, renderer.locale_for(identity.locale), "merchant", is_owner=identity.owner_id is not None
+    )
 
 
 async def on_help(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -18,6 +18,7 @@ from aiogram.types import CallbackQuery, Message
 from sqlmodel import Session
 
 from bot import keyboards
+from bot.commands import install_commercial_owner_commands
 from bot.config import Settings
 from bot.filters import HasRole
 from bot.middlewares import commit_before_reply
@@ -31,7 +32,7 @@ from flows.engine.runner import enter_deep_link
 from flows.growth.referrals import Touch
 from flows.templating import Renderer, locale_from_telegram
 from storage.clock import utcnow
-from storage.models import Owner
+from storage.models import Owner, ProductLine
 from storage.segments import Familiarity
 
 
@@ -164,6 +165,7 @@ async def on_contact(
     renderer: Renderer,
     identity: Identity,
     settings: Settings,
+    bot: Bot,
 ) -> None:
     loc = _loc(identity, message, renderer)
     contact = message.contact
@@ -182,7 +184,7 @@ async def on_contact(
         now=utcnow(),
         referral_policy=settings.referral_policy(),
     )
-    await _after_match(message, state, session, renderer, loc, result, settings)
+    await _after_match(message, state, session, renderer, loc, result, settings, bot)
 
 
 async def on_vin_text(
@@ -192,6 +194,7 @@ async def on_vin_text(
     renderer: Renderer,
     identity: Identity,
     settings: Settings,
+    bot: Bot,
 ) -> None:
     result = onboarding.verify_by_vin_suffix(
         session,
@@ -201,7 +204,7 @@ async def on_vin_text(
         now=utcnow(),
         referral_policy=settings.referral_policy(),
     )
-    await _after_match(message, state, session, renderer, _loc(identity, message, renderer), result, settings)
+    await _after_match(message, state, session, renderer, _loc(identity, message, renderer), result, settings, bot)
 
 
 async def _after_match(
@@ -212,13 +215,18 @@ async def _after_match(
     loc: str | None,
     result: onboarding.MatchResult,
     settings: Settings,
+    bot: Bot,
 ) -> None:
-    """One reply per outcome; not found, ambiguous and taken read the same to the person."""
+    """One reply per outcome; not found, ambiguous and taken read the same to the person. A
+    commercial owner gets their menu (the owner's and the capacity commands) in their chat."""
     if result.ok:
         await state.set_state(Onboarding.familiarity)
         await state.set_data({"owner_id": result.owner_id})
         commit_before_reply(session)  # the person may act on the next message at once
         await _say_verified(message, session, renderer, loc, result.owner_id or 0, result.owner_name, settings)
+        owner = session.get(Owner, result.owner_id) if result.owner_id else None
+        if owner is not None and owner.product_line == ProductLine.commercial.value:
+            await install_commercial_owner_commands(bot, message.chat.id, renderer.locale_for(loc))
         return
     failure = result.failure
     if failure is onboarding.MatchFailure.bad_format:
