@@ -12,15 +12,33 @@ never in a handler), or a slow update and the next one could overlap.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+_closing: set[asyncio.Task[Any]] = set()  # replaced isolations being closed (kept referenced)
 
 
 def install_chat_order(dp: Any, redis_url: str | None, lock_s: float) -> bool:
-    """Use a Redis isolation lock with ``lock_s`` timeout; False (unchanged) without Redis."""
+    """Use a Redis isolation lock with ``lock_s`` timeout; False (unchanged) without Redis.
+
+    The dispatcher already holds a ``RedisEventIsolation`` when Redis is configured
+    (``make_event_isolation``): it gets the timeout in place, so no second Redis client is made
+    (and none is left open). Any other isolation is replaced, and closed when it has a close."""
     if not redis_url:
         return False
     from aiogram.fsm.storage.redis import RedisEventIsolation
 
-    isolation = RedisEventIsolation.from_url(redis_url, lock_kwargs={"timeout": lock_s})
-    dp.fsm.events_isolation = isolation
+    current = dp.fsm.events_isolation
+    if isinstance(current, RedisEventIsolation):
+        current.lock_kwargs = {**current.lock_kwargs, "timeout": lock_s}  # a copy: aiogram's default is shared
+        return True
+    dp.fsm.events_isolation = RedisEventIsolation.from_url(redis_url, lock_kwargs={"timeout": lock_s})
+    close = getattr(current, "close", None)
+    if close is not None:
+        closing = close()
+        if asyncio.iscoroutine(closing):
+            try:
+                _closing.add(asyncio.get_running_loop().create_task(closing))
+            except RuntimeError:  # no loop running: nothing was opened on one either
+                closing.close()
     return True

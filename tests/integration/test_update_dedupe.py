@@ -92,3 +92,25 @@ async def test_one_reply_when_two_processes_get_the_same_update(db_url: str) -> 
                 await dp.storage.close()
                 await bot.session.close()
                 engine.dispose()
+
+
+async def test_chat_order_sets_the_lock_timeout_on_the_one_redis_client(sqlite_url: str) -> None:
+    from aiogram.fsm.storage.redis import RedisEventIsolation
+
+    redis_url = scratch_redis_url()
+    settings = Settings(database_url=sqlite_url, redis_url=redis_url)
+    engine = make_engine(sqlite_url)
+    dp = create_dispatcher(App(settings=settings, engine=engine))
+    first = dp.fsm.events_isolation
+    assert isinstance(first, RedisEventIsolation)
+    try:
+        assert install_chat_order(dp, redis_url, lock_s=7)
+        assert dp.fsm.events_isolation is first  # no second client, none left open
+        assert first.lock_kwargs["timeout"] == 7
+        fresh = RedisEventIsolation.from_url(redis_url)
+        assert fresh.lock_kwargs.get("timeout") != 7  # aiogram's shared default is untouched
+        await fresh.close()
+    finally:
+        await first.close()
+        await dp.storage.close()
+        engine.dispose()

@@ -1,6 +1,9 @@
 """The deploy recipe (issue 16, item 9) is valid: ``docker compose config`` when docker has the
 compose plugin, else a structural check of deploy/compose.yaml; nginx's own ``-t`` on
-deploy/nginx.conf (made local); ``systemd-analyze verify`` shape checks of the units."""
+deploy/nginx.conf (made local); the systemd units parsed and checked for their roles, and, where
+``systemd-analyze`` is installed, ``systemd-analyze verify`` on each (templates instantiated,
+the install path pointed at this checkout's ``autocircle`` so that its executable check holds):
+any complaint it prints about a unit fails the test. Without it, only the parse runs."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import configparser
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +65,8 @@ def test_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
     assert "proxy_next_upstream" in text and "non_idempotent" in text
+    # compose: Docker's DNS, re-resolved while nginx runs, so changed replicas get traffic
+    assert "resolver 127.0.0.11" in text and "server web:8080 resolve" in text and "zone autocircle_web" in text
 
 
 def test_systemd_units_run_the_roles() -> None:
@@ -86,3 +92,23 @@ def test_systemd_units_run_the_roles() -> None:
         assert f"--role {role}" in exec_start, exec_start
         assert parser["Service"]["Restart"] == "always"
         assert "autocircle-migrate.service" in parser["Unit"]["Requires"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (parse only)")
+def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
+    autocircle = str(Path(sys.executable).parent / "autocircle")
+    instances = {"web": "8081", "sender": "9101", "scheduler": "9111"}
+    units = []
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        text = unit.read_text(encoding="utf-8").replace("/opt/autocircle/.venv/bin/autocircle", autocircle)
+        name = unit.name
+        if name.endswith("@.service"):
+            name = name.replace("@.service", f"@{instances[name.split('-')[1].split('@')[0]]}.service")
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        units.append(str(tmp_path / name))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *units], check=False, capture_output=True, text=True, timeout=60
+    )
+    names = [Path(u).name for u in units]
+    complaints = [line for line in (result.stdout + result.stderr).splitlines() if any(n in line for n in names)]
+    assert result.returncode == 0 and not complaints, result.stdout + result.stderr
