@@ -3,7 +3,9 @@
 ``bot.fsm_storage.make_event_isolation`` already picks aiogram's ``RedisEventIsolation`` when
 Redis is configured: the update's unit of work (``bot.middlewares.UpdateUnitMiddleware``)
 runs inside a Redis lock keyed by bot, chat and user, so the next update of that chat waits
-until the previous one committed, whichever process has it. What a multi-process deployment
+until the previous one committed, whichever process has it. Ordering is therefore per (chat,
+user): per chat in a private chat (the person is the chat); in a group each member's updates in
+order, two members' side by side (the choice is deliberate: a busy circle is not serialised). What a multi-process deployment
 must add is the lock's **timeout**: it is how long a chat stays blocked when the process
 holding its lock is killed (aiogram's default is 60 s). ``install_chat_order`` sets it
 (``AUTOCIRCLE_SCALE__CHAT_LOCK_S``); it must stay longer than any handler runs (heavy work is
