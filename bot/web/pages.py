@@ -4,6 +4,7 @@ worker thread, one template."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -98,7 +99,7 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     client = client_of(request)
     pre_cookie = request.cookies.get(PRE_COOKIE, "")
-    if not pre_cookie or str(form.get("pre", "")) != pre_cookie:
+    if not pre_cookie or not hmac.compare_digest(str(form.get("pre", "")).encode(), pre_cookie.encode()):
         raise web.HTTPForbidden()
     now = utcnow()
 

@@ -594,8 +594,9 @@ def search_owners(session: Session, scope: Scope, query: str, page: int = 1, siz
     """Owners by name or reference (a prefix), paged; phones masked for partners."""
     where = list(scope.owners())
     q = query.strip()
-    if q:
-        where.append(or_(col(Owner.name).like(f"{q}%"), col(Owner.external_id).like(f"{q}%")))
+    if q:  # a prefix, literally: % and _ typed in the box are characters, not wildcards
+        prefix = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(or_(col(Owner.name).like(prefix, escape="\\"), col(Owner.external_id).like(prefix, escape="\\")))
     total = int(session.exec(select(func.count()).select_from(Owner).where(*where)).one())
     page, offset = page_bounds(page, size)
     rows = session.exec(select(Owner).where(*where).order_by(col(Owner.id)).offset(offset).limit(size)).all()
