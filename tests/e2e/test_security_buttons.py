@@ -325,3 +325,185 @@ async def test_bookings_follow_ups_campaigns_and_circles_of_others_cannot_be_pre
             return list(session.execute(select(col(CirclePost.circle_id))).scalars().all())
 
     assert await harness.eventually(lambda: len(posts()) == 1) and foreign_circle not in posts()
+
+
+# --- offers, merchant undo, partner pushes, task ratings, circle posts (issue 11, item 3) --------
+
+STAFF_TG, OTHER_STAFF_TG = 6811, 6812
+DEMAND_TG, OTHER_DEMAND_TG = 6821, 6822
+
+
+def _merchants(harness) -> dict[str, int]:
+    """Two merchants, each with a registered staff account; M1 has a live offer for D001."""
+    from flows.merchants import directory, offers
+
+    now = utcnow()
+    with harness.session() as session:
+        ids: dict[str, int] = {}
+        for code, tg in (("M1", STAFF_TG), ("M2", OTHER_STAFF_TG)):
+            merchant, _ = directory.add_merchant(
+                session, code=code, name=f"Shop {code}", kind="car_life", category="car_wash", dealers="D001"
+            )
+            ids[code] = merchant.id
+            directory.register_staff(session, directory.issue_staff_code(session, code, now).code, tg, now)
+        ids["offer"] = offers.create_offer(
+            session,
+            merchant_code="M1",
+            title="Free wash",
+            value_kind="free_item",
+            item="wash",
+            valid_days=30,
+            category="car_wash",
+            status="live",
+        ).id
+        session.commit()
+        return ids
+
+
+async def test_offer_claims_qr_codes_and_merchant_undo_of_others_cannot_be_pressed(harness) -> None:
+    from flows.merchants import redemption
+    from storage.merchant_models import Coupon, Redemption
+
+    sb = harness.sandbox
+    await harness.add_partner("A101")
+    mine = await harness.add_owner(
+        "C0001", name="Li Lei", vin=VIN, advisor_code="A101", telegram_user_id=OWNER_TG, locale="en"
+    )
+    theirs = await harness.add_owner(
+        "C0002", name="Zhou", vin=OTHER_VIN, advisor_code="A101", telegram_user_id=OTHER_OWNER_TG, locale="en"
+    )
+    ids = await asyncio.to_thread(_merchants, harness)
+    for user in (OWNER_TG, OTHER_OWNER_TG, STRANGER_TG, STAFF_TG, OTHER_STAFF_TG):
+        await _say_hello(harness, user)
+
+    def coupons_now() -> list[tuple[int, int]]:
+        with harness.session() as session:
+            return [(c.id, c.owner_id) for c in session.execute(select(Coupon).order_by(col(Coupon.id))).scalars()]
+
+    # A claim for another owner: by another owner, and by someone who is no owner at all.
+    claim = f"ofc:{mine}:{ids['offer']}"
+    assert await _forge(harness, OTHER_OWNER_TG, claim) == STALE
+    assert await _forge(harness, STRANGER_TG, claim) == STALE
+    assert coupons_now() == []
+    await sb.send_text(OWNER_TG, OWNER_TG, "/offers")
+    listing = await sb.wait_for_bot_message(OWNER_TG, contains="Offers picked for you")
+    assert _buttons(listing)[0]["callback_data"] == claim  # the data the forgers used is the real button's
+    await _press(harness, OWNER_TG, listing, claim)
+    await sb.wait_for_bot_message(OWNER_TG, contains="Claimed")
+    assert await harness.eventually(lambda: [o for _, o in coupons_now()] == [mine])
+    [(coupon_id, _)] = coupons_now()
+
+    # Someone else's coupon's QR code: with the owner's id, and with the presser's own id.
+    photos_before = [m for m in sb.bot_messages(OTHER_OWNER_TG) if "photo" in m]
+    for data in (f"ofq:{mine}:{coupon_id}", f"ofq:{theirs}:{coupon_id}"):
+        assert await _forge(harness, OTHER_OWNER_TG, data) == STALE, data
+    await asyncio.sleep(0.3)
+    assert [m for m in sb.bot_messages(OTHER_OWNER_TG) if "photo" in m] == photos_before
+
+    # M1 redeems; M2's staff, and the owner, press "undo" on M1's redemption.
+    def redeem() -> int:
+        with harness.session() as session:
+            code = session.get(Coupon, coupon_id).code
+            done = redemption.redeem(session, ids["M1"], code, utcnow(), request_id="test:redeem")
+            session.commit()
+            return done.redemption_id
+
+    redemption_id = await asyncio.to_thread(redeem)
+    for user in (OTHER_STAFF_TG, OWNER_TG, STRANGER_TG):
+        assert await _forge(harness, user, f"mundo:{redemption_id}") == STALE, user
+    with harness.session() as session:
+        assert session.get(Redemption, redemption_id).undone_at is None
+    assert _forged_audits(harness) >= 4  # claims and QR codes for others, another merchant's undo
+
+
+def _tasks(harness) -> dict[str, int]:
+    """Partner A's commercial owner with capacity near an open task, another partner's owner,
+    and a done task the owner did for demand account D1 (D2 is another account)."""
+    from flows.opportunities import capacity, demand, tasks
+
+    now = utcnow()
+    with harness.session() as session:
+        owner = session.execute(select(Owner).where(col(Owner.telegram_user_id) == OWNER_TG)).scalar_one()
+        owner.product_line = "commercial"
+        session.flush()
+        capacity.set_vehicle(
+            session, owner.id, vehicle_class="light_truck", payload_t=5.0, base="广州/越秀区", radius_km=300, now=now
+        )
+        accounts = {}
+        for code, tg in (("D1", DEMAND_TG), ("D2", OTHER_DEMAND_TG)):
+            issued = demand.create_account(session, code=code, company=f"Freight {code}", now=now)
+            demand.redeem_staff_code(session, issued.code, tg, now)
+            accounts[code] = demand.find_account(session, code).id
+        draft = tasks.TaskDraft(
+            pickup="广州/天河区",
+            dropoff="深圳/南山区",
+            window_start=now + timedelta(days=1),
+            window_end=now + timedelta(days=1, hours=8),
+            vehicle_class="light_truck",
+            payload_t=3.0,
+        )
+        open_task = tasks.post_task(session, accounts["D1"], draft, actor="cli", now=now)
+        done = tasks.post_task(session, accounts["D1"], draft, actor="cli", now=now)
+        done.state, done.assigned_owner_id, done.done_at = "done", owner.id, now
+        session.commit()
+        return {"open": open_task.id, "done": done.id, "owner": owner.id}
+
+
+async def test_partner_pushes_and_task_ratings_of_others_cannot_be_pressed(harness) -> None:
+    from storage.opportunity_models import Task, TaskOffer, TaskRating
+
+    await harness.register_partner(PARTNER_TG, await harness.add_partner("A101", name="Wang"))
+    await harness.register_partner(OTHER_PARTNER_TG, await harness.add_partner("A102", name="Zhao"))
+    await harness.add_owner("C0001", name="Driver Li", advisor_code="A101", telegram_user_id=OWNER_TG, locale="en")
+    await harness.add_owner("C0002", name="Zhou", advisor_code="A102", telegram_user_id=OTHER_OWNER_TG, locale="en")
+    ids = await asyncio.to_thread(_tasks, harness)
+    for user in (OWNER_TG, OTHER_OWNER_TG, DEMAND_TG, OTHER_DEMAND_TG, STRANGER_TG):
+        await _say_hello(harness, user)
+
+    def offers() -> list[int]:
+        with harness.session() as session:
+            return list(session.execute(select(col(TaskOffer.owner_id))).scalars())
+
+    # Another partner pushes partner A's owner the task (and a stranger, and the owner).
+    push = f"tkp:{ids['open']}:{ids['owner']}"
+    for user in (OTHER_PARTNER_TG, OWNER_TG, STRANGER_TG):
+        assert await _forge(harness, user, push) == STALE, user
+    with harness.session() as session:
+        assert offers() == [] and session.get(Task, ids["open"]).state == "open"
+    assert await _forge(harness, PARTNER_TG, push) != STALE  # the owner's own partner may push
+    assert await harness.eventually(lambda: offers() == [ids["owner"]])
+
+    # Rating a done task: by another owner, another demand account, and someone else.
+    def ratings() -> list[tuple[str, int, list]]:
+        with harness.session() as session:
+            return [(r.side, r.stars, r.reasons) for r in session.execute(select(TaskRating)).scalars()]
+
+    for user in (OTHER_OWNER_TG, OTHER_DEMAND_TG, STRANGER_TG):
+        for data in (f"tkr:{ids['done']}:1", f"tkq:{ids['done']}:late"):
+            assert await _forge(harness, user, data) == STALE, (user, data)
+    assert ratings() == []
+    assert await _forge(harness, OWNER_TG, f"tkr:{ids['done']}:5") != STALE  # the party's own rating counts
+    assert await harness.eventually(lambda: ratings() == [("owner", 5, [])])
+    for user in (OTHER_OWNER_TG, OTHER_DEMAND_TG):  # and a reason on it from someone else does not
+        assert await _forge(harness, user, f"tkq:{ids['done']}:great") == STALE
+    assert ratings() == [("owner", 5, [])]
+
+
+async def test_a_circle_post_of_another_author_cannot_be_cancelled(harness) -> None:
+    sb = harness.sandbox
+    await harness.register_partner(PARTNER_TG, await harness.add_partner("A101", name="Wang"))
+    await harness.register_partner(OTHER_PARTNER_TG, await harness.add_partner("A102", name="Zhao"))
+    await harness.make_circle(PARTNER_TG, title="Model Y owners")
+    await sb.send_text(PARTNER_TG, PARTNER_TG, "/post weekly MON 09:00 Tyre tip")
+    await sb.wait_for_bot_message(PARTNER_TG, contains="every MON at 09:00")
+
+    def posts() -> list[tuple[int, bool]]:
+        with harness.session() as session:
+            return [(p.id, p.active) for p in session.execute(select(CirclePost)).scalars()]
+
+    assert await harness.eventually(posts)
+    [(post_id, _)] = posts()
+    await _say_hello(harness, OWNER_TG)
+    for user in (OTHER_PARTNER_TG, OWNER_TG):
+        assert "no longer" in await _forge(harness, user, f"px:{post_id}"), user
+    assert posts() == [(post_id, True)]
