@@ -153,3 +153,35 @@ def test_matrix_csv_and_xlsx_have_no_formulas(hostile: Path, cli_env: str) -> No
     out = hostile / "matrix.xlsx"
     _cli("report", "matrix", "--format", "xlsx", "--out", str(out))
     _assert_no_formulas(_xlsx_cells(out))
+
+
+def test_merchant_settlement_workbook_has_no_formulas(hostile: Path, cli_env: str) -> None:
+    """A merchant, an offer title and an owner's name that look like formulas, one redemption
+    (with the hostile partner's commission): every sheet of `report settlement` is text."""
+    from flows.merchants import coupons, directory, offers, redemption
+
+    engine = make_engine(cli_env)
+    with Session(engine) as session:
+        merchant, _ = directory.add_merchant(session, code="M1", name="+1+1 Wash", kind="car_life", dealers="D001")
+        offer = offers.create_offer(
+            session,
+            merchant_code="M1",
+            title=HYPERLINK,
+            value_kind="free_item",
+            item="wash",
+            valid_days=30,
+            commission_kind="fixed",
+            commission_fen=500,
+            status="live",
+        )
+        owner = session.exec(select(Owner).where(col(Owner.external_id) == "C001")).one()  # named HYPERLINK
+        code = coupons.claim(session, offer.id, owner.id, check_targeting=False).code
+        redemption.redeem(session, merchant.id, code, request_id="formula-test")
+        session.commit()
+    engine.dispose()
+    out = hostile / "settlement.xlsx"
+    _cli("report", "settlement", "--month", "2026-11", "--format", "xlsx", "--out", str(out))
+    cells = _xlsx_cells(out)
+    values = _assert_no_formulas(cells)
+    assert {"'" + HYPERLINK, "'+1+1 Wash", "'" + PARTNER} <= values
+    assert {sheet for sheet, value, _ in cells if value == "'" + HYPERLINK} == {"entries"}  # offer and owner
