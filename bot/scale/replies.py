@@ -14,8 +14,9 @@ Redis for every process. The senders take their tokens there; so do the replies,
   sent again, as many times as the **update's time budget** allows
   (``AUTOCIRCLE_SCALE__UPDATE_BUDGET_S``, counted from the update's start by
   ``UpdateBudgetMiddleware``; calls outside an update get the same budget from the call);
-* past the budget the call raises ``TelegramRetryAfter``: the update rolls back and, behind a
-  webhook, answers 500, so Telegram delivers it again later (``bot.scale.redeliver``).
+* past the budget the reply hands back the tokens it booked and the call raises
+  ``TelegramRetryAfter``: the update rolls back and, behind a webhook, answers 500, so Telegram
+  delivers it again later (``bot.scale.redeliver``).
 
 Calls made with ``bot.retry.NO_RETRY`` set (the outbox sender's own sends) pass untouched:
 the sender takes its turn itself. When Redis does not answer, replies go out without the
@@ -29,7 +30,7 @@ import contextvars
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
@@ -109,7 +110,8 @@ class SharedReplyLimit(BaseRequestMiddleware):
                     await self.shared.pause(exc.retry_after)  # every process waits, not only this reply
                 except Exception:  # noqa: BLE001 - Redis down: this reply still waits below
                     self._redis_down()
-                self._within(method, loop.time() + exc.retry_after, deadline)
+                if not self._within(loop.time() + exc.retry_after, deadline):
+                    self._over_budget(method, exc.retry_after)
                 log.info("429 on %s: waiting %ss", type(method).__name__, exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
 
@@ -122,27 +124,43 @@ class SharedReplyLimit(BaseRequestMiddleware):
             self._redis_down()
             return
         if not done:  # the chat's own limit comes first
-            self._within(method, loop.time() + wait, deadline)
+            if not self._within(loop.time() + wait, deadline):
+                await self._give_up(method, chat, wait, global_token=False)
             await asyncio.sleep(wait)
             try:
                 done, wait = await self.shared.reply_turn(None)
             except Exception:  # noqa: BLE001
                 self._redis_down()
                 return
-        self._within(method, loop.time() + wait, deadline)
+            chat_token = None  # the chat's token is spent: it was waited for
+        else:
+            chat_token = chat
+        if not self._within(loop.time() + wait, deadline):
+            await self._give_up(method, chat_token, wait, global_token=True)
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def _within(self, method: TelegramMethod[Any], at: float, deadline: float) -> None:
-        """Raise ``TelegramRetryAfter`` when ``at`` is past the update's budget."""
-        now = asyncio.get_running_loop().time()
-        if at <= deadline:
-            return
+    async def _give_up(
+        self, method: TelegramMethod[Any], chat: int | str | None, wait: float, *, global_token: bool
+    ) -> NoReturn:
+        """Past the budget: hand the booked tokens back, then raise for a redelivery."""
+        try:
+            await self.shared.refund(chat, global_token=global_token)
+        except Exception:  # noqa: BLE001 - the tokens refill by themselves
+            self._redis_down()
+        self._over_budget(method, wait)
+
+    @staticmethod
+    def _within(at: float, deadline: float) -> bool:
+        return at <= deadline
+
+    def _over_budget(self, method: TelegramMethod[Any], wait: float) -> NoReturn:
+        """Raise ``TelegramRetryAfter``: no turn within the update's budget."""
         self.over_budget += 1
         raise TelegramRetryAfter(
             method=method,
             message="Telegram's limits leave no turn within the update's time budget",
-            retry_after=max(1, math.ceil(at - now)),
+            retry_after=max(1, math.ceil(wait)),
         )
 
     def _redis_down(self) -> None:

@@ -114,6 +114,21 @@ return {1, at - now}
 """
 )
 
+# KEYS: global bucket, chat bucket; ARGV: rate/s, capacity, chat rate/s, chat capacity, '1' with
+# the chat -> a reply that gave up hands back what it booked (later bookings gain, none lose)
+REFUND = (
+    _HEAD
+    + """
+local rate, capacity = tonumber(ARGV[1]) / 1000.0, tonumber(ARGV[2])
+save(KEYS[1], math.min(capacity, load(KEYS[1], rate, capacity) + 1), rate, capacity)
+if ARGV[5] == '1' then
+  local crate, ccap = tonumber(ARGV[3]) / 1000.0, tonumber(ARGV[4])
+  save(KEYS[2], math.min(ccap, load(KEYS[2], crate, ccap) + 1), crate, ccap)
+end
+return 1
+"""
+)
+
 PAUSE = """
 local now_t = redis.call('TIME')
 local now = tonumber(now_t[1]) * 1000 + math.floor(tonumber(now_t[2]) / 1000)
@@ -192,6 +207,7 @@ class SharedLimits:
         self.owner = owner or uuid.uuid4().hex  # whose chat keys these are
         self._sender_turn = self.redis.register_script(SENDER_TURN)
         self._reply_turn = self.redis.register_script(REPLY_TURN)
+        self._refund = self.redis.register_script(REFUND)
         self._pause = self.redis.register_script(PAUSE)
         self._release = self.redis.register_script(RELEASE)
 
@@ -231,6 +247,18 @@ class SharedLimits:
             args=[self.rate_per_s, self.capacity, rate, capacity, "1" if chat_id is not None else "0"],
         )
         return int(done) == 1, max(int(wait_ms), 0) / 1000.0
+
+    async def refund(self, chat_id: int | str | None, *, global_token: bool = True) -> None:
+        """A reply that will not be sent (past its update's budget) hands back its booked
+        tokens: the chat's (when ``chat_id`` is given) and the global one (``global_token``)."""
+        rate, capacity = self.chat_rate.of(chat_id) if chat_id is not None else (1.0, 1.0)
+        keys = [self.bucket_key, self.chat_rate_prefix + str(chat_id)]
+        if global_token:
+            await self._refund(
+                keys=keys, args=[self.rate_per_s, self.capacity, rate, capacity, "1" if chat_id is not None else "0"]
+            )
+        elif chat_id is not None:  # only the chat's token was booked
+            await self._refund(keys=[keys[1], keys[1]], args=[rate, capacity, rate, capacity, "0"])
 
     async def release(self, chat_id: int) -> None:
         await self._release(keys=[self.chat_prefix + str(chat_id)], args=[self.owner])

@@ -111,6 +111,28 @@ async def test_chat_turn_is_shared_by_pushes_and_replies_and_a_429_pauses_everyb
         await b.close()
 
 
+async def test_a_reply_that_gives_up_hands_its_tokens_back() -> None:
+    url, bot_id = scratch_redis_url(), uuid.uuid4().int % 10**9
+    limits = SharedLimits(url, bot_id, rate_per_s=1, burst_s=1.0)
+    try:
+        assert await limits.reply_turn(None) == (True, 0.0)
+        done, wait = await limits.reply_turn(None)  # booked a second ahead
+        assert done and 0.9 < wait <= 1.0
+        before = await limits.sender_turn(11)
+        assert not before.granted and 1.9 < before.wait_s <= 2.0  # behind both replies
+        await limits.refund(None)  # the second reply gave up
+        after = await limits.sender_turn(11)
+        assert not after.granted and 0.9 < after.wait_s <= 1.0
+        assert (await limits.reply_turn(12))[0] and (await limits.reply_turn(12))[0]  # chat 12's burst
+        done, wait = await limits.reply_turn(12)
+        assert not done and 0.9 < wait <= 1.0
+        await limits.refund(12, global_token=False)  # gave up waiting for the chat's token
+        done, wait = await limits.reply_turn(12)
+        assert not done and 0.9 < wait <= 1.0  # the same place, not two seconds away
+    finally:
+        await limits.close()
+
+
 def _replier(settings: Settings, shared: SharedLimits, budget_s: float = 20.0):
     """A web process's Bot: its session takes the replies' turn in the shared limits."""
     from bot.retry import RetryAfterMiddleware
