@@ -125,9 +125,13 @@ def _box(lat: float, lon: float, radius_km: float) -> tuple[float, float, float,
     return lat - dlat, lat + dlat, lon - dlon, lon + dlon
 
 
-def _nearby(session: Session, task: Task, radius_km: float, exclude: set[int]) -> list[Candidate]:
+def _nearby(
+    session: Session, task: Task, radius_km: float, exclude: set[int], only_partner: int | None = None
+) -> list[Candidate]:
     """Capacity that fits the task within ``radius_km`` (and its own radius), without owners'
-    details yet: one indexed query (class, H3 cells, payload, box) over the capacity table."""
+    details yet: one indexed query (class, H3 cells, payload, box) over the capacity table;
+    with ``only_partner``, of that partner's owners only (so a partner's view never ranks
+    everyone else's capacity)."""
     cells = geo.disk(task.pickup_h3, radius_km)
     lat0, lat1, lon0, lon1 = _box(task.pickup_lat, task.pickup_lon, radius_km)
     available = or_(
@@ -144,6 +148,8 @@ def _nearby(session: Session, task: Task, radius_km: float, exclude: set[int]) -
         col(Capacity.opted_out).is_(False),
         available,
     )
+    if only_partner is not None:
+        query = query.where(col(Capacity.owner_id).in_(_owners_of(only_partner)))
     found = []
     for cap_id, owner_id, lat, lon, radius, r_sum, r_count, offers, accepted, completed, last in session.execute(query):
         if owner_id in exclude:
@@ -167,6 +173,10 @@ def _nearby(session: Session, task: Task, radius_km: float, exclude: set[int]) -
             )
         )
     return found
+
+
+def _owners_of(partner_id: int) -> Any:
+    return sa_select(col(Owner.id)).where(col(Owner.partner_id) == partner_id)
 
 
 def _eligible(
@@ -215,7 +225,7 @@ def best(
 ) -> list[tuple[float, Candidate]]:
     """The ``k`` best eligible owners: capacity ranked first (plain rows, scored in Python),
     then owners checked in ranked chunks until ``k`` pass, so only the top rows are read."""
-    ranked = ranking.rank(_nearby(session, task, radius_km, set(exclude)), now)
+    ranked = ranking.rank(_nearby(session, task, radius_km, set(exclude), only_partner), now)
     out: list[tuple[float, Candidate]] = []
     chunk = min(max(_CHUNK, 4 * k), 1000)
     for start in range(0, len(ranked), chunk):
@@ -552,20 +562,50 @@ class NearbyTask:
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: Live tasks a partner's ``/tasks`` looks through (newest first) for ones near their owners.
+NEAR_SCAN = 200
+#: Suggested owners shown per task.
+NEAR_SUGGESTED = 5
+
+
+def _partner_cells(session: Session, partner_id: int) -> dict[str, set[str]]:
+    """Vehicle class -> the H3 cells of this partner's owners' capacity (not paused): one read,
+    so tasks no owner of theirs could fit are passed over without a query."""
+    cells: dict[str, set[str]] = {}
+    for cls, cell in session.execute(
+        sa_select(col(Capacity.vehicle_class), col(Capacity.h3_cell)).where(
+            col(Capacity.owner_id).in_(_owners_of(partner_id)),
+            col(Capacity.opted_out).is_(False),
+            col(Capacity.h3_cell).is_not(None),
+        )
+    ):
+        cells.setdefault(cls, set()).add(cell)
+    return cells
+
+
 def tasks_near_partner(
     session: Session, partner_id: int, now: datetime, *, policy: MatchPolicy = MatchPolicy(), limit: int = 10
 ) -> list[NearbyTask]:
-    """Open tasks with at least one fitting owner of this partner, with those owners ranked."""
+    """Open tasks with at least one fitting owner of this partner, with their best owners
+    ranked (``best(..., k=NEAR_SUGGESTED, only_partner=...)``: a bounded query over this
+    partner's capacity near the pickup, for the tasks whose class and H3 disk meet some of it)."""
+    radius = policy.wave_radii_km[-1]
+    reach = _partner_cells(session, partner_id)
+    if not reach:
+        return []
     out = []
     live = session.exec(
         select(Task)
         .where(col(Task.state).in_(tasks.LIVE), col(Task.window_end) > now)
         .order_by(col(Task.id).desc())
-        .limit(200)
+        .limit(NEAR_SCAN)
     )
     for task in live:
         assert task.id is not None
-        ranked = ranking.rank(candidates(session, task, policy.wave_radii_km[-1], only_partner=partner_id), now)[:5]
+        cells = reach.get(task.vehicle_class)
+        if not cells or cells.isdisjoint(geo.disk(task.pickup_h3, radius)):
+            continue
+        ranked = best(session, task, radius, NEAR_SUGGESTED, now, only_partner=partner_id)
         if not ranked:
             continue
         offered = set(offered_owner_ids(session, task.id))
