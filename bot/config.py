@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.sender import SenderConfig  # the sending knobs, defined once there
@@ -285,6 +285,17 @@ class MerchantSettings(BaseModel):
     undo_window_hours: float = Field(default=24.0, gt=0, description="a redemption can be undone this long")
     freeze_days: float = Field(default=7.0, ge=0, description="a commission line settles after this freeze")
     offers_shown: int = Field(default=5, ge=1, le=20, description="offers listed by /offers")
+
+    @model_validator(mode="after")
+    def _undo_before_settling(self) -> MerchantSettings:
+        """An undo cancels only a pending commission line: one allowed after the freeze would
+        leave a settled line standing for a redemption that no longer exists."""
+        if self.freeze_days * 24 < self.undo_window_hours:
+            raise ValueError(
+                f"merchants: freeze_days ({self.freeze_days:g} days) must cover undo_window_hours "
+                f"({self.undo_window_hours:g} h), or an undo after the freeze leaves a settled commission standing"
+            )
+        return self
 
 
 class MembershipSettings(BaseModel):

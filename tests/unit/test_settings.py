@@ -53,3 +53,17 @@ def test_each_policy_default_is_the_flows_dataclass_default() -> None:
     assert settings.referral_policy() == ReferralPolicy(timezone=settings.timezone)
     assert set(SegmentSettings.model_fields) == {f.name for f in fields(Thresholds)} - {"timezone"}
     assert settings.delivery.quiet_hours == "21:00-08:00"  # the env form of QuietHours() (QuietHours.text)
+
+
+@pytest.mark.parametrize(
+    "merchants", [{"undo_window_hours": 48, "freeze_days": 1}, {"freeze_days": 0}, {"undo_window_hours": 170}]
+)
+def test_the_freeze_must_cover_the_undo_window(merchants: dict) -> None:
+    with pytest.raises(ValidationError, match=r"freeze_days .* must cover undo_window_hours"):
+        Settings(database_url="sqlite://", merchants=merchants)
+
+
+def test_a_freeze_as_long_as_the_undo_window_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOCIRCLE_MERCHANTS__UNDO_WINDOW_HOURS", "48")
+    monkeypatch.setenv("AUTOCIRCLE_MERCHANTS__FREEZE_DAYS", "2")
+    assert Settings(database_url="sqlite://").merchants.freeze_days == 2
