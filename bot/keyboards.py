@@ -13,6 +13,7 @@ from aiogram.types import (
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from flows.community.onboarding import DealerChoice
+from flows.templating import DEFAULT_LOCALE, LOCALES, labels
 from storage.segments import Familiarity
 
 
@@ -38,35 +39,17 @@ class DealerCb(CallbackData, prefix="dlr"):
     code: str
 
 
-LABELS = {
-    "zh": {
-        "novice": "新手",
-        "skilled": "熟手",
-        "veteran": "老手",
-        "share": "📱 分享我的手机号",
-        "prospect": "我还不是车主",
-        "join": "加入车主圈",
-        "verify": "验证车主身份",
-    },
-    "en": {
-        "novice": "Novice",
-        "skilled": "Skilled",
-        "veteran": "Veteran",
-        "share": "📱 Share my phone number",
-        "prospect": "I'm not an owner yet",
-        "join": "Join the owner circle",
-        "verify": "Verify as an owner",
-    },
-}
-
-
 def label(locale: str | None, key: str) -> str:
-    """A button's text in ``locale`` (also for a message that names the button below it)."""
-    return LABELS.get(locale or "zh", LABELS["zh"])[key]
+    """A button's text in ``locale`` (also for a message that names the button below it):
+    the ``button`` section of the locale's catalogue, or a familiarity word, capitalised
+    where the language capitalises a button's first word."""
+    words = labels(locale or DEFAULT_LOCALE)
+    text = words.button.get(key) or words.familiarity[key]
+    return text[:1].upper() + text[1:]
 
 
 #: what a press of the "I'm not an owner yet" reply button sends, in every locale
-NOT_AN_OWNER_TEXTS = frozenset(words["prospect"] for words in LABELS.values())
+NOT_AN_OWNER_TEXTS = frozenset(labels(locale).button["prospect"] for locale in LOCALES)
 
 
 def is_not_an_owner(text: str | None) -> bool:
