@@ -53,3 +53,7 @@ class UsedRegistrationCodeError(RegistrationError):
 
 class TelegramAccountInUseError(RegistrationError):
     """The Telegram account is already linked to another partner."""
+
+
+class LockedRegistrationError(RegistrationError):
+    """Too many wrong codes from this Telegram account lately: refused without a lookup."""

@@ -1,7 +1,9 @@
 """The audit log: who did what security-relevant thing to whom, as rows (issue 11, item 9).
 
-One function appends (``record_audit``); one reads (``audit_entries``). Kinds are named once
-here so the CLI can filter by them and a typo is an error, not a silent new kind.
+One function appends (``record_audit``); one reads (``audit_entries``), one counts
+(``count_audit``: how many rows of a kind one actor has since a moment, e.g. failed code
+attempts for a lockout). Kinds are named once here so the CLI can filter by them and a typo
+is an error, not a silent new kind.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from storage.clock import utcnow
@@ -23,6 +25,7 @@ class AuditKind(str, enum.Enum):
     verification_locked = "verification_locked"
     partner_registered = "partner_registered"
     partner_code_issued = "partner_code_issued"
+    partner_code_failed = "partner_code_failed"  # a /partner CODE that did not redeem: counted for the lockout
     partner_deactivated = "partner_deactivated"
     partner_reactivated = "partner_reactivated"
     handover = "handover"
@@ -67,3 +70,14 @@ def audit_entries(
     if limit is not None:
         query = query.limit(limit)
     return list(session.execute(query).scalars())
+
+
+def count_audit(session: Session, kind: enum.Enum, *, actor: str, since: datetime) -> int:
+    """How many rows of ``kind`` ``actor`` has from ``since`` on (the audit row of a failed
+    attempt doubles as its count: one row, audited and limited alike)."""
+    query = (
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(col(AuditEntry.kind) == str(kind.value), col(AuditEntry.actor) == actor, col(AuditEntry.at) >= since)
+    )
+    return int(session.execute(query).scalar_one())

@@ -16,6 +16,7 @@ from flows.community import partners
 from flows.community.roles import Identity
 from flows.errors import (
     ExpiredRegistrationCodeError,
+    LockedRegistrationError,
     RegistrationError,
     TelegramAccountInUseError,
     UsedRegistrationCodeError,
@@ -29,6 +30,7 @@ REGISTRATION_ERRORS = {
     ExpiredRegistrationCodeError: "partner/code_expired",
     UsedRegistrationCodeError: "partner/code_used",
     TelegramAccountInUseError: "partner/account_in_use",
+    LockedRegistrationError: "partner/code_locked",
 }
 
 

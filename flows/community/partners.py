@@ -9,6 +9,9 @@ An account can be cut off (issue 11, item 2): re-issuing a code unlinks the Tele
 the partner had (a lost or shared phone stops being a partner at once, the new code links the
 new one), and ``deactivate_partner`` ends the partner's rights while keeping the link for the
 record (``flows.community.roles`` only resolves active partners; queued notices to them are skipped).
+Wrong codes are limited as merchant and demand staff codes are: each failed redemption is a
+``partner_code_failed`` audit row, and after ``MAX_CODE_FAILURES`` of them in
+``CODE_FAILURE_WINDOW`` the Telegram account is refused without a lookup (``count_audit``).
 A cut-off partner's words stop going out too (``stop_outgoing``): their circle posts are
 switched off and their pending campaigns cancelled, as on a handover.
 Each of these, and a redemption, is an audit row.
@@ -33,14 +36,16 @@ from flows.errors import (
     ExpiredRegistrationCodeError,
     InvalidFileError,
     InvalidInputError,
+    LockedRegistrationError,
     PartnerNotFoundError,
+    RegistrationError,
     TelegramAccountInUseError,
     UnknownRegistrationCodeError,
     UsedRegistrationCodeError,
 )
 from flows.growth import campaigns, circle_posts
 from storage import outbox as outbox_store
-from storage.audit import AuditKind, record_audit
+from storage.audit import AuditKind, count_audit, record_audit
 from storage.db import rowcount
 from storage.importing.errors import ImportFileError
 from storage.importing.readers import open_source
@@ -54,6 +59,8 @@ CODE_LENGTH = 10
 CODE_GROUPS = (4, 4, 2)
 CODE_TTL = timedelta(days=7)
 _HASH_DOMAIN = b"autocircle/partner-registration/v1:"
+MAX_CODE_FAILURES = 5  # wrong codes per Telegram account in CODE_FAILURE_WINDOW, as for staff codes
+CODE_FAILURE_WINDOW = timedelta(hours=24)
 MAX_CODE_LENGTH = 32  # the dealer.code / partner.advisor_code column width
 
 
@@ -356,8 +363,30 @@ _USED = "this registration code was already used; ask the operator for a new one
 
 
 def redeem_registration_code(session: Session, code: str, telegram_user_id: int, now: datetime) -> Partner:
-    """Link the Telegram user to the partner the code was issued to; the code is then spent."""
+    """Link the Telegram user to the partner the code was issued to; the code is then spent.
+
+    A wrong, used or expired code is an audit row (the caller commits it with the reply);
+    past ``MAX_CODE_FAILURES`` of them in the window the account is refused at once."""
     _require_aware(now)
+    actor = f"user:{telegram_user_id}"
+    since = now - CODE_FAILURE_WINDOW
+    if count_audit(session, AuditKind.partner_code_failed, actor=actor, since=since) >= MAX_CODE_FAILURES:
+        raise LockedRegistrationError("too many wrong codes: try again tomorrow or ask the operator")
+    try:
+        return _redeem(session, code, telegram_user_id, now)
+    except (UnknownRegistrationCodeError, UsedRegistrationCodeError, ExpiredRegistrationCodeError) as exc:
+        record_audit(session, AuditKind.partner_code_failed, actor=actor, at=now, reason=_FAILURE_REASONS[type(exc)])
+        raise
+
+
+_FAILURE_REASONS: dict[type[RegistrationError], str] = {
+    UnknownRegistrationCodeError: "unknown",
+    UsedRegistrationCodeError: "used",
+    ExpiredRegistrationCodeError: "expired",
+}
+
+
+def _redeem(session: Session, code: str, telegram_user_id: int, now: datetime) -> Partner:
     normalized = normalize_registration_code(code)
     if not looks_like_code(normalized):
         raise UnknownRegistrationCodeError(_UNKNOWN)

@@ -451,3 +451,29 @@ async def test_operator_commands_in_the_bot_are_audited_under_the_operator_s_acc
     ]
     [moved] = [r for r in rows if r["kind"] == "handover"]
     assert (moved["actor"], moved["subject"]) == (f"user:{OPERATOR_ID}", "partner:A101")
+
+
+async def test_wrong_partner_codes_are_audited_and_five_lock_the_account(harness, monkeypatch) -> None:
+    """As for merchant and demand staff codes: every wrong /partner code is an audit row, and
+    after five in a day the account is refused even with the right code."""
+    import json
+
+    sb = harness.sandbox
+    code = await harness.add_partner("A101", name="Alice")
+    guesser = 6099
+    await sb.add_user(guesser, first_name="Guesser")
+    for n in range(5):
+        await sb.send_text(guesser, guesser, f"/partner WRONG-CODE-{n:02d}")
+        await sb.wait_for_bot_message(guesser, contains="not valid")
+    await sb.send_text(guesser, guesser, f"/partner {code}")  # the right code, now
+    await sb.wait_for_bot_message(guesser, contains="Too many wrong registration codes")
+    with harness.session() as session:
+        assert (
+            session.execute(select(Partner).where(col(Partner.advisor_code) == "A101")).scalar_one().telegram_user_id
+            is None
+        )
+
+    output = await _cli(harness, monkeypatch, "audit", "--format", "json", "--kind", "partner_code_failed")
+    rows = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert [(r["actor"], r["data"]["reason"]) for r in rows] == [(f"user:{guesser}", "unknown")] * 5
+    await harness.register_partner(A_TG, code)  # another account is not affected
