@@ -25,6 +25,7 @@ from aiogram.types import (
 from sqlmodel import Session
 
 from bot.config import Settings
+from bot.middlewares import commit_before_reply
 from flows.community.roles import Identity, Role
 from flows.console import access
 from flows.templating import Renderer
@@ -58,7 +59,7 @@ async def on_console(
     if identity.role == Role.operator:
         minutes = settings.console.link_minutes
         token = access.issue_link(session, identity.user_id, utcnow(), minutes)
-        session.commit()  # the link must work the moment it is shown
+        commit_before_reply(session)  # the link must work the moment it is shown
         link = f"{base}/login?t={token}"
         await message.answer(
             renderer.render("console/link", identity.locale, link=link, minutes=minutes, no_signature=True),
