@@ -1,7 +1,7 @@
 """Prometheus metrics (issue 16, item 8), served at ``/metrics`` by every process.
 
-Counters of this process (updates by type, duplicates skipped, handler latency, the senders'
-outcomes, 429s met by senders and by replies) plus gauges read from the database, the same from
+Counters of this process (updates by type, duplicates skipped, updates redelivered after a
+transient failure, handler latency, the senders' outcomes, 429s met by senders and by replies) plus gauges read from the database, the same from
 any process (outbox rows waiting, the age of the oldest due one, failed ones by reason, flow
 runs due: read through the indexed status, at most every 5 s), and whether this process is the
 scheduler leader. Each process has its own registry (several bots in one test
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
@@ -46,6 +46,12 @@ class Metrics:
         self.engine = engine
         self.updates = Counter("autocircle_updates", "Updates handled, by type", ["type"], registry=self.registry)
         self.duplicates = Counter("autocircle_update_duplicates", "Redelivered updates skipped", registry=self.registry)
+        self.in_flight = Gauge("autocircle_updates_in_flight", "Updates being handled now", registry=self.registry)
+        self.redelivered = Counter(
+            "autocircle_updates_redelivered",
+            "Updates that failed for a transient reason, answered 500 to be delivered again",
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "autocircle_handler_seconds",
             "Time to handle one update (lock, unit of work, replies)",
@@ -179,9 +185,11 @@ class UpdateMetricsMiddleware(BaseMiddleware):
     ) -> Any:
         kind = getattr(event, "event_type", None) or "unknown"
         started = time.perf_counter()
+        self.metrics.in_flight.inc()
         try:
             return await handler(event, data)
         finally:
+            self.metrics.in_flight.dec()
             self.metrics.observe_update(kind, time.perf_counter() - started)
 
 

@@ -74,6 +74,10 @@ class RedeliverTransient(ErrorsMiddleware):
     """aiogram's ``ErrorsMiddleware``; inside a webhook request a transient error skips the
     errors router and is left for the request handler (which answers 500)."""
 
+    def __init__(self, router: Any, on_transient: Callable[[], None] | None = None) -> None:
+        super().__init__(router)
+        self.on_transient = on_transient
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
@@ -92,15 +96,17 @@ class RedeliverTransient(ErrorsMiddleware):
                     raise
                 failure.error = error
                 failure.update_id = getattr(inner, "update_id", None)
+                if self.on_transient is not None:
+                    self.on_transient()
                 return UNHANDLED
 
         return await super().__call__(guarded, event, data)
 
 
-def install_redelivery(dp: Any) -> RedeliverTransient:
+def install_redelivery(dp: Any, on_transient: Callable[[], None] | None = None) -> RedeliverTransient:
     """Put ``RedeliverTransient`` where the dispatcher's ``ErrorsMiddleware`` is."""
     chain = dp.update.outer_middleware._middlewares
-    middleware = RedeliverTransient(dp)
+    middleware = RedeliverTransient(dp, on_transient)
     found = [i for i, m in enumerate(chain) if type(m) is ErrorsMiddleware]
     if found:
         chain[found[0]] = middleware

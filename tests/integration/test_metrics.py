@@ -22,6 +22,8 @@ from storage.models import MessageClass
 EXPECTED = {
     "autocircle_updates": "counter",
     "autocircle_update_duplicates": "counter",
+    "autocircle_updates_redelivered": "counter",
+    "autocircle_updates_in_flight": "gauge",
     "autocircle_handler_seconds": "histogram",
     "autocircle_sender_outcomes": "counter",
     "autocircle_telegram_429": "counter",

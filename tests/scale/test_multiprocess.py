@@ -8,18 +8,22 @@ process and the scheduler leader are killed with SIGKILL. Afterwards:
 
 * every owner is verified and got each reply once; the one exception allowed is the
   documented in-flight window of the killed web process: an update it had replied to but not
-  committed is handled again elsewhere (the sandbox, like Telegram, delivers one update at a
-  time, so at most one such update);
+  committed is handled again elsewhere, so the duplicate replies are at most the updates web0
+  had in flight when it was killed (its ``autocircle_updates_in_flight``, read just before);
 * every push was sent exactly once (the senders were not killed; a killed sender's window is
   ``AUTOCIRCLE_DELIVERY__WINDOW`` per sender, tested in tests/e2e);
-* the sandbox, enforcing Telegram's 30/s, never answered 429, and no second of the broadcast
-  carried more than the shared rate plus its burst;
+* the sandbox, enforcing Telegram's limits (30/s overall, 1/s per private chat), never answered
+  429 to anybody, replies or pushes; no second carried more than the shared rate plus its burst
+  (every message of the bot), nor more pushes than the senders' share plus its burst;
 * exactly one scheduler leader at any time, and the failover time (printed) within the bound.
 
-Sizes (this 2-core machine runs the default in a few minutes):
-``AUTOCIRCLE_SCALE_OWNERS`` (default 40; the issue's 300) and ``AUTOCIRCLE_SCALE_BROADCAST``
-(default 600; the issue's 20,000 takes ~17 minutes at the 20/s shared rate, as on Telegram).
-Run: ``scripts/test -m scale`` (or ``pytest -m scale tests/scale -s`` to see the figures).
+Sizes: ``AUTOCIRCLE_SCALE_OWNERS`` (default 300, the issue's) and ``AUTOCIRCLE_SCALE_BROADCAST``
+(default 2,000, about 3 minutes on this 2-core machine; the issue's 20,000 about 20 minutes: the
+broadcast drains at the senders' 20/s, the shared 25/s less the replies' share).
+Run: ``scripts/test -m scale`` (or, to see the figures,
+``AUTOCIRCLE_TEST_PG_URL=$(scripts/pg-start) AUTOCIRCLE_TEST_REDIS_URL=$(scripts/redis-start)
+.venv/bin/python -m pytest -m scale tests/scale -s``; prefix ``AUTOCIRCLE_SCALE_BROADCAST=20000``
+for the issue's size).
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ pytestmark = pytest.mark.scale
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTOCIRCLE = str(Path(sys.executable).parent / "autocircle")
-OWNERS = int(os.environ.get("AUTOCIRCLE_SCALE_OWNERS", "40"))
-BROADCAST = int(os.environ.get("AUTOCIRCLE_SCALE_BROADCAST", "600"))
-RATE = float(os.environ.get("AUTOCIRCLE_SCALE_RATE", "20"))  # the shared rate; the sandbox allows 30/s
+OWNERS = int(os.environ.get("AUTOCIRCLE_SCALE_OWNERS", "300"))
+BROADCAST = int(os.environ.get("AUTOCIRCLE_SCALE_BROADCAST", "2000"))
+RATE = float(os.environ.get("AUTOCIRCLE_SCALE_RATE", "25"))  # the shared rate; the sandbox allows 30/s
+REPLY_SHARE = 0.2  # the senders leave this share of RATE to the replies (AUTOCIRCLE_SCALE__REPLY_SHARE)
+BURST_S = 0.2  # the shared bucket holds this many seconds of RATE (AUTOCIRCLE_DELIVERY__BURST_S)
 TAKEOVER_S = 6.0  # the leader bound for this run (the default is 30 s)
 FIRST_OWNER_TG = 5_000_000
 FIRST_AUDIENCE_TG = 6_000_000
@@ -172,6 +178,8 @@ class Topology:
             AUTOCIRCLE_DELIVERY__WINDOW="40",
             AUTOCIRCLE_SCALE__LEADER_TAKEOVER_S=str(TAKEOVER_S),
             AUTOCIRCLE_SCALE__CHAT_LOCK_S="10",
+            AUTOCIRCLE_SCALE__REPLY_SHARE=str(REPLY_SHARE),
+            AUTOCIRCLE_DELIVERY__BURST_S=str(BURST_S),
             PYTHONUNBUFFERED="1",
         )
         self.procs: dict[str, subprocess.Popen] = {}
@@ -261,6 +269,7 @@ def _metric(body: str, name: str) -> float:
 
 
 async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: Path) -> None:
+    wall = time.monotonic()
     tokens = await asyncio.to_thread(_seed, pg_url)
     import redis.asyncio as aioredis
 
@@ -337,7 +346,12 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
             flags = await leaders()
             leader = f"scheduler{flags.index(True)}"
             standby_port = topo.scheduler_ports[1 - flags.index(True)]
+            # web0's own updates in flight, read right before the kill: each may be answered
+            # twice (replied, not committed, handled again elsewhere), no other update may
+            status, body = await _get(http, f"http://127.0.0.1:{topo.web_ports[0]}/metrics")
+            assert status == 200, "web0's metrics"
             topo.kill9("web0")
+            figures["web0_in_flight_at_kill"] = int(_metric(body, "autocircle_updates_in_flight"))
             figures["web_killed_after_owners"] = len(verified)
             # unanswered updates when it died: those it had in flight are among them, each may
             # be answered twice (replied, not committed, redelivered) — the documented window
@@ -369,13 +383,20 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
             sender_429.append(_metric(body, 'autocircle_telegram_429_total{source="sender"}'))
         figures["sent_by_sender"] = sender_sent
         figures["senders_429"] = sender_429
+        redelivered = 0
+        for port in topo.web_ports[1:]:  # web0 is dead
+            _, body = await _get(http, f"http://127.0.0.1:{port}/metrics")
+            redelivered += int(_metric(body, "autocircle_updates_redelivered_total"))
         stats = await _control(http, sb, "stats")
         pending = await _control(http, sb, "pending_updates")
 
         # --- what every person saw ----------------------------------------------------------
         duplicates = 0
+        all_per_second: Counter[int] = Counter()  # every message of the bot, replies and pushes
         for i in range(OWNERS):
-            texts = [m.get("text") or "" for m in await _control(http, sb, "bot_messages", chat_id=FIRST_OWNER_TG + i)]
+            messages = await _control(http, sb, "bot_messages", chat_id=FIRST_OWNER_TG + i)
+            all_per_second.update(m["date"] for m in messages)
+            texts = [m.get("text") or "" for m in messages]
             prompts = sum("verify" in t for t in texts)
             done = sum("Verified" in t for t in texts)
             assert prompts >= 1 and done >= 1, (i, texts)
@@ -385,26 +406,30 @@ async def test_several_processes_nothing_lost_or_doubled(pg_url: str, tmp_path: 
             messages = await _control(http, sb, "bot_messages", chat_id=FIRST_AUDIENCE_TG + i)
             assert [m["text"] for m in messages] == [f"{BROADCAST_TEXT} #{i}"], (i, messages)
             per_second[messages[0]["date"]] += 1
+            all_per_second[messages[0]["date"]] += 1
         figures["duplicate_replies"] = duplicates
         figures["max_pushes_in_a_second"] = max(per_second.values())
-        # 429s the web processes' direct replies met: one owner's chat getting its replies and a
-        # welcome push within a second (Telegram's per-chat limit; bot.retry waits them out)
-        figures["reply_429"] = stats["too_many_requests"] - sum(sender_429)
+        figures["max_messages_in_a_second"] = max(all_per_second.values())
+        figures["sandbox_429"] = stats["too_many_requests"]
         figures["limit_429"] = stats["limit_429"]
+        figures["redelivered_500"] = redelivered
     finally:
         await http.close()
         codes = topo.stop_all()
+    figures["wall_s"] = round(time.monotonic() - wall, 1)
     print("\nscale:", figures)
     assert await asyncio.to_thread(_verified, pg_url) == OWNERS
     assert pending == []
-    assert duplicates <= max(1, figures["unanswered_at_kill"]), (
-        f"{duplicates} duplicate replies; the killed web process's window is its in-flight updates"
+    assert duplicates <= figures["web0_in_flight_at_kill"], (
+        f"{duplicates} duplicate replies; the killed web process's window is its "
+        f"{figures['web0_in_flight_at_kill']} updates in flight"
     )
-    # The senders together stay inside their shared rate (the busiest second, asserted below).
-    # Replies do not draw from the shared bucket: in an onboarding burst they and the pushes can
-    # pass the bot's overall limit, and every 429 is waited out (each push sent once, every
-    # owner verified); the figures say which limit each 429 came from.
-    assert figures["max_pushes_in_a_second"] <= RATE + RATE * 0.2 + 2
+    # Replies and pushes take their tokens from the same shared buckets (replies first, the
+    # senders keep to their share): the sandbox, enforcing Telegram's limits, never said 429.
+    assert stats["too_many_requests"] == 0, (stats["limit_429"], stats["errors"])
+    # the busiest second (the sandbox stamps whole seconds: a second may hold its burst too)
+    assert figures["max_messages_in_a_second"] <= RATE * (1 + BURST_S) + 1
+    assert figures["max_pushes_in_a_second"] <= RATE * (1 - REPLY_SHARE) * (1 + BURST_S) + 1
     assert all(n > 0 for n in sender_sent), sender_sent
     both = [t for t, flags in leaders_seen if all(flags)]
     assert not both, f"two leaders at once at {both[:3]}"
