@@ -353,9 +353,13 @@ class ScaleSettings(BaseModel):
     share_limits: bool = Field(
         True, description="with Redis: senders and replies share the rate, the chat's limit and 429 pauses"
     )
-    reply_share: float = Field(0.2, ge=0, le=0.9, description="shared limits: the rate's share senders leave to replies")
+    reply_share: float = Field(
+        0.2, ge=0, le=0.9, description="shared limits: the rate's share senders leave to replies"
+    )
     update_budget_s: float = Field(
-        20.0, gt=0, description="a reply waits for Telegram's limits until its update is this old, then it is redelivered"
+        20.0,
+        gt=0,
+        description="a reply waits for Telegram's limits until its update is this old, then it is redelivered",
     )
     log_format: str = Field("text", pattern="^(text|json)$", description="text or json (one object per line)")
     ops_host: str = Field("0.0.0.0", description="sender/scheduler roles: where /healthz, /readyz, /metrics listen")
