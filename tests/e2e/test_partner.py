@@ -77,7 +77,7 @@ async def test_partner_sees_only_their_own_owners(harness) -> None:
     assert "Timeline" in profile["text"]
 
     await sb.send_text(A_TG, A_TG, "/invites")
-    invites = await sb.wait_for_bot_message(A_TG, contains="not yet online")
+    invites = await sb.wait_for_bot_message(A_TG, contains="not yet verified")
     assert "Owner of A" in invites["text"] and "Owner of B" not in invites["text"]
     document = await sb.wait_for_bot_message(A_TG, predicate=lambda m: "document" in m)
     assert document["document"]["file_name"] == "invites.xlsx"
@@ -276,7 +276,7 @@ async def test_invites_replace_an_expired_link_with_a_fresh_one(harness) -> None
     owner_id = await harness.add_owner("C1", name="Owner of A", advisor_code="A101")
     await harness.register_partner(A_TG, code)
     await sb.send_text(A_TG, A_TG, "/invites")
-    first = await sb.wait_for_bot_message(A_TG, contains="not yet online")
+    first = await sb.wait_for_bot_message(A_TG, contains="not yet verified")
     await sb.wait_for_bot_message(A_TG, predicate=lambda m: "document" in m)
     token = re.search(r"start=([\w-]+)", first["text"]).group(1)
 
@@ -294,7 +294,7 @@ async def test_invites_replace_an_expired_link_with_a_fresh_one(harness) -> None
         )
         session.commit()
     await sb.send_text(A_TG, A_TG, "/invites")
-    second = await sb.wait_for_bot_message(A_TG, contains="not yet online")
+    second = await sb.wait_for_bot_message(A_TG, contains="not yet verified")
     fresh = re.search(r"start=([\w-]+)", second["text"]).group(1)
     assert fresh != token
     assert await harness.eventually(lambda: {t.token for t in stored()} == {token, fresh})
@@ -383,7 +383,7 @@ async def test_an_owner_who_opened_a_link_but_did_not_verify_gets_a_fresh_one_on
     owner_id = await harness.add_owner("C1", name="Owner of A", vin="LSVAB2BJ7MN000031", advisor_code="A101")
     await harness.register_partner(A_TG, code)
     await sb.send_text(A_TG, A_TG, "/invites")
-    first = await sb.wait_for_bot_message(A_TG, contains="not yet online")
+    first = await sb.wait_for_bot_message(A_TG, contains="not yet verified")
     await sb.wait_for_bot_message(A_TG, predicate=lambda m: "document" in m)
     token = re.search(r"start=([\w-]+)", first["text"]).group(1)
     await sb.add_user(OWNER_TG, first_name="Li")
