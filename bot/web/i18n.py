@@ -61,6 +61,7 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "partner": ("顾问", "Partner"),
     "dealer": ("经销商", "Dealer"),
     "total": ("合计", "Total"),
+    "unassigned": ("未分配顾问", "(unassigned)"),
     "as_of": ("计算于", "as of"),
     "never": ("分层尚未计算", "segments not computed yet"),
     "counts_as_of": ("数字截至", "figures as of"),

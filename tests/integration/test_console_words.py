@@ -98,6 +98,11 @@ async def test_chinese_pages_show_words_not_keys(engine) -> None:
         movement = _text(await (await c.get("/movement?lang=zh")).text())
         assert "初级/活跃" in movement and "成长/活跃" in movement and "初级→成长" in movement
         assert "营销" in _text(await (await c.get("/delivery?lang=zh")).text())
+        with Session(engine) as session:  # an owner with no partner: the funnel's unassigned row
+            session.add(Owner(name="Nobody's"))
+            session.commit()
+        overview = _text(await (await c.get("/?lang=zh")).text())
+        assert "未分配顾问" in overview and "(unassigned)" not in overview
         assert "成长/活跃" in _text(await (await c.get("/campaigns?lang=zh")).text())
         english = _text(await (await c.get("/movement?lang=en")).text())
         assert "beginner → growing" in english and "beginner_to_growing" not in english
