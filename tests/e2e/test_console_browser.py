@@ -290,3 +290,18 @@ async def test_a_campaign_made_in_the_console_is_sent_by_the_bot(harness, consol
     assert "转化窗口" in await page.content()
     await page.goto(page.url.split("/campaigns")[0] + "/campaigns?lang=en")
     assert "Conversion window" in await page.content()
+
+
+async def test_charts_draw_their_words_in_the_pages_cjk_font(harness, console, browser) -> None:
+    """ECharts draws with its own "sans-serif" unless told: a machine whose default sans has
+    no Chinese would show boxes. The charts take the body's font stack (the CJK fonts first)."""
+    await _seed(harness)
+    page = await _sign_in(harness, browser)
+    await page.goto(page.url.split("?")[0].rstrip("/") + "/?lang=zh")
+    await page.wait_for_selector(".chart svg text")
+    body = await page.evaluate("getComputedStyle(document.body).fontFamily")
+    drawn = await page.eval_on_selector_all(".chart svg text", "els => els.map(e => getComputedStyle(e).fontFamily)")
+    assert "Noto Sans CJK SC" in body
+    assert drawn and all("Noto Sans CJK SC" in family for family in drawn), drawn
+    labels = await page.eval_on_selector_all(".chart svg text", "els => els.map(e => e.textContent)")
+    assert "已导入" in labels and "imported" not in labels  # item 6: the chart's words are Chinese

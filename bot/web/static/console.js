@@ -1,6 +1,10 @@
 /* Charts from data-chart attributes (JSON written by the server): no inline script anywhere. */
 (function () {
   "use strict";
+  function font() {  /* the body's computed font stack (console.css puts the CJK fonts in it) */
+    var family = window.getComputedStyle(document.body).fontFamily;
+    return family || "sans-serif";
+  }
   function draw(root) {
     if (!window.echarts) { return; }
     root.querySelectorAll("[data-chart]").forEach(function (el) {
@@ -10,6 +14,7 @@
       var chart = window.echarts.init(el, null, { renderer: "svg" });
       chart.setOption({
         animation: false,
+        textStyle: { fontFamily: font() },  // the page's CJK font, not ECharts' sans-serif
         tooltip: { trigger: "axis" },
         legend: names.length > 1 ? { data: names } : undefined,
         grid: { left: 48, right: 16, top: names.length > 1 ? 32 : 16, bottom: 28 },
