@@ -2,7 +2,9 @@
 
 An operator imports the sample merchants (examples/merchants.csv, the same import as
 ``autocircle import merchants``) and their offers (examples/offers.csv, ``autocircle import
-offers``); each merchant's staff registers in the bot with a one-time code; a few
+offers``) before the days pass (``stock_offers``), so the playbook's flows find them: the
+``first_wash`` offer is the newcomer's first-wash coupon ``beginner_nudge`` grants. Later, each
+merchant's staff registers in the bot with a one-time code; a few
 verified owners open ``/offers``, claim the first one (code and QR) and show it at the counter,
 where the merchant's staff redeems it (``/redeem CODE``, entering the order value when the
 commission is a percent of it); the owners' partners check ``/earnings``. The settlement and
@@ -46,15 +48,52 @@ class MerchantsResult:
     transcript: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
-def _operator_adds(engine: Any, timezone: str) -> tuple[Any, int, list[directory.StaffCode]]:
+def _operator_adds(engine: Any, timezone: str) -> tuple[Any, int]:
     summary = import_merchants(engine, EXAMPLES / "merchants.csv")
     added = import_offers(engine, EXAMPLES / "offers.csv", timezone=timezone, now=utcnow()).imported
+    return summary, added
+
+
+def _staff_codes(engine: Any) -> list[directory.StaffCode]:
+    """One-time codes for each merchant's staff, issued when they register (codes expire)."""
     with session_scope(engine) as session:
-        issued = [
+        return [
             directory.issue_staff_code(session, m.code, utcnow(), staff_name=f"{m.name}店员", actor="demo")
             for m in directory.list_merchants(session)
         ]
-    return summary, added, issued
+
+
+@dataclass
+class Stocked:
+    """What the operator's import added (``stock_offers``), for the act that follows."""
+
+    summary: Any
+    offers: int
+
+
+async def stock_offers(demo: Demo) -> Stocked:
+    """The operator adds the sample merchants and offers (once), before the days pass: the
+    flows' coupons (``beginner_nudge``'s ``first_wash``) name offers by key."""
+    assert demo.app is not None
+    if demo.stocked is not None:
+        return demo.stocked
+    say, engine = demo.options.say, demo.app.engine
+    say("运营添加商户和优惠 / the operator adds merchants (examples/merchants.csv) and offers (examples/offers.csv)")
+    # in a thread, as the CLI would run beside the bot: a write on the event loop would wait on
+    # SQLite's lock held by an update the loop is serving (scenario.py's service moment says so)
+    summary, offers = await asyncio.to_thread(_operator_adds, engine, demo.app.settings.timezone)
+    keys = await asyncio.to_thread(_offer_keys, engine)
+    say(
+        f"  merchants {summary.imported} (rejected {summary.rejected}), offers {offers} "
+        f"(keyed for the flows: {', '.join(keys) or 'none'})"
+    )
+    demo.stocked = Stocked(summary, offers)
+    return demo.stocked
+
+
+def _offer_keys(engine: Any) -> list[str]:
+    with Session(engine) as session:
+        return sorted(k for k in session.execute(select(col(Offer.key)).where(col(Offer.key).is_not(None))).scalars())
 
 
 async def run_merchants(demo: Demo) -> MerchantsResult:
@@ -62,12 +101,9 @@ async def run_merchants(demo: Demo) -> MerchantsResult:
     assert demo.app is not None
     sb, say, engine = demo.sandbox, demo.options.say, demo.app.engine
     result = MerchantsResult()
-    say("运营添加商户和优惠 / the operator adds merchants (examples/merchants.csv) and offers (examples/offers.csv)")
-    # in a thread, as the CLI would run beside the bot: a write on the event loop would wait on
-    # SQLite's lock held by an update the loop is serving (scenario.py's service moment says so)
-    summary, result.offers, issued = await asyncio.to_thread(_operator_adds, engine, demo.app.settings.timezone)
-    result.merchants = summary.imported
-    say(f"  merchants {summary.imported} (rejected {summary.rejected}), offers {result.offers}")
+    stocked = await stock_offers(demo)
+    result.offers, result.merchants = stocked.offers, stocked.summary.imported
+    issued = await asyncio.to_thread(_staff_codes, engine)  # now: a code issued days ago has expired
 
     say("商户店员用一次性码注册 / merchant staff register with their one-time codes")
     staff_of: dict[str, int] = {}
