@@ -31,11 +31,13 @@ from flows.growth import campaigns, referrals, winback
 from flows.segments.recompute import recompute_all
 from flows.templating import Renderer
 from sandbox import Sandbox
+from storage.campaign_models import Campaign, CampaignMember
 from storage.clock import utcnow
 from storage.db import pk
+from storage.events import EventKind, record
 from storage.flow_models import FlowRun
 from storage.gift_models import GiftGrant, Referral
-from storage.models import FunnelStage, OutboxMessage, Owner, Vehicle
+from storage.models import Event, FunnelStage, OutboxMessage, Owner, Vehicle
 
 CHATTER = [
     "今天洗车了，干净！",
@@ -47,6 +49,9 @@ CHATTER = [
     "早上好各位车友",
     "这周油耗比上周低",
 ]
+
+FLEET_BASE_ID = 810_000  # the fleet customer's drivers' Telegram ids
+FLEET_DRIVERS = 100
 
 
 @dataclass
@@ -102,6 +107,8 @@ class DaysPass:
         self.zone = ZoneInfo(settings.timezone)
         self.friends = 0
         self._answered: set[tuple[int, int]] = set()
+        self._fleet_campaign: int | None = None
+        self._fleet_sent_at: datetime | None = None
 
     async def run(self, days: int) -> DaysResult:
         result = DaysResult(days=days)
@@ -120,11 +127,14 @@ class DaysPass:
                     if day == 4:
                         await self._service_moment(clock.now(), result)
                     if day == 6:
+                        await self.sb.add_users(FLEET_BASE_ID, FLEET_DRIVERS, first_name="司机")
                         await asyncio.to_thread(self._campaigns, clock.now())
                     await asyncio.to_thread(recompute_all, self.engine, self.settings.segment_thresholds(), clock.now())
                 await asyncio.to_thread(self._plan, clock.now())
                 await self._drain(clock.now())
                 await self._answer_surveys(result)
+                if hour == 15 and self._fleet_campaign is not None:
+                    await asyncio.to_thread(self._fleet_books, clock.now(), first_day=day == 6)
             if day % 10 == 9 or day == days - 1:
                 result.daily.append(await asyncio.to_thread(self._summary, day + 1))
                 self.say(result.daily[-1])
@@ -295,7 +305,10 @@ class DaysPass:
 
     def _campaigns(self, now: datetime) -> None:
         """Each partner sends a service-check campaign to their growing and mature owners; a
-        sticky 10% holdout gets nothing, so the report can show the uplift."""
+        sticky 10% holdout gets nothing, so the report can show the uplift. The first partner's
+        fleet customer handed over its trucks yesterday and the drivers verified at the dealer:
+        that partner sends them the service check with half of them held out, an audience big
+        enough for the report to show the uplift with its interval."""
         cells = [f"{m}/{a}" for m in ("growing", "mature") for a in ("active", "declining", "churned")]
         with Session(self.engine) as session:
             partner_ids = sorted(
@@ -304,8 +317,73 @@ class DaysPass:
             for partner_id in partner_ids:
                 campaign = campaigns.create(session, partner_id, cells, now, template=campaigns.READY_TEMPLATES[0])
                 campaigns.confirm(session, self.renderer, partner_id, pk(campaign), None, now)
+            if partner_ids:
+                self._fleet_campaign = self._fleet(session, partner_ids[0], now)
             session.commit()
         self._campaign_partners = partner_ids
+
+    def _fleet(self, session: Session, partner_id: int, now: datetime) -> int:
+        """The fleet's drivers (online and verified since yesterday, on Telegram) and the
+        service-check campaign to them, 50% held out; its id."""
+        since = now - timedelta(days=1)
+        for n in range(FLEET_DRIVERS):
+            session.add(
+                Owner(
+                    name=f"车队司机{n + 1:03d}",
+                    external_id=f"FLEET{n + 1:03d}",
+                    partner_id=partner_id,
+                    product_line="commercial",
+                    stage=FunnelStage.verified.value,
+                    invited_at=since,
+                    online_at=since,
+                    verified_at=since,
+                    telegram_user_id=FLEET_BASE_ID + n,
+                    locale="zh",
+                    created_at=since,
+                    updated_at=since,
+                )
+            )
+        session.flush()
+        campaign = campaigns.create(
+            session,
+            partner_id,
+            ["beginner/active"],
+            now,
+            template=campaigns.READY_TEMPLATES[0],
+            product_line="commercial",
+            holdout_percent=50,
+        )
+        campaigns.confirm(session, self.renderer, partner_id, pk(campaign), None, now)
+        return pk(campaign)
+
+    def _fleet_books(self, now: datetime, *, first_day: bool) -> None:
+        """Drivers book the service check (their advisor books them in when they reply): the
+        day the message came about 30% of those who got it and 10% of those held out, then a
+        few more each day of the conversion window. Most never do."""
+        chance = (0.30, 0.10) if first_day else (0.03, 0.02)
+        with Session(self.engine) as session:
+            sent_at = session.get_one(Campaign, self._fleet_campaign).sent_at
+            window = self.settings.campaigns.conversion_window_days
+            if sent_at is None or now >= sent_at + timedelta(days=window):
+                return
+            members = session.execute(
+                select(col(CampaignMember.owner_id), col(CampaignMember.holdout)).where(
+                    col(CampaignMember.campaign_id) == self._fleet_campaign
+                )
+            ).all()
+            booked = set(
+                session.execute(
+                    select(col(Event.owner_id)).where(
+                        col(Event.kind) == EventKind.booking.value,
+                        col(Event.owner_id).in_([m[0] for m in members]),
+                        col(Event.at) >= sent_at,
+                    )
+                ).scalars()
+            )
+            for owner_id, holdout in members:
+                if owner_id not in booked and self.rng.random() < chance[1 if holdout else 0]:
+                    record(session, owner_id, EventKind.booking, now, source="campaign_reply")
+            session.commit()
 
     def _offline_owner(self, partner_user: int) -> tuple[int, str] | None:
         """An imported owner of this partner not yet on the bot, with a unique phone number
@@ -396,8 +474,9 @@ class DaysPass:
                 .limit(5)
             ).all()
             result.leaderboard = [(name, n) for name, n in referrer_counts]
+            window, min_group = self.settings.campaigns.conversion_window_days, self.settings.console.min_group
             for partner_id in getattr(self, "_campaign_partners", []):
-                for st in campaigns.list_stats(session, partner_id):
+                for st in campaigns.list_stats(session, partner_id, window_days=window, min_group=min_group):
                     if st.too_few:
                         uplift = "too few owners to tell"
                     elif st.uplift is None or st.uplift_ci is None:
