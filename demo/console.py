@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from flows.console import access
+from flows.console import access, counts
 from flows.console.init_data import make_init_data
 from storage.campaign_models import Campaign, CampaignMember
 from storage.clock import utcnow
@@ -47,9 +49,26 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 @dataclass
 class ConsoleResult:
     url: str = ""
+    open_command: str = ""  # what opens the console on the demo's database after the demo
     shots: list[str] = field(default_factory=list)
     skipped: str = ""
     transcript: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def open_command(db: Path, operator_id: int) -> str:
+    """The shell command that serves the console on the demo's database and prints a fresh
+    one-time sign-in link for the demo's operator (``autocircle web --link``): the demo's own
+    link is spent by its screenshots, and its server stops with the demo."""
+    exe = Path(sys.executable).with_name("autocircle")  # the demo's own installation
+    cwd = Path.cwd()
+    program = str(exe) if exe.exists() else "autocircle"
+    if exe.exists() and exe.is_relative_to(cwd):  # shorter when run from the checkout (scripts/demo)
+        program = str(exe.relative_to(cwd))
+    url = f"sqlite:///{db.resolve()}"
+    return (
+        f"AUTOCIRCLE_DATABASE_URL={shlex.quote(url)} AUTOCIRCLE_OPERATOR_IDS='[{operator_id}]' "
+        f"{shlex.quote(program)} web --link"
+    )
 
 
 def _port(preferred: int) -> int:
@@ -179,10 +198,10 @@ async def run_console(demo: Demo) -> ConsoleResult:
             with session_scope(engine) as session:
                 return access.issue_link(session, OPERATOR_ID, utcnow(), settings.console.link_minutes)
 
-        token = await asyncio.to_thread(issue)
-        say(
-            f"控制台 / web console: {base}  (运营人员一次性登录链接 / operator's one-time link: {base}/login?t={token})"
-        )
+        token = await asyncio.to_thread(issue)  # the screenshots' own sign-in spends it
+        # the overview's and the matrix's counts, as the bot's scheduled job refreshes them
+        await asyncio.to_thread(counts.refresh, engine, utcnow())
+        say(f"控制台 / web console: {base}  (served while the demo runs; a fresh sign-in link at the end)")
         story = await asyncio.to_thread(_story, demo.app.engine)
         folder = demo.options.out_dir / "console"
         if not Path(CHROMIUM).exists():
@@ -195,14 +214,11 @@ async def run_console(demo: Demo) -> ConsoleResult:
             result.shots = await _screenshots(base, token, token_of_bot, story, folder)
     finally:
         await runner.cleanup()
-    db = (demo.options.out_dir / "autocircle-demo.db").resolve()
-    open_cmd = (
-        f"AUTOCIRCLE_DATABASE_URL=sqlite:///{db} AUTOCIRCLE_OPERATOR_IDS='[{OPERATOR_ID}]' "
-        f".venv/bin/autocircle web --link"
-    )
+    open_cmd = open_command(demo.options.out_dir / "autocircle-demo.db", OPERATOR_ID)
+    result.open_command = open_cmd
     lines = [
         f"served beside the demo bot at {base} while the demo ran",
-        "open it on the demo's database (prints a one-time sign-in link, then serves on :8090):",
+        "open it on the demo's database (prints a fresh one-time sign-in link, then serves on :8090):",
         f"  {open_cmd}",
     ]
     lines += [f"screenshot {re.sub(r'^.*/console/', 'console/', s)}" for s in result.shots] or [result.skipped]

@@ -72,3 +72,10 @@ def demo(
     for path in result.files:
         console.print(f"wrote {path}")
     console.print(f"demo database: {out / 'autocircle-demo.db'}  (inspect with AUTOCIRCLE_DATABASE_URL)")
+    if result.console_command:  # last: the demo's own link is spent and its server has stopped
+        console.print(
+            "\n[bold green]▶ 打开控制台 / open the web console on the demo's database "
+            "(prints a fresh one-time sign-in link, then serves it):[/]",
+            highlight=False,
+        )
+        console.print(f"  {escape(result.console_command)}", highlight=False, soft_wrap=True)

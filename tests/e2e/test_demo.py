@@ -45,6 +45,64 @@ async def test_short_demo_runs_and_writes_its_reports(tmp_path: Path) -> None:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT status, sent_at FROM campaign")).all()
         members = conn.execute(text("SELECT count(*) FROM campaign_member")).scalar_one()
-    engine.dispose()
     assert rows and all(status == "done" and sent_at is not None for status, sent_at in rows)
     assert members > 0 and len(result.days.campaigns) == len(rows)
+    # one campaign (the fleet's) is big enough for a verdict: an uplift with its 95% interval,
+    # and a conversion rate below 100% (most owners never book)
+    assert any("uplift" in line and "(95%" in line for line in result.days.campaigns), result.days.campaigns
+    sheet = list(book["campaigns"].iter_rows(values_only=True))
+    head = sheet[0]
+    told = [dict(zip(head, row, strict=True)) for row in sheet[1:]]
+    told = [r for r in told if r["uplift 95% low (pp)"] is not None]
+    assert told and all(0 < r["converted"] < r["treated"] for r in told)
+    assert all(r["uplift 95% low (pp)"] <= r["uplift (pp)"] <= r["uplift 95% high (pp)"] for r in told)
+    # the flows find the demo's offers: beginner_nudge's first-wash coupon is never "no offer"
+    with engine.connect() as conn:
+        no_offer = conn.execute(text("SELECT count(*) FROM flow_run_log WHERE reason LIKE 'no offer with key%'"))
+        assert no_offer.scalar_one() == 0
+        keyed = conn.execute(text("SELECT status FROM offer WHERE key = 'first_wash'")).scalar_one()
+    engine.dispose()
+    assert keyed == "live"
+    await _the_printed_console_command_opens_the_console(result.console_command, tmp_path)
+
+
+async def _the_printed_console_command_opens_the_console(command: str, tmp_path: Path) -> None:
+    """What the demo prints last gives a fresh sign-in link that signs in (the demo's own link
+    was spent by its screenshots and its server has stopped)."""
+    import asyncio
+    import os
+    import re
+    import signal
+    import socket
+
+    import aiohttp
+
+    assert "web --link" in command and "autocircle-demo.db" in command
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]  # the printed command is for the checkout's root
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCIRCLE_")}
+    process = await asyncio.create_subprocess_shell(
+        f"exec env {command} --port {port}",
+        cwd=root,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out = b""
+        while b"Ctrl+C" not in out:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            assert line, out.decode()
+            out += line
+        link = re.search(r"(http://\S+/login\?t=\S+)", out.decode()).group(1)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            form = await (await http.get(link)).text()
+            pre = re.search(r'name="pre" value="([^"]+)"', form).group(1)
+            token = re.search(r'name="t" value="([^"]+)"', form).group(1)
+            signed = await http.post(link.split("?")[0], data={"t": token, "pre": pre})
+            assert signed.status == 200 and 'id="total-imported"' in await signed.text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=30)
