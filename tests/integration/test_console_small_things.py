@@ -19,7 +19,7 @@ def test_the_owner_search_matches_percent_and_underscore_literally(engine) -> No
         for name, ref in (("50% Wang", "R_1"), ("500 Li", "RX1"), ("Zhao", "R%2")):
             session.add(Owner(name=name, external_id=ref))
         session.commit()
-        names = lambda q: sorted(o.name for o in figures.search_owners(session, figures.Scope(), q).items)  # noqa: E731
+        names = lambda q: sorted(o.name for o in figures.search_owners(session, figures.Scope(), q).items)
         assert names("%") == []  # no one's name starts with "%"
         assert names("50%") == ["50% Wang"]
         assert names("R_") == ["50% Wang"]  # not RX1
