@@ -32,8 +32,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import and_, exists, or_, update
+from sqlalchemy import String, and_, any_, bindparam, exists, or_, update
 from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -125,6 +126,22 @@ def _box(lat: float, lon: float, radius_km: float) -> tuple[float, float, float,
     return lat - dlat, lat + dlat, lon - dlon, lon + dlon
 
 
+def _among(session: Session, column: Any, values: list[str]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(:array)``, one parameter for a wide wave's
+    hundreds of cells (the same index condition, without parsing and binding each one)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String())))
+    return column.in_(values)
+
+
+def _degrees_per_km(lat: float, radius_km: float) -> tuple[float, float]:
+    """Degrees of latitude and of longitude per km around ``lat``, generous by 1%; the
+    longitude's taken at the edge of a ``radius_km`` band farthest from the equator, so a box
+    of any radius up to ``radius_km`` built from them holds that whole circle."""
+    edge = min(abs(lat) + radius_km * 1.01 / 110.574, 89.0)
+    return 1.01 / 110.574, 1.01 / (111.320 * max(math.cos(math.radians(edge)), 0.01))
+
+
 def _nearby(
     session: Session, task: Task, radius_km: float, exclude: set[int], only_partner: int | None = None
 ) -> list[Candidate]:
@@ -134,16 +151,22 @@ def _nearby(
     everyone else's capacity)."""
     cells = geo.disk(task.pickup_h3, radius_km)
     lat0, lat1, lon0, lon1 = _box(task.pickup_lat, task.pickup_lon, radius_km)
+    per_lat, per_lon = _degrees_per_km(task.pickup_lat, radius_km)
+    own_radius = col(Capacity.radius_km)
     available = or_(
         and_(col(Capacity.available).is_(True), col(Capacity.busy_until).is_(None)),
         col(Capacity.busy_until) <= task.window_start,
     )
     query = sa_select(*_CAPACITY_COLUMNS).where(
         col(Capacity.vehicle_class) == task.vehicle_class,
-        col(Capacity.h3_cell).in_(cells),
+        _among(session, col(Capacity.h3_cell), cells),
         col(Capacity.payload_t) >= task.payload_t,
         col(Capacity.lat).between(lat0, lat1),
         col(Capacity.lon).between(lon0, lon1),
+        # and the box of the owner's own working radius: most of a wide wave's disk is out of
+        # reach of owners who work 50 or 100 km around their base, and is not read into Python
+        col(Capacity.lat).between(task.pickup_lat - own_radius * per_lat, task.pickup_lat + own_radius * per_lat),
+        col(Capacity.lon).between(task.pickup_lon - own_radius * per_lon, task.pickup_lon + own_radius * per_lon),
         col(Capacity.volume_m3) >= task.volume_m3,
         col(Capacity.opted_out).is_(False),
         available,
