@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -217,7 +218,7 @@ def report_opportunities(
     since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD"),
 ) -> None:
     """Tasks posted / matched / completed, time to match, match rate by region and class,
-    completed deals per partner and dealer."""
+    and the same per partner and dealer (their deals)."""
     when = datetime.fromisoformat(since).replace(tzinfo=ZoneInfo("UTC")) if since else None
     with open_app() as ac, session_scope(ac.engine) as s:
         report = reports.opportunity_report(s, when).as_dict()
@@ -234,12 +235,19 @@ def report_opportunities(
         console.print(f"region {escape(r['region'])}: {r['matched']}/{r['posted']} ({r['rate']:.0%})", highlight=False)
     for r in report["by_class"]:
         console.print(f"class {r['class']}: {r['matched']}/{r['posted']} ({r['rate']:.0%})", highlight=False)
-    for r in report["by_partner"]:
-        console.print(
-            f"partner {escape(r['advisor_code'])} {escape(r['name'])}: {r['completed']} deals", highlight=False
-        )
-    for r in report["by_dealer"]:
-        console.print(f"dealer {escape(r['dealer_code'])} {escape(r['name'])}: {r['completed']} deals", highlight=False)
+    for kind, key in (("partner", "advisor_code"), ("dealer", "dealer_code")):
+        for r in report[f"by_{kind}"]:
+            console.print(_book_line(kind, r[key], r), highlight=False)
+
+
+def _book_line(kind: str, code: str, r: dict[str, Any]) -> str:
+    """One partner's or dealer's book: tasks that reached their owners, matched, their deals."""
+    p50, p95 = r["minutes_to_match_p50"], r["minutes_to_match_p95"]
+    timing = f"  time to match p50 {p50} min p95 {p95} min" if p50 is not None else ""
+    return (
+        f"{kind} {escape(code)} {escape(r['name'])}: posted {r['posted']}  matched {r['matched']} "
+        f"({r['match_rate']:.0%})  deals {r['completed']}{timing}"
+    )
 
 
 def register(app: typer.Typer, report_app: typer.Typer) -> None:
