@@ -9,6 +9,7 @@ import typer
 
 from bot.cli.common import console, fail, open_app
 from bot.config import Settings
+from flows.console import counts as console_counts
 from flows.errors import AutoCircleError
 from flows.segments.recompute import Thresholds, recompute_all
 from storage.clock import utcnow
@@ -35,6 +36,7 @@ def recompute(
             result = recompute_all(ac.engine, thresholds(ac.settings), utcnow(), rebuild=rebuild, incremental=not full)
         except AutoCircleError as exc:
             raise fail(str(exc)) from None
+        console_counts.refresh(ac.engine, result.at)  # the console's matrix shows the new cells, as after the job
     if as_json:
         payload = {
             "at": result.at.isoformat(),

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from typer.testing import CliRunner
 
 from bot.cli.main import app as cli
+from flows.console import counts as console_counts
 from flows.segments.recompute import recompute_all, recompute_job, segment_from_counters, segment_from_events
 from flows.segments.rules import Thresholds
 from storage import migrate
@@ -212,6 +213,10 @@ def test_cli_recompute_prints_changed_count(cli_env: str) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["changed"] == 0 and payload["owners"] == 2 and payload["rebuilt"] is True
+    engine = make_engine(cli_env)
+    with Session(engine) as session:  # the console's matrix shows the new cells, as after the job
+        assert console_counts.as_of(session) is not None
+    engine.dispose()
 
 
 def test_scheduler_job_recomputes_at_the_context_time(sqlite_engine: Engine) -> None:
