@@ -61,7 +61,7 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
     )
     if (lane := lane_of(dp)) is not None:
         lane.run_after(dp, dedupe)  # a retried webhook's chatter is counted once
-    install_redelivery(dp)  # behind a webhook, a transient failure answers 500: delivered again
+    install_redelivery(dp, metrics.redelivered.inc)  # behind a webhook, a transient failure: 500, delivered again
     parts = ScaleParts(role, plan, metrics, Health(app.engine, redis_url, bot, role.value), dedupe)
     if plan.sender:
         metrics.senders.append(runtime.sender)
@@ -79,7 +79,7 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
         if plan.sender:
             runtime.sender.shared = parts.shared
         if plan.updates:  # replies take their turn in the same buckets, ahead of the pushes
-            parts.replies = install_reply_limits(dp, bot, parts.shared, scale.update_budget_s)
+            parts.replies = metrics.replies = install_reply_limits(dp, bot, parts.shared, scale.update_budget_s)
     if plan.scheduler and runtime.scheduler is not None and app.engine.dialect.name == "postgresql":
         scheduler = runtime.scheduler
         scheduler.needs_leader = True
@@ -91,6 +91,12 @@ def apply_scale(runtime: Any, role: Role | str = Role.all) -> ScaleParts:
         )
         metrics.leader = parts.leader
         runtime.tasks.append(asyncio.create_task(parts.leader.run(), name="scheduler-leader"))
+    if not plan.scheduler:
+        # the jobs run at the scheduler leader: a one-off job booked here would wait in this
+        # process's memory forever. Without a scheduler "send now" leaves the campaign due in
+        # the database, and the leader's every-minute send_due sends it.
+        runtime.scheduler = None
+        dp["scheduler"] = None
     dp["scale"] = parts
     return parts
 
@@ -113,16 +119,11 @@ async def serve_role(runtime: Any, parts: ScaleParts, webhook: str | None, liste
             raise ValueError("--role web takes webhooks: give --webhook URL (polling is one process: --role all)")
         if settings.webhook_secret is None:
             raise ValueError("several web processes share one webhook: set AUTOCIRCLE_WEBHOOK_SECRET")
-        from aiogram.webhook.aiohttp_server import setup_application
-
         from bot.runtime import allowed_updates
 
         await runtime.startup()
-        web_app = web.Application()
         secret = settings.webhook_secret.get_secret_value() or secrets.token_urlsafe(32)
-        webhook_handler(runtime, secret).register(web_app, path="/webhook")
-        setup_application(web_app, runtime.dp, bot=runtime.bot)
-        add_ops_routes(web_app, parts.health, parts.metrics)
+        web_app = web_role_app(runtime, parts, secret)
         runner = web.AppRunner(web_app)
         await runner.setup()
         await web.TCPSite(runner, listen, port).start()
@@ -144,6 +145,37 @@ async def serve_role(runtime: Any, parts: ScaleParts, webhook: str | None, liste
     await web.TCPSite(runner, settings.scale.ops_host, settings.scale.ops_port).start()
     parts.runners.append(runner)
     return f"{parts.role.value}: health and metrics on {settings.scale.ops_host}:{settings.scale.ops_port}"
+
+
+def web_role_app(runtime: Any, parts: ScaleParts, secret: str) -> Any:
+    """A ``web`` process's application: ``/webhook``, the health and metrics endpoints,
+    ``/telematics`` when its secret is set, and the console with the Mini App (issue 15), as
+    ``--role all`` serves them. Without a scheduler here (``apply_scale``), a campaign the
+    console sends now is left due for the leader's every-minute ``send_due``."""
+    from aiogram.webhook.aiohttp_server import setup_application
+    from aiohttp import web
+
+    from bot.web.mount import mount_console
+
+    web_app = web.Application()
+    webhook_handler(runtime, secret).register(web_app, path="/webhook")
+    setup_application(web_app, runtime.dp, bot=runtime.bot)
+    add_ops_routes(web_app, parts.health, parts.metrics)
+    mount_telematics(web_app, runtime)
+    mount_console(web_app, runtime)
+    return web_app
+
+
+def mount_telematics(web_app: Any, runtime: Any) -> bool:
+    """``POST /telematics`` beside ``/webhook`` when its secret is set, as ``--role all`` does
+    (the pushes it queues are sent by the sender processes)."""
+    if runtime.app.settings.service.telematics_secret is None:
+        return False
+    from bot.runtime import delivery_policy
+    from bot.telematics import add_telematics_routes
+
+    add_telematics_routes(web_app, runtime.app, policy=delivery_policy(runtime.app.settings))
+    return True
 
 
 async def stop_parts(parts: ScaleParts) -> None:
