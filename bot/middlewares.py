@@ -20,7 +20,8 @@ An update is one unit of work, all or nothing (issue 11, item 6), done in one pa
   work so far, and what the handler does after it is a second unit of work. Without it, the next
   update of the same chat and user waits for this one's commit anyway (the isolation lock spans
   the handler and the commit), so the usual "reply, then the person taps its button" needs
-  nothing.
+  nothing. A reply that waits out a 429 commits the work so far the same way (``wait_out``),
+  so that no wait for Telegram holds the database.
 
 Slots: database work runs synchronously on the event loop, so a write that had to wait for
 another update's open write transaction would stall the loop. On SQLite there is one slot (one
@@ -241,6 +242,29 @@ class BeforeBotCall(BaseRequestMiddleware):
             return await make_request(bot, method)
         finally:
             await unit.acquire()
+
+
+async def wait_out(seconds: float) -> None:
+    """Wait ``seconds`` (a 429's ``retry_after``) holding nothing of the database.
+
+    A reply that must wait for Telegram's limits would otherwise keep its update's writer turn
+    through the wait: on SQLite every other writer (the scheduler's jobs, the circle lane, an
+    operator's import beside the bot) waits on the file lock and gives up after its busy
+    timeout, and every other update waits for the slot. So a writer commits its work so far,
+    the second explicit commit point beside ``commit_before_reply`` (the reply has not gone
+    out, and what follows it is a second unit of work), the slot goes to other updates during
+    the wait and is taken back after. A reader already lent its slot out (``BeforeBotCall``).
+    """
+    unit = _CURRENT_UNIT.get()
+    if unit is None or not unit.holding:
+        await asyncio.sleep(seconds)
+        return
+    commit_before_reply(unit.session)
+    unit.release()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await unit.acquire()
 
 
 def commit_before_reply(session: Session | None = None) -> None:

@@ -4,7 +4,6 @@ because it reschedules rate-limited rows itself and must not hold a send in flig
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 from typing import Any
@@ -14,6 +13,8 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response
+
+from bot.middlewares import wait_out
 
 log = logging.getLogger(__name__)
 NO_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("autocircle_no_retry", default=False)
@@ -41,5 +42,5 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 if NO_RETRY.get() or attempt == self.attempts or exc.retry_after > self.max_wait_s:
                     raise
                 log.info("429 on %s: waiting %ss (attempt %s)", type(method).__name__, exc.retry_after, attempt)
-                await asyncio.sleep(exc.retry_after)
+                await wait_out(exc.retry_after)  # the wait holds no database lock or slot
         raise AssertionError("unreachable")
