@@ -37,7 +37,7 @@ from bot.filters import run_pure_filters_inline
 from bot.fsm_storage import make_event_isolation, make_fsm_storage
 from bot.jobs import register_jobs
 from bot.middlewares import BeforeBotCall, UpdateUnitMiddleware
-from bot.retry import RetryAfterMiddleware
+from bot.retry import RetryAfterMiddleware, hold_pushes_for_replies
 from bot.routers import build_routers
 from bot.routing import lean_propagation
 from bot.scheduler import Scheduler
@@ -270,6 +270,7 @@ def build_runtime(app: App) -> BotRuntime:
         policy=policy,
         suppressions=gifts.register_suppressions(Suppressions()),
     )
+    hold_pushes_for_replies(bot, sender.hold_chat)  # a reply waiting for its chat goes before the pushes
     scheduler = Scheduler(app.engine, policy=policy, on_planned=sender.wake)
     library = load_library(app.settings.flow_library_dir())
     register_jobs(scheduler, app.settings, library)

@@ -224,6 +224,7 @@ class OutboxSender:
         self._overall = TokenBucket(cfg.rate_per_s, cfg.rate_per_s * cfg.burst_s, now)
         self._chats: dict[int, TokenBucket] = {}
         self._cool: dict[int, float] = {}  # chat -> monotonic time before which it is not claimed
+        self._replying: dict[int, float] = {}  # chat -> monotonic time its pushes step back to (hold_chat)
         self._paused_until = 0.0
         self._schedule_changed = asyncio.Event()
         self._room = asyncio.Event()
@@ -326,12 +327,22 @@ class OutboxSender:
             self._chats[chat_id] = bucket
         return bucket
 
+    def hold_chat(self, chat_id: int, seconds: float) -> None:
+        """A reply to ``chat_id`` met Telegram's limit (``bot.retry``): this sender's pushes to
+        that chat step back for ``seconds``, so the reply's retry finds the chat's turn free
+        instead of losing it to the next push each time (replies first, as the shared limits
+        keep it across processes). Pushes already waiting move back; none is dropped."""
+        until = self._mono() + seconds
+        self._replying[chat_id] = max(until, self._replying.get(chat_id, 0.0))
+        self._cool[chat_id] = max(until, self._cool.get(chat_id, 0.0))
+
     def _prune(self, mono: float) -> None:
         if mono - self._last_prune < 5.0:
             return
         self._last_prune = mono
         self._chats = {c: b for c, b in self._chats.items() if not b.idle(mono)}
         self._cool = {c: t for c, t in self._cool.items() if t > mono}
+        self._replying = {c: t for c, t in self._replying.items() if t > mono}
 
     # dispatcher ------------------------------------------------------------------------
 
@@ -362,6 +373,13 @@ class OutboxSender:
                 self._held -= 1
                 self._room.set()
                 continue
+            held = self._replying.get(slot.row.chat_id)
+            if held is not None:
+                if held > mono:  # a reply to this chat is waiting for its turn: it goes first
+                    slot.ready_at = held
+                    heapq.heappush(self._heap, slot)
+                    continue
+                del self._replying[slot.row.chat_id]
             if self.shared is not None:
                 if not await self._shared_turn(slot):
                     continue
