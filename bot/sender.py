@@ -96,6 +96,10 @@ class SenderConfig(BaseModel):
         return max(self.window, self.batch_size, int(self.rate_per_s * self.claim_ahead_s))
 
 
+#: the sender's pause for a reply's 429 ends this much before the chat's own hold (hold_chat)
+REPLY_TURN_PAUSE_CUT_S = 1.0
+
+
 class TokenBucket:
     """``rate`` tokens per second up to ``capacity``; ``reserve`` books the next token and
     returns when it is available (tokens may go negative: a queue of reservations)."""
@@ -331,7 +335,10 @@ class OutboxSender:
         """A reply to ``chat_id`` met Telegram's limit (``bot.retry``): this sender's pushes to
         that chat step back for ``seconds``, so the reply's retry finds the chat's turn free
         instead of losing it to the next push each time (replies first, as the shared limits
-        keep it across processes). Pushes already waiting move back; none is dropped."""
+        keep it across processes). Telegram's answer does not say whether the chat's limit or
+        the bot's overall one was hit, so the sender also pauses for the reply's wait itself.
+        Pushes already waiting move back; none is dropped."""
+        self._pause(seconds - REPLY_TURN_PAUSE_CUT_S)
         until = self._mono() + seconds
         self._replying[chat_id] = max(until, self._replying.get(chat_id, 0.0))
         self._cool[chat_id] = max(until, self._cool.get(chat_id, 0.0))
