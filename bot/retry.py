@@ -18,8 +18,6 @@ from aiogram.methods.base import Response
 from bot.middlewares import wait_out
 
 log = logging.getLogger(__name__)
-#: how long past ``retry_after`` a chat's pushes stay back for the reply's retry
-REPLY_TURN_S = 2.0
 NO_RETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("autocircle_no_retry", default=False)
 
 
@@ -33,8 +31,9 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     ) -> None:
         self.attempts = attempts
         self.max_wait_s = max_wait_s
-        #: told (chat, seconds) when a reply to a chat must wait: the outbox sender holds that
-        #: chat's pushes back meanwhile (``OutboxSender.hold_chat``, wired by the runtime)
+        #: told (chat, Telegram's ``retry_after``) when a reply to a chat must wait: the outbox
+        #: sender holds that chat's pushes back meanwhile, with its own margin past the wait
+        #: (``OutboxSender.hold_chat``, wired by the runtime)
         self.on_limited = on_limited
 
     async def __call__(
@@ -52,7 +51,7 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 log.info("429 on %s: waiting %ss (attempt %s)", type(method).__name__, exc.retry_after, attempt)
                 chat_id = getattr(method, "chat_id", None)
                 if self.on_limited is not None and isinstance(chat_id, int):
-                    self.on_limited(chat_id, exc.retry_after + REPLY_TURN_S)
+                    self.on_limited(chat_id, exc.retry_after)
                 await wait_out(exc.retry_after)  # the wait holds no database lock or slot
         raise AssertionError("unreachable")
 

@@ -96,8 +96,8 @@ class SenderConfig(BaseModel):
         return max(self.window, self.batch_size, int(self.rate_per_s * self.claim_ahead_s))
 
 
-#: the sender's pause for a reply's 429 ends this much before the chat's own hold (hold_chat)
-REPLY_TURN_PAUSE_CUT_S = 1.0
+#: how long past a reply's ``retry_after`` that chat's pushes stay back (``OutboxSender.hold_chat``)
+REPLY_TURN_MARGIN_S = 2.0
 
 
 class TokenBucket:
@@ -331,15 +331,20 @@ class OutboxSender:
             self._chats[chat_id] = bucket
         return bucket
 
-    def hold_chat(self, chat_id: int, seconds: float) -> None:
-        """A reply to ``chat_id`` met Telegram's limit (``bot.retry``): this sender's pushes to
-        that chat step back for ``seconds``, so the reply's retry finds the chat's turn free
+    def hold_chat(self, chat_id: int, retry_after: float) -> None:
+        """A reply to ``chat_id`` met Telegram's limit and retries after ``retry_after`` seconds,
+        as Telegram asked (``bot.retry``): this sender's pushes to that chat step back for
+        ``retry_after + REPLY_TURN_MARGIN_S``, so the reply's retry finds the chat's turn free
         instead of losing it to the next push each time (replies first, as the shared limits
-        keep it across processes). Telegram's answer does not say whether the chat's limit or
-        the bot's overall one was hit, so the sender also pauses for the reply's wait itself.
-        Pushes already waiting move back; none is dropped."""
-        self._pause(seconds - REPLY_TURN_PAUSE_CUT_S)
-        until = self._mono() + seconds
+        keep it across processes). The margin is there because the retry goes out a little
+        after ``retry_after`` (its update lends its database turn out and takes it back, the
+        request travels), and a push sent the moment the wait ends would take the chat's turn
+        again; a retry that meets another 429 holds the chat again. Telegram's answer does not
+        say whether the chat's limit or the bot's overall one was hit, so the sender also pauses
+        for ``retry_after`` itself, the reply's wait. Pushes already waiting move back; none is
+        dropped."""
+        self._pause(retry_after)
+        until = self._mono() + retry_after + REPLY_TURN_MARGIN_S
         self._replying[chat_id] = max(until, self._replying.get(chat_id, 0.0))
         self._cool[chat_id] = max(until, self._cool.get(chat_id, 0.0))
 
