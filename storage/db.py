@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, SQLModel, create_engine
 
+from storage.wal import defer_checkpoints
+
 
 def normalize_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver we ship."""
@@ -31,8 +33,11 @@ PG_POOL_OVERFLOW = 20
 PG_POOL_TIMEOUT_S = 10.0
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = False) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    ``background_checkpoints``: SQLite commits leave the log's checkpoint to a
+    ``storage.wal.WalCheckpointer`` the caller runs (the application does)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -40,6 +45,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if background_checkpoints:
+            event.listen(engine, "connect", lambda dbapi_connection, _record: defer_checkpoints(dbapi_connection))
         return engine
     return create_engine(
         url,
