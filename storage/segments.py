@@ -451,7 +451,7 @@ def recompute(conn: Connection, p: SegmentParams, *, since: SegmentParams | None
     )
 
 
-def _changed_owner(owner_id: Any, dialect: str) -> ColumnElement[Any]:
+def _changed_owner(owner_id: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
     """The changes table's owner id as the UPDATE's join reads it.
 
     SQLite's planner, seeing no statistics on the temporary table, walks every owner and

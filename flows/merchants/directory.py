@@ -26,10 +26,9 @@ from flows.community.partners import (
     normalize_registration_code,
 )
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
-from storage.audit import AuditKind, record_audit
+from storage.audit import AuditKind, count_audit, record_audit
 from storage.db import rowcount
 from storage.merchant_models import Merchant, MerchantStaff
-from storage.security_models import AuditEntry
 
 KINDS = {
     "after_sales": "after_sales",
@@ -243,16 +242,9 @@ def issue_staff_code(
 
 
 def _recent_failures(session: Session, user_id: int, now: datetime) -> int:
-    failures: int = session.execute(
-        select(func.count())
-        .select_from(AuditEntry)
-        .where(
-            col(AuditEntry.kind) == MerchantAuditKind.staff_code_failed.value,
-            col(AuditEntry.actor) == f"user:{user_id}",
-            col(AuditEntry.at) >= now - FAILURE_WINDOW,
-        )
-    ).scalar_one()
-    return failures
+    return count_audit(
+        session, MerchantAuditKind.staff_code_failed, actor=f"user:{user_id}", since=now - FAILURE_WINDOW
+    )
 
 
 def _fail(session: Session, user_id: int, now: datetime, reason: str) -> StaffCodeError:
