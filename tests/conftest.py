@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from storage import migrate
-from storage.db import make_engine, normalize_url
+from storage.db import make_engine
+from tests.support.scratch_db import scratch_database
 
 PG_URL_ENV = "AUTOCIRCLE_TEST_PG_URL"
 
@@ -44,16 +44,8 @@ def pg_database_url() -> Iterator[str | None]:
     if not admin_url:
         yield None
         return
-    name = f"ac_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(admin_url, "ac_test") as url:
+        yield url
 
 
 def _truncate_all(engine: Engine) -> None:

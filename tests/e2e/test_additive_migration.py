@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from storage import migrate
-from storage.db import make_engine, normalize_url
 from tests.support.harness import BotHarness
+from tests.support.scratch_db import scratch_database
 
 pytestmark = pytest.mark.e2e
 
@@ -63,16 +61,8 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pa
     admin_url = os.environ.get("AUTOCIRCLE_TEST_PG_URL")
     if not admin_url:
         pytest.skip("PostgreSQL not configured (AUTOCIRCLE_TEST_PG_URL)")
-    name = f"ac_additive_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(admin_url, "ac_additive") as url:
+        yield url
 
 
 async def test_bot_keeps_serving_across_an_additive_migration(

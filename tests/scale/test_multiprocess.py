@@ -37,15 +37,13 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from tests.support.nginx import NGINX, local_config, nginx_command
@@ -81,19 +79,10 @@ def pg_url() -> Iterator[str]:
         )
     if not Path(NGINX).exists():
         pytest.fail("the scale test needs nginx (apt-get install nginx)")
-    from storage import migrate
-    from storage.db import make_engine, normalize_url
+    from tests.support.scratch_db import scratch_database
 
-    name = f"ac_scale_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(admin_url, "ac_scale") as url:
+        yield url
 
 
 def _seed(url: str) -> dict[int, str]:
