@@ -9,7 +9,7 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, Result, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -65,6 +65,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # DBAPI objec
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+#: a bulk job's SQLite page cache (KiB; SQLite's own default is 2 MiB)
+JOB_CACHE_KIB = 65_536
+
+
+@contextmanager
+def roomy_sqlite_cache(conn: Connection, kib: int = JOB_CACHE_KIB) -> Iterator[None]:
+    """Give one bulk job's SQLite connection a larger page cache, then the old size back.
+
+    With SQLite's 2 MiB an UPDATE of a few thousand owners scattered over a million rereads
+    index pages it has just written from the OS for every row (twice the time of the UPDATE
+    with 64 MiB); every connection of the pool keeping that much would cost memory for
+    nothing, so only the job's own connection gets it, for the job. No-op elsewhere."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -42,6 +42,7 @@ from flows.segments.rules import (
     segment_params,
 )
 from storage import segments as sql
+from storage.db import roomy_sqlite_cache
 from storage.models import Event, Owner, Vehicle
 
 __all__ = [
@@ -106,7 +107,7 @@ def recompute_all(
     params = segment_params(thresholds, now)
     key = thresholds_key(thresholds)
     started = time.perf_counter()
-    with engine.begin() as conn:
+    with engine.begin() as conn, roomy_sqlite_cache(conn):
         run_id = sql.start_run(conn, params.now)
         since = None
         if incremental and not rebuild:

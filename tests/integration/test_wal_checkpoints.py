@@ -1,4 +1,5 @@
-"""SQLite's log is checkpointed by the application's thread, not by whichever commit comes."""
+"""SQLite housekeeping: the log is checkpointed by the application's thread, not by whichever
+commit comes; a bulk job gets a page cache of its own size."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import text
 from bot.app import build_app
 from bot.config import Settings
 from storage import migrate, wal
-from storage.db import make_engine
+from storage.db import JOB_CACHE_KIB, make_engine, roomy_sqlite_cache
 
 
 def _write_rows(engine, rows: int) -> None:  # type: ignore[no-untyped-def]
@@ -61,3 +62,15 @@ def test_the_application_runs_and_stops_the_checkpointer(tmp_path: Path) -> None
             assert frames == copied  # nothing was left in the log to copy
     finally:
         reader.dispose()
+
+
+def test_a_bulk_job_gets_a_roomy_cache_and_gives_it_back(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'job.db'}")
+    try:
+        with engine.begin() as conn:
+            before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            with roomy_sqlite_cache(conn):
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -JOB_CACHE_KIB
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == before
+    finally:
+        engine.dispose()
