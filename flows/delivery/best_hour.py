@@ -22,9 +22,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, cast, extract, func, select
@@ -39,13 +38,14 @@ from storage.outbox import among, among_chunks
 _E = table_of(Event)
 _O = table_of(Owner)
 _KINDS = sorted(k.value for k in MEANINGFUL)
+_sha256 = hashlib.sha256
 
 
 def in_plain_share(owner_id: int, percent: int) -> bool:
     """Sticky: the same owner keeps the plain schedule (or not) every time."""
     if percent <= 0:
         return False
-    digest = hashlib.sha256(f"best_hour:{owner_id}".encode()).digest()
+    digest = _sha256(b"best_hour:%d" % owner_id).digest()
     return int.from_bytes(digest[:8], "big") % 100 < percent
 
 
@@ -79,9 +79,16 @@ def _local(utc_hour: int, offset: timedelta) -> int:
 
 
 def usual_hours(
-    session: Session, owner_ids: Iterable[int], now: datetime, best: BestHour, timezone: str
+    session: Session,
+    owner_ids: Iterable[int],
+    now: datetime,
+    best: BestHour,
+    timezone: str,
+    partners: Mapping[int, int | None] | None = None,
 ) -> dict[int, int]:
     """``owner id -> local hour`` for the owners whose own or circle's history says one.
+    ``partners``: ``owner id -> partner id`` (None: no partner) where the caller read it
+    already; the circles of the others are looked up.
 
     Events are bucketed by their stored (UTC) hour in SQL and shifted to local time with the
     zone's offset now (exact for zones without daylight saving, such as Asia/Shanghai).
@@ -108,16 +115,28 @@ def usual_hours(
             found[owner_id] = picked
     missing = [o for o in wanted if o not in found]
     if missing:
-        found.update(_circle_hours(session, missing, since, offset, best.min_events))
+        found.update(_circle_hours(session, missing, since, offset, best.min_events, partners or {}))
     return found
 
 
 def _circle_hours(
-    session: Session, owner_ids: Sequence[int], since: datetime, offset: timedelta, min_events: int
+    session: Session,
+    owner_ids: Sequence[int],
+    since: datetime,
+    offset: timedelta,
+    min_events: int,
+    known: Mapping[int, int | None],
 ) -> dict[int, int]:
-    """The fallback: the usual hour of the owners of the same partner."""
+    """The fallback: the usual hour of the owners of the same partner (``known``: the
+    owners' partners where already read)."""
     partner_of: dict[int, int] = {}
-    for chunk in among_chunks(list(owner_ids)):
+    unknown: list[int] = []
+    for owner_id in owner_ids:
+        if owner_id not in known:
+            unknown.append(owner_id)
+        elif (partner_id := known[owner_id]) is not None:
+            partner_of[owner_id] = partner_id
+    for chunk in among_chunks(unknown):
         partner_of.update(
             (o, p)
             for o, p in session.execute(
@@ -142,8 +161,7 @@ def _circle_hours(
     return {o: h for o, p in partner_of.items() if (h := hours.get(p)) is not None}
 
 
-@dataclass(frozen=True)
-class Wanted:
+class Wanted(NamedTuple):
     """A marketing push asking for a start: whose, from when, until when at the latest."""
 
     owner_id: int | None
@@ -151,26 +169,38 @@ class Wanted:
     expires_at: datetime | None = None
 
 
-def best_starts(session: Session, pushes: Sequence[Wanted], now: datetime, policy: DeliveryPolicy) -> list[datetime]:
+def best_starts(
+    session: Session,
+    pushes: Sequence[Wanted],
+    now: datetime,
+    policy: DeliveryPolicy,
+    partners: Mapping[int, int | None] | None = None,
+) -> list[datetime]:
     """Each push's start moved to its owner's next usual hour (or left as it was: the setting
     off, no owner, the plain-schedule share, no history, or the hour past the push's expiry).
-    """
+    ``partners``: the owners' partners where known (``usual_hours``).
+
+    The hours are read for every owner asked about and the plain-schedule share is taken out
+    of the answer (an owner's hour does not depend on who else is asked), so that its hash is
+    computed only for owners who have an hour."""
     best = policy.best_hour
     starts = [p.start for p in pushes]
     if not best.enabled:
         return starts
-    owners = {
-        p.owner_id for p in pushes if p.owner_id is not None and not in_plain_share(p.owner_id, best.plain_percent)
-    }
-    hours = usual_hours(session, owners, now, best, policy.timezone)
+    asked = {p.owner_id for p in pushes if p.owner_id is not None}
+    hours = usual_hours(session, asked, now, best, policy.timezone, partners)
+    hours = {o: h for o, h in hours.items() if not in_plain_share(o, best.plain_percent)}
     if not hours:
         return starts
     tz = zone(None, policy.timezone)
+    moved: dict[tuple[datetime, int], datetime] = {}  # next_at_hour is pure: most pushes share a start
     for i, push in enumerate(pushes):
         hour = hours.get(push.owner_id) if push.owner_id is not None else None
         if hour is None:
             continue
-        at = next_at_hour(push.start, hour, tz)
+        at = moved.get((push.start, hour))
+        if at is None:
+            at = moved[push.start, hour] = next_at_hour(push.start, hour, tz)
         if push.expires_at is None or at < push.expires_at:
             starts[i] = at
     return starts

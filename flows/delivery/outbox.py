@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 OUTBOX = table_of(OutboxMessage)
 PRIORITY = {MessageClass.reply: 0, MessageClass.transactional: 10, MessageClass.marketing: 50}
 POLICY_KEY = "delivery_policy"
+_MARKETING = MessageClass.marketing
 
 
 @dataclass(frozen=True)
@@ -119,38 +120,136 @@ def enqueue_many(
     a private chat missing from it has no owner. Else they are read here."""
     policy = policy_of(session, policy)
     now = utcnow()
-    taken = store.existing_keys(session, (p.dedupe_key for p in pushes))
-    fresh: list[Push] = []
-    for push in pushes:
-        if push.dedupe_key not in taken:
-            taken.add(push.dedupe_key)
-            fresh.append(push)
+    fresh = _untaken(session, pushes, [p.dedupe_key for p in pushes])
     if not fresh:
         return 0
+    classes = [_cls(p) for p in fresh]
+    decisions = _decide(
+        session,
+        policy,
+        now,
+        [p.chat_id for p in fresh],
+        classes,
+        [max(now, p.not_before) if p.not_before else now for p in fresh],
+        [p.expires_at for p in fresh],
+        owners,
+    )
+    rows: list[tuple[Any, ...]] = []
+    last_cls, value, priority = None, "", 0
+    for push, cls, decision in zip(fresh, classes, decisions, strict=True):
+        if cls is not last_cls:  # an enum's .value and hash are Python-level: once per run of one class
+            last_cls, value, priority = cls, cls.value, PRIORITY[cls]
+        rows.append(_row(push, value, priority, decision, now))
+    return _insert(session, rows)
+
+
+#: what differs between the pushes of one ``enqueue_alike``: dedupe key, chat id, text, owner id, subject
+Varying = tuple[str, int, str, int | None, str | None]
+
+
+def enqueue_alike(
+    session: Session,
+    template: Push,
+    varying: Sequence[Varying],
+    policy: DeliveryPolicy | None = None,
+    *,
+    owners: Mapping[int, store.ChatOwner] | None = None,
+) -> int:
+    """``enqueue_many`` of the pushes that are ``template`` but for their dedupe key, chat,
+    text, owner and subject (``varying``, in that order), such as a campaign's one per owner:
+    the same rows planned the same way, without making a ``Push`` for each."""
+    policy = policy_of(session, policy)
+    now = utcnow()
+    fresh = _untaken(session, varying, [v[0] for v in varying])
+    if not fresh:
+        return 0
+    cls, count, t = _cls(template), len(fresh), template
+    asked = max(now, t.not_before) if t.not_before else now
+    decisions = _decide(
+        session, policy, now, [v[1] for v in fresh], [cls] * count, [asked] * count, [t.expires_at] * count, owners
+    )
+    value, priority = cls.value, PRIORITY[cls] if t.priority is None else t.priority
+    rows = [  # _row's values, the template's fields taken once
+        (
+            key,
+            chat_id,
+            owner_id,
+            t.partner_id,
+            value,
+            priority,
+            text,
+            t.parse_mode,
+            t.buttons,
+            (d.at if d.send else None) or now,
+            t.expires_at,
+            0,
+            _PENDING if d.send else _SKIPPED,
+            d.reason,
+            t.topic,
+            subject if t.topic else None,
+            now,
+            now,
+        )
+        for (key, chat_id, text, owner_id, subject), d in zip(fresh, decisions, strict=True)
+    ]
+    return _insert(session, rows)
+
+
+_Item = TypeVar("_Item")
+
+
+def _untaken(session: Session, items: Sequence[_Item], keys: Sequence[str]) -> list[_Item]:
+    """The items (``keys[i]`` is ``items[i]``'s dedupe key) whose key is neither in the outbox
+    nor an earlier item's, in order."""
+    taken = store.existing_keys(session, keys)
+    fresh: list[_Item] = []
+    for item, key in zip(items, keys, strict=True):
+        if key not in taken:
+            taken.add(key)
+            fresh.append(item)
+    return fresh
+
+
+def _decide(
+    session: Session,
+    policy: DeliveryPolicy,
+    now: datetime,
+    chats: Sequence[int],
+    classes: Sequence[MessageClass],
+    asked: Sequence[datetime],
+    expiries: Sequence[datetime | None],
+    owners: Mapping[int, store.ChatOwner] | None,
+) -> list[Plan]:
+    """The plan of each push (its chat, class, asked start and expiry): the chats' owners
+    (read here unless given), the partners' chats, the cap's marketing pushes and the best
+    hours are read once; a marketing push planned to go counts against the cap of the later
+    ones to the same chat."""
     if owners is None:
-        owners = store.owners_by_chat(session, (p.chat_id for p in fresh))
-    staff = _staff(session, (p.chat_id for p in fresh), policy)
+        owners = store.owners_by_chat(session, chats)
+    staff = _staff(session, chats, policy)
     planned = store.marketing_times(
         session,
-        {p.chat_id for p in fresh if _cls(p) is MessageClass.marketing},
+        {chat_id for chat_id, cls in zip(chats, classes, strict=True) if cls is _MARKETING},
         now - policy.cap_window,
         include_planned=True,
     )
-    starts = _starts(session, fresh, owners, now, policy)
+    starts = _starts(session, chats, classes, asked, expiries, owners, now, policy)
     decide = _Planner(policy)
-    rows: list[tuple[tuple[Any, ...], Push]] = []
-    for push, (start, asked) in zip(fresh, starts, strict=True):
-        cls = _cls(push)
-        owner = owners.get(push.chat_id)
-        is_staff = push.chat_id in staff
-        times = planned.get(push.chat_id, ())
-        decision = decide(cls, start, push.expires_at, owner, is_staff, times)
-        if not decision.send and start != asked:  # the best hour would lose it: plain schedule
-            decision = decide(cls, asked, push.expires_at, owner, is_staff, times)
-        if decision.send and cls is MessageClass.marketing:
-            planned.setdefault(push.chat_id, []).append(decision.at or start)
-        rows.append((_row(push, cls, decision, now), push))
-    return _insert(session, rows)
+    decisions: list[Plan] = []
+    last_cls, value = None, ""
+    for chat_id, cls, start, asked_at, expires_at in zip(chats, classes, starts, asked, expiries, strict=True):
+        if cls is not last_cls:
+            last_cls, value = cls, cls.value
+        owner = owners.get(chat_id)
+        is_staff = chat_id in staff
+        times = planned.get(chat_id, ())
+        decision = decide(value, start, expires_at, owner, is_staff, times)
+        if not decision.send and start != asked_at:  # the best hour would lose it: plain schedule
+            decision = decide(value, asked_at, expires_at, owner, is_staff, times)
+        if decision.send and cls is _MARKETING:
+            planned.setdefault(chat_id, []).append(decision.at or start)
+        decisions.append(decision)
+    return decisions
 
 
 class _Planner:
@@ -163,21 +262,22 @@ class _Planner:
 
     def __call__(
         self,
-        cls: MessageClass,
+        value: str,
         start: datetime,
         expires_at: datetime | None,
         owner: store.ChatOwner | None,
         staff: bool,
         times: Sequence[datetime],
     ) -> Plan:
+        """``value``: the push's class (``MessageClass.value``: a plain string hashes at C speed)."""
         prefs = (owner.timezone, owner.quiet_hours, owner.marketing_cap) if owner is not None else None
-        key = (cls, start, expires_at, prefs, staff, tuple(times))
+        key = (value, start, expires_at, prefs, staff, tuple(times) if times else ())
         found = self.seen.get(key)
         if found is None:
             # enqueue only plans: opted-out/unreachable may change before sending; `screen` decides
             recipient = replace(_recipient(owner, staff), opted_out=False, unreachable=False)
             found = plan(
-                cls.value, start, expires_at=expires_at, recipient=recipient, policy=self.policy, marketing_times=times
+                value, start, expires_at=expires_at, recipient=recipient, policy=self.policy, marketing_times=times
             )
             self.seen[key] = found
         return found
@@ -185,35 +285,33 @@ class _Planner:
 
 def _starts(
     session: Session,
-    pushes: Sequence[Push],
+    chats: Sequence[int],
+    classes: Sequence[MessageClass],
+    asked: Sequence[datetime],
+    expiries: Sequence[datetime | None],
     owners: Mapping[int, store.ChatOwner],
     now: datetime,
     policy: DeliveryPolicy,
-) -> list[tuple[datetime, datetime]]:
-    """``(planned start, asked start)`` per push: marketing pushes to an owner may wait for
-    the owner's best hour (``flows.delivery.best_hour``); every other push starts as asked."""
-    asked = [max(now, p.not_before) if p.not_before else now for p in pushes]
-    marketing = [
-        i for i, p in enumerate(pushes) if _cls(p) is MessageClass.marketing and _owner_of(p, owners) is not None
-    ]
-    if not policy.best_hour.enabled or not marketing:
-        return list(zip(asked, asked, strict=True))
-    moved = best_hour.best_starts(
-        session,
-        [best_hour.Wanted(_owner_of(pushes[i], owners), asked[i], pushes[i].expires_at) for i in marketing],
-        now,
-        policy,
-    )
+) -> Sequence[datetime]:
+    """The planned start of each push: a marketing push to an owner may wait for the owner's
+    best hour (``flows.delivery.best_hour``); every other push starts as ``asked``."""
+    if not policy.best_hour.enabled:
+        return asked
+    marketing: list[int] = []
+    wanted: list[best_hour.Wanted] = []
+    partners: dict[int, int | None] = {}  # read with the owners: the best hour's circles need no second read
+    for i, (chat_id, cls) in enumerate(zip(chats, classes, strict=True)):
+        if cls is _MARKETING and (owner := owners.get(chat_id)) is not None:
+            marketing.append(i)
+            wanted.append(best_hour.Wanted(owner.owner_id, asked[i], expiries[i]))
+            partners[owner.owner_id] = owner.partner_id
+    if not marketing:
+        return asked
+    moved = best_hour.best_starts(session, wanted, now, policy, partners)
     starts = list(asked)
     for i, at in zip(marketing, moved, strict=True):
         starts[i] = at
-    return list(zip(starts, asked, strict=True))
-
-
-def _owner_of(push: Push, owners: Mapping[int, store.ChatOwner]) -> int | None:
-    """The owner behind the push's private chat (a group's push has no best hour)."""
-    found = owners.get(push.chat_id)
-    return found.owner_id if found is not None else None
+    return starts
 
 
 def _cls(push: Push) -> MessageClass:
@@ -243,24 +341,24 @@ ROW_COLUMNS = (
 )
 
 
-def _row(push: Push, cls: MessageClass, decision: Plan, now: datetime) -> tuple[Any, ...]:
+def _row(push: Push, value: str, priority: int, decision: Plan, now: datetime) -> tuple[Any, ...]:
     """The outbox row for one planned push, as values in ``ROW_COLUMNS`` order (inserted in
-    bulk)."""
-    skipped = not decision.send
+    bulk); ``value`` and ``priority``: its class's value and default priority."""
+    send = decision.send
     return (
         push.dedupe_key,
         push.chat_id,
         push.owner_id,
         push.partner_id,
-        cls.value,
-        push.priority if push.priority is not None else PRIORITY[cls],
+        value,
+        priority if push.priority is None else push.priority,
         push.text,
         push.parse_mode,
         push.buttons,
-        (decision.at if decision.send else None) or now,
+        (decision.at if send else None) or now,
         push.expires_at,
         0,
-        OutboxStatus.skipped.value if skipped else OutboxStatus.pending.value,
+        _PENDING if send else _SKIPPED,
         decision.reason,
         push.topic,
         push.subject if push.topic else None,
@@ -269,13 +367,15 @@ def _row(push: Push, cls: MessageClass, decision: Plan, now: datetime) -> tuple[
     )
 
 
+_PENDING, _SKIPPED = OutboxStatus.pending.value, OutboxStatus.skipped.value
+
 INSERT_CHUNK = 5_000  # rows per bulk insert: bounded memory, one savepoint's worth of retries
 
 
-def _insert(session: Session, rows: list[tuple[tuple[Any, ...], Push]]) -> int:
-    """All rows in one savepoint, by bulk inserts (``INSERT_CHUNK`` rows each, topics on
-    the rows themselves); if another process planned some key meanwhile, fall back to one savepoint
-    per row so that the others still go in."""
+def _insert(session: Session, rows: list[tuple[Any, ...]]) -> int:
+    """All rows (``ROW_COLUMNS`` values) in one savepoint, by bulk inserts (``INSERT_CHUNK``
+    rows each, topics on the rows themselves); if another process planned some key meanwhile,
+    fall back to one savepoint per row so that the others still go in."""
     try:
         with session.begin_nested():
             for start in range(0, len(rows), INSERT_CHUNK):
@@ -294,8 +394,8 @@ def _insert(session: Session, rows: list[tuple[tuple[Any, ...], Push]]) -> int:
     return created
 
 
-def _insert_chunk(session: Session, rows: Sequence[tuple[tuple[Any, ...], Push]]) -> None:
-    store.bulk_insert(session, OUTBOX, ROW_COLUMNS, [values for values, _ in rows])
+def _insert_chunk(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
+    store.bulk_insert(session, OUTBOX, ROW_COLUMNS, rows)
 
 
 def _staff(session: Session, chat_ids: Iterable[int], policy: DeliveryPolicy) -> set[int]:
