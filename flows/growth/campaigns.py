@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from sqlalchemy import and_, false, func, or_, update
 from sqlalchemy import select as sa_select  # sqlmodel's select() has overloads for up to 4 columns
 from sqlmodel import Session, col, select
 
-from flows.delivery.outbox import Push, cancel_topic, enqueue, enqueue_many, job_scope
+from flows.delivery.outbox import Push, Varying, cancel_topic, enqueue, enqueue_alike, job_scope
 from flows.engine.flow_spec import ACTIVITIES, MATURITIES
 from flows.errors import AutoCircleError, InvalidInputError, NotFoundError
 from flows.growth.uplift import Comparison
@@ -74,8 +75,14 @@ def job_id(campaign_id: int) -> str:
 
 def is_holdout(owner_id: int, partner_id: int, percent: int = DEFAULT_HOLDOUT_PERCENT) -> bool:
     """Sticky control membership: the same owner is control for the same partner every time."""
-    digest = hashlib.sha256(f"holdout:{partner_id}:{owner_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100 < percent
+    return holdouts([owner_id], partner_id, percent)[0]
+
+
+def holdouts(owner_ids: Sequence[int], partner_id: int, percent: int = DEFAULT_HOLDOUT_PERCENT) -> list[bool]:
+    """``is_holdout`` of each owner (a campaign's batch at once): the first 8 bytes of
+    ``sha256("holdout:<partner id>:<owner id>")``, big-endian, modulo 100, below ``percent``."""
+    prefix, sha256, from_bytes = b"holdout:%d:" % partner_id, hashlib.sha256, int.from_bytes
+    return [from_bytes(sha256(prefix + b"%d" % oid).digest()[:8], "big") % 100 < percent for oid in owner_ids]
 
 
 # --- building -----------------------------------------------------------------------------
@@ -197,7 +204,7 @@ def preview(
 ) -> Preview:
     campaign = get(session, partner_id, campaign_id)
     owners = audience(session, campaign)
-    held = sum(is_holdout(o.id or 0, campaign.partner_id, campaign.holdout_percent) for o in owners)
+    held = sum(holdouts([o.id or 0 for o in owners], campaign.partner_id, campaign.holdout_percent))
     sample = render(renderer, campaign, locale, owner_name=owners[0].name if owners else "")
     return Preview(
         campaign.id or 0, list(campaign.cells), campaign.product_line, len(owners), held, len(owners) - held, sample
@@ -343,8 +350,8 @@ def send(
 
     Set-based and in batches of ``SEND_BATCH`` owners (by owner id): each batch's audience is
     read as plain rows, its members go in by one ``executemany`` and its pushes through one
-    ``enqueue_many``; the text is rendered once per locale when the template only drops the
-    owner's name in. Heavy for a big audience, so the bot runs it as a job (``SEND_TASK``),
+    ``enqueue_alike`` (``enqueue_many`` without a ``Push`` per owner); the text is rendered
+    once per locale when the template only drops the owner's name in. Heavy for a big audience, so the bot runs it as a job (``SEND_TASK``),
     never inside a handler.
 
     ``commit_batches`` (the jobs, which own their session): the claim and every batch are
@@ -416,13 +423,13 @@ def _plan_batch(
 ) -> tuple[int, int, int]:
     """One batch of the audience: its new members and its pushes; ``(treated, held, queued)``."""
     campaign_id = campaign.id or 0
-    partner_id, percent, topic = campaign.partner_id, campaign.holdout_percent, topic_of(campaign_id)
+    partner_id, topic = campaign.partner_id, topic_of(campaign_id)
     known = _members_among(session, campaign_id, batch[0][0], batch[-1][0])
+    held = holdouts([row[0] for row in batch], partner_id, campaign.holdout_percent)
     fresh: list[tuple[Any, ...]] = []
-    pushes: list[Push] = []
+    varying: list[Varying] = []  # what differs between the pushes
     owners: dict[int, outbox_store.ChatOwner] = {}
-    for oid, chat_id, locale, name, owner in batch:
-        holdout = is_holdout(oid, partner_id, percent)
+    for (oid, chat_id, locale, name, owner), holdout in zip(batch, held, strict=True):
         key = f"campaign:{campaign_id}:{oid}"
         if oid not in known:
             fresh.append((campaign_id, oid, holdout, None if holdout else key, no_extra))
@@ -430,23 +437,15 @@ def _plan_batch(
             continue
         if owner is not None:
             owners[owner.chat_id] = owner
-        pushes.append(
-            Push(
-                dedupe_key=key,
-                chat_id=chat_id or 0,
-                text=text_for(locale, name),
-                message_class=MessageClass.marketing,
-                owner_id=oid,
-                partner_id=partner_id,
-                topic=topic,
-                subject=f"owner:{oid}",
-            )
-        )
-    # the members after the pushes: enqueue_many reads before it writes, so on SQLite the write
+        varying.append((key, chat_id or 0, text_for(locale, name), oid, f"owner:{oid}"))
+    template = Push(
+        dedupe_key="", chat_id=0, text="", message_class=MessageClass.marketing, partner_id=partner_id, topic=topic
+    )
+    # the members after the pushes: enqueue_alike reads before it writes, so on SQLite the write
     # lock is held only from its first insert to the batch's commit
-    queued = enqueue_many(session, pushes, owners=owners)
+    queued = enqueue_alike(session, template, varying, owners=owners)
     outbox_store.bulk_insert(session, table_of(CampaignMember), _MEMBER_COLUMNS, fresh)
-    return len(pushes), len(batch) - len(pushes), queued
+    return len(varying), len(batch) - len(varying), queued
 
 
 @contextmanager
@@ -487,13 +486,16 @@ def _heartbeat(session: Session, campaign_id: int, beat: datetime, at: datetime)
 def _members_among(session: Session, campaign_id: int, first: int, last: int) -> set[int]:
     """The owners with ids in ``first..last`` already members (a resumed or repeated send)."""
     return set(
-        session.execute(
+        session.connection()
+        .execute(
             sa_select(col(CampaignMember.owner_id)).where(
                 col(CampaignMember.campaign_id) == campaign_id,
                 col(CampaignMember.owner_id) >= first,
                 col(CampaignMember.owner_id) <= last,
             )
-        ).scalars()
+        )
+        .scalars()
+        .all()
     )
 
 
@@ -502,12 +504,15 @@ def _audience_batches(session: Session, campaign: Campaign) -> Iterator[list[Aud
     The ids are read first in one pass (a few bytes an owner), then each batch's rows by
     primary key (``storage.outbox.among``): every query is bounded however big the base, where
     ``id > x ... LIMIT`` or id windows let PostgreSQL rescan the partner's whole index per batch."""
-    ids = list(
-        session.execute(
+    ids: list[int] = list(
+        session.connection()
+        .execute(
             sa_select(col(Owner.id))
             .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
             .order_by(col(Owner.id))
-        ).scalars()
+        )
+        .scalars()
+        .all()  # type: ignore[arg-type]  # reason: the id column is typed Optional; a row's id never is
     )
     for start in range(0, len(ids), SEND_BATCH):
         if rows := _audience_rows(session, campaign, ids[start : start + SEND_BATCH]):
@@ -521,22 +526,35 @@ AudienceRow = tuple[int, int | None, str | None, str, outbox_store.ChatOwner | N
 def _audience_rows(session: Session, campaign: Campaign, ids: Sequence[int] | None = None) -> list[AudienceRow]:
     """The audience (the same owners, in the same order, as ``audience``; only those among
     ``ids`` if given) as plain rows, with the delivery preferences ``enqueue_many`` would
-    otherwise read again for the same owners (``storage.outbox.owners_by_chat``'s columns)."""
+    otherwise read again for the same owners (``storage.outbox.owners_by_chat``'s answer:
+    not opted out, reachable and the campaign's partner's, as ``_reachable`` picks them).
+    Read on the session's connection (plain rows, no ORM)."""
     query = (
-        sa_select(col(Owner.locale), col(Owner.name), *outbox_store.chat_owner_columns())
+        sa_select(
+            col(Owner.id),
+            col(Owner.telegram_user_id),
+            col(Owner.locale),
+            col(Owner.name),
+            col(OwnerPreference.timezone),
+            col(OwnerPreference.marketing_cap_per_week),
+            col(OwnerPreference.quiet_hours),
+        )
         .outerjoin(OwnerPreference, col(OwnerPreference.owner_id) == col(Owner.id))
         .where(*_reachable(campaign.partner_id, campaign.product_line), _in_cells(campaign.cells))
         .order_by(col(Owner.id))
     )
     if ids is not None:
         query = query.where(outbox_store.among(session, col(Owner.id), ids))
+    chat_owner, partner_id = outbox_store.ChatOwner._make, campaign.partner_id
+    rows: Sequence[Any] = session.connection().execute(query).all()
     return [
-        (owner[0], owner[1], locale, name, outbox_store.chat_owner(owner) if owner[1] else None)
-        for locale, name, *owner in session.execute(query).all()
+        (oid, chat, locale, name, chat_owner((oid, chat, False, False, tz, cap, quiet, partner_id)) if chat else None)
+        for oid, chat, locale, name, tz, cap, quiet in rows
     ]
 
 
 _PROBES = ("\x01Probe\x01", "\x02Zweiter & <Name> 2\x02")
+_HTML_SPECIAL = re.compile("[&<>'\"]").search  # what markupsafe's escape replaces: a name without them stays
 
 
 def _texts(renderer: Renderer, campaign: Campaign) -> Any:
@@ -563,10 +581,10 @@ def _texts(renderer: Renderer, campaign: Campaign) -> Any:
             if locale not in empty:
                 empty[locale] = render(renderer, campaign, locale, owner_name="")
             return empty[locale]
-        parts = shape(locale)
+        parts = shapes[locale] if locale in shapes else shape(locale)
         if parts is None:
             return render(renderer, campaign, locale, owner_name=name)
-        return str(escape(name)).join(parts)
+        return (str(escape(name)) if _HTML_SPECIAL(name) else name).join(parts)
 
     return text_for
 
