@@ -23,7 +23,7 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, cast, extract, func, select
@@ -161,46 +161,41 @@ def _circle_hours(
     return {o: h for o, p in partner_of.items() if (h := hours.get(p)) is not None}
 
 
-class Wanted(NamedTuple):
-    """A marketing push asking for a start: whose, from when, until when at the latest."""
-
-    owner_id: int | None
-    start: datetime
-    expires_at: datetime | None = None
-
-
 def best_starts(
     session: Session,
-    pushes: Sequence[Wanted],
+    owner_ids: Sequence[int | None],
+    starts: Sequence[datetime],
+    expiries: Sequence[datetime | None],
     now: datetime,
     policy: DeliveryPolicy,
     partners: Mapping[int, int | None] | None = None,
 ) -> list[datetime]:
-    """Each push's start moved to its owner's next usual hour (or left as it was: the setting
-    off, no owner, the plain-schedule share, no history, or the hour past the push's expiry).
-    ``partners``: the owners' partners where known (``usual_hours``).
+    """The start of each marketing push (whose: ``owner_ids[i]``, from when: ``starts[i]``,
+    until when at the latest: ``expiries[i]``) moved to its owner's next usual hour, or left
+    as it was: the setting off, no owner, the plain-schedule share, no history, or the hour
+    past the push's expiry. ``partners``: the owners' partners where known (``usual_hours``).
 
     The hours are read for every owner asked about and the plain-schedule share is taken out
     of the answer (an owner's hour does not depend on who else is asked), so that its hash is
     computed only for owners who have an hour."""
     best = policy.best_hour
-    starts = [p.start for p in pushes]
+    moved = list(starts)
     if not best.enabled:
-        return starts
-    asked = {p.owner_id for p in pushes if p.owner_id is not None}
+        return moved
+    asked = {o for o in owner_ids if o is not None}
     hours = usual_hours(session, asked, now, best, policy.timezone, partners)
     hours = {o: h for o, h in hours.items() if not in_plain_share(o, best.plain_percent)}
     if not hours:
-        return starts
+        return moved
     tz = zone(None, policy.timezone)
-    moved: dict[tuple[datetime, int], datetime] = {}  # next_at_hour is pure: most pushes share a start
-    for i, push in enumerate(pushes):
-        hour = hours.get(push.owner_id) if push.owner_id is not None else None
+    at_hour: dict[tuple[datetime, int], datetime] = {}  # next_at_hour is pure: most pushes share a start
+    for i, (owner_id, start, expires_at) in enumerate(zip(owner_ids, starts, expiries, strict=True)):
+        hour = hours.get(owner_id) if owner_id is not None else None
         if hour is None:
             continue
-        at = moved.get((push.start, hour))
+        at = at_hour.get((start, hour))
         if at is None:
-            at = moved[push.start, hour] = next_at_hour(push.start, hour, tz)
-        if push.expires_at is None or at < push.expires_at:
-            starts[i] = at
-    return starts
+            at = at_hour[start, hour] = next_at_hour(start, hour, tz)
+        if expires_at is None or at < expires_at:
+            moved[i] = at
+    return moved

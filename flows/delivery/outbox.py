@@ -298,16 +298,24 @@ def _starts(
     if not policy.best_hour.enabled:
         return asked
     marketing: list[int] = []
-    wanted: list[best_hour.Wanted] = []
+    owner_ids: list[int | None] = []
     partners: dict[int, int | None] = {}  # read with the owners: the best hour's circles need no second read
     for i, (chat_id, cls) in enumerate(zip(chats, classes, strict=True)):
         if cls is _MARKETING and (owner := owners.get(chat_id)) is not None:
             marketing.append(i)
-            wanted.append(best_hour.Wanted(owner.owner_id, asked[i], expiries[i]))
+            owner_ids.append(owner.owner_id)
             partners[owner.owner_id] = owner.partner_id
     if not marketing:
         return asked
-    moved = best_hour.best_starts(session, wanted, now, policy, partners)
+    moved = best_hour.best_starts(
+        session,
+        owner_ids,
+        [asked[i] for i in marketing],
+        [expiries[i] for i in marketing],
+        now,
+        policy,
+        partners,
+    )
     starts = list(asked)
     for i, at in zip(marketing, moved, strict=True):
         starts[i] = at
