@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlmodel import Session
 
 from bot.config import DeliverySettings
@@ -157,6 +157,43 @@ def test_falls_back_to_the_circle_and_needs_enough_history(engine, clock) -> Non
     rows = _rows(engine)
     assert rows["new"].not_before == datetime(2026, 3, 10, 11, 0, tzinfo=UTC)
     assert rows["loner"].not_before == NOON_SHANGHAI
+
+
+def test_a_circle_is_read_once_per_session_however_many_batches_ask(engine, clock) -> None:
+    """A campaign plans batch after batch in one session: the circle's events are read for the
+    first batch only (each read is the whole circle's recent events)."""
+    circle_reads: list[str] = []
+
+    def count(conn, cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "GROUP BY owner.partner_id" in statement:
+            circle_reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with Session(engine) as session:
+            dealer = Dealer(code="D2")
+            session.add(dealer)
+            session.flush()
+            partner = Partner(name="P", dealer_id=dealer.id, advisor_code="P2")
+            session.add(partner)
+            session.flush()
+            partner_id = partner.id
+            for tg in (521, 522):
+                _active_at(session, _owner(session, tg, partner.id).id, 11, days=3)  # 19:10 Shanghai
+            newcomers = [_owner(session, tg, partner.id) for tg in (523, 524, 525)]
+            for n, owner in enumerate(newcomers):  # one batch each
+                enqueue_many(session, [_push(f"batch{n}", owner)], ON)
+            session.commit()
+        with Session(engine) as session:  # a new unit of work reads again
+            enqueue_many(session, [_push("later", _owner(session, 526, partner_id))], ON)
+            session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    rows = _rows(engine)
+    assert {rows[k].not_before for k in ("batch0", "batch1", "batch2", "later")} == {
+        datetime(2026, 3, 10, 11, 0, tzinfo=UTC)
+    }
+    assert len(circle_reads) == 2
 
 
 def test_inside_the_hour_or_expiring_first_goes_at_once(engine, clock) -> None:
