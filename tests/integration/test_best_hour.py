@@ -19,6 +19,7 @@ from flows.delivery.best_hour_report import engagement
 from flows.delivery.clock import FrozenClock, uninstall
 from flows.delivery.delivery_rules import BestHour, DeliveryPolicy
 from flows.delivery.outbox import Push, enqueue_many
+from storage.db import pk
 from storage.events import EventKind, record
 from storage.models import Dealer, MessageClass, OutboxMessage, Owner, Partner
 
@@ -42,6 +43,17 @@ def _owner(session: Session, tg: int, partner_id: int | None = None) -> Owner:
     session.add(owner)
     session.flush()
     return owner
+
+
+def _partner(session: Session, code: str) -> int:
+    """A partner of a dealer of its own; its id."""
+    dealer = Dealer(code=f"D{code}")
+    session.add(dealer)
+    session.flush()
+    partner = Partner(name="P", dealer_id=dealer.id, advisor_code=f"P{code}")
+    session.add(partner)
+    session.flush()
+    return pk(partner)
 
 
 def _active_at(
@@ -137,15 +149,10 @@ def test_cap_still_holds_at_the_best_hour(engine, clock) -> None:
 
 def test_falls_back_to_the_circle_and_needs_enough_history(engine, clock) -> None:
     with Session(engine) as session:
-        dealer = Dealer(code="D1")
-        session.add(dealer)
-        session.flush()
-        partner = Partner(name="P", dealer_id=dealer.id, advisor_code="P1")
-        session.add(partner)
-        session.flush()
-        newcomer = _owner(session, 505, partner.id)
+        partner_id = _partner(session, "1")
+        newcomer = _owner(session, 505, partner_id)
         for tg in (506, 507):
-            peer = _owner(session, tg, partner.id)
+            peer = _owner(session, tg, partner_id)
             _active_at(session, peer.id, 11, days=3)  # 19:10 Shanghai
         loner = _owner(session, 508)
         _active_at(session, loner.id, 12, days=2)  # below min_events, no circle
@@ -171,16 +178,10 @@ def test_a_circle_is_read_once_per_session_however_many_batches_ask(engine, cloc
     event.listen(engine, "before_cursor_execute", count)
     try:
         with Session(engine) as session:
-            dealer = Dealer(code="D2")
-            session.add(dealer)
-            session.flush()
-            partner = Partner(name="P", dealer_id=dealer.id, advisor_code="P2")
-            session.add(partner)
-            session.flush()
-            partner_id = partner.id
+            partner_id = _partner(session, "2")
             for tg in (521, 522):
-                _active_at(session, _owner(session, tg, partner.id).id, 11, days=3)  # 19:10 Shanghai
-            newcomers = [_owner(session, tg, partner.id) for tg in (523, 524, 525)]
+                _active_at(session, _owner(session, tg, partner_id).id, 11, days=3)  # 19:10 Shanghai
+            newcomers = [_owner(session, tg, partner_id) for tg in (523, 524, 525)]
             for n, owner in enumerate(newcomers):  # one batch each
                 enqueue_many(session, [_push(f"batch{n}", owner)], ON)
             session.commit()
