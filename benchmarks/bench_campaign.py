@@ -26,6 +26,8 @@ high-water mark for the whole process, so the PostgreSQL run's includes the SQLi
 the same database, its outbox emptied, a second campaign to the same owners is planned by the
 real bot (a child process on the local sandbox: "send now" books ``SEND_TASK``) while a
 stranger sends ``/help`` after ``/help``; the longest one waited for its reply [< 1,000].
+``--events N`` first seeds N recent meaningful events over every tenth owner, so the best hour
+reads a real log (each owner's own hour, else the circle's: with one partner, the whole log).
 ``--json`` prints one line.
 """
 
@@ -38,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +202,39 @@ def second_campaign(url: str) -> int:
     return campaign_id
 
 
-def measure(url: str, owners: int, reply_gap: bool = True) -> dict[str, Any]:
+def seed_events(url: str, events: int) -> None:
+    """``events`` meaningful events over the last 50 days, spread over every tenth owner (the
+    active tenth: the others have no hour of their own and take their circle's), so the best
+    hour has an event log to read. Times are relative to the real clock: the planner reads the
+    lookback from it."""
+    if events <= 0:
+        return
+    from sqlalchemy import text
+
+    from storage.db import make_engine
+    from storage.events import EventKind
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        low, high = conn.execute(text("SELECT min(id), max(id) FROM owner")).one()
+        actives = max(1, (high - low + 1) // 10)
+        conn.execute(
+            text("INSERT INTO event (owner_id, kind, at, data) VALUES (:owner, :kind, :at, '{}')"),
+            [
+                {
+                    "owner": low + (i * 7919 % actives) * 10,
+                    "kind": EventKind.circle_message.value,
+                    "at": datetime.now(UTC) - timedelta(seconds=(i * 104_729) % (50 * 86_400)),
+                }
+                for i in range(events)
+            ],
+        )
+    engine.dispose()
+
+
+def measure(url: str, owners: int, reply_gap: bool = True, events: int = 0) -> dict[str, Any]:
     campaign_id = seed(url, owners)
+    seed_events(url, events)
     writer = Writer(url)
     writer.start()
     time.sleep(0.1)
@@ -236,16 +269,20 @@ def main() -> None:
         "--pg-url", default=None, help="a PostgreSQL server URL; the benchmark makes its own database there"
     )
     parser.add_argument("--no-reply-gap", action="store_true", help="skip max_reply_gap_ms (the real bot)")
+    parser.add_argument(
+        "--events", type=int, default=0, help="recent meaningful events to seed first (the best hour reads them)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_campaign_"))
     gap = not args.no_reply_gap
     result: dict[str, Any] = {
         "owners": args.owners,
-        "sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", args.owners, gap),
+        "events": args.events,
+        "sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", args.owners, gap, args.events),
     }
     if args.pg_url:
-        result["pg"] = measure(pg_fresh(args.pg_url, BENCH_PG_DB), args.owners, gap)
+        result["pg"] = measure(pg_fresh(args.pg_url, BENCH_PG_DB), args.owners, gap, args.events)
     dbs = [db for db in ("sqlite", "pg") if db in result]
     for key in ("ratio", "max_write_wait_ms", "peak_rss_mb", *(("max_reply_gap_ms",) if gap else ())):
         result[key] = max(result[db][key] for db in dbs)
