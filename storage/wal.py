@@ -13,6 +13,7 @@ one per SQLite application and stops it (with a last checkpoint) on close.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import Any
 
@@ -63,6 +64,10 @@ class WalCheckpointer:
             self._thread = None
 
     def _run(self) -> None:
+        # stop signals are the main thread's business (``bot.stopping`` blocks them in every
+        # thread but its own watcher): a thread that left them open would be the one the
+        # kernel hands SIGTERM to, and the process would die on the spot instead of stopping
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while not self._stopping.wait(self.interval_s):
             self._checkpoint_quietly()
         self._checkpoint_quietly()
