@@ -139,7 +139,8 @@ def enqueue_many(
     for push, cls, decision in zip(fresh, classes, decisions, strict=True):
         if cls is not last_cls:  # an enum's .value and hash are Python-level: once per run of one class
             last_cls, value, priority = cls, cls.value, PRIORITY[cls]
-        rows.append(_row(push, value, priority, decision, now))
+        p = push
+        rows.append(_row(p, p.dedupe_key, p.chat_id, p.owner_id, p.text, p.subject, value, priority, decision, now))
     return _insert(session, rows)
 
 
@@ -168,28 +169,9 @@ def enqueue_alike(
     decisions = _decide(
         session, policy, now, [v[1] for v in fresh], [cls] * count, [asked] * count, [t.expires_at] * count, owners
     )
-    value, priority = cls.value, PRIORITY[cls] if t.priority is None else t.priority
-    rows = [  # _row's values, the template's fields taken once
-        (
-            key,
-            chat_id,
-            owner_id,
-            t.partner_id,
-            value,
-            priority,
-            text,
-            t.parse_mode,
-            t.buttons,
-            (d.at if d.send else None) or now,
-            t.expires_at,
-            0,
-            _PENDING if d.send else _SKIPPED,
-            d.reason,
-            t.topic,
-            subject if t.topic else None,
-            now,
-            now,
-        )
+    value, priority = cls.value, PRIORITY[cls]
+    rows = [
+        _row(t, key, chat_id, owner_id, text, subject, value, priority, d, now)
         for (key, chat_id, text, owner_id, subject), d in zip(fresh, decisions, strict=True)
     ]
     return _insert(session, rows)
@@ -349,18 +331,30 @@ ROW_COLUMNS = (
 )
 
 
-def _row(push: Push, value: str, priority: int, decision: Plan, now: datetime) -> tuple[Any, ...]:
-    """The outbox row for one planned push, as values in ``ROW_COLUMNS`` order (inserted in
-    bulk); ``value`` and ``priority``: its class's value and default priority."""
+def _row(
+    push: Push,
+    key: str,
+    chat_id: int,
+    owner_id: int | None,
+    text: str,
+    subject: str | None,
+    value: str,
+    priority: int,
+    decision: Plan,
+    now: datetime,
+) -> tuple[Any, ...]:
+    """The outbox row, as values in ``ROW_COLUMNS`` order (inserted in bulk), of ``push`` with
+    its key, chat, owner, text and subject as given (``enqueue_alike`` varies only those);
+    ``value`` and ``priority``: its class's value and default priority."""
     send = decision.send
     return (
-        push.dedupe_key,
-        push.chat_id,
-        push.owner_id,
+        key,
+        chat_id,
+        owner_id,
         push.partner_id,
         value,
         priority if push.priority is None else push.priority,
-        push.text,
+        text,
         push.parse_mode,
         push.buttons,
         (decision.at if send else None) or now,
@@ -369,7 +363,7 @@ def _row(push: Push, value: str, priority: int, decision: Plan, now: datetime) -
         _PENDING if send else _SKIPPED,
         decision.reason,
         push.topic,
-        push.subject if push.topic else None,
+        subject if push.topic else None,
         now,
         now,
     )
