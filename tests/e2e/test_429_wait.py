@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiogram.filters import Command
 from aiogram.types import Message
-from sqlalchemy import insert, select, text
-from sqlmodel import Session, col
+from sqlalchemy import insert, text
+from sqlmodel import Session
 
 from storage.db import make_engine, table_of
 from storage.models import Dealer
@@ -46,11 +46,6 @@ async def bot(sandbox, db_url: str) -> AsyncIterator[BotHarness]:
         await harness.stop()
 
 
-def _dealers(harness: BotHarness) -> set[str]:
-    with harness.session() as session:
-        return set(session.exec(select(col(Dealer.code))).scalars())
-
-
 def _replied(harness: BotHarness) -> bool:
     return any("after the wait" in (m.get("text") or "") for m in harness.sandbox.bot_messages(USER))
 
@@ -60,7 +55,7 @@ async def test_a_reply_waiting_out_a_429_leaves_the_database_to_others(bot: BotH
     sb.set_failure(method="sendMessage", status=429, retry_after=WAIT_S, count=1)
     await sb.send_text(USER, USER, "/wait")
     # the work before the reply is committed when the wait starts, not after the reply
-    assert await bot.eventually(lambda: "BEFORE" in _dealers(bot), timeout=WAIT_S + 10)
+    assert await bot.eventually(lambda: "BEFORE" in bot.dealer_codes(), timeout=WAIT_S + 10)
     assert not _replied(bot)
     other = make_engine(db_url)
     try:
@@ -72,4 +67,4 @@ async def test_a_reply_waiting_out_a_429_leaves_the_database_to_others(bot: BotH
         other.dispose()
     assert not _replied(bot)  # the insert went through during the wait
     await sb.wait_for_bot_message(USER, contains="after the wait", timeout=WAIT_S + 10)
-    assert await bot.eventually(lambda: _dealers(bot) == {"BEFORE", "BESIDE", "AFTER"})
+    assert await bot.eventually(lambda: bot.dealer_codes() == {"BEFORE", "BESIDE", "AFTER"})

@@ -12,22 +12,15 @@ import asyncio
 
 import pytest
 
-from tests.support.harness import BotHarness
+from tests.support.harness import BotHarness, running_bot
 
 BURST = 300
 
 
 @pytest.fixture
 async def burst_harness(db_url: str, daytime_clock):
-    from sandbox import Sandbox, SandboxConfig
-
-    async with Sandbox(SandboxConfig(enforce_limits=False)) as sb:
-        harness = BotHarness(sb, db_url)
-        await harness.start()
-        try:
-            yield harness
-        finally:
-            await harness.stop()
+    async with running_bot(db_url, enforce_limits=False) as harness:
+        yield harness
 
 
 async def test_three_hundred_help_at_once_get_three_hundred_replies(burst_harness: BotHarness) -> None:

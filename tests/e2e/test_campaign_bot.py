@@ -58,6 +58,29 @@ async def _edited(harness, chat_id: int, message_id: int, wanted: str) -> dict:
     return found
 
 
+async def ask_send_now(harness, partner_tg: int) -> dict:
+    """``/campaign`` to growing/active with the first ready template, "send now": the
+    question "Send this campaign now?" (its message), not yet confirmed."""
+    from bot.routers.campaigns import CellCb, Step, StepCb, TemplateCb
+
+    sb = harness.sandbox
+    await sb.send_text(partner_tg, partner_tg, "/campaign")
+    matrix = await sb.wait_for_bot_message(partner_tg, contains="New campaign")
+    await sb.press_button(partner_tg, partner_tg, matrix["message_id"], CellCb(maturity=1, activity=0).pack())
+    nxt = StepCb(step=Step.next).pack()
+    await _edited(harness, partner_tg, matrix["message_id"], nxt)
+    await harness.eventually(
+        lambda: "growing/active" in (sb.history.get(partner_tg, matrix["message_id"]).view().get("text") or "")
+    )
+    await sb.press_button(partner_tg, partner_tg, matrix["message_id"], nxt)
+    template = TemplateCb(index=0).pack()
+    await _edited(harness, partner_tg, matrix["message_id"], template)
+    await sb.press_button(partner_tg, partner_tg, matrix["message_id"], template)
+    preview = await sb.wait_for_bot_message(partner_tg, contains="preview")
+    await sb.press_button(partner_tg, partner_tg, preview["message_id"], StepCb(step=Step.now).pack())
+    return await sb.wait_for_bot_message(partner_tg, contains="Send this campaign now?")
+
+
 async def test_partner_builds_previews_confirms_and_cancels(campaign_harness) -> None:
     from bot.routers.campaigns import CancelCb, CellCb, Step, StepCb, TemplateCb
 

@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from storage.campaign_models import Campaign, CampaignMember
 from storage.models import OutboxMessage
-from tests.e2e.test_campaign_bot import _edited, _owner
+from tests.e2e.test_campaign_bot import _owner, ask_send_now
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ OWNERS = (6301, 6302, 6303)
 
 
 async def test_send_now_answers_at_once_and_the_job_plans_it(harness) -> None:
-    from bot.routers.campaigns import CellCb, Step, StepCb, TemplateCb
+    from bot.routers.campaigns import Step, StepCb
     from flows.growth import campaigns
 
     sb = harness.sandbox
@@ -30,21 +30,7 @@ async def test_send_now_answers_at_once_and_the_job_plans_it(harness) -> None:
     await harness.register_partner(PARTNER_TG, code)
     mine = [await _owner(harness, f"CS{tg}", tg, "A501") for tg in OWNERS]
 
-    await sb.send_text(PARTNER_TG, PARTNER_TG, "/campaign")
-    matrix = await sb.wait_for_bot_message(PARTNER_TG, contains="New campaign")
-    await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], CellCb(maturity=1, activity=0).pack())
-    nxt = StepCb(step=Step.next).pack()
-    await _edited(harness, PARTNER_TG, matrix["message_id"], nxt)
-    await harness.eventually(
-        lambda: "growing/active" in (sb.history.get(PARTNER_TG, matrix["message_id"]).view().get("text") or "")
-    )
-    await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], nxt)
-    template = TemplateCb(index=0).pack()
-    await _edited(harness, PARTNER_TG, matrix["message_id"], template)
-    await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], template)
-    preview = await sb.wait_for_bot_message(PARTNER_TG, contains="preview")
-    await sb.press_button(PARTNER_TG, PARTNER_TG, preview["message_id"], StepCb(step=Step.now).pack())
-    confirm = await sb.wait_for_bot_message(PARTNER_TG, contains="Send this campaign now?")
+    confirm = await ask_send_now(harness, PARTNER_TG)
 
     aps = harness.runtime.scheduler._aps
     aps.pause()

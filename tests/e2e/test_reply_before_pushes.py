@@ -21,7 +21,7 @@ from sqlmodel import col
 
 from flows.delivery.outbox import Push, enqueue_many
 from storage.models import OutboxMessage
-from tests.support.harness import BotHarness
+from tests.support.harness import BotHarness, running_bot
 
 pytestmark = pytest.mark.e2e
 OWNER = 6301
@@ -31,15 +31,8 @@ WAIT_S = 4  # Telegram's retry_after for the reply: four of the chat's push slot
 
 @pytest.fixture
 async def bot(db_url: str, daytime_clock) -> AsyncIterator[BotHarness]:
-    from sandbox import Sandbox, SandboxConfig
-
-    async with Sandbox(SandboxConfig()) as sb:  # Telegram's limits on
-        harness = BotHarness(sb, db_url)
-        await harness.start()
-        try:
-            yield harness
-        finally:
-            await harness.stop()
+    async with running_bot(db_url) as harness:  # Telegram's limits on
+        yield harness
 
 
 def _first_reply_meets_429(sb: Any, chat_id: int) -> list[int]:

@@ -13,7 +13,7 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from sqlalchemy import event, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from bot.middlewares import commit_before_reply
 from storage.models import Dealer, FsmRecord
@@ -84,17 +84,12 @@ async def bot(sandbox, db_url: str) -> AsyncIterator[BotHarness]:
         await harness.stop()
 
 
-def _dealers(harness: BotHarness) -> set[str]:
-    with harness.session() as session:
-        return set(session.exec(select(col(Dealer.code))).scalars())
-
-
 async def test_a_handler_that_fails_after_replying_leaves_nothing(bot: BotHarness) -> None:
     sb = bot.sandbox
     await sb.send_text(USER, USER, "/boom")
     await sb.wait_for_bot_message(USER, contains="about to fail")
     await sb.wait_for_bot_message(USER, contains=APOLOGY)
-    assert _dealers(bot) == set()
+    assert bot.dealer_codes() == set()
     with bot.session() as session:
         assert session.exec(select(FsmRecord)).first() is None  # the state it set is gone too
 
@@ -107,7 +102,7 @@ async def test_a_write_the_database_refuses_stops_the_reply(bot: BotHarness) -> 
     await sb.send_text(USER, USER, "/dup")
     await sb.wait_for_bot_message(USER, contains=APOLOGY)
     assert not any("never be sent" in (m.get("text") or "") for m in sb.bot_messages(USER))
-    assert _dealers(bot) == {"DUP"}
+    assert bot.dealer_codes() == {"DUP"}
 
 
 async def test_a_good_update_commits_once_whatever_it_sends(bot: BotHarness) -> None:
@@ -115,7 +110,7 @@ async def test_a_good_update_commits_once_whatever_it_sends(bot: BotHarness) -> 
     await sb.send_text(USER, USER, "/ok")
     await sb.wait_for_bot_message(USER, contains="first reply")
     await sb.wait_for_bot_message(USER, contains="second reply")
-    assert await bot.eventually(lambda: _dealers(bot) == {"OK1", "OK2"})
+    assert await bot.eventually(lambda: bot.dealer_codes() == {"OK1", "OK2"})
     assert COMMITS == ["ok"]
 
 
@@ -123,6 +118,6 @@ async def test_commit_before_reply_is_the_one_explicit_exception(bot: BotHarness
     sb = bot.sandbox
     await sb.send_text(USER, USER, "/early")
     await sb.wait_for_bot_message(USER, contains="committed, now failing")
-    assert _dealers(bot) == {"EARLY"}  # visible as soon as the reply is
+    assert bot.dealer_codes() == {"EARLY"}  # visible as soon as the reply is
     await sb.wait_for_bot_message(USER, contains=APOLOGY)
-    assert _dealers(bot) == {"EARLY"}
+    assert bot.dealer_codes() == {"EARLY"}

@@ -15,7 +15,7 @@ from sqlmodel import Session, col
 
 from storage.campaign_models import Campaign
 from storage.models import OutboxMessage
-from tests.e2e.test_campaign_bot import _edited, _owner
+from tests.e2e.test_campaign_bot import _owner, ask_send_now
 from tests.support.harness import BotHarness
 from tests.support.web_role import web_process
 
@@ -29,7 +29,7 @@ TELEMATICS_SECRET = "web-role-telematics-secret"
 async def test_web_role_hands_send_now_to_the_leader_and_serves_telematics(sandbox, db_url: str, daytime_clock) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("the web role runs on PostgreSQL")
-    from bot.routers.campaigns import CellCb, Step, StepCb, TemplateCb
+    from bot.routers.campaigns import Step, StepCb
     from bot.telematics import sign
     from flows.growth import campaigns
     from flows.templating import Renderer
@@ -46,18 +46,7 @@ async def test_web_role_hands_send_now_to_the_leader_and_serves_telematics(sandb
         for tg in OWNERS:
             await _owner(harness, f"WR{tg}", tg, "A601")
 
-        await sb.send_text(PARTNER_TG, PARTNER_TG, "/campaign")
-        matrix = await sb.wait_for_bot_message(PARTNER_TG, contains="New campaign")
-        await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], CellCb(maturity=1, activity=0).pack())
-        nxt = StepCb(step=Step.next).pack()
-        await _edited(harness, PARTNER_TG, matrix["message_id"], nxt)
-        await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], nxt)
-        template = TemplateCb(index=0).pack()
-        await _edited(harness, PARTNER_TG, matrix["message_id"], template)
-        await sb.press_button(PARTNER_TG, PARTNER_TG, matrix["message_id"], template)
-        preview = await sb.wait_for_bot_message(PARTNER_TG, contains="preview")
-        await sb.press_button(PARTNER_TG, PARTNER_TG, preview["message_id"], StepCb(step=Step.now).pack())
-        confirm = await sb.wait_for_bot_message(PARTNER_TG, contains="Send this campaign now?")
+        confirm = await ask_send_now(harness, PARTNER_TG)
         await sb.press_button(PARTNER_TG, PARTNER_TG, confirm["message_id"], StepCb(step=Step.confirm).pack())
         reply = await sb.wait_for_bot_message(PARTNER_TG, contains="sending to")
         assert f"sending to {len(OWNERS)} owners" in reply["text"]

@@ -3,6 +3,10 @@ seeding helpers end-to-end tests use (``harness`` fixture in ``tests/e2e/conftes
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from sqlmodel import col
 
 OPERATOR_ID = 900_001
@@ -55,6 +59,15 @@ class BotHarness:
         from sqlmodel import Session
 
         return Session(self.app.engine, expire_on_commit=False)
+
+    def dealer_codes(self) -> set[str]:
+        """The dealers' codes as committed: what the unit-of-work tests' handlers write."""
+        from sqlmodel import col, select
+
+        from storage.models import Dealer
+
+        with self.session() as session:
+            return set(session.exec(select(col(Dealer.code))).all())
 
     # seeding ---------------------------------------------------------------------------
     async def add_partner(self, *args, **kwargs) -> str:
@@ -245,3 +258,18 @@ class BotHarness:
             if value or asyncio.get_running_loop().time() > deadline:
                 return value
             await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running_bot(database_url: str, **sandbox_config: Any) -> AsyncIterator[BotHarness]:
+    """A sandbox of its own (``SandboxConfig(**sandbox_config)``) and the bot started on it,
+    for tests that need other sandbox settings than the shared ``harness`` fixture's."""
+    from sandbox import Sandbox, SandboxConfig
+
+    async with Sandbox(SandboxConfig(**sandbox_config)) as sb:
+        harness = BotHarness(sb, database_url)
+        await harness.start()
+        try:
+            yield harness
+        finally:
+            await harness.stop()
