@@ -46,7 +46,7 @@ def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = 
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         if background_checkpoints:
-            event.listen(engine, "connect", lambda dbapi_connection, _record: defer_checkpoints(dbapi_connection))
+            event.listen(engine, "connect", defer_checkpoints)
         return engine
     return create_engine(
         url,

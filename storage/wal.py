@@ -27,8 +27,9 @@ FALLBACK_PAGES = 50_000
 INTERVAL_S = 1.0
 
 
-def defer_checkpoints(dbapi_connection: Any) -> None:
-    """Per connection: commits checkpoint only past ``FALLBACK_PAGES`` (the thread does it)."""
+def defer_checkpoints(dbapi_connection: Any, _record: Any = None) -> None:
+    """Per connection (a ``connect`` listener): commits checkpoint only past
+    ``FALLBACK_PAGES`` (the thread does it)."""
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
     cursor.close()
