@@ -96,8 +96,11 @@ class SenderConfig(BaseModel):
         return max(self.window, self.batch_size, int(self.rate_per_s * self.claim_ahead_s))
 
 
-#: how long past a reply's ``retry_after`` that chat's pushes stay back (``OutboxSender.hold_chat``)
+#: how long past a reply's ``retry_after`` that chat's pushes stay back, and this sender as a
+#: whole (``OutboxSender.hold_chat``): the retry goes out a little after the wait, and a push
+#: sent the moment it ends would take the turn again
 REPLY_TURN_MARGIN_S = 2.0
+REPLY_PAUSE_MARGIN_S = 1.0
 
 
 class TokenBucket:
@@ -341,9 +344,9 @@ class OutboxSender:
         request travels), and a push sent the moment the wait ends would take the chat's turn
         again; a retry that meets another 429 holds the chat again. Telegram's answer does not
         say whether the chat's limit or the bot's overall one was hit, so the sender also pauses
-        for ``retry_after`` itself, the reply's wait. Pushes already waiting move back; none is
+        for the reply's wait, plus ``REPLY_PAUSE_MARGIN_S``. Pushes already waiting move back; none is
         dropped."""
-        self._pause(retry_after)
+        self._pause(retry_after + REPLY_PAUSE_MARGIN_S)
         until = self._mono() + retry_after + REPLY_TURN_MARGIN_S
         self._replying[chat_id] = max(until, self._replying.get(chat_id, 0.0))
         self._cool[chat_id] = max(until, self._cool.get(chat_id, 0.0))
